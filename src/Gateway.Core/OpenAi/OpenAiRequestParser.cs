@@ -1,0 +1,379 @@
+using System.Text.Json;
+
+namespace Gateway.Core.OpenAi;
+
+/// <summary>
+/// Parses and validates an OpenAI request body once (gateway and worker share it). Every problem comes back as an
+/// <see cref="OpenAiError"/> naming the parameter, never as an exception. JSON depth is bounded.
+/// </summary>
+public static class OpenAiRequestParser
+{
+    /// <summary>Maximum JSON nesting accepted.</summary>
+    public const int MaxDepth = 64;
+
+    /// <summary>Parses <paramref name="utf8Body"/> sent to <paramref name="endpoint"/>.</summary>
+    public static bool TryParse(ReadOnlyMemory<byte> utf8Body, OpenAiEndpoint endpoint, out OpenAiRequest? request, out OpenAiError? error)
+    {
+        request = null;
+        if (utf8Body.IsEmpty)
+        {
+            error = OpenAiError.Invalid("Request body is empty; expected a JSON object.", null, "invalid_json");
+            return false;
+        }
+
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(utf8Body, new JsonDocumentOptions { MaxDepth = MaxDepth });
+        }
+        catch (JsonException ex)
+        {
+            error = OpenAiError.Invalid($"Request body is not valid JSON: {Trim(ex.Message)}", null, "invalid_json");
+            return false;
+        }
+
+        using (doc)
+        {
+            try
+            {
+                request = Parse(doc.RootElement, endpoint);
+                error = null;
+                return true;
+            }
+            catch (RequestValidationException ex)
+            {
+                error = ex.Error;
+                return false;
+            }
+        }
+    }
+
+    private static OpenAiRequest Parse(JsonElement root, OpenAiEndpoint endpoint)
+    {
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            throw Fail("Request body must be a JSON object.", null);
+        }
+
+        string model = RequiredString(root, "model");
+        bool stream = OptionalBool(root, "stream") ?? false;
+        bool includeUsage = false;
+        if (root.TryGetProperty("stream_options", out var so) && so.ValueKind != JsonValueKind.Null)
+        {
+            if (so.ValueKind != JsonValueKind.Object)
+            {
+                throw Fail("'stream_options' must be an object.", "stream_options");
+            }
+
+            includeUsage = OptionalBool(so, "include_usage", "stream_options.include_usage") ?? false;
+        }
+
+        int? maxTokens = OptionalInt(root, "max_completion_tokens") ?? OptionalInt(root, "max_tokens");
+        if (maxTokens is < 1)
+        {
+            throw Fail($"'max_tokens' must be at least 1, got {maxTokens}.", "max_tokens");
+        }
+
+        int n = OptionalInt(root, "n") ?? 1;
+        if (n < 1 || n > 128)
+        {
+            throw Fail($"'n' must be between 1 and 128, got {n}.", "n");
+        }
+
+        long? seed = null;
+        if (root.TryGetProperty("seed", out var seedEl) && seedEl.ValueKind != JsonValueKind.Null)
+        {
+            if (seedEl.ValueKind != JsonValueKind.Number || !seedEl.TryGetInt64(out long s))
+            {
+                throw Fail("'seed' must be an integer.", "seed");
+            }
+
+            seed = s;
+        }
+
+        var stop = ParseStop(root);
+        string? user = OptionalString(root, "user");
+        string? cacheKey = OptionalString(root, "prompt_cache_key");
+        var (toolNames, toolChoice) = ParseTools(root);
+
+        switch (endpoint)
+        {
+            case OpenAiEndpoint.ChatCompletions:
+            {
+                if (!root.TryGetProperty("messages", out var messages))
+                {
+                    throw Fail("Missing required parameter: 'messages'.", "messages", "missing_required_parameter");
+                }
+
+                if (messages.ValueKind != JsonValueKind.Array)
+                {
+                    throw Fail("'messages' must be an array.", "messages");
+                }
+
+                if (messages.GetArrayLength() == 0)
+                {
+                    throw Fail("'messages' must contain at least one message.", "messages");
+                }
+
+                int i = 0;
+                string? lastRole = null;
+                foreach (var m in messages.EnumerateArray())
+                {
+                    lastRole = ValidateMessage(m, i++);
+                }
+
+                return new OpenAiRequest
+                {
+                    Endpoint = endpoint, Model = model, Stream = stream, IncludeUsage = includeUsage, MaxTokens = maxTokens, N = n,
+                    Stop = stop, Seed = seed, ToolNames = toolNames, ToolChoice = toolChoice, User = user, PromptCacheKey = cacheKey,
+                    PromptText = PromptRenderer.RenderChat(messages, root.TryGetProperty("tools", out var t) ? t : default),
+                    MessageCount = i, LastRole = lastRole,
+                };
+            }
+
+            case OpenAiEndpoint.Completions:
+            {
+                if (!root.TryGetProperty("prompt", out var prompt))
+                {
+                    throw Fail("Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter");
+                }
+
+                string text = prompt.ValueKind switch
+                {
+                    JsonValueKind.String => prompt.GetString()!,
+                    JsonValueKind.Array when prompt.GetArrayLength() == 1 && prompt[0].ValueKind == JsonValueKind.String => prompt[0].GetString()!,
+                    JsonValueKind.Array => throw Fail("'prompt' must be a string or an array with one string (batched prompts are not supported).", "prompt"),
+                    _ => throw Fail("'prompt' must be a string.", "prompt"),
+                };
+                return new OpenAiRequest
+                {
+                    Endpoint = endpoint, Model = model, Stream = stream, IncludeUsage = includeUsage, MaxTokens = maxTokens, N = n,
+                    Stop = stop, Seed = seed, User = user, PromptCacheKey = cacheKey, PromptText = text,
+                };
+            }
+
+            default:
+            {
+                if (!root.TryGetProperty("input", out var input))
+                {
+                    throw Fail("Missing required parameter: 'input'.", "input", "missing_required_parameter");
+                }
+
+                var inputs = new List<string>();
+                if (input.ValueKind == JsonValueKind.String)
+                {
+                    inputs.Add(input.GetString()!);
+                }
+                else if (input.ValueKind == JsonValueKind.Array && input.GetArrayLength() > 0)
+                {
+                    foreach (var e in input.EnumerateArray())
+                    {
+                        if (e.ValueKind != JsonValueKind.String)
+                        {
+                            throw Fail("'input' must be a string or an array of strings.", "input");
+                        }
+
+                        inputs.Add(e.GetString()!);
+                    }
+                }
+                else
+                {
+                    throw Fail("'input' must be a non-empty string or array of strings.", "input");
+                }
+
+                if (inputs.Count > 2048)
+                {
+                    throw Fail("'input' may hold at most 2048 items.", "input");
+                }
+
+                return new OpenAiRequest
+                {
+                    Endpoint = endpoint, Model = model, User = user, EmbeddingInputs = inputs, PromptText = string.Join('\n', inputs),
+                };
+            }
+        }
+    }
+
+    private static string ValidateMessage(JsonElement m, int index)
+    {
+        string p = $"messages[{index}]";
+        if (m.ValueKind != JsonValueKind.Object)
+        {
+            throw Fail($"'{p}' must be an object.", p);
+        }
+
+        if (!m.TryGetProperty("role", out var role) || role.ValueKind != JsonValueKind.String)
+        {
+            throw Fail($"'{p}.role' is required and must be a string.", $"{p}.role");
+        }
+
+        string r = role.GetString()!;
+        if (r is not ("system" or "developer" or "user" or "assistant" or "tool" or "function"))
+        {
+            throw Fail($"'{p}.role' must be one of system, developer, user, assistant, tool; got '{Trim(r)}'.", $"{p}.role");
+        }
+
+        if (m.TryGetProperty("content", out var content))
+        {
+            if (content.ValueKind is not (JsonValueKind.String or JsonValueKind.Array or JsonValueKind.Null))
+            {
+                throw Fail($"'{p}.content' must be a string, an array of content parts, or null.", $"{p}.content");
+            }
+        }
+        else if (r != "assistant")
+        {
+            throw Fail($"'{p}.content' is required for role '{r}'.", $"{p}.content", "missing_required_parameter");
+        }
+
+        if (m.TryGetProperty("tool_calls", out var tc) && tc.ValueKind is not (JsonValueKind.Array or JsonValueKind.Null))
+        {
+            throw Fail($"'{p}.tool_calls' must be an array.", $"{p}.tool_calls");
+        }
+
+        return r;
+    }
+
+    private static (IReadOnlyList<string> Names, string? Choice) ParseTools(JsonElement root)
+    {
+        var names = new List<string>();
+        if (root.TryGetProperty("tools", out var tools) && tools.ValueKind != JsonValueKind.Null)
+        {
+            if (tools.ValueKind != JsonValueKind.Array)
+            {
+                throw Fail("'tools' must be an array.", "tools");
+            }
+
+            int i = 0;
+            foreach (var t in tools.EnumerateArray())
+            {
+                if (t.ValueKind != JsonValueKind.Object || !t.TryGetProperty("function", out var f) || f.ValueKind != JsonValueKind.Object
+                    || !f.TryGetProperty("name", out var name) || name.ValueKind != JsonValueKind.String)
+                {
+                    throw Fail($"'tools[{i}]' must be {{\"type\":\"function\",\"function\":{{\"name\":...}}}}.", $"tools[{i}]");
+                }
+
+                names.Add(name.GetString()!);
+                i++;
+            }
+        }
+
+        string? choice = null;
+        if (root.TryGetProperty("tool_choice", out var tc) && tc.ValueKind != JsonValueKind.Null)
+        {
+            choice = tc.ValueKind switch
+            {
+                JsonValueKind.String => tc.GetString(),
+                JsonValueKind.Object when tc.TryGetProperty("function", out var f) && f.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String => n.GetString(),
+                _ => throw Fail("'tool_choice' must be \"none\", \"auto\", \"required\" or {\"type\":\"function\",\"function\":{\"name\":...}}.", "tool_choice"),
+            };
+        }
+
+        return (names, choice);
+    }
+
+    private static IReadOnlyList<string> ParseStop(JsonElement root)
+    {
+        if (!root.TryGetProperty("stop", out var stop) || stop.ValueKind == JsonValueKind.Null)
+        {
+            return [];
+        }
+
+        if (stop.ValueKind == JsonValueKind.String)
+        {
+            return [stop.GetString()!];
+        }
+
+        if (stop.ValueKind == JsonValueKind.Array && stop.GetArrayLength() <= 4)
+        {
+            var list = new List<string>();
+            foreach (var s in stop.EnumerateArray())
+            {
+                if (s.ValueKind != JsonValueKind.String)
+                {
+                    throw Fail("'stop' must be a string or an array of up to 4 strings.", "stop");
+                }
+
+                list.Add(s.GetString()!);
+            }
+
+            return list;
+        }
+
+        throw Fail("'stop' must be a string or an array of up to 4 strings.", "stop");
+    }
+
+    private static string RequiredString(JsonElement o, string name)
+    {
+        if (!o.TryGetProperty(name, out var v))
+        {
+            throw Fail($"Missing required parameter: '{name}'.", name, "missing_required_parameter");
+        }
+
+        if (v.ValueKind != JsonValueKind.String || string.IsNullOrEmpty(v.GetString()))
+        {
+            throw Fail($"'{name}' must be a non-empty string.", name);
+        }
+
+        return v.GetString()!;
+    }
+
+    private static string? OptionalString(JsonElement o, string name)
+    {
+        if (!o.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        return v.ValueKind == JsonValueKind.String ? v.GetString() : throw Fail($"'{name}' must be a string.", name);
+    }
+
+    private static bool? OptionalBool(JsonElement o, string name, string? param = null)
+    {
+        if (!o.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        return v.ValueKind switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            _ => throw Fail($"'{param ?? name}' must be a boolean.", param ?? name),
+        };
+    }
+
+    private static int? OptionalInt(JsonElement o, string name)
+    {
+        if (!o.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        if (v.ValueKind != JsonValueKind.Number)
+        {
+            throw Fail($"'{name}' must be an integer.", name);
+        }
+
+        if (!v.TryGetInt64(out long l))
+        {
+            throw Fail($"'{name}' must be an integer.", name);
+        }
+
+        if (l > int.MaxValue || l < int.MinValue)
+        {
+            throw Fail($"'{name}' is out of range: {l}.", name);
+        }
+
+        return (int)l;
+    }
+
+    private static string Trim(string s) => s.Length <= 160 ? s : s[..160] + "…";
+
+    private static RequestValidationException Fail(string message, string? param, string? code = null) =>
+        new(OpenAiError.Invalid(message, param, code));
+
+    private sealed class RequestValidationException(OpenAiError error) : Exception(error.Message)
+    {
+        public OpenAiError Error { get; } = error;
+    }
+}

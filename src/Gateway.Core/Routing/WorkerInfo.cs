@@ -1,0 +1,93 @@
+namespace Gateway.Core.Routing;
+
+/// <summary>
+/// A worker as the router host (gateway or simulator) sees it: the load this host charged at dispatch (no lag
+/// behind metric polls) plus the worker's last self-report. Counters are updated with Interlocked so a live
+/// gateway can read them without a lock; a policy reads a consistent-enough view, never a torn value.
+/// </summary>
+public sealed class WorkerInfo
+{
+    private int _inFlight;
+    private long _pendingPrefillTokens;
+    private long _activeDecodeTokens;
+
+    /// <summary>Creates a worker record.</summary>
+    public WorkerInfo(string id, int index)
+    {
+        Id = id;
+        Index = index;
+    }
+
+    /// <summary>Stable worker id (URL or pod name).</summary>
+    public string Id { get; }
+
+    /// <summary>Position in the host's worker list.</summary>
+    public int Index { get; }
+
+    /// <summary>False while the worker fails health checks or its circuit is open.</summary>
+    public bool Healthy { get; set; } = true;
+
+    /// <summary>True while the worker is draining: it gets no new requests.</summary>
+    public bool Draining { get; set; }
+
+    /// <summary>Requests dispatched here by this host and not completed.</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>Uncached prompt tokens dispatched here whose prefill has not finished (first token not seen).</summary>
+    public long PendingPrefillTokens => Volatile.Read(ref _pendingPrefillTokens);
+
+    /// <summary>Context tokens of requests here that are decoding.</summary>
+    public long ActiveDecodeTokens => Volatile.Read(ref _activeDecodeTokens);
+
+    /// <summary>Worker-reported waiting requests (last poll).</summary>
+    public int ReportedWaiting { get; set; }
+
+    /// <summary>Worker-reported running requests (last poll).</summary>
+    public int ReportedRunning { get; set; }
+
+    /// <summary>Worker-reported fraction of KV blocks in use (last poll), 0..1.</summary>
+    public double KvUsage { get; set; }
+
+    /// <summary>Worker-reported KV capacity in blocks (0 when unknown).</summary>
+    public int KvBlocksTotal { get; set; }
+
+    /// <summary>Prefill throughput of this worker in tokens/s (from its published profile or measured).</summary>
+    public double PrefillTokensPerSecond { get; set; } = 10_000;
+
+    /// <summary>Time of one decode step at typical batch, in seconds (from its profile or measured).</summary>
+    public double DecodeStepSeconds { get; set; } = 0.02;
+
+    /// <summary>True when the worker publishes KV events (precise index usable).</summary>
+    public bool PublishesKvEvents { get; set; }
+
+    /// <summary>Eligible for new requests.</summary>
+    public bool Eligible => Healthy && !Draining;
+
+    /// <summary>Charges a dispatched request: in-flight +1, its uncached prompt tokens to pending prefill.</summary>
+    public void OnDispatched(int uncachedPromptTokens)
+    {
+        Interlocked.Increment(ref _inFlight);
+        Interlocked.Add(ref _pendingPrefillTokens, uncachedPromptTokens);
+    }
+
+    /// <summary>The request's prefill finished (first token): its prefill charge moves to decode.</summary>
+    public void OnFirstToken(int uncachedPromptTokens, int contextTokens)
+    {
+        Interlocked.Add(ref _pendingPrefillTokens, -uncachedPromptTokens);
+        Interlocked.Add(ref _activeDecodeTokens, contextTokens);
+    }
+
+    /// <summary>The request ended (completed, failed or cancelled); <paramref name="reachedDecode"/> says whether <see cref="OnFirstToken"/> ran.</summary>
+    public void OnCompleted(int uncachedPromptTokens, int contextTokens, bool reachedDecode)
+    {
+        Interlocked.Decrement(ref _inFlight);
+        if (reachedDecode)
+        {
+            Interlocked.Add(ref _activeDecodeTokens, -contextTokens);
+        }
+        else
+        {
+            Interlocked.Add(ref _pendingPrefillTokens, -uncachedPromptTokens);
+        }
+    }
+}

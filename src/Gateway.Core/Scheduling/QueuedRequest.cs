@@ -1,0 +1,32 @@
+namespace Gateway.Core.Scheduling;
+
+/// <summary>A request waiting in the gateway's queue, as schedulers see it.</summary>
+public sealed class QueuedRequest
+{
+    /// <summary>Gateway-unique id; also the FIFO tie-breaker (lower first).</summary>
+    public required long Id { get; init; }
+
+    /// <summary>Tenant path, e.g. "acme/search/key-1" (a session may be appended as a fourth level).</summary>
+    public required string TenantPath { get; init; }
+
+    /// <summary>Session id, if any.</summary>
+    public string? SessionId { get; init; }
+
+    /// <summary>Prompt length in tokens.</summary>
+    public int PromptTokens { get; init; }
+
+    /// <summary>Prompt tokens expected to be served from cache (routing's prediction).</summary>
+    public int ExpectedCachedTokens { get; set; }
+
+    /// <summary>Expected output tokens.</summary>
+    public int ExpectedOutputTokens { get; init; }
+
+    /// <summary>Priority class: 0 interactive (default), 1 batch.</summary>
+    public int PriorityClass { get; init; }
+
+    /// <summary>Enqueue time (TimeProvider timestamp).</summary>
+    public long EnqueuedTimestamp { get; init; }
+
+    /// <summary>The host's own object for this request (HTTP context, simulator record).</summary>
+    public object? Payload { get; init; }
+}

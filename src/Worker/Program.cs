@@ -1,0 +1,2 @@
+// Placeholder entry point: replaced by the issue that builds this component.
+return 0;
