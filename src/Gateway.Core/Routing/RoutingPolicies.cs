@@ -1,0 +1,29 @@
+namespace Gateway.Core.Routing;
+
+/// <summary>What a routing policy may need from its host when it is created by name.</summary>
+public sealed class RoutingPolicyContext
+{
+    /// <summary>Clock (virtual in the simulator).</summary>
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+
+    /// <summary>Seed for the policy's random tie-breaks.</summary>
+    public int Seed { get; init; } = 1;
+
+    /// <summary>Engine block size the request hashes are cut with.</summary>
+    public int BlockSize { get; init; } = Hashing.BlockHasher.DefaultBlockSize;
+}
+
+/// <summary>Creates routing policies by the names used in configuration and on the simulator's command line.</summary>
+public static class RoutingPolicies
+{
+    /// <summary>Every policy name <see cref="Create"/> accepts.</summary>
+    public static IReadOnlyList<string> Names { get; } = [RoundRobinPolicy.PolicyName, LeastLoadPolicy.PolicyName];
+
+    /// <summary>Creates a fresh policy (with its own state) named <paramref name="name"/>.</summary>
+    public static IRoutingPolicy Create(string name, RoutingPolicyContext context) => name switch
+    {
+        RoundRobinPolicy.PolicyName => new RoundRobinPolicy(),
+        LeastLoadPolicy.PolicyName => new LeastLoadPolicy(new Random(context.Seed)),
+        _ => throw new ArgumentException($"unknown routing policy '{name}'; known: {string.Join(", ", Names)}", nameof(name)),
+    };
+}
