@@ -108,7 +108,7 @@ public sealed class WorkerHost : IAsyncDisposable
 
         var app = builder.Build();
         var loop = new EngineLoop(engine, options.TimeProvider, options.TimeScale);
-        var context = new WorkerContext(options, profile, loop);
+        var context = new WorkerContext(options, profile, loop) { Stopping = app.Lifetime.ApplicationStopping };
         try
         {
             MapRoutes(app, context);

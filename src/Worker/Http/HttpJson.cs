@@ -8,6 +8,12 @@ namespace Worker.Http;
 /// <summary>Small helpers: bounded body reads and JSON/error responses written with <see cref="Utf8JsonWriter"/>.</summary>
 internal static class HttpJson
 {
+    /// <summary>
+    /// Writer options of every response: minimal escaping (quotes and apostrophes stay readable, as OpenAI writes
+    /// them); responses are JSON/SSE, never embedded in HTML.
+    /// </summary>
+    public static readonly JsonWriterOptions WriterOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     /// <summary>Reads the whole body, at most <paramref name="limit"/> bytes; an OpenAI error (413/400) otherwise.</summary>
     public static async Task<(byte[]? Body, OpenAiError? Error)> ReadBodyAsync(HttpContext ctx, long limit)
     {
@@ -56,18 +62,14 @@ internal static class HttpJson
             return Task.CompletedTask;
         }
 
-        ctx.Response.StatusCode = error.Status;
-        ctx.Response.ContentType = "application/json";
-        var bytes = error.ToJsonBytes();
-        ctx.Response.ContentLength = bytes.Length;
-        return ctx.Response.Body.WriteAsync(bytes, ctx.RequestAborted).AsTask();
+        return WriteJsonAsync(ctx, error.Status, error.WriteTo);
     }
 
     /// <summary>Writes a JSON body produced by <paramref name="write"/>.</summary>
     public static Task WriteJsonAsync(HttpContext ctx, int status, Action<Utf8JsonWriter> write)
     {
         var buffer = new ArrayBufferWriter<byte>(512);
-        using (var w = new Utf8JsonWriter(buffer))
+        using (var w = new Utf8JsonWriter(buffer, WriterOptions))
         {
             write(w);
         }

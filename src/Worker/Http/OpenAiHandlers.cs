@@ -194,6 +194,7 @@ internal sealed class OpenAiHandlers
         string id = prepared.Engine.Id;
         bool finished = false;
         using (ctx.RequestAborted.Register(() => loop.Abort(id)))
+        using (_w.Stopping.Register(() => loop.Abort(id)))
         {
             try
             {
@@ -635,7 +636,7 @@ internal sealed class SseChunkWriter
     public SseChunkWriter(System.IO.Pipelines.PipeWriter pipe)
     {
         _pipe = pipe;
-        _json = new Utf8JsonWriter((IBufferWriter<byte>)pipe);
+        _json = new Utf8JsonWriter((IBufferWriter<byte>)pipe, HttpJson.WriterOptions);
     }
 
     public void Write(Action<Utf8JsonWriter> write)
