@@ -57,7 +57,7 @@ public sealed class GatewayMetrics : IDisposable
         public const string PromptTokens = "gateway_prompt_tokens_total";
         public const string PredictedCachedTokens = "gateway_cache_predicted_tokens_total";
         public const string ActualCachedTokens = "gateway_cache_actual_tokens_total";
-        public const string CachePredictionError = "gateway_cache_prediction_error_tokens_total";
+        public const string CachePredictionError = "gateway_cache_prediction_error_total";
         public const string Retries = "gateway_upstream_retries_total";
         public const string WorkerInFlight = "gateway_worker_in_flight";
         public const string WorkerKvUsage = "gateway_worker_kv_usage_ratio";

@@ -24,8 +24,11 @@ public static class TelemetryExtensions
             o.MeterScope ??= sp.GetRequiredService<IMeterFactory>();
             return new PrometheusExporter(o);
         });
-        services.TryAddSingleton(sp => new GatewayMetrics(sp.GetRequiredService<IMeterFactory>(),
-            sp.GetRequiredService<GatewayTelemetryOptions>().Metrics));
+        services.TryAddSingleton(sp =>
+        {
+            sp.GetRequiredService<PrometheusExporter>(); // listen before the first measurement, whatever is resolved first
+            return new GatewayMetrics(sp.GetRequiredService<IMeterFactory>(), sp.GetRequiredService<GatewayTelemetryOptions>().Metrics);
+        });
         services.TryAddSingleton(sp => new GatewayTracerProvider(sp.GetRequiredService<GatewayTelemetryOptions>().Tracing));
         services.AddHostedService<TelemetryStartup>();
         return services;
