@@ -358,6 +358,9 @@ public class LlmEngineTests
 
         var state = engine.GetState();
         Assert.Equal(10, state.KvBlocksPinned);
+        Assert.Equal(10, engine.KvBlocksPinned);
+        Assert.Equal(10, engine.KvBlocksCached);
+        Assert.Equal(0, engine.KvBlocksUsed);
         Assert.Equal(1, state.PinsActive);
         Assert.Equal(0, state.KvBlocksUsed);
     }
