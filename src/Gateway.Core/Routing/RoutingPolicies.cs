@@ -17,13 +17,21 @@ public sealed class RoutingPolicyContext
 public static class RoutingPolicies
 {
     /// <summary>Every policy name <see cref="Create"/> accepts.</summary>
-    public static IReadOnlyList<string> Names { get; } = [RoundRobinPolicy.PolicyName, LeastLoadPolicy.PolicyName];
+    public static IReadOnlyList<string> Names { get; } =
+    [
+        RoundRobinPolicy.PolicyName,
+        LeastLoadPolicy.PolicyName,
+        Baselines.SglangCacheAwarePolicy.PolicyName,
+        Baselines.DynamoKvPolicy.PolicyName,
+    ];
 
     /// <summary>Creates a fresh policy (with its own state) named <paramref name="name"/>.</summary>
     public static IRoutingPolicy Create(string name, RoutingPolicyContext context) => name switch
     {
         RoundRobinPolicy.PolicyName => new RoundRobinPolicy(),
         LeastLoadPolicy.PolicyName => new LeastLoadPolicy(new Random(context.Seed)),
+        Baselines.SglangCacheAwarePolicy.PolicyName => new Baselines.SglangCacheAwarePolicy(context.Time),
+        Baselines.DynamoKvPolicy.PolicyName => new Baselines.DynamoKvPolicy(context.Time),
         _ => throw new ArgumentException($"unknown routing policy '{name}'; known: {string.Join(", ", Names)}", nameof(name)),
     };
 }
