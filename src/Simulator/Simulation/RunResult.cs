@@ -71,6 +71,12 @@ public sealed class RunResult
     /// <summary>Wall-clock seconds the run took (not written to result.json: it would break byte-identity).</summary>
     public double WallSeconds { get; set; }
 
+    /// <summary>Every finished or rejected request in completion order (for tests and validation; not in result.json).</summary>
+    public required List<RequestRecord> Requests { get; init; }
+
     /// <summary>Events processed.</summary>
     public long Events { get; init; }
 }
+
+/// <summary>One request's outcome (seconds of virtual time).</summary>
+public sealed record RequestRecord(string Session, int Turn, string Tenant, double Arrival, double FirstToken, double Finish, int Worker, int PromptTokens, int CachedTokens, int OutputTokens, bool Rejected);

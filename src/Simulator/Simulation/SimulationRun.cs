@@ -61,6 +61,7 @@ public sealed class SimulationRun
     private double _reprefill;
     private double _pinnedBlockSeconds;
     private long _eventCount;
+    private readonly List<RequestRecord> _records = [];
 
     /// <summary>Prepares a run.</summary>
     public SimulationRun(SimWorkload workload, Scenario scenario, string routing, string scheduling, string retention)
@@ -396,6 +397,7 @@ public sealed class SimulationRun
     private void Reject(SimRequest r, double t)
     {
         _rejected++;
+        _records.Add(new RequestRecord(r.Session.Session.Id, r.Turn, r.Session.Session.Tenant, r.Arrival, double.NaN, t, -1, r.Trace.In, 0, 0, true));
         _scheduler.Complete(r.Queued, 0, 0);
         if (--_tenantActive[r.Session.Tenant] == 0)
         {
@@ -523,6 +525,7 @@ public sealed class SimulationRun
 
         _completed++;
         _tenantCompleted[tenant]++;
+        var s0 = r.Session;
         double ttft = (r.FirstToken - r.Arrival) * 1000.0;
         _ttft.Add(ttft);
         _tenantTtft[tenant].Add(ttft);
@@ -532,6 +535,7 @@ public sealed class SimulationRun
             _tpot.Add((t - r.FirstToken) * 1000.0 / (r.Output - 1));
         }
 
+        _records.Add(new RequestRecord(s0.Session.Id, r.Turn, s0.Session.Tenant, r.Arrival, r.FirstToken, t, r.Worker, r.Trace.In, r.Cached, r.Output, false));
         _promptTokens += r.Trace.In;
         _cachedTokens += r.Cached;
         _outputTokens += r.Output;
@@ -664,6 +668,7 @@ public sealed class SimulationRun
             ServiceOverTime = buckets,
             ServiceBucketSeconds = ServiceBucketSeconds,
             Events = _eventCount,
+            Requests = _records,
         };
     }
 
