@@ -4,7 +4,8 @@ namespace Gateway.Core.Scheduling;
 /// Knobs of locality within a fairness bound (the idea of DLPM, Cao et al. 2025, with an explicit bound).
 /// A request is a locality candidate only if every node on its tenant path is within
 /// <see cref="LagBound"/> cost units of service of its least-served backlogged sibling
-/// (<c>(v(node) - min v(siblings)) x weight(node) &lt;= LagBound</c>). LagBound = 0 is strict fair order.
+/// (<c>(v(node) - min v(siblings)) x weight(node) &lt;= LagBound</c>). LagBound = 0 restricts picks to least-served nodes (ties included); within one leaf (a session or a
+/// key's sessionless requests) locality may still reorder among the first <see cref="PerLeafCandidates"/> requests.
 /// </summary>
 public sealed record LocalityOptions
 {

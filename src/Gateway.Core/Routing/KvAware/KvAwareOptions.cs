@@ -30,7 +30,7 @@ public sealed record KvAwareOptions
     /// <summary>Budget of speculative entries. Default 262,144.</summary>
     public int SpeculativeBudget { get; init; } = 1 << 18;
 
-    /// <summary>Workers whose cost is within this fraction of the minimum are "near-least-cost" (randomised tie-break). Default 0.05.</summary>
+    /// <summary>Workers whose cost exceeds the minimum by at most this fraction of the best worker's time-to-first-token estimate are "near-least-cost" (randomised tie-break). Default 0.05.</summary>
     public double TieRelativeEpsilon { get; init; } = 0.05;
 
     /// <summary>Absolute slack added to the tie window, in seconds. Default 0.005 s.</summary>
@@ -53,7 +53,7 @@ public sealed record KvAwareOptions
     /// <summary>Most sessions remembered (least recently seen are forgotten first). Default 100,000.</summary>
     public int MaxSessions { get; init; } = 100_000;
 
-    /// <summary>A session leaves its worker when that worker's cost exceeds the best cost by this factor. Default 2.0.</summary>
+    /// <summary>A session leaves its worker when its time-to-first-token estimate there exceeds the best one by this factor (decode, the same everywhere, is not scaled). Default 2.0.</summary>
     public double SessionOverloadFactor { get; init; } = 2.0;
 
     /// <summary>Context tokens in a decode batch that double a decode step's time (KV reads vs weight reads). Default 128,000.</summary>

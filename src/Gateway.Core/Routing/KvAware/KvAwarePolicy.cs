@@ -301,7 +301,7 @@ public sealed class KvAwarePolicy : IRoutingPolicy
     private RouteDecision Decide(RouteRequest r, IReadOnlyList<WorkerInfo> workers, ReadOnlySpan<int> matched, Span<double> cost)
     {
         int n = workers.Count;
-        double min = double.PositiveInfinity;
+        double min = double.PositiveInfinity, minFirstToken = 0;
         for (int i = 0; i < n; i++)
         {
             var w = workers[i];
@@ -311,8 +311,13 @@ public sealed class KvAwarePolicy : IRoutingPolicy
                 continue;
             }
 
-            cost[i] = EstimateCost(w, r.PromptTokens, CachedTokens(MatchedOf(w, matched), r), r.ExpectedOutputTokens);
-            min = Math.Min(min, cost[i]);
+            double firstToken = QueueSeconds(w) + PrefillSeconds(w, r.PromptTokens, CachedTokens(MatchedOf(w, matched), r));
+            cost[i] = firstToken + DecodeSeconds(w, r.PromptTokens, r.ExpectedOutputTokens);
+            if (cost[i] < min)
+            {
+                min = cost[i];
+                minFirstToken = firstToken;
+            }
         }
 
         if (double.IsPositiveInfinity(min))
@@ -328,7 +333,7 @@ public sealed class KvAwarePolicy : IRoutingPolicy
         if (r.SessionId is { Length: > 0 } session && _sessions.TryGet(session, out string boundId, out int boundIndex))
         {
             int b = FindWorker(workers, boundId, boundIndex);
-            if (b >= 0 && workers[b].Eligible && cost[b] <= min * _options.SessionOverloadFactor + _options.TieAbsoluteSeconds)
+            if (b >= 0 && workers[b].Eligible && cost[b] - min <= minFirstToken * (_options.SessionOverloadFactor - 1) + _options.TieAbsoluteSeconds)
             {
                 chosen = b;
                 reason = "session";
@@ -342,7 +347,9 @@ public sealed class KvAwarePolicy : IRoutingPolicy
         if (chosen < 0)
         {
             // Near-least-cost candidates; the longest cached match among them wins, ties drawn at random.
-            double limit = min * (1 + _options.TieRelativeEpsilon) + _options.TieAbsoluteSeconds;
+            // The window is relative to the time-to-first-token part: the decode part is nearly the same everywhere
+            // and would otherwise widen the window until it swallows real queue differences.
+            double limit = min + minFirstToken * _options.TieRelativeEpsilon + _options.TieAbsoluteSeconds;
             int bestMatch = -1, ties = 0;
             for (int i = 0; i < n; i++)
             {
