@@ -22,7 +22,7 @@ internal static class HttpJson
             return (null, OpenAiError.TooLarge(limit));
         }
 
-        var buffer = new ArrayBufferWriter<byte>(ctx.Request.ContentLength is long cl and > 0 ? (int)Math.Min(cl, limit) : 4096);
+        var buffer = new ArrayBufferWriter<byte>(ctx.Request.ContentLength is long cl and > 0 ? (int)Math.Min(Math.Min(cl, limit), 1 << 20) : 4096);
         try
         {
             var stream = ctx.Request.Body;
