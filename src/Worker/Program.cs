@@ -1,2 +1,27 @@
-// Placeholder entry point: replaced by the issue that builds this component.
+using Worker;
+
+// Standalone reference worker: parse the command line, serve until Ctrl+C / SIGTERM.
+var options = WorkerOptions.Parse(args, out var errors, out bool help);
+if (help)
+{
+    Console.WriteLine(WorkerOptions.Usage);
+    return 0;
+}
+
+if (errors.Count > 0)
+{
+    foreach (var e in errors)
+    {
+        Console.Error.WriteLine("error: " + e);
+    }
+
+    Console.Error.WriteLine(WorkerOptions.Usage);
+    return 2;
+}
+
+await using var host = await WorkerHost.StartAsync(options).ConfigureAwait(false);
+Console.WriteLine(
+    $"worker listening on {host.BaseAddress} (model {host.ServedModel}, profile {host.Profile.Name}, " +
+    $"{host.GetEngineState().KvBlocksTotal} KV blocks of {options.BlockSize} tokens, time scale {options.TimeScale})");
+await host.WaitForShutdownAsync().ConfigureAwait(false);
 return 0;

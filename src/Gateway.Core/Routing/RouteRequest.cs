@@ -23,6 +23,12 @@ public sealed class RouteRequest
 
     /// <summary>Expected output tokens (max_tokens or a predictor's estimate).</summary>
     public int ExpectedOutputTokens { get; init; } = 256;
+
+    /// <summary>
+    /// The decision the policy made for this request (set by policies that account routing regret, read back at
+    /// completion); null before routing or for policies that do not set it.
+    /// </summary>
+    public RouteDecision? Decision { get; set; }
 }
 
 /// <summary>The outcome of a routing decision, kept for routing-regret accounting.</summary>

@@ -1,3 +1,5 @@
+using Gateway.Core.Routing.KvAware;
+
 namespace Gateway.Core.Routing;
 
 /// <summary>What a routing policy may need from its host when it is created by name.</summary>
@@ -11,19 +13,32 @@ public sealed class RoutingPolicyContext
 
     /// <summary>Engine block size the request hashes are cut with.</summary>
     public int BlockSize { get; init; } = Hashing.BlockHasher.DefaultBlockSize;
+
+    /// <summary>Knobs of the <c>kv-aware</c> policy (null: documented defaults).</summary>
+    public KvAwareOptions? KvAware { get; init; }
 }
 
 /// <summary>Creates routing policies by the names used in configuration and on the simulator's command line.</summary>
 public static class RoutingPolicies
 {
     /// <summary>Every policy name <see cref="Create"/> accepts.</summary>
-    public static IReadOnlyList<string> Names { get; } = [RoundRobinPolicy.PolicyName, LeastLoadPolicy.PolicyName];
+    public static IReadOnlyList<string> Names { get; } =
+    [
+        RoundRobinPolicy.PolicyName,
+        LeastLoadPolicy.PolicyName,
+        KvAwarePolicy.PolicyName,
+        Baselines.SglangCacheAwarePolicy.PolicyName,
+        Baselines.DynamoKvPolicy.PolicyName,
+    ];
 
     /// <summary>Creates a fresh policy (with its own state) named <paramref name="name"/>.</summary>
     public static IRoutingPolicy Create(string name, RoutingPolicyContext context) => name switch
     {
         RoundRobinPolicy.PolicyName => new RoundRobinPolicy(),
         LeastLoadPolicy.PolicyName => new LeastLoadPolicy(new Random(context.Seed)),
+        KvAwarePolicy.PolicyName => new KvAwarePolicy(context.Time, new Random(context.Seed), context.KvAware),
+        Baselines.SglangCacheAwarePolicy.PolicyName => new Baselines.SglangCacheAwarePolicy(context.Time),
+        Baselines.DynamoKvPolicy.PolicyName => new Baselines.DynamoKvPolicy(context.Time),
         _ => throw new ArgumentException($"unknown routing policy '{name}'; known: {string.Join(", ", Names)}", nameof(name)),
     };
 }

@@ -2,7 +2,8 @@ namespace Gateway.Core.Scheduling;
 
 /// <summary>
 /// Decides which queued request is served next. Hosts (gateway dispatcher, simulator) call <see cref="Dequeue"/>
-/// when a worker has capacity and report service as it is delivered with <see cref="Charge"/>.
+/// when a worker has capacity and report service as it is delivered with <see cref="Charge"/> /
+/// <see cref="ChargeOutput"/>, then settle it with <see cref="Complete"/>.
 /// Implementations are not thread-safe; the host serialises calls.
 /// </summary>
 public interface IRequestScheduler
@@ -24,4 +25,29 @@ public interface IRequestScheduler
 
     /// <summary>Charges <paramref name="cost"/> units of service (weighted tokens) to <paramref name="tenantPath"/>.</summary>
     void Charge(string tenantPath, double cost);
+
+    /// <summary>
+    /// Removes and returns a request chosen with locality in mind: among the requests the policy considers
+    /// fair enough to serve now, the one with the highest <paramref name="affinity"/> (e.g. predicted cached
+    /// tokens on the worker that freed capacity). Policies without a locality notion return <see cref="Dequeue"/>.
+    /// </summary>
+    QueuedRequest? Dequeue(Func<QueuedRequest, double> affinity) => Dequeue();
+
+    /// <summary>Charges <paramref name="tokens"/> newly generated tokens of a dispatched request as they stream.</summary>
+    void ChargeOutput(QueuedRequest request, int tokens)
+    {
+    }
+
+    /// <summary>
+    /// Settles a dispatched request on completion or cancel with what it actually consumed: the scheduler
+    /// charges (or refunds) the difference between the actual cost and what it charged so far.
+    /// </summary>
+    void Complete(QueuedRequest request, int cachedPromptTokens, int outputTokens)
+    {
+    }
+
+    /// <summary>Replaces tenant weights (config reload); service state is kept, keyed by path.</summary>
+    void UpdateWeights(Func<string, double> weightOf)
+    {
+    }
 }

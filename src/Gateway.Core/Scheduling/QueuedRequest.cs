@@ -24,9 +24,30 @@ public sealed class QueuedRequest
     /// <summary>Priority class: 0 interactive (default), 1 batch.</summary>
     public int PriorityClass { get; init; }
 
+    /// <summary>Batch request that may be shed (rejected) under overload to make room for interactive work.</summary>
+    public bool Sheddable { get; init; }
+
+    /// <summary>Model requested (for allow-lists); null when not relevant.</summary>
+    public string? Model { get; init; }
+
     /// <summary>Enqueue time (TimeProvider timestamp).</summary>
     public long EnqueuedTimestamp { get; init; }
 
     /// <summary>The host's own object for this request (HTTP context, simulator record).</summary>
     public object? Payload { get; init; }
+
+    /// <summary>Service cost the scheduler has charged for this request so far (prefill at dispatch, then output).</summary>
+    public double ChargedCost { get; internal set; }
+
+    /// <summary>Output tokens charged so far through <see cref="IRequestScheduler.ChargeOutput"/>.</summary>
+    public int ChargedOutputTokens { get; internal set; }
+
+    /// <summary>Scheduler-private bookkeeping (queue node, in-flight marker).</summary>
+    internal object? SchedulerState { get; set; }
+
+    /// <summary>Admission-private bookkeeping (quota reservation, deadline).</summary>
+    internal object? AdmissionState { get; set; }
+
+    /// <summary>Times a later request of the same leaf was served before this one by a locality pick.</summary>
+    internal int LocalitySkips { get; set; }
 }

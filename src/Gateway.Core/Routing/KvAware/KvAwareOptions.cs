@@ -1,0 +1,122 @@
+namespace Gateway.Core.Routing.KvAware;
+
+/// <summary>
+/// Knobs of <see cref="KvAwarePolicy"/> and its indexes. Defaults are documented per knob; docs/policies/kv-aware.md
+/// explains how they were chosen (and which were tuned in the simulator).
+/// </summary>
+public sealed record KvAwareOptions
+{
+    /// <summary>Width of the indexes' worker bitsets; workers with <see cref="WorkerInfo.Index"/> at or above it are routed cache-blind. Default 256.</summary>
+    public int MaxWorkers { get; init; } = 256;
+
+    /// <summary>How long a routed chain is assumed cached on a worker that publishes no KV events. Default 120 s (Dynamo's assumption).</summary>
+    public TimeSpan ApproximateTtl { get; init; } = TimeSpan.FromSeconds(120);
+
+    /// <summary>Global memory budget of the approximate index: most (block, worker) entries across all workers (~100 B each). Default 2,097,152 (~200 MB at most).</summary>
+    public int MaxIndexEntries { get; init; } = 1 << 21;
+
+    /// <summary>Capacity assumed for a worker that has not reported <see cref="WorkerInfo.KvBlocksTotal"/>. Default 65,536 blocks.</summary>
+    public int DefaultWorkerCapacityBlocks { get; init; } = 1 << 16;
+
+    /// <summary>Approximate entries kept per worker as a multiple of its KV blocks (1.0 mirrors its capacity). Default 1.0.</summary>
+    public double CapacityFactor { get; init; } = 1.0;
+
+    /// <summary>TTL of speculative insert-on-route entries for workers that publish events. Default 2 s (llm-d).</summary>
+    public TimeSpan SpeculativeTtl { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Most confirmed blocks the precise index keeps per worker. Default 1,048,576.</summary>
+    public int PreciseMaxBlocksPerWorker { get; init; } = 1 << 20;
+
+    /// <summary>Budget of speculative entries. Default 262,144.</summary>
+    public int SpeculativeBudget { get; init; } = 1 << 18;
+
+    /// <summary>Workers whose cost exceeds the minimum by at most this fraction of the best worker's time-to-first-token estimate are "near-least-cost" (randomised tie-break). Default 0.05.</summary>
+    public double TieRelativeEpsilon { get; init; } = 0.05;
+
+    /// <summary>Absolute slack added to the tie window, in seconds. Default 0.005 s.</summary>
+    public double TieAbsoluteSeconds { get; init; } = 0.005;
+
+    /// <summary>
+    /// Hot-prefix spill bound (Preble's replication): when the worker chosen for its cached prefix already has more
+    /// than this many seconds of queued prefill, the request goes to the cheapest worker <em>without</em> the prefix
+    /// instead (replicating it there), provided that costs at most <see cref="SpillMaxCostRatio"/> times as much.
+    /// Default 1.0 s.
+    /// </summary>
+    public double SpillQueueSeconds { get; init; } = 1.0;
+
+    /// <summary>Most a spill may cost relative to the cached choice. Default 1.5.</summary>
+    public double SpillMaxCostRatio { get; init; } = 1.5;
+
+    /// <summary>A returning session within this time goes back to its last worker. Default 300 s.</summary>
+    public TimeSpan SessionTtl { get; init; } = TimeSpan.FromSeconds(300);
+
+    /// <summary>Most sessions remembered (least recently seen are forgotten first). Default 100,000.</summary>
+    public int MaxSessions { get; init; } = 100_000;
+
+    /// <summary>A session leaves its worker when its time-to-first-token estimate there exceeds the best one by this factor (decode, the same everywhere, is not scaled). Default 2.0.</summary>
+    public double SessionOverloadFactor { get; init; } = 2.0;
+
+    /// <summary>Context tokens in a decode batch that double a decode step's time (KV reads vs weight reads). Default 128,000.</summary>
+    public double DecodeContextTokensPerDoubling { get; init; } = 128_000;
+
+    /// <summary>Seconds charged per request the worker reports waiting beyond those this host dispatched (other replicas' work). Default 0.25 s.</summary>
+    public double ForeignWaitingRequestSeconds { get; init; } = 0.25;
+
+    /// <summary>Extra prefill seconds per cached context token (attention over the cached prefix), as a fraction of one new token's cost. Default 0 (off).</summary>
+    public double CachedContextTokenWeight { get; init; }
+
+    /// <summary>Predicted and actual cached tokens within this many tokens count as a correct prediction. Default 0 (exact, in whole blocks).</summary>
+    public int RegretToleranceTokens { get; init; }
+
+    /// <summary>Collects every configuration error (empty when valid).</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        if (MaxWorkers < 1)
+        {
+            errors.Add("MaxWorkers must be >= 1");
+        }
+
+        if (ApproximateTtl <= TimeSpan.Zero)
+        {
+            errors.Add("ApproximateTtl must be positive");
+        }
+
+        if (SpeculativeTtl <= TimeSpan.Zero)
+        {
+            errors.Add("SpeculativeTtl must be positive");
+        }
+
+        if (MaxIndexEntries < 1 || SpeculativeBudget < 1 || PreciseMaxBlocksPerWorker < 1)
+        {
+            errors.Add("index budgets must be >= 1");
+        }
+
+        if (DefaultWorkerCapacityBlocks < 1 || CapacityFactor <= 0)
+        {
+            errors.Add("worker capacity must be positive");
+        }
+
+        if (TieRelativeEpsilon < 0 || TieAbsoluteSeconds < 0)
+        {
+            errors.Add("tie epsilons must be >= 0");
+        }
+
+        if (SpillQueueSeconds <= 0 || SpillMaxCostRatio < 1)
+        {
+            errors.Add("SpillQueueSeconds must be > 0 and SpillMaxCostRatio >= 1");
+        }
+
+        if (SessionTtl < TimeSpan.Zero || MaxSessions < 0 || SessionOverloadFactor < 1)
+        {
+            errors.Add("session knobs: SessionTtl >= 0, MaxSessions >= 0, SessionOverloadFactor >= 1");
+        }
+
+        if (DecodeContextTokensPerDoubling <= 0 || ForeignWaitingRequestSeconds < 0 || CachedContextTokenWeight < 0)
+        {
+            errors.Add("cost knobs must be non-negative (DecodeContextTokensPerDoubling > 0)");
+        }
+
+        return errors;
+    }
+}

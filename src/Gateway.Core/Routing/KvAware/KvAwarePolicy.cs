@@ -1,0 +1,443 @@
+namespace Gateway.Core.Routing.KvAware;
+
+/// <summary>
+/// <c>kv-aware</c>: sends each request to the worker where it is estimated to finish soonest, counting the KV
+/// cache that worker already holds. Sources: SGLang's cache-aware router (approximate per-worker prefix index,
+/// insert-on-route), NVIDIA Dynamo's KV router (cost = prefill of the uncached blocks + active decode; KV events;
+/// 120 s assumed residency without events), llm-d's precise prefix scorer (KV events + 2 s speculative entries;
+/// weigh absolute matched tokens, llm-d #1095), Preble E2 (exploit a held prefix unless its holder is loaded,
+/// replicate hot prefixes onto a second worker), Mooncake's Conductor (minimum estimated TTFT per candidate).
+/// <para>
+/// Cost of worker w, in seconds (so affinity and load share one unit, no tuned thresholds between them):
+/// <code>
+/// queue   = pending prefill tokens charged at dispatch / prefill tok/s + foreign waiting requests x ForeignWaitingRequestSeconds
+/// prefill = (prompt - cached(w) + CachedContextTokenWeight x cached(w)) / prefill tok/s
+/// decode  = expected output x decode step s x (1 + (active decode context + prompt) / DecodeContextTokensPerDoubling)
+/// </code>
+/// The cost counts absolute cached <em>tokens</em>: a ratio alone rates a 100-token prompt fully matched above a
+/// 50k-token prompt half matched and piles short prompts onto one worker (llm-d #1095). Workers within
+/// TieRelativeEpsilon/TieAbsoluteSeconds of the minimum are near-least-cost; among them the longest cached match
+/// wins and remaining ties are broken by a seeded random draw, so cache misses spread by load over all near-idle
+/// workers instead of piling onto one "emptiest" worker (sglang #14305). Hot-spot guard: when the chosen holder of a
+/// prefix already has more than SpillQueueSeconds of queued prefill, the request spills to the cheapest worker
+/// without the prefix (replicating it) if that costs at most SpillMaxCostRatio as much. Session affinity: a session
+/// seen within SessionTtl returns to its worker unless that worker costs SessionOverloadFactor times the best, and
+/// is rebound when the worker is ineligible (failover).
+/// </para>
+/// Knobs: <see cref="KvAwareOptions"/>. Indexes: <see cref="ApproximatePrefixIndex"/> for workers without KV events,
+/// <see cref="PreciseIndex"/> (fed by the host) for workers with them. Thread-safe (one lock per decision).
+/// </summary>
+public sealed class KvAwarePolicy : IRoutingPolicy
+{
+    /// <summary>Policy name.</summary>
+    public const string PolicyName = "kv-aware";
+
+    private const int StackLimit = 256;
+
+    private readonly Lock _lock = new();
+    private readonly Random _random;
+    private readonly KvAwareOptions _options;
+    private readonly SessionAffinityTable _sessions;
+
+    /// <summary>Creates the policy.</summary>
+    public KvAwarePolicy(TimeProvider time, Random random, KvAwareOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(time);
+        ArgumentNullException.ThrowIfNull(random);
+        _options = options ?? new KvAwareOptions();
+        var errors = _options.Validate();
+        if (errors.Count > 0)
+        {
+            throw new ArgumentException("invalid kv-aware options: " + string.Join("; ", errors), nameof(options));
+        }
+
+        _random = random;
+        Approximate = new ApproximatePrefixIndex(time, _options.ApproximateTtl, _options.MaxIndexEntries, _options.MaxWorkers);
+        Precise = new PreciseIndex(time, _options.SpeculativeTtl, _options.PreciseMaxBlocksPerWorker, _options.SpeculativeBudget, _options.MaxWorkers);
+        _sessions = new SessionAffinityTable(time, _options.SessionTtl, _options.MaxSessions);
+    }
+
+    /// <inheritdoc />
+    public string Name => PolicyName;
+
+    /// <summary>The knobs.</summary>
+    public KvAwareOptions Options => _options;
+
+    /// <summary>Index of what this host routed to workers without KV events.</summary>
+    public ApproximatePrefixIndex Approximate { get; }
+
+    /// <summary>Index fed by workers' KV events (the host's subscriber calls Apply / ApplySnapshot).</summary>
+    public PreciseIndex Precise { get; }
+
+    /// <summary>Predicted vs actual cached tokens.</summary>
+    public RoutingRegret Regret { get; } = new();
+
+    /// <summary>Sessions currently bound.</summary>
+    public int SessionCount
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _sessions.Count;
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public RouteDecision Route(RouteRequest request, IReadOnlyList<WorkerInfo> workers)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(workers);
+        int n = workers.Count;
+        if (n == 0)
+        {
+            return RouteDecision.None;
+        }
+
+        int span = 0;
+        for (int i = 0; i < n; i++)
+        {
+            span = Math.Max(span, workers[i].Index + 1);
+        }
+
+        span = Math.Clamp(span, 1, _options.MaxWorkers);
+        Span<int> matched = span <= StackLimit ? stackalloc int[span] : new int[span];
+        Span<double> cost = n <= StackLimit ? stackalloc double[n] : new double[n];
+
+        RouteDecision decision;
+        lock (_lock)
+        {
+            MatchAll(request.BlockHashes, workers, matched);
+            decision = Decide(request, workers, matched, cost);
+        }
+
+        request.Decision = decision;
+        Regret.RecordDecision(decision);
+        return decision;
+    }
+
+    /// <inheritdoc />
+    public void OnRouted(RouteRequest request, WorkerInfo worker)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(worker);
+        lock (_lock)
+        {
+            if (worker.PublishesKvEvents)
+            {
+                Precise.InsertSpeculative(worker.Index, request.BlockHashes);
+            }
+            else
+            {
+                Approximate.Insert(worker.Index, request.BlockHashes, CapacityOf(worker));
+            }
+
+            if (request.SessionId is { Length: > 0 } session)
+            {
+                _sessions.Bind(session, worker.Id, worker.Index);
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public void OnCompleted(RouteRequest request, WorkerInfo worker, int actualCachedTokens)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(worker);
+        if (request.Decision is not { } d || d.WorkerIndex < 0)
+        {
+            return;
+        }
+
+        if (d.WorkerIndex != worker.Index)
+        {
+            Regret.RecordRerouted();
+            return;
+        }
+
+        Regret.RecordOutcome(d.PredictedCachedTokens, actualCachedTokens, _options.RegretToleranceTokens);
+    }
+
+    /// <summary>Forgets a session (the client ended it).</summary>
+    public bool EndSession(string sessionId)
+    {
+        lock (_lock)
+        {
+            return _sessions.Forget(sessionId);
+        }
+    }
+
+    /// <summary>Estimated seconds to serve a request of <paramref name="promptTokens"/> with <paramref name="cachedTokens"/> cached on <paramref name="w"/>.</summary>
+    public double EstimateCost(WorkerInfo w, int promptTokens, int cachedTokens, int expectedOutputTokens)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        return QueueSeconds(w) + PrefillSeconds(w, promptTokens, cachedTokens) + DecodeSeconds(w, promptTokens, expectedOutputTokens);
+    }
+
+    private double QueueSeconds(WorkerInfo w)
+    {
+        double tps = w.PrefillTokensPerSecond > 0 ? w.PrefillTokensPerSecond : 10_000;
+        int foreign = Math.Max(0, w.ReportedWaiting - w.InFlight);
+        return Math.Max(0, w.PendingPrefillTokens) / tps + foreign * _options.ForeignWaitingRequestSeconds;
+    }
+
+    private double PrefillSeconds(WorkerInfo w, int promptTokens, int cachedTokens)
+    {
+        double tps = w.PrefillTokensPerSecond > 0 ? w.PrefillTokensPerSecond : 10_000;
+        return (promptTokens - cachedTokens + _options.CachedContextTokenWeight * cachedTokens) / tps;
+    }
+
+    private double DecodeSeconds(WorkerInfo w, int promptTokens, int expectedOutputTokens)
+    {
+        double slowdown = 1 + (Math.Max(0, w.ActiveDecodeTokens) + promptTokens) / _options.DecodeContextTokensPerDoubling;
+        return Math.Max(0, expectedOutputTokens) * w.DecodeStepSeconds * slowdown;
+    }
+
+    private int CapacityOf(WorkerInfo w)
+    {
+        double blocks = w.KvBlocksTotal > 0 ? w.KvBlocksTotal * _options.CapacityFactor : _options.DefaultWorkerCapacityBlocks;
+        return (int)Math.Clamp(blocks, 1, int.MaxValue);
+    }
+
+    private static int CachedTokens(int matchedBlocks, RouteRequest r) => (int)Math.Min((long)matchedBlocks * r.BlockSize, r.PromptTokens);
+
+    // One walk over the request's blocks for every worker: approximate presence for workers without events,
+    // precise (confirmed | speculative) for workers with them; stops at the first block no worker holds.
+    private void MatchAll(ReadOnlySpan<ulong> blocks, IReadOnlyList<WorkerInfo> workers, Span<int> matched)
+    {
+        // Only the bitset words the current fleet uses (one word up to 64 workers).
+        int words = Math.Min(Approximate.MaskWords, (matched.Length + 63) / 64);
+        Span<ulong> eventMask = stackalloc ulong[words];
+        Span<ulong> plainMask = stackalloc ulong[words];
+        Span<ulong> running = stackalloc ulong[words];
+        Span<ulong> tmp = stackalloc ulong[words];
+        Span<ulong> present = stackalloc ulong[words];
+        eventMask.Clear();
+        plainMask.Clear();
+        bool anyEvents = false, anyPlain = false;
+        for (int i = 0; i < workers.Count; i++)
+        {
+            var w = workers[i];
+            if ((uint)w.Index >= (uint)matched.Length)
+            {
+                continue;
+            }
+
+            ulong bit = 1UL << (w.Index & 63);
+            if (w.PublishesKvEvents)
+            {
+                eventMask[w.Index >> 6] |= bit;
+                anyEvents = true;
+            }
+            else
+            {
+                plainMask[w.Index >> 6] |= bit;
+                anyPlain = true;
+            }
+        }
+
+        matched.Clear();
+        for (int k = 0; k < words; k++)
+        {
+            running[k] = eventMask[k] | plainMask[k];
+        }
+
+        lock (Precise.SyncRoot)
+        {
+            Approximate.ExpireNow();
+            if (anyEvents)
+            {
+                Precise.Speculative.ExpireNow();
+            }
+
+            int i = 0;
+            for (; i < blocks.Length; i++)
+            {
+                present.Clear();
+                if (anyPlain)
+                {
+                    tmp.Clear();
+                    Approximate.OrPresence(blocks[i], tmp);
+                    for (int k = 0; k < words; k++)
+                    {
+                        present[k] = tmp[k] & plainMask[k];
+                    }
+                }
+
+                if (anyEvents)
+                {
+                    tmp.Clear();
+                    Precise.OrPresence(blocks[i], tmp);
+                    for (int k = 0; k < words; k++)
+                    {
+                        present[k] |= tmp[k] & eventMask[k];
+                    }
+                }
+
+                bool any = false;
+                for (int k = 0; k < words; k++)
+                {
+                    ulong next = running[k] & present[k];
+                    ApproximatePrefixIndex.RecordDropped(running[k] & ~next, k, i, matched);
+                    running[k] = next;
+                    any |= next != 0;
+                }
+
+                if (!any)
+                {
+                    return;
+                }
+            }
+
+            for (int k = 0; k < words; k++)
+            {
+                ApproximatePrefixIndex.RecordDropped(running[k], k, blocks.Length, matched);
+            }
+        }
+    }
+
+    private int MatchedOf(WorkerInfo w, ReadOnlySpan<int> matched) => (uint)w.Index < (uint)matched.Length ? matched[w.Index] : 0;
+
+    private RouteDecision Decide(RouteRequest r, IReadOnlyList<WorkerInfo> workers, ReadOnlySpan<int> matched, Span<double> cost)
+    {
+        int n = workers.Count;
+        double min = double.PositiveInfinity, minFirstToken = 0;
+        for (int i = 0; i < n; i++)
+        {
+            var w = workers[i];
+            if (!w.Eligible)
+            {
+                cost[i] = double.PositiveInfinity;
+                continue;
+            }
+
+            double firstToken = QueueSeconds(w) + PrefillSeconds(w, r.PromptTokens, CachedTokens(MatchedOf(w, matched), r));
+            cost[i] = firstToken + DecodeSeconds(w, r.PromptTokens, r.ExpectedOutputTokens);
+            if (cost[i] < min)
+            {
+                min = cost[i];
+                minFirstToken = firstToken;
+            }
+        }
+
+        if (double.IsPositiveInfinity(min))
+        {
+            return RouteDecision.None;
+        }
+
+        int chosen = -1;
+        string reason = "load";
+        bool rebind = false;
+
+        // Session affinity: back to the last worker unless it is overloaded (or gone: rebind).
+        if (r.SessionId is { Length: > 0 } session && _sessions.TryGet(session, out string boundId, out int boundIndex))
+        {
+            int b = FindWorker(workers, boundId, boundIndex);
+            if (b >= 0 && workers[b].Eligible && cost[b] - min <= minFirstToken * (_options.SessionOverloadFactor - 1) + _options.TieAbsoluteSeconds)
+            {
+                chosen = b;
+                reason = "session";
+            }
+            else
+            {
+                rebind = true;
+            }
+        }
+
+        if (chosen < 0)
+        {
+            // Near-least-cost candidates; the longest cached match among them wins, ties drawn at random.
+            // The window is relative to the time-to-first-token part: the decode part is nearly the same everywhere
+            // and would otherwise widen the window until it swallows real queue differences.
+            double limit = min + minFirstToken * _options.TieRelativeEpsilon + _options.TieAbsoluteSeconds;
+            int bestMatch = -1, ties = 0;
+            for (int i = 0; i < n; i++)
+            {
+                if (cost[i] > limit)
+                {
+                    continue;
+                }
+
+                int m = MatchedOf(workers[i], matched);
+                if (m > bestMatch)
+                {
+                    bestMatch = m;
+                    chosen = i;
+                    ties = 1;
+                }
+                else if (m == bestMatch && _random.Next(++ties) == 0)
+                {
+                    chosen = i;
+                }
+            }
+
+            reason = bestMatch > 0 ? "affinity" : "load";
+
+            // Hot-prefix guard: the holder's queue is past the bound → replicate onto the cheapest non-holder.
+            if (bestMatch > 0 && QueueSeconds(workers[chosen]) > _options.SpillQueueSeconds)
+            {
+                int alt = -1;
+                ties = 0;
+                for (int i = 0; i < n; i++)
+                {
+                    if (i == chosen || double.IsPositiveInfinity(cost[i]) || MatchedOf(workers[i], matched) >= bestMatch)
+                    {
+                        continue;
+                    }
+
+                    if (alt < 0 || cost[i] < cost[alt])
+                    {
+                        alt = i;
+                        ties = 1;
+                    }
+                    else if (cost[i] == cost[alt] && _random.Next(++ties) == 0)
+                    {
+                        alt = i;
+                    }
+                }
+
+                if (alt >= 0 && cost[alt] <= cost[chosen] * _options.SpillMaxCostRatio)
+                {
+                    chosen = alt;
+                    reason = "spill";
+                }
+            }
+
+            if (rebind)
+            {
+                reason = "session-rebind";
+            }
+        }
+
+        int predicted = CachedTokens(MatchedOf(workers[chosen], matched), r);
+        int bestOther = 0;
+        for (int i = 0; i < n; i++)
+        {
+            if (i != chosen && workers[i].Eligible)
+            {
+                bestOther = Math.Max(bestOther, CachedTokens(MatchedOf(workers[i], matched), r));
+            }
+        }
+
+        return new RouteDecision(chosen, predicted, bestOther, reason);
+    }
+
+    private static int FindWorker(IReadOnlyList<WorkerInfo> workers, string id, int index)
+    {
+        if ((uint)index < (uint)workers.Count && workers[index].Id == id)
+        {
+            return index;
+        }
+
+        for (int i = 0; i < workers.Count; i++)
+        {
+            if (workers[i].Id == id)
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+}

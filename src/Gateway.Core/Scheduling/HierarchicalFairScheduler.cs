@@ -1,0 +1,453 @@
+namespace Gateway.Core.Scheduling;
+
+/// <summary>
+/// <c>hfair</c>: hierarchical fair shares over the tenant tree (org → team → key → session).
+/// Follows Linux CFS group scheduling (each group is one entity in its parent's run queue, runtime charged at
+/// every level as <c>vruntime += cost / weight</c>, pick walks down taking the least-vruntime child) with VTC's
+/// service function (Sheng et al., OSDI'24): cost = w_in x uncached prompt tokens + w_out x output tokens.
+/// <list type="bullet">
+/// <item>Charging: the predicted prefill cost at dispatch, output tokens as they stream (<see cref="ChargeOutput"/>),
+/// the difference to the actual cost at <see cref="Complete"/> (completion or cancel).</item>
+/// <item>Lift: a node that becomes backlogged is placed at <c>max(own, parent.MinVruntime)</c>, where
+/// MinVruntime is the monotonic minimum vruntime of the parent's backlogged children (CFS min_vruntime;
+/// VTC's counter lift). Idle time earns no credit.</item>
+/// <item>Every request sits in a leaf under its tenant node, one leaf per session (weight 1) plus one for
+/// sessionless requests, so a key opening many sessions competes as one entity with its sibling keys.</item>
+/// <item>Priority bands: interactive (class 0) is always picked before batch (class 1); vruntime is shared.</item>
+/// <item>Locality: <see cref="Dequeue(Func{QueuedRequest, double})"/> picks the best-affinity request among
+/// those whose nodes are within <see cref="LocalityOptions.LagBound"/> of their least-served sibling.</item>
+/// </list>
+/// Knobs: weights by path (unnamed nodes weigh 1), <see cref="CostModel"/>, <see cref="LocalityOptions"/>.
+/// Pick is O(depth x log children). State is keyed by path, so <see cref="UpdateWeights"/> (config reload) keeps it.
+/// </summary>
+public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccounting
+{
+    /// <summary>Policy name.</summary>
+    public const string PolicyName = "hfair";
+
+    private const int Bands = 2;
+    private const char SessionSeparator = '\u0001';
+
+    private static readonly IComparer<Node> NodeOrder = Comparer<Node>.Create(static (a, b) =>
+    {
+        var c = a.Vruntime.CompareTo(b.Vruntime);
+        return c != 0 ? c : a.Seq.CompareTo(b.Seq);
+    });
+
+    private static readonly IComparer<QueuedRequest> RequestOrder = Comparer<QueuedRequest>.Create(static (a, b) => a.Id.CompareTo(b.Id));
+
+    private readonly Dictionary<string, Node> _nodes = new(StringComparer.Ordinal);
+    private readonly Node _root;
+    private readonly CostModel _cost;
+    private readonly LocalityOptions _locality;
+    private Func<string, double> _weightOf;
+    private long _seq;
+    private int _count;
+
+    /// <summary>Creates the scheduler.</summary>
+    public HierarchicalFairScheduler(Func<string, double>? weightOf = null, CostModel? cost = null, LocalityOptions? locality = null)
+    {
+        _weightOf = weightOf ?? (static _ => 1.0);
+        _cost = cost ?? CostModel.Default;
+        _locality = locality ?? LocalityOptions.Default;
+        _root = new Node(string.Empty, null, 1.0, 0, isLeaf: false);
+    }
+
+    /// <inheritdoc />
+    public string Name => PolicyName;
+
+    /// <inheritdoc />
+    public int Count => _count;
+
+    /// <summary>Cost model in use.</summary>
+    public CostModel Cost => _cost;
+
+    /// <inheritdoc />
+    public void UpdateWeights(Func<string, double> weightOf)
+    {
+        ArgumentNullException.ThrowIfNull(weightOf);
+        _weightOf = weightOf;
+        foreach (var node in _nodes.Values)
+        {
+            // vruntime is unchanged, so sort order in the parents' sets stays valid.
+            node.Weight = node.IsLeaf ? 1.0 : SanitizeWeight(weightOf(node.Path));
+        }
+    }
+
+    /// <summary>Cumulative service (cost units) charged to a tenant path, 0 if unknown.</summary>
+    public double ServiceOf(string tenantPath) => _nodes.TryGetValue(Normalize(tenantPath), out var n) ? n.Service : 0;
+
+    /// <summary>Virtual runtime of a tenant path (service / weight plus lifts), 0 if unknown.</summary>
+    public double VruntimeOf(string tenantPath) => _nodes.TryGetValue(Normalize(tenantPath), out var n) ? n.Vruntime : 0;
+
+    /// <summary>Requests queued under a tenant path (all bands), 0 if unknown.</summary>
+    public int QueuedUnder(string tenantPath) =>
+        _nodes.TryGetValue(Normalize(tenantPath), out var n) ? n.Pending[0] + n.Pending[1] : 0;
+
+    /// <summary>Number of tree nodes held (tenants, teams, keys, session leaves).</summary>
+    public int NodeCount => _nodes.Count;
+
+    /// <inheritdoc />
+    public void Enqueue(QueuedRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.SchedulerState is not null)
+        {
+            throw new InvalidOperationException($"request {request.Id} is already queued or in flight");
+        }
+
+        var band = BandOf(request);
+        var leaf = GetLeaf(request.TenantPath, request.SessionId);
+        leaf.Queue![band].Add(request);
+        request.SchedulerState = leaf;
+        _count++;
+
+        for (var n = leaf; n.Parent is not null; n = n.Parent)
+        {
+            var parent = n.Parent;
+            var wasIdle = n.Pending[0] + n.Pending[1] == 0;
+            n.Pending[band]++;
+            if (n.Pending[band] != 1)
+            {
+                continue; // already in the parent's band set; only counts change above
+            }
+
+            if (wasIdle)
+            {
+                // Lift: no banking of idle credit (CFS place_entity / VTC counter lift). The node is in no set now.
+                n.Vruntime = Math.Max(n.Vruntime, parent.MinVruntime);
+            }
+
+            parent.ActiveSet(band).Add(n);
+            parent.RefreshMin();
+        }
+    }
+
+    /// <inheritdoc />
+    public QueuedRequest? Dequeue()
+    {
+        var band = FirstBand();
+        if (band < 0)
+        {
+            return null;
+        }
+
+        var n = _root;
+        while (!n.IsLeaf)
+        {
+            n = n.ActiveSet(band).Min!;
+        }
+
+        var request = n.Queue![band].Min!;
+        Dispatch(request, n, band);
+        return request;
+    }
+
+    /// <inheritdoc />
+    public QueuedRequest? Dequeue(Func<QueuedRequest, double> affinity)
+    {
+        ArgumentNullException.ThrowIfNull(affinity);
+        var band = FirstBand();
+        if (band < 0)
+        {
+            return null;
+        }
+
+        var search = new LocalitySearch(affinity, _locality.MaxCandidates);
+        Search(_root, band, ref search);
+        var best = search.Best!;
+        var leaf = (Node)best.SchedulerState!;
+        var head = leaf.Queue![band].Min!;
+        if (!ReferenceEquals(head, best))
+        {
+            head.LocalitySkips++;
+        }
+
+        Dispatch(best, leaf, band);
+        return best;
+    }
+
+    /// <inheritdoc />
+    public bool Remove(QueuedRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.SchedulerState is not Node leaf || !leaf.Queue![BandOf(request)].Remove(request))
+        {
+            return false;
+        }
+
+        Unqueue(leaf, BandOf(request));
+        request.SchedulerState = null;
+        PruneIfIdle(leaf);
+        return true;
+    }
+
+    /// <inheritdoc />
+    public void Charge(string tenantPath, double cost)
+    {
+        ArgumentNullException.ThrowIfNull(tenantPath);
+        if (cost == 0 || double.IsNaN(cost) || double.IsInfinity(cost))
+        {
+            return;
+        }
+
+        ChargeNode(GetNode(Normalize(tenantPath)), cost);
+    }
+
+    /// <inheritdoc />
+    public void ChargeOutput(QueuedRequest request, int tokens)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (tokens <= 0 || request.SchedulerState is not InFlight f)
+        {
+            return;
+        }
+
+        var cost = _cost.Output(tokens);
+        request.ChargedCost += cost;
+        request.ChargedOutputTokens += tokens;
+        ChargeNode(f.Leaf, cost);
+    }
+
+    /// <inheritdoc />
+    public void Complete(QueuedRequest request, int cachedPromptTokens, int outputTokens)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.SchedulerState is not InFlight f)
+        {
+            return; // never dispatched, or already settled
+        }
+
+        var actual = _cost.Prefill(request.PromptTokens, cachedPromptTokens) + _cost.Output(outputTokens);
+        var delta = actual - request.ChargedCost;
+        request.ChargedCost = actual;
+        request.ChargedOutputTokens = Math.Max(0, outputTokens);
+        request.SchedulerState = null;
+        if (delta != 0)
+        {
+            ChargeNode(f.Leaf, delta);
+        }
+
+        f.Leaf.InFlight--;
+        PruneIfIdle(f.Leaf);
+    }
+
+    private void Dispatch(QueuedRequest request, Node leaf, int band)
+    {
+        leaf.Queue![band].Remove(request);
+        Unqueue(leaf, band);
+        leaf.InFlight++;
+        request.SchedulerState = new InFlight(leaf);
+        var cost = _cost.Prefill(request.PromptTokens, request.ExpectedCachedTokens);
+        request.ChargedCost = cost;
+        request.ChargedOutputTokens = 0;
+        if (cost != 0)
+        {
+            ChargeNode(leaf, cost);
+        }
+    }
+
+    private void Unqueue(Node leaf, int band)
+    {
+        _count--;
+        for (var n = leaf; n.Parent is not null; n = n.Parent)
+        {
+            n.Pending[band]--;
+            if (n.Pending[band] == 0)
+            {
+                n.Parent.ActiveSet(band).Remove(n);
+                n.Parent.RefreshMin();
+            }
+        }
+    }
+
+    private void ChargeNode(Node node, double cost)
+    {
+        for (var n = node; n.Parent is not null; n = n.Parent)
+        {
+            var parent = n.Parent;
+            var active0 = n.Pending[0] > 0;
+            var active1 = n.Pending[1] > 0;
+            if (active0) { parent.ActiveSet(0).Remove(n); }
+            if (active1) { parent.ActiveSet(1).Remove(n); }
+            n.Vruntime += cost / n.Weight;
+            n.Service += cost;
+            if (active0) { parent.ActiveSet(0).Add(n); }
+            if (active1) { parent.ActiveSet(1).Add(n); }
+            if (active0 || active1)
+            {
+                parent.RefreshMin();
+            }
+        }
+
+        _root.Service += cost;
+    }
+
+    private void Search(Node node, int band, ref LocalitySearch search)
+    {
+        if (node.IsLeaf)
+        {
+            var queue = node.Queue![band];
+            var head = queue.Min!;
+            if (head.LocalitySkips >= _locality.MaxHeadSkips)
+            {
+                search.Offer(head);
+                return;
+            }
+
+            var taken = 0;
+            foreach (var r in queue)
+            {
+                if (taken++ >= _locality.PerLeafCandidates || search.Full)
+                {
+                    break;
+                }
+
+                search.Offer(r);
+            }
+
+            return;
+        }
+
+        var set = node.ActiveSet(band);
+        var leader = set.Min!.Vruntime;
+        var scanned = 0;
+        foreach (var child in set)
+        {
+            // Children come in vruntime order; weights differ, so a later child may still be within its bound.
+            // The scan is capped so a pick stays bounded however many siblings are backlogged.
+            if (search.Full || scanned++ >= _locality.MaxCandidates)
+            {
+                return;
+            }
+
+            // Bound: (v(child) - v(leader)) x weight(child) <= L, i.e. at most L cost units of its own service ahead.
+            if ((child.Vruntime - leader) * child.Weight <= _locality.LagBound)
+            {
+                Search(child, band, ref search);
+            }
+        }
+    }
+
+    private int FirstBand()
+    {
+        for (var b = 0; b < Bands; b++)
+        {
+            if (_root.ActiveCount(b) > 0)
+            {
+                return b;
+            }
+        }
+
+        return -1;
+    }
+
+    private static int BandOf(QueuedRequest r) => r.PriorityClass <= 0 ? 0 : 1;
+
+    private static string Normalize(string path) => path.Trim('/');
+
+    private static double SanitizeWeight(double w) => w > 0 && !double.IsInfinity(w) && !double.IsNaN(w) ? w : 1.0;
+
+    private Node GetLeaf(string tenantPath, string? sessionId)
+    {
+        var parent = GetNode(Normalize(tenantPath));
+        var key = string.Concat(parent.Path, SessionSeparator.ToString(), sessionId ?? string.Empty);
+        if (_nodes.TryGetValue(key, out var leaf))
+        {
+            return leaf;
+        }
+
+        leaf = new Node(key, parent, 1.0, ++_seq, isLeaf: true) { IsSession = sessionId is not null };
+        _nodes.Add(key, leaf);
+        return leaf;
+    }
+
+    private Node GetNode(string path)
+    {
+        if (path.Length == 0)
+        {
+            return _root;
+        }
+
+        if (_nodes.TryGetValue(path, out var node))
+        {
+            return node;
+        }
+
+        var slash = path.LastIndexOf('/');
+        var parent = slash < 0 ? _root : GetNode(path[..slash]);
+        node = new Node(path, parent, SanitizeWeight(_weightOf(path)), ++_seq, isLeaf: false);
+        _nodes.Add(path, node);
+        return node;
+    }
+
+    private void PruneIfIdle(Node leaf)
+    {
+        // Session leaves are ephemeral: drop them once idle so a key with a million past sessions holds no state.
+        if (leaf.IsSession && leaf.InFlight == 0 && leaf.Pending[0] + leaf.Pending[1] == 0)
+        {
+            _nodes.Remove(leaf.Path);
+        }
+    }
+
+    private sealed class InFlight(Node leaf)
+    {
+        public Node Leaf { get; } = leaf;
+    }
+
+    private struct LocalitySearch(Func<QueuedRequest, double> affinity, int max)
+    {
+        private int _seen;
+        private double _bestScore;
+
+        public QueuedRequest? Best { get; private set; }
+
+        public readonly bool Full => _seen >= max;
+
+        public void Offer(QueuedRequest r)
+        {
+            var score = affinity(r);
+            if (Best is null || score > _bestScore)
+            {
+                Best = r;
+                _bestScore = score;
+            }
+
+            _seen++;
+        }
+    }
+
+    private sealed class Node(string path, Node? parent, double weight, long seq, bool isLeaf)
+    {
+        private SortedSet<Node>? _active0;
+        private SortedSet<Node>? _active1;
+
+        public string Path { get; } = path;
+        public Node? Parent { get; } = parent;
+        public double Weight { get; set; } = weight;
+        public long Seq { get; } = seq;
+        public bool IsLeaf { get; } = isLeaf;
+        public bool IsSession { get; init; }
+        public double Vruntime { get; set; }
+        public double Service { get; set; }
+        public double MinVruntime { get; private set; }
+        public int InFlight { get; set; }
+        public int[] Pending { get; } = new int[Bands];
+        public SortedSet<QueuedRequest>[]? Queue { get; } = isLeaf ? [new(RequestOrder), new(RequestOrder)] : null;
+
+        public int ActiveCount(int band) => band == 0 ? (_active0?.Count ?? 0) : (_active1?.Count ?? 0);
+
+        public SortedSet<Node> ActiveSet(int band) => band == 0 ? (_active0 ??= new(NodeOrder)) : (_active1 ??= new(NodeOrder));
+
+        public void RefreshMin()
+        {
+            var m = double.PositiveInfinity;
+            if (_active0 is { Count: > 0 }) { m = _active0.Min!.Vruntime; }
+            if (_active1 is { Count: > 0 }) { m = Math.Min(m, _active1.Min!.Vruntime); }
+            if (!double.IsPositiveInfinity(m) && m > MinVruntime)
+            {
+                MinVruntime = m;
+            }
+        }
+    }
+}

@@ -1,0 +1,167 @@
+namespace Worker.Engine;
+
+/// <summary>Engine configuration. Every size is in blocks or tokens; 0 for <see cref="KvBlocks"/> means "derive from the profile".</summary>
+public sealed class EngineOptions
+{
+    /// <summary>Roofline profile of the GPU + model being modelled.</summary>
+    public required ModelProfile Profile { get; init; }
+
+    /// <summary>KV blocks in the pool; 0 ⇒ <see cref="ModelProfile.DefaultKvBlocks"/>.</summary>
+    public int KvBlocks { get; init; }
+
+    /// <summary>Tokens per KV block (vLLM default 16).</summary>
+    public int BlockSize { get; init; } = 16;
+
+    /// <summary>Per-step token budget shared by decode (1 per running sequence) and chunked prefill (vLLM max_num_batched_tokens).</summary>
+    public int MaxBatchTokens { get; init; } = 8192;
+
+    /// <summary>Most sequences running at once (vLLM max_num_seqs).</summary>
+    public int MaxRunningSequences { get; init; } = 256;
+
+    /// <summary>Longest prompt + output accepted (vLLM max_model_len).</summary>
+    public int MaxModelLength { get; init; } = 131072;
+
+    /// <summary>Pins never hold more than this share of the pool.</summary>
+    public double MaxPinnedFraction { get; init; } = 0.5;
+
+    /// <summary>Sessions remembered for retain-by-session (oldest forgotten first).</summary>
+    public int MaxRememberedSessions { get; init; } = 65536;
+
+    /// <summary>Capacity of the KV event ring.</summary>
+    public int KvEventCapacity { get; init; } = 100_000;
+
+    /// <summary>The pool size actually used.</summary>
+    public int EffectiveKvBlocks => KvBlocks > 0 ? KvBlocks : Profile.DefaultKvBlocks(BlockSize);
+}
+
+/// <summary>One generation request as the engine sees it: token counts and block hashes, never text.</summary>
+public sealed class EngineRequest
+{
+    /// <summary>Unique id (duplicates of a live request are rejected).</summary>
+    public required string Id { get; init; }
+
+    /// <summary>Prompt length in tokens (≥ 1).</summary>
+    public required int PromptTokens { get; init; }
+
+    /// <summary>Chained salted hashes of the prompt's full blocks (<c>BlockHasher.ComputeChain</c>).</summary>
+    public required ulong[] BlockHashes { get; init; }
+
+    /// <summary>Exact number of tokens to generate (≥ 1; the host decides, e.g. from max_tokens).</summary>
+    public required int OutputTokens { get; init; }
+
+    /// <summary>Session id: retain-by-session pins the blocks of the session's most recent request.</summary>
+    public string? SessionId { get; init; }
+
+    /// <summary>Higher is admitted first among waiting requests; equal priorities are FCFS.</summary>
+    public int Priority { get; init; }
+
+    /// <summary>If &gt; 0, the prompt's cached blocks are pinned for this long when the request finishes (x-retention-ttl-ms).</summary>
+    public int RetentionTtlMs { get; init; }
+}
+
+/// <summary>What happened to a sequence during a step.</summary>
+public enum SequenceEventKind
+{
+    /// <summary>Prefill completed and token 0 was sampled.</summary>
+    FirstToken,
+
+    /// <summary>A decode step sampled token <see cref="SequenceEvent.TokenIndex"/>.</summary>
+    Token,
+
+    /// <summary>The last token has been emitted; TokenIndex is the number of tokens generated.</summary>
+    Finished,
+
+    /// <summary>Reserved: the engine never aborts on its own (Abort is synchronous and emits no event).</summary>
+    Aborted,
+
+    /// <summary>Reserved: impossible requests are refused by Submit returning false.</summary>
+    Rejected,
+}
+
+/// <summary>One per-sequence event of a step. <paramref name="CachedTokens"/> is the request's prefix-cache hit (blocks reused × block size).</summary>
+public readonly record struct SequenceEvent(string RequestId, SequenceEventKind Kind, int TokenIndex, int CachedTokens);
+
+/// <summary>The outcome of one engine iteration. The host waits <see cref="Duration"/> and then delivers <see cref="Events"/>.</summary>
+public sealed class StepResult
+{
+    /// <summary>Modelled duration of the iteration (returned, never slept).</summary>
+    public TimeSpan Duration { get; init; }
+
+    /// <summary>Prefill (and recompute) tokens processed.</summary>
+    public int PrefillTokens { get; init; }
+
+    /// <summary>Decode tokens processed (one per decoding sequence).</summary>
+    public int DecodeTokens { get; init; }
+
+    /// <summary>Sequences that took part in the step.</summary>
+    public int BatchSize { get; init; }
+
+    /// <summary>Sequences preempted (recompute) while planning this step.</summary>
+    public int Preempted { get; init; }
+
+    /// <summary>Events in sequence order.</summary>
+    public IReadOnlyList<SequenceEvent> Events { get; init; } = [];
+
+    /// <summary>An idle step (nothing to do).</summary>
+    public static StepResult Idle { get; } = new();
+}
+
+/// <summary>Snapshot of the engine for /worker/state and routers.</summary>
+public sealed record EngineState
+{
+    public required string Model { get; init; }
+    public required string Profile { get; init; }
+    public required int BlockSize { get; init; }
+    public required int KvBlocksTotal { get; init; }
+    /// <summary>Blocks referenced by a live sequence.</summary>
+    public required int KvBlocksUsed { get; init; }
+    /// <summary>Blocks held by at least one pin.</summary>
+    public required int KvBlocksPinned { get; init; }
+    /// <summary>Blocks registered in the prefix cache (in use or not).</summary>
+    public required int KvBlocksCached { get; init; }
+    /// <summary>Blocks allocatable now without dropping pins (free + evictable cached).</summary>
+    public required int KvBlocksFree { get; init; }
+    public required int WaitingRequests { get; init; }
+    public required int RunningRequests { get; init; }
+    /// <summary>Tokens still to prefill for waiting requests.</summary>
+    public required long WaitingTokens { get; init; }
+    /// <summary>Prompt tokens looked up in the prefix cache (first admission of each request).</summary>
+    public required long PrefixCacheQueryTokens { get; init; }
+    /// <summary>Of those, tokens served from the cache.</summary>
+    public required long PrefixCacheHitTokens { get; init; }
+    public required long PinsDroppedTotal { get; init; }
+    public required int PinsActive { get; init; }
+    public required long PreemptionsTotal { get; init; }
+    public required long PromptTokensTotal { get; init; }
+    public required long GeneratedTokensTotal { get; init; }
+    public required long StepsTotal { get; init; }
+    /// <summary>Sum of modelled step durations.</summary>
+    public required double BusySeconds { get; init; }
+    /// <summary>Nominal prefill throughput of the profile.</summary>
+    public required double PrefillTokensPerSecond { get; init; }
+    /// <summary>Modelled decode step time for the current running batch (batch 1 when idle).</summary>
+    public required double DecodeStepSeconds { get; init; }
+    public required long KvEventSeq { get; init; }
+}
+
+/// <summary>Pin a session's blocks (its most recent request) or explicit block hashes.</summary>
+public sealed record RetainRequest
+{
+    public string? SessionId { get; init; }
+    public IReadOnlyList<ulong>? BlockHashes { get; init; }
+    /// <summary>Pin lifetime in milliseconds (&gt; 0).</summary>
+    public long TtlMs { get; init; }
+    public int Priority { get; init; }
+    /// <summary>Value of keeping the blocks (e.g. expected saved prefill seconds); lowest value is dropped first under pressure.</summary>
+    public double Value { get; init; }
+}
+
+/// <summary>Result of a retain: blocks now held by the pin and pins dropped to make room under the pinned-share cap.</summary>
+public readonly record struct RetainResult(int PinnedBlocks, int DroppedPins);
+
+/// <summary>Release a session's pin or pinned block hashes.</summary>
+public sealed record ReleaseRequest
+{
+    public string? SessionId { get; init; }
+    public IReadOnlyList<ulong>? BlockHashes { get; init; }
+}

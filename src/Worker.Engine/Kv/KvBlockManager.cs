@@ -1,0 +1,663 @@
+namespace Worker.Engine;
+
+/// <summary>
+/// Paged KV block pool with a prefix cache, after vLLM's block manager (PagedAttention, SOSP'23; V1 KVCacheManager)
+/// plus retention pins.
+/// <list type="bullet">
+/// <item>A fixed pool of blocks; each live sequence holds a block table of block ids (ref-counted: shared prefix
+/// blocks are referenced by several sequences).</item>
+/// <item>Prefix cache: a complete prompt block is registered under its chained hash (hash → block). A lookup walks
+/// the request's hashes from the first and stops at the first miss, so only a true prefix hits.</item>
+/// <item>Unreferenced, unpinned cached blocks sit in an LRU list and are evicted head-first when the never-cached
+/// free blocks run out; a sequence's blocks are released tail-first so a prompt's last blocks are evicted before its
+/// shared first blocks (as vLLM does).</item>
+/// <item>Pins (retention hints): a pin holds cached blocks out of the LRU until its TTL (read from the
+/// <see cref="TimeProvider"/>) passes or it is released. Pinned blocks never exceed <c>maxPinnedFraction</c> of the pool.
+/// When an allocation would fail, pins are dropped lowest (value, priority, expiry, age) first, each reported as a
+/// <see cref="KvEventType.PinDropped"/> event and counted.</item>
+/// </list>
+/// Not thread-safe (the engine serialises calls); events go to a thread-safe <see cref="KvEventLog"/>.
+/// </summary>
+public sealed class KvBlockManager
+{
+    private const int None = -1;
+
+    private readonly int[] _refCount;
+    private readonly int[] _pinCount;
+    private readonly ulong[] _hash;
+    private readonly bool[] _hasHash;
+    private readonly int[] _prev;
+    private readonly int[] _next;
+    private readonly bool[] _inLru;
+    private readonly int[] _free;
+    private readonly Dictionary<ulong, int> _cache = [];
+    private readonly Dictionary<long, PinEntry> _pins = [];
+    private readonly Dictionary<string, long> _pinBySession = new(StringComparer.Ordinal);
+    private readonly List<ulong> _scratchHashes = [];
+    private readonly TimeProvider _time;
+    private readonly KvEventLog _events;
+    private int _freeCount;
+    private int _lruHead = None;
+    private int _lruTail = None;
+    private int _lruCount;
+    private int _usedBlocks;
+    private int _pinnedBlocks;
+    private int _pinnedIdleBlocks; // pinned and referenced by no sequence: what dropping every pin would free
+    private long _nextPinId;
+    private DateTimeOffset _nextExpiry = DateTimeOffset.MaxValue;
+
+    public KvBlockManager(int totalBlocks, int blockSize, double maxPinnedFraction, TimeProvider time, KvEventLog events)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(totalBlocks, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(blockSize, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxPinnedFraction, 0.0);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(maxPinnedFraction, 1.0);
+        ArgumentNullException.ThrowIfNull(time);
+        ArgumentNullException.ThrowIfNull(events);
+        TotalBlocks = totalBlocks;
+        BlockSize = blockSize;
+        MaxPinnedBlocks = (int)Math.Floor(totalBlocks * maxPinnedFraction);
+        _time = time;
+        _events = events;
+        _refCount = new int[totalBlocks];
+        _pinCount = new int[totalBlocks];
+        _hash = new ulong[totalBlocks];
+        _hasHash = new bool[totalBlocks];
+        _prev = new int[totalBlocks];
+        _next = new int[totalBlocks];
+        _inLru = new bool[totalBlocks];
+        _free = new int[totalBlocks];
+        for (int i = 0; i < totalBlocks; i++)
+        {
+            _free[i] = totalBlocks - 1 - i; // pop order 0, 1, 2, ...
+        }
+
+        _freeCount = totalBlocks;
+    }
+
+    public int TotalBlocks { get; }
+    public int BlockSize { get; }
+
+    /// <summary>Most blocks pins may hold (floor of pool × max pinned fraction).</summary>
+    public int MaxPinnedBlocks { get; }
+
+    /// <summary>Blocks allocatable without dropping pins: never-cached free blocks + evictable cached blocks.</summary>
+    public int AvailableBlocks => _freeCount + _lruCount;
+
+    /// <summary>Blocks referenced by at least one sequence.</summary>
+    public int UsedBlocks => _usedBlocks;
+
+    /// <summary>Blocks held by at least one pin.</summary>
+    public int PinnedBlocks => _pinnedBlocks;
+
+    /// <summary>Blocks registered in the prefix cache (referenced or not).</summary>
+    public int CachedBlocks => _cache.Count;
+
+    /// <summary>Cached blocks that nothing references or pins (the LRU list).</summary>
+    public int EvictableBlocks => _lruCount;
+
+    /// <summary>Pinned blocks that no sequence references (freed if every pin were dropped).</summary>
+    public int PinnedIdleBlocks => _pinnedIdleBlocks;
+
+    /// <summary>Live pins.</summary>
+    public int ActivePins => _pins.Count;
+
+    /// <summary>Pins dropped under pressure or to respect the pinned-share cap.</summary>
+    public long PinsDroppedTotal { get; private set; }
+
+    /// <summary>Cached blocks evicted to make room.</summary>
+    public long EvictionsTotal { get; private set; }
+
+    /// <summary>How many leading hashes are cached now.</summary>
+    public int CachedPrefixBlocks(ReadOnlySpan<ulong> hashes)
+    {
+        int n = 0;
+        while (n < hashes.Length && _cache.ContainsKey(hashes[n]))
+        {
+            n++;
+        }
+
+        return n;
+    }
+
+    /// <summary>True if the hash is registered in the prefix cache.</summary>
+    public bool IsCached(ulong hash) => _cache.ContainsKey(hash);
+
+    /// <summary>Reference count of a block (for tests and diagnostics).</summary>
+    public int RefCount(int block) => _refCount[block];
+
+    /// <summary>True if at least one pin holds the block registered under <paramref name="hash"/>.</summary>
+    public bool IsPinned(ulong hash) => _cache.TryGetValue(hash, out int b) && _pinCount[b] > 0;
+
+    /// <summary>
+    /// Appends to <paramref name="table"/> the cached blocks of the longest cached prefix of <paramref name="hashes"/>
+    /// (at most <paramref name="maxBlocks"/>), taking a reference on each. Returns how many hit.
+    /// </summary>
+    public int AcquireCachedPrefix(ReadOnlySpan<ulong> hashes, int maxBlocks, List<int> table)
+    {
+        int limit = Math.Min(hashes.Length, maxBlocks);
+        int hits = 0;
+        while (hits < limit && _cache.TryGetValue(hashes[hits], out int block))
+        {
+            Reference(block);
+            table.Add(block);
+            hits++;
+        }
+
+        return hits;
+    }
+
+    /// <summary>
+    /// Allocates <paramref name="count"/> fresh blocks onto <paramref name="table"/>: never-cached blocks first, then the
+    /// least recently used cached ones (evicted, reported as removed). If that is not enough but dropping pins would make it
+    /// so, pins are dropped lowest value first. Returns false, changing nothing, if the blocks cannot be found.
+    /// </summary>
+    public bool TryAllocate(int count, List<int> table)
+    {
+        if (count <= 0)
+        {
+            return true;
+        }
+
+        ExpirePins();
+        if (AvailableBlocks < count && !DropPinsToFree(count))
+        {
+            return false;
+        }
+
+        _scratchHashes.Clear();
+        for (int i = 0; i < count; i++)
+        {
+            int block;
+            if (_freeCount > 0)
+            {
+                block = _free[--_freeCount];
+            }
+            else
+            {
+                block = _lruHead;
+                LruRemove(block);
+                _cache.Remove(_hash[block]);
+                _hasHash[block] = false;
+                _scratchHashes.Add(_hash[block]);
+                EvictionsTotal++;
+            }
+
+            _refCount[block] = 1;
+            _usedBlocks++;
+            table.Add(block);
+        }
+
+        if (_scratchHashes.Count > 0)
+        {
+            _events.Append(KvEventType.Removed, [.. _scratchHashes]);
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Registers the blocks of <paramref name="table"/> that became complete when the sequence's computed tokens went from
+    /// <paramref name="oldComputed"/> to <paramref name="newComputed"/>, under <paramref name="hashes"/> (prompt blocks only).
+    /// A hash already held by another block is left alone (the duplicate stays private, as in vLLM). Emits stored events,
+    /// one per contiguous run, with the parent hash of the run's first block.
+    /// </summary>
+    public void MarkComputed(List<int> table, ReadOnlySpan<ulong> hashes, int oldComputed, int newComputed)
+    {
+        int first = oldComputed / BlockSize;
+        int end = Math.Min(Math.Min(newComputed / BlockSize, hashes.Length), table.Count);
+        int runStart = -1;
+        _scratchHashes.Clear();
+        for (int i = first; i < end; i++)
+        {
+            int block = table[i];
+            bool registered = false;
+            if (!_hasHash[block] && _cache.TryAdd(hashes[i], block))
+            {
+                _hash[block] = hashes[i];
+                _hasHash[block] = true;
+                registered = true;
+            }
+
+            if (registered)
+            {
+                if (runStart < 0)
+                {
+                    runStart = i;
+                }
+
+                _scratchHashes.Add(hashes[i]);
+            }
+            else if (runStart >= 0)
+            {
+                EmitStored(hashes, runStart);
+                runStart = -1;
+            }
+        }
+
+        if (runStart >= 0)
+        {
+            EmitStored(hashes, runStart);
+        }
+    }
+
+    /// <summary>Drops the references of a block table (tail first) and clears it.</summary>
+    public void Free(List<int> table)
+    {
+        for (int i = table.Count - 1; i >= 0; i--)
+        {
+            int block = table[i];
+            if (--_refCount[block] == 0)
+            {
+                _usedBlocks--;
+                if (_pinCount[block] > 0)
+                {
+                    _pinnedIdleBlocks++;
+                }
+
+                ReleaseIfIdle(block);
+            }
+        }
+
+        table.Clear();
+    }
+
+    /// <summary>
+    /// Pins the cached blocks of the longest cached prefix of <paramref name="hashes"/> until <paramref name="ttl"/> from now.
+    /// A pin keyed by <paramref name="session"/> replaces that session's previous pin. If the pinned-share cap would be
+    /// exceeded, pins of lower (value, priority) are dropped first; what still does not fit is cut from the tail.
+    /// </summary>
+    public RetainResult Pin(string? session, ReadOnlySpan<ulong> hashes, TimeSpan ttl, int priority, double value)
+    {
+        ExpirePins();
+        if (session is not null && _pinBySession.TryGetValue(session, out long old))
+        {
+            Unpin(_pins[old]);
+        }
+
+        var blocks = new List<int>();
+        for (int i = 0; i < hashes.Length && _cache.TryGetValue(hashes[i], out int b); i++)
+        {
+            blocks.Add(b);
+        }
+
+        int dropped = 0;
+        while (_pinnedBlocks + NewlyPinned(blocks, blocks.Count) > MaxPinnedBlocks)
+        {
+            var victim = LowestPin();
+            if (victim is null || Compare(victim.Value, victim.Priority, value, priority) >= 0)
+            {
+                break;
+            }
+
+            Drop(victim);
+            dropped++;
+        }
+
+        int keep = blocks.Count;
+        while (keep > 0 && _pinnedBlocks + NewlyPinned(blocks, keep) > MaxPinnedBlocks)
+        {
+            keep--;
+        }
+
+        if (keep < blocks.Count)
+        {
+            blocks.RemoveRange(keep, blocks.Count - keep);
+        }
+
+        if (blocks.Count == 0 || ttl <= TimeSpan.Zero)
+        {
+            return new RetainResult(0, dropped);
+        }
+
+        var pin = new PinEntry(++_nextPinId, session, blocks, _time.GetUtcNow() + ttl, priority, value);
+        foreach (int b in blocks)
+        {
+            if (_pinCount[b]++ == 0)
+            {
+                _pinnedBlocks++;
+                if (_refCount[b] == 0)
+                {
+                    _pinnedIdleBlocks++;
+                }
+
+                if (_inLru[b])
+                {
+                    LruRemove(b);
+                }
+            }
+        }
+
+        _pins.Add(pin.Id, pin);
+        if (session is not null)
+        {
+            _pinBySession[session] = pin.Id;
+        }
+
+        if (pin.ExpiresAt < _nextExpiry)
+        {
+            _nextExpiry = pin.ExpiresAt;
+        }
+
+        return new RetainResult(blocks.Count, dropped);
+    }
+
+    /// <summary>Releases a session's pin; returns the number of blocks it held (0 if none).</summary>
+    public int ReleaseSession(string session)
+    {
+        ExpirePins();
+        if (!_pinBySession.TryGetValue(session, out long id))
+        {
+            return 0;
+        }
+
+        var pin = _pins[id];
+        int n = pin.Blocks.Count;
+        Unpin(pin);
+        return n;
+    }
+
+    /// <summary>Removes the given blocks from every pin that holds them; returns the number of (pin, block) holds released.</summary>
+    public int ReleaseHashes(ReadOnlySpan<ulong> hashes)
+    {
+        ExpirePins();
+        int released = 0;
+        List<PinEntry>? emptied = null;
+        foreach (ulong h in hashes)
+        {
+            if (!_cache.TryGetValue(h, out int block) || _pinCount[block] == 0)
+            {
+                continue;
+            }
+
+            foreach (var pin in _pins.Values)
+            {
+                if (pin.Blocks.Remove(block))
+                {
+                    released++;
+                    UnpinBlock(block);
+                    if (pin.Blocks.Count == 0)
+                    {
+                        (emptied ??= []).Add(pin);
+                    }
+                }
+            }
+        }
+
+        if (emptied is not null)
+        {
+            foreach (var pin in emptied)
+            {
+                RemovePin(pin);
+            }
+        }
+
+        return released;
+    }
+
+    /// <summary>Removes pins whose TTL has passed (their blocks become evictable). Cheap when none is due.</summary>
+    public void ExpirePins()
+    {
+        if (_pins.Count == 0)
+        {
+            return;
+        }
+
+        var now = _time.GetUtcNow();
+        if (now < _nextExpiry)
+        {
+            return;
+        }
+
+        List<PinEntry>? expired = null;
+        var next = DateTimeOffset.MaxValue;
+        foreach (var pin in _pins.Values)
+        {
+            if (pin.ExpiresAt <= now)
+            {
+                (expired ??= []).Add(pin);
+            }
+            else if (pin.ExpiresAt < next)
+            {
+                next = pin.ExpiresAt;
+            }
+        }
+
+        if (expired is not null)
+        {
+            expired.Sort(static (a, b) => a.Id.CompareTo(b.Id));
+            foreach (var pin in expired)
+            {
+                Unpin(pin);
+            }
+        }
+
+        _nextExpiry = next;
+    }
+
+    /// <summary>
+    /// Clears the prefix cache (vLLM reset_prefix_cache): drops every pin, forgets every hash (blocks in use stay with
+    /// their sequences but are no longer shareable) and emits one cleared event.
+    /// </summary>
+    public void Clear()
+    {
+        foreach (var pin in new List<PinEntry>(_pins.Values))
+        {
+            Unpin(pin);
+        }
+
+        while (_lruHead != None)
+        {
+            int b = _lruHead;
+            LruRemove(b);
+            _hasHash[b] = false;
+            _free[_freeCount++] = b;
+        }
+
+        foreach (int b in _cache.Values)
+        {
+            _hasHash[b] = false;
+        }
+
+        _cache.Clear();
+        _events.Append(KvEventType.Cleared, []);
+    }
+
+    private void EmitStored(ReadOnlySpan<ulong> hashes, int runStart)
+    {
+        ulong? parent = runStart == 0 ? null : hashes[runStart - 1];
+        _events.Append(KvEventType.Stored, [.. _scratchHashes], parent);
+        _scratchHashes.Clear();
+    }
+
+    private void Reference(int block)
+    {
+        if (_refCount[block]++ == 0)
+        {
+            _usedBlocks++;
+            if (_pinCount[block] > 0)
+            {
+                _pinnedIdleBlocks--;
+            }
+
+            if (_inLru[block])
+            {
+                LruRemove(block);
+            }
+        }
+    }
+
+    private void ReleaseIfIdle(int block)
+    {
+        if (_refCount[block] != 0 || _pinCount[block] != 0)
+        {
+            return;
+        }
+
+        if (_hasHash[block])
+        {
+            LruAppend(block);
+        }
+        else
+        {
+            _free[_freeCount++] = block;
+        }
+    }
+
+    private int NewlyPinned(List<int> blocks, int count)
+    {
+        int n = 0;
+        for (int i = 0; i < count; i++)
+        {
+            if (_pinCount[blocks[i]] == 0)
+            {
+                n++;
+            }
+        }
+
+        return n;
+    }
+
+    /// <summary>Drops pins (lowest first) until <paramref name="count"/> blocks are available; false (nothing dropped) if even all pins would not do.</summary>
+    private bool DropPinsToFree(int count)
+    {
+        if (_pins.Count == 0)
+        {
+            return false;
+        }
+
+        if (AvailableBlocks + _pinnedIdleBlocks < count)
+        {
+            return false;
+        }
+
+        while (AvailableBlocks < count && LowestPin() is { } victim)
+        {
+            Drop(victim);
+        }
+
+        return AvailableBlocks >= count;
+    }
+
+    private PinEntry? LowestPin()
+    {
+        PinEntry? lowest = null;
+        foreach (var pin in _pins.Values)
+        {
+            if (lowest is null || Compare(pin, lowest) < 0)
+            {
+                lowest = pin;
+            }
+        }
+
+        return lowest;
+    }
+
+    private static int Compare(double valueA, int priorityA, double valueB, int priorityB)
+    {
+        int c = valueA.CompareTo(valueB);
+        return c != 0 ? c : priorityA.CompareTo(priorityB);
+    }
+
+    private static int Compare(PinEntry a, PinEntry b)
+    {
+        int c = Compare(a.Value, a.Priority, b.Value, b.Priority);
+        if (c == 0)
+        {
+            c = a.ExpiresAt.CompareTo(b.ExpiresAt);
+        }
+
+        return c != 0 ? c : a.Id.CompareTo(b.Id);
+    }
+
+    private void Drop(PinEntry pin)
+    {
+        var hashes = new ulong[pin.Blocks.Count];
+        for (int i = 0; i < hashes.Length; i++)
+        {
+            hashes[i] = _hash[pin.Blocks[i]];
+        }
+
+        Unpin(pin);
+        PinsDroppedTotal++;
+        _events.Append(KvEventType.PinDropped, hashes);
+    }
+
+    private void Unpin(PinEntry pin)
+    {
+        for (int i = pin.Blocks.Count - 1; i >= 0; i--)
+        {
+            UnpinBlock(pin.Blocks[i]);
+        }
+
+        RemovePin(pin);
+    }
+
+    private void RemovePin(PinEntry pin)
+    {
+        _pins.Remove(pin.Id);
+        if (pin.Session is not null && _pinBySession.TryGetValue(pin.Session, out long id) && id == pin.Id)
+        {
+            _pinBySession.Remove(pin.Session);
+        }
+    }
+
+    private void UnpinBlock(int block)
+    {
+        if (--_pinCount[block] == 0)
+        {
+            _pinnedBlocks--;
+            if (_refCount[block] == 0)
+            {
+                _pinnedIdleBlocks--;
+            }
+
+            ReleaseIfIdle(block);
+        }
+    }
+
+    private void LruAppend(int block)
+    {
+        _prev[block] = _lruTail;
+        _next[block] = None;
+        if (_lruTail != None)
+        {
+            _next[_lruTail] = block;
+        }
+        else
+        {
+            _lruHead = block;
+        }
+
+        _lruTail = block;
+        _inLru[block] = true;
+        _lruCount++;
+    }
+
+    private void LruRemove(int block)
+    {
+        int p = _prev[block], n = _next[block];
+        if (p != None)
+        {
+            _next[p] = n;
+        }
+        else
+        {
+            _lruHead = n;
+        }
+
+        if (n != None)
+        {
+            _prev[n] = p;
+        }
+        else
+        {
+            _lruTail = p;
+        }
+
+        _inLru[block] = false;
+        _lruCount--;
+    }
+
+    private sealed record PinEntry(long Id, string? Session, List<int> Blocks, DateTimeOffset ExpiresAt, int Priority, double Value);
+}

@@ -1,0 +1,467 @@
+namespace Worker.Engine;
+
+/// <summary>
+/// The engine model: a paged KV cache with prefix caching and pins (<see cref="KvBlockManager"/>) under a continuous
+/// batching scheduler in the style of vLLM V1 (Orca's iteration-level scheduling + Sarathi's chunked prefill):
+/// <list type="number">
+/// <item>Running sequences are served first, in admission order: each takes min(tokens left to compute, budget left)
+/// from the per-step budget <see cref="EngineOptions.MaxBatchTokens"/> (1 for a decoding sequence, a chunk for a prefill).
+/// When its KV blocks cannot be allocated, the most recently admitted running sequence is preempted by recompute
+/// (blocks freed, back to the waiting queue; it later re-prefills prompt + generated tokens, mostly from the prefix cache).</item>
+/// <item>If nothing was preempted, waiting sequences (priority, then FCFS) are admitted while budget, the running cap and
+/// KV blocks (for their prefix hit plus the next chunk) allow; the queue head blocks the rest (no skipping).</item>
+/// <item>The plan goes to an <see cref="IStepExecutor"/> (the roofline by default) that returns the step's duration.</item>
+/// <item>Progress is committed: newly complete prompt blocks enter the prefix cache; a sequence that has computed all its
+/// tokens samples one (FirstToken at index 0, then Token), and Finished follows its last token.</item>
+/// </list>
+/// Deterministic: no wall clock, no randomness; time (pin TTLs only) comes from the <see cref="TimeProvider"/>.
+/// Not thread-safe: the host serialises calls (the KV event log is thread-safe for readers).
+/// </summary>
+public sealed class LlmEngine
+{
+    private readonly KvBlockManager _blocks;
+    private readonly IStepExecutor _executor;
+    private readonly SortedSet<Sequence> _waiting = new(WaitingOrder.Instance);
+    private readonly List<Sequence> _running = [];
+    private readonly Dictionary<string, Sequence> _live = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ulong[]> _sessions = new(StringComparer.Ordinal);
+    private readonly Queue<string> _sessionOrder = new();
+    private readonly List<Sequence> _scheduled = [];
+    private readonly StepPlan _plan = new();
+    private readonly int _blockSize;
+    private long _arrivals;
+    private long _waitingTokens;
+    private long _queryTokens;
+    private long _hitTokens;
+    private long _preemptions;
+    private long _promptTokens;
+    private long _generatedTokens;
+    private long _steps;
+    private double _busySeconds;
+
+    public LlmEngine(EngineOptions options, TimeProvider time)
+        : this(options, time, new RooflineStepExecutor(options?.Profile ?? throw new ArgumentNullException(nameof(options))))
+    {
+    }
+
+    public LlmEngine(EngineOptions options, TimeProvider time, IStepExecutor executor)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(options.Profile);
+        ArgumentNullException.ThrowIfNull(time);
+        ArgumentNullException.ThrowIfNull(executor);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.BlockSize, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxBatchTokens, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxRunningSequences, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxModelLength, 2);
+        Options = options;
+        Time = time;
+        _executor = executor;
+        _blockSize = options.BlockSize;
+        KvEvents = new KvEventLog(options.BlockSize, options.KvEventCapacity);
+        _blocks = new KvBlockManager(options.EffectiveKvBlocks, options.BlockSize, options.MaxPinnedFraction, time, KvEvents);
+    }
+
+    public EngineOptions Options { get; }
+
+    public TimeProvider Time { get; }
+
+    /// <summary>Seq-numbered stored/removed/cleared/pin_dropped events (thread-safe for readers).</summary>
+    public KvEventLog KvEvents { get; }
+
+    /// <summary>Total KV blocks in the pool.</summary>
+    public int KvBlocksTotal => _blocks.TotalBlocks;
+
+    /// <summary>True while any request is waiting or running.</summary>
+    public bool HasWork => _waiting.Count > 0 || _running.Count > 0;
+
+    public int WaitingCount => _waiting.Count;
+
+    public int RunningCount => _running.Count;
+
+    internal KvBlockManager Blocks => _blocks;
+
+    /// <summary>
+    /// Queues a request. Returns false with a reason, changing nothing, when it can never run: bad counts, duplicate id,
+    /// prompt + output over <see cref="EngineOptions.MaxModelLength"/>, or more KV blocks than the pool holds.
+    /// </summary>
+    public bool Submit(EngineRequest r, out string? error)
+    {
+        error = Validate(r);
+        if (error is not null)
+        {
+            return false;
+        }
+
+        var seq = new Sequence(r, _arrivals++);
+        _live.Add(r.Id, seq);
+        _waiting.Add(seq);
+        _waitingTokens += seq.Tokens;
+        _promptTokens += r.PromptTokens;
+        if (r.SessionId is not null)
+        {
+            RememberSession(r.SessionId, r.BlockHashes);
+        }
+
+        return true;
+    }
+
+    /// <summary>Removes a waiting or running request and frees its blocks at once. False if unknown or already finished.</summary>
+    public bool Abort(string requestId)
+    {
+        if (requestId is null || !_live.Remove(requestId, out var seq))
+        {
+            return false;
+        }
+
+        if (seq.Running)
+        {
+            _running.Remove(seq);
+        }
+        else
+        {
+            _waiting.Remove(seq);
+            _waitingTokens -= seq.Tokens - seq.Computed;
+        }
+
+        seq.Done = true;
+        _blocks.Free(seq.BlockTable);
+        return true;
+    }
+
+    /// <summary>Plans and executes one iteration. Returns its modelled duration and the per-sequence events.</summary>
+    public StepResult Step()
+    {
+        _blocks.ExpirePins();
+        if (!HasWork)
+        {
+            return StepResult.Idle;
+        }
+
+        int preempted = Plan();
+        if (_plan.Chunks.Count == 0)
+        {
+            return new StepResult { Preempted = preempted };
+        }
+
+        var duration = _executor.Execute(_plan);
+        var events = Commit();
+        _steps++;
+        _busySeconds += duration.TotalSeconds;
+        return new StepResult
+        {
+            Duration = duration,
+            PrefillTokens = _plan.PrefillTokens,
+            DecodeTokens = _plan.DecodeTokens,
+            BatchSize = _plan.Chunks.Count,
+            Preempted = preempted,
+            Events = events,
+        };
+    }
+
+    /// <summary>Snapshot for /worker/state.</summary>
+    public EngineState GetState()
+    {
+        _blocks.ExpirePins();
+        long runningContext = 0;
+        foreach (var s in _running)
+        {
+            runningContext += s.Computed;
+        }
+
+        var profile = Options.Profile;
+        return new EngineState
+        {
+            Model = profile.ServedModel,
+            Profile = profile.Name,
+            BlockSize = _blockSize,
+            KvBlocksTotal = _blocks.TotalBlocks,
+            KvBlocksUsed = _blocks.UsedBlocks,
+            KvBlocksPinned = _blocks.PinnedBlocks,
+            KvBlocksCached = _blocks.CachedBlocks,
+            KvBlocksFree = _blocks.AvailableBlocks,
+            WaitingRequests = _waiting.Count,
+            RunningRequests = _running.Count,
+            WaitingTokens = _waitingTokens,
+            PrefixCacheQueryTokens = _queryTokens,
+            PrefixCacheHitTokens = _hitTokens,
+            PinsDroppedTotal = _blocks.PinsDroppedTotal,
+            PinsActive = _blocks.ActivePins,
+            PreemptionsTotal = _preemptions,
+            PromptTokensTotal = _promptTokens,
+            GeneratedTokensTotal = _generatedTokens,
+            StepsTotal = _steps,
+            BusySeconds = _busySeconds,
+            PrefillTokensPerSecond = profile.PrefillTokensPerSecond,
+            DecodeStepSeconds = profile.DecodeStepSeconds(Math.Max(1, _running.Count), runningContext),
+            KvEventSeq = KvEvents.LastSeq,
+        };
+    }
+
+    /// <summary>
+    /// Pins the cached prefix of <see cref="RetainRequest.BlockHashes"/>, or of the session's most recent request when only
+    /// <see cref="RetainRequest.SessionId"/> is given, for <see cref="RetainRequest.TtlMs"/>.
+    /// </summary>
+    public RetainResult Retain(RetainRequest r)
+    {
+        ArgumentNullException.ThrowIfNull(r);
+        if (r.TtlMs <= 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(r), "ttl_ms must be positive");
+        }
+
+        ulong[]? hashes = null;
+        if (r.BlockHashes is { Count: > 0 } given)
+        {
+            hashes = [.. given];
+        }
+        else if (r.SessionId is not null)
+        {
+            _sessions.TryGetValue(r.SessionId, out hashes);
+        }
+
+        if (hashes is null)
+        {
+            return new RetainResult(0, 0);
+        }
+
+        return _blocks.Pin(r.SessionId, hashes, TimeSpan.FromMilliseconds(r.TtlMs), r.Priority, r.Value);
+    }
+
+    /// <summary>Releases a session's pin, or the given hashes from every pin. Returns the blocks released.</summary>
+    public int Release(ReleaseRequest r)
+    {
+        ArgumentNullException.ThrowIfNull(r);
+        int released = 0;
+        if (r.SessionId is not null)
+        {
+            released += _blocks.ReleaseSession(r.SessionId);
+        }
+
+        if (r.BlockHashes is { Count: > 0 } given)
+        {
+            released += _blocks.ReleaseHashes([.. given]);
+        }
+
+        return released;
+    }
+
+    /// <summary>How many leading blocks of <paramref name="hashes"/> are cached now.</summary>
+    public int CachedPrefixBlocks(ReadOnlySpan<ulong> hashes) => _blocks.CachedPrefixBlocks(hashes);
+
+    /// <summary>Clears the prefix cache and every pin (one cleared event).</summary>
+    public void ClearPrefixCache() => _blocks.Clear();
+
+    private string? Validate(EngineRequest? r)
+    {
+        if (r is null)
+        {
+            return "request is null";
+        }
+
+        if (string.IsNullOrEmpty(r.Id))
+        {
+            return "request id is empty";
+        }
+
+        if (_live.ContainsKey(r.Id))
+        {
+            return $"request id '{r.Id}' is already in flight";
+        }
+
+        if (r.PromptTokens < 1)
+        {
+            return "prompt must have at least 1 token";
+        }
+
+        if (r.OutputTokens < 1)
+        {
+            return "output must be at least 1 token";
+        }
+
+        if (r.BlockHashes is null)
+        {
+            return "block hashes are missing";
+        }
+
+        if (r.BlockHashes.Length > r.PromptTokens / _blockSize)
+        {
+            return $"{r.BlockHashes.Length} block hashes for a {r.PromptTokens}-token prompt (at most {r.PromptTokens / _blockSize} full blocks of {_blockSize})";
+        }
+
+        long total = (long)r.PromptTokens + r.OutputTokens;
+        if (total > Options.MaxModelLength)
+        {
+            return $"prompt ({r.PromptTokens}) + output ({r.OutputTokens}) = {total} tokens exceeds the maximum model length {Options.MaxModelLength}";
+        }
+
+        long blocks = BlocksFor(total - 1);
+        if (blocks > _blocks.TotalBlocks)
+        {
+            return $"needs {blocks} KV blocks of {_blockSize} tokens but the pool has {_blocks.TotalBlocks}";
+        }
+
+        return null;
+    }
+
+    private long BlocksFor(long tokens) => (tokens + _blockSize - 1) / _blockSize;
+
+    private void RememberSession(string session, ulong[] hashes)
+    {
+        if (!_sessions.ContainsKey(session))
+        {
+            _sessionOrder.Enqueue(session);
+            while (_sessionOrder.Count > Options.MaxRememberedSessions)
+            {
+                _sessions.Remove(_sessionOrder.Dequeue());
+            }
+        }
+
+        _sessions[session] = hashes;
+    }
+
+    /// <summary>Fills <see cref="_plan"/>; returns the number of sequences preempted.</summary>
+    private int Plan()
+    {
+        _plan.Clear();
+        _scheduled.Clear();
+        int budget = Options.MaxBatchTokens;
+        int preempted = 0;
+
+        // 1. Running sequences, in admission order.
+        for (int i = 0; i < _running.Count && budget > 0; i++)
+        {
+            var seq = _running[i];
+            int n = Math.Min(seq.Tokens - seq.Computed, budget);
+            int need = (int)BlocksFor(seq.Computed + n) - seq.BlockTable.Count;
+            bool selfPreempted = false;
+            while (!_blocks.TryAllocate(need, seq.BlockTable))
+            {
+                var victim = _running[^1];
+                _running.RemoveAt(_running.Count - 1);
+                Preempt(victim);
+                preempted++;
+                if (ReferenceEquals(victim, seq))
+                {
+                    selfPreempted = true;
+                    break;
+                }
+            }
+
+            if (selfPreempted)
+            {
+                break;
+            }
+
+            Schedule(seq, n);
+            budget -= n;
+        }
+
+        // 2. Admission (skipped after a preemption, as in vLLM: memory is tight).
+        while (preempted == 0 && budget > 0 && _running.Count < Options.MaxRunningSequences && _waiting.Count > 0)
+        {
+            var seq = _waiting.Min!;
+            int hitBlocks = 0;
+            if (seq.BlockTable.Count == 0)
+            {
+                // At least one token must be computed to produce logits, so a fully cached prompt recomputes its last block.
+                int maxHit = (seq.Tokens - 1) / _blockSize;
+                hitBlocks = _blocks.AcquireCachedPrefix(seq.Request.BlockHashes, maxHit, seq.BlockTable);
+                seq.Computed = hitBlocks * _blockSize;
+            }
+
+            int n = Math.Min(seq.Tokens - seq.Computed, budget);
+            int need = (int)BlocksFor(seq.Computed + n) - seq.BlockTable.Count;
+            if (!_blocks.TryAllocate(need, seq.BlockTable))
+            {
+                _blocks.Free(seq.BlockTable);
+                seq.Computed = 0;
+                break;
+            }
+
+            _waiting.Remove(seq);
+            _waitingTokens -= seq.Tokens;
+            if (!seq.Admitted)
+            {
+                seq.Admitted = true;
+                seq.CachedTokens = hitBlocks * _blockSize;
+                _queryTokens += seq.Request.PromptTokens;
+                _hitTokens += seq.CachedTokens;
+            }
+
+            seq.Running = true;
+            _running.Add(seq);
+            Schedule(seq, n);
+            budget -= n;
+        }
+
+        return preempted;
+    }
+
+    private void Schedule(Sequence seq, int n)
+    {
+        bool decode = seq.Emitted > 0 && seq.Tokens - seq.Computed == 1;
+        _plan.Add(new ScheduledChunk(seq.Request.Id, n, seq.Computed, decode));
+        _scheduled.Add(seq);
+    }
+
+    private void Preempt(Sequence seq)
+    {
+        _blocks.Free(seq.BlockTable);
+        seq.Computed = 0;
+        seq.Running = false;
+        _waiting.Add(seq);
+        _waitingTokens += seq.Tokens;
+        _preemptions++;
+    }
+
+    private List<SequenceEvent> Commit()
+    {
+        var events = new List<SequenceEvent>(_scheduled.Count + 4);
+        bool anyFinished = false;
+        var chunks = _plan.Chunks;
+        for (int i = 0; i < _scheduled.Count; i++)
+        {
+            var seq = _scheduled[i];
+            int old = seq.Computed;
+            seq.Computed += chunks[i].NewTokens;
+            _blocks.MarkComputed(seq.BlockTable, seq.Request.BlockHashes, old, seq.Computed);
+            if (seq.Computed < seq.Tokens)
+            {
+                continue;
+            }
+
+            int index = seq.Emitted++;
+            _generatedTokens++;
+            events.Add(new SequenceEvent(seq.Request.Id, index == 0 ? SequenceEventKind.FirstToken : SequenceEventKind.Token, index, seq.CachedTokens));
+            if (seq.Emitted >= seq.Request.OutputTokens)
+            {
+                events.Add(new SequenceEvent(seq.Request.Id, SequenceEventKind.Finished, seq.Emitted, seq.CachedTokens));
+                Finish(seq);
+                anyFinished = true;
+            }
+        }
+
+        if (anyFinished)
+        {
+            _running.RemoveAll(static s => s.Done);
+        }
+
+        return events;
+    }
+
+    private void Finish(Sequence seq)
+    {
+        var r = seq.Request;
+        if (r.RetentionTtlMs > 0)
+        {
+            // Pin before freeing so the prompt's blocks never pass through the LRU list.
+            _blocks.Pin(r.SessionId, r.BlockHashes, TimeSpan.FromMilliseconds(r.RetentionTtlMs), r.Priority, 0);
+        }
+
+        seq.Done = true;
+        seq.Running = false;
+        _live.Remove(r.Id);
+        _blocks.Free(seq.BlockTable);
+    }
+}

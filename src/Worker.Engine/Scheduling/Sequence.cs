@@ -1,0 +1,47 @@
+namespace Worker.Engine;
+
+/// <summary>Engine-side state of one request.</summary>
+internal sealed class Sequence(EngineRequest request, long arrival)
+{
+    public EngineRequest Request { get; } = request;
+
+    /// <summary>Submission order: FCFS tie-break among equal priorities, kept across preemption.</summary>
+    public long Arrival { get; } = arrival;
+
+    public List<int> BlockTable { get; } = [];
+
+    /// <summary>Tokens whose KV is in the block table.</summary>
+    public int Computed { get; set; }
+
+    /// <summary>Tokens emitted to the client so far.</summary>
+    public int Emitted { get; set; }
+
+    /// <summary>Prefix-cache hit of the first admission, in tokens.</summary>
+    public int CachedTokens { get; set; }
+
+    public bool Admitted { get; set; }
+
+    public bool Running { get; set; }
+
+    public bool Done { get; set; }
+
+    /// <summary>Tokens that exist: the prompt plus every emitted token (the newest one's KV is computed by the next step).</summary>
+    public int Tokens => Request.PromptTokens + Emitted;
+}
+
+/// <summary>Waiting-queue order: higher priority first, then submission order.</summary>
+internal sealed class WaitingOrder : IComparer<Sequence>
+{
+    public static readonly WaitingOrder Instance = new();
+
+    public int Compare(Sequence? x, Sequence? y)
+    {
+        if (ReferenceEquals(x, y))
+        {
+            return 0;
+        }
+
+        int c = y!.Request.Priority.CompareTo(x!.Request.Priority);
+        return c != 0 ? c : x.Arrival.CompareTo(y.Arrival);
+    }
+}

@@ -1,0 +1,378 @@
+using Xunit.Abstractions;
+using Gateway.Core.Routing;
+using Gateway.Core.Routing.KvAware;
+
+namespace Gateway.Core.Tests.Routing;
+
+public class KvAwarePolicyTests(ITestOutputHelper output)
+{
+    private const int Bs = 16;
+    private readonly ManualTimeProvider _time = new();
+
+    private static List<WorkerInfo> Fleet(int n, bool events = false)
+    {
+        var list = new List<WorkerInfo>();
+        for (int i = 0; i < n; i++)
+        {
+            list.Add(new WorkerInfo($"w{i}", i)
+            {
+                PrefillTokensPerSecond = 10_000,
+                DecodeStepSeconds = 0.02,
+                KvBlocksTotal = 20_000,
+                PublishesKvEvents = events,
+            });
+        }
+
+        return list;
+    }
+
+    private KvAwarePolicy NewPolicy(KvAwareOptions? options = null, int seed = 1) => new(_time, new Random(seed), options);
+
+    private static RouteRequest Req(ulong[] blocks, string? session = null, int extraTokens = 0, int output = 64) => new()
+    {
+        TenantPath = "t",
+        SessionId = session,
+        BlockHashes = blocks,
+        PromptTokens = blocks.Length * Bs + extraTokens,
+        ExpectedOutputTokens = output,
+    };
+
+    private static int RouteAndDispatch(KvAwarePolicy p, RouteRequest r, List<WorkerInfo> fleet, bool charge = true)
+    {
+        var d = p.Route(r, fleet);
+        Assert.True(d.WorkerIndex >= 0);
+        p.OnRouted(r, fleet[d.WorkerIndex]);
+        if (charge)
+        {
+            fleet[d.WorkerIndex].OnDispatched(r.PromptTokens - d.PredictedCachedTokens);
+        }
+
+        return d.WorkerIndex;
+    }
+
+    [Fact]
+    public void Create_ByName_ReturnsKvAware()
+    {
+        var p = RoutingPolicies.Create("kv-aware", new RoutingPolicyContext { Time = _time, Seed = 3 });
+        Assert.IsType<KvAwarePolicy>(p);
+        Assert.Contains("kv-aware", RoutingPolicies.Names);
+    }
+
+    [Fact]
+    public void Options_Invalid_AllErrorsReported()
+    {
+        var bad = new KvAwareOptions { MaxWorkers = 0, SpillMaxCostRatio = 0.5, TieRelativeEpsilon = -1 };
+        Assert.Equal(3, bad.Validate().Count);
+        Assert.Throws<ArgumentException>(() => NewPolicy(bad));
+    }
+
+    [Fact]
+    public void Route_NoEligibleWorker_ReturnsNone()
+    {
+        var fleet = Fleet(2);
+        fleet[0].Healthy = false;
+        fleet[1].Draining = true;
+        Assert.Equal(-1, NewPolicy().Route(Req(Chains.Of(1, 4)), fleet).WorkerIndex);
+    }
+
+    [Fact]
+    public void Route_LongPrefixHeld_PrefersHolder()
+    {
+        var fleet = Fleet(8);
+        var p = NewPolicy();
+        var prefix = Chains.Of(1, 250); // 4000 tokens
+        var first = Req(prefix);
+        int holder = RouteAndDispatch(p, first, fleet, charge: false);
+
+        var d = p.Route(Req(Chains.Extend(prefix, 10_000, 10)), fleet);
+        Assert.Equal(holder, d.WorkerIndex);
+        Assert.Equal("affinity", d.Reason);
+        Assert.Equal(4000, d.PredictedCachedTokens);
+        Assert.Equal(0, d.BestOtherCachedTokens);
+    }
+
+    [Fact]
+    public void Route_HolderOverloaded_LeavesHolder()
+    {
+        var fleet = Fleet(8);
+        var p = NewPolicy();
+        var prefix = Chains.Of(1, 250); // 4000 tokens: 0.4 s of prefill saved on the holder
+        int holder = RouteAndDispatch(p, Req(prefix), fleet, charge: false);
+        fleet[holder].OnDispatched(30_000); // 3 s of queued prefill
+
+        var d = p.Route(Req(Chains.Extend(prefix, 10_000, 10)), fleet);
+        Assert.NotEqual(holder, d.WorkerIndex);
+        Assert.Equal(0, d.PredictedCachedTokens);
+        Assert.Equal(4000, d.BestOtherCachedTokens);
+    }
+
+    [Fact]
+    public void Route_HotPrefixHolderQueuePastBound_SpillsToSecondWorker()
+    {
+        var fleet = Fleet(4);
+        var p = NewPolicy(new KvAwareOptions { SpillQueueSeconds = 1.0, SpillMaxCostRatio = 1.5 });
+        var prefix = Chains.Of(1, 1250); // 20,000 tokens: 2 s saved on the holder
+        int holder = RouteAndDispatch(p, Req(prefix), fleet, charge: false);
+        fleet[holder].OnDispatched(15_000); // 1.5 s queued: still the cheapest, but past the bound
+
+        var req = Req(Chains.Extend(prefix, 50_000, 4));
+        var d = p.Route(req, fleet);
+        Assert.NotEqual(holder, d.WorkerIndex);
+        Assert.Equal("spill", d.Reason);
+
+        // The spill replicated the prefix: the next sibling can use either holder.
+        p.OnRouted(req, fleet[d.WorkerIndex]);
+        var matched = new int[4];
+        p.Approximate.Match(prefix, matched);
+        Assert.Equal(2, matched.Count(m => m == 1250));
+    }
+
+    [Fact]
+    public void Route_ShortPromptFullyMatched_DoesNotOutweighQueue()
+    {
+        // llm-d #1095: a 64-token prompt matches 100% on its holder, but that saves 6 ms; a 50 ms queue wins.
+        var fleet = Fleet(4);
+        var p = NewPolicy();
+        var shortPrompt = Chains.Of(1, 4);
+        int holder = RouteAndDispatch(p, Req(shortPrompt), fleet, charge: false);
+        fleet[holder].OnDispatched(500);
+
+        var d = p.Route(Req(shortPrompt), fleet);
+        Assert.NotEqual(holder, d.WorkerIndex);
+    }
+
+    [Fact]
+    public void Route_CacheMissesWithoutLoadFeedback_SpreadOverAllWorkers()
+    {
+        // sglang #14305: misses must not all land on one "emptiest" worker, even when load counters lag.
+        var fleet = Fleet(8);
+        var p = NewPolicy();
+        var counts = new int[8];
+        for (int r = 0; r < 400; r++)
+        {
+            counts[RouteAndDispatch(p, Req(Chains.Of(r * 1000L, 20)), fleet, charge: false)]++;
+        }
+
+        Assert.All(counts, c => Assert.InRange(c, 20, 90)); // uniform would be 50 each
+    }
+
+    [Fact]
+    public void Route_CacheMissesWithLoadCharged_BalanceExactly()
+    {
+        var fleet = Fleet(8);
+        var p = NewPolicy();
+        var counts = new int[8];
+        for (int r = 0; r < 80; r++)
+        {
+            counts[RouteAndDispatch(p, Req(Chains.Of(r * 1000L, 20)), fleet)]++;
+        }
+
+        Assert.All(counts, c => Assert.Equal(10, c));
+    }
+
+    [Fact]
+    public void Route_SessionReturns_GoesBackToItsWorker_UnlessOverloaded_AndRebindsOnFailover()
+    {
+        var fleet = Fleet(6);
+        var p = NewPolicy();
+        int first = RouteAndDispatch(p, Req(Chains.Of(1, 8), session: "s1"), fleet, charge: false);
+
+        // A different prompt (no shared prefix) from the same session returns to the same worker.
+        for (int k = 0; k < 10; k++)
+        {
+            var d = p.Route(Req(Chains.Of(1000 + k * 100, 8), session: "s1"), fleet);
+            Assert.Equal(first, d.WorkerIndex);
+            Assert.Equal("session", d.Reason);
+        }
+
+        // Failover: the worker is gone, the session is rebound and sticks to the new worker.
+        fleet[first].Healthy = false;
+        var moved = p.Route(Req(Chains.Of(5000, 8), session: "s1"), fleet);
+        Assert.NotEqual(first, moved.WorkerIndex);
+        Assert.Equal("session-rebind", moved.Reason);
+        p.OnRouted(Req(Chains.Of(5000, 8), session: "s1"), fleet[moved.WorkerIndex]);
+        fleet[first].Healthy = true;
+        Assert.Equal(moved.WorkerIndex, p.Route(Req(Chains.Of(6000, 8), session: "s1"), fleet).WorkerIndex);
+
+        // Overloaded: far beyond SessionOverloadFactor x the best cost → leaves.
+        fleet[moved.WorkerIndex].OnDispatched(100_000);
+        var left = p.Route(Req(Chains.Of(7000, 8), session: "s1"), fleet);
+        Assert.NotEqual(moved.WorkerIndex, left.WorkerIndex);
+        Assert.Equal("session-rebind", left.Reason);
+    }
+
+    [Fact]
+    public void Route_SessionAfterTtl_IsForgotten()
+    {
+        var fleet = Fleet(6);
+        var p = NewPolicy(new KvAwareOptions { SessionTtl = TimeSpan.FromSeconds(30) });
+        RouteAndDispatch(p, Req(Chains.Of(1, 8), session: "s1"), fleet, charge: false);
+        _time.Advance(TimeSpan.FromSeconds(31));
+        var d = p.Route(Req(Chains.Of(900, 8), session: "s1"), fleet);
+        Assert.Equal("load", d.Reason);
+    }
+
+    [Fact]
+    public void Route_EventWorkers_UsePreciseIndex_OthersFallBackToApproximate()
+    {
+        var fleet = Fleet(4);
+        fleet[2].PublishesKvEvents = true;
+        var p = NewPolicy();
+        var chain = Chains.Of(1, 100);
+        p.Precise.Apply(2, new KvEvent(1, KvEventType.Stored, chain));
+
+        var d = p.Route(Req(chain), fleet);
+        Assert.Equal(2, d.WorkerIndex);
+        Assert.Equal(1600, d.PredictedCachedTokens);
+
+        // An approximate entry for an event-publishing worker is not trusted: events are the truth there.
+        p.Precise.Apply(2, new KvEvent(2, KvEventType.Removed, chain));
+        p.Approximate.Insert(2, chain, 1000);
+        Assert.Equal(0, p.Route(Req(chain), fleet).PredictedCachedTokens);
+
+        // A plain worker (no events) is matched through insert-on-route.
+        var other = Chains.Of(500, 50);
+        var r = Req(other);
+        var first = p.Route(r, fleet);
+        p.OnRouted(r, fleet[first.WorkerIndex]);
+        var again = p.Route(Req(other), fleet);
+        Assert.Equal(first.WorkerIndex, again.WorkerIndex);
+        Assert.Equal(800, again.PredictedCachedTokens);
+    }
+
+    [Fact]
+    public void Route_EventWorker_SpeculativeEntrySeenBySiblingBeforeEvent()
+    {
+        var fleet = Fleet(4, events: true);
+        var p = NewPolicy();
+        var chain = Chains.Of(1, 100);
+        int w = RouteAndDispatch(p, Req(chain), fleet, charge: false);
+        var sibling = p.Route(Req(Chains.Extend(chain, 900, 3)), fleet);
+        Assert.Equal(w, sibling.WorkerIndex);
+        Assert.Equal(1600, sibling.PredictedCachedTokens);
+
+        _time.Advance(TimeSpan.FromSeconds(3)); // no stored event came: the speculation lapses
+        Assert.Equal(0, p.Route(Req(chain), fleet).PredictedCachedTokens);
+    }
+
+    [Fact]
+    public void OnCompleted_RegretCounters_ComparePredictedWithActual()
+    {
+        var fleet = Fleet(2);
+        var p = NewPolicy();
+        var chain = Chains.Of(1, 10);
+        RouteAndDispatch(p, Req(chain), fleet, charge: false);
+
+        var exact = Req(chain);
+        var d1 = p.Route(exact, fleet);
+        p.OnCompleted(exact, fleet[d1.WorkerIndex], 160);
+
+        var over = Req(chain);
+        var d2 = p.Route(over, fleet);
+        p.OnCompleted(over, fleet[d2.WorkerIndex], 32); // worker evicted most of it
+
+        var under = Req(Chains.Of(77, 10));
+        var d3 = p.Route(under, fleet);
+        p.OnCompleted(under, fleet[d3.WorkerIndex], 64); // shared with something we did not see
+
+        var rerouted = Req(chain);
+        var d4 = p.Route(rerouted, fleet);
+        p.OnCompleted(rerouted, fleet[1 - d4.WorkerIndex], 0);
+
+        var regret = p.Regret;
+        Assert.Equal(5, regret.Decisions);
+        Assert.Equal(3, regret.Completed);
+        Assert.Equal(1, regret.Exact);
+        Assert.Equal(1, regret.OverPredicted);
+        Assert.Equal(1, regret.UnderPredicted);
+        Assert.Equal(1, regret.Rerouted);
+        Assert.Equal(320, regret.SumPredictedCachedTokens);
+        Assert.Equal(256, regret.SumActualCachedTokens);
+        Assert.Equal(0.8, regret.ActualOverPredicted, 3);
+    }
+
+    [Fact]
+    public void Route_ZipfSharedPrefixes_LoadSpreadStaysBounded()
+    {
+        // 8 workers, 40 shared system prompts drawn Zipf(1.1) (the hottest is ~27% of traffic, twice one worker's
+        // share), each followed by a unique 256-token question. Workers drain queued prefill at their rate; the
+        // arrival rate keeps them ~70% busy. Load = requests and busy seconds per worker.
+        const int workers = 8, prefixes = 40, prefixBlocks = 128, requests = 6000;
+        var fleet = Fleet(workers);
+        var p = NewPolicy(seed: 11);
+        var rng = new Random(5);
+        var cdf = new double[prefixes];
+        double sum = 0;
+        for (int k = 0; k < prefixes; k++)
+        {
+            sum += 1 / Math.Pow(k + 1, 1.1);
+            cdf[k] = sum;
+        }
+
+        var prefixChains = new ulong[prefixes][];
+        for (int k = 0; k < prefixes; k++)
+        {
+            prefixChains[k] = Chains.Of(k * 1_000_000L, prefixBlocks);
+        }
+
+        var queues = new Queue<(RouteRequest Req, int Uncached, double Remaining)>[workers];
+        for (int i = 0; i < workers; i++)
+        {
+            queues[i] = new();
+        }
+
+        var counts = new int[workers];
+        var busy = new double[workers];
+        const double dt = 0.012; // ~0.7 utilisation at the average uncached cost
+        for (int r = 0; r < requests; r++)
+        {
+            double u = rng.NextDouble() * sum;
+            int k = 0;
+            while (cdf[k] < u)
+            {
+                k++;
+            }
+
+            var req = Req(Chains.Extend(prefixChains[k], 10_000_000L + r * 100L, 16));
+            var d = p.Route(req, fleet);
+            var w = fleet[d.WorkerIndex];
+            int uncached = req.PromptTokens - d.PredictedCachedTokens;
+            p.OnRouted(req, w);
+            w.OnDispatched(uncached);
+            counts[d.WorkerIndex]++;
+            busy[d.WorkerIndex] += uncached / w.PrefillTokensPerSecond;
+            queues[d.WorkerIndex].Enqueue((req, uncached, uncached / w.PrefillTokensPerSecond));
+
+            _time.Advance(TimeSpan.FromSeconds(dt));
+            for (int i = 0; i < workers; i++)
+            {
+                double budget = dt;
+                while (budget > 0 && queues[i].Count > 0)
+                {
+                    var head = queues[i].Dequeue();
+                    if (head.Remaining > budget)
+                    {
+                        queues[i] = new Queue<(RouteRequest, int, double)>([(head.Req, head.Uncached, head.Remaining - budget), .. queues[i]]);
+                        break;
+                    }
+
+                    budget -= head.Remaining;
+                    fleet[i].OnFirstToken(head.Uncached, head.Req.PromptTokens);
+                    fleet[i].OnCompleted(head.Uncached, head.Req.PromptTokens, reachedDecode: true);
+                }
+            }
+        }
+
+        double maxOverMinRequests = (double)counts.Max() / counts.Min();
+        double maxOverMinBusy = busy.Max() / busy.Min();
+        output.WriteLine($"requests per worker: {string.Join(",", counts)} (max/min {maxOverMinRequests:F2})");
+        output.WriteLine($"busy seconds per worker: {string.Join(",", busy.Select(b => b.ToString("F1")))} (max/min {maxOverMinBusy:F2})");
+        Assert.True(maxOverMinRequests <= 1.5, $"requests per worker: {string.Join(",", counts)}");
+        Assert.True(maxOverMinBusy <= 1.5, $"busy seconds per worker: {string.Join(",", busy.Select(b => b.ToString("F1")))}");
+        // And locality is kept: most prefix tokens hit.
+        Assert.Equal(requests, p.Regret.Decisions);
+        double totalBusy = busy.Sum();
+        double missOnly = requests * (prefixBlocks + 16) * Bs / 10_000.0;
+        Assert.True(totalBusy < 0.4 * missOnly, $"busy {totalBusy:F0}s vs cache-blind {missOnly:F0}s");
+    }
+}
