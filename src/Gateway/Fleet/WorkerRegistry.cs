@@ -1,6 +1,7 @@
 using Gateway.Configuration;
 using Gateway.Core.Routing;
 using Gateway.Proxy;
+using Gateway.Telemetry;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Polly;
@@ -32,6 +33,7 @@ public sealed partial class WorkerRegistry
     private readonly GatewayOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<WorkerRegistry> _logger;
+    private readonly GatewayMetrics? _metrics;
     private WorkerEndpoint[] _all = [];
     private Dictionary<string, WorkerCandidates> _byModel = new(StringComparer.Ordinal);
     private string[] _models = [];
@@ -39,8 +41,9 @@ public sealed partial class WorkerRegistry
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Creates an empty registry.</summary>
-    public WorkerRegistry(IOptions<GatewayOptions> options, TimeProvider time, ILogger<WorkerRegistry> logger)
+    public WorkerRegistry(IOptions<GatewayOptions> options, TimeProvider time, ILogger<WorkerRegistry> logger, GatewayMetrics? metrics = null)
     {
+        _metrics = metrics;
         _options = options.Value;
         _time = time;
         _logger = logger;
@@ -171,12 +174,19 @@ public sealed partial class WorkerRegistry
                 OnOpened = args =>
                 {
                     endpoint.OnCircuitOpened(args.BreakDuration);
+                    _metrics?.RecordCircuitTransition(endpoint.Prefix, Telemetry.CircuitState.Open);
                     Log.CircuitOpened(_logger, endpoint.Prefix, args.BreakDuration.TotalSeconds);
+                    return ValueTask.CompletedTask;
+                },
+                OnHalfOpened = _ =>
+                {
+                    _metrics?.RecordCircuitTransition(endpoint.Prefix, Telemetry.CircuitState.HalfOpen);
                     return ValueTask.CompletedTask;
                 },
                 OnClosed = _ =>
                 {
                     endpoint.OnCircuitClosed();
+                    _metrics?.RecordCircuitTransition(endpoint.Prefix, Telemetry.CircuitState.Closed);
                     return ValueTask.CompletedTask;
                 },
             })

@@ -4,6 +4,7 @@ using Gateway.Configuration;
 using Gateway.Core.Routing;
 using Gateway.Fleet;
 using Gateway.Proxy;
+using Gateway.Telemetry;
 using Gateway.Usage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -96,10 +97,25 @@ public sealed partial class GatewayHost : IAsyncDisposable
         });
 
         AddGatewayServices(builder.Services, options);
+        builder.Services.AddGatewayTelemetry(builder.Configuration);
         configureServices?.Invoke(builder.Services);
 
         var app = builder.Build();
         app.MapGatewayEndpoints();
+        app.MapPrometheusMetrics();
+        var metrics = app.Services.GetRequiredService<GatewayMetrics>();
+        var registry = app.Services.GetRequiredService<WorkerRegistry>();
+        metrics.SetWorkerSource(() =>
+        {
+            var all = registry.All;
+            var list = new List<WorkerTelemetry>(all.Count);
+            foreach (var w in all)
+            {
+                list.Add(new WorkerTelemetry(w.Prefix, w.Info.InFlight, w.Info.KvUsage, w.CircuitOpen ? CircuitState.Open : CircuitState.Closed, w.Info.Draining));
+            }
+
+            return list;
+        });
         return app;
     }
 

@@ -68,6 +68,15 @@ public sealed class GatewayRequestContext
     /// <summary>True once the first SSE data event (or the full JSON answer) arrived.</summary>
     public bool FirstEventSeen { get; internal set; }
 
+    /// <summary>Timestamp (TimeProvider) when the body was parsed.</summary>
+    public long StartTimestamp { get; init; }
+
+    /// <summary>Clock of <see cref="StartTimestamp"/>.</summary>
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+
+    /// <summary>Time from parse to the first event (time to first token through the gateway).</summary>
+    public TimeSpan FirstEventAt { get; private set; }
+
     /// <summary>True when the SSE stream ended with <c>data: [DONE]</c>.</summary>
     public bool SawDone { get; internal set; }
 
@@ -84,6 +93,7 @@ public sealed class GatewayRequestContext
         if (!FirstEventSeen)
         {
             FirstEventSeen = true;
+            FirstEventAt = Time.GetElapsedTime(StartTimestamp);
             OnFirstEvent?.Invoke();
         }
     }

@@ -9,6 +9,7 @@ using Gateway.Core.Routing;
 using Gateway.Core.Tokenization;
 using Gateway.Fleet;
 using Gateway.Hosting;
+using Gateway.Telemetry;
 using Gateway.Usage;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -43,6 +44,8 @@ public sealed partial class ProxyHandler : IDisposable
     private readonly ProxySettings _settings;
     private readonly ResiliencePipeline<AttemptOutcome> _retry;
     private readonly ILogger<ProxyHandler> _logger;
+    private readonly GatewayMetrics _metrics;
+    private readonly TimeProvider _time;
 
     /// <summary>Creates the handler (singleton).</summary>
     public ProxyHandler(
@@ -54,8 +57,11 @@ public sealed partial class ProxyHandler : IDisposable
         InFlightTracker inFlight,
         IOptions<GatewayOptions> options,
         TimeProvider time,
+        GatewayMetrics metrics,
         ILogger<ProxyHandler> logger)
     {
+        _metrics = metrics;
+        _time = time;
         _forwarder = forwarder;
         _auth = auth;
         _registry = registry;
@@ -96,6 +102,18 @@ public sealed partial class ProxyHandler : IDisposable
                 Delay = r.RetryBaseDelay,
                 MaxDelay = r.RetryMaxDelay,
                 ShouldHandle = static args => ValueTask.FromResult(args.Outcome.Result is { Retryable: true }),
+                OnRetry = args =>
+                {
+                    _metrics.RecordRetry(args.Outcome.Result?.Kind switch
+                    {
+                        AttemptKind.ConnectFailed => "connect",
+                        AttemptKind.ServerError => "5xx",
+                        AttemptKind.Throttled => "429",
+                        AttemptKind.CircuitOpen => "circuit_open",
+                        _ => "died_before_first_byte",
+                    });
+                    return ValueTask.CompletedTask;
+                },
             })
             .Build();
     }
@@ -110,7 +128,40 @@ public sealed partial class ProxyHandler : IDisposable
     public async Task HandleAsync(HttpContext context, OpenAiEndpoint endpoint)
     {
         using var inFlight = _inFlight.Enter();
-        var tenant = _auth.Authenticate(context.Request.Headers.Authorization.ToString());
+        long started = _time.GetTimestamp();
+        Tenant? tenant = null;
+        try
+        {
+            tenant = _auth.Authenticate(context.Request.Headers.Authorization.ToString());
+            await HandleAuthenticatedAsync(context, endpoint, tenant).ConfigureAwait(false);
+        }
+        finally
+        {
+            string name = endpoint switch
+            {
+                OpenAiEndpoint.ChatCompletions => "chat_completions",
+                OpenAiEndpoint.Completions => "completions",
+                _ => "embeddings",
+            };
+            _metrics.RecordRequest(tenant?.Path, context.RequestAborted.IsCancellationRequested ? 499 : context.Response.StatusCode, name);
+            if (tenant is not null && context.Features.Get<GatewayRequestContext>() is { } rc)
+            {
+                _metrics.RecordRequestDuration(tenant.Path, _time.GetElapsedTime(started), rc.Request.Stream);
+                if (rc.FirstEventSeen)
+                {
+                    _metrics.RecordTimeToFirstToken(tenant.Path, rc.FirstEventAt);
+                }
+
+                if (rc.UsageSeen)
+                {
+                    _metrics.RecordCachedTokens(_policy.Name, rc.PromptTokens, rc.PredictedCachedTokens, rc.CachedTokens);
+                }
+            }
+        }
+    }
+
+    private async Task HandleAuthenticatedAsync(HttpContext context, OpenAiEndpoint endpoint, Tenant? tenant)
+    {
         if (tenant is null)
         {
             await OpenAiErrors.WriteAsync(context, OpenAiErrors.InvalidKey).ConfigureAwait(false);
@@ -166,6 +217,7 @@ public sealed partial class ProxyHandler : IDisposable
             return;
         }
 
+        long arrived = _time.GetTimestamp();
         var (sessionId, sessionSource) = SessionIdentity.Resolve(context.Request.Headers, request);
         bool strip = request.Stream && !request.IncludeUsage && endpoint != OpenAiEndpoint.Embeddings;
         bool dropSalt = BodyRewriter.MentionsCacheSalt(body.Span);
@@ -181,6 +233,8 @@ public sealed partial class ProxyHandler : IDisposable
             Route = route,
             ForwardBody = forwardBody,
             StripUsageChunk = strip,
+            StartTimestamp = arrived,
+            Time = _time,
         };
         context.Features.Set(ctx);
 
@@ -342,7 +396,9 @@ public sealed partial class ProxyHandler : IDisposable
             }
         }
 
+        long t0 = _time.GetTimestamp();
         var decision = _policy.Route(route, candidates.Infos);
+        _metrics.RecordRoutingDecision(_policy.Name, _time.GetElapsedTime(t0));
         return decision.WorkerIndex < 0 ? (null, decision) : (candidates.Endpoints[decision.WorkerIndex], decision);
     }
 
