@@ -1,2 +1,140 @@
-// Placeholder entry point: replaced by the issue that builds this component.
-return 0;
+using System.CommandLine;
+using Simulator;
+using Simulator.Traces;
+
+// Simulator CLI: replays a trace through the gateway's policies and the worker's engine model in virtual time.
+// See docs/simulator.md for every flag and the model.
+var trace = new Option<string?>("--trace") { Description = "trace file, or a folder of session files (weka)" };
+var format = new Option<string?>("--format") { Description = "mooncake | weka | azure | canonical" };
+var scenarioFile = new Option<string?>("--scenario") { Description = "JSON scenario file (flags override it)" };
+var workers = new Option<int?>("--workers") { Description = "workers (one engine each), default 4" };
+var profile = new Option<string?>("--profile") { Description = "engine profile, default h100-llama3-8b" };
+var kvBlocks = new Option<int?>("--kv-blocks") { Description = "KV blocks per worker (0: profile default)" };
+var blockSize = new Option<int?>("--block-size") { Description = "engine block size in tokens, default 16" };
+var maxBatch = new Option<int?>("--max-batch-tokens") { Description = "per-step token budget, default 8192" };
+var maxRunning = new Option<int?>("--max-running") { Description = "running sequences per engine, default 256" };
+var maxWaiting = new Option<int?>("--max-waiting") { Description = "capacity: requests waiting in an engine before the gateway holds more, default 4" };
+var maxModelLen = new Option<int?>("--max-model-length") { Description = "longest prompt+output an engine accepts, default 1048576" };
+var weights = new Option<string?>("--tenant-weights") { Description = "\"org-a=2,org-a/k1=1,org-b=1\"" };
+var rates = new Option<string?>("--tenant-rates") { Description = "arrival-rate multipliers, \"org-b=10\"" };
+var timeScale = new Option<double?>("--time-scale") { Description = "open-loop arrivals X times faster (start / X)" };
+var maxRequests = new Option<int?>("--max-requests") { Description = "keep the first N requests" };
+var maxSessions = new Option<int?>("--max-sessions") { Description = "keep the first N root sessions" };
+var sessionRate = new Option<double?>("--session-rate") { Description = "root sessions start as a Poisson process of R/s" };
+var tenants = new Option<int?>("--tenants") { Description = "spread a tenant-less trace over N synthetic tenants" };
+var salt = new Option<string?>("--cache-salt") { Description = "tenant (default) | org | none" };
+var seed = new Option<int?>("--seed") { Description = "random seed, default 1" };
+var routing = new Option<string?>("--routing") { Description = "routing policies, comma separated" };
+var scheduling = new Option<string?>("--scheduling") { Description = "scheduling policies, comma separated" };
+var retention = new Option<string?>("--retention") { Description = "retention policies, comma separated (off)" };
+var output = new Option<string?>("--out") { Description = "result.json path (.md and .svg next to it)" };
+var parallel = new Option<int?>("--parallel") { Description = "runs at once, default: processor count" };
+var strict = new Option<bool>("--strict") { Description = "stop at the first malformed trace line" };
+
+var root = new RootCommand("Replays LLM traces through the gateway's routing/scheduling policies and the worker engine model in virtual time.");
+foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, blockSize, maxBatch, maxRunning, maxWaiting, maxModelLen, weights, rates, timeScale, maxRequests, maxSessions, sessionRate, tenants, salt, seed, routing, scheduling, retention, output, parallel, strict })
+{
+    root.Options.Add(o);
+}
+
+root.SetAction(parse =>
+{
+    try
+    {
+        var s = parse.GetValue(scenarioFile) is { } file ? Scenario.Load(file) : new Scenario();
+        if (parse.GetValue(trace) is { } t) s.Trace = t;
+        if (parse.GetValue(format) is { } f)
+        {
+            if (!TraceReader.TryParseFormat(f, out var tf))
+            {
+                Console.Error.WriteLine($"error: unknown --format '{f}' (mooncake, weka, azure, canonical)");
+                return 2;
+            }
+
+            s.Format = tf;
+        }
+
+        if (parse.GetValue(workers) is { } w) s.Workers = w;
+        if (parse.GetValue(profile) is { } p) s.Profile = p;
+        if (parse.GetValue(kvBlocks) is { } kb) s.KvBlocks = kb;
+        if (parse.GetValue(blockSize) is { } bs) s.BlockSize = bs;
+        if (parse.GetValue(maxBatch) is { } mb) s.MaxBatchTokens = mb;
+        if (parse.GetValue(maxRunning) is { } mr) s.MaxRunningSequences = mr;
+        if (parse.GetValue(maxWaiting) is { } mw) s.MaxWaitingPerWorker = mw;
+        if (parse.GetValue(maxModelLen) is { } ml) s.MaxModelLength = ml;
+        if (parse.GetValue(weights) is { } tw) s.TenantWeights = tw;
+        if (parse.GetValue(rates) is { } tr) s.TenantRates = tr;
+        if (parse.GetValue(timeScale) is { } ts) s.TimeScale = ts;
+        if (parse.GetValue(maxRequests) is { } mq) s.MaxRequests = mq;
+        if (parse.GetValue(maxSessions) is { } ms) s.MaxSessions = ms;
+        if (parse.GetValue(sessionRate) is { } sr) s.SessionRate = sr;
+        if (parse.GetValue(tenants) is { } tn) s.Tenants = tn;
+        if (parse.GetValue(salt) is { } cs) s.CacheSalt = cs;
+        if (parse.GetValue(seed) is { } sd) s.Seed = sd;
+        if (parse.GetValue(routing) is { } rt) s.Routing = Scenario.SplitList(rt);
+        if (parse.GetValue(scheduling) is { } sc) s.Scheduling = Scenario.SplitList(sc);
+        if (parse.GetValue(retention) is { } re) s.Retention = Scenario.SplitList(re);
+        if (parse.GetValue(output) is { } o) s.Out = o;
+        if (parse.GetValue(parallel) is { } pa) s.Parallelism = pa;
+        if (parse.GetValue(strict)) s.Strict = true;
+
+        var errors = s.Validate();
+        if (errors.Count > 0)
+        {
+            foreach (var e in errors)
+            {
+                Console.Error.WriteLine("error: " + e);
+            }
+
+            return 2;
+        }
+
+        SimulatorApp.Run(s, Console.Error, "simulator " + string.Join(' ', args));
+        Console.Error.WriteLine($"wrote {s.Out} (+ .md, .svg)");
+        return 0;
+    }
+    catch (Exception e) when (e is TraceFormatException or FormatException or IOException or System.Text.Json.JsonException or ArgumentException)
+    {
+        Console.Error.WriteLine("error: " + e.Message);
+        return 1;
+    }
+});
+
+var convert = new Command("convert", "Converts a trace to canonical jsonl.");
+var cTrace = new Option<string>("--trace") { Description = "input trace file or folder", Required = true };
+var cFormat = new Option<string>("--format") { Description = "mooncake | weka | azure | canonical", Required = true };
+var cOut = new Option<string>("--out") { Description = "output .jsonl", Required = true };
+var cTenants = new Option<int?>("--tenants") { Description = "spread a tenant-less trace over N synthetic tenants" };
+var cStrict = new Option<bool>("--strict") { Description = "stop at the first malformed line" };
+foreach (var o in new Option[] { cTrace, cFormat, cOut, cTenants, cStrict })
+{
+    convert.Options.Add(o);
+}
+
+convert.SetAction(parse =>
+{
+    try
+    {
+        if (!TraceReader.TryParseFormat(parse.GetValue(cFormat), out var tf))
+        {
+            Console.Error.WriteLine("error: unknown --format (mooncake, weka, azure, canonical)");
+            return 2;
+        }
+
+        var s = new Scenario { Trace = parse.GetValue(cTrace)!, Format = tf, Strict = parse.GetValue(cStrict) };
+        var load = SimulatorApp.LoadTrace(s, Console.Error);
+        int n = parse.GetValue(cTenants) ?? 0;
+        var requests = Converter.AssignTenants(load.Requests, n);
+        CanonicalFormat.Write(requests, parse.GetValue(cOut)!);
+        Console.Error.WriteLine($"wrote {requests.Count} requests to {parse.GetValue(cOut)}");
+        return 0;
+    }
+    catch (Exception e) when (e is TraceFormatException or FormatException or IOException or System.Text.Json.JsonException)
+    {
+        Console.Error.WriteLine("error: " + e.Message);
+        return 1;
+    }
+});
+root.Subcommands.Add(convert);
+
+return root.Parse(args).Invoke();

@@ -78,6 +78,8 @@ public sealed class WorkerHost : IAsyncDisposable
                 MaxBatchTokens = options.MaxBatchTokens,
                 MaxRunningSequences = options.MaxRunningSequences,
                 MaxModelLength = options.MaxModelLength,
+                KvEventCapacity = options.KvEventCapacity,
+                MaxPinnedFraction = options.MaxPinnedFraction,
             },
             options.TimeProvider);
 

@@ -54,6 +54,12 @@ public sealed class WorkerOptions
     /// <summary>Default dimension of /v1/embeddings vectors (a request's <c>dimensions</c> overrides it).</summary>
     public int EmbeddingDimensions { get; init; } = 256;
 
+    /// <summary>Capacity of the engine's KV event ring (consumers further behind must resync).</summary>
+    public int KvEventCapacity { get; init; } = 100_000;
+
+    /// <summary>Largest share of the KV pool that retention pins may hold.</summary>
+    public double MaxPinnedFraction { get; init; } = 0.5;
+
     /// <summary>Largest request body accepted (413 beyond).</summary>
     public long MaxRequestBodyBytes { get; init; } = 16 * 1024 * 1024;
 
@@ -70,7 +76,8 @@ public sealed class WorkerOptions
         usage: Worker [--urls URL] [--profile NAME] [--kv-blocks N] [--block-size N] [--time-scale X]
                       [--model-name ID] [--seed N] [--max-batch-tokens N] [--max-running N] [--max-model-len N]
                       [--output-median N] [--output-sigma X] [--output-max N] [--embedding-dims N]
-                      [--max-body-bytes N] [--log-level Warning|Information|Debug]
+                      [--max-body-bytes N] [--kv-event-capacity N] [--max-pinned-fraction X]
+                      [--log-level Warning|Information|Debug]
           --urls            listen URL (default http://127.0.0.1:9001; port 0 = ephemeral)
           --profile         roofline profile: h100-llama3-8b, h200-llama3-8b, h100-llama3-70b-tp4
           --kv-blocks       KV pool size in blocks (default: from the profile's free HBM)
@@ -134,7 +141,7 @@ public sealed class WorkerOptions
         {
             "urls", "url", "profile", "kv-blocks", "block-size", "time-scale", "model-name", "seed", "max-batch-tokens",
             "max-running", "max-model-len", "output-median", "output-sigma", "output-max", "embedding-dims", "max-body-bytes",
-            "log-level",
+            "log-level", "kv-event-capacity", "max-pinned-fraction",
         };
         foreach (var k in values.Keys)
         {
@@ -227,6 +234,8 @@ public sealed class WorkerOptions
             OutputLengthMax = Int("output-max", 1024, 1, 10_000_000),
             EmbeddingDimensions = Int("embedding-dims", 256, 1, 65536),
             MaxRequestBodyBytes = Long("max-body-bytes", 16 * 1024 * 1024, 1024, 1L << 34),
+            KvEventCapacity = Int("kv-event-capacity", 100_000, 1, 100_000_000),
+            MaxPinnedFraction = Double("max-pinned-fraction", 0.5, 0, 1),
             LogLevel = logLevel,
         };
         errors.AddRange(options.Validate());
@@ -265,6 +274,16 @@ public sealed class WorkerOptions
         if (OutputLengthMax < 1 || OutputLengthMedian < 1)
         {
             errors.Add("output length median and max must be >= 1");
+        }
+
+        if (KvEventCapacity < 1)
+        {
+            errors.Add("kv event capacity must be >= 1");
+        }
+
+        if (!(MaxPinnedFraction >= 0 && MaxPinnedFraction <= 1))
+        {
+            errors.Add("max pinned fraction must be in [0, 1]");
         }
 
         if (EmbeddingDimensions < 1)

@@ -22,7 +22,14 @@ public sealed class RoutingPolicyContext
 public static class RoutingPolicies
 {
     /// <summary>Every policy name <see cref="Create"/> accepts.</summary>
-    public static IReadOnlyList<string> Names { get; } = [RoundRobinPolicy.PolicyName, LeastLoadPolicy.PolicyName, KvAwarePolicy.PolicyName];
+    public static IReadOnlyList<string> Names { get; } =
+    [
+        RoundRobinPolicy.PolicyName,
+        LeastLoadPolicy.PolicyName,
+        KvAwarePolicy.PolicyName,
+        Baselines.SglangCacheAwarePolicy.PolicyName,
+        Baselines.DynamoKvPolicy.PolicyName,
+    ];
 
     /// <summary>Creates a fresh policy (with its own state) named <paramref name="name"/>.</summary>
     public static IRoutingPolicy Create(string name, RoutingPolicyContext context) => name switch
@@ -30,6 +37,8 @@ public static class RoutingPolicies
         RoundRobinPolicy.PolicyName => new RoundRobinPolicy(),
         LeastLoadPolicy.PolicyName => new LeastLoadPolicy(new Random(context.Seed)),
         KvAwarePolicy.PolicyName => new KvAwarePolicy(context.Time, new Random(context.Seed), context.KvAware),
+        Baselines.SglangCacheAwarePolicy.PolicyName => new Baselines.SglangCacheAwarePolicy(context.Time),
+        Baselines.DynamoKvPolicy.PolicyName => new Baselines.DynamoKvPolicy(context.Time),
         _ => throw new ArgumentException($"unknown routing policy '{name}'; known: {string.Join(", ", Names)}", nameof(name)),
     };
 }

@@ -42,6 +42,7 @@ public sealed class KvBlockManager
     private int _lruCount;
     private int _usedBlocks;
     private int _pinnedBlocks;
+    private int _pinnedIdleBlocks; // pinned and referenced by no sequence: what dropping every pin would free
     private long _nextPinId;
     private DateTimeOffset _nextExpiry = DateTimeOffset.MaxValue;
 
@@ -94,6 +95,9 @@ public sealed class KvBlockManager
 
     /// <summary>Cached blocks that nothing references or pins (the LRU list).</summary>
     public int EvictableBlocks => _lruCount;
+
+    /// <summary>Pinned blocks that no sequence references (freed if every pin were dropped).</summary>
+    public int PinnedIdleBlocks => _pinnedIdleBlocks;
 
     /// <summary>Live pins.</summary>
     public int ActivePins => _pins.Count;
@@ -246,6 +250,11 @@ public sealed class KvBlockManager
             if (--_refCount[block] == 0)
             {
                 _usedBlocks--;
+                if (_pinCount[block] > 0)
+                {
+                    _pinnedIdleBlocks++;
+                }
+
                 ReleaseIfIdle(block);
             }
         }
@@ -307,6 +316,11 @@ public sealed class KvBlockManager
             if (_pinCount[b]++ == 0)
             {
                 _pinnedBlocks++;
+                if (_refCount[b] == 0)
+                {
+                    _pinnedIdleBlocks++;
+                }
+
                 if (_inLru[b])
                 {
                     LruRemove(b);
@@ -461,6 +475,11 @@ public sealed class KvBlockManager
         if (_refCount[block]++ == 0)
         {
             _usedBlocks++;
+            if (_pinCount[block] > 0)
+            {
+                _pinnedIdleBlocks--;
+            }
+
             if (_inLru[block])
             {
                 LruRemove(block);
@@ -507,16 +526,7 @@ public sealed class KvBlockManager
             return false;
         }
 
-        int reclaimable = 0;
-        for (int b = 0; b < TotalBlocks; b++)
-        {
-            if (_pinCount[b] > 0 && _refCount[b] == 0)
-            {
-                reclaimable++;
-            }
-        }
-
-        if (AvailableBlocks + reclaimable < count)
+        if (AvailableBlocks + _pinnedIdleBlocks < count)
         {
             return false;
         }
@@ -597,6 +607,11 @@ public sealed class KvBlockManager
         if (--_pinCount[block] == 0)
         {
             _pinnedBlocks--;
+            if (_refCount[block] == 0)
+            {
+                _pinnedIdleBlocks--;
+            }
+
             ReleaseIfIdle(block);
         }
     }

@@ -206,7 +206,8 @@ public sealed class KvAwarePolicy : IRoutingPolicy
     // precise (confirmed | speculative) for workers with them; stops at the first block no worker holds.
     private void MatchAll(ReadOnlySpan<ulong> blocks, IReadOnlyList<WorkerInfo> workers, Span<int> matched)
     {
-        int words = Approximate.MaskWords;
+        // Only the bitset words the current fleet uses (one word up to 64 workers).
+        int words = Math.Min(Approximate.MaskWords, (matched.Length + 63) / 64);
         Span<ulong> eventMask = stackalloc ulong[words];
         Span<ulong> plainMask = stackalloc ulong[words];
         Span<ulong> running = stackalloc ulong[words];

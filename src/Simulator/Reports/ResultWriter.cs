@@ -1,0 +1,130 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Simulator.Simulation;
+
+namespace Simulator.Reports;
+
+/// <summary>
+/// Writes result.json in the shape. Deterministic: fixed field order, runs in command-line order, tenants in
+/// ordinal order, numbers rounded to 6 significant decimals with the invariant culture; NaN (no samples) is null.
+/// No wall-clock values, so two runs with the same inputs and seed are byte-identical.
+/// </summary>
+public static class ResultWriter
+{
+    /// <summary>Serialises the result document.</summary>
+    public static byte[] ToJson(string trace, int requests, double ideal, IReadOnlyList<RunResult> runs)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            w.WriteStartObject();
+            w.WriteString("trace", trace);
+            w.WriteNumber("requests", requests);
+            Num(w, "ideal_prefix_hit_ratio", ideal);
+            w.WriteStartArray("runs");
+            foreach (var r in runs)
+            {
+                w.WriteStartObject();
+                w.WriteString("routing", r.Routing);
+                w.WriteString("scheduling", r.Scheduling);
+                w.WriteString("retention", r.Retention);
+                Pct(w, "ttft_ms", r.TtftMs);
+                Pct(w, "tpot_ms", r.TpotMs);
+                Pct(w, "e2e_ms", r.E2eMs);
+                Num(w, "prefix_hit_ratio", r.PrefixHitRatio);
+                Num(w, "throughput_tokens_per_s", r.ThroughputTokensPerSecond);
+                w.WriteNumber("completed", r.Completed);
+                w.WriteNumber("rejected", r.Rejected);
+                Num(w, "worker_load_max_over_min", r.WorkerLoadMaxOverMin);
+                Num(w, "jain_index", r.JainIndex);
+                Num(w, "contended_seconds", r.ContendedSeconds);
+                Num(w, "makespan_seconds", r.MakespanSeconds);
+                w.WriteNumber("preemptions", r.Preemptions);
+                w.WriteStartArray("tenants");
+                foreach (var t in r.Tenants)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("tenant", t.Tenant);
+                    Num(w, "weight", t.Weight);
+                    Num(w, "service_tokens", t.ServiceTokens);
+                    Num(w, "share", t.Share);
+                    Num(w, "entitled_share", t.EntitledShare);
+                    Pct(w, "ttft_ms", t.TtftMs);
+                    w.WriteNumber("completed", t.Completed);
+                    w.WriteEndObject();
+                }
+
+                w.WriteEndArray();
+                Num(w, "reprefill_tokens_resumed", r.ReprefillTokensResumed);
+                Num(w, "pinned_block_seconds", r.PinnedBlockSeconds);
+                Num(w, "pinned_unused_block_seconds", r.PinnedUnusedBlockSeconds);
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+
+        ms.WriteByte((byte)'\n');
+        return ms.ToArray();
+    }
+
+    /// <summary>Rounds to 6 decimals (stable across platforms for the values we produce).</summary>
+    internal static double Round(double v) => Math.Round(v, 6, MidpointRounding.ToEven);
+
+    private static void Num(Utf8JsonWriter w, string name, double v)
+    {
+        if (double.IsNaN(v) || double.IsInfinity(v))
+        {
+            w.WriteNull(name);
+        }
+        else
+        {
+            w.WriteNumber(name, Round(v));
+        }
+    }
+
+    private static void Pct(Utf8JsonWriter w, string name, Percentiles p)
+    {
+        w.WriteStartObject(name);
+        Num(w, "p50", p.P50);
+        Num(w, "p90", p.P90);
+        Num(w, "p99", p.P99);
+        w.WriteEndObject();
+    }
+
+    /// <summary>Markdown summary table (one row per run, then per-tenant rows when there are several tenants).</summary>
+    public static string ToMarkdown(string trace, int requests, double ideal, IReadOnlyList<RunResult> runs, string commandLine)
+    {
+        var c = CultureInfo.InvariantCulture;
+        var sb = new StringBuilder();
+        sb.Append("# Simulation summary\n\n");
+        sb.Append(c, $"Trace `{trace}`: {requests} requests; ideal (infinite cache) prefix-hit ratio {ideal:F3}.\n\n");
+        sb.Append("Command: `").Append(commandLine).Append("`\n\n");
+        sb.Append("| routing | scheduling | retention | TTFT p50 ms | TTFT p90 ms | TTFT p99 ms | TPOT p50 ms | E2E p50 ms | E2E p99 ms | prefix hit | tok/s | done | rej | load max/min | Jain | contended s |\n");
+        sb.Append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        foreach (var r in runs)
+        {
+            sb.Append(c, $"| {r.Routing} | {r.Scheduling} | {r.Retention} | {F(r.TtftMs.P50)} | {F(r.TtftMs.P90)} | {F(r.TtftMs.P99)} | {F(r.TpotMs.P50)} | {F(r.E2eMs.P50)} | {F(r.E2eMs.P99)} | {r.PrefixHitRatio:F3} | {r.ThroughputTokensPerSecond:F0} | {r.Completed} | {r.Rejected} | {r.WorkerLoadMaxOverMin:F2} | {r.JainIndex:F3} | {r.ContendedSeconds:F1} |\n");
+        }
+
+        if (runs.Count > 0 && runs[0].Tenants.Count > 1)
+        {
+            sb.Append("\n## Tenants (share of weighted service while ≥ 2 tenants were queued)\n\n");
+            sb.Append("| routing | scheduling | tenant | weight | service tokens | share | entitled | TTFT p50 ms | TTFT p99 ms |\n");
+            sb.Append("|---|---|---|---:|---:|---:|---:|---:|---:|\n");
+            foreach (var r in runs)
+            {
+                foreach (var t in r.Tenants)
+                {
+                    sb.Append(c, $"| {r.Routing} | {r.Scheduling} | {t.Tenant} | {t.Weight:G4} | {t.ServiceTokens:F0} | {t.Share:F3} | {t.EntitledShare:F3} | {F(t.TtftMs.P50)} | {F(t.TtftMs.P99)} |\n");
+                }
+            }
+        }
+
+        return sb.ToString();
+    }
+
+    private static string F(double v) => double.IsNaN(v) ? "-" : v.ToString("F1", CultureInfo.InvariantCulture);
+}

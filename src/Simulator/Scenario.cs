@@ -1,0 +1,291 @@
+using System.Globalization;
+using System.Text.Json;
+using Gateway.Core.Routing;
+using Gateway.Core.Scheduling;
+using Simulator.Traces;
+using Worker.Engine;
+
+namespace Simulator;
+
+/// <summary>
+/// Everything that defines a simulation: the trace, the fleet, the workload shaping and the policies to compare.
+/// Built from flags or from a scenario file (JSON with the same names in snake_case, e.g.
+/// <c>{"trace": "...", "format": "mooncake", "workers": 8, "routing": ["round-robin", "dynamo-kv"]}</c>);
+/// flags given on the command line override the file.
+/// </summary>
+public sealed class Scenario
+{
+    /// <summary>Trace file or folder.</summary>
+    public string Trace { get; set; } = "";
+
+    /// <summary>Trace format.</summary>
+    public TraceFormat Format { get; set; } = TraceFormat.Canonical;
+
+    /// <summary>Stop at the first malformed line instead of skipping it.</summary>
+    public bool Strict { get; set; }
+
+    /// <summary>Workers (one engine each).</summary>
+    public int Workers { get; set; } = 4;
+
+    /// <summary>Engine roofline profile name.</summary>
+    public string Profile { get; set; } = ModelProfiles.H100Llama3_8B;
+
+    /// <summary>KV blocks per worker (0: the profile's default).</summary>
+    public int KvBlocks { get; set; }
+
+    /// <summary>Engine block size in tokens.</summary>
+    public int BlockSize { get; set; } = 16;
+
+    /// <summary>Per-step token budget of each engine.</summary>
+    public int MaxBatchTokens { get; set; } = 8192;
+
+    /// <summary>Running-sequence cap of each engine.</summary>
+    public int MaxRunningSequences { get; set; } = 256;
+
+    /// <summary>Longest prompt + output an engine accepts (longer requests are rejected).</summary>
+    public int MaxModelLength { get; set; } = 1_048_576;
+
+    /// <summary>Capacity rule: a worker takes a new request from the gateway queue only while fewer than this many requests wait in its engine queue.</summary>
+    public int MaxWaitingPerWorker { get; set; } = 4;
+
+    /// <summary>Tenant-tree weights ("org-a=2,org-a/k1=1").</summary>
+    public string? TenantWeights { get; set; }
+
+    /// <summary>Arrival-rate multipliers per tenant-tree node ("org-b=10").</summary>
+    public string? TenantRates { get; set; }
+
+    /// <summary>Speeds up (&gt;1) or slows down open-loop arrivals: start' = start / X.</summary>
+    public double TimeScale { get; set; } = 1.0;
+
+    /// <summary>Keep only the first N requests (0: all).</summary>
+    public int MaxRequests { get; set; }
+
+    /// <summary>Keep only the first N root sessions (0: all).</summary>
+    public int MaxSessions { get; set; }
+
+    /// <summary>Root sessions start as a Poisson process of this rate per second (0: at their recorded start).</summary>
+    public double SessionRate { get; set; }
+
+    /// <summary>Spread a tenant-less trace over N synthetic tenants (tenant-0 …), by session (or request) order.</summary>
+    public int Tenants { get; set; }
+
+    /// <summary>Cache salt scope: "tenant" (full path), "org" (first path segment) or "none".</summary>
+    public string CacheSalt { get; set; } = "tenant";
+
+    /// <summary>Random seed (Poisson starts, policy tie-breaks).</summary>
+    public int Seed { get; set; } = 1;
+
+    /// <summary>Routing policies to compare.</summary>
+    public List<string> Routing { get; set; } = [RoundRobinPolicy.PolicyName];
+
+    /// <summary>Scheduling policies to compare.</summary>
+    public List<string> Scheduling { get; set; } = [FcfsScheduler.PolicyName];
+
+    /// <summary>Retention policies to compare ("off" until issue 7 adds planners).</summary>
+    public List<string> Retention { get; set; } = ["off"];
+
+    /// <summary>Where result.json goes (summary .md and .svg next to it).</summary>
+    public string Out { get; set; } = "result.json";
+
+    /// <summary>Runs executed at once (each combination is independent).</summary>
+    public int Parallelism { get; set; } = Math.Max(1, Environment.ProcessorCount);
+
+    /// <summary>Checks every field and returns all problems found (empty when valid).</summary>
+    public List<string> Validate()
+    {
+        var errors = new List<string>();
+        if (string.IsNullOrWhiteSpace(Trace))
+        {
+            errors.Add("--trace is required");
+        }
+        else if (!File.Exists(Trace) && !Directory.Exists(Trace))
+        {
+            errors.Add($"trace '{Trace}' not found");
+        }
+        else if (Directory.Exists(Trace) && Format != TraceFormat.Weka)
+        {
+            errors.Add("a folder trace is only supported for --format weka");
+        }
+
+        if (Workers < 1 || Workers > 1024)
+        {
+            errors.Add("--workers must be 1..1024");
+        }
+
+        if (!ModelProfiles.TryGet(Profile, out _))
+        {
+            errors.Add($"unknown --profile '{Profile}'; known: {string.Join(", ", ModelProfiles.Names)}");
+        }
+
+        if (KvBlocks < 0)
+        {
+            errors.Add("--kv-blocks must be >= 0");
+        }
+
+        if (BlockSize < 1 || BlockSize > 1024)
+        {
+            errors.Add("--block-size must be 1..1024");
+        }
+
+        if (MaxBatchTokens < 1 || MaxRunningSequences < 1 || MaxWaitingPerWorker < 1 || MaxModelLength < 2)
+        {
+            errors.Add("--max-batch-tokens, --max-running, --max-waiting must be >= 1");
+        }
+
+        if (!(TimeScale > 0) || double.IsInfinity(TimeScale))
+        {
+            errors.Add("--time-scale must be > 0");
+        }
+
+        if (MaxRequests < 0 || MaxSessions < 0 || Tenants < 0)
+        {
+            errors.Add("--max-requests, --max-sessions and --tenants must be >= 0");
+        }
+
+        if (SessionRate < 0 || double.IsNaN(SessionRate) || double.IsInfinity(SessionRate))
+        {
+            errors.Add("--session-rate must be >= 0");
+        }
+
+        if (CacheSalt is not ("tenant" or "org" or "none"))
+        {
+            errors.Add("--cache-salt must be tenant, org or none");
+        }
+
+        try
+        {
+            SchedulingPolicyContext.ParseWeights(TenantWeights);
+        }
+        catch (FormatException e)
+        {
+            errors.Add(e.Message);
+        }
+
+        try
+        {
+            SchedulingPolicyContext.ParseWeights(TenantRates);
+        }
+        catch (FormatException e)
+        {
+            errors.Add(e.Message.Replace("tenant weights", "tenant rates", StringComparison.Ordinal));
+        }
+
+        CheckNames(errors, "--routing", Routing, RoutingPolicies.Names);
+        CheckNames(errors, "--scheduling", Scheduling, SchedulingPolicies.Names);
+        CheckNames(errors, "--retention", Retention, Simulation.RetentionPlanners.Names);
+        if (Parallelism < 1)
+        {
+            errors.Add("--parallel must be >= 1");
+        }
+
+        return errors;
+    }
+
+    private static void CheckNames(List<string> errors, string flag, List<string> given, IReadOnlyList<string> known)
+    {
+        if (given.Count == 0)
+        {
+            errors.Add($"{flag} needs at least one name");
+        }
+
+        foreach (var g in given)
+        {
+            if (!known.Contains(g))
+            {
+                errors.Add($"unknown {flag} '{g}'; known: {string.Join(", ", known)}");
+            }
+        }
+
+        if (given.Distinct(StringComparer.Ordinal).Count() != given.Count)
+        {
+            errors.Add($"{flag} lists a name twice");
+        }
+    }
+
+    /// <summary>Splits "a,b" into names.</summary>
+    public static List<string> SplitList(string value) =>
+        [.. value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
+
+    /// <summary>Loads a scenario file (JSON, snake_case keys); unknown keys are errors.</summary>
+    public static Scenario Load(string path)
+    {
+        var s = new Scenario();
+        using var doc = JsonDocument.Parse(File.ReadAllText(path), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        if (doc.RootElement.ValueKind != JsonValueKind.Object)
+        {
+            throw new FormatException($"{path}: a scenario file is a JSON object");
+        }
+
+        string baseDir = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
+        var errors = new List<string>();
+        foreach (var p in doc.RootElement.EnumerateObject())
+        {
+            try
+            {
+                switch (p.Name)
+                {
+                    case "trace": s.Trace = ResolvePath(baseDir, p.Value.GetString()!); break;
+                    case "format":
+                        if (!TraceReader.TryParseFormat(p.Value.GetString(), out var f))
+                        {
+                            throw new FormatException("format must be mooncake, weka, azure or canonical");
+                        }
+
+                        s.Format = f;
+                        break;
+                    case "strict": s.Strict = p.Value.GetBoolean(); break;
+                    case "workers": s.Workers = p.Value.GetInt32(); break;
+                    case "profile": s.Profile = p.Value.GetString()!; break;
+                    case "kv_blocks": s.KvBlocks = p.Value.GetInt32(); break;
+                    case "block_size": s.BlockSize = p.Value.GetInt32(); break;
+                    case "max_batch_tokens": s.MaxBatchTokens = p.Value.GetInt32(); break;
+                    case "max_running": s.MaxRunningSequences = p.Value.GetInt32(); break;
+                    case "max_model_length": s.MaxModelLength = p.Value.GetInt32(); break;
+                    case "max_waiting": s.MaxWaitingPerWorker = p.Value.GetInt32(); break;
+                    case "tenant_weights": s.TenantWeights = StringOrMap(p.Value); break;
+                    case "tenant_rates": s.TenantRates = StringOrMap(p.Value); break;
+                    case "time_scale": s.TimeScale = p.Value.GetDouble(); break;
+                    case "max_requests": s.MaxRequests = p.Value.GetInt32(); break;
+                    case "max_sessions": s.MaxSessions = p.Value.GetInt32(); break;
+                    case "session_rate": s.SessionRate = p.Value.GetDouble(); break;
+                    case "tenants": s.Tenants = p.Value.GetInt32(); break;
+                    case "cache_salt": s.CacheSalt = p.Value.GetString()!; break;
+                    case "seed": s.Seed = p.Value.GetInt32(); break;
+                    case "routing": s.Routing = ListOf(p.Value); break;
+                    case "scheduling": s.Scheduling = ListOf(p.Value); break;
+                    case "retention": s.Retention = ListOf(p.Value); break;
+                    case "out": s.Out = ResolvePath(baseDir, p.Value.GetString()!); break;
+                    case "parallel": s.Parallelism = p.Value.GetInt32(); break;
+                    default: errors.Add($"unknown key '{p.Name}'"); break;
+                }
+            }
+            catch (Exception e) when (e is InvalidOperationException or FormatException or NullReferenceException)
+            {
+                errors.Add($"'{p.Name}': {e.Message}");
+            }
+        }
+
+        if (errors.Count > 0)
+        {
+            throw new FormatException($"{path}: " + string.Join("; ", errors));
+        }
+
+        return s;
+    }
+
+    private static string ResolvePath(string baseDir, string value) => Path.IsPathRooted(value) ? value : Path.Combine(baseDir, value);
+
+    private static List<string> ListOf(JsonElement e) => e.ValueKind switch
+    {
+        JsonValueKind.String => SplitList(e.GetString()!),
+        JsonValueKind.Array => [.. e.EnumerateArray().Select(x => x.GetString() ?? throw new FormatException("list entries must be strings"))],
+        _ => throw new FormatException("expected a string or an array of strings"),
+    };
+
+    private static string StringOrMap(JsonElement e) => e.ValueKind switch
+    {
+        JsonValueKind.String => e.GetString()!,
+        JsonValueKind.Object => string.Join(",", e.EnumerateObject().Select(p => p.Name + "=" + p.Value.GetDouble().ToString("R", CultureInfo.InvariantCulture))),
+        _ => throw new FormatException("expected \"a=1,b=2\" or {\"a\": 1}"),
+    };
+}

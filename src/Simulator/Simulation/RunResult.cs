@@ -1,0 +1,82 @@
+namespace Simulator.Simulation;
+
+/// <summary>p50 / p90 / p99 of a latency, in milliseconds (NaN when there were no samples).</summary>
+public readonly record struct Percentiles(double P50, double P90, double P99)
+{
+    /// <summary>Computes from samples (sorts them).</summary>
+    public static Percentiles Of(List<double> samples)
+    {
+        samples.Sort();
+        return new Percentiles(Stats.Percentile(samples, 50, true), Stats.Percentile(samples, 90, true), Stats.Percentile(samples, 99, true));
+    }
+}
+
+/// <summary>Per-tenant outcome of a run.</summary>
+public sealed class TenantResult
+{
+    /// <summary>Tenant path.</summary>
+    public required string Tenant { get; init; }
+
+    /// <summary>Weight of the tenant's own node.</summary>
+    public double Weight { get; init; }
+
+    /// <summary>Weighted tokens served over the whole run (uncached prefill × 1 + output × 2).</summary>
+    public double ServiceTokens { get; init; }
+
+    /// <summary>Fraction of weighted service during contended time.</summary>
+    public double Share { get; init; }
+
+    /// <summary>What its weights entitle it to among the tenants backlogged then.</summary>
+    public double EntitledShare { get; init; }
+
+    /// <summary>TTFT percentiles of its requests.</summary>
+    public Percentiles TtftMs { get; init; }
+
+    /// <summary>Completed requests.</summary>
+    public int Completed { get; init; }
+}
+
+/// <summary>Outcome of one (routing, scheduling, retention) combination.</summary>
+public sealed class RunResult
+{
+    public required string Routing { get; init; }
+    public required string Scheduling { get; init; }
+    public required string Retention { get; init; }
+    public Percentiles TtftMs { get; init; }
+    public Percentiles TpotMs { get; init; }
+    public Percentiles E2eMs { get; init; }
+    public double PrefixHitRatio { get; init; }
+    public double ThroughputTokensPerSecond { get; init; }
+    public int Completed { get; init; }
+    public int Rejected { get; init; }
+    public double WorkerLoadMaxOverMin { get; init; }
+    public double JainIndex { get; init; }
+    public double ContendedSeconds { get; init; }
+    public double MakespanSeconds { get; init; }
+    public long Preemptions { get; init; }
+    public required List<TenantResult> Tenants { get; init; }
+    public double ReprefillTokensResumed { get; init; }
+    public double PinnedBlockSeconds { get; init; }
+    public double PinnedUnusedBlockSeconds { get; init; }
+
+    /// <summary>Sorted TTFT samples (ms), for the CDF chart.</summary>
+    public required List<double> TtftSamplesMs { get; init; }
+
+    /// <summary>Service per tenant per time bucket (weighted tokens), for the chart.</summary>
+    public required double[][] ServiceOverTime { get; init; }
+
+    /// <summary>Width of a service bucket, seconds.</summary>
+    public double ServiceBucketSeconds { get; init; }
+
+    /// <summary>Wall-clock seconds the run took (not written to result.json: it would break byte-identity).</summary>
+    public double WallSeconds { get; set; }
+
+    /// <summary>Every finished or rejected request in completion order (for tests and validation; not in result.json).</summary>
+    public required List<RequestRecord> Requests { get; init; }
+
+    /// <summary>Events processed.</summary>
+    public long Events { get; init; }
+}
+
+/// <summary>One request's outcome (seconds of virtual time).</summary>
+public sealed record RequestRecord(string Session, int Turn, string Tenant, double Arrival, double FirstToken, double Finish, int Worker, int PromptTokens, int CachedTokens, int OutputTokens, bool Rejected);

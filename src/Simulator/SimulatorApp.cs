@@ -1,0 +1,104 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Simulator.Reports;
+using Simulator.Simulation;
+using Simulator.Traces;
+using Simulator.Workload;
+
+namespace Simulator;
+
+/// <summary>Loads a trace, builds the workload, runs every policy combination and writes the reports.</summary>
+public static class SimulatorApp
+{
+    /// <summary>Outcome of <see cref="Run"/>.</summary>
+    public sealed record Outcome(SimWorkload Workload, IReadOnlyList<RunResult> Runs, TraceLoadResult Load, double LoadSeconds, double SimulateSeconds);
+
+    /// <summary>Loads the trace (reporting malformed lines to <paramref name="log"/>).</summary>
+    public static TraceLoadResult LoadTrace(Scenario s, TextWriter log)
+    {
+        var load = TraceReader.Read(s.Trace, s.Format, s.Strict);
+        foreach (var issue in load.Issues)
+        {
+            log.WriteLine($"skipped {issue}");
+        }
+
+        if (load.Issues.Count > 0)
+        {
+            log.WriteLine($"{load.Issues.Count} malformed line(s) skipped (use --strict to stop at the first)");
+        }
+
+        if (load.MergedDuplicates > 0)
+        {
+            log.WriteLine($"merged {load.MergedDuplicates} duplicate stream/non-stream request pair(s) (WEKA v6)");
+        }
+
+        return load;
+    }
+
+    /// <summary>Runs every combination (in parallel, results in command-line order) and writes result.json, .md and .svg.</summary>
+    public static Outcome Run(Scenario s, TextWriter log, string commandLine)
+    {
+        var sw = Stopwatch.StartNew();
+        if (s.Format == TraceFormat.Weka && s.SessionRate <= 0)
+        {
+            s.SessionRate = 0.1;
+            log.WriteLine("weka trace without --session-rate: sessions start as a Poisson process at 0.1/s");
+        }
+
+        var load = LoadTrace(s, log);
+        var workload = SimWorkload.Build(load.Requests, s);
+        foreach (var note in workload.Notes)
+        {
+            log.WriteLine(note);
+        }
+
+        double loadSeconds = sw.Elapsed.TotalSeconds;
+        log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"workload: {workload.RequestCount} requests, {workload.Sessions.Count} sessions, {workload.Tenants.Count} tenants, ideal prefix hit {workload.IdealPrefixHitRatio:F3} (loaded in {loadSeconds:F1} s)"));
+
+        var combos = new List<(string Routing, string Scheduling, string Retention)>();
+        foreach (var r in s.Routing)
+        {
+            foreach (var q in s.Scheduling)
+            {
+                foreach (var k in s.Retention)
+                {
+                    combos.Add((r, q, k));
+                }
+            }
+        }
+
+        var results = new RunResult[combos.Count];
+        sw.Restart();
+        Parallel.For(0, combos.Count, new ParallelOptions { MaxDegreeOfParallelism = s.Parallelism }, i =>
+        {
+            var (r, q, k) = combos[i];
+            results[i] = new SimulationRun(workload, s, r, q, k).Run();
+            lock (log)
+            {
+                log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {r} / {q} / {k}: {results[i].Completed} done, {results[i].Rejected} rejected, TTFT p50 {results[i].TtftMs.P50:F0} ms, hit {results[i].PrefixHitRatio:F3} ({results[i].WallSeconds:F1} s wall, {results[i].Events} events)"));
+            }
+        });
+        double simSeconds = sw.Elapsed.TotalSeconds;
+        log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"simulated {combos.Count} run(s) × {workload.RequestCount} requests in {simSeconds:F1} s = {combos.Count * workload.RequestCount / Math.Max(simSeconds, 1e-9):F0} simulated requests/s"));
+
+        WriteReports(s, workload, results, commandLine);
+        return new Outcome(workload, results, load, loadSeconds, simSeconds);
+    }
+
+    /// <summary>Writes result.json, result.md and result.svg.</summary>
+    public static void WriteReports(Scenario s, SimWorkload workload, IReadOnlyList<RunResult> results, string commandLine)
+    {
+        string traceName = Path.GetFileName(Path.TrimEndingDirectorySeparator(s.Trace));
+        string? dir = Path.GetDirectoryName(Path.GetFullPath(s.Out));
+        if (!string.IsNullOrEmpty(dir))
+        {
+            Directory.CreateDirectory(dir);
+        }
+
+        File.WriteAllBytes(s.Out, ResultWriter.ToJson(traceName, workload.RequestCount, workload.IdealPrefixHitRatio, results));
+        string stem = Path.Combine(dir ?? ".", Path.GetFileNameWithoutExtension(s.Out));
+        File.WriteAllText(stem + ".md", ResultWriter.ToMarkdown(traceName, workload.RequestCount, workload.IdealPrefixHitRatio, results, commandLine), new UTF8Encoding(false));
+        File.WriteAllText(stem + ".svg", SvgChart.Render($"{traceName}: {workload.RequestCount} requests, {s.Workers} workers ({s.Profile})", results, workload.Tenants), new UTF8Encoding(false));
+    }
+}
