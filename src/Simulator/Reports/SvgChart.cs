@@ -38,7 +38,7 @@ public static class SvgChart
         {
             int x = 70 + (i % cols) * (width / cols);
             int y = top + 10 + (i / cols) * (panelH + 20);
-            Service(sb, runs[i], tenants, x, y, width / cols - 110, panelH - 50);
+            Service(sb, runs[i], tenants, x, y, width / cols - 160, panelH - 50);
         }
 
         sb.Append("</svg>\n");
