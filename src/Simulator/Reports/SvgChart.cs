@@ -162,7 +162,7 @@ public static class SvgChart
 
     private static string Label(RunResult r) => r.Retention == "off" ? $"{r.Routing} / {r.Scheduling}" : $"{r.Routing} / {r.Scheduling} / {r.Retention}";
 
-    private static string FormatMs(double ms) => ms >= 1000 ? (ms / 1000).ToString("G3", C) + " s" : ms.ToString("G3", C) + " ms";
+    private static string FormatMs(double ms) => ms >= 1000 ? (ms / 1000).ToString("0.###", C) + " s" : ms.ToString("0.###", C) + " ms";
 
     private static string Short(double v) => v >= 1e6 ? (v / 1e6).ToString("F1", C) + "M" : v >= 1e3 ? (v / 1e3).ToString("F1", C) + "k" : v.ToString("F0", C);
 
