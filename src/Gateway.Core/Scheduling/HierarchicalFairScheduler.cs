@@ -20,7 +20,7 @@ namespace Gateway.Core.Scheduling;
 /// Knobs: weights by path (unnamed nodes weigh 1), <see cref="CostModel"/>, <see cref="LocalityOptions"/>.
 /// Pick is O(depth x log children). State is keyed by path, so <see cref="UpdateWeights"/> (config reload) keeps it.
 /// </summary>
-public sealed class HierarchicalFairScheduler : IRequestScheduler
+public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccounting
 {
     /// <summary>Policy name.</summary>
     public const string PolicyName = "hfair";

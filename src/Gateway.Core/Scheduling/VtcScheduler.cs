@@ -13,7 +13,7 @@ namespace Gateway.Core.Scheduling;
 /// </list>
 /// Knobs: weights by client path (default 1), w_in and w_out (defaults 1 and 2). No priority classes, no tree.
 /// </summary>
-public sealed class VtcScheduler : IRequestScheduler
+public sealed class VtcScheduler : IRequestScheduler, IServiceAccounting
 {
     /// <summary>Policy name.</summary>
     public const string PolicyName = "vtc";
@@ -49,6 +49,9 @@ public sealed class VtcScheduler : IRequestScheduler
 
     /// <summary>Counter of a client (normalised service), 0 if unknown.</summary>
     public double CounterOf(string tenantPath) => _clients.TryGetValue(tenantPath, out var c) ? c.Counter : 0;
+
+    /// <inheritdoc />
+    public double ServiceOf(string tenantPath) => _clients.TryGetValue(tenantPath, out var c) ? c.Service : 0;
 
     /// <inheritdoc />
     public void UpdateWeights(Func<string, double> weightOf)
@@ -98,6 +101,7 @@ public sealed class VtcScheduler : IRequestScheduler
         _count--;
         var cost = _cost.InputWeight * Math.Max(0, request.PromptTokens);
         client.Counter += cost / client.Weight;
+        client.Service += cost;
         request.ChargedCost = cost;
         request.ChargedOutputTokens = 0;
         request.SchedulerState = new InFlight(client);
@@ -195,6 +199,7 @@ public sealed class VtcScheduler : IRequestScheduler
         }
 
         client.Counter += cost / client.Weight;
+        client.Service += cost;
         if (backlogged)
         {
             _backlogged.Add(client);
@@ -225,6 +230,7 @@ public sealed class VtcScheduler : IRequestScheduler
         public double Weight { get; set; } = weight;
         public long Seq { get; } = seq;
         public double Counter { get; set; }
+        public double Service { get; set; }
         public SortedSet<QueuedRequest> Queue { get; } = new(RequestOrder);
     }
 }

@@ -30,7 +30,8 @@ public static class PrometheusText
     /// <summary>
     /// Prometheus name of an instrument: sanitised name + unit suffix (+ <c>_total</c> for counters).
     /// Units: s → seconds; ms/us/ns → seconds with values scaled to seconds; By → bytes; 1 → ratio (gauges only);
-    /// annotations in braces such as {request} → no suffix; anything else → sanitised unit.
+    /// annotations in braces such as {request} → no suffix; anything else → sanitised unit. Gauges ending in _count, _sum
+    /// or _bucket get <c>_value</c> appended (those suffixes are reserved for histogram series).
     /// </summary>
     public static string MetricName(string instrumentName, string? unit, PrometheusMetricType type, out double scale)
     {
@@ -56,6 +57,9 @@ public static class PrometheusText
         if (counter && name.EndsWith("_total", StringComparison.Ordinal)) name = name[..^"_total".Length];
         if (suffix.Length > 0 && !name.EndsWith("_" + suffix, StringComparison.Ordinal)) name += "_" + suffix;
         if (counter) name += "_total";
+        else if (type == PrometheusMetricType.Gauge && (name.EndsWith("_count", StringComparison.Ordinal)
+                 || name.EndsWith("_sum", StringComparison.Ordinal) || name.EndsWith("_bucket", StringComparison.Ordinal)))
+            name += "_value"; // those suffixes belong to histogram series (promtool lint); dotnet.timer.count -> dotnet_timer_count_value
         return name;
     }
 

@@ -42,6 +42,7 @@ public sealed class KvBlockManager
     private int _lruCount;
     private int _usedBlocks;
     private int _pinnedBlocks;
+    private int _pinnedIdleBlocks; // pinned and referenced by no sequence: what dropping every pin would free
     private long _nextPinId;
     private DateTimeOffset _nextExpiry = DateTimeOffset.MaxValue;
 
@@ -94,6 +95,9 @@ public sealed class KvBlockManager
 
     /// <summary>Cached blocks that nothing references or pins (the LRU list).</summary>
     public int EvictableBlocks => _lruCount;
+
+    /// <summary>Pinned blocks that no sequence references (freed if every pin were dropped).</summary>
+    public int PinnedIdleBlocks => _pinnedIdleBlocks;
 
     /// <summary>Live pins.</summary>
     public int ActivePins => _pins.Count;
@@ -246,6 +250,11 @@ public sealed class KvBlockManager
             if (--_refCount[block] == 0)
             {
                 _usedBlocks--;
+                if (_pinCount[block] > 0)
+                {
+                    _pinnedIdleBlocks++;
+                }
+
                 ReleaseIfIdle(block);
             }
         }
@@ -261,6 +270,11 @@ public sealed class KvBlockManager
     public RetainResult Pin(string? session, ReadOnlySpan<ulong> hashes, TimeSpan ttl, int priority, double value)
     {
         ExpirePins();
+        if (ttl <= TimeSpan.Zero)
+        {
+            return new RetainResult(0, 0);
+        }
+
         if (session is not null && _pinBySession.TryGetValue(session, out long old))
         {
             Unpin(_pins[old]);
@@ -296,7 +310,7 @@ public sealed class KvBlockManager
             blocks.RemoveRange(keep, blocks.Count - keep);
         }
 
-        if (blocks.Count == 0 || ttl <= TimeSpan.Zero)
+        if (blocks.Count == 0)
         {
             return new RetainResult(0, dropped);
         }
@@ -307,6 +321,11 @@ public sealed class KvBlockManager
             if (_pinCount[b]++ == 0)
             {
                 _pinnedBlocks++;
+                if (_refCount[b] == 0)
+                {
+                    _pinnedIdleBlocks++;
+                }
+
                 if (_inLru[b])
                 {
                     LruRemove(b);
@@ -461,6 +480,11 @@ public sealed class KvBlockManager
         if (_refCount[block]++ == 0)
         {
             _usedBlocks++;
+            if (_pinCount[block] > 0)
+            {
+                _pinnedIdleBlocks--;
+            }
+
             if (_inLru[block])
             {
                 LruRemove(block);
@@ -507,16 +531,7 @@ public sealed class KvBlockManager
             return false;
         }
 
-        int reclaimable = 0;
-        for (int b = 0; b < TotalBlocks; b++)
-        {
-            if (_pinCount[b] > 0 && _refCount[b] == 0)
-            {
-                reclaimable++;
-            }
-        }
-
-        if (AvailableBlocks + reclaimable < count)
+        if (AvailableBlocks + _pinnedIdleBlocks < count)
         {
             return false;
         }
@@ -597,6 +612,11 @@ public sealed class KvBlockManager
         if (--_pinCount[block] == 0)
         {
             _pinnedBlocks--;
+            if (_refCount[block] == 0)
+            {
+                _pinnedIdleBlocks--;
+            }
+
             ReleaseIfIdle(block);
         }
     }

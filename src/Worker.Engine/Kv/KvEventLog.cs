@@ -116,8 +116,9 @@ public sealed class KvEventLog
 
     /// <summary>
     /// Copies events with seq &gt; <paramref name="afterSeq"/> into <paramref name="destination"/> (at most <paramref name="max"/>).
-    /// <paramref name="gap"/> is true when events after <paramref name="afterSeq"/> were already overwritten: the consumer must resync
-    /// from <see cref="Snapshot"/>; the events returned then start at the oldest one held.
+    /// <paramref name="gap"/> is true when events after <paramref name="afterSeq"/> were already overwritten, or when
+    /// <paramref name="afterSeq"/> is ahead of this log (a consumer of an earlier incarnation of the worker): the consumer must
+    /// resync from <see cref="Snapshot"/>; the events returned then start at the oldest one held.
     /// </summary>
     public int ReadAfter(long afterSeq, List<KvEvent> destination, out bool gap, int max = int.MaxValue)
     {
@@ -125,8 +126,8 @@ public sealed class KvEventLog
         lock (_gate)
         {
             long first = _lastSeq - _count + 1;
-            gap = afterSeq + 1 < first;
-            long from = Math.Max(afterSeq + 1, first);
+            gap = afterSeq + 1 < first || afterSeq > _lastSeq;
+            long from = afterSeq > _lastSeq ? first : Math.Max(afterSeq + 1, first);
             int n = 0;
             for (long s = from; s <= _lastSeq && n < max; s++, n++)
             {

@@ -14,6 +14,7 @@ public class PrometheusTextTests
     [InlineData("gateway.worker.kv_usage", "1", PrometheusMetricType.Gauge, "gateway_worker_kv_usage_ratio", 1.0)]
     [InlineData("process.cpu.time", "s", PrometheusMetricType.Counter, "process_cpu_time_seconds_total", 1.0)]
     [InlineData("latency_seconds", "s", PrometheusMetricType.Gauge, "latency_seconds", 1.0)]
+    [InlineData("dotnet.timer.count", "{timer}", PrometheusMetricType.Gauge, "dotnet_timer_count_value", 1.0)]
     [InlineData("9lives", null, PrometheusMetricType.Gauge, "_9lives", 1.0)]
     [InlineData("a.-b c", "", PrometheusMetricType.Gauge, "a_b_c", 1.0)]
     public void MetricName_InstrumentNameAndUnit_PrometheusConvention(string name, string? unit, PrometheusMetricType type, string expected, double expectedScale)

@@ -235,6 +235,7 @@ public class KvBlockManagerTests
         Assert.True(blocks.TryAllocate(3, table));     // needs two pins' worth: low, then mid
 
         Assert.Equal(2, blocks.PinsDroppedTotal);
+        Assert.Equal(2, blocks.PinnedIdleBlocks);
         Assert.True(blocks.IsPinned(high[0]) && blocks.IsPinned(high[1]));
         Assert.False(blocks.IsPinned(low[0]));
         Assert.False(blocks.IsPinned(mid[0]));
@@ -256,6 +257,7 @@ public class KvBlockManagerTests
         var held = Compute(blocks, Chain(2, 2));
 
         var table = new List<int>();
+        Assert.Equal(1, blocks.PinnedIdleBlocks);
         Assert.False(blocks.TryAllocate(3, table));
 
         Assert.Equal(0, blocks.PinsDroppedTotal);

@@ -46,6 +46,23 @@ public class KvEventLogTests
     }
 
     [Fact]
+    public void ReadAfter_SeqAheadOfTheLog_ReportsGap()
+    {
+        var log = new KvEventLog(16, 4);
+        log.Append(KvEventType.Stored, [1]);
+
+        var events = new List<KvEvent>();
+        log.ReadAfter(50, events, out bool gap);
+
+        Assert.True(gap);
+        Assert.Equal(1, Assert.Single(events).Seq);
+        events.Clear();
+        log.ReadAfter(1, events, out gap);
+        Assert.False(gap);
+        Assert.Empty(events);
+    }
+
+    [Fact]
     public void Snapshot_AfterStoredRemovedCleared_ListsExactlyTheCachedHashes()
     {
         var log = new KvEventLog(16, 2);    // the snapshot does not depend on the ring still holding the events

@@ -141,7 +141,7 @@ public sealed class ApproximatePrefixIndex
         Expire(_time.GetUtcNow().UtcTicks);
         matchedBlocks.Clear();
         int n = Math.Min(matchedBlocks.Length, _maxWorkers);
-        Span<ulong> running = stackalloc ulong[_words];
+        Span<ulong> running = stackalloc ulong[(n + 63) / 64];
         SetLowBits(running, n);
         int best = 0;
         for (int i = 0; i < blockHashes.Length; i++)
@@ -149,7 +149,7 @@ public sealed class ApproximatePrefixIndex
             bool any = false;
             if (_nodes.TryGetValue(blockHashes[i], out int node))
             {
-                var mask = _nodeMask.AsSpan(node * _words, _words);
+                var mask = _nodeMask.AsSpan(node * _words, running.Length);
                 for (int w = 0; w < running.Length; w++)
                 {
                     ulong next = running[w] & mask[w];
@@ -191,7 +191,7 @@ public sealed class ApproximatePrefixIndex
             return false;
         }
 
-        var m = _nodeMask.AsSpan(node * _words, _words);
+        var m = _nodeMask.AsSpan(node * _words, Math.Min(_words, mask.Length));
         for (int w = 0; w < m.Length; w++)
         {
             mask[w] |= m[w];

@@ -251,7 +251,7 @@ public sealed class PreciseIndex
     {
         if (_nodes.TryGetValue(blockHash, out int node))
         {
-            var m = _nodeMask.AsSpan(node * _words, _words);
+            var m = _nodeMask.AsSpan(node * _words, Math.Min(_words, mask.Length));
             for (int w = 0; w < m.Length; w++)
             {
                 mask[w] |= m[w];

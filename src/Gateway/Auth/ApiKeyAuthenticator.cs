@@ -1,0 +1,113 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using System.Text;
+using Gateway.Configuration;
+using Microsoft.Extensions.Options;
+
+namespace Gateway.Auth;
+
+/// <summary>
+/// Maps <c>Authorization: Bearer KEY</c> to a <see cref="Tenant"/>. Keys are held only as HMAC-SHA256(server secret,
+/// key) digests; a presented key is digested and compared with <see cref="CryptographicOperations.FixedTimeEquals"/>.
+/// The lookup buckets digests by their first 8 bytes (an HMAC output: leaks nothing about the key) and then compares
+/// the full 32 bytes in constant time. Keys are never logged.
+/// </summary>
+public sealed class ApiKeyAuthenticator
+{
+    private const int DigestBytes = 32;
+    private readonly byte[] _secret;
+    private readonly Dictionary<ulong, (byte[] Digest, Tenant Tenant)[]> _byPrefix = [];
+
+    /// <summary>Builds the key table from options; generates a random secret when none is configured.</summary>
+    public ApiKeyAuthenticator(IOptions<GatewayOptions> options)
+    {
+        var auth = options.Value.Auth;
+        GeneratedSecret = string.IsNullOrEmpty(auth.ServerSecret);
+        _secret = GeneratedSecret ? RandomNumberGenerator.GetBytes(32) : Encoding.UTF8.GetBytes(auth.ServerSecret);
+        foreach (var k in auth.Keys)
+        {
+            Add(Convert.FromHexString(k.Hash), new Tenant(k.Tenant, k.Weight, k.Models, k.MaxTokens, k.MaxN, SaltFor(k.Tenant)));
+        }
+
+        if (auth.DemoKey.Enabled && !string.IsNullOrEmpty(auth.DemoKey.Key))
+        {
+            Add(Digest(_secret, auth.DemoKey.Key), new Tenant(auth.DemoKey.Tenant, auth.DemoKey.Weight, [], 0, 0, SaltFor(auth.DemoKey.Tenant)));
+        }
+    }
+
+    /// <summary>True when no secret was configured and a random one is in use.</summary>
+    public bool GeneratedSecret { get; }
+
+    /// <summary>Number of keys accepted.</summary>
+    public int KeyCount { get; private set; }
+
+    /// <summary>Hex HMAC-SHA256(<paramref name="secret"/>, <paramref name="key"/>): the form keys are configured in.</summary>
+    public static string HashKey(string secret, string key) => Convert.ToHexStringLower(Digest(Encoding.UTF8.GetBytes(secret), key));
+
+    /// <summary>Authenticates an Authorization header value; null when missing, malformed or unknown.</summary>
+    public Tenant? Authenticate(ReadOnlySpan<char> authorization)
+    {
+        const string Bearer = "Bearer ";
+        if (authorization.Length <= Bearer.Length || !authorization.StartsWith(Bearer, StringComparison.OrdinalIgnoreCase))
+        {
+            return null;
+        }
+
+        var key = authorization[Bearer.Length..].Trim();
+        if (key.IsEmpty || key.Length > 512)
+        {
+            return null;
+        }
+
+        Span<byte> digest = stackalloc byte[DigestBytes];
+        int max = Encoding.UTF8.GetMaxByteCount(key.Length);
+        byte[]? rented = max > 1024 ? ArrayPool<byte>.Shared.Rent(max) : null;
+        Span<byte> keyBytes = rented ?? stackalloc byte[1024];
+        try
+        {
+            int n = Encoding.UTF8.GetBytes(key, keyBytes);
+            HMACSHA256.HashData(_secret, keyBytes[..n], digest);
+            CryptographicOperations.ZeroMemory(keyBytes[..n]);
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                ArrayPool<byte>.Shared.Return(rented);
+            }
+        }
+
+        if (!_byPrefix.TryGetValue(BinaryPrimitives.ReadUInt64LittleEndian(digest), out var bucket))
+        {
+            return null;
+        }
+
+        Tenant? found = null;
+        foreach (var (d, t) in bucket)
+        {
+            if (CryptographicOperations.FixedTimeEquals(d, digest))
+            {
+                found = t;
+            }
+        }
+
+        return found;
+    }
+
+    /// <summary>Per-org cache salt: hex HMAC-SHA256(secret, "cache-salt:" + org).</summary>
+    public string SaltFor(string tenantPath)
+    {
+        string org = tenantPath.Split('/')[0];
+        return Convert.ToHexStringLower(HMACSHA256.HashData(_secret, Encoding.UTF8.GetBytes("cache-salt:" + org)))[..32];
+    }
+
+    private static byte[] Digest(byte[] secret, string key) => HMACSHA256.HashData(secret, Encoding.UTF8.GetBytes(key));
+
+    private void Add(byte[] digest, Tenant tenant)
+    {
+        ulong prefix = BinaryPrimitives.ReadUInt64LittleEndian(digest);
+        _byPrefix[prefix] = _byPrefix.TryGetValue(prefix, out var b) ? [.. b, (digest, tenant)] : [(digest, tenant)];
+        KeyCount++;
+    }
+}

@@ -1,0 +1,159 @@
+using Gateway.Core.Routing;
+using Microsoft.Extensions.Options;
+
+namespace Gateway.Configuration;
+
+/// <summary>Collects every configuration error before failing (as YARP's validators do), instead of stopping at the first.</summary>
+internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
+{
+    public ValidateOptionsResult Validate(string? name, GatewayOptions o)
+    {
+        var errors = new List<string>();
+        if (!Uri.TryCreate(o.Listen, UriKind.Absolute, out var listen) || listen.Scheme != Uri.UriSchemeHttp)
+        {
+            errors.Add($"Gateway:Listen must be an absolute http URL, got '{o.Listen}'.");
+        }
+
+        if (o.Limits.MaxBodyBytes < 1024)
+        {
+            errors.Add("Gateway:Limits:MaxBodyBytes must be at least 1024.");
+        }
+
+        if (o.Limits.MaxSseEventBytes < 4096)
+        {
+            errors.Add("Gateway:Limits:MaxSseEventBytes must be at least 4096.");
+        }
+
+        for (int i = 0; i < o.Auth.Keys.Count; i++)
+        {
+            var k = o.Auth.Keys[i];
+            if (k.Hash.Length != 64 || !IsHex(k.Hash))
+            {
+                errors.Add($"Gateway:Auth:Keys:{i}:Hash must be 64 hex characters (HMAC-SHA256 digest).");
+            }
+
+            if (k.Tenant.Split('/').Length != 3 || k.Tenant.Split('/').Any(string.IsNullOrWhiteSpace))
+            {
+                errors.Add($"Gateway:Auth:Keys:{i}:Tenant must be 'org/team/key', got '{k.Tenant}'.");
+            }
+
+            if (k.Weight <= 0)
+            {
+                errors.Add($"Gateway:Auth:Keys:{i}:Weight must be positive.");
+            }
+        }
+
+        if (o.Auth.Keys.Count > 0 && string.IsNullOrEmpty(o.Auth.ServerSecret))
+        {
+            errors.Add("Gateway:Auth:ServerSecret is required when Gateway:Auth:Keys are configured (digests are HMACs under it).");
+        }
+
+        if (o.Auth.DemoKey.Enabled && o.Auth.DemoKey.Tenant.Split('/').Length != 3)
+        {
+            errors.Add("Gateway:Auth:DemoKey:Tenant must be 'org/team/key'.");
+        }
+
+        switch (o.Workers.Mode)
+        {
+            case WorkerDiscoveryMode.Static:
+                if (o.Workers.Urls.Count == 0)
+                {
+                    errors.Add("Gateway:Workers:Urls must list at least one URL in Static mode.");
+                }
+
+                foreach (var u in o.Workers.Urls)
+                {
+                    if (!Uri.TryCreate(u, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
+                    {
+                        errors.Add($"Gateway:Workers:Urls: '{u}' is not an absolute http(s) URL.");
+                    }
+                }
+
+                break;
+            case WorkerDiscoveryMode.Dns:
+                if (string.IsNullOrWhiteSpace(o.Workers.Dns.Host))
+                {
+                    errors.Add("Gateway:Workers:Dns:Host is required in Dns mode.");
+                }
+
+                if (o.Workers.Dns.Port is < 1 or > 65535)
+                {
+                    errors.Add("Gateway:Workers:Dns:Port must be 1..65535.");
+                }
+
+                if (o.Workers.Dns.RefreshInterval <= TimeSpan.Zero)
+                {
+                    errors.Add("Gateway:Workers:Dns:RefreshInterval must be positive.");
+                }
+
+                break;
+            case WorkerDiscoveryMode.Embedded:
+                if (o.Workers.Embedded.Count is < 1 or > 64)
+                {
+                    errors.Add("Gateway:Workers:Embedded:Count must be 1..64.");
+                }
+
+                if (o.Workers.Embedded.TimeScale < 0)
+                {
+                    errors.Add("Gateway:Workers:Embedded:TimeScale must be >= 0.");
+                }
+
+                break;
+        }
+
+        if (o.Health.Interval <= TimeSpan.Zero || o.Health.Timeout <= TimeSpan.Zero)
+        {
+            errors.Add("Gateway:Health:Interval and Timeout must be positive.");
+        }
+
+        if (o.Resilience.MaxAttempts is < 1 or > 10)
+        {
+            errors.Add("Gateway:Resilience:MaxAttempts must be 1..10.");
+        }
+
+        if (o.Resilience.BreakerFailureRatio is <= 0 or > 1)
+        {
+            errors.Add("Gateway:Resilience:BreakerFailureRatio must be in (0, 1].");
+        }
+
+        if (o.Resilience.BreakerMinimumThroughput < 2)
+        {
+            errors.Add("Gateway:Resilience:BreakerMinimumThroughput must be at least 2.");
+        }
+
+        if (o.Resilience.BreakerBreakDuration < TimeSpan.FromMilliseconds(500) || o.Resilience.BreakerSamplingDuration < TimeSpan.FromMilliseconds(500))
+        {
+            errors.Add("Gateway:Resilience:BreakerBreakDuration and BreakerSamplingDuration must be at least 0.5 s.");
+        }
+
+        if (o.Resilience.FirstByteTimeout <= TimeSpan.Zero || o.Resilience.IdleTimeout <= TimeSpan.Zero)
+        {
+            errors.Add("Gateway:Resilience:FirstByteTimeout and IdleTimeout must be positive.");
+        }
+
+        if (!RoutingPolicies.Names.Contains(o.Routing.Policy))
+        {
+            errors.Add($"Gateway:Routing:Policy '{o.Routing.Policy}' is unknown; known: {string.Join(", ", RoutingPolicies.Names)}.");
+        }
+
+        if (o.Routing.BlockSize is < 1 or > 1024)
+        {
+            errors.Add("Gateway:Routing:BlockSize must be 1..1024.");
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    private static bool IsHex(string s)
+    {
+        foreach (char c in s)
+        {
+            if (!char.IsAsciiHexDigit(c))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+}

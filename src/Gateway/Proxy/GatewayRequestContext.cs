@@ -1,0 +1,112 @@
+using Gateway.Auth;
+using Gateway.Core.OpenAi;
+using Gateway.Core.Routing;
+using Gateway.Fleet;
+
+namespace Gateway.Proxy;
+
+/// <summary>
+/// Per-request state kept on the <see cref="Microsoft.AspNetCore.Http.HttpContext"/> as a feature: who asked
+/// (tenant), what (parsed request, session identity, block hashes), where it went, and what came back (usage,
+/// finish reason, tool-call names) for the routing, fairness and agent layers.
+/// </summary>
+public sealed class GatewayRequestContext
+{
+    private List<string>? _toolCalls;
+
+    /// <summary>Gateway-unique request id.</summary>
+    public required long RequestId { get; init; }
+
+    /// <summary>Authenticated tenant.</summary>
+    public required Tenant Tenant { get; init; }
+
+    /// <summary>Parsed body.</summary>
+    public required OpenAiRequest Request { get; init; }
+
+    /// <summary>Session id (first of x-session-id, x-claude-code-session-id, session_id, prompt_cache_key, user).</summary>
+    public string? SessionId { get; init; }
+
+    /// <summary>Where <see cref="SessionId"/> came from (header or body field name).</summary>
+    public string? SessionSource { get; init; }
+
+    /// <summary>What the routing policy sees.</summary>
+    public required RouteRequest Route { get; init; }
+
+    /// <summary>Body bytes sent to the worker (original, or rewritten for include_usage).</summary>
+    public required ReadOnlyMemory<byte> ForwardBody { get; set; }
+
+    /// <summary>True when the gateway added stream_options.include_usage and must strip the usage-only chunk.</summary>
+    public bool StripUsageChunk { get; init; }
+
+    /// <summary>Worker of the current (last) attempt.</summary>
+    public WorkerEndpoint? Worker { get; internal set; }
+
+    /// <summary>Attempts made.</summary>
+    public int Attempts { get; internal set; }
+
+    /// <summary>Predicted cached tokens of the routing decision.</summary>
+    public int PredictedCachedTokens { get; internal set; }
+
+    /// <summary>Usage reported by the worker (true once seen).</summary>
+    public bool UsageSeen { get; internal set; }
+
+    /// <summary>usage.prompt_tokens.</summary>
+    public int PromptTokens { get; internal set; }
+
+    /// <summary>usage.prompt_tokens_details.cached_tokens.</summary>
+    public int CachedTokens { get; internal set; }
+
+    /// <summary>usage.completion_tokens.</summary>
+    public int CompletionTokens { get; internal set; }
+
+    /// <summary>Last finish_reason seen ("stop", "length", "tool_calls", ...).</summary>
+    public string? FinishReason { get; internal set; }
+
+    /// <summary>Names of tool calls the model made.</summary>
+    public IReadOnlyList<string> ToolCalls => (IReadOnlyList<string>?)_toolCalls ?? [];
+
+    /// <summary>True once the first SSE data event (or the full JSON answer) arrived.</summary>
+    public bool FirstEventSeen { get; internal set; }
+
+    /// <summary>Timestamp (TimeProvider) when the body was parsed.</summary>
+    public long StartTimestamp { get; init; }
+
+    /// <summary>Clock of <see cref="StartTimestamp"/>.</summary>
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+
+    /// <summary>Time from parse to the first event (time to first token through the gateway).</summary>
+    public TimeSpan FirstEventAt { get; private set; }
+
+    /// <summary>True when the SSE stream ended with <c>data: [DONE]</c>.</summary>
+    public bool SawDone { get; internal set; }
+
+    /// <summary>Set when the stream was ended by the gateway with an error event.</summary>
+    public string? StreamError { get; internal set; }
+
+    /// <summary>Called once at the first token: moves the worker's charge from prefill to decode.</summary>
+    internal Action? OnFirstEvent { get; set; }
+
+    internal void AddToolCall(string name) => (_toolCalls ??= []).Add(name);
+
+    internal void MarkFirstEvent()
+    {
+        if (!FirstEventSeen)
+        {
+            FirstEventSeen = true;
+            FirstEventAt = Time.GetElapsedTime(StartTimestamp);
+            OnFirstEvent?.Invoke();
+        }
+    }
+
+    internal void ResetAttemptState()
+    {
+        UsageSeen = false;
+        PromptTokens = CachedTokens = CompletionTokens = 0;
+        FinishReason = null;
+        _toolCalls?.Clear();
+        FirstEventSeen = false;
+        SawDone = false;
+        StreamError = null;
+        OnFirstEvent = null;
+    }
+}

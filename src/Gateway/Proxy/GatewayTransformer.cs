@@ -1,0 +1,194 @@
+using System.Net.Http.Headers;
+using Microsoft.AspNetCore.Http;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace Gateway.Proxy;
+
+/// <summary>
+/// The YARP transform of one forwarding attempt. Request: the buffered body is re-sent (the client's body was read
+/// once), the client's credentials and any client-supplied hint headers are dropped, and the gateway's hints
+/// (<c>x-session-id</c>, <c>x-cache-salt</c>) are set. Response: 5xx/429 are held back (not copied) so the attempt can
+/// be retried on another worker; a non-streaming answer is buffered whole (a worker dying mid-body is then still a
+/// retryable failure, and usage is read from it); a stream is wrapped in <see cref="SseRelayStream"/> and primed to its
+/// first event before anything reaches the client.
+/// </summary>
+internal sealed class GatewayTransformer : HttpTransformer
+{
+    private static readonly MediaTypeHeaderValue JsonContentType = new("application/json");
+    private readonly GatewayRequestContext _ctx;
+    private readonly CancellationTokenSource _firstByte;
+    private readonly ProxySettings _settings;
+
+    public GatewayTransformer(GatewayRequestContext ctx, CancellationTokenSource firstByte, ProxySettings settings)
+    {
+        _ctx = ctx;
+        _firstByte = firstByte;
+        _settings = settings;
+    }
+
+    /// <summary>Status the worker answered with when the answer was held back (5xx/429).</summary>
+    public int HeldBackStatus { get; private set; }
+
+    /// <summary>Retry-After the worker sent with a held-back 429/503.</summary>
+    public TimeSpan? RetryAfter { get; private set; }
+
+    /// <summary>True when the worker failed after its headers and before the first byte reached the client.</summary>
+    public bool FailedBeforeFirstByte { get; private set; }
+
+    /// <summary>The stream wrapper of a streaming answer (null otherwise).</summary>
+    public SseRelayStream? Relay { get; private set; }
+
+    /// <summary>True once the response headers arrived and were accepted.</summary>
+    public bool ResponseAccepted { get; private set; }
+
+    public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
+    {
+        await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken).ConfigureAwait(false);
+        var h = proxyRequest.Headers;
+        h.Authorization = null;
+        h.Remove(HintHeaders.CacheSalt);
+        h.Remove(HintHeaders.SessionId);
+        h.Remove(HintHeaders.RetentionTtl);
+        h.Remove("Cookie");
+        h.TryAddWithoutValidation(HintHeaders.CacheSalt, _ctx.Tenant.CacheSalt);
+        if (_ctx.SessionId is not null)
+        {
+            h.TryAddWithoutValidation(HintHeaders.SessionId, _ctx.SessionId);
+        }
+
+        var content = new ReadOnlyMemoryContent(_ctx.ForwardBody);
+        content.Headers.ContentType = JsonContentType;
+        proxyRequest.Content = content;
+    }
+
+    public override async ValueTask<bool> TransformResponseAsync(HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
+    {
+        if (proxyResponse is null)
+        {
+            return await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken).ConfigureAwait(false);
+        }
+
+        int status = (int)proxyResponse.StatusCode;
+        if (status >= 500 || status == 429)
+        {
+            HeldBackStatus = status;
+            RetryAfter = proxyResponse.Headers.RetryAfter?.Delta;
+            return false; // nothing copied: the handler clears the response and retries elsewhere
+        }
+
+        if (status is >= 200 and < 300)
+        {
+            var mediaType = proxyResponse.Content.Headers.ContentType?.MediaType;
+            if (string.Equals(mediaType, "text/event-stream", StringComparison.OrdinalIgnoreCase))
+            {
+                var upstream = await proxyResponse.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+                var relay = new SseRelayStream(upstream, _ctx, _settings.IdleTimeout, _settings.MaxSseEventBytes);
+                try
+                {
+                    await relay.PrimeAsync(cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (!cancellationToken.IsCancellationRequested && ex is IOException or HttpRequestException or OperationCanceledException)
+                {
+                    FailedBeforeFirstByte = true;
+                    await relay.DisposeAsync().ConfigureAwait(false);
+                    throw;
+                }
+
+                _firstByte.CancelAfter(Timeout.Infinite);
+                await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken).ConfigureAwait(false);
+                httpContext.Response.ContentLength = null; // events may be dropped
+                httpContext.Response.Headers["X-Accel-Buffering"] = "no";
+                var wrapped = new StreamContent(relay);
+                proxyResponse.Content = wrapped;
+                Relay = relay;
+            }
+            else if (_ctx.Request.Stream is false)
+            {
+                byte[] body;
+                try
+                {
+                    body = await ReadBoundedAsync(proxyResponse.Content, _settings.MaxResponseBytes, cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (!cancellationToken.IsCancellationRequested && ex is IOException or HttpRequestException or OperationCanceledException)
+                {
+                    FailedBeforeFirstByte = true;
+                    throw;
+                }
+
+                _firstByte.CancelAfter(Timeout.Infinite);
+                _ctx.MarkFirstEvent();
+                ResponseScanner.Scan(body, _ctx);
+                await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken).ConfigureAwait(false);
+                var replaced = new ByteArrayContent(body);
+                foreach (var header in proxyResponse.Content.Headers)
+                {
+                    replaced.Headers.TryAddWithoutValidation(header.Key, header.Value);
+                }
+
+                proxyResponse.Content = replaced;
+            }
+            else
+            {
+                _firstByte.CancelAfter(Timeout.Infinite);
+                await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        else
+        {
+            _firstByte.CancelAfter(Timeout.Infinite);
+            await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken).ConfigureAwait(false);
+        }
+
+        ResponseAccepted = true;
+        return true;
+    }
+
+    private static async Task<byte[]> ReadBoundedAsync(HttpContent content, int limit, CancellationToken ct)
+    {
+        long? declared = content.Headers.ContentLength;
+        if (declared > limit)
+        {
+            throw new IOException($"worker response larger than {limit} bytes");
+        }
+
+        if (declared is { } len)
+        {
+            var exact = new byte[len];
+            using var s = await content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+            await s.ReadExactlyAsync(exact, ct).ConfigureAwait(false);
+            return exact;
+        }
+
+        using var stream = await content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+        using var ms = new MemoryStream();
+        var buffer = new byte[16 * 1024];
+        int n;
+        while ((n = await stream.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
+        {
+            if (ms.Length + n > limit)
+            {
+                throw new IOException($"worker response larger than {limit} bytes");
+            }
+
+            ms.Write(buffer, 0, n);
+        }
+
+        return ms.ToArray();
+    }
+}
+
+/// <summary>Hint headers between gateway and worker (worker protocol).</summary>
+public static class HintHeaders
+{
+    /// <summary>Session id.</summary>
+    public const string SessionId = "x-session-id";
+
+    /// <summary>Per-tenant cache salt.</summary>
+    public const string CacheSalt = "x-cache-salt";
+
+    /// <summary>Retention TTL hint.</summary>
+    public const string RetentionTtl = "x-retention-ttl-ms";
+}
+
+/// <summary>Settings the transformer needs, resolved once from options.</summary>
+internal sealed record ProxySettings(TimeSpan IdleTimeout, int MaxSseEventBytes, int MaxResponseBytes);

@@ -1,0 +1,43 @@
+using Gateway.Core.OpenAi;
+using Microsoft.AspNetCore.Http;
+
+namespace Gateway.Proxy;
+
+/// <summary>
+/// Finds the session a request belongs to, first match wins: <c>x-session-id</c> (our hint header),
+/// <c>x-claude-code-session-id</c> (Claude Code), <c>session_id</c> (Codex CLI header), body <c>prompt_cache_key</c>,
+/// body <c>user</c>. Values longer than 256 characters are ignored (a header is not a place to smuggle data).
+/// </summary>
+public static class SessionIdentity
+{
+    private const int MaxLength = 256;
+    private static readonly string[] Headers = ["x-session-id", "x-claude-code-session-id", "session_id"];
+
+    /// <summary>Returns the session id and where it came from, or (null, null).</summary>
+    public static (string? SessionId, string? Source) Resolve(IHeaderDictionary headers, OpenAiRequest request)
+    {
+        foreach (var h in Headers)
+        {
+            if (headers.TryGetValue(h, out var v))
+            {
+                string? s = v.ToString();
+                if (!string.IsNullOrWhiteSpace(s) && s.Length <= MaxLength)
+                {
+                    return (s, h);
+                }
+            }
+        }
+
+        if (!string.IsNullOrWhiteSpace(request.PromptCacheKey) && request.PromptCacheKey.Length <= MaxLength)
+        {
+            return (request.PromptCacheKey, "prompt_cache_key");
+        }
+
+        if (!string.IsNullOrWhiteSpace(request.User) && request.User.Length <= MaxLength)
+        {
+            return (request.User, "user");
+        }
+
+        return (null, null);
+    }
+}

@@ -1,0 +1,53 @@
+using System.Net.Http.Headers;
+using Gateway.Hosting;
+
+namespace Gateway.Tests.Infrastructure;
+
+/// <summary>Starts a gateway on 127.0.0.1:0 in front of the given workers (static discovery).</summary>
+public static class TestGateway
+{
+    public const string DemoKey = "sk-demo-local-0000";
+    public const string Secret = "test-secret";
+
+    public static Task<GatewayHost> StartAsync(IEnumerable<string> workerUrls, IDictionary<string, string?>? extra = null, bool waitForReady = true)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["Gateway:Listen"] = "http://127.0.0.1:0",
+            ["Gateway:Workers:Mode"] = "Static",
+            ["Gateway:Auth:ServerSecret"] = Secret,
+            ["Gateway:Health:Interval"] = "00:00:00.200",
+            ["Gateway:Resilience:RetryBaseDelay"] = "00:00:00.010",
+            ["Logging:LogLevel:Default"] = "Warning",
+            ["Logging:LogLevel:Gateway"] = "Warning",
+        };
+        int i = 0;
+        foreach (var u in workerUrls)
+        {
+            settings[$"Gateway:Workers:Urls:{i++}"] = u;
+        }
+
+        if (extra is not null)
+        {
+            foreach (var (k, v) in extra)
+            {
+                settings[k] = v;
+            }
+        }
+
+        return GatewayHost.StartAsync(settings, waitForReady: waitForReady);
+    }
+
+    public static HttpClient Client(GatewayHost host, string? key = DemoKey)
+    {
+        var c = new HttpClient { BaseAddress = host.BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
+        if (key is not null)
+        {
+            c.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        }
+
+        return c;
+    }
+
+    public static StringContent Json(string json) => new(json, System.Text.Encoding.UTF8, "application/json");
+}

@@ -1,0 +1,117 @@
+using System.Text.Json;
+using Gateway.Proxy;
+using Gateway.Tests.Infrastructure;
+
+namespace Gateway.Tests.Proxy;
+
+/// <summary>SSE pass-through: pacing, usage capture and stripping, hint headers.</summary>
+public sealed class StreamingTests : IAsyncLifetime
+{
+    private FakeWorker _w = null!;
+    private Gateway.Hosting.GatewayHost _gw = null!;
+
+    public async Task InitializeAsync()
+    {
+        _w = await FakeWorker.StartAsync();
+        _gw = await TestGateway.StartAsync([_w.Url]);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _gw.DisposeAsync();
+        await _w.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Stream_ClientDidNotAskUsage_GatewayAsksWorkerAndStripsUsageChunk()
+    {
+        using var http = TestGateway.Client(_gw);
+        using var resp = await http.SendAsync(Sse.ChatStream("{\"model\":\"llama3-8b\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"), HttpCompletionOption.ResponseHeadersRead);
+        var events = await Sse.ReadAllAsync(resp);
+        Assert.Equal(6, events.Count); // 5 chunks + [DONE], no usage chunk
+        Assert.Equal("[DONE]", events[^1].Data);
+        Assert.DoesNotContain(events, e => e.Data.Contains("\"usage\"", StringComparison.Ordinal));
+        var sent = _w.Requests.Last();
+        using var doc = JsonDocument.Parse(sent.Body);
+        Assert.True(doc.RootElement.GetProperty("stream_options").GetProperty("include_usage").GetBoolean());
+        var usage = _gw.Usage.Get("demo/default/demo-key");
+        Assert.Equal(10, usage.PromptTokens);
+        Assert.Equal(5, usage.CompletionTokens);
+    }
+
+    [Fact]
+    public async Task Stream_ClientAskedUsage_UsageChunkDelivered()
+    {
+        using var http = TestGateway.Client(_gw);
+        using var resp = await http.SendAsync(Sse.ChatStream("{\"model\":\"llama3-8b\",\"stream\":true,\"stream_options\":{\"include_usage\":true},\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"), HttpCompletionOption.ResponseHeadersRead);
+        var events = await Sse.ReadAllAsync(resp);
+        Assert.Equal(7, events.Count);
+        Assert.Contains("\"usage\"", events[^2].Data, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Stream_PacedWorker_ChunksArrivePacedNotBuffered()
+    {
+        _w.StreamChunks = 6;
+        _w.ChunkDelay = TimeSpan.FromMilliseconds(150);
+        using var http = TestGateway.Client(_gw);
+        using var resp = await http.SendAsync(Sse.ChatStream("{\"model\":\"llama3-8b\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"), HttpCompletionOption.ResponseHeadersRead);
+        var events = await Sse.ReadAllAsync(resp);
+        Assert.Equal(7, events.Count);
+        // The worker spaces 6 chunks 150 ms apart (750 ms). Had the gateway buffered, they would arrive together.
+        var spread = events[5].At - events[0].At;
+        Assert.True(spread >= TimeSpan.FromMilliseconds(750 * 0.6), $"chunks arrived within {spread.TotalMilliseconds} ms");
+        // Most gaps keep the worker's pacing (timer jitter on a loaded machine may merge one or two).
+        int paced = 0;
+        for (int i = 1; i < 6; i++)
+        {
+            paced += events[i].At - events[i - 1].At >= TimeSpan.FromMilliseconds(150 * 0.3) ? 1 : 0;
+        }
+
+        Assert.True(paced >= 3, $"only {paced} of 5 gaps were paced");
+    }
+
+    [Fact]
+    public async Task Chat_HintHeaders_SessionAndTenantSaltSentKeyNotForwarded()
+    {
+        using var http = TestGateway.Client(_gw);
+        var req = Sse.ChatStream("{\"model\":\"llama3-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+            ("x-claude-code-session-id", "sess-42"), ("x-cache-salt", "forged"));
+        (await http.SendAsync(req)).EnsureSuccessStatusCode();
+        var h = _w.Requests.Last().Headers;
+        Assert.Equal("sess-42", h["x-session-id"]);
+        Assert.NotEqual("forged", h["x-cache-salt"]);
+        Assert.Equal(32, h["x-cache-salt"].Length);
+        Assert.False(h.ContainsKey("authorization"));
+        var ctxSalt = _gw.Services.GetService(typeof(Gateway.Auth.ApiKeyAuthenticator)) as Gateway.Auth.ApiKeyAuthenticator;
+        Assert.Equal(ctxSalt!.SaltFor("demo/x/y"), h["x-cache-salt"]); // per org
+        Assert.NotEqual(ctxSalt.SaltFor("other/x/y"), h["x-cache-salt"]);
+    }
+
+    [Fact]
+    public async Task Chat_BodyCacheSalt_DroppedBeforeForwarding()
+    {
+        using var http = TestGateway.Client(_gw);
+        (await http.PostAsync("v1/chat/completions", TestGateway.Json("{\"model\":\"llama3-8b\",\"cache_salt\":\"steal\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"))).EnsureSuccessStatusCode();
+        Assert.DoesNotContain("steal", _w.Requests.Last().Body, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void SessionIdentity_Precedence_HeaderThenCacheKeyThenUser()
+    {
+        var parsed = Parse("{\"model\":\"m\",\"user\":\"u1\",\"prompt_cache_key\":\"pk\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}");
+        var headers = new Microsoft.AspNetCore.Http.HeaderDictionary();
+        Assert.Equal(("pk", "prompt_cache_key"), SessionIdentity.Resolve(headers, parsed));
+        headers["session_id"] = "codex-1";
+        Assert.Equal(("codex-1", "session_id"), SessionIdentity.Resolve(headers, parsed));
+        headers["x-session-id"] = "s0";
+        Assert.Equal(("s0", "x-session-id"), SessionIdentity.Resolve(headers, parsed));
+        Assert.Equal(("u1", "user"), SessionIdentity.Resolve(new Microsoft.AspNetCore.Http.HeaderDictionary(), Parse("{\"model\":\"m\",\"user\":\"u1\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}")));
+    }
+
+    private static Gateway.Core.OpenAi.OpenAiRequest Parse(string json)
+    {
+        Assert.True(Gateway.Core.OpenAi.OpenAiRequestParser.TryParse(System.Text.Encoding.UTF8.GetBytes(json), Gateway.Core.OpenAi.OpenAiEndpoint.ChatCompletions, out var r, out _));
+        return r!;
+    }
+}

@@ -1,0 +1,154 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Gateway.Telemetry;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using OpenTelemetry;
+using OpenTelemetry.Trace;
+
+namespace Gateway.Tests.Telemetry;
+
+/// <summary>Keeps exported spans in memory (an exporter of our own: the in-memory exporter package is not available).</summary>
+internal sealed class InMemorySpanExporter : BaseExporter<Activity>
+{
+    public ConcurrentQueue<Activity> Spans { get; } = new();
+
+    public override ExportResult Export(in Batch<Activity> batch)
+    {
+        foreach (var a in batch) Spans.Enqueue(a);
+        return ExportResult.Success;
+    }
+
+    public async Task<Activity> WaitForAsync(Func<Activity, bool> match, TimeSpan timeout)
+    {
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed < timeout)
+        {
+            foreach (var a in Spans) if (match(a)) return a;
+            await Task.Delay(20);
+        }
+        throw new TimeoutException("span not exported; have: " + string.Join(", ", Spans.Select(s => s.Source.Name + ":" + s.DisplayName)));
+    }
+}
+
+public class TracingTests
+{
+    [Fact]
+    public async Task RequestSpan_GatewayForwardsDownstream_CarriesTagsAndPropagatesTraceparent()
+    {
+        var exporter = new InMemorySpanExporter();
+        var seenTraceparent = new ConcurrentQueue<string>();
+        await using var downstream = await KestrelApp.StartAsync(null, app =>
+            app.MapGet("/worker", (HttpContext ctx) =>
+            {
+                seenTraceparent.Enqueue(ctx.Request.Headers["traceparent"].ToString());
+                return Results.Text("ok");
+            }));
+        await using var gateway = await KestrelApp.StartAsync(
+            b =>
+            {
+                b.Services.AddGatewayTelemetry(o => o.Tracing.Configure = t => t.AddProcessor(new SimpleActivityExportProcessor(exporter)));
+                b.Services.AddHttpClient();
+            },
+            app => app.MapGet("/v1/test", async (HttpContext ctx, IHttpClientFactory clients) =>
+            {
+                var span = Activity.Current;
+                GatewayTracing.TagRequest(span, "acme/search", "llama3-8b", "agent_tool_return");
+                using (var route = GatewayTracing.StartSpan("gateway.route"))
+                    GatewayTracing.TagRouting(span, "worker-3", "prefix-affinity", 1024);
+                GatewayTracing.TagQueueWait(span, TimeSpan.FromMilliseconds(12.5));
+                GatewayTracing.TagRetries(span, 1);
+                GatewayTracing.TagActualCachedTokens(span, 960);
+                using var http = clients.CreateClient();
+                string body = await http.GetStringAsync(new Uri(downstream.Address, "worker"), ctx.RequestAborted);
+                return Results.Text(body);
+            }));
+
+        using var client = new HttpClient();
+        Assert.Equal("ok", await client.GetStringAsync(new Uri(gateway.Address, "v1/test")));
+
+        // The downstream app saw a W3C traceparent: version-traceid-parentid-flags.
+        string traceparent = Assert.Single(seenTraceparent);
+        var parts = traceparent.Split('-');
+        Assert.Equal(4, parts.Length);
+        Assert.Equal("00", parts[0]);
+        // The gateway's server span of that trace (the downstream's own server span shares the trace but has no routing tags).
+        var server = await exporter.WaitForAsync(a => a.Source.Name == "Microsoft.AspNetCore" && a.Kind == ActivityKind.Server
+            && a.TraceId.ToHexString() == parts[1] && a.GetTagItem(GatewayTracing.Tags.Worker) is not null, TimeSpan.FromSeconds(10));
+
+        Assert.Equal("acme/search", server.GetTagItem(GatewayTracing.Tags.Tenant));
+        Assert.Equal("llama3-8b", server.GetTagItem(GatewayTracing.Tags.Model));
+        Assert.Equal("agent_tool_return", server.GetTagItem(GatewayTracing.Tags.SessionKind));
+        Assert.Equal("worker-3", server.GetTagItem(GatewayTracing.Tags.Worker));
+        Assert.Equal("prefix-affinity", server.GetTagItem(GatewayTracing.Tags.RoutingPolicy));
+        Assert.Equal(1024L, server.GetTagItem(GatewayTracing.Tags.PredictedCachedTokens));
+        Assert.Equal(12.5, server.GetTagItem(GatewayTracing.Tags.QueueWaitMs));
+        Assert.Equal(1, server.GetTagItem(GatewayTracing.Tags.Retries));
+        Assert.Equal(960L, server.GetTagItem(GatewayTracing.Tags.ActualCachedTokens));
+
+        // Parented by the gateway's outgoing HTTP client span, itself a child of the server span.
+        var outgoing = await exporter.WaitForAsync(a => a.Source.Name == "System.Net.Http" && a.SpanId.ToHexString() == parts[2], TimeSpan.FromSeconds(10));
+        Assert.Equal(server.SpanId, outgoing.ParentSpanId);
+        Assert.Equal(ActivityKind.Client, outgoing.Kind);
+        var route = await exporter.WaitForAsync(a => a.Source.Name == GatewayTracing.SourceName && a.TraceId == server.TraceId, TimeSpan.FromSeconds(10));
+        Assert.Equal("gateway.route", route.DisplayName);
+        Assert.Equal(server.SpanId, route.ParentSpanId);
+    }
+
+    [Fact]
+    public async Task OtlpExporter_HttpProtobufEndpoint_ReceivesSpans()
+    {
+        var received = new ConcurrentQueue<(string Path, string ContentType, int Length)>();
+        await using var collector = await KestrelApp.StartAsync(null, app =>
+            app.MapPost("/v1/traces", async (HttpContext ctx) =>
+            {
+                using var ms = new MemoryStream();
+                await ctx.Request.Body.CopyToAsync(ms);
+                received.Enqueue((ctx.Request.Path, ctx.Request.ContentType ?? "", (int)ms.Length));
+                return Results.Ok();
+            }));
+        string sourceName = "OtlpTest." + Guid.NewGuid().ToString("N");
+        using var source = new ActivitySource(sourceName);
+        using (var provider = new GatewayTracerProvider(new TracingOptions
+        {
+            OtlpEndpoint = collector.Address.ToString(),
+            OtlpProtocol = "http/protobuf",
+            Sources = [sourceName],
+            ServiceName = "llm-gateway-test",
+        }))
+        {
+            Assert.NotNull(provider.Provider);
+            using (var a = source.StartActivity("gateway.test"))
+            {
+                Assert.NotNull(a);
+                a!.SetTag(GatewayTracing.Tags.Tenant, "acme/search");
+            }
+        } // dispose flushes the batch processor
+
+        var (path, contentType, length) = Assert.Single(received);
+        Assert.Equal("/v1/traces", path);
+        Assert.Equal("application/x-protobuf", contentType);
+        Assert.True(length > 50, $"OTLP body of {length} bytes");
+    }
+
+    [Fact]
+    public void TracerProvider_Disabled_NoProviderAndNoSpans()
+    {
+        string sourceName = "Disabled." + Guid.NewGuid().ToString("N");
+        using var source = new ActivitySource(sourceName);
+        using var provider = new GatewayTracerProvider(new TracingOptions { Enabled = false, Sources = [sourceName] });
+        Assert.Null(provider.Provider);
+        Assert.Null(source.StartActivity("x"));
+    }
+
+    [Fact]
+    public void TagHelpers_NullSpan_DoNothing()
+    {
+        GatewayTracing.TagRequest(null, "a", "m", "none");
+        GatewayTracing.TagRouting(null, "w", "p", 1);
+        GatewayTracing.TagQueueWait(null, TimeSpan.Zero);
+        GatewayTracing.TagRetries(null, 0);
+        Assert.Equal(3, GatewayTracing.DefaultSources.Count);
+    }
+}

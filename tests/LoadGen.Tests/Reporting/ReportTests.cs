@@ -1,0 +1,97 @@
+using System.Text.Json;
+using System.Xml.Linq;
+using LoadGen.Load;
+using LoadGen.Metrics;
+using LoadGen.Reporting;
+
+namespace LoadGen.Tests.Reporting;
+
+public sealed class ReportTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("loadgen-report-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static RequestResult Ok(string tenant, double start, double ttft, double e2e, int tokens, params double[] itl)
+    {
+        var r = new RequestResult { Tenant = tenant, StartSeconds = start, Outcome = Outcome.Ok, TtftMs = ttft, E2eMs = e2e, OutputTokens = tokens, PromptTokens = 100, CachedTokens = 40 };
+        r.ItlMs.AddRange(itl);
+        r.TpotMs = (e2e - ttft) / Math.Max(1, tokens - 1);
+        return r;
+    }
+
+    private static RunReport Sample(out List<RequestResult> results)
+    {
+        results =
+        [
+            Ok("a", 0.1, 100, 400, 4, 100, 100, 100),
+            Ok("a", 1.2, 200, 500, 4, 100, 100, 100),
+            Ok("b", 0.5, 300, 900, 4, 200, 200, 200),
+            new RequestResult { Tenant = "b", StartSeconds = 2.0, Outcome = Outcome.Error, ErrorReason = "http_503", E2eMs = 5 },
+        ];
+        var run = new RunResult(results, Issued: 5, Recorded: 4, ElapsedSeconds: 4, Events: [new RunEvent("kill-worker", 1.5, null)]);
+        return RunReport.Build("overhead", "test", "http://127.0.0.1:1/", "m", DateTimeOffset.UnixEpoch,
+            new SortedDictionary<string, string> { ["rate"] = "1" }, run, new Dictionary<string, long> { ["a"] = 2, ["b"] = 3 });
+    }
+
+    [Fact]
+    public void Build_CountsPercentilesAndThroughputPerTenantAndOverall()
+    {
+        var r = Sample(out _);
+        Assert.Equal(5, r.Overall.Requests);
+        Assert.Equal(3, r.Overall.Ok);
+        Assert.Equal(1, r.Overall.Error);
+        Assert.Equal(1, r.Overall.NoAnswer);                 // issued 5, recorded 4
+        Assert.Equal(1, r.Overall.ErrorReasons["http_503"]);
+        Assert.Equal(200, r.Overall.TtftMs.P50);
+        Assert.Equal(200, r.Tenants["a"].TtftMs.Max);
+        Assert.Equal(150, r.Tenants["a"].TtftMs.P50);          // linear interpolation between 100 and 200
+        Assert.Equal(0, r.Tenants["a"].NoAnswer);
+        Assert.Equal(1, r.Tenants["b"].NoAnswer);
+        Assert.Equal(100, r.Tenants["a"].ItlMs.P50);
+        Assert.Equal(0.4, r.Overall.CacheHitRatio);
+        Assert.Equal(8 / 4.0, r.Tenants["a"].OutputTokenThroughput);
+        Assert.Equal(0.75, r.Overall.RequestThroughput);
+        // a produced 8 tokens (2/s), b 4 (1/s): Jain = (2+1)² / (2 · (4+1)) = 0.9
+        Assert.Equal(0.9, r.JainFairness!.Value, 3);
+    }
+
+    [Fact]
+    public void WriteAll_WritesJsonMarkdownAndWellFormedSvg()
+    {
+        var report = Sample(out var results);
+        var paths = ReportWriter.WriteAll(report, results, Path.Combine(_dir, "sub", "report.json"));
+        Assert.Equal(3, paths.Count);
+        Assert.All(paths, p => Assert.True(File.Exists(p), p));
+
+        using var doc = JsonDocument.Parse(File.ReadAllText(paths[0]));
+        var overall = doc.RootElement.GetProperty("overall");
+        Assert.Equal(3, overall.GetProperty("ok").GetInt64());
+        Assert.Equal(1, overall.GetProperty("no_answer").GetInt64());
+        Assert.Equal(200, overall.GetProperty("ttft_ms").GetProperty("p50").GetDouble());
+        Assert.True(doc.RootElement.GetProperty("tenants").TryGetProperty("a", out var a));
+        Assert.True(a.GetProperty("e2e_ms").TryGetProperty("p99", out _));
+        Assert.True(a.GetProperty("tpot_ms").TryGetProperty("p90", out _));
+        Assert.True(a.GetProperty("itl_ms").TryGetProperty("p50", out _));
+
+        string md = File.ReadAllText(paths[1]);
+        Assert.Contains("| **all** | 5 | 3 | 1 | 1 |", md, StringComparison.Ordinal);
+        Assert.Contains("kill-worker", md, StringComparison.Ordinal);
+
+        var svg = XDocument.Load(paths[2]);
+        XNamespace ns = "http://www.w3.org/2000/svg";
+        Assert.Equal(ns + "svg", svg.Root!.Name);
+        Assert.True(svg.Descendants(ns + "polyline").Count() >= 4); // 2 CDFs × 2 tenants + throughput lines
+    }
+
+    [Fact]
+    public void LatencySummary_Percentile_MatchesNumpyLinear()
+    {
+        var v = new List<double> { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 };
+        var s = LatencySummary.Of(v);
+        Assert.Equal(5.5, s.P50, 9);
+        Assert.Equal(9.1, s.P90, 9);
+        Assert.Equal(9.91, s.P99, 9);
+        Assert.Equal(5.5, s.Mean, 9);
+    }
+}
