@@ -24,6 +24,7 @@ public sealed class CommandLine
           --model M              model id (default: first of GET /v1/models)
           --out FILE             report path (default report.json; .md and .svg are written beside it)
           --seed N               seed of all random choices (default 42)
+          --warmup N             send N unmeasured requests first (4 at a time)
           --prompt-tokens N      user prompt size; --max-tokens N  output size; --ignore-eos
           --timeout D            per-request limit (120s); --ttft-timeout D (60s); --idle-timeout D (30s)
           --prefixes N --prefix-tokens N --zipf S --users N          shared-prefix
@@ -51,6 +52,9 @@ public sealed class CommandLine
 
     /// <summary>Seed.</summary>
     public int Seed { get; private set; } = 42;
+
+    /// <summary>Requests sent (and not measured) before the run, to warm connections and JIT on both ends.</summary>
+    public int Warmup { get; private set; }
 
     /// <summary>Client limits.</summary>
     public ClientTimeouts Timeouts { get; private set; } = ClientTimeouts.Default;
@@ -125,6 +129,7 @@ public sealed class CommandLine
                 case "--model": cl.Model = Value(); break;
                 case "--out": cl.Out = Value(); break;
                 case "--seed": cl.Seed = int.Parse(Value(), CultureInfo.InvariantCulture); break;
+                case "--warmup": cl.Warmup = PositiveInt(a, Value()); break;
                 case "--prompt-tokens": promptTokens = PositiveInt(a, Value()); break;
                 case "--max-tokens": maxTokens = PositiveInt(a, Value()); break;
                 case "--ignore-eos": ignoreEos = true; break;
@@ -225,6 +230,7 @@ public sealed class CommandLine
         s["concurrency"] = concurrency?.ToString(CultureInfo.InvariantCulture) ?? "-";
         s["tenants"] = tenants.Count.ToString(CultureInfo.InvariantCulture);
         s["seed"] = cl.Seed.ToString(CultureInfo.InvariantCulture);
+        s["warmup"] = cl.Warmup.ToString(CultureInfo.InvariantCulture);
         s["timeout_s"] = total.TotalSeconds.ToString(CultureInfo.InvariantCulture);
         return cl;
     }

@@ -46,6 +46,12 @@ var runner = new Runner(client, metrics, new RunOptions
     Actions = plan.Actions,
 });
 
+if (cl.Warmup > 0)
+{
+    var (ok, failed) = await Warmup.RunAsync(client, plan.Flows[0], cl.Warmup, cts.Token);
+    Console.WriteLine($"warm-up: {ok} ok, {failed} failed (not measured)");
+}
+
 var started = DateTimeOffset.UtcNow;
 Console.WriteLine($"scenario {plan.Name}: {plan.Description}");
 Console.WriteLine($"target {cl.Target} model {model}, {cl.ScenarioOptions.Tenants.Count} tenant(s), duration {cl.ScenarioOptions.Duration.TotalSeconds} s" +

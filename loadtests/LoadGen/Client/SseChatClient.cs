@@ -252,7 +252,12 @@ public sealed class SseChatClient
             }
         }
 
-        return e is HttpRequestException { HttpRequestError: HttpRequestError.ResponseEnded } ? phase + "_ended" : phase + "_error";
+        if (e is HttpRequestException { HttpRequestError: HttpRequestError.ResponseEnded })
+        {
+            return phase + "_ended";
+        }
+
+        return phase == "connect" ? "connect_error" : "stream_broken";
     }
 
     private static RequestResult Fail(RequestResult result, long start, string reason)

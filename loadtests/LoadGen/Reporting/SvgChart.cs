@@ -105,10 +105,12 @@ public static class SvgChart
             Text(sb, gx - 12, y + h + 16, FormatMs(Math.Pow(10, d)), 11, "normal");
         }
 
+        Text(sb, x - 22, Y(0) + 4, "0", 10, "normal");
+        Text(sb, x - 22, Y(1) + 4, "1", 10, "normal");
         foreach (double p in new[] { 0.5, 0.9, 0.99 })
         {
             sb.Append(C, $"<line x1=\"{x}\" y1=\"{Y(p):0.#}\" x2=\"{x + w}\" y2=\"{Y(p):0.#}\" stroke=\"#eee\" stroke-dasharray=\"4 3\"/>");
-            Text(sb, x - 34, Y(p) + 4, $"p{p * 100:0.#}", 10, "normal");
+            Text(sb, x + w + 4, Y(p) + 4, $"p{p * 100:0.#}", 10, "normal");
         }
 
         foreach (var (tenant, values) in series)
@@ -156,10 +158,11 @@ public static class SvgChart
             Text(sb, x - 45, Y(v) + 4, v.ToString("0", C), 10, "normal");
         }
 
-        for (int i = 0; i <= 5; i++)
+        double tick = NiceStep(span / 8);
+        for (double t = 0; t <= span + 1e-9; t += tick)
         {
-            double t = span * i / 5;
-            Text(sb, X(t) - 8, y + h + 16, t.ToString("0", C) + " s", 11, "normal");
+            sb.Append(C, $"<line x1=\"{X(t):0.#}\" y1=\"{y + h}\" x2=\"{X(t):0.#}\" y2=\"{y + h + 4}\" stroke=\"#888\"/>");
+            Text(sb, X(t) - 8, y + h + 16, t.ToString("0.#", C) + " s", 11, "normal");
         }
 
         foreach (var (tenant, s) in report.Timeline.OutputTokensPerSecond)
@@ -189,6 +192,20 @@ public static class SvgChart
 
     private static void Text(StringBuilder sb, double x, double y, string text, int size, string weight) =>
         sb.Append(C, $"<text x=\"{x:0.#}\" y=\"{y:0.#}\" font-size=\"{size}\" font-weight=\"{weight}\">{SecurityElement.Escape(text)}</text>\n");
+
+    private static double NiceStep(double raw)
+    {
+        double[] steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600];
+        foreach (double st in steps)
+        {
+            if (st >= raw)
+            {
+                return st;
+            }
+        }
+
+        return Math.Ceiling(raw / 3600) * 3600;
+    }
 
     private static string FormatMs(double ms) => ms >= 1000 ? (ms / 1000).ToString("0.##", C) + " s" : ms.ToString("0.##", C);
 }
