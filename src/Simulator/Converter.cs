@@ -26,12 +26,8 @@ public static class Converter
                 continue;
             }
 
+            // A sub-agent takes its parent's tenant (parents precede children in reader output).
             string? root = r.Parent ?? r.Session;
-            while (root is not null && root.Contains('/', StringComparison.Ordinal) && r.Parent is not null && bySession.ContainsKey(root) is false)
-            {
-                break;
-            }
-
             if (root is null)
             {
                 r.Tenant = "tenant-" + (next++ % n).ToString(CultureInfo.InvariantCulture);

@@ -23,6 +23,7 @@ var maxSessions = new Option<int?>("--max-sessions") { Description = "keep the f
 var sessionRate = new Option<double?>("--session-rate") { Description = "root sessions start as a Poisson process of R/s" };
 var tenants = new Option<int?>("--tenants") { Description = "spread a tenant-less trace over N synthetic tenants" };
 var salt = new Option<string?>("--cache-salt") { Description = "tenant (default) | org | none" };
+var kvEvents = new Option<string?>("--kv-events") { Description = "on (default) | off: relay engine KV events to kv-aware's precise index" };
 var seed = new Option<int?>("--seed") { Description = "random seed, default 1" };
 var routing = new Option<string?>("--routing") { Description = "routing policies, comma separated" };
 var scheduling = new Option<string?>("--scheduling") { Description = "scheduling policies, comma separated" };
@@ -32,7 +33,7 @@ var parallel = new Option<int?>("--parallel") { Description = "runs at once, def
 var strict = new Option<bool>("--strict") { Description = "stop at the first malformed trace line" };
 
 var root = new RootCommand("Replays LLM traces through the gateway's routing/scheduling policies and the worker engine model in virtual time.");
-foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, blockSize, maxBatch, maxRunning, maxWaiting, maxModelLen, weights, rates, timeScale, maxRequests, maxSessions, sessionRate, tenants, salt, seed, routing, scheduling, retention, output, parallel, strict })
+foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, blockSize, maxBatch, maxRunning, maxWaiting, maxModelLen, weights, rates, timeScale, maxRequests, maxSessions, sessionRate, tenants, salt, kvEvents, seed, routing, scheduling, retention, output, parallel, strict })
 {
     root.Options.Add(o);
 }
@@ -71,6 +72,17 @@ root.SetAction(parse =>
         if (parse.GetValue(tenants) is { } tn) s.Tenants = tn;
         if (parse.GetValue(salt) is { } cs) s.CacheSalt = cs;
         if (parse.GetValue(seed) is { } sd) s.Seed = sd;
+        if (parse.GetValue(kvEvents) is { } ke)
+        {
+            if (ke is not ("on" or "off"))
+            {
+                Console.Error.WriteLine("error: --kv-events must be on or off");
+                return 2;
+            }
+
+            s.KvEvents = ke == "on";
+        }
+
         if (parse.GetValue(routing) is { } rt) s.Routing = Scenario.SplitList(rt);
         if (parse.GetValue(scheduling) is { } sc) s.Scheduling = Scenario.SplitList(sc);
         if (parse.GetValue(retention) is { } re) s.Retention = Scenario.SplitList(re);

@@ -72,6 +72,9 @@ public sealed class Scenario
     /// <summary>Cache salt scope: "tenant" (full path), "org" (first path segment) or "none".</summary>
     public string CacheSalt { get; set; } = "tenant";
 
+    /// <summary>Relay engine KV events to routing policies that keep a precise index (kv-aware).</summary>
+    public bool KvEvents { get; set; } = true;
+
     /// <summary>Random seed (Poisson starts, policy tie-breaks).</summary>
     public int Seed { get; set; } = 1;
 
@@ -250,6 +253,7 @@ public sealed class Scenario
                     case "session_rate": s.SessionRate = p.Value.GetDouble(); break;
                     case "tenants": s.Tenants = p.Value.GetInt32(); break;
                     case "cache_salt": s.CacheSalt = p.Value.GetString()!; break;
+                    case "kv_events": s.KvEvents = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() != "off" : p.Value.GetBoolean(); break;
                     case "seed": s.Seed = p.Value.GetInt32(); break;
                     case "routing": s.Routing = ListOf(p.Value); break;
                     case "scheduling": s.Scheduling = ListOf(p.Value); break;

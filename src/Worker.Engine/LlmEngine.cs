@@ -77,6 +77,15 @@ public sealed class LlmEngine
 
     public int WaitingCount => _waiting.Count;
 
+    /// <summary>Blocks referenced by live sequences (cheap; no snapshot allocated).</summary>
+    public int KvBlocksUsed => _blocks.UsedBlocks;
+
+    /// <summary>Blocks held by pins, as of the last expiry check (every step, retain, release and state read).</summary>
+    public int KvBlocksPinned => _blocks.PinnedBlocks;
+
+    /// <summary>Blocks registered in the prefix cache.</summary>
+    public int KvBlocksCached => _blocks.CachedBlocks;
+
     public int RunningCount => _running.Count;
 
     internal KvBlockManager Blocks => _blocks;

@@ -49,7 +49,8 @@ public sealed partial class GatewayHost : IAsyncDisposable
     /// <summary>Builds the application (not started).</summary>
     public static WebApplication Build(string[] args, IDictionary<string, string?>? overrides = null, Action<IServiceCollection>? configureServices = null)
     {
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args });
+        // Content root = the app folder, so appsettings.json is found whatever the working directory (dotnet run).
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
         string? yaml = YamlPath(args) ?? Environment.GetEnvironmentVariable("GATEWAY_CONFIG");
         if (!string.IsNullOrEmpty(yaml))
         {

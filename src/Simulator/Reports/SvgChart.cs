@@ -31,7 +31,7 @@ public static class SvgChart
         sb.Append(C, $"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"12\">\n");
         sb.Append(C, $"<rect x=\"0\" y=\"0\" width=\"{width}\" height=\"{height}\" fill=\"white\"/>\n");
         sb.Append(C, $"<text x=\"{width / 2}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">{Esc(title)}</text>\n");
-        Cdf(sb, runs, 70, 40, width - 330, cdfHeight - 90);
+        Cdf(sb, runs, 70, 62, width - 330, cdfHeight - 110);
         int top = cdfHeight + 30;
         sb.Append(C, $"<text x=\"{width / 2}\" y=\"{top - 4}\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">Weighted service per tenant over time (tokens/s)</text>\n");
         for (int i = 0; i < shown; i++)

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Gateway.Core.Routing;
+using Gateway.Core.Routing.KvAware;
 using Gateway.Core.Scheduling;
 using Simulator.Engine;
 using Simulator.Traces;
@@ -24,6 +25,7 @@ public sealed class SimulationRun
     private const double ServiceBucketSeconds = 1.0;
     private const double StuckRetrySeconds = 0.05;
     private const int StuckRetryLimit = 20_000;
+    private const double PinSampleSeconds = 0.1;
 
     private readonly SimWorkload _workload;
     private readonly Scenario _scenario;
@@ -61,6 +63,8 @@ public sealed class SimulationRun
     private double _reprefill;
     private double _pinnedBlockSeconds;
     private long _eventCount;
+    private readonly KvAwarePolicy? _kvConsumer;
+    private readonly List<Worker.Engine.KvEvent> _kvBuffer = [];
     private readonly List<RequestRecord> _records = [];
 
     /// <summary>Prepares a run.</summary>
@@ -99,6 +103,17 @@ public sealed class SimulationRun
             };
             _workers[i] = new WorkerSlot(engine, info);
             _infos.Add(info);
+        }
+
+        // Precise KV index: policies that consume worker KV events get them relayed from the engines at each step's
+        // end (the live gateway reads the same events over SSE). Only kv-aware consumes them today.
+        if (scenario.KvEvents && _routing is KvAwarePolicy kv)
+        {
+            _kvConsumer = kv;
+            foreach (var info in _infos)
+            {
+                info.PublishesKvEvents = true;
+            }
         }
 
         _tenants = [.. workload.Tenants];
@@ -159,6 +174,11 @@ public sealed class SimulationRun
         }
 
         UpdateContention(_time.Now);
+        foreach (var w in _workers)
+        {
+            SamplePins(w, _time.Now, force: true);
+        }
+
         var result = BuildResult();
         result.WallSeconds = wall.Elapsed.TotalSeconds;
         return result;
@@ -435,15 +455,35 @@ public sealed class SimulationRun
         double duration = step.Duration.TotalSeconds;
         w.ComputedTokens += step.PrefillTokens + step.DecodeTokens;
         w.Preemptions += step.Preempted;
-        var state = w.Engine.GetState();
-        _pinnedBlockSeconds += state.KvBlocksPinned * duration;
+        SamplePins(w, t);
         _events.Schedule(t + duration, Event.StepDone(worker, step));
+    }
+
+    /// <summary>
+    /// Integrates the engine's pinned blocks (<see cref="EngineState.KvBlocksPinned"/>) over time, sampling the
+    /// state at most every <see cref="PinSampleSeconds"/> of virtual time (piecewise constant between samples).
+    /// </summary>
+    private void SamplePins(WorkerSlot w, double t, bool force = false)
+    {
+        if (!force && t - w.LastPinSample < PinSampleSeconds)
+        {
+            return;
+        }
+
+        _pinnedBlockSeconds += w.LastPinned * (t - w.LastPinSample);
+        w.LastPinned = w.Engine.GetState().KvBlocksPinned;
+        w.LastPinSample = t;
     }
 
     private void StepDone(int worker, StepResult step, double t)
     {
         var w = _workers[worker];
         w.Busy = false;
+        if (_kvConsumer is not null)
+        {
+            RelayKvEvents(worker, w);
+        }
+
         bool contended = _tenantsQueued >= 2;
         double delivered = 0;
         int bucket = (int)(t / ServiceBucketSeconds);
@@ -563,6 +603,32 @@ public sealed class SimulationRun
         }
 
         TurnDone(s, r.Turn, t);
+    }
+
+    private void RelayKvEvents(int worker, WorkerSlot w)
+    {
+        _kvBuffer.Clear();
+        w.Engine.KvEvents.ReadAfter(w.KvSeq, _kvBuffer, out bool gap);
+        if (gap)
+        {
+            var snap = w.Engine.KvEvents.Snapshot();
+            _kvConsumer!.Precise.ApplySnapshot(worker, snap.Seq, snap.BlockHashes);
+            w.KvSeq = snap.Seq;
+            return;
+        }
+
+        foreach (var e in _kvBuffer)
+        {
+            var type = e.Type switch
+            {
+                Worker.Engine.KvEventType.Stored => Gateway.Core.Routing.KvAware.KvEventType.Stored,
+                Worker.Engine.KvEventType.Removed => Gateway.Core.Routing.KvAware.KvEventType.Removed,
+                Worker.Engine.KvEventType.Cleared => Gateway.Core.Routing.KvAware.KvEventType.Cleared,
+                _ => Gateway.Core.Routing.KvAware.KvEventType.PinDropped,
+            };
+            _kvConsumer!.Precise.Apply(worker, new Gateway.Core.Routing.KvAware.KvEvent(e.Seq, type, e.BlockHashes, e.ParentBlockHash));
+            w.KvSeq = e.Seq;
+        }
     }
 
     // ---------------- fairness accounting ----------------
@@ -708,6 +774,9 @@ public sealed class SimulationRun
         public int StuckRetries;
         public long ComputedTokens;
         public long Preemptions;
+        public long KvSeq;
+        public double LastPinSample;
+        public int LastPinned;
     }
 
     private sealed class SessionState

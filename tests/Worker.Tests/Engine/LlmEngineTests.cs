@@ -326,6 +326,29 @@ public class LlmEngineTests
     }
 
     [Fact]
+    public void Retain_ByHashes_PinsThemAndReleaseByHashesUnpins()
+    {
+        var engine = NewEngine(kvBlocks: 40);
+        var hashes = Chain(1, 10);
+        Submit(engine, new EngineRequest { Id = "a", PromptTokens = 160, OutputTokens = 1, BlockHashes = hashes });
+        RunToCompletion(engine);
+
+        Assert.Equal(new RetainResult(6, 0), engine.Retain(new RetainRequest { BlockHashes = hashes[..6], TtlMs = 60_000 }));
+        Assert.Equal(6, engine.GetState().KvBlocksPinned);
+
+        Assert.Equal(2, engine.Release(new ReleaseRequest { BlockHashes = hashes[4..6] }));
+        Assert.Equal(4, engine.GetState().KvBlocksPinned);
+    }
+
+    [Fact]
+    public void Retain_UnknownSessionOrBadTtl_PinsNothingOrThrows()
+    {
+        var engine = NewEngine();
+        Assert.Equal(new RetainResult(0, 0), engine.Retain(new RetainRequest { SessionId = "nobody", TtlMs = 1000 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => engine.Retain(new RetainRequest { SessionId = "s", TtlMs = 0 }));
+    }
+
+    [Fact]
     public void Finish_WithRetentionTtl_PinsThePromptBlocks()
     {
         var engine = NewEngine();
@@ -335,6 +358,9 @@ public class LlmEngineTests
 
         var state = engine.GetState();
         Assert.Equal(10, state.KvBlocksPinned);
+        Assert.Equal(10, engine.KvBlocksPinned);
+        Assert.Equal(10, engine.KvBlocksCached);
+        Assert.Equal(0, engine.KvBlocksUsed);
         Assert.Equal(1, state.PinsActive);
         Assert.Equal(0, state.KvBlocksUsed);
     }

@@ -56,6 +56,30 @@ public class RooflineTests
     }
 
     [Fact]
+    public void StepSeconds_DecodeRidingAlongALargeChunk_CostsFarLessThanASeparateDecodeStep()
+    {
+        var p = ModelProfiles.Get(ModelProfiles.H100Llama3_8B);
+        double prefill = p.PrefillSeconds(2048, 0);
+        double decode = p.DecodeStepSeconds(32, 32 * 1024);
+
+        double mixed = p.StepSeconds(2048, 0, 32, 32 * 1024);
+
+        Assert.True(mixed >= prefill);
+        Assert.True(mixed - prefill < 0.5 * decode, $"mixed {mixed}, prefill {prefill}, decode {decode}");
+    }
+
+    [Fact]
+    public void AllReduceSeconds_OnlyWithTensorParallelism_GrowsWithTokens()
+    {
+        var tp1 = ModelProfiles.Get(ModelProfiles.H100Llama3_8B);
+        var tp4 = ModelProfiles.Get(ModelProfiles.H100Llama3_70B_Tp4);
+
+        Assert.Equal(0, tp1.AllReduceSeconds(4096));
+        Assert.True(tp4.AllReduceSeconds(1) > 0);
+        Assert.True(tp4.AllReduceSeconds(8192) > 2 * tp4.AllReduceSeconds(1));
+    }
+
+    [Fact]
     public void Get_UnknownProfile_ListsTheKnownOnes()
     {
         var ex = Assert.Throws<ArgumentException>(() => ModelProfiles.Get("a100-gpt"));

@@ -39,13 +39,29 @@ public sealed record KvAwareOptions
     /// <summary>
     /// Hot-prefix spill bound (Preble's replication): when the worker chosen for its cached prefix already has more
     /// than this many seconds of queued prefill, the request goes to the cheapest worker <em>without</em> the prefix
-    /// instead (replicating it there), provided that costs at most <see cref="SpillMaxCostRatio"/> times as much.
+    /// instead (replicating it there), provided its time-to-first-token estimate is at most <see cref="SpillMaxCostRatio"/>
+    /// times the holder's.
     /// Default 1.0 s.
     /// </summary>
     public double SpillQueueSeconds { get; init; } = 1.0;
 
-    /// <summary>Most a spill may cost relative to the cached choice. Default 1.5.</summary>
+    /// <summary>Most a spill may cost (time to first token) relative to the cached choice. Default 1.5.</summary>
     public double SpillMaxCostRatio { get; init; } = 1.5;
+
+    /// <summary>
+    /// Load-spread guard (Preble rebalances when max load &gt; 1.5 x min over a window): a worker whose recent work
+    /// exceeds this factor times the least-loaded eligible worker's (plus <see cref="BalanceSlackTokens"/>) takes no new
+    /// request, so a prefix it holds is replicated elsewhere. Queues alone do not catch this: a holder serving a hot
+    /// prefix cheaply can stay ahead of its queue while doing far more work than its peers. Default 1.2 (acting before
+    /// the 1.5 target is reached); 0 turns the guard off.
+    /// </summary>
+    public double BalanceFactor { get; init; } = 1.2;
+
+    /// <summary>Window of the recent-work meter (exponential decay time constant). Default 60 s.</summary>
+    public TimeSpan LoadWindow { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Work (tokens) a worker may exceed the guard by, so a fleet that has just started does not thrash. Default 16,384.</summary>
+    public double BalanceSlackTokens { get; init; } = 16_384;
 
     /// <summary>A returning session within this time goes back to its last worker. Default 300 s.</summary>
     public TimeSpan SessionTtl { get; init; } = TimeSpan.FromSeconds(300);
@@ -62,8 +78,13 @@ public sealed record KvAwareOptions
     /// <summary>Seconds charged per request the worker reports waiting beyond those this host dispatched (other replicas' work). Default 0.25 s.</summary>
     public double ForeignWaitingRequestSeconds { get; init; } = 0.25;
 
-    /// <summary>Extra prefill seconds per cached context token (attention over the cached prefix), as a fraction of one new token's cost. Default 0 (off).</summary>
-    public double CachedContextTokenWeight { get; init; }
+    /// <summary>
+    /// Attention over context in prefill: a new token at context length c costs (1 + c / this) times a token at
+    /// context 0, so the uncached suffix of a long prompt costs more than its length and a long cached prefix still
+    /// costs attention (not linear work). 2·params / (4·layers·hidden): ~30,500 for Llama-3-8B, ~53,000 for 70B.
+    /// Default 30,000; 0 turns the term off (linear prefill).
+    /// </summary>
+    public double AttentionTokensPerDoubling { get; init; } = 30_000;
 
     /// <summary>Predicted and actual cached tokens within this many tokens count as a correct prediction. Default 0 (exact, in whole blocks).</summary>
     public int RegretToleranceTokens { get; init; }
@@ -107,12 +128,22 @@ public sealed record KvAwareOptions
             errors.Add("SpillQueueSeconds must be > 0 and SpillMaxCostRatio >= 1");
         }
 
+        if (BalanceFactor != 0 && BalanceFactor < 1)
+        {
+            errors.Add("BalanceFactor must be 0 (off) or >= 1");
+        }
+
+        if (LoadWindow <= TimeSpan.Zero || BalanceSlackTokens < 0)
+        {
+            errors.Add("LoadWindow must be positive and BalanceSlackTokens >= 0");
+        }
+
         if (SessionTtl < TimeSpan.Zero || MaxSessions < 0 || SessionOverloadFactor < 1)
         {
             errors.Add("session knobs: SessionTtl >= 0, MaxSessions >= 0, SessionOverloadFactor >= 1");
         }
 
-        if (DecodeContextTokensPerDoubling <= 0 || ForeignWaitingRequestSeconds < 0 || CachedContextTokenWeight < 0)
+        if (DecodeContextTokensPerDoubling <= 0 || ForeignWaitingRequestSeconds < 0 || AttentionTokensPerDoubling < 0)
         {
             errors.Add("cost knobs must be non-negative (DecodeContextTokensPerDoubling > 0)");
         }

@@ -11,7 +11,7 @@ namespace Gateway.Core.Routing.KvAware;
 /// Cost of worker w, in seconds (so affinity and load share one unit, no tuned thresholds between them):
 /// <code>
 /// queue   = pending prefill tokens charged at dispatch / prefill tok/s + foreign waiting requests x ForeignWaitingRequestSeconds
-/// prefill = (prompt - cached(w) + CachedContextTokenWeight x cached(w)) / prefill tok/s
+/// prefill = uncached(w) x (1 + (cached(w) + uncached(w) / 2) / AttentionTokensPerDoubling) / prefill tok/s
 /// decode  = expected output x decode step s x (1 + (active decode context + prompt) / DecodeContextTokensPerDoubling)
 /// </code>
 /// The cost counts absolute cached <em>tokens</em>: a ratio alone rates a 100-token prompt fully matched above a
@@ -20,9 +20,11 @@ namespace Gateway.Core.Routing.KvAware;
 /// wins and remaining ties are broken by a seeded random draw, so cache misses spread by load over all near-idle
 /// workers instead of piling onto one "emptiest" worker (sglang #14305). Hot-spot guard: when the chosen holder of a
 /// prefix already has more than SpillQueueSeconds of queued prefill, the request spills to the cheapest worker
-/// without the prefix (replicating it) if that costs at most SpillMaxCostRatio as much. Session affinity: a session
+/// without the prefix (replicating it) if its time to first token is at most SpillMaxCostRatio times the holder's. Session affinity: a session
 /// seen within SessionTtl returns to its worker unless that worker costs SessionOverloadFactor times the best, and
-/// is rebound when the worker is ineligible (failover).
+/// is rebound when the worker is ineligible (failover). Load-spread guard (Preble): a worker whose recent work
+/// (decayed over LoadWindow) exceeds BalanceFactor x the least-loaded worker's is skipped, which replicates the hot
+/// prefixes it holds onto other workers.
 /// </para>
 /// Knobs: <see cref="KvAwareOptions"/>. Indexes: <see cref="ApproximatePrefixIndex"/> for workers without KV events,
 /// <see cref="PreciseIndex"/> (fed by the host) for workers with them. Thread-safe (one lock per decision).
@@ -38,6 +40,9 @@ public sealed class KvAwarePolicy : IRoutingPolicy
     private readonly Random _random;
     private readonly KvAwareOptions _options;
     private readonly SessionAffinityTable _sessions;
+    private readonly TimeProvider _time;
+    private readonly double[] _work;       // recent work per worker index (tokens, decayed)
+    private readonly long[] _workTicks;    // when _work was last decayed
 
     /// <summary>Creates the policy.</summary>
     public KvAwarePolicy(TimeProvider time, Random random, KvAwareOptions? options = null)
@@ -52,6 +57,9 @@ public sealed class KvAwarePolicy : IRoutingPolicy
         }
 
         _random = random;
+        _time = time;
+        _work = new double[_options.MaxWorkers];
+        _workTicks = new long[_options.MaxWorkers];
         Approximate = new ApproximatePrefixIndex(time, _options.ApproximateTtl, _options.MaxIndexEntries, _options.MaxWorkers);
         Precise = new PreciseIndex(time, _options.SpeculativeTtl, _options.PreciseMaxBlocksPerWorker, _options.SpeculativeBudget, _options.MaxWorkers);
         _sessions = new SessionAffinityTable(time, _options.SessionTtl, _options.MaxSessions);
@@ -104,12 +112,14 @@ public sealed class KvAwarePolicy : IRoutingPolicy
         span = Math.Clamp(span, 1, _options.MaxWorkers);
         Span<int> matched = span <= StackLimit ? stackalloc int[span] : new int[span];
         Span<double> cost = n <= StackLimit ? stackalloc double[n] : new double[n];
+        Span<double> firstToken = n <= StackLimit ? stackalloc double[n] : new double[n];
+        Span<double> load = n <= StackLimit ? stackalloc double[n] : new double[n];
 
         RouteDecision decision;
         lock (_lock)
         {
             MatchAll(request.BlockHashes, workers, matched);
-            decision = Decide(request, workers, matched, cost);
+            decision = Decide(request, workers, matched, cost, firstToken, load);
         }
 
         request.Decision = decision;
@@ -137,6 +147,10 @@ public sealed class KvAwarePolicy : IRoutingPolicy
             {
                 _sessions.Bind(session, worker.Id, worker.Index);
             }
+
+            // Recent work: the uncached prompt this worker will prefill plus the tokens it will decode.
+            int predicted = request.Decision is { } d && d.WorkerIndex == worker.Index ? d.PredictedCachedTokens : 0;
+            AddWork(worker.Index, Math.Max(0, request.PromptTokens - predicted) + Math.Max(0, request.ExpectedOutputTokens));
         }
     }
 
@@ -185,7 +199,9 @@ public sealed class KvAwarePolicy : IRoutingPolicy
     private double PrefillSeconds(WorkerInfo w, int promptTokens, int cachedTokens)
     {
         double tps = w.PrefillTokensPerSecond > 0 ? w.PrefillTokensPerSecond : 10_000;
-        return (promptTokens - cachedTokens + _options.CachedContextTokenWeight * cachedTokens) / tps;
+        double uncached = Math.Max(0, promptTokens - cachedTokens);
+        double attention = _options.AttentionTokensPerDoubling > 0 ? (cachedTokens + uncached / 2) / _options.AttentionTokensPerDoubling : 0;
+        return uncached * (1 + attention) / tps;
     }
 
     private double DecodeSeconds(WorkerInfo w, int promptTokens, int expectedOutputTokens)
@@ -299,7 +315,47 @@ public sealed class KvAwarePolicy : IRoutingPolicy
 
     private int MatchedOf(WorkerInfo w, ReadOnlySpan<int> matched) => (uint)w.Index < (uint)matched.Length ? matched[w.Index] : 0;
 
-    private RouteDecision Decide(RouteRequest r, IReadOnlyList<WorkerInfo> workers, ReadOnlySpan<int> matched, Span<double> cost)
+    /// <summary>Recent work (tokens, decayed over <see cref="KvAwareOptions.LoadWindow"/>) charged to a worker.</summary>
+    public double RecentWork(int workerIndex)
+    {
+        lock (_lock)
+        {
+            return (uint)workerIndex < (uint)_work.Length ? DecayedWork(workerIndex, _time.GetUtcNow().UtcTicks) : 0;
+        }
+    }
+
+    private double DecayedWork(int index, long now)
+    {
+        double v = _work[index];
+        if (v == 0)
+        {
+            return 0;
+        }
+
+        long dt = now - _workTicks[index];
+        if (dt > 0)
+        {
+            v *= Math.Exp(-(double)dt / _options.LoadWindow.Ticks);
+            _work[index] = v;
+            _workTicks[index] = now;
+        }
+
+        return v;
+    }
+
+    private void AddWork(int index, double tokens)
+    {
+        if ((uint)index >= (uint)_work.Length)
+        {
+            return;
+        }
+
+        long now = _time.GetUtcNow().UtcTicks;
+        _work[index] = DecayedWork(index, now) + tokens;
+        _workTicks[index] = now;
+    }
+
+    private RouteDecision Decide(RouteRequest r, IReadOnlyList<WorkerInfo> workers, ReadOnlySpan<int> matched, Span<double> cost, Span<double> firstToken, Span<double> load)
     {
         int n = workers.Count;
         double min = double.PositiveInfinity, minFirstToken = 0;
@@ -308,22 +364,58 @@ public sealed class KvAwarePolicy : IRoutingPolicy
             var w = workers[i];
             if (!w.Eligible)
             {
-                cost[i] = double.PositiveInfinity;
+                cost[i] = firstToken[i] = double.PositiveInfinity;
                 continue;
             }
 
-            double firstToken = QueueSeconds(w) + PrefillSeconds(w, r.PromptTokens, CachedTokens(MatchedOf(w, matched), r));
-            cost[i] = firstToken + DecodeSeconds(w, r.PromptTokens, r.ExpectedOutputTokens);
+            firstToken[i] = QueueSeconds(w) + PrefillSeconds(w, r.PromptTokens, CachedTokens(MatchedOf(w, matched), r));
+            cost[i] = firstToken[i] + DecodeSeconds(w, r.PromptTokens, r.ExpectedOutputTokens);
             if (cost[i] < min)
             {
                 min = cost[i];
-                minFirstToken = firstToken;
+                minFirstToken = firstToken[i];
             }
         }
 
         if (double.IsPositiveInfinity(min))
         {
             return RouteDecision.None;
+        }
+
+        // Load-spread guard: workers far above the least-loaded one's recent work sit this decision out.
+        bool rebalanced = false;
+        if (_options.BalanceFactor > 0)
+        {
+            long now = _time.GetUtcNow().UtcTicks;
+            double minLoad = double.PositiveInfinity;
+            for (int i = 0; i < n; i++)
+            {
+                int idx = workers[i].Index;
+                load[i] = (uint)idx < (uint)_work.Length ? DecayedWork(idx, now) : 0;
+                if (!double.IsPositiveInfinity(cost[i]))
+                {
+                    minLoad = Math.Min(minLoad, load[i]);
+                }
+            }
+
+            double limit = minLoad * _options.BalanceFactor + _options.BalanceSlackTokens;
+            double newMin = double.PositiveInfinity, newMinFirst = 0;
+            for (int i = 0; i < n; i++)
+            {
+                if (load[i] > limit && !double.IsPositiveInfinity(cost[i]))
+                {
+                    rebalanced |= cost[i] <= min;
+                    cost[i] = firstToken[i] = double.PositiveInfinity;
+                }
+                else if (cost[i] < newMin)
+                {
+                    newMin = cost[i];
+                    newMinFirst = firstToken[i];
+                }
+            }
+
+            min = newMin;
+            minFirstToken = newMinFirst;
         }
 
         int chosen = -1;
@@ -397,7 +489,7 @@ public sealed class KvAwarePolicy : IRoutingPolicy
                     }
                 }
 
-                if (alt >= 0 && cost[alt] <= cost[chosen] * _options.SpillMaxCostRatio)
+                if (alt >= 0 && firstToken[alt] <= firstToken[chosen] * _options.SpillMaxCostRatio)
                 {
                     chosen = alt;
                     reason = "spill";
@@ -407,6 +499,10 @@ public sealed class KvAwarePolicy : IRoutingPolicy
             if (rebind)
             {
                 reason = "session-rebind";
+            }
+            else if (rebalanced && reason != "spill")
+            {
+                reason = "rebalance";
             }
         }
 

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Gateway overhead: the same reference worker measured directly, through a plain YARP route, and through the gateway.
+# (and the gateway with tracing off). Small non-streaming chat requests (max_tokens 1), same session, wrk with 1 thread and C connections for D seconds,
+# RUNS rounds (order rotated each round); prints one line per run. Needs Release builds:
+#   dotnet build -c Release src/Gateway && dotnet build -c Release bench/PlainYarp
+# usage: bench/PlainYarp/run-overhead.sh [RUNS=5] [DURATION=10s] [CONNECTIONS=16]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RUNS=${1:-5}; DUR=${2:-10s}; CONN=${3:-16}
+W=19001; Y=19002; G=19003; N=19004
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+export DOTNET_gcServer=0 DOTNET_TieredPGO=1
+dotnet src/Worker/bin/Release/net10.0/Worker.dll --urls http://127.0.0.1:$W --time-scale 0 --log-level Warning >/tmp/bench-worker.log 2>&1 & pids+=($!)
+dotnet bench/PlainYarp/bin/Release/net10.0/PlainYarp.dll --urls http://127.0.0.1:$Y --destination http://127.0.0.1:$W >/tmp/bench-yarp.log 2>&1 & pids+=($!)
+Gateway__Listen=http://127.0.0.1:$G Gateway__Workers__Mode=Static Gateway__Workers__Urls__0=http://127.0.0.1:$W \
+  Logging__LogLevel__Default=Warning Logging__LogLevel__Gateway=Warning \
+  dotnet src/Gateway/bin/Release/net10.0/Gateway.dll >/tmp/bench-gateway.log 2>&1 & pids+=($!)
+# the same gateway with OpenTelemetry tracing switched off (metrics stay on)
+Gateway__Listen=http://127.0.0.1:$N Gateway__Workers__Mode=Static Gateway__Workers__Urls__0=http://127.0.0.1:$W \
+  Gateway__Telemetry__Tracing__Enabled=false Logging__LogLevel__Default=Warning Logging__LogLevel__Gateway=Warning \
+  dotnet src/Gateway/bin/Release/net10.0/Gateway.dll >/tmp/bench-gateway-notrace.log 2>&1 & pids+=($!)
+for port in $W $Y; do for i in $(seq 1 100); do curl -sf -o /dev/null http://127.0.0.1:$port/healthz && break; sleep 0.2; done; done
+for port in $G $N; do for i in $(seq 1 100); do curl -sf -o /dev/null http://127.0.0.1:$port/readyz && break; sleep 0.2; done; done
+body='{"model":"llama3-8b","max_tokens":1,"messages":[{"role":"user","content":"Say hi in one word."}]}'
+for port in $W $Y $G $N; do
+  curl -sf -o /dev/null -H 'Content-Type: application/json' -H 'Authorization: Bearer sk-demo-local-0000' -d "$body" http://127.0.0.1:$port/v1/chat/completions || { echo "target $port failed"; exit 1; }
+done
+# warm-up (JIT, connection pools)
+for port in $W $Y $G $N; do wrk -t1 -c"$CONN" -d3s -s bench/PlainYarp/post.lua http://127.0.0.1:$port/v1/chat/completions >/dev/null; done
+names=(direct yarp gateway gateway-notrace); ports=($W $Y $G $N)
+for r in $(seq 1 "$RUNS"); do
+  for k in 0 1 2 3; do
+    idx=$(( (k + r) % 4 ))
+    out=$(wrk -t1 -c"$CONN" -d"$DUR" --latency -s bench/PlainYarp/post.lua http://127.0.0.1:${ports[$idx]}/v1/chat/completions)
+    rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+    p50=$(echo "$out" | awk '$1=="50%" {print $2}')
+    p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+    non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+    echo "run=$r target=${names[$idx]} rps=$rps p50=$p50 p99=$p99 non2xx=${non2xx:-0}"
+  done
+done
