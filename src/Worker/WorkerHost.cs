@@ -95,7 +95,7 @@ public sealed class WorkerHost : IAsyncDisposable
         builder.WebHost.UseKestrel(k =>
         {
             k.AddServerHeader = false;
-            k.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
+            k.Limits.MaxRequestBodySize = HttpJson.HardBodyLimit(options.MaxRequestBodyBytes);
             if (address is null)
             {
                 k.ListenLocalhost(port);

@@ -38,6 +38,9 @@ internal static class HttpJson
                 buffer.Advance(n);
                 if (buffer.WrittenCount > limit)
                 {
+                    // Read (and drop) the rest of an oversized chunked upload, bounded by Kestrel's hard limit, so the
+                    // client finishes sending and sees the 413 instead of a reset connection.
+                    await DrainAsync(stream, ctx.RequestAborted).ConfigureAwait(false);
                     return (null, OpenAiError.TooLarge(limit));
                 }
             }
@@ -52,6 +55,28 @@ internal static class HttpJson
         }
 
         return (buffer.WrittenSpan.ToArray(), null);
+    }
+
+    /// <summary>Kestrel's hard body limit for a soft limit: room to drain an oversized upload before answering 413.</summary>
+    public static long HardBodyLimit(long limit) => limit > long.MaxValue / 2 ? long.MaxValue : limit * 2;
+
+    private static async Task DrainAsync(Stream stream, CancellationToken ct)
+    {
+        var scratch = ArrayPool<byte>.Shared.Rent(16 * 1024);
+        try
+        {
+            while (await stream.ReadAsync(scratch, ct).ConfigureAwait(false) > 0)
+            {
+            }
+        }
+        catch (BadHttpRequestException)
+        {
+            // over the hard limit: Kestrel closes the connection after the 413
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(scratch);
+        }
     }
 
     /// <summary>Writes <paramref name="error"/> as an OpenAI error body with its status.</summary>
