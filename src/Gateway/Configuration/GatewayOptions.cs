@@ -33,6 +33,12 @@ public sealed class GatewayOptions
 
     /// <summary>Graceful shutdown.</summary>
     public ShutdownOptions Shutdown { get; set; } = new();
+
+    /// <summary>Gateway-held fair queue and tenant tree.</summary>
+    public SchedulingOptions Scheduling { get; set; } = new();
+
+    /// <summary>Shared state (in memory, or Redis).</summary>
+    public StateOptions State { get; set; } = new();
 }
 
 /// <summary>Request limits (Kestrel limits are set from these explicitly).</summary>

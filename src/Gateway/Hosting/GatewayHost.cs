@@ -135,6 +135,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
             Seed = options.Routing.Seed,
             BlockSize = options.Routing.BlockSize,
         }));
+        services.AddSingleton<Scheduling.GatewayScheduling>();
         services.AddSingleton<ProxyHandler>();
         services.AddHostedService<StartupReporter>();
         switch (options.Workers.Mode)
