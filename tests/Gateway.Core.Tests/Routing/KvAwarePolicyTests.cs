@@ -274,6 +274,11 @@ public class KvAwarePolicyTests(ITestOutputHelper output)
     {
         var fleet = Fleet(4, events: true);
         var p = NewPolicy();
+        for (int i = 0; i < 4; i++)
+        {
+            p.Precise.ApplySnapshot(i, 0, []); // subscribed, nothing cached yet
+        }
+
         var chain = Chains.Of(1, 100);
         int w = RouteAndDispatch(p, Req(chain), fleet, charge: false);
         var sibling = p.Route(Req(Chains.Extend(chain, 900, 3)), fleet);
@@ -282,6 +287,20 @@ public class KvAwarePolicyTests(ITestOutputHelper output)
 
         _time.Advance(TimeSpan.FromSeconds(3)); // no stored event came: the speculation lapses
         Assert.Equal(0, p.Route(Req(chain), fleet).PredictedCachedTokens);
+    }
+
+    [Fact]
+    public void Route_EventWorkerWithoutSubscriber_FallsBackToApproximate()
+    {
+        var fleet = Fleet(4, events: true); // workers advertise events, but nothing feeds the precise index
+        var p = NewPolicy();
+        var chain = Chains.Of(1, 100);
+        int w = RouteAndDispatch(p, Req(chain), fleet, charge: false);
+        _time.Advance(TimeSpan.FromSeconds(60)); // far past the speculative TTL
+        var again = p.Route(Req(chain), fleet);
+        Assert.Equal(w, again.WorkerIndex);
+        Assert.Equal(1600, again.PredictedCachedTokens);
+        Assert.False(p.Precise.IsTracking(w));
     }
 
     [Fact]
