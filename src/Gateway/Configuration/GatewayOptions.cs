@@ -250,7 +250,7 @@ public sealed class ResilienceOptions
 public sealed class RoutingOptions
 {
     /// <summary>Policy name (see <c>RoutingPolicies.Names</c>).</summary>
-    public string Policy { get; set; } = "least-load";
+    public string Policy { get; set; } = "kv-aware";
 
     /// <summary>Seed of the policy's random tie-breaks.</summary>
     public int Seed { get; set; } = 1;

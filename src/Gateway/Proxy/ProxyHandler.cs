@@ -49,6 +49,7 @@ public sealed partial class ProxyHandler : IDisposable
     private readonly GatewayMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly GatewayScheduling? _scheduling;
+    private readonly RecentRegret _regret;
 
     /// <summary>Creates the handler (singleton).</summary>
     public ProxyHandler(
@@ -62,8 +63,10 @@ public sealed partial class ProxyHandler : IDisposable
         TimeProvider time,
         GatewayMetrics metrics,
         ILogger<ProxyHandler> logger,
-        GatewayScheduling? scheduling = null)
+        GatewayScheduling? scheduling = null,
+        RecentRegret? regret = null)
     {
+        _regret = regret ?? new RecentRegret();
         _scheduling = scheduling;
         _metrics = metrics;
         _time = time;
@@ -123,6 +126,9 @@ public sealed partial class ProxyHandler : IDisposable
             .Build();
     }
 
+    /// <summary>Recent routing decisions with predicted vs actual cached tokens (for /status).</summary>
+    public RecentRegret Regret => _regret;
+
     /// <summary>The routing policy in use.</summary>
     public IRoutingPolicy Policy => _policy;
 
@@ -160,6 +166,21 @@ public sealed partial class ProxyHandler : IDisposable
                 if (rc.UsageSeen)
                 {
                     _metrics.RecordCachedTokens(_policy.Name, rc.PromptTokens, rc.PredictedCachedTokens, rc.CachedTokens);
+                    _regret.Record(rc.Worker?.Prefix, tenant.Team, rc.PromptTokens, rc.PredictedCachedTokens, rc.Route.Decision?.BestOtherCachedTokens ?? 0, rc.CachedTokens);
+                }
+
+                var span = Activity.Current;
+                GatewayTracing.TagRequest(span, tenant.Path, rc.Request.Model, rc.SessionSource ?? "none");
+                GatewayTracing.TagQueueWait(span, rc.QueueWait);
+                GatewayTracing.TagRetries(span, Math.Max(0, rc.Attempts - 1));
+                if (rc.Worker is { } w)
+                {
+                    GatewayTracing.TagRouting(span, w.Prefix, _policy.Name, rc.PredictedCachedTokens);
+                }
+
+                if (rc.UsageSeen)
+                {
+                    GatewayTracing.TagActualCachedTokens(span, rc.CachedTokens);
                 }
             }
         }
@@ -418,6 +439,8 @@ public sealed partial class ProxyHandler : IDisposable
         ctx.Worker = endpoint;
         ctx.Attempts++;
         ctx.PredictedCachedTokens = decision.PredictedCachedTokens;
+        // Policies answer a position in the candidate list; OnRouted/OnCompleted compare with WorkerInfo.Index.
+        ctx.Route.Decision = decision with { WorkerIndex = endpoint.Info.Index };
         AttemptOutcome outcome;
         try
         {
