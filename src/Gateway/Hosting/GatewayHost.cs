@@ -135,6 +135,10 @@ public sealed partial class GatewayHost : IAsyncDisposable
             Seed = options.Routing.Seed,
             BlockSize = options.Routing.BlockSize,
         }));
+        services.AddSingleton<KvEventSubscriptions>();
+        services.AddHostedService(sp => sp.GetRequiredService<KvEventSubscriptions>());
+        services.AddSingleton<Scheduling.GatewayScheduling>();
+        services.AddSingleton<RecentRegret>();
         services.AddSingleton<ProxyHandler>();
         services.AddHostedService<StartupReporter>();
         switch (options.Workers.Mode)
