@@ -270,6 +270,11 @@ public sealed class KvBlockManager
     public RetainResult Pin(string? session, ReadOnlySpan<ulong> hashes, TimeSpan ttl, int priority, double value)
     {
         ExpirePins();
+        if (ttl <= TimeSpan.Zero)
+        {
+            return new RetainResult(0, 0);
+        }
+
         if (session is not null && _pinBySession.TryGetValue(session, out long old))
         {
             Unpin(_pins[old]);
@@ -305,7 +310,7 @@ public sealed class KvBlockManager
             blocks.RemoveRange(keep, blocks.Count - keep);
         }
 
-        if (blocks.Count == 0 || ttl <= TimeSpan.Zero)
+        if (blocks.Count == 0)
         {
             return new RetainResult(0, dropped);
         }
