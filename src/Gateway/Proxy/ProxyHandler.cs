@@ -46,6 +46,7 @@ public sealed partial class ProxyHandler : IDisposable
     private readonly ILogger<ProxyHandler> _logger;
     private readonly GatewayMetrics _metrics;
     private readonly TimeProvider _time;
+    private readonly Gateway.Agents.AgentRetentionService? _agents;
 
     /// <summary>Creates the handler (singleton).</summary>
     public ProxyHandler(
@@ -58,8 +59,10 @@ public sealed partial class ProxyHandler : IDisposable
         IOptions<GatewayOptions> options,
         TimeProvider time,
         GatewayMetrics metrics,
-        ILogger<ProxyHandler> logger)
+        ILogger<ProxyHandler> logger,
+        Gateway.Agents.AgentRetentionService? agents = null)
     {
+        _agents = agents;
         _metrics = metrics;
         _time = time;
         _forwarder = forwarder;
@@ -237,6 +240,7 @@ public sealed partial class ProxyHandler : IDisposable
             Time = _time,
         };
         context.Features.Set(ctx);
+        var agentTurn = _agents?.OnArrived(ctx, context.Request.Headers);
 
         var state = new AttemptState(this, context, ctx);
         AttemptOutcome outcome;
@@ -252,6 +256,11 @@ public sealed partial class ProxyHandler : IDisposable
         if (ctx.UsageSeen)
         {
             _usage.Record(tenant.Path, ctx.PromptTokens, ctx.CachedTokens, ctx.CompletionTokens);
+        }
+
+        if (outcome.Kind == AttemptKind.Delivered)
+        {
+            _agents?.OnCompleted(agentTurn, ctx);
         }
 
         if (context.Response.HasStarted || outcome.Kind is AttemptKind.Delivered or AttemptKind.ClientAborted or AttemptKind.DiedMidStream)

@@ -599,6 +599,7 @@ public sealed class SimulationRun
                 Worker = r.Worker,
                 Engine = w.Engine,
                 BlockHashes = r.Hashes,
+                AgentKind = s.Session.Parent is null ? "main" : "subagent",
             });
         }
 
