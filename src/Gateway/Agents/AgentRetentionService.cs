@@ -32,6 +32,9 @@ public sealed class AgentRetentionOptions
 /// </summary>
 public sealed partial class AgentRetentionService : IDisposable
 {
+    private const int UnknownPoolBlocks = 65_536;
+    private const double NominalPrefillTokensPerSecond = 10_000;
+
     private readonly object _lock = new();
     private readonly AgentSessionTracker _tracker = new();
     private readonly IRetentionPolicy _policy;
@@ -115,8 +118,9 @@ public sealed partial class AgentRetentionService : IDisposable
             Outcome = TurnClassifier.Classify(ctx.FinishReason, ctx.ToolCalls),
             Worker = 0,
             Blocks = hashes.Length,
-            WorkerKvBlocks = Math.Max(1, info.KvBlocksTotal),
-            PrefillSeconds = prompt / Math.Max(1.0, info.PrefillTokensPerSecond),
+            // Until the worker's state has been read, assume a large pool and a nominal prefill rate.
+            WorkerKvBlocks = info.KvBlocksTotal > 0 ? info.KvBlocksTotal : UnknownPoolBlocks,
+            PrefillSeconds = prompt / (info.PrefillTokensPerSecond > 0 ? info.PrefillTokensPerSecond : NominalPrefillTokensPerSecond),
         };
         var actions = new List<RetentionAction>(2);
         lock (_lock)
@@ -168,7 +172,7 @@ public sealed partial class AgentRetentionService : IDisposable
             var body = new HintBody
             {
                 SessionId = session,
-                BlockHashes = session is null ? hashes : (a.Kind == RetentionActionKind.Retain ? hashes : null),
+                BlockHashes = session is null ? hashes : null,
                 TtlMs = a.Kind == RetentionActionKind.Retain ? a.TtlMs : null,
                 Priority = a.Kind == RetentionActionKind.Retain ? a.Priority : null,
                 Value = a.Kind == RetentionActionKind.Retain ? a.Value : null,
