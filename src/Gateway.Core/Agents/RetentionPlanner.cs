@@ -41,8 +41,8 @@ public enum RetentionActionKind
     Release,
 }
 
-/// <summary>One hint to a worker.</summary>
-public readonly record struct RetentionAction(RetentionActionKind Kind, string SessionId, int Worker, long TtlMs, double Value, int Priority);
+/// <summary>One hint to a worker. <paramref name="Blocks"/>: pin only this many leading blocks of the context (0: all).</summary>
+public readonly record struct RetentionAction(RetentionActionKind Kind, string SessionId, int Worker, long TtlMs, double Value, int Priority, int Blocks = 0);
 
 /// <summary>
 /// Shadow-mode score of a retention policy: what its decisions would have done against the gaps that really happened

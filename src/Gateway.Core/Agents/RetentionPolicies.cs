@@ -204,10 +204,19 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
         var o = turn.Outcome;
         string? session = _o.PerSessionLevel ? turn.SessionId : null;
         var dist = _predictor.Predict(o.Gap, turn.Tenant, turn.AgentKind, o.Tool, session);
-        double share = turn.WorkerKvBlocks > 0 ? (double)turn.Blocks / turn.WorkerKvBlocks : 1;
-        var (ttl, p) = turn.Blocks > 0 ? BestTtl(dist, turn.PrefillSeconds, _o.MemoryCostWeight * share) : (0, 0);
+
+        // A context larger than the worker's pin budget is pinned as its leading prefix (what a return reuses first).
+        int budget = (int)Math.Floor(turn.WorkerKvBlocks * _o.PinBudgetFraction);
+        int blocks = Math.Min(turn.Blocks, budget);
+        if (blocks < turn.Blocks && blocks > 0)
+        {
+            turn = turn with { Blocks = blocks, PrefillSeconds = turn.PrefillSeconds * blocks / turn.Blocks };
+        }
+
+        double share = turn.WorkerKvBlocks > 0 ? (double)blocks / turn.WorkerKvBlocks : 1;
+        var (ttl, p) = blocks > 0 ? BestTtl(dist, turn.PrefillSeconds, _o.MemoryCostWeight * share) : (0, 0);
         double value = p * turn.PrefillSeconds;
-        if (ttl > 0 && !_book.MakeRoom(turn, value / turn.Blocks, actions))
+        if (ttl > 0 && !_book.MakeRoom(turn, value / blocks, actions))
         {
             _book.Stats.BudgetSkipped++;
             ttl = 0;
@@ -223,7 +232,7 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
         }
 
         _book.Open(turn, ttl, value, dist.Median);
-        actions.Add(new RetentionAction(RetentionActionKind.Retain, turn.SessionId, turn.Worker, (long)Math.Ceiling(ttl * 1000), value, 0));
+        actions.Add(new RetentionAction(RetentionActionKind.Retain, turn.SessionId, turn.Worker, (long)Math.Ceiling(ttl * 1000), value, 0, blocks));
     }
 
     /// <inheritdoc />

@@ -147,10 +147,11 @@ public sealed partial class AgentRetentionService : IDisposable
             {
                 var a = actions[i];
                 var target = _workers[a.Worker];
-                ulong[]? last = a.Kind == RetentionActionKind.Retain ? hashes : _lastHashes.GetValueOrDefault(a.SessionId);
+                bool partial = a.Kind == RetentionActionKind.Retain && a.Blocks > 0 && a.Blocks < hashes.Length;
+                ulong[]? last = a.Kind == RetentionActionKind.Retain ? (partial ? hashes[..a.Blocks] : hashes) : _lastHashes.GetValueOrDefault(a.SessionId);
                 if (a.Kind == RetentionActionKind.Retain)
                 {
-                    _lastHashes[a.SessionId] = hashes;
+                    _lastHashes[a.SessionId] = last!;
                 }
                 else
                 {
@@ -159,12 +160,12 @@ public sealed partial class AgentRetentionService : IDisposable
 
                 // The worker knows the session only if the gateway sent it (x-session-id); else pin/release by hashes.
                 string? workerSession = ctx.SessionId is not null && a.SessionId == id.SessionId ? ctx.SessionId : null;
-                _ = SendAsync(target, a, workerSession, last);
+                _ = SendAsync(target, a, workerSession, last, partial);
             }
         }
     }
 
-    private async Task SendAsync(WorkerEndpoint worker, RetentionAction a, string? session, ulong[]? hashes)
+    private async Task SendAsync(WorkerEndpoint worker, RetentionAction a, string? session, ulong[]? hashes, bool partial)
     {
         try
         {
@@ -172,7 +173,7 @@ public sealed partial class AgentRetentionService : IDisposable
             var body = new HintBody
             {
                 SessionId = session,
-                BlockHashes = session is null ? hashes : null,
+                BlockHashes = session is null || partial ? hashes : null,
                 TtlMs = a.Kind == RetentionActionKind.Retain ? a.TtlMs : null,
                 Priority = a.Kind == RetentionActionKind.Retain ? a.Priority : null,
                 Value = a.Kind == RetentionActionKind.Retain ? a.Value : null,

@@ -97,10 +97,11 @@ public sealed class NoRetentionPlanner : IRetentionPlanner
 /// engines, as the gateway does over /worker/kv/retain and /worker/kv/release. Pin accounting: each retain is a pin
 /// record (blocks the engine actually pinned, from <see cref="RetainResult.PinnedBlocks"/>). When the session's next
 /// turn arrives, releasing the pin tells whether it was still held (expired or dropped pins release nothing): a held
-/// pin was used; otherwise its blocks × (min(arrival, expiry) − start) count as unused (an upper bound when the engine
-/// dropped the pin early under pressure). A used pin is re-taken at once so the context stays protected until the
-/// returning turn is admitted; the next completion replaces it. Pins released without a return (human gap, session
-/// end, budget eviction) count as unused for the time they were held.
+/// pin was used; otherwise its blocks × (min(arrival, expiry) − start) count as unused. Pins the engine drops under
+/// pressure are seen in its KV event log (<c>pin_dropped</c>, read at every planner call) and count as unused up to that
+/// call. A used pin is re-taken at once so the context stays protected until the returning turn is admitted; the next
+/// completion replaces it. Pins released without a return (human gap, session end, budget eviction) count as unused
+/// for the time they were held.
 /// </summary>
 public sealed class AgentRetentionPlanner : IRetentionPlanner
 {
@@ -111,6 +112,9 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
     private readonly Dictionary<int, LlmEngine> _engines = [];
     private readonly Dictionary<string, PinRecord> _pins = new(StringComparer.Ordinal);
     private readonly List<Gateway.Core.Agents.RetentionAction> _actions = [];
+    private readonly Dictionary<(int Worker, ulong LastHash), string> _byLastHash = [];
+    private readonly Dictionary<int, long> _cursor = [];
+    private readonly List<KvEvent> _events = [];
     private double _unused;
 
     /// <summary>Wraps <paramref name="policy"/>.</summary>
@@ -134,8 +138,13 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
     {
         ArgumentNullException.ThrowIfNull(context);
         var engine = context.Engine;
-        _engines[context.Worker] = engine;
+        if (_engines.TryAdd(context.Worker, engine))
+        {
+            _cursor[context.Worker] = engine.KvEvents.LastSeq;
+        }
+
         double now = Now();
+        SyncDrops(now);
 
         // The session moved to another worker: its old pin there is of no use any more.
         if (_pins.TryGetValue(context.SessionId, out var prev) && prev.Worker != context.Worker)
@@ -169,11 +178,16 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
             }
 
             // Retaining by session replaces the session's in-flight pin (used: nothing to count).
-            _pins.Remove(a.SessionId);
-            var result = engine.Retain(new RetainRequest { SessionId = a.SessionId, BlockHashes = context.BlockHashes, TtlMs = a.TtlMs, Priority = a.Priority, Value = a.Value });
+            if (_pins.Remove(a.SessionId, out var replaced))
+            {
+                Forget(replaced);
+            }
+
+            var hashes = a.Blocks > 0 && a.Blocks < context.BlockHashes.Length ? context.BlockHashes[..a.Blocks] : context.BlockHashes;
+            var result = engine.Retain(new RetainRequest { SessionId = a.SessionId, BlockHashes = hashes, TtlMs = a.TtlMs, Priority = a.Priority, Value = a.Value });
             if (result.PinnedBlocks > 0)
             {
-                _pins[a.SessionId] = new PinRecord(a.Worker, result.PinnedBlocks, now, now + a.TtlMs / 1000.0, a.Value, a.Priority, false);
+                Track(a.SessionId, new PinRecord(a.Worker, result.PinnedBlocks, now, now + a.TtlMs / 1000.0, a.Value, a.Priority, false, context.BlockHashes));
             }
         }
     }
@@ -183,12 +197,14 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
     {
         ArgumentNullException.ThrowIfNull(context);
         _policy.OnTurnArrived(context.SessionId);
+        double now = Now();
+        SyncDrops(now);
         if (!_pins.Remove(context.SessionId, out var pin) || !_engines.TryGetValue(pin.Worker, out var engine))
         {
             return;
         }
 
-        double now = Now();
+        Forget(pin);
         int held = engine.Release(new ReleaseRequest { SessionId = context.SessionId });
         if (held == 0)
         {
@@ -200,7 +216,7 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
         var result = engine.Retain(new RetainRequest { SessionId = context.SessionId, TtlMs = InFlightTtlMs, Priority = pin.Priority, Value = pin.Value });
         if (result.PinnedBlocks > 0)
         {
-            _pins[context.SessionId] = pin with { Blocks = result.PinnedBlocks, Start = now, ExpiresAt = now + InFlightTtlMs / 1000.0, InFlight = true };
+            Track(context.SessionId, pin with { Blocks = result.PinnedBlocks, Start = now, ExpiresAt = now + InFlightTtlMs / 1000.0, InFlight = true });
         }
     }
 
@@ -211,11 +227,49 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
             return;
         }
 
+        Forget(pin);
         int held = engine.Release(new ReleaseRequest { SessionId = session });
         if (!pin.InFlight)
         {
             double end = held > 0 ? now : Math.Min(now, pin.ExpiresAt);
             _unused += pin.Blocks * Math.Max(0, end - pin.Start);
+        }
+    }
+
+    private void Track(string session, PinRecord pin)
+    {
+        _pins[session] = pin;
+        _byLastHash[(pin.Worker, pin.Hashes[pin.Blocks - 1])] = session;
+    }
+
+    private void Forget(PinRecord pin) => _byLastHash.Remove((pin.Worker, pin.Hashes[pin.Blocks - 1]));
+
+    // Pins the engine dropped under pressure since the last call: unused from their start until now.
+    private void SyncDrops(double now)
+    {
+        foreach (var (worker, engine) in _engines)
+        {
+            _events.Clear();
+            engine.KvEvents.ReadAfter(_cursor[worker], _events, out _);
+            if (_events.Count == 0)
+            {
+                continue;
+            }
+
+            _cursor[worker] = _events[^1].Seq;
+            foreach (var e in _events)
+            {
+                if (e.Type != KvEventType.PinDropped || e.BlockHashes.Length == 0 ||
+                    !_byLastHash.Remove((worker, e.BlockHashes[^1]), out var session) || !_pins.Remove(session, out var pin))
+                {
+                    continue;
+                }
+
+                if (!pin.InFlight)
+                {
+                    _unused += pin.Blocks * Math.Max(0, Math.Min(now, pin.ExpiresAt) - pin.Start);
+                }
+            }
         }
     }
 
@@ -235,7 +289,7 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
         return seconds;
     }
 
-    private sealed record PinRecord(int Worker, int Blocks, double Start, double ExpiresAt, double Value, int Priority, bool InFlight);
+    private sealed record PinRecord(int Worker, int Blocks, double Start, double ExpiresAt, double Value, int Priority, bool InFlight, ulong[] Hashes);
 }
 
 /// <summary>Retention planners by name: off, fixed:SECONDS, predictive (Gateway.Core.Agents.RetentionPolicies).</summary>

@@ -188,4 +188,16 @@ public class RetentionPoliciesTests
         Assert.Equal(1, p.Stats.Misses);
         Assert.Equal(1000, p.Stats.UnusedBlockSeconds, 3);
     }
+
+    [Fact]
+    public void Predictive_ContextLargerThanBudget_PinsLeadingPrefixOnly()
+    {
+        var p = new PredictiveRetentionPolicy(new ManualTimeProvider(), new RetentionOptions { PinBudgetFraction = 0.25, MemoryCostWeight = 0.01 });
+        var actions = new List<RetentionAction>();
+        p.OnTurnCompleted(Tool("big", blocks: 8000, poolBlocks: 20000, prefill: 8), actions);
+        var a = Assert.Single(actions);
+        Assert.Equal(RetentionActionKind.Retain, a.Kind);
+        Assert.Equal(5000, a.Blocks);
+        Assert.True(a.Value <= 8 * 5000 / 8000.0);
+    }
 }
