@@ -23,7 +23,8 @@
 #   --max-requests N     LoadGen --max-requests
 #   --out-dir DIR        where reports and logs go [bench-results/<scenario>-<UTC time>]
 #   --base-port P        first port: gateway P, workers P+1..P+N [18080]
-#   --redis              also start redis-server on port P+100 (its address is passed as Gateway__Redis__Endpoint)
+#   --redis              also start redis-server on port P+100 and pass its address as Gateway__Redis__Endpoint
+#                        (the gateway had no Redis setting yet when this was written: add --gateway-env as needed)
 #   --gateway-env K=V    extra environment for the gateway (repeatable)
 #   --no-build           use the existing Release builds
 #   -- ARGS              everything after -- goes to LoadGen unchanged
@@ -57,7 +58,7 @@ while [ $# -gt 0 ]; do
     --gateway-env) gateway_env+=("$2"); shift 2 ;;
     --no-build) build=0; shift ;;
     --) shift; loadgen_extra=("$@"); break ;;
-    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done

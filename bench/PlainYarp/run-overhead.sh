@@ -27,8 +27,8 @@ body='{"model":"llama3-8b","max_tokens":1,"messages":[{"role":"user","content":"
 for port in $W $Y $G $N; do
   curl -sf -o /dev/null -H 'Content-Type: application/json' -H 'Authorization: Bearer sk-demo-local-0000' -d "$body" http://127.0.0.1:$port/v1/chat/completions || { echo "target $port failed"; exit 1; }
 done
-# warm-up (JIT, connection pools)
-for port in $W $Y $G $N; do wrk -t1 -c"$CONN" -d3s -s bench/PlainYarp/post.lua http://127.0.0.1:$port/v1/chat/completions >/dev/null; done
+# warm-up (JIT tiering, connection pools): WARMUP seconds per target
+for port in $W $Y $G $N; do wrk -t1 -c"$CONN" -d"${WARMUP:-10}s" -s bench/PlainYarp/post.lua http://127.0.0.1:$port/v1/chat/completions >/dev/null; done
 names=(direct yarp gateway gateway-notrace); ports=($W $Y $G $N)
 for r in $(seq 1 "$RUNS"); do
   for k in 0 1 2 3; do

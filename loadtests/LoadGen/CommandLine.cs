@@ -21,6 +21,8 @@ public sealed class CommandLine
           --rate R               open-loop arrivals per second (per tenant for noisy-neighbour)
           --concurrency C        closed loop: C concurrent users instead of a rate
           --ramp D               ramp the rate up from 0 over D first
+          --arrivals-from FILE   replay a trace's arrival times (Mooncake .jsonl or Azure .csv) instead of Poisson
+          --arrival-speedup X    divide the trace's gaps by X (default 1 = real time)
           --model M              model id (default: first of GET /v1/models)
           --out FILE             report path (default report.json; .md and .svg are written beside it)
           --seed N               seed of all random choices (default 42)
@@ -90,6 +92,8 @@ public sealed class CommandLine
         string traceDir = defaults.TraceDir;
         var agent = new AgentScaling();
         TimeSpan? killAt = null;
+        string? arrivalsFrom = null;
+        double arrivalSpeedup = 1;
         string? killCmd = null;
         TimeSpan total = ClientTimeouts.Default.Total, first = ClientTimeouts.Default.FirstToken, idle = ClientTimeouts.Default.Idle;
 
@@ -126,6 +130,8 @@ public sealed class CommandLine
                 case "--rate": rate = PositiveDouble(a, Value()); break;
                 case "--concurrency": concurrency = PositiveInt(a, Value()); break;
                 case "--ramp": ramp = ParseDuration(a, Value()); break;
+                case "--arrivals-from": arrivalsFrom = Value(); break;
+                case "--arrival-speedup": arrivalSpeedup = PositiveDouble(a, Value()); break;
                 case "--model": cl.Model = Value(); break;
                 case "--out": cl.Out = Value(); break;
                 case "--seed": cl.Seed = int.Parse(Value(), CultureInfo.InvariantCulture); break;
@@ -197,6 +203,17 @@ public sealed class CommandLine
             tenants.Add(new Tenant("tenant-1", null));
         }
 
+        IReadOnlyList<TimeSpan>? arrivals = null;
+        if (arrivalsFrom is not null)
+        {
+            if (!File.Exists(arrivalsFrom))
+            {
+                throw new ArgumentException($"arrivals file not found: {arrivalsFrom}");
+            }
+
+            arrivals = LoadGen.Load.TraceArrivals.Load(arrivalsFrom, arrivalSpeedup, duration);
+        }
+
         cl.Timeouts = new ClientTimeouts(first, idle, total);
         cl.ScenarioOptions = new ScenarioOptions
         {
@@ -205,6 +222,7 @@ public sealed class CommandLine
             Rate = rate,
             Concurrency = concurrency,
             Ramp = ramp,
+            Arrivals = arrivals,
             PromptTokens = promptTokens,
             MaxTokens = maxTokens,
             IgnoreEos = ignoreEos,
@@ -227,6 +245,7 @@ public sealed class CommandLine
         s["duration_s"] = duration.TotalSeconds.ToString(CultureInfo.InvariantCulture);
         s["max_requests"] = cl.MaxRequests.ToString(CultureInfo.InvariantCulture);
         s["rate"] = rate?.ToString(CultureInfo.InvariantCulture) ?? "default";
+        s["arrivals"] = arrivals is null ? "poisson" : $"trace {Path.GetFileName(arrivalsFrom)} /{arrivalSpeedup.ToString(CultureInfo.InvariantCulture)} ({arrivals.Count} in window)";
         s["concurrency"] = concurrency?.ToString(CultureInfo.InvariantCulture) ?? "-";
         s["tenants"] = tenants.Count.ToString(CultureInfo.InvariantCulture);
         s["seed"] = cl.Seed.ToString(CultureInfo.InvariantCulture);

@@ -17,7 +17,7 @@ public static class SimulatorApp
     /// <summary>Loads the trace (reporting malformed lines to <paramref name="log"/>).</summary>
     public static TraceLoadResult LoadTrace(Scenario s, TextWriter log)
     {
-        var load = TraceReader.Read(s.Trace, s.Format, s.Strict);
+        var load = TraceReader.Read(s.Trace, s.Format, s.Strict, new WekaOptions { MaxFiles = s.MaxSessions });
         foreach (var issue in load.Issues)
         {
             log.WriteLine($"skipped {issue}");

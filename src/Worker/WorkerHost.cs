@@ -95,7 +95,7 @@ public sealed class WorkerHost : IAsyncDisposable
         builder.WebHost.UseKestrel(k =>
         {
             k.AddServerHeader = false;
-            k.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
+            k.Limits.MaxRequestBodySize = HttpJson.HardBodyLimit(options.MaxRequestBodyBytes);
             if (address is null)
             {
                 k.ListenLocalhost(port);
@@ -108,7 +108,7 @@ public sealed class WorkerHost : IAsyncDisposable
 
         var app = builder.Build();
         var loop = new EngineLoop(engine, options.TimeProvider, options.TimeScale);
-        var context = new WorkerContext(options, profile, loop);
+        var context = new WorkerContext(options, profile, loop) { Stopping = app.Lifetime.ApplicationStopping };
         try
         {
             MapRoutes(app, context);

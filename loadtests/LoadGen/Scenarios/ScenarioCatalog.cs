@@ -46,13 +46,18 @@ public static class ScenarioCatalog
         };
     }
 
-    /// <summary>The load simulations from --rate / --concurrency / --ramp.</summary>
+    /// <summary>The load simulations from --rate / --concurrency / --ramp / --arrivals-from.</summary>
     public static IReadOnlyList<LoadSimulation> Simulations(ScenarioOptions o, double defaultRate, double rateFactor = 1)
     {
         ArgumentNullException.ThrowIfNull(o);
         if (o.Concurrency is int c)
         {
             return [new LoadSimulation.KeepConstant(Math.Max(1, (int)Math.Round(c * rateFactor)), o.Duration)];
+        }
+
+        if (o.Arrivals is { } arrivals)
+        {
+            return [new LoadSimulation.InjectAt(arrivals)];
         }
 
         double rate = (o.Rate ?? defaultRate) * rateFactor;

@@ -17,6 +17,9 @@ public sealed class ScenarioOptions
     /// <summary>Closed-loop users; when set, replaces the open-loop rate.</summary>
     public int? Concurrency { get; init; }
 
+    /// <summary>Replay these arrival offsets (from a trace) instead of Poisson arrivals; null = Poisson.</summary>
+    public IReadOnlyList<TimeSpan>? Arrivals { get; init; }
+
     /// <summary>Ramp the rate up from zero over this long first (open loop only).</summary>
     public TimeSpan Ramp { get; init; }
 

@@ -31,9 +31,42 @@ public static class RoutingPolicies
         Baselines.DynamoKvPolicy.PolicyName,
     ];
 
-    /// <summary>Creates a fresh policy (with its own state) named <paramref name="name"/>.</summary>
+    /// <summary>True when <see cref="Create"/> accepts <paramref name="name"/> (a listed name, or <c>kv-aware:knob=value+…</c>).</summary>
+    public static bool IsKnown(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (name.StartsWith(KvAwarePolicy.PolicyName + ":", StringComparison.Ordinal))
+        {
+            try
+            {
+                KvAwareOptions.Parse(name[(KvAwarePolicy.PolicyName.Length + 1)..]);
+                return true;
+            }
+            catch (ArgumentException)
+            {
+                return false;
+            }
+        }
+
+        foreach (string n in Names)
+        {
+            if (n == name)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// Creates a fresh policy (with its own state) named <paramref name="name"/>. <c>kv-aware:knob=value+…</c> creates
+    /// kv-aware with those knobs overridden (see <see cref="KvAwareOptions.Parse"/>), for side-by-side tuning runs.
+    /// </summary>
     public static IRoutingPolicy Create(string name, RoutingPolicyContext context) => name switch
     {
+        _ when name.StartsWith(KvAwarePolicy.PolicyName + ":", StringComparison.Ordinal) =>
+            new KvAwarePolicy(context.Time, new Random(context.Seed), KvAwareOptions.Parse(name[(KvAwarePolicy.PolicyName.Length + 1)..], context.KvAware)),
         RoundRobinPolicy.PolicyName => new RoundRobinPolicy(),
         LeastLoadPolicy.PolicyName => new LeastLoadPolicy(new Random(context.Seed)),
         KvAwarePolicy.PolicyName => new KvAwarePolicy(context.Time, new Random(context.Seed), context.KvAware),

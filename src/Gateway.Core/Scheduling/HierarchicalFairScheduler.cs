@@ -26,7 +26,6 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
     public const string PolicyName = "hfair";
 
     private const int Bands = 2;
-    private const char SessionSeparator = '\u0001';
 
     private static readonly IComparer<Node> NodeOrder = Comparer<Node>.Create(static (a, b) =>
     {
@@ -69,8 +68,8 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
         _weightOf = weightOf;
         foreach (var node in _nodes.Values)
         {
-            // vruntime is unchanged, so sort order in the parents' sets stays valid.
-            node.Weight = node.IsLeaf ? 1.0 : SanitizeWeight(weightOf(node.Path));
+            // vruntime is unchanged, so sort order in the parents' sets stays valid. Leaves always weigh 1.
+            node.Weight = SanitizeWeight(weightOf(node.Path));
         }
     }
 
@@ -84,8 +83,12 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
     public int QueuedUnder(string tenantPath) =>
         _nodes.TryGetValue(Normalize(tenantPath), out var n) ? n.Pending[0] + n.Pending[1] : 0;
 
-    /// <summary>Number of tree nodes held (tenants, teams, keys, session leaves).</summary>
+    /// <summary>Number of tenant-tree nodes held (orgs, teams, keys; not leaves).</summary>
     public int NodeCount => _nodes.Count;
+
+    /// <summary>Session leaves held under <paramref name="tenantPath"/> (idle sessions are dropped).</summary>
+    public int SessionCount(string tenantPath) =>
+        _nodes.TryGetValue(Normalize(tenantPath), out var n) && n.Sessions is { } s ? s.Count : 0;
 
     /// <inheritdoc />
     public void Enqueue(QueuedRequest request)
@@ -155,7 +158,12 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
 
         var search = new LocalitySearch(affinity, _locality.MaxCandidates);
         Search(_root, band, ref search);
-        var best = search.Best!;
+        if (search.Best is null)
+        {
+            return Dequeue(); // MaxCandidates <= 0: nothing was scored
+        }
+
+        var best = search.Best;
         var leaf = (Node)best.SchedulerState!;
         var head = leaf.Queue![band].Min!;
         if (!ReferenceEquals(head, best))
@@ -322,7 +330,7 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
             }
 
             // Bound: (v(child) - v(leader)) x weight(child) <= L, i.e. at most L cost units of its own service ahead.
-            if ((child.Vruntime - leader) * child.Weight <= _locality.LagBound)
+            if ((child.Vruntime - leader) * child.Weight <= Math.Max(0, _locality.LagBound))
             {
                 Search(child, band, ref search);
             }
@@ -351,14 +359,18 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
     private Node GetLeaf(string tenantPath, string? sessionId)
     {
         var parent = GetNode(Normalize(tenantPath));
-        var key = string.Concat(parent.Path, SessionSeparator.ToString(), sessionId ?? string.Empty);
-        if (_nodes.TryGetValue(key, out var leaf))
+        if (sessionId is null)
         {
-            return leaf;
+            return parent.DefaultLeaf ??= new Node(parent.Path, parent, 1.0, ++_seq, isLeaf: true);
         }
 
-        leaf = new Node(key, parent, 1.0, ++_seq, isLeaf: true) { IsSession = sessionId is not null };
-        _nodes.Add(key, leaf);
+        parent.Sessions ??= new Dictionary<string, Node>(StringComparer.Ordinal);
+        if (!parent.Sessions.TryGetValue(sessionId, out var leaf))
+        {
+            leaf = new Node(parent.Path, parent, 1.0, ++_seq, isLeaf: true) { SessionId = sessionId };
+            parent.Sessions.Add(sessionId, leaf);
+        }
+
         return leaf;
     }
 
@@ -384,9 +396,9 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
     private void PruneIfIdle(Node leaf)
     {
         // Session leaves are ephemeral: drop them once idle so a key with a million past sessions holds no state.
-        if (leaf.IsSession && leaf.InFlight == 0 && leaf.Pending[0] + leaf.Pending[1] == 0)
+        if (leaf.SessionId is { } id && leaf.InFlight == 0 && leaf.Pending[0] + leaf.Pending[1] == 0)
         {
-            _nodes.Remove(leaf.Path);
+            leaf.Parent!.Sessions!.Remove(id);
         }
     }
 
@@ -427,7 +439,9 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
         public double Weight { get; set; } = weight;
         public long Seq { get; } = seq;
         public bool IsLeaf { get; } = isLeaf;
-        public bool IsSession { get; init; }
+        public string? SessionId { get; init; }
+        public Node? DefaultLeaf { get; set; }
+        public Dictionary<string, Node>? Sessions { get; set; }
         public double Vruntime { get; set; }
         public double Service { get; set; }
         public double MinVruntime { get; private set; }

@@ -50,6 +50,13 @@ internal sealed class GatewayTransformer : HttpTransformer
         h.Remove(HintHeaders.SessionId);
         h.Remove(HintHeaders.RetentionTtl);
         h.Remove("Cookie");
+        if (System.Diagnostics.Activity.Current is not null)
+        {
+            // The handler's propagator injects the gateway's own span as the parent; it never overrides a header that is
+            // already there, so drop the client's copy (with no activity the client's context passes through as is).
+            h.Remove("traceparent");
+            h.Remove("tracestate");
+        }
         h.TryAddWithoutValidation(HintHeaders.CacheSalt, _ctx.Tenant.CacheSalt);
         if (_ctx.SessionId is not null)
         {

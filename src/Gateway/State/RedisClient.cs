@@ -415,6 +415,11 @@ public sealed class RedisClient : IAsyncDisposable
         public async Task SendAsync(TaskCompletionSource<RespValue>[] slots, CancellationToken ct)
         {
             // Slots are queued before the bytes leave, under the write lock, so the reader matches replies in order.
+            if (Broken)
+            {
+                throw new IOException("connection already failed");
+            }
+
             foreach (var s in slots)
             {
                 Pending.Enqueue(s);

@@ -46,6 +46,9 @@ public sealed class SharedServiceSync
         Apply();
     }
 
+    /// <summary>Step 2 alone: syncs the store (no scheduler access, so it may run outside the scheduler's lock).</summary>
+    public ValueTask SyncStoreAsync(CancellationToken ct = default) => _store.SyncAsync(ct);
+
     /// <summary>Step 1 alone (no I/O).</summary>
     public void Publish()
     {

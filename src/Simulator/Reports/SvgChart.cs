@@ -38,7 +38,7 @@ public static class SvgChart
         {
             int x = 70 + (i % cols) * (width / cols);
             int y = top + 10 + (i / cols) * (panelH + 20);
-            Service(sb, runs[i], tenants, x, y, width / cols - 110, panelH - 50);
+            Service(sb, runs[i], tenants, x, y, width / cols - 160, panelH - 50);
         }
 
         sb.Append("</svg>\n");
@@ -162,7 +162,7 @@ public static class SvgChart
 
     private static string Label(RunResult r) => r.Retention == "off" ? $"{r.Routing} / {r.Scheduling}" : $"{r.Routing} / {r.Scheduling} / {r.Retention}";
 
-    private static string FormatMs(double ms) => ms >= 1000 ? (ms / 1000).ToString("G3", C) + " s" : ms.ToString("G3", C) + " ms";
+    private static string FormatMs(double ms) => ms >= 1000 ? (ms / 1000).ToString("0.###", C) + " s" : ms.ToString("0.###", C) + " ms";
 
     private static string Short(double v) => v >= 1e6 ? (v / 1e6).ToString("F1", C) + "M" : v >= 1e3 ? (v / 1e3).ToString("F1", C) + "k" : v.ToString("F0", C);
 

@@ -337,12 +337,10 @@ public sealed class SimulationRun
         if (_tenantQueued[tenant]++ == 0)
         {
             _tenantsQueued++;
-        }
-
-        if (_tenantActive[tenant]++ == 0)
-        {
             _entitledCache = null;
         }
+
+        _tenantActive[tenant]++;
 
         _scheduler.Enqueue(r.Queued);
         TryDispatch(t);
@@ -380,6 +378,7 @@ public sealed class SimulationRun
             if (--_tenantQueued[r.Session.Tenant] == 0)
             {
                 _tenantsQueued--;
+                _entitledCache = null;
             }
 
             var decision = _routing.Route(r.Route, _infos);
@@ -427,10 +426,7 @@ public sealed class SimulationRun
         _rejected++;
         _records.Add(new RequestRecord(r.Session.Session.Id, r.Turn, r.Session.Session.Tenant, r.Arrival, double.NaN, t, -1, r.Trace.In, 0, 0, true));
         _scheduler.Complete(r.Queued, 0, 0);
-        if (--_tenantActive[r.Session.Tenant] == 0)
-        {
-            _entitledCache = null;
-        }
+        _tenantActive[r.Session.Tenant]--;
 
         _lastFinish = Math.Max(_lastFinish, t);
         TurnDone(r.Session, r.Turn, t);
@@ -536,7 +532,7 @@ public sealed class SimulationRun
 
             _tenantService[tenant] += service;
             _serviceBuckets[bucket][tenant] += service;
-            if (contended)
+            if (contended && _tenantQueued[tenant] > 0)
             {
                 _tenantContendedService[tenant] += service;
                 delivered += service;
@@ -566,10 +562,7 @@ public sealed class SimulationRun
         _routing.OnCompleted(r.Route, w.Info, r.Cached);
         _scheduler.Complete(r.Queued, r.Cached, r.Emitted);
         int tenant = r.Session.Tenant;
-        if (--_tenantActive[tenant] == 0)
-        {
-            _entitledCache = null;
-        }
+        _tenantActive[tenant]--;
 
         _completed++;
         _tenantCompleted[tenant]++;
@@ -670,7 +663,7 @@ public sealed class SimulationRun
         var index = new List<int>();
         for (int i = 0; i < _tenants.Length; i++)
         {
-            if (_tenantActive[i] > 0)
+            if (_tenantQueued[i] > 0)
             {
                 active.Add(_tenants[i]);
                 index.Add(i);

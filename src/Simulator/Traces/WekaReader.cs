@@ -10,6 +10,9 @@ public sealed class WekaOptions
     /// null = only for files declaring <c>hash_id_scope: "global"</c> (the v6 release), true/false = always/never.
     /// </summary>
     public bool? DedupePairs { get; init; }
+
+    /// <summary>Read only the first N session files of a folder (0: all); --max-sessions sets it, as each file is one root session.</summary>
+    public int MaxFiles { get; init; }
 }
 
 /// <summary>
@@ -36,6 +39,11 @@ public static class WekaReader
                 .Where(f => f.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".json.gz", StringComparison.OrdinalIgnoreCase))
                 .ToList();
             files.Sort(StringComparer.Ordinal);
+            if (options.MaxFiles > 0 && files.Count > options.MaxFiles)
+            {
+                files.RemoveRange(options.MaxFiles, files.Count - options.MaxFiles);
+            }
+
             foreach (var f in files)
             {
                 ReadFile(f, strict, options, result);

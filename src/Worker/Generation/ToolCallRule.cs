@@ -131,7 +131,7 @@ internal static class ToolCallRule
     {
         var rng = new DeterministicRandom(seed ^ 0xA5A5UL);
         using var ms = new MemoryStream(128);
-        using (var w = new Utf8JsonWriter(ms))
+        using (var w = new Utf8JsonWriter(ms, Http.HttpJson.WriterOptions))
         {
             w.WriteStartObject();
             if (schema is { } s && s.TryGetProperty("properties", out var props) && props.ValueKind == JsonValueKind.Object)

@@ -24,6 +24,9 @@ internal sealed class WorkerContext
 
     public WorkerOptions Options { get; }
 
+    /// <summary>Cancelled when the host starts stopping: open streams end at once instead of holding shutdown.</summary>
+    public CancellationToken Stopping { get; set; }
+
     public ModelProfile Profile { get; }
 
     public EngineLoop Loop { get; }

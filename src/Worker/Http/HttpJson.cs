@@ -8,6 +8,12 @@ namespace Worker.Http;
 /// <summary>Small helpers: bounded body reads and JSON/error responses written with <see cref="Utf8JsonWriter"/>.</summary>
 internal static class HttpJson
 {
+    /// <summary>
+    /// Writer options of every response: minimal escaping (quotes and apostrophes stay readable, as OpenAI writes
+    /// them); responses are JSON/SSE, never embedded in HTML.
+    /// </summary>
+    public static readonly JsonWriterOptions WriterOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     /// <summary>Reads the whole body, at most <paramref name="limit"/> bytes; an OpenAI error (413/400) otherwise.</summary>
     public static async Task<(byte[]? Body, OpenAiError? Error)> ReadBodyAsync(HttpContext ctx, long limit)
     {
@@ -16,7 +22,7 @@ internal static class HttpJson
             return (null, OpenAiError.TooLarge(limit));
         }
 
-        var buffer = new ArrayBufferWriter<byte>(ctx.Request.ContentLength is long cl and > 0 ? (int)Math.Min(cl, limit) : 4096);
+        var buffer = new ArrayBufferWriter<byte>(ctx.Request.ContentLength is long cl and > 0 ? (int)Math.Min(Math.Min(cl, limit), 1 << 20) : 4096);
         try
         {
             var stream = ctx.Request.Body;
@@ -32,6 +38,9 @@ internal static class HttpJson
                 buffer.Advance(n);
                 if (buffer.WrittenCount > limit)
                 {
+                    // Read (and drop) the rest of an oversized chunked upload, bounded by Kestrel's hard limit, so the
+                    // client finishes sending and sees the 413 instead of a reset connection.
+                    await DrainAsync(stream, ctx.RequestAborted).ConfigureAwait(false);
                     return (null, OpenAiError.TooLarge(limit));
                 }
             }
@@ -48,6 +57,28 @@ internal static class HttpJson
         return (buffer.WrittenSpan.ToArray(), null);
     }
 
+    /// <summary>Kestrel's hard body limit for a soft limit: room to drain an oversized upload before answering 413.</summary>
+    public static long HardBodyLimit(long limit) => limit > long.MaxValue / 2 ? long.MaxValue : limit * 2;
+
+    private static async Task DrainAsync(Stream stream, CancellationToken ct)
+    {
+        var scratch = ArrayPool<byte>.Shared.Rent(16 * 1024);
+        try
+        {
+            while (await stream.ReadAsync(scratch, ct).ConfigureAwait(false) > 0)
+            {
+            }
+        }
+        catch (BadHttpRequestException)
+        {
+            // over the hard limit: Kestrel closes the connection after the 413
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(scratch);
+        }
+    }
+
     /// <summary>Writes <paramref name="error"/> as an OpenAI error body with its status.</summary>
     public static Task WriteErrorAsync(HttpContext ctx, OpenAiError error)
     {
@@ -56,18 +87,14 @@ internal static class HttpJson
             return Task.CompletedTask;
         }
 
-        ctx.Response.StatusCode = error.Status;
-        ctx.Response.ContentType = "application/json";
-        var bytes = error.ToJsonBytes();
-        ctx.Response.ContentLength = bytes.Length;
-        return ctx.Response.Body.WriteAsync(bytes, ctx.RequestAborted).AsTask();
+        return WriteJsonAsync(ctx, error.Status, error.WriteTo);
     }
 
     /// <summary>Writes a JSON body produced by <paramref name="write"/>.</summary>
     public static Task WriteJsonAsync(HttpContext ctx, int status, Action<Utf8JsonWriter> write)
     {
         var buffer = new ArrayBufferWriter<byte>(512);
-        using (var w = new Utf8JsonWriter(buffer))
+        using (var w = new Utf8JsonWriter(buffer, WriterOptions))
         {
             write(w);
         }

@@ -28,6 +28,9 @@ internal sealed class OpenAiHandlers
     /// <summary>Retention hint header: after the request finishes, pin its blocks for this many milliseconds.</summary>
     public const string RetentionTtlHeader = "x-retention-ttl-ms";
 
+    /// <summary>Most embedding values (inputs × dimensions) one response may hold (bounds response size).</summary>
+    public const long MaxEmbeddingValues = 4 * 1024 * 1024;
+
     private readonly WorkerContext _w;
 
     public OpenAiHandlers(WorkerContext context) => _w = context;
@@ -108,6 +111,13 @@ internal sealed class OpenAiHandlers
         }
 
         int dims = extras.Dimensions ?? _w.Options.EmbeddingDimensions;
+        if ((long)dims * req.EmbeddingInputs.Count > MaxEmbeddingValues)
+        {
+            await HttpJson.WriteErrorAsync(ctx, OpenAiError.Invalid(
+                $"The response would hold {(long)dims * req.EmbeddingInputs.Count} values; at most {MaxEmbeddingValues} (inputs × dimensions) per request.", "input")).ConfigureAwait(false);
+            return;
+        }
+
         bool base64 = extras.EncodingFormat == "base64";
         long tokens = 0;
         foreach (var input in req.EmbeddingInputs)
@@ -194,6 +204,7 @@ internal sealed class OpenAiHandlers
         string id = prepared.Engine.Id;
         bool finished = false;
         using (ctx.RequestAborted.Register(() => loop.Abort(id)))
+        using (_w.Stopping.Register(() => loop.Abort(id)))
         {
             try
             {
@@ -635,7 +646,7 @@ internal sealed class SseChunkWriter
     public SseChunkWriter(System.IO.Pipelines.PipeWriter pipe)
     {
         _pipe = pipe;
-        _json = new Utf8JsonWriter((IBufferWriter<byte>)pipe);
+        _json = new Utf8JsonWriter((IBufferWriter<byte>)pipe, HttpJson.WriterOptions);
     }
 
     public void Write(Action<Utf8JsonWriter> write)

@@ -99,7 +99,8 @@ internal sealed class ProtocolHandlers
         response.ContentType = "text/event-stream; charset=utf-8";
         response.Headers.CacheControl = "no-cache";
         response.Headers["X-Accel-Buffering"] = "no";
-        var ct = ctx.RequestAborted;
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted, _w.Stopping);
+        var ct = linked.Token;
         try
         {
             await response.StartAsync(ct).ConfigureAwait(false);

@@ -310,7 +310,8 @@ public class HierarchicalFairSchedulerTests
             s.Complete(r, 0, 1);
         }
 
-        Assert.True(s.NodeCount <= 3, $"{s.NodeCount} nodes");
+        Assert.Equal(2, s.NodeCount); // org, org/key
+        Assert.Equal(0, s.SessionCount("org/key"));
     }
 
     [Fact]

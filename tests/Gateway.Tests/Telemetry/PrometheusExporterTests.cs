@@ -234,4 +234,25 @@ public class PrometheusExporterTests
         string text = exporter.Collect();
         Assert.Single(Exposition.Parse(text).Named("test_dup_total"));
     }
+
+    [Fact]
+    public void Record_ExistingSeries_AllocatesNothing()
+    {
+        var (meter, exporter) = Create();
+        using var _ = meter; using var __ = exporter;
+        var c = meter.CreateCounter<long>("test.alloc");
+        var h = meter.CreateHistogram<double>("test.alloc.latency", "s");
+        string[] tenants = ["acme/search", "acme/agents", "globex/batch"];
+        void Once(int i)
+        {
+            c.Add(1, new KeyValuePair<string, object?>("tenant", tenants[i % 3]), new KeyValuePair<string, object?>("status", "200"));
+            h.Record(0.05 * i, new KeyValuePair<string, object?>("tenant", tenants[i % 3]));
+        }
+        for (int i = 0; i < 100; i++) Once(i); // create the series, warm up
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 10_000; i++) Once(i);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(allocated < 1024, $"{allocated} bytes allocated for 20,000 measurements on existing series");
+        Assert.Equal(10_100, Exposition.Parse(exporter.Collect()).Named("test_alloc_total").Sum(s => s.Value));
+    }
 }

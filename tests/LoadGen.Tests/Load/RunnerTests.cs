@@ -122,13 +122,14 @@ public sealed class RunnerTests : IAsyncLifetime
     [Fact]
     public async Task RunAsync_NoisyNeighbour_FirstTenantSendsAboutTenTimesMore()
     {
-        var o = Options(rate: 5, duration: TimeSpan.FromSeconds(2), tenants: 3);
+        var o = Options(rate: 5, duration: TimeSpan.FromSeconds(3), tenants: 3);
         var plan = ScenarioCatalog.Build("noisy-neighbour", o);
         var (runner, metrics) = NewRunner(new RunOptions { Duration = o.Duration });
         await runner.RunAsync(plan.Flows, CancellationToken.None);
         long noisy = metrics.Live["tenant-1"].Issued;
         long quiet = metrics.Live["tenant-2"].Issued + metrics.Live["tenant-3"].Issued;
-        Assert.InRange(noisy / (quiet / 2.0), 4, 30);
+        Assert.InRange(noisy / (quiet / 2.0), 3, 40); // nominal 10 (150 vs 15 + 15); Poisson and a loaded machine
+        Assert.Equal(metrics.Issued, metrics.Recorded);
         Assert.All(_server.AuthHeaders, h => Assert.StartsWith("Bearer key-", h, StringComparison.Ordinal));
     }
 

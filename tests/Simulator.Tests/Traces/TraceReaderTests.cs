@@ -117,6 +117,20 @@ public class TraceReaderTests
     }
 
     [Fact]
+    public void Weka_Folder_MaxFiles_ReadsOnlyFirstFilesInNameOrder()
+    {
+        using var f = new TestFiles();
+        const string one = "{\"id\": \"ID\", \"requests\": [{\"t\": 0, \"in\": 64, \"out\": 1, \"hash_ids\": [1]}]}";
+        f.Write("tr/b.json", one.Replace("ID", "b", StringComparison.Ordinal));
+        f.Write("tr/a.json.gz", one.Replace("ID", "a", StringComparison.Ordinal));
+        f.Write("tr/notes.txt", "ignored");
+        var all = TraceReader.Read(Path.Combine(f.Dir, "tr"), TraceFormat.Weka);
+        Assert.Equal(new[] { "a", "b" }, all.Requests.Select(r => r.Session).ToArray());
+        var first = TraceReader.Read(Path.Combine(f.Dir, "tr"), TraceFormat.Weka, weka: new WekaOptions { MaxFiles = 1 });
+        Assert.Equal("a", Assert.Single(first.Requests).Session);
+    }
+
+    [Fact]
     public void Canonical_RoundTrip_PreservesEveryField()
     {
         using var f = new TestFiles();

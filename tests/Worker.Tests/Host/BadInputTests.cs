@@ -43,6 +43,7 @@ public sealed class BadInputTests : IAsyncLifetime
         { "/v1/embeddings", """{"model":"llama3-8b","input":"x","encoding_format":"int8"}""", 400, "encoding_format", null },
         { "/v1/embeddings", """{"model":"llama3-8b","input":"x","dimensions":0}""", 400, "dimensions", null },
         { "/v1/embeddings", """{"model":"nope","input":"x"}""", 404, "model", "model_not_found" },
+        { "/v1/embeddings", """{"model":"llama3-8b","input":["a","b","c","d","e","f","g","h","i","j","k","l","m","n","o","p","q","r","s","t","u","v","w","x","y","z","aa","bb","cc","dd","ee","ff","gg","hh","ii","jj","kk","ll","mm","nn","oo","pp","qq","rr","ss","tt","uu","vv","ww","xx","yy","zz","a1","b1","c1","d1","e1","f1","g1","h1","i1","j1","k1","l1","m1","n1"],"dimensions":65536}""", 400, "input", null },
         { "/worker/kv/retain", """{"ttl_ms":1000}""", 400, "session_id", "missing_required_parameter" },
         { "/worker/kv/retain", """{"session_id":"s"}""", 400, "ttl_ms", "missing_required_parameter" },
         { "/worker/kv/retain", """{"session_id":"s","ttl_ms":-1}""", 400, "ttl_ms", null },

@@ -134,13 +134,12 @@ public sealed class KvAwarePolicy : IRoutingPolicy
         ArgumentNullException.ThrowIfNull(worker);
         lock (_lock)
         {
+            // The approximate record is kept for every worker, so a worker whose event stream is not (yet)
+            // subscribed, or was forgotten, still has affinity; event workers also get a speculative entry.
+            Approximate.Insert(worker.Index, request.BlockHashes, CapacityOf(worker));
             if (worker.PublishesKvEvents)
             {
                 Precise.InsertSpeculative(worker.Index, request.BlockHashes);
-            }
-            else
-            {
-                Approximate.Insert(worker.Index, request.BlockHashes, CapacityOf(worker));
             }
 
             if (request.SessionId is { Length: > 0 } session)
@@ -232,35 +231,36 @@ public sealed class KvAwarePolicy : IRoutingPolicy
         eventMask.Clear();
         plainMask.Clear();
         bool anyEvents = false, anyPlain = false;
-        for (int i = 0; i < workers.Count; i++)
-        {
-            var w = workers[i];
-            if ((uint)w.Index >= (uint)matched.Length)
-            {
-                continue;
-            }
-
-            ulong bit = 1UL << (w.Index & 63);
-            if (w.PublishesKvEvents)
-            {
-                eventMask[w.Index >> 6] |= bit;
-                anyEvents = true;
-            }
-            else
-            {
-                plainMask[w.Index >> 6] |= bit;
-                anyPlain = true;
-            }
-        }
-
         matched.Clear();
-        for (int k = 0; k < words; k++)
-        {
-            running[k] = eventMask[k] | plainMask[k];
-        }
-
         lock (Precise.SyncRoot)
         {
+            // Precise only where events are actually applied (a subscriber feeds the index); otherwise approximate.
+            for (int j = 0; j < workers.Count; j++)
+            {
+                var w = workers[j];
+                if ((uint)w.Index >= (uint)matched.Length)
+                {
+                    continue;
+                }
+
+                ulong bit = 1UL << (w.Index & 63);
+                if (w.PublishesKvEvents && Precise.IsTrackingUnlocked(w.Index))
+                {
+                    eventMask[w.Index >> 6] |= bit;
+                    anyEvents = true;
+                }
+                else
+                {
+                    plainMask[w.Index >> 6] |= bit;
+                    anyPlain = true;
+                }
+            }
+
+            for (int k = 0; k < words; k++)
+            {
+                running[k] = eventMask[k] | plainMask[k];
+            }
+
             Approximate.ExpireNow();
             if (anyEvents)
             {

@@ -76,6 +76,18 @@ public sealed class PreciseIndex
         }
     }
 
+    /// <summary>True once an event or snapshot of <paramref name="worker"/> has been applied (a subscriber feeds it).</summary>
+    public bool IsTracking(int worker)
+    {
+        lock (_lock)
+        {
+            return Get(worker) is not null;
+        }
+    }
+
+    /// <summary>Same as <see cref="IsTracking"/>; caller holds <see cref="SyncRoot"/>.</summary>
+    internal bool IsTrackingUnlocked(int worker) => Get(worker) is not null;
+
     /// <summary>Confirmed blocks held for a worker.</summary>
     public int CountFor(int worker)
     {

@@ -1,0 +1,319 @@
+using System.Diagnostics.Metrics;
+using Gateway.Core.Scheduling;
+using Gateway.State;
+
+namespace Gateway.Scheduling;
+
+/// <summary>Knobs of <see cref="FairDispatcher"/>.</summary>
+public sealed record FairDispatcherOptions
+{
+    /// <summary>Requests the gateway lets run at once when the host gives no capacity function.</summary>
+    public int MaxInFlight { get; init; } = 64;
+
+    /// <summary>How often timeouts are expired and shared service is synced.</summary>
+    public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(100);
+}
+
+/// <summary>What <see cref="FairDispatcher.EnterAsync"/> answers: a ticket to proceed, or a refusal.</summary>
+public sealed class DispatchResult
+{
+    private DispatchResult(DispatchTicket? ticket, AdmissionResult refusal)
+    {
+        Ticket = ticket;
+        Refusal = refusal;
+    }
+
+    /// <summary>Non-null when the request may be sent to a worker now.</summary>
+    public DispatchTicket? Ticket { get; }
+
+    /// <summary>Why it was refused (429 + Retry-After: <see cref="AdmissionResult.ToError"/>, <see cref="AdmissionResult.RetryAfterSeconds"/>).</summary>
+    public AdmissionResult Refusal { get; }
+
+    internal static DispatchResult Go(DispatchTicket t) => new(t, default);
+
+    internal static DispatchResult Refused(AdmissionResult r) => new(null, r);
+}
+
+/// <summary>A dispatched request: report streamed tokens, then complete (or cancel) exactly once.</summary>
+public sealed class DispatchTicket : IDisposable
+{
+    private readonly FairDispatcher _owner;
+    private int _done;
+
+    internal DispatchTicket(FairDispatcher owner, QueuedRequest request, TimeSpan queueWait)
+    {
+        _owner = owner;
+        Request = request;
+        QueueWait = queueWait;
+    }
+
+    /// <summary>The request as the scheduler saw it.</summary>
+    public QueuedRequest Request { get; }
+
+    /// <summary>Time spent in the gateway queue (record it as <c>gateway.queue.wait</c>).</summary>
+    public TimeSpan QueueWait { get; }
+
+    /// <summary>Reports <paramref name="tokens"/> newly streamed output tokens.</summary>
+    public void OnOutputTokens(int tokens)
+    {
+        if (Volatile.Read(ref _done) == 0)
+        {
+            _owner.OnTokens(Request, tokens);
+        }
+    }
+
+    /// <summary>Settles with actual usage (completion or client cancel) and frees the slot.</summary>
+    public void Complete(int cachedPromptTokens, int outputTokens)
+    {
+        if (Interlocked.Exchange(ref _done, 1) == 0)
+        {
+            _owner.OnComplete(Request, cachedPromptTokens, outputTokens);
+        }
+    }
+
+    /// <summary>Completes with what was reported so far if the host forgot to (error paths).</summary>
+    public void Dispose() => Complete(Request.ExpectedCachedTokens, Request.ChargedOutputTokens);
+}
+
+/// <summary>
+/// The gateway-held queue in the request path: <see cref="EnterAsync"/> admits a request (or refuses it with 429),
+/// waits until the fair scheduler releases it because capacity is free, and returns a ticket; the ticket reports
+/// streamed tokens and completion. A background tick expires queue timeouts (429) and syncs shared service when a
+/// <see cref="SharedServiceSync"/> is given. Per-tenant metrics (tenant label = the host's bounded org/team label,
+/// never a key): <c>gateway.fair.service</c>, <c>gateway.fair.rejections</c>, <c>gateway.fair.queued</c>.
+/// Thread-safe: one lock around the (single-threaded) queue.
+/// </summary>
+public sealed class FairDispatcher : IAsyncDisposable
+{
+    private readonly object _lock = new();
+    private readonly GatewayQueue _queue;
+    private readonly Func<int>? _freeCapacity;
+    private readonly FairDispatcherOptions _options;
+    private readonly TimeProvider _time;
+    private readonly SharedServiceSync? _sync;
+    private readonly Func<string, string> _label;
+    private readonly Counter<double>? _service;
+    private readonly Counter<long>? _rejections;
+    private readonly Dictionary<long, TaskCompletionSource<DispatchResult>> _waiting = [];
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _ticker;
+    private int _inFlight;
+
+    /// <summary>
+    /// Creates the dispatcher. <paramref name="freeCapacity"/> returns how many more requests the fleet can take now
+    /// (from worker saturation estimates); null uses <see cref="FairDispatcherOptions.MaxInFlight"/>. Call
+    /// <see cref="Pump"/> whenever the fleet's capacity grows for reasons the dispatcher does not see.
+    /// </summary>
+    public FairDispatcher(GatewayQueue queue, Func<int>? freeCapacity = null, FairDispatcherOptions? options = null,
+        TimeProvider? time = null, SharedServiceSync? sync = null, Meter? meter = null, Func<string, string>? tenantLabel = null)
+    {
+        _queue = queue ?? throw new ArgumentNullException(nameof(queue));
+        _freeCapacity = freeCapacity;
+        _options = options ?? new FairDispatcherOptions();
+        _time = time ?? TimeProvider.System;
+        _sync = sync;
+        _label = tenantLabel ?? DefaultLabel;
+        if (meter is not null)
+        {
+            _service = meter.CreateCounter<double>("gateway.fair.service", "{cost}", "Effective token cost served per tenant (org/team).");
+            _rejections = meter.CreateCounter<long>("gateway.fair.rejections", "{request}", "Requests refused or dropped by the fair queue, by tenant and reason.");
+            meter.CreateObservableGauge("gateway.fair.queued", ObserveQueued, "{request}", "Requests waiting in the fair queue per top-level tenant.");
+        }
+
+        _ticker = Task.Run(TickLoopAsync);
+    }
+
+    /// <summary>Requests waiting.</summary>
+    public int Queued
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _queue.Count;
+            }
+        }
+    }
+
+    /// <summary>Requests dispatched and not completed.</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>Admits <paramref name="request"/> and waits for its turn (cancel = client went away).</summary>
+    public async Task<DispatchResult> EnterAsync(QueuedRequest request, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var tcs = new TaskCompletionSource<DispatchResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var shed = new List<QueuedRequest>();
+        lock (_lock)
+        {
+            var admission = _queue.TryEnqueue(request, shed);
+            if (!admission.Admitted)
+            {
+                Reject(request.TenantPath, admission.Outcome);
+                return DispatchResult.Refused(admission);
+            }
+
+            _waiting[request.Id] = tcs;
+            foreach (var victim in shed)
+            {
+                Refuse(victim, AdmissionOutcome.Shed);
+            }
+
+            PumpLocked();
+        }
+
+        using var reg = ct.Register(() =>
+        {
+            lock (_lock)
+            {
+                if (_queue.Cancel(request))
+                {
+                    _waiting.Remove(request.Id);
+                    tcs.TrySetCanceled(ct);
+                }
+            }
+        });
+        return await tcs.Task.ConfigureAwait(false);
+    }
+
+    /// <summary>Dispatches waiting requests while there is capacity.</summary>
+    public void Pump()
+    {
+        lock (_lock)
+        {
+            PumpLocked();
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        await _ticker.ConfigureAwait(false);
+        _stop.Dispose();
+    }
+
+    internal void OnTokens(QueuedRequest r, int tokens)
+    {
+        lock (_lock)
+        {
+            _queue.OnOutputTokens(r, tokens);
+        }
+    }
+
+    internal void OnComplete(QueuedRequest r, int cached, int output)
+    {
+        lock (_lock)
+        {
+            _queue.Complete(r, cached, output);
+            _service?.Add(r.ChargedCost, new KeyValuePair<string, object?>("tenant", _label(r.TenantPath)));
+            Interlocked.Decrement(ref _inFlight);
+            PumpLocked();
+        }
+    }
+
+    private void PumpLocked()
+    {
+        var free = _freeCapacity is null ? _options.MaxInFlight - _inFlight : _freeCapacity();
+        var now = _time.GetTimestamp();
+        while (free-- > 0 && _queue.Count > 0)
+        {
+            var r = _queue.Dequeue();
+            if (r is null)
+            {
+                break;
+            }
+
+            Interlocked.Increment(ref _inFlight);
+            if (_waiting.Remove(r.Id, out var tcs))
+            {
+                tcs.TrySetResult(DispatchResult.Go(new DispatchTicket(this, r, _time.GetElapsedTime(r.EnqueuedTimestamp, now))));
+            }
+        }
+    }
+
+    private void Refuse(QueuedRequest r, AdmissionOutcome why)
+    {
+        Reject(r.TenantPath, why);
+        if (_waiting.Remove(r.Id, out var tcs))
+        {
+            tcs.TrySetResult(DispatchResult.Refused(new AdmissionResult(why, TimeSpan.FromSeconds(1),
+                why == AdmissionOutcome.TimedOut ? "The request waited too long in the gateway queue. Retry later." : "The request was shed under overload. Retry later.")));
+        }
+    }
+
+    private void Reject(string tenantPath, AdmissionOutcome why) =>
+        _rejections?.Add(1, new KeyValuePair<string, object?>("tenant", _label(tenantPath)), new KeyValuePair<string, object?>("reason", why.ToString()));
+
+    private async Task TickLoopAsync()
+    {
+        var expired = new List<QueuedRequest>();
+        using var timer = new PeriodicTimer(_options.TickInterval, _time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
+            {
+                lock (_lock)
+                {
+                    expired.Clear();
+                    _queue.ExpireDue(expired);
+                    foreach (var r in expired)
+                    {
+                        Refuse(r, AdmissionOutcome.TimedOut);
+                    }
+
+                    _sync?.Publish();
+                }
+
+                if (_sync is not null)
+                {
+                    try
+                    {
+                        await _sync.SyncStoreAsync(_stop.Token).ConfigureAwait(false);
+                    }
+                    catch (Exception ex) when (ex is RedisConnectionException or TimeoutException or RedisServerException)
+                    {
+                        // local state keeps serving; the store retries on the next tick
+                    }
+
+                    lock (_lock)
+                    {
+                        _sync.Apply();
+                    }
+                }
+
+                Pump();
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private IEnumerable<Measurement<long>> ObserveQueued()
+    {
+        var result = new List<Measurement<long>>();
+        lock (_lock)
+        {
+            foreach (var root in _queue.Tree.Roots)
+            {
+                result.Add(new Measurement<long>(_queue.QueuedUnder(root.Path), new KeyValuePair<string, object?>("tenant", _label(root.Path))));
+            }
+        }
+
+        return result;
+    }
+
+    private static string DefaultLabel(string path)
+    {
+        // org/team only: the key level (and sessions) never become label values.
+        var first = path.IndexOf('/', StringComparison.Ordinal);
+        if (first < 0)
+        {
+            return path;
+        }
+
+        var second = path.IndexOf('/', first + 1);
+        return second < 0 ? path[..first] : path[..second];
+    }
+}

@@ -1,0 +1,57 @@
+using LoadGen.Client;
+using LoadGen.Load;
+using LoadGen.Metrics;
+
+namespace LoadGen.Tests.Load;
+
+public sealed class TraceArrivalsTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("arrivals-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void Load_MooncakeJsonl_OffsetsFromFirstDividedBySpeedupWithinWindow()
+    {
+        string path = Path.Combine(_dir, "t.jsonl");
+        File.WriteAllLines(path, ["{\"timestamp\": 1000, \"input_length\": 5}", "{\"timestamp\": 3000}", "{\"timestamp\": 2000}", "{\"timestamp\": 61000}"]);
+        var offsets = TraceArrivals.Load(path, speedup: 2, window: TimeSpan.FromSeconds(10));
+        Assert.Equal([TimeSpan.Zero, TimeSpan.FromSeconds(0.5), TimeSpan.FromSeconds(1)], offsets);
+    }
+
+    [Fact]
+    public void Load_AzureCsv_ParsesWallClockTimestamps()
+    {
+        string path = Path.Combine(_dir, "t.csv");
+        File.WriteAllLines(path, ["TIMESTAMP,ContextTokens,GeneratedTokens", "2023-11-16 18:15:46.5000000,374,44", "2023-11-16 18:15:48.0000000,396,109"]);
+        var offsets = TraceArrivals.Load(path, speedup: 1, window: TimeSpan.FromMinutes(1));
+        Assert.Equal([TimeSpan.Zero, TimeSpan.FromSeconds(1.5)], offsets);
+    }
+
+    [Fact]
+    public void Load_NotJson_ArgumentException()
+    {
+        string path = Path.Combine(_dir, "bad.jsonl");
+        File.WriteAllText(path, "{not json\n");
+        Assert.Throws<ArgumentException>(() => TraceArrivals.Load(path, 1, TimeSpan.FromMinutes(1)));
+    }
+
+    [Fact]
+    public async Task RunAsync_InjectAt_StartsRequestsAtTheRecordedOffsets()
+    {
+        await using var server = await FakeOpenAiServer.StartAsync();
+        using var http = SseChatClient.CreateHttpClient();
+        var client = new SseChatClient(http, server.BaseAddress, "m", ClientTimeouts.Default);
+        var flow = new Flow
+        {
+            Name = "replay",
+            Simulations = [new LoadSimulation.InjectAt([TimeSpan.Zero, TimeSpan.FromMilliseconds(400), TimeSpan.FromMilliseconds(1200)])],
+            NewSession = (i, _) => new SingleRequestSession(new ChatRequest { Tenant = new Tenant("t", null), Messages = [new ChatMessage("user", "x")] }),
+        };
+        var run = await new Runner(client, new MetricsCollector(), new RunOptions { Duration = TimeSpan.FromSeconds(10) }).RunAsync([flow], CancellationToken.None);
+        var starts = run.Results.Select(r => r.StartSeconds).Order().ToArray();
+        Assert.Equal(3, starts.Length);
+        // Gaps 0.4 s and 0.8 s: the second gap is about twice the first.
+        Assert.InRange((starts[2] - starts[1]) / (starts[1] - starts[0]), 1.4, 2.8);
+    }
+}
