@@ -74,6 +74,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         }
 
         builder.Services.Configure<GatewayOptions>(section);
+        builder.Services.Configure<Gateway.Agents.AgentRetentionOptions>(builder.Configuration.GetSection(Gateway.Agents.AgentRetentionOptions.SectionName));
         builder.Services.AddSingleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>();
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.Shutdown.DrainTimeout + TimeSpan.FromSeconds(5));
         builder.WebHost.ConfigureKestrel(k =>
@@ -140,6 +141,8 @@ public sealed partial class GatewayHost : IAsyncDisposable
         services.AddHostedService(sp => sp.GetRequiredService<KvEventSubscriptions>());
         services.AddSingleton<Scheduling.GatewayScheduling>();
         services.AddSingleton<RecentRegret>();
+        services.AddOptions<Gateway.Agents.AgentRetentionOptions>();
+        services.AddSingleton<Gateway.Agents.AgentRetentionService>();
         services.AddSingleton<ProxyHandler>();
         services.AddHostedService<StartupReporter>();
         switch (options.Workers.Mode)

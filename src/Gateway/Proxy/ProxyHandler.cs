@@ -50,6 +50,7 @@ public sealed partial class ProxyHandler : IDisposable
     private readonly TimeProvider _time;
     private readonly GatewayScheduling? _scheduling;
     private readonly RecentRegret _regret;
+    private readonly Gateway.Agents.AgentRetentionService? _agents;
 
     /// <summary>Creates the handler (singleton).</summary>
     public ProxyHandler(
@@ -64,10 +65,12 @@ public sealed partial class ProxyHandler : IDisposable
         GatewayMetrics metrics,
         ILogger<ProxyHandler> logger,
         GatewayScheduling? scheduling = null,
-        RecentRegret? regret = null)
+        RecentRegret? regret = null,
+        Gateway.Agents.AgentRetentionService? agents = null)
     {
         _regret = regret ?? new RecentRegret();
         _scheduling = scheduling;
+        _agents = agents;
         _metrics = metrics;
         _time = time;
         _forwarder = forwarder;
@@ -263,6 +266,7 @@ public sealed partial class ProxyHandler : IDisposable
             Time = _time,
         };
         context.Features.Set(ctx);
+        var agentTurn = _agents?.OnArrived(ctx, context.Request.Headers);
 
         DispatchTicket? ticket = null;
         if (_scheduling is { Enabled: true } && HasEligibleWorker(request.Model))
@@ -297,7 +301,7 @@ public sealed partial class ProxyHandler : IDisposable
 
         try
         {
-            await ForwardAsync(context, ctx, request, tenant).ConfigureAwait(false);
+            await ForwardAsync(context, ctx, request, tenant, agentTurn).ConfigureAwait(false);
         }
         finally
         {
@@ -337,7 +341,7 @@ public sealed partial class ProxyHandler : IDisposable
         _ => "other",
     };
 
-    private async Task ForwardAsync(HttpContext context, GatewayRequestContext ctx, OpenAiRequest request, Tenant tenant)
+    private async Task ForwardAsync(HttpContext context, GatewayRequestContext ctx, OpenAiRequest request, Tenant tenant, Gateway.Core.Agents.AgentIdentity? agentTurn)
     {
         var state = new AttemptState(this, context, ctx);
         AttemptOutcome outcome;
@@ -353,6 +357,11 @@ public sealed partial class ProxyHandler : IDisposable
         if (ctx.UsageSeen)
         {
             _usage.Record(tenant.Path, ctx.PromptTokens, ctx.CachedTokens, ctx.CompletionTokens);
+        }
+
+        if (outcome.Kind == AttemptKind.Delivered)
+        {
+            _agents?.OnCompleted(agentTurn, ctx);
         }
 
         if (context.Response.HasStarted || outcome.Kind is AttemptKind.Delivered or AttemptKind.ClientAborted or AttemptKind.DiedMidStream)
