@@ -133,8 +133,15 @@ public sealed class KvEventSubscriptions : BackgroundService
                 var (cts, run) = _running[w];
                 _running.Remove(w);
                 cts.Cancel();
-                _ = run.ContinueWith(_ => cts.Dispose(), TaskScheduler.Default);
-                _policy!.Precise.RemoveWorker(w.Info.Index);
+                int index = w.Info.Index;
+                var precise = _policy!.Precise;
+                precise.RemoveWorker(index);
+                // Again once the subscriber has stopped, in case it applied an event between the cancel and its exit.
+                _ = run.ContinueWith(_ =>
+                {
+                    precise.RemoveWorker(index);
+                    cts.Dispose();
+                }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
             }
         }
     }
