@@ -16,4 +16,6 @@ internal static class EventIds
     public const int StreamFailed = 21;
     public const int NoWorker = 22;
     public const int Draining = 30;
+    public const int AgentDecision = 70;
+    public const int AgentHintFailed = 71;
 }

@@ -27,7 +27,7 @@ var kvEvents = new Option<string?>("--kv-events") { Description = "on (default) 
 var seed = new Option<int?>("--seed") { Description = "random seed, default 1" };
 var routing = new Option<string?>("--routing") { Description = "routing policies, comma separated" };
 var scheduling = new Option<string?>("--scheduling") { Description = "scheduling policies, comma separated" };
-var retention = new Option<string?>("--retention") { Description = "retention policies, comma separated (off)" };
+var retention = new Option<string?>("--retention") { Description = "retention policies, comma separated: off, fixed:SECONDS, predictive" };
 var output = new Option<string?>("--out") { Description = "result.json path (.md and .svg next to it)" };
 var parallel = new Option<int?>("--parallel") { Description = "runs at once, default: processor count" };
 var strict = new Option<bool>("--strict") { Description = "stop at the first malformed trace line" };

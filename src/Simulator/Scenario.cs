@@ -84,7 +84,7 @@ public sealed class Scenario
     /// <summary>Scheduling policies to compare.</summary>
     public List<string> Scheduling { get; set; } = [FcfsScheduler.PolicyName];
 
-    /// <summary>Retention policies to compare ("off" until issue 7 adds planners).</summary>
+    /// <summary>Retention policies to compare: off, fixed:SECONDS, predictive (Gateway.Core.Agents.RetentionPolicies).</summary>
     public List<string> Retention { get; set; } = ["off"];
 
     /// <summary>Where result.json goes (summary .md and .svg next to it).</summary>
@@ -175,7 +175,7 @@ public sealed class Scenario
 
         CheckNames(errors, "--routing", Routing, [.. RoutingPolicies.Names, .. Routing.Where(RoutingPolicies.IsKnown)]);
         CheckNames(errors, "--scheduling", Scheduling, SchedulingPolicies.Names);
-        CheckNames(errors, "--retention", Retention, Simulation.RetentionPlanners.Names);
+        CheckNames(errors, "--retention", Retention, Simulation.RetentionPlanners.Names, Simulation.RetentionPlanners.IsValid);
         if (Parallelism < 1)
         {
             errors.Add("--parallel must be >= 1");
@@ -184,7 +184,7 @@ public sealed class Scenario
         return errors;
     }
 
-    private static void CheckNames(List<string> errors, string flag, List<string> given, IReadOnlyList<string> known)
+    private static void CheckNames(List<string> errors, string flag, List<string> given, IReadOnlyList<string> known, Func<string, bool>? valid = null)
     {
         if (given.Count == 0)
         {
@@ -193,7 +193,7 @@ public sealed class Scenario
 
         foreach (var g in given)
         {
-            if (!known.Contains(g))
+            if (!known.Contains(g) && !(valid?.Invoke(g) ?? false))
             {
                 errors.Add($"unknown {flag} '{g}'; known: {string.Join(", ", known)}");
             }

@@ -74,6 +74,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         }
 
         builder.Services.Configure<GatewayOptions>(section);
+        builder.Services.Configure<Gateway.Agents.AgentRetentionOptions>(builder.Configuration.GetSection(Gateway.Agents.AgentRetentionOptions.SectionName));
         builder.Services.AddSingleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>();
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.Shutdown.DrainTimeout + TimeSpan.FromSeconds(5));
         builder.WebHost.ConfigureKestrel(k =>
@@ -135,6 +136,12 @@ public sealed partial class GatewayHost : IAsyncDisposable
             Seed = options.Routing.Seed,
             BlockSize = options.Routing.BlockSize,
         }));
+        services.AddSingleton<KvEventSubscriptions>();
+        services.AddHostedService(sp => sp.GetRequiredService<KvEventSubscriptions>());
+        services.AddSingleton<Scheduling.GatewayScheduling>();
+        services.AddSingleton<RecentRegret>();
+        services.AddOptions<Gateway.Agents.AgentRetentionOptions>();
+        services.AddSingleton<Gateway.Agents.AgentRetentionService>();
         services.AddSingleton<ProxyHandler>();
         services.AddHostedService<StartupReporter>();
         switch (options.Workers.Mode)

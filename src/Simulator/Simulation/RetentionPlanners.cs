@@ -31,6 +31,9 @@ public sealed class TurnCompletedContext
 
     /// <summary>Prompt block hashes of the finished turn.</summary>
     public required ulong[] BlockHashes { get; init; }
+
+    /// <summary>Agent kind ("main" for a root session, "subagent" for a child).</summary>
+    public string AgentKind { get; init; } = "main";
 }
 
 /// <summary>What a retention planner sees when a session's next turn arrives (to score its prediction).</summary>
@@ -89,16 +92,217 @@ public sealed class NoRetentionPlanner : IRetentionPlanner
     }
 }
 
-/// <summary>Retention planners by name (issue 7 registers more here).</summary>
+/// <summary>
+/// Drives a <see cref="Gateway.Core.Agents.IRetentionPolicy"/> (off, fixed:SECONDS, predictive) against the simulated
+/// engines, as the gateway does over /worker/kv/retain and /worker/kv/release. Pin accounting: each retain is a pin
+/// record (blocks the engine actually pinned, from <see cref="RetainResult.PinnedBlocks"/>). When the session's next
+/// turn arrives, releasing the pin tells whether it was still held (expired or dropped pins release nothing): a held
+/// pin was used; otherwise its blocks × (min(arrival, expiry) − start) count as unused. Pins the engine drops under
+/// pressure are seen in its KV event log (<c>pin_dropped</c>, read at every planner call) and count as unused up to that
+/// call. A used pin is re-taken at once so the context stays protected until the returning turn is admitted; the next
+/// completion replaces it. Pins released without a return (human gap, session end, budget eviction) count as unused
+/// for the time they were held.
+/// </summary>
+public sealed class AgentRetentionPlanner : IRetentionPlanner
+{
+    private const long InFlightTtlMs = 120_000;
+
+    private readonly Gateway.Core.Agents.IRetentionPolicy _policy;
+    private readonly TimeProvider _time;
+    private readonly Dictionary<int, LlmEngine> _engines = [];
+    private readonly Dictionary<string, PinRecord> _pins = new(StringComparer.Ordinal);
+    private readonly List<Gateway.Core.Agents.RetentionAction> _actions = [];
+    private readonly Dictionary<(int Worker, ulong LastHash), string> _byLastHash = [];
+    private readonly Dictionary<int, long> _cursor = [];
+    private readonly List<KvEvent> _events = [];
+    private double _unused;
+
+    /// <summary>Wraps <paramref name="policy"/>.</summary>
+    public AgentRetentionPlanner(Gateway.Core.Agents.IRetentionPolicy policy, TimeProvider time)
+    {
+        _policy = policy;
+        _time = time;
+    }
+
+    /// <inheritdoc />
+    public string Name => _policy.Name;
+
+    /// <summary>The policy's shadow-mode score.</summary>
+    public Gateway.Core.Agents.RetentionStats Stats => _policy.Stats;
+
+    /// <inheritdoc />
+    public double PinnedUnusedBlockSeconds => _unused;
+
+    /// <inheritdoc />
+    public void OnTurnCompleted(TurnCompletedContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var engine = context.Engine;
+        if (_engines.TryAdd(context.Worker, engine))
+        {
+            _cursor[context.Worker] = engine.KvEvents.LastSeq;
+        }
+
+        double now = Now();
+        SyncDrops(now);
+
+        // The session moved to another worker: its old pin there is of no use any more.
+        if (_pins.TryGetValue(context.SessionId, out var prev) && prev.Worker != context.Worker)
+        {
+            ReleasePin(context.SessionId, now);
+        }
+
+        bool tool = context.Stop == "tool_use";
+        var outcome = Gateway.Core.Agents.TurnClassifier.Classify(tool ? "tool_calls" : context.Stop, context.Tool is null ? null : [context.Tool]);
+        int blockSize = engine.Options.BlockSize;
+        var turn = new Gateway.Core.Agents.TurnCompletion
+        {
+            SessionId = context.SessionId,
+            Tenant = context.Tenant,
+            AgentKind = context.AgentKind,
+            Outcome = outcome,
+            Worker = context.Worker,
+            Blocks = context.BlockHashes.Length,
+            WorkerKvBlocks = engine.KvBlocksTotal,
+            PrefillSeconds = PrefillSeconds(engine, context.BlockHashes.Length * blockSize),
+            SessionEnded = context.LastTurn,
+        };
+        _actions.Clear();
+        _policy.OnTurnCompleted(turn, _actions);
+        foreach (var a in _actions)
+        {
+            if (a.Kind == Gateway.Core.Agents.RetentionActionKind.Release)
+            {
+                ReleasePin(a.SessionId, now);
+                continue;
+            }
+
+            // Retaining by session replaces the session's in-flight pin (used: nothing to count).
+            if (_pins.Remove(a.SessionId, out var replaced))
+            {
+                Forget(replaced);
+            }
+
+            var hashes = a.Blocks > 0 && a.Blocks < context.BlockHashes.Length ? context.BlockHashes[..a.Blocks] : context.BlockHashes;
+            var result = engine.Retain(new RetainRequest { SessionId = a.SessionId, BlockHashes = hashes, TtlMs = a.TtlMs, Priority = a.Priority, Value = a.Value });
+            if (result.PinnedBlocks > 0)
+            {
+                Track(a.SessionId, new PinRecord(a.Worker, result.PinnedBlocks, now, now + a.TtlMs / 1000.0, a.Value, a.Priority, false, context.BlockHashes));
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public void OnTurnArrived(TurnArrivedContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        _policy.OnTurnArrived(context.SessionId);
+        double now = Now();
+        SyncDrops(now);
+        if (!_pins.Remove(context.SessionId, out var pin) || !_engines.TryGetValue(pin.Worker, out var engine))
+        {
+            return;
+        }
+
+        Forget(pin);
+        int held = engine.Release(new ReleaseRequest { SessionId = context.SessionId });
+        if (held == 0)
+        {
+            _unused += pin.Blocks * Math.Max(0, Math.Min(now, pin.ExpiresAt) - pin.Start);
+            return;
+        }
+
+        // Used. Keep the context protected until the returning turn is admitted.
+        var result = engine.Retain(new RetainRequest { SessionId = context.SessionId, TtlMs = InFlightTtlMs, Priority = pin.Priority, Value = pin.Value });
+        if (result.PinnedBlocks > 0)
+        {
+            Track(context.SessionId, pin with { Blocks = result.PinnedBlocks, Start = now, ExpiresAt = now + InFlightTtlMs / 1000.0, InFlight = true });
+        }
+    }
+
+    private void ReleasePin(string session, double now)
+    {
+        if (!_pins.Remove(session, out var pin) || !_engines.TryGetValue(pin.Worker, out var engine))
+        {
+            return;
+        }
+
+        Forget(pin);
+        int held = engine.Release(new ReleaseRequest { SessionId = session });
+        if (!pin.InFlight)
+        {
+            double end = held > 0 ? now : Math.Min(now, pin.ExpiresAt);
+            _unused += pin.Blocks * Math.Max(0, end - pin.Start);
+        }
+    }
+
+    private void Track(string session, PinRecord pin)
+    {
+        _pins[session] = pin;
+        _byLastHash[(pin.Worker, pin.Hashes[pin.Blocks - 1])] = session;
+    }
+
+    private void Forget(PinRecord pin) => _byLastHash.Remove((pin.Worker, pin.Hashes[pin.Blocks - 1]));
+
+    // Pins the engine dropped under pressure since the last call: unused from their start until now.
+    private void SyncDrops(double now)
+    {
+        foreach (var (worker, engine) in _engines)
+        {
+            _events.Clear();
+            engine.KvEvents.ReadAfter(_cursor[worker], _events, out _);
+            if (_events.Count == 0)
+            {
+                continue;
+            }
+
+            _cursor[worker] = _events[^1].Seq;
+            foreach (var e in _events)
+            {
+                if (e.Type != KvEventType.PinDropped || e.BlockHashes.Length == 0 ||
+                    !_byLastHash.Remove((worker, e.BlockHashes[^1]), out var session) || !_pins.Remove(session, out var pin))
+                {
+                    continue;
+                }
+
+                if (!pin.InFlight)
+                {
+                    _unused += pin.Blocks * Math.Max(0, Math.Min(now, pin.ExpiresAt) - pin.Start);
+                }
+            }
+        }
+    }
+
+    private double Now() => (_time.GetUtcNow() - DateTimeOffset.UnixEpoch).TotalSeconds;
+
+    /// <summary>Prefill seconds of <paramref name="tokens"/> from scratch, chunked like the engine (MaxBatchTokens per step).</summary>
+    internal static double PrefillSeconds(LlmEngine engine, int tokens)
+    {
+        var profile = engine.Options.Profile;
+        int chunk = Math.Max(1, engine.Options.MaxBatchTokens);
+        double seconds = 0;
+        for (int done = 0; done < tokens; done += chunk)
+        {
+            seconds += profile.PrefillSeconds(Math.Min(chunk, tokens - done), done);
+        }
+
+        return seconds;
+    }
+
+    private sealed record PinRecord(int Worker, int Blocks, double Start, double ExpiresAt, double Value, int Priority, bool InFlight, ulong[] Hashes);
+}
+
+/// <summary>Retention planners by name: off, fixed:SECONDS, predictive (Gateway.Core.Agents.RetentionPolicies).</summary>
 public static class RetentionPlanners
 {
-    /// <summary>Names accepted by --retention.</summary>
-    public static IReadOnlyList<string> Names { get; } = [NoRetentionPlanner.PolicyName];
+    /// <summary>Example names accepted by --retention (fixed takes any positive number of seconds).</summary>
+    public static IReadOnlyList<string> Names => Gateway.Core.Agents.RetentionPolicies.Names;
+
+    /// <summary>True if --retention accepts <paramref name="name"/>.</summary>
+    public static bool IsValid(string name) => Gateway.Core.Agents.RetentionPolicies.IsValid(name);
 
     /// <summary>Creates a fresh planner.</summary>
-    public static IRetentionPlanner Create(string name, TimeProvider time) => name switch
-    {
-        NoRetentionPlanner.PolicyName => new NoRetentionPlanner(),
-        _ => throw new ArgumentException($"unknown retention policy '{name}'; known: {string.Join(", ", Names)}", nameof(name)),
-    };
+    public static IRetentionPlanner Create(string name, TimeProvider time) => name == NoRetentionPlanner.PolicyName
+        ? new NoRetentionPlanner()
+        : new AgentRetentionPlanner(Gateway.Core.Agents.RetentionPolicies.Create(name, time), time);
 }

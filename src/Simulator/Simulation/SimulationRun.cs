@@ -316,6 +316,14 @@ public sealed class SimulationRun
 
             r.ReusableTokens = common * _scenario.BlockSize;
             _retention.OnTurnArrived(new TurnArrivedContext { Now = t, SessionId = s.Session.Id, GapSeconds = t - s.Base });
+            if (_retention is AgentRetentionPlanner)
+            {
+                // Pins may have changed (released / re-taken): integrate up to now with the old count.
+                foreach (var w in _workers)
+                {
+                    SamplePins(w, t, force: true);
+                }
+            }
         }
 
         s.PreviousHashes = hashes;
@@ -592,7 +600,15 @@ public sealed class SimulationRun
                 Worker = r.Worker,
                 Engine = w.Engine,
                 BlockHashes = r.Hashes,
+                AgentKind = s.Session.Parent is null ? "main" : "subagent",
             });
+            if (_retention is AgentRetentionPlanner)
+            {
+                foreach (var ws in _workers)
+                {
+                    SamplePins(ws, t, force: true);
+                }
+            }
         }
 
         TurnDone(s, r.Turn, t);

@@ -1,0 +1,241 @@
+namespace Gateway.Core.Agents;
+
+/// <summary>
+/// Shared bookkeeping of the retention policies: the open gap of each session, the live pins of each worker (for the
+/// per-worker budget by value per block) and the shadow-mode score. Pins expire by their TTL on the worker; the book
+/// forgets them lazily at the same instant.
+/// </summary>
+internal sealed class GapBook
+{
+    private readonly TimeProvider _time;
+    private readonly double _budgetFraction;
+    private readonly Dictionary<string, OpenGap> _open = new(StringComparer.Ordinal);
+    private readonly Dictionary<int, Dictionary<string, OpenGap>> _pins = [];
+    private readonly List<OpenGap> _scratch = [];
+
+    public GapBook(TimeProvider time, double budgetFraction)
+    {
+        ArgumentNullException.ThrowIfNull(time);
+        _time = time;
+        _budgetFraction = budgetFraction;
+    }
+
+    public RetentionStats Stats { get; } = new();
+
+    public int OpenGaps => _open.Count;
+
+    /// <summary>Blocks the book believes are pinned on <paramref name="worker"/> now.</summary>
+    public int PinnedBlocks(int worker)
+    {
+        if (!_pins.TryGetValue(worker, out var pins))
+        {
+            return 0;
+        }
+
+        Expire(pins, _time.GetUtcNow());
+        int sum = 0;
+        foreach (var p in pins.Values)
+        {
+            sum += p.Turn.Blocks;
+        }
+
+        return sum;
+    }
+
+    /// <summary>Opens the gap after <paramref name="turn"/>; an older still-open gap of the session is abandoned.</summary>
+    public void Open(TurnCompletion turn, double ttlSeconds, double value, double predictedMedian)
+    {
+        var now = _time.GetUtcNow();
+        if (_open.TryGetValue(turn.SessionId, out var old))
+        {
+            Abandon(old, now);
+        }
+
+        var gap = new OpenGap(turn, now, ttlSeconds, value, predictedMedian);
+        _open[turn.SessionId] = gap;
+        if (ttlSeconds > 0)
+        {
+            Stats.Retains++;
+            if (!_pins.TryGetValue(turn.Worker, out var pins))
+            {
+                _pins[turn.Worker] = pins = new Dictionary<string, OpenGap>(StringComparer.Ordinal);
+            }
+
+            pins[turn.SessionId] = gap;
+        }
+    }
+
+    /// <summary>Closes the session's open gap (its next turn arrived); NaN if none.</summary>
+    public double Close(string sessionId, out TurnCompletion? turn, out double predictedMedian)
+    {
+        turn = null;
+        predictedMedian = double.NaN;
+        if (!_open.Remove(sessionId, out var gap))
+        {
+            return double.NaN;
+        }
+
+        var now = _time.GetUtcNow();
+        double seconds = Math.Max(0, (now - gap.OpenedAt).TotalSeconds);
+        turn = gap.Turn;
+        predictedMedian = gap.PredictedMedian;
+        Stats.GapsClosed++;
+        if (gap.Turn.Outcome.Gap == GapKind.Tool)
+        {
+            Stats.ToolGapsClosed++;
+        }
+
+        if (gap.Retained)
+        {
+            double blocks = gap.Turn.Blocks;
+            if (seconds <= gap.TtlSeconds)
+            {
+                Stats.Hits++;
+                Stats.PinnedBlockSeconds += blocks * seconds;
+                Stats.SavedPrefillSeconds += gap.Turn.PrefillSeconds;
+            }
+            else
+            {
+                Stats.Misses++;
+                Stats.PinnedBlockSeconds += blocks * gap.TtlSeconds;
+                Stats.UnusedBlockSeconds += blocks * gap.TtlSeconds;
+            }
+
+            RemovePin(gap);
+        }
+        else if (gap.Turn.Outcome.Gap == GapKind.Tool)
+        {
+            Stats.Uncovered++;
+        }
+
+        return seconds;
+    }
+
+    /// <summary>Ends the session's open gap without a return (session over, or the planner released it).</summary>
+    public void Abandon(string sessionId)
+    {
+        if (_open.Remove(sessionId, out var gap))
+        {
+            Abandon(gap, _time.GetUtcNow());
+        }
+    }
+
+    /// <summary>
+    /// Makes room on the turn's worker for <paramref name="blocks"/> worth <paramref name="valuePerBlock"/> each: evicts
+    /// live pins of lower value per block (appending their releases) while that helps; false (nothing evicted) if even
+    /// evicting all of them would not fit the budget.
+    /// </summary>
+    public bool MakeRoom(TurnCompletion turn, double valuePerBlock, List<RetentionAction> actions)
+    {
+        int budget = (int)Math.Floor(turn.WorkerKvBlocks * _budgetFraction);
+        if (turn.Blocks > budget)
+        {
+            return false;
+        }
+
+        if (!_pins.TryGetValue(turn.Worker, out var pins))
+        {
+            return true;
+        }
+
+        var now = _time.GetUtcNow();
+        Expire(pins, now);
+        int used = 0;
+        int evictable = 0;
+        _scratch.Clear();
+        foreach (var p in pins.Values)
+        {
+            if (p.Turn.SessionId == turn.SessionId)
+            {
+                continue; // replaced by the new pin
+            }
+
+            used += p.Turn.Blocks;
+            if (p.Value / Math.Max(1, p.Turn.Blocks) < valuePerBlock)
+            {
+                evictable += p.Turn.Blocks;
+                _scratch.Add(p);
+            }
+        }
+
+        if (used + turn.Blocks <= budget)
+        {
+            return true;
+        }
+
+        if (used - evictable + turn.Blocks > budget)
+        {
+            return false;
+        }
+
+        _scratch.Sort(static (a, b) => (a.Value / Math.Max(1, a.Turn.Blocks)).CompareTo(b.Value / Math.Max(1, b.Turn.Blocks)));
+        foreach (var victim in _scratch)
+        {
+            if (used + turn.Blocks <= budget)
+            {
+                break;
+            }
+
+            used -= victim.Turn.Blocks;
+            actions.Add(new RetentionAction(RetentionActionKind.Release, victim.Turn.SessionId, victim.Turn.Worker, 0, 0, 0));
+            Stats.Releases++;
+            Stats.BudgetEvictions++;
+            if (_open.Remove(victim.Turn.SessionId))
+            {
+                Abandon(victim, now);
+            }
+
+            // Its gap stays observable: re-open it unretained so the return is still learnt from.
+            _open[victim.Turn.SessionId] = victim with { TtlSeconds = 0, Value = 0, OpenedAt = victim.OpenedAt };
+        }
+
+        return true;
+    }
+
+    private void Abandon(OpenGap gap, DateTimeOffset now)
+    {
+        if (!gap.Retained)
+        {
+            return;
+        }
+
+        double held = Math.Min(gap.TtlSeconds, Math.Max(0, (now - gap.OpenedAt).TotalSeconds));
+        Stats.Misses++;
+        Stats.PinnedBlockSeconds += gap.Turn.Blocks * held;
+        Stats.UnusedBlockSeconds += gap.Turn.Blocks * held;
+        RemovePin(gap);
+    }
+
+    private void RemovePin(OpenGap gap)
+    {
+        if (_pins.TryGetValue(gap.Turn.Worker, out var pins) && pins.TryGetValue(gap.Turn.SessionId, out var p) && ReferenceEquals(p, gap))
+        {
+            pins.Remove(gap.Turn.SessionId);
+        }
+    }
+
+    private static void Expire(Dictionary<string, OpenGap> pins, DateTimeOffset now)
+    {
+        List<string>? dead = null;
+        foreach (var (id, p) in pins)
+        {
+            if (p.OpenedAt.AddSeconds(p.TtlSeconds) <= now)
+            {
+                (dead ??= []).Add(id);
+            }
+        }
+
+        if (dead is not null)
+        {
+            foreach (var id in dead)
+            {
+                pins.Remove(id);
+            }
+        }
+    }
+
+    internal sealed record OpenGap(TurnCompletion Turn, DateTimeOffset OpenedAt, double TtlSeconds, double Value, double PredictedMedian)
+    {
+        public bool Retained => TtlSeconds > 0;
+    }
+}

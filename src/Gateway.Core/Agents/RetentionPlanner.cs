@@ -1,0 +1,126 @@
+namespace Gateway.Core.Agents;
+
+/// <summary>A finished turn, as the host (gateway or simulator) saw it.</summary>
+public sealed record TurnCompletion
+{
+    /// <summary>Session id (<see cref="AgentIdentity.SessionId"/>).</summary>
+    public required string SessionId { get; init; }
+
+    /// <summary>Tenant path.</summary>
+    public required string Tenant { get; init; }
+
+    /// <summary>Agent kind (<see cref="AgentIdentity.AgentKind"/>).</summary>
+    public string AgentKind { get; init; } = "unknown";
+
+    /// <summary>How the turn ended (<see cref="TurnClassifier.Classify"/>).</summary>
+    public required TurnOutcome Outcome { get; init; }
+
+    /// <summary>Worker index that served the turn (its KV holds the context).</summary>
+    public required int Worker { get; init; }
+
+    /// <summary>Full KV blocks of the turn's prompt (what a pin would hold).</summary>
+    public required int Blocks { get; init; }
+
+    /// <summary>KV blocks of that worker (memory cost is the held share of the pool).</summary>
+    public required int WorkerKvBlocks { get; init; }
+
+    /// <summary>Seconds of prefill a cache hit on the context saves (from the worker's profile).</summary>
+    public required double PrefillSeconds { get; init; }
+
+    /// <summary>The host knows the session is over (no further turn): release.</summary>
+    public bool SessionEnded { get; init; }
+}
+
+/// <summary>What to send to a worker.</summary>
+public enum RetentionActionKind
+{
+    /// <summary>POST /worker/kv/retain (engine Retain) for the session's most recent request.</summary>
+    Retain,
+
+    /// <summary>POST /worker/kv/release for the session.</summary>
+    Release,
+}
+
+/// <summary>One hint to a worker. <paramref name="Blocks"/>: pin only this many leading blocks of the context (0: all).</summary>
+public readonly record struct RetentionAction(RetentionActionKind Kind, string SessionId, int Worker, long TtlMs, double Value, int Priority, int Blocks = 0);
+
+/// <summary>
+/// Shadow-mode score of a retention policy: what its decisions would have done against the gaps that really happened
+/// (hit: the session came back within the TTL; unused: pinned block-seconds of pins nobody came back to).
+/// </summary>
+public sealed class RetentionStats
+{
+    /// <summary>Retain decisions.</summary>
+    public long Retains { get; internal set; }
+
+    /// <summary>Release decisions (human gap / session end / budget eviction).</summary>
+    public long Releases { get; internal set; }
+
+    /// <summary>Retains skipped: not worth it, or no room under the worker's budget.</summary>
+    public long Skipped { get; internal set; }
+
+    /// <summary>Of those, skipped for lack of budget.</summary>
+    public long BudgetSkipped { get; internal set; }
+
+    /// <summary>Pins evicted by the planner's budget for a more valuable one.</summary>
+    public long BudgetEvictions { get; internal set; }
+
+    /// <summary>Gaps that closed (the session's next turn arrived).</summary>
+    public long GapsClosed { get; internal set; }
+
+    /// <summary>Closed tool gaps.</summary>
+    public long ToolGapsClosed { get; internal set; }
+
+    /// <summary>Retained gaps that closed within the TTL.</summary>
+    public long Hits { get; internal set; }
+
+    /// <summary>Retained gaps that outlived the TTL (or never closed).</summary>
+    public long Misses { get; internal set; }
+
+    /// <summary>Tool gaps that closed while nothing was retained (a pin would have been needed).</summary>
+    public long Uncovered { get; internal set; }
+
+    /// <summary>Block-seconds the decisions pin (until return or TTL).</summary>
+    public double PinnedBlockSeconds { get; internal set; }
+
+    /// <summary>Of those, block-seconds of pins nobody came back to.</summary>
+    public double UnusedBlockSeconds { get; internal set; }
+
+    /// <summary>Prefill seconds the hits save.</summary>
+    public double SavedPrefillSeconds { get; internal set; }
+
+    /// <summary>Sum of |ln(gap / predicted median)| over closed tool gaps (predictive only).</summary>
+    public double AbsLogErrorSum { get; internal set; }
+
+    /// <summary>Closed tool gaps scored for <see cref="AbsLogErrorSum"/>.</summary>
+    public long AbsLogErrorCount { get; internal set; }
+
+    /// <summary>Hits / (hits + misses).</summary>
+    public double HitRate => Hits + Misses == 0 ? 0 : (double)Hits / (Hits + Misses);
+
+    /// <summary>Unused / pinned block-seconds.</summary>
+    public double UnusedShare => PinnedBlockSeconds <= 0 ? 0 : UnusedBlockSeconds / PinnedBlockSeconds;
+
+    /// <summary>Mean |ln(gap / predicted median)|: 0.69 means off by 2x on (geometric) average.</summary>
+    public double MeanAbsLogError => AbsLogErrorCount == 0 ? 0 : AbsLogErrorSum / AbsLogErrorCount;
+}
+
+/// <summary>
+/// A KV-retention policy (issue 7): told when a turn finishes and when a session's next turn arrives, it returns the
+/// retain / release hints to send, and scores itself (<see cref="Stats"/>). In shadow mode the host records the
+/// actions without sending them; the stats are the same either way. Not thread-safe: the host serialises.
+/// </summary>
+public interface IRetentionPolicy
+{
+    /// <summary>Name (off, fixed:SECONDS, predictive).</summary>
+    string Name { get; }
+
+    /// <summary>Shadow-mode score.</summary>
+    RetentionStats Stats { get; }
+
+    /// <summary>A turn finished: appends the hints to send to <paramref name="actions"/>.</summary>
+    void OnTurnCompleted(TurnCompletion turn, List<RetentionAction> actions);
+
+    /// <summary>The session's next turn arrived: closes its gap (one observation). Returns the gap in seconds, or NaN if none was open.</summary>
+    double OnTurnArrived(string sessionId);
+}

@@ -1,0 +1,296 @@
+using System.Globalization;
+
+namespace Gateway.Core.Agents;
+
+/// <summary>Knobs shared by the retention policies.</summary>
+public sealed record RetentionOptions
+{
+    /// <summary>
+    /// GPU-seconds one second of holding the whole KV pool is worth (the memory side of Continuum's trade-off): holding a
+    /// share φ of a worker's pool for t seconds costs <c>MemoryCostWeight · φ · t</c>.
+    /// </summary>
+    public double MemoryCostWeight { get; init; } = 1.0;
+
+    /// <summary>Longest TTL the predictive planner considers.</summary>
+    public double MaxTtlSeconds { get; init; } = 300;
+
+    /// <summary>Shortest TTL worth sending.</summary>
+    public double MinTtlSeconds { get; init; } = 0.5;
+
+    /// <summary>Share of each worker's KV blocks the predictive planner lets its pins hold (by value per block).</summary>
+    public double PinBudgetFraction { get; init; } = 0.4;
+
+    /// <summary>Learn each session's own gaps as the most specific level of the hierarchy.</summary>
+    public bool PerSessionLevel { get; init; } = true;
+
+    /// <summary>Predictor knobs.</summary>
+    public GapPredictorOptions Predictor { get; init; } = new();
+}
+
+/// <summary>
+/// Baseline: no retention hints (the engine's LRU prefix cache alone). Still scores gaps so shadow stats show how many
+/// tool gaps went uncovered.
+/// </summary>
+public sealed class OffRetentionPolicy(TimeProvider time) : IRetentionPolicy
+{
+    /// <summary>Policy name.</summary>
+    public const string PolicyName = "off";
+
+    private readonly GapBook _book = new(time, 1.0);
+
+    /// <inheritdoc />
+    public string Name => PolicyName;
+
+    /// <inheritdoc />
+    public RetentionStats Stats => _book.Stats;
+
+    /// <inheritdoc />
+    public void OnTurnCompleted(TurnCompletion turn, List<RetentionAction> actions)
+    {
+        ArgumentNullException.ThrowIfNull(turn);
+        if (turn.SessionEnded)
+        {
+            _book.Abandon(turn.SessionId);
+            return;
+        }
+
+        _book.Open(turn, 0, 0, double.NaN);
+    }
+
+    /// <inheritdoc />
+    public double OnTurnArrived(string sessionId) => _book.Close(sessionId, out _, out _);
+}
+
+/// <summary>
+/// Baseline: a fixed TTL on every tool gap (Continuum's released code pins 2 s; vLLM/Dynamo-style idle timeouts), value =
+/// the context's prefill seconds; release on a human gap or session end. Knob: the TTL in seconds.
+/// </summary>
+public sealed class FixedRetentionPolicy : IRetentionPolicy
+{
+    /// <summary>Name prefix: "fixed:SECONDS".</summary>
+    public const string Prefix = "fixed:";
+
+    private readonly GapBook _book;
+    private readonly double _ttl;
+
+    /// <summary>Creates the policy.</summary>
+    public FixedRetentionPolicy(TimeProvider time, double ttlSeconds)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(ttlSeconds, 0.0);
+        _ttl = ttlSeconds;
+        _book = new GapBook(time, 1.0);
+        Name = Prefix + ttlSeconds.ToString("G", CultureInfo.InvariantCulture);
+    }
+
+    /// <inheritdoc />
+    public string Name { get; }
+
+    /// <inheritdoc />
+    public RetentionStats Stats => _book.Stats;
+
+    /// <inheritdoc />
+    public void OnTurnCompleted(TurnCompletion turn, List<RetentionAction> actions)
+    {
+        ArgumentNullException.ThrowIfNull(turn);
+        ArgumentNullException.ThrowIfNull(actions);
+        if (turn.SessionEnded || turn.Outcome.Gap == GapKind.Human)
+        {
+            actions.Add(new RetentionAction(RetentionActionKind.Release, turn.SessionId, turn.Worker, 0, 0, 0));
+            _book.Stats.Releases++;
+            if (turn.SessionEnded)
+            {
+                _book.Abandon(turn.SessionId);
+            }
+            else
+            {
+                _book.Open(turn, 0, 0, double.NaN);
+            }
+
+            return;
+        }
+
+        _book.Open(turn, _ttl, turn.PrefillSeconds, double.NaN);
+        actions.Add(new RetentionAction(RetentionActionKind.Retain, turn.SessionId, turn.Worker, (long)Math.Ceiling(_ttl * 1000), turn.PrefillSeconds, 0));
+    }
+
+    /// <inheritdoc />
+    public double OnTurnArrived(string sessionId) => _book.Close(sessionId, out _, out _);
+}
+
+/// <summary>
+/// Ours (issue 7, after Continuum arXiv 2511.02230 and llm-d PR #2928): when a gap opens, the gap distribution of
+/// (tenant, agent kind, tool[, session]) from <see cref="GapPredictor"/> gives P(return ≤ t); the TTL maximises
+/// P(return ≤ t)·saved − cost·t with saved = the context's prefill seconds and cost = MemoryCostWeight × the pool share
+/// the pin holds; value = P(return ≤ TTL)·saved. No positive optimum (e.g. a human gap) → release. Each worker's pins
+/// stay under PinBudgetFraction of its blocks, the lowest value per block evicted first. Every closed gap is an
+/// observation. Knobs: <see cref="RetentionOptions"/>.
+/// </summary>
+public sealed class PredictiveRetentionPolicy : IRetentionPolicy
+{
+    /// <summary>Policy name.</summary>
+    public const string PolicyName = "predictive";
+
+    private readonly GapBook _book;
+    private readonly GapPredictor _predictor;
+    private readonly RetentionOptions _o;
+    private readonly double[] _grid;
+
+    /// <summary>Creates the policy.</summary>
+    public PredictiveRetentionPolicy(TimeProvider time, RetentionOptions? options = null)
+    {
+        _o = options ?? new RetentionOptions();
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(_o.MinTtlSeconds, 0.0);
+        ArgumentOutOfRangeException.ThrowIfLessThan(_o.MaxTtlSeconds, _o.MinTtlSeconds);
+        _book = new GapBook(time, _o.PinBudgetFraction);
+        _predictor = new GapPredictor(_o.Predictor);
+        const int points = 96;
+        _grid = new double[points];
+        double ratio = Math.Pow(_o.MaxTtlSeconds / _o.MinTtlSeconds, 1.0 / (points - 1));
+        for (int i = 0; i < points; i++)
+        {
+            _grid[i] = _o.MinTtlSeconds * Math.Pow(ratio, i);
+        }
+    }
+
+    /// <inheritdoc />
+    public string Name => PolicyName;
+
+    /// <inheritdoc />
+    public RetentionStats Stats => _book.Stats;
+
+    /// <summary>The predictor (for inspection and tests).</summary>
+    public GapPredictor Predictor => _predictor;
+
+    /// <summary>
+    /// Continuum's rule on a log-spaced grid: the TTL maximising P(gap ≤ t)·saved − costPerSecond·t, and P at it; (0, 0) when
+    /// no TTL has a positive net benefit.
+    /// </summary>
+    public (double TtlSeconds, double Probability) BestTtl(GapDistribution gap, double savedSeconds, double costPerSecond)
+    {
+        double best = 0, bestT = 0, bestP = 0;
+        foreach (double t in _grid)
+        {
+            double p = gap.Cdf(t);
+            double net = p * savedSeconds - costPerSecond * t;
+            if (net > best)
+            {
+                best = net;
+                bestT = t;
+                bestP = p;
+            }
+        }
+
+        return (bestT, bestP);
+    }
+
+    /// <inheritdoc />
+    public void OnTurnCompleted(TurnCompletion turn, List<RetentionAction> actions)
+    {
+        ArgumentNullException.ThrowIfNull(turn);
+        ArgumentNullException.ThrowIfNull(actions);
+        if (turn.SessionEnded)
+        {
+            actions.Add(new RetentionAction(RetentionActionKind.Release, turn.SessionId, turn.Worker, 0, 0, 0));
+            _book.Stats.Releases++;
+            _book.Abandon(turn.SessionId);
+            if (_o.PerSessionLevel)
+            {
+                _predictor.ForgetSession(turn.Tenant, turn.SessionId);
+            }
+
+            return;
+        }
+
+        var o = turn.Outcome;
+        string? session = _o.PerSessionLevel ? turn.SessionId : null;
+        var dist = _predictor.Predict(o.Gap, turn.Tenant, turn.AgentKind, o.Tool, session);
+
+        // A context larger than the worker's pin budget is pinned as its leading prefix (what a return reuses first).
+        int budget = (int)Math.Floor(turn.WorkerKvBlocks * _o.PinBudgetFraction);
+        int blocks = Math.Min(turn.Blocks, budget);
+        if (blocks < turn.Blocks && blocks > 0)
+        {
+            turn = turn with { Blocks = blocks, PrefillSeconds = turn.PrefillSeconds * blocks / turn.Blocks };
+        }
+
+        double share = turn.WorkerKvBlocks > 0 ? (double)blocks / turn.WorkerKvBlocks : 1;
+        var (ttl, p) = blocks > 0 ? BestTtl(dist, turn.PrefillSeconds, _o.MemoryCostWeight * share) : (0, 0);
+        double value = p * turn.PrefillSeconds;
+        if (ttl > 0 && !_book.MakeRoom(turn, value / blocks, actions))
+        {
+            _book.Stats.BudgetSkipped++;
+            ttl = 0;
+        }
+
+        if (ttl <= 0)
+        {
+            _book.Stats.Skipped++;
+            _book.Stats.Releases++;
+            actions.Add(new RetentionAction(RetentionActionKind.Release, turn.SessionId, turn.Worker, 0, 0, 0));
+            _book.Open(turn, 0, 0, dist.Median);
+            return;
+        }
+
+        _book.Open(turn, ttl, value, dist.Median);
+        actions.Add(new RetentionAction(RetentionActionKind.Retain, turn.SessionId, turn.Worker, (long)Math.Ceiling(ttl * 1000), value, 0, blocks));
+    }
+
+    /// <inheritdoc />
+    public double OnTurnArrived(string sessionId)
+    {
+        double gap = _book.Close(sessionId, out var turn, out double median);
+        if (turn is not null && !double.IsNaN(gap))
+        {
+            var o = turn.Outcome;
+            if (o.Gap == GapKind.Tool && median > 0)
+            {
+                _book.Stats.AbsLogErrorSum += Math.Abs(Math.Log(Math.Max(gap, 0.05) / median));
+                _book.Stats.AbsLogErrorCount++;
+            }
+
+            _predictor.Observe(o.Gap, turn.Tenant, turn.AgentKind, o.Tool, gap, _o.PerSessionLevel ? turn.SessionId : null);
+        }
+
+        return gap;
+    }
+}
+
+/// <summary>Retention policies by name: <c>off</c>, <c>fixed:SECONDS</c>, <c>predictive</c>.</summary>
+public static class RetentionPolicies
+{
+    /// <summary>Example names (fixed takes any positive number of seconds).</summary>
+    public static IReadOnlyList<string> Names { get; } = [OffRetentionPolicy.PolicyName, "fixed:2", "fixed:30", PredictiveRetentionPolicy.PolicyName];
+
+    /// <summary>True if <paramref name="name"/> is a valid policy name.</summary>
+    public static bool IsValid(string? name) => name is OffRetentionPolicy.PolicyName or PredictiveRetentionPolicy.PolicyName || TryParseFixed(name, out _);
+
+    /// <summary>Creates a fresh policy.</summary>
+    public static IRetentionPolicy Create(string name, TimeProvider time, RetentionOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(time);
+        if (name == OffRetentionPolicy.PolicyName)
+        {
+            return new OffRetentionPolicy(time);
+        }
+
+        if (name == PredictiveRetentionPolicy.PolicyName)
+        {
+            return new PredictiveRetentionPolicy(time, options);
+        }
+
+        if (TryParseFixed(name, out double seconds))
+        {
+            return new FixedRetentionPolicy(time, seconds);
+        }
+
+        throw new ArgumentException($"unknown retention policy '{name}'; known: off, fixed:SECONDS (e.g. fixed:2), predictive", nameof(name));
+    }
+
+    private static bool TryParseFixed(string? name, out double seconds)
+    {
+        seconds = 0;
+        return name is not null && name.StartsWith(FixedRetentionPolicy.Prefix, StringComparison.Ordinal) &&
+               double.TryParse(name.AsSpan(FixedRetentionPolicy.Prefix.Length), NumberStyles.Float, CultureInfo.InvariantCulture, out seconds) &&
+               seconds > 0 && seconds <= 86_400;
+    }
+}

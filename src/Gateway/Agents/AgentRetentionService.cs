@@ -1,0 +1,251 @@
+using System.Net.Http.Json;
+using System.Text.Json.Serialization;
+using Gateway.Core.Agents;
+using Gateway.Fleet;
+using Gateway.Proxy;
+using Microsoft.Extensions.Options;
+
+namespace Gateway.Agents;
+
+/// <summary>Agent KV-retention settings (config section <c>Gateway:Agents</c>).</summary>
+public sealed class AgentRetentionOptions
+{
+    /// <summary>Configuration section.</summary>
+    public const string SectionName = "Gateway:Agents";
+
+    /// <summary>"shadow" (default: predict and score, send nothing), "enabled" (send retain/release hints) or "off".</summary>
+    public string Mode { get; set; } = "shadow";
+
+    /// <summary>Retention policy: off, fixed:SECONDS, predictive.</summary>
+    public string Policy { get; set; } = PredictiveRetentionPolicy.PolicyName;
+
+    /// <summary>Timeout of one hint request to a worker.</summary>
+    public TimeSpan HintTimeout { get; set; } = TimeSpan.FromSeconds(2);
+}
+
+/// <summary>
+/// Gateway side of issue 7: identifies the agent session of each request (explicit ids, else the prefix chain), closes
+/// the session's open gap when its next turn arrives, and when a turn is delivered classifies it from the relayed
+/// finish_reason / tool-call names, asks the retention policy what to do and, in enabled mode, sends
+/// POST /worker/kv/retain or /worker/kv/release to the worker that served the turn (fire-and-forget, with a timeout;
+/// never on the client's path). Thread-safe (one lock around the pure policy objects).
+/// </summary>
+public sealed partial class AgentRetentionService : IDisposable
+{
+    private const int UnknownPoolBlocks = 65_536;
+    private const double NominalPrefillTokensPerSecond = 10_000;
+
+    private readonly object _lock = new();
+    private readonly AgentSessionTracker _tracker = new();
+    private readonly IRetentionPolicy _policy;
+    private readonly AgentRetentionOptions _options;
+    private readonly ILogger<AgentRetentionService> _logger;
+    private readonly HttpClient _http;
+    private readonly List<WorkerEndpoint> _workers = [];
+    private readonly Dictionary<string, ulong[]> _lastHashes = new(StringComparer.Ordinal);
+    private long _hintsSent, _hintsFailed;
+
+    /// <summary>Creates the service.</summary>
+    public AgentRetentionService(IOptions<AgentRetentionOptions> options, TimeProvider time, ILogger<AgentRetentionService> logger)
+    {
+        _options = options.Value;
+        _logger = logger;
+        _policy = RetentionPolicies.Create(_options.Policy, time);
+        _http = new HttpClient(new SocketsHttpHandler { UseProxy = false, PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60) }) { Timeout = _options.HintTimeout };
+        if (_options.Mode is not ("shadow" or "enabled" or "off"))
+        {
+            throw new OptionsValidationException(AgentRetentionOptions.SectionName, typeof(AgentRetentionOptions), [$"Gateway:Agents:Mode must be shadow, enabled or off (got '{_options.Mode}')"]);
+        }
+    }
+
+    /// <summary>True when hints are sent to workers.</summary>
+    public bool Enabled => _options.Mode == "enabled";
+
+    /// <summary>False when the agent layer is switched off entirely.</summary>
+    public bool Active => _options.Mode != "off";
+
+    /// <summary>Policy name.</summary>
+    public string PolicyName => _policy.Name;
+
+    /// <summary>Hint requests sent / failed (enabled mode).</summary>
+    public (long Sent, long Failed) Hints => (Interlocked.Read(ref _hintsSent), Interlocked.Read(ref _hintsFailed));
+
+    /// <summary>The policy's shadow-mode score (live object; read it while no turn is being recorded, or accept a torn read).</summary>
+    public RetentionStats Stats => _policy.Stats;
+
+    /// <summary>Called when a request has been parsed: resolves its session and closes the session's open gap.</summary>
+    public AgentIdentity? OnArrived(GatewayRequestContext ctx, IHeaderDictionary headers)
+    {
+        ArgumentNullException.ThrowIfNull(ctx);
+        if (!Active || ctx.Route.BlockHashes.Length == 0)
+        {
+            return null;
+        }
+
+        string? parent = FirstHeader(headers, "x-parent-session-id", "x-claude-code-parent-session-id", "x-parent-agent-id");
+        string kind = ctx.SessionSource switch
+        {
+            "x-claude-code-session-id" => "claude-code",
+            "session_id" => "codex",
+            _ => headers.ContainsKey("x-opencode-session-id") ? "opencode" : "unknown",
+        };
+        string? explicitId = ctx.SessionId ?? FirstHeader(headers, "x-opencode-session-id");
+        lock (_lock)
+        {
+            var id = _tracker.Resolve(ctx.Tenant.Path, explicitId, parent, parent is null ? kind : "subagent", ctx.Route.BlockHashes);
+            _policy.OnTurnArrived(id.SessionId);
+            return id;
+        }
+    }
+
+    /// <summary>Called when a turn was delivered: decides and (enabled mode) sends the hints without waiting for them.</summary>
+    public void OnCompleted(AgentIdentity? identity, GatewayRequestContext ctx)
+    {
+        ArgumentNullException.ThrowIfNull(ctx);
+        if (identity is not { } id || ctx.Worker is not { } worker || !ctx.FirstEventSeen)
+        {
+            return;
+        }
+
+        var info = worker.Info;
+        var hashes = ctx.Route.BlockHashes;
+        int prompt = ctx.UsageSeen ? ctx.PromptTokens : ctx.Route.PromptTokens;
+        var turn = new TurnCompletion
+        {
+            SessionId = id.SessionId,
+            Tenant = ctx.Tenant.Path,
+            AgentKind = id.AgentKind,
+            Outcome = TurnClassifier.Classify(ctx.FinishReason, ctx.ToolCalls),
+            Worker = 0,
+            Blocks = hashes.Length,
+            // Until the worker's state has been read, assume a large pool and a nominal prefill rate.
+            WorkerKvBlocks = info.KvBlocksTotal > 0 ? info.KvBlocksTotal : UnknownPoolBlocks,
+            PrefillSeconds = prompt / (info.PrefillTokensPerSecond > 0 ? info.PrefillTokensPerSecond : NominalPrefillTokensPerSecond),
+        };
+        var actions = new List<RetentionAction>(2);
+        lock (_lock)
+        {
+            int index = _workers.IndexOf(worker);
+            if (index < 0)
+            {
+                _workers.Add(worker);
+                index = _workers.Count - 1;
+            }
+
+            _policy.OnTurnCompleted(turn with { Worker = index }, actions);
+            foreach (var a in actions)
+            {
+                Log.Decision(_logger, a.Kind.ToString(), a.TtlMs, a.Value, worker.Prefix, Enabled);
+            }
+
+            if (!Enabled)
+            {
+                return;
+            }
+
+            for (int i = 0; i < actions.Count; i++)
+            {
+                var a = actions[i];
+                var target = _workers[a.Worker];
+                bool partial = a.Kind == RetentionActionKind.Retain && a.Blocks > 0 && a.Blocks < hashes.Length;
+                ulong[]? last = a.Kind == RetentionActionKind.Retain ? (partial ? hashes[..a.Blocks] : hashes) : _lastHashes.GetValueOrDefault(a.SessionId);
+                if (a.Kind == RetentionActionKind.Retain)
+                {
+                    _lastHashes[a.SessionId] = last!;
+                }
+                else
+                {
+                    _lastHashes.Remove(a.SessionId);
+                }
+
+                // The worker knows the session only if the gateway sent it (x-session-id); else pin/release by hashes.
+                string? workerSession = ctx.SessionId is not null && a.SessionId == id.SessionId ? ctx.SessionId : null;
+                _ = SendAsync(target, a, workerSession, last, partial);
+            }
+        }
+    }
+
+    private async Task SendAsync(WorkerEndpoint worker, RetentionAction a, string? session, ulong[]? hashes, bool partial)
+    {
+        try
+        {
+            var uri = new Uri(worker.BaseUri, a.Kind == RetentionActionKind.Retain ? "worker/kv/retain" : "worker/kv/release");
+            var body = new HintBody
+            {
+                SessionId = session,
+                BlockHashes = session is null || partial ? hashes : null,
+                TtlMs = a.Kind == RetentionActionKind.Retain ? a.TtlMs : null,
+                Priority = a.Kind == RetentionActionKind.Retain ? a.Priority : null,
+                Value = a.Kind == RetentionActionKind.Retain ? a.Value : null,
+            };
+            if (body.SessionId is null && body.BlockHashes is null)
+            {
+                return;
+            }
+
+            using var response = await _http.PostAsJsonAsync(uri, body, AgentJson.Default.HintBody).ConfigureAwait(false);
+            Interlocked.Increment(ref _hintsSent);
+            if (!response.IsSuccessStatusCode)
+            {
+                Interlocked.Increment(ref _hintsFailed);
+                Log.HintFailed(_logger, worker.Prefix, (int)response.StatusCode);
+            }
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or OperationCanceledException)
+        {
+            Interlocked.Increment(ref _hintsFailed);
+            Log.HintFailed(_logger, worker.Prefix, 0);
+        }
+    }
+
+    private static string? FirstHeader(IHeaderDictionary headers, params string[] names)
+    {
+        foreach (var n in names)
+        {
+            if (headers.TryGetValue(n, out var v) && !string.IsNullOrWhiteSpace(v.ToString()))
+            {
+                return v.ToString().Trim();
+            }
+        }
+
+        return null;
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _http.Dispose();
+
+    internal sealed class HintBody
+    {
+        [JsonPropertyName("session_id")]
+        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+        public string? SessionId { get; init; }
+
+        [JsonPropertyName("block_hashes")]
+        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+        public ulong[]? BlockHashes { get; init; }
+
+        [JsonPropertyName("ttl_ms")]
+        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+        public long? TtlMs { get; init; }
+
+        [JsonPropertyName("priority")]
+        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+        public int? Priority { get; init; }
+
+        [JsonPropertyName("value")]
+        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+        public double? Value { get; init; }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = EventIds.AgentDecision, Level = LogLevel.Debug, Message = "agent retention: {Kind} ttl_ms={TtlMs} value={Value:F2} worker={Worker} sent={Sent}")]
+        public static partial void Decision(ILogger logger, string kind, long ttlMs, double value, string worker, bool sent);
+
+        [LoggerMessage(EventId = EventIds.AgentHintFailed, Level = LogLevel.Warning, Message = "agent retention hint to {Worker} failed (status {Status})")]
+        public static partial void HintFailed(ILogger logger, string worker, int status);
+    }
+}
+
+[JsonSerializable(typeof(AgentRetentionService.HintBody))]
+internal sealed partial class AgentJson : JsonSerializerContext;

@@ -1,0 +1,156 @@
+using System.Text;
+using System.Text.Json;
+using Gateway.Agents;
+using Gateway.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+using Worker;
+
+namespace Gateway.Tests.Agents;
+
+/// <summary>The agent layer end to end: real in-process workers, a tool-call turn, the retain hint, the returning turn.</summary>
+public sealed class AgentRetentionTests
+{
+    private static readonly string Context = string.Join(' ', Enumerable.Range(0, 400).Select(i => $"line{i} of the repository context;"));
+
+    private static string FirstTurn(bool stream) => JsonSerializer.Serialize(new
+    {
+        model = "llama3-8b",
+        stream,
+        max_tokens = 64,
+        tool_choice = "required",
+        tools = new[] { new { type = "function", function = new { name = "bash", description = "run a shell command", parameters = new { type = "object", properties = new { cmd = new { type = "string" } } } } } },
+        messages = new object[]
+        {
+            new { role = "system", content = Context },
+            new { role = "user", content = "fix the failing test" },
+        },
+    });
+
+    private static string SecondTurn(string toolCallId, string arguments) => JsonSerializer.Serialize(new
+    {
+        model = "llama3-8b",
+        max_tokens = 16,
+        tool_choice = "none",
+        tools = new[] { new { type = "function", function = new { name = "bash", description = "run a shell command", parameters = new { type = "object", properties = new { cmd = new { type = "string" } } } } } },
+        messages = new object[]
+        {
+            new { role = "system", content = Context },
+            new { role = "user", content = "fix the failing test" },
+            new { role = "assistant", content = (string?)null, tool_calls = new[] { new { id = toolCallId, type = "function", function = new { name = "bash", arguments } } } },
+            new { role = "tool", tool_call_id = toolCallId, content = "1 passed" },
+        },
+    });
+
+    private static async Task<(WorkerHost Worker, Gateway.Hosting.GatewayHost Gateway)> StartAsync(string mode)
+    {
+        var worker = await WorkerHost.StartAsync(new WorkerOptions { KvBlocks = 65_536, TimeScale = 1.0 });
+        var gw = await TestGateway.StartAsync([worker.BaseAddress.GetLeftPart(UriPartial.Authority)], new Dictionary<string, string?>
+        {
+            ["Gateway:Agents:Mode"] = mode,
+            ["Gateway:Agents:Policy"] = "predictive",
+        });
+        return (worker, gw);
+    }
+
+    private static async Task<(string Id, string Args)> ToolCallTurnAsync(HttpClient http)
+    {
+        using var req = Sse.ChatStream(FirstTurn(stream: true), ("x-session-id", "agent-1"));
+        using var resp = await http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead);
+        Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());
+        var events = await Sse.ReadAllAsync(resp);
+        string? id = null, finish = null;
+        var args = new StringBuilder();
+        foreach (var (data, _) in events)
+        {
+            if (data == "[DONE]")
+            {
+                continue;
+            }
+
+            using var doc = JsonDocument.Parse(data);
+            foreach (var choice in doc.RootElement.GetProperty("choices").EnumerateArray())
+            {
+                if (choice.TryGetProperty("finish_reason", out var f) && f.ValueKind == JsonValueKind.String)
+                {
+                    finish = f.GetString();
+                }
+
+                if (choice.GetProperty("delta").TryGetProperty("tool_calls", out var calls))
+                {
+                    foreach (var c in calls.EnumerateArray())
+                    {
+                        if (c.TryGetProperty("id", out var cid))
+                        {
+                            id = cid.GetString();
+                        }
+
+                        if (c.GetProperty("function").TryGetProperty("arguments", out var a))
+                        {
+                            args.Append(a.GetString());
+                        }
+                    }
+                }
+            }
+        }
+
+        Assert.Equal("tool_calls", finish);
+        Assert.NotNull(id);
+        return (id!, args.ToString());
+    }
+
+    [Fact]
+    public async Task Enabled_ToolCallTurn_PinsContextOnWorker_ReturningTurnHitsCache()
+    {
+        var (worker, gw) = await StartAsync("enabled");
+        await using var _w = worker;
+        await using var _g = gw;
+        using var http = TestGateway.Client(gw);
+
+        var (id, args) = await ToolCallTurnAsync(http);
+
+        // The hint is fire-and-forget: poll /worker/state (bounded).
+        int pinned = 0;
+        using var plain = new HttpClient { BaseAddress = worker.BaseAddress };
+        for (int i = 0; i < 100 && pinned == 0; i++)
+        {
+            using var state = JsonDocument.Parse(await plain.GetStringAsync("/worker/state"));
+            pinned = state.RootElement.GetProperty("kv_blocks_pinned").GetInt32();
+            if (pinned == 0)
+            {
+                await Task.Delay(50);
+            }
+        }
+
+        Assert.True(pinned > 10, $"pinned blocks {pinned}");
+        var service = gw.Services.GetRequiredService<AgentRetentionService>();
+        Assert.Equal(1, service.Stats.Retains);
+
+        using var req = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = TestGateway.Json(SecondTurn(id, args)) };
+        req.Headers.Add("x-session-id", "agent-1");
+        using var resp = await http.SendAsync(req);
+        Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());
+        using var body = JsonDocument.Parse(await resp.Content.ReadAsStringAsync());
+        var usage = body.RootElement.GetProperty("usage");
+        int cached = usage.GetProperty("prompt_tokens_details").GetProperty("cached_tokens").GetInt32();
+        Assert.True(cached >= pinned * 16 * 9 / 10, $"cached {cached} of prompt {usage.GetProperty("prompt_tokens").GetInt32()}, pinned {pinned} blocks");
+
+        // The returning turn closed the gap within the TTL: a hit; its plain "stop" answer opened a human gap (release).
+        Assert.Equal(1, service.Stats.Hits);
+        Assert.Equal(1, service.Stats.ToolGapsClosed);
+    }
+
+    [Fact]
+    public async Task Shadow_ToolCallTurn_DecidesButSendsNothing()
+    {
+        var (worker, gw) = await StartAsync("shadow");
+        await using var _w = worker;
+        await using var _g = gw;
+        using var http = TestGateway.Client(gw);
+        await ToolCallTurnAsync(http);
+        var service = gw.Services.GetRequiredService<AgentRetentionService>();
+        Assert.True(service.Stats.Retains == 1, $"retains {service.Stats.Retains} releases {service.Stats.Releases} skipped {service.Stats.Skipped} budget {service.Stats.BudgetSkipped}");
+        await Task.Delay(300);
+        Assert.Equal(0, worker.GetEngineState().KvBlocksPinned);
+        Assert.Equal(0, service.Hints.Sent);
+    }
+}

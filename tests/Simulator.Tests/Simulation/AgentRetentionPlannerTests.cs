@@ -1,0 +1,91 @@
+using Simulator.Simulation;
+using Simulator.Traces;
+using Simulator.Workload;
+
+namespace Simulator.Tests.Simulation;
+
+public class AgentRetentionPlannerTests
+{
+    private static TraceRequest Req(double t, string? session, long firstId, int blocks, double think = 0, string? stop = null) =>
+        new()
+        {
+            T = t,
+            Session = session,
+            In = blocks * 16,
+            Out = 4,
+            BlockSize = 16,
+            HashIds = HashIds.Of([.. Enumerable.Range(0, blocks).Select(i => firstId + i)]),
+            Think = think,
+            Stop = stop,
+        };
+
+    // One worker of 200 blocks. Session s: a 100-block turn ending in a tool call, then a 10 s tool gap, then a turn that
+    // extends it. During the gap, one-shot requests of 90 fresh blocks each push s's blocks out of the LRU cache unless
+    // they are pinned (100 pinned + 90 in use still fit, so the pin is never dropped for admission).
+    private static RunResult RunWith(string retention)
+    {
+        var reqs = new List<TraceRequest>
+        {
+            Req(0, "s", 1, 100, stop: "tool_use"),
+            Req(0, "s", 1, 110, think: 10, stop: "end_turn"),
+        };
+        for (int i = 0; i < 4; i++)
+        {
+            reqs.Add(Req(2 + i, null, 10_000 + i * 1000, 90));
+        }
+
+        var scenario = new Scenario { Workers = 1, KvBlocks = 200, Retention = [retention] };
+        var w = SimWorkload.Build(reqs, scenario);
+        return new SimulationRun(w, scenario, "round-robin", "fcfs", retention).Run();
+    }
+
+    [Fact]
+    public void Run_RetentionOff_ResumedTurnIsReprefilled()
+    {
+        var off = RunWith("off");
+        Assert.Equal(6, off.Completed);
+        Assert.Equal(100 * 16, off.ReprefillTokensResumed);
+        Assert.Equal(0, off.PinnedBlockSeconds);
+    }
+
+    [Fact]
+    public void Run_FixedTtlCoveringTheGap_ResumedTurnHitsCache_PinUsed()
+    {
+        var fixed30 = RunWith("fixed:30");
+        Assert.Equal(6, fixed30.Completed);
+        Assert.Equal(0, fixed30.ReprefillTokensResumed);
+        Assert.True(fixed30.PinnedBlockSeconds > 100 * 9, $"pinned {fixed30.PinnedBlockSeconds}"); // gap 10 s (+ queueing) x 100 blocks
+        Assert.Equal(0, fixed30.PinnedUnusedBlockSeconds);
+    }
+
+    [Fact]
+    public void Run_FixedTtlShorterThanGap_ReprefilledAndPinCountsAsUnused()
+    {
+        var fixed2 = RunWith("fixed:2");
+        Assert.Equal(100 * 16, fixed2.ReprefillTokensResumed);
+        Assert.Equal(100 * 2, fixed2.PinnedUnusedBlockSeconds, 1);
+        Assert.True(fixed2.PinnedUnusedBlockSeconds <= fixed2.PinnedBlockSeconds * 1.1, $"unused {fixed2.PinnedUnusedBlockSeconds} pinned {fixed2.PinnedBlockSeconds}");
+    }
+
+    [Fact]
+    public void Create_AcceptsAnyFixedTtlAndPredictive_RejectsUnknown()
+    {
+        Assert.True(RetentionPlanners.IsValid("fixed:7.5"));
+        Assert.True(RetentionPlanners.IsValid("predictive"));
+        Assert.False(RetentionPlanners.IsValid("fixed:x"));
+        var s = new Scenario { Trace = "x", Retention = ["off", "fixed:2", "predictive", "bogus"] };
+        var errors = s.Validate();
+        Assert.Contains(errors, e => e.Contains("'bogus'", StringComparison.Ordinal));
+        Assert.DoesNotContain(errors, e => e.Contains("'fixed:2'", StringComparison.Ordinal) || e.Contains("'predictive'", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void PrefillSeconds_GrowsWithContext()
+    {
+        var engine = new Worker.Engine.LlmEngine(new Worker.Engine.EngineOptions { Profile = Worker.Engine.ModelProfiles.Get("h100-llama3-8b"), KvBlocks = 100 }, TimeProvider.System);
+        double small = AgentRetentionPlanner.PrefillSeconds(engine, 1_000);
+        double large = AgentRetentionPlanner.PrefillSeconds(engine, 100_000);
+        Assert.True(small > 0);
+        Assert.True(large > small * 50, $"{small} vs {large}");
+    }
+}
