@@ -126,4 +126,7 @@ public sealed class StateOptions
 
     /// <summary>Key prefix in Redis.</summary>
     public string Prefix { get; set; } = "gw:";
+
+    /// <summary>This replica's id in Redis (must differ between replicas); empty = host name + process id (+ an instance number when one process hosts several gateways).</summary>
+    public string ReplicaId { get; set; } = "";
 }

@@ -105,6 +105,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         var app = builder.Build();
         app.MapGatewayEndpoints();
         app.MapPrometheusMetrics();
+        Status.StatusPage.MapStatusPage(app);
         var metrics = app.Services.GetRequiredService<GatewayMetrics>();
         var registry = app.Services.GetRequiredService<WorkerRegistry>();
         metrics.SetWorkerSource(() =>

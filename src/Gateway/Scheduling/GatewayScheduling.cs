@@ -22,6 +22,7 @@ namespace Gateway.Scheduling;
 /// </summary>
 public sealed class GatewayScheduling : IAsyncDisposable
 {
+    private static int s_instances;
     private readonly WorkerRegistry _registry;
     private readonly SchedulingOptions _options;
     private readonly FairDispatcher _dispatcher;
@@ -60,7 +61,11 @@ public sealed class GatewayScheduling : IAsyncDisposable
         else
         {
             var client = RedisClient.ConnectInBackground(RedisOptions.Parse(o.State.Redis));
-            Store = new RedisStateStore(client, new RedisStateStoreOptions { Prefix = o.State.Prefix }, time, ownsClient: true);
+            int instance = Interlocked.Increment(ref s_instances) - 1;
+            string replica = o.State.ReplicaId.Length > 0 ? o.State.ReplicaId
+                : Environment.MachineName + "-" + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)
+                  + (instance > 0 ? "-" + instance.ToString(System.Globalization.CultureInfo.InvariantCulture) : "");
+            Store = new RedisStateStore(client, new RedisStateStoreOptions { Prefix = o.State.Prefix, ReplicaId = replica }, time, ownsClient: true);
             metrics.SetRedisHealthSource(() => Store.IsShared);
         }
 
