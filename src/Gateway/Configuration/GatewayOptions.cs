@@ -33,6 +33,12 @@ public sealed class GatewayOptions
 
     /// <summary>Graceful shutdown.</summary>
     public ShutdownOptions Shutdown { get; set; } = new();
+
+    /// <summary>Gateway-held fair queue and tenant tree.</summary>
+    public SchedulingOptions Scheduling { get; set; } = new();
+
+    /// <summary>Shared state (in memory, or Redis).</summary>
+    public StateOptions State { get; set; } = new();
 }
 
 /// <summary>Request limits (Kestrel limits are set from these explicitly).</summary>
@@ -244,7 +250,7 @@ public sealed class ResilienceOptions
 public sealed class RoutingOptions
 {
     /// <summary>Policy name (see <c>RoutingPolicies.Names</c>).</summary>
-    public string Policy { get; set; } = "least-load";
+    public string Policy { get; set; } = "kv-aware";
 
     /// <summary>Seed of the policy's random tie-breaks.</summary>
     public int Seed { get; set; } = 1;

@@ -1,4 +1,5 @@
 using Gateway.Core.Routing;
+using Gateway.Core.Scheduling;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Configuration;
@@ -131,7 +132,28 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             errors.Add("Gateway:Resilience:FirstByteTimeout and IdleTimeout must be positive.");
         }
 
-        if (!RoutingPolicies.Names.Contains(o.Routing.Policy))
+        var sch = o.Scheduling;
+        if (!SchedulingPolicies.Names.Contains(sch.Policy))
+        {
+            errors.Add($"Gateway:Scheduling:Policy '{sch.Policy}' is unknown; known: {string.Join(", ", SchedulingPolicies.Names)}.");
+        }
+
+        if (sch.MaxInFlightPerWorker < 1 || sch.MaxQueued < 1 || sch.DefaultTenantMaxQueued < 0 || sch.MaxReportedWaiting < 0)
+        {
+            errors.Add("Gateway:Scheduling: MaxInFlightPerWorker and MaxQueued must be at least 1, DefaultTenantMaxQueued and MaxReportedWaiting not negative.");
+        }
+
+        if (sch.DefaultQueueTimeout <= TimeSpan.Zero || sch.TickInterval <= TimeSpan.Zero || sch.RetryAfter <= TimeSpan.Zero)
+        {
+            errors.Add("Gateway:Scheduling: DefaultQueueTimeout, TickInterval and RetryAfter must be positive.");
+        }
+
+        if (sch.KvHighWatermark is <= 0 or > 1 || sch.BatchAdmitFraction is <= 0 or > 1 || !(sch.InputWeight >= 0) || !(sch.OutputWeight >= 0))
+        {
+            errors.Add("Gateway:Scheduling: KvHighWatermark and BatchAdmitFraction must be in (0, 1], InputWeight and OutputWeight not negative.");
+        }
+
+        if (!RoutingPolicies.IsKnown(o.Routing.Policy))
         {
             errors.Add($"Gateway:Routing:Policy '{o.Routing.Policy}' is unknown; known: {string.Join(", ", RoutingPolicies.Names)}.");
         }

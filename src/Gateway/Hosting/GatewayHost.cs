@@ -136,6 +136,10 @@ public sealed partial class GatewayHost : IAsyncDisposable
             Seed = options.Routing.Seed,
             BlockSize = options.Routing.BlockSize,
         }));
+        services.AddSingleton<KvEventSubscriptions>();
+        services.AddHostedService(sp => sp.GetRequiredService<KvEventSubscriptions>());
+        services.AddSingleton<Scheduling.GatewayScheduling>();
+        services.AddSingleton<RecentRegret>();
         services.AddOptions<Gateway.Agents.AgentRetentionOptions>();
         services.AddSingleton<Gateway.Agents.AgentRetentionService>();
         services.AddSingleton<ProxyHandler>();

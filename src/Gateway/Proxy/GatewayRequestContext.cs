@@ -86,6 +86,15 @@ public sealed class GatewayRequestContext
     /// <summary>Called once at the first token: moves the worker's charge from prefill to decode.</summary>
     internal Action? OnFirstEvent { get; set; }
 
+    /// <summary>Called for each streamed data event that is not the usage-only chunk (about one output token each): charges the fair queue as tokens stream.</summary>
+    internal Action? OnDataEvent { get; set; }
+
+    /// <summary>Streamed data events seen in the current attempt (output tokens when the worker reports no usage).</summary>
+    public int DataEvents { get; internal set; }
+
+    /// <summary>Time spent waiting in the gateway's fair queue.</summary>
+    public TimeSpan QueueWait { get; internal set; }
+
     internal void AddToolCall(string name) => (_toolCalls ??= []).Add(name);
 
     internal void MarkFirstEvent()
@@ -105,6 +114,7 @@ public sealed class GatewayRequestContext
         FinishReason = null;
         _toolCalls?.Clear();
         FirstEventSeen = false;
+        DataEvents = 0;
         SawDone = false;
         StreamError = null;
         OnFirstEvent = null;

@@ -6,9 +6,11 @@ using Gateway.Configuration;
 using Gateway.Core.Hashing;
 using Gateway.Core.OpenAi;
 using Gateway.Core.Routing;
+using Gateway.Core.Scheduling;
 using Gateway.Core.Tokenization;
 using Gateway.Fleet;
 using Gateway.Hosting;
+using Gateway.Scheduling;
 using Gateway.Telemetry;
 using Gateway.Usage;
 using Microsoft.AspNetCore.Http;
@@ -46,6 +48,8 @@ public sealed partial class ProxyHandler : IDisposable
     private readonly ILogger<ProxyHandler> _logger;
     private readonly GatewayMetrics _metrics;
     private readonly TimeProvider _time;
+    private readonly GatewayScheduling? _scheduling;
+    private readonly RecentRegret _regret;
     private readonly Gateway.Agents.AgentRetentionService? _agents;
 
     /// <summary>Creates the handler (singleton).</summary>
@@ -60,8 +64,12 @@ public sealed partial class ProxyHandler : IDisposable
         TimeProvider time,
         GatewayMetrics metrics,
         ILogger<ProxyHandler> logger,
+        GatewayScheduling? scheduling = null,
+        RecentRegret? regret = null,
         Gateway.Agents.AgentRetentionService? agents = null)
     {
+        _regret = regret ?? new RecentRegret();
+        _scheduling = scheduling;
         _agents = agents;
         _metrics = metrics;
         _time = time;
@@ -121,6 +129,9 @@ public sealed partial class ProxyHandler : IDisposable
             .Build();
     }
 
+    /// <summary>Recent routing decisions with predicted vs actual cached tokens (for /status).</summary>
+    public RecentRegret Regret => _regret;
+
     /// <summary>The routing policy in use.</summary>
     public IRoutingPolicy Policy => _policy;
 
@@ -158,6 +169,21 @@ public sealed partial class ProxyHandler : IDisposable
                 if (rc.UsageSeen)
                 {
                     _metrics.RecordCachedTokens(_policy.Name, rc.PromptTokens, rc.PredictedCachedTokens, rc.CachedTokens);
+                    _regret.Record(rc.Worker?.Prefix, tenant.Team, rc.PromptTokens, rc.PredictedCachedTokens, rc.Route.Decision?.BestOtherCachedTokens ?? 0, rc.CachedTokens);
+                }
+
+                var span = Activity.Current;
+                GatewayTracing.TagRequest(span, tenant.Path, rc.Request.Model, rc.SessionSource ?? "none");
+                GatewayTracing.TagQueueWait(span, rc.QueueWait);
+                GatewayTracing.TagRetries(span, Math.Max(0, rc.Attempts - 1));
+                if (rc.Worker is { } w)
+                {
+                    GatewayTracing.TagRouting(span, w.Prefix, _policy.Name, rc.PredictedCachedTokens);
+                }
+
+                if (rc.UsageSeen)
+                {
+                    GatewayTracing.TagActualCachedTokens(span, rc.CachedTokens);
                 }
             }
         }
@@ -242,6 +268,81 @@ public sealed partial class ProxyHandler : IDisposable
         context.Features.Set(ctx);
         var agentTurn = _agents?.OnArrived(ctx, context.Request.Headers);
 
+        DispatchTicket? ticket = null;
+        if (_scheduling is { Enabled: true } && HasEligibleWorker(request.Model))
+        {
+            var queued = _scheduling.CreateRequest(ctx.RequestId, tenant.Path, sessionId, request.Model, route.PromptTokens, route.ExpectedOutputTokens, _time.GetTimestamp(), null);
+            DispatchResult admitted;
+            try
+            {
+                admitted = await _scheduling.Dispatcher.EnterAsync(queued, context.RequestAborted).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+            {
+                // The client went away while queued: the dispatcher removed the request and released its reservation.
+                _metrics.RecordQueueRejection(tenant.Path, "client_cancelled");
+                return;
+            }
+
+            if (admitted.Ticket is null)
+            {
+                var refusal = admitted.Refusal;
+                _metrics.RecordQueueRejection(tenant.Path, RejectionReason(refusal.Outcome));
+                await OpenAiErrors.WriteAsync(context, refusal.ToError(), refusal.RetryAfterSeconds).ConfigureAwait(false);
+                return;
+            }
+
+            ticket = admitted.Ticket;
+            ctx.QueueWait = ticket.QueueWait;
+            _metrics.RecordQueueWait(tenant.Path, ticket.QueueWait);
+            var t = ticket;
+            ctx.OnDataEvent = () => t.OnOutputTokens(1);
+        }
+
+        try
+        {
+            await ForwardAsync(context, ctx, request, tenant, agentTurn).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (ticket is not null)
+            {
+                ctx.OnDataEvent = null;
+                int output = ctx.UsageSeen ? ctx.CompletionTokens : ctx.DataEvents;
+                ticket.Complete(ctx.UsageSeen ? ctx.CachedTokens : 0, output);
+                _scheduling!.RecordSettled(tenant.Path, ticket.Request.ChargedCost);
+            }
+        }
+    }
+
+    private bool HasEligibleWorker(string model)
+    {
+        foreach (var i in _registry.GetCandidates(model).Infos)
+        {
+            if (i.Eligible)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static string RejectionReason(AdmissionOutcome o) => o switch
+    {
+        AdmissionOutcome.QueueFull => "queue_full",
+        AdmissionOutcome.TenantQueueFull => "tenant_queue_full",
+        AdmissionOutcome.RateLimited => "rate_limited",
+        AdmissionOutcome.ConcurrencyLimited => "concurrency_limited",
+        AdmissionOutcome.BudgetExhausted => "budget_exhausted",
+        AdmissionOutcome.ModelNotAllowed => "model_not_allowed",
+        AdmissionOutcome.Shed => "shed",
+        AdmissionOutcome.TimedOut => "queue_timeout",
+        _ => "other",
+    };
+
+    private async Task ForwardAsync(HttpContext context, GatewayRequestContext ctx, OpenAiRequest request, Tenant tenant, Gateway.Core.Agents.AgentIdentity? agentTurn)
+    {
         var state = new AttemptState(this, context, ctx);
         AttemptOutcome outcome;
         try
@@ -347,6 +448,8 @@ public sealed partial class ProxyHandler : IDisposable
         ctx.Worker = endpoint;
         ctx.Attempts++;
         ctx.PredictedCachedTokens = decision.PredictedCachedTokens;
+        // Policies answer a position in the candidate list; OnRouted/OnCompleted compare with WorkerInfo.Index.
+        ctx.Route.Decision = decision with { WorkerIndex = endpoint.Info.Index };
         AttemptOutcome outcome;
         try
         {

@@ -269,9 +269,14 @@ internal sealed class SseRelayStream : Stream
             }
 
             _ctx.MarkFirstEvent();
-            if (ResponseScanner.Scan(data, _ctx) && _ctx.StripUsageChunk)
+            if (ResponseScanner.Scan(data, _ctx))
             {
-                drop = true;
+                drop |= _ctx.StripUsageChunk;
+            }
+            else
+            {
+                _ctx.DataEvents++;
+                _ctx.OnDataEvent?.Invoke();
             }
         }
 

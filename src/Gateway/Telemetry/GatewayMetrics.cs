@@ -53,6 +53,7 @@ public sealed class GatewayMetrics : IDisposable
         public const string InterTokenLatency = "gateway_inter_token_latency_seconds";
         public const string RequestDuration = "gateway_request_duration_seconds";
         public const string QueueWait = "gateway_queue_wait_seconds";
+        public const string QueueRejections = "gateway_queue_rejections_total";
         public const string RoutingDecision = "gateway_routing_decision_duration_seconds";
         public const string PromptTokens = "gateway_prompt_tokens_total";
         public const string PredictedCachedTokens = "gateway_cache_predicted_tokens_total";
@@ -76,7 +77,7 @@ public sealed class GatewayMetrics : IDisposable
         /// <summary>Every name above.</summary>
         public static IReadOnlyList<string> All { get; } =
         [
-            Requests, TimeToFirstToken, InterTokenLatency, RequestDuration, QueueWait, RoutingDecision, PromptTokens,
+            Requests, TimeToFirstToken, InterTokenLatency, RequestDuration, QueueWait, QueueRejections, RoutingDecision, PromptTokens,
             PredictedCachedTokens, ActualCachedTokens, CachePredictionError, Retries, WorkerInFlight, WorkerKvUsage,
             WorkerCircuitState, WorkerDraining, CircuitTransitions, RetentionPinsActive, RetentionPinsCreated,
             RetentionPinsExpired, RetentionPinsDropped, RedisUp, RedisErrors, RedisCommandDuration,
@@ -94,6 +95,7 @@ public sealed class GatewayMetrics : IDisposable
     private readonly bool _ownsMeter;
     private readonly BoundedLabelValues _tenants;
     private readonly Counter<long> _requests;
+    private readonly Counter<long> _queueRejections;
     private readonly Histogram<double> _ttft, _itl, _e2e, _queueWait, _routing, _redisDuration;
     private readonly Counter<long> _promptTokens, _predicted, _actual, _predictionError, _retries;
     private readonly Counter<long> _pinsCreated, _pinsExpired, _pinsDropped, _circuitTransitions, _redisErrors;
@@ -126,6 +128,8 @@ public sealed class GatewayMetrics : IDisposable
             "End-to-end request duration at the gateway, from arrival to last byte.");
         _queueWait = meter.CreateHistogram<double>("gateway.queue.wait", "s",
             "Time a request waited in the fair scheduler before dispatch.");
+        _queueRejections = meter.CreateCounter<long>("gateway.queue.rejections", "{request}",
+            "Requests refused or dropped by the gateway's fair queue, by tenant and reason.");
         _routing = meter.CreateHistogram<double>("gateway.routing.decision.duration", "s",
             "Time the routing policy took to choose a worker.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = s_routingBuckets });
@@ -215,6 +219,10 @@ public sealed class GatewayMetrics : IDisposable
     /// <summary>Time spent queued before dispatch.</summary>
     public void RecordQueueWait(string? tenantPath, TimeSpan wait) =>
         _queueWait.Record(wait.TotalSeconds, new KeyValuePair<string, object?>("tenant", _tenants.Get(tenantPath)));
+
+    /// <summary>A request refused or dropped by the gateway's fair queue (<paramref name="reason"/>: a small fixed vocabulary).</summary>
+    public void RecordQueueRejection(string? tenantPath, string reason) =>
+        _queueRejections.Add(1, new KeyValuePair<string, object?>("tenant", _tenants.Get(tenantPath)), new KeyValuePair<string, object?>("reason", reason));
 
     /// <summary>Duration of one routing decision by <paramref name="policy"/>.</summary>
     public void RecordRoutingDecision(string policy, TimeSpan duration) =>

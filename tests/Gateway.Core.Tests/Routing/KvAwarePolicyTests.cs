@@ -231,6 +231,71 @@ public class KvAwarePolicyTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Route_SessionWithLongCachedContext_StaysUnderModerateImbalance_MovesWhenHolderOverloaded()
+    {
+        // An agent session re-sends a 100k-token context every turn. Its first turn's own prefill makes its worker the
+        // "heavy" one by recent work; with the guard as tight as 1.2x + 16k (the setting that regressed the WEKA agent
+        // trace), excluding that worker re-prefilled the whole context elsewhere (~27 s at 10k tok/s) to fix an imbalance
+        // worth ~8 s. The guard's charge is in seconds now, so the session stays.
+        var fleet = Fleet(4);
+        var p = NewPolicy(new KvAwareOptions { BalanceFactor = 1.2, BalanceSlackTokens = 16_384 });
+        var context = Chains.Of(1, 6_250); // 100,000 tokens
+        int holder = RouteAndDispatch(p, Req(context, session: "agent"), fleet, charge: false);
+        Assert.True(p.RecentWork(holder) > 1.2 * p.RecentWork((holder + 1) % 4) + 16_384, "the holder is above the guard's bound");
+
+        for (int turn = 1; turn <= 3; turn++)
+        {
+            _time.Advance(TimeSpan.FromSeconds(5)); // tool call
+            context = Chains.Extend(context, 1_000_000L * turn, 64); // +1,024 tokens per turn
+            var req = Req(context, session: "agent");
+            var d = p.Route(req, fleet);
+            Assert.Equal(holder, d.WorkerIndex);
+            Assert.Equal("session", d.Reason);
+            Assert.Equal(context.Length * Bs - 64 * Bs, d.PredictedCachedTokens);
+            p.OnRouted(req, fleet[d.WorkerIndex]);
+        }
+
+        // Truly overloaded by recent work: 800k more tokens in the window while the others idle → the charge (~80 s)
+        // outweighs re-prefilling the context elsewhere, so the session moves (and is rebound there).
+        p.OnRouted(Req(Chains.Of(50_000_000, 50_000)), fleet[holder]);
+        var moved = p.Route(Req(Chains.Extend(context, 9_000_000, 64), session: "agent"), fleet);
+        Assert.NotEqual(holder, moved.WorkerIndex);
+        Assert.Equal("session-rebind", moved.Reason);
+
+        // Truly overloaded by queue (a fresh policy, no recent-work imbalance beyond the first turn): 60 s of queued
+        // prefill on the holder → leaves as well.
+        var fleet2 = Fleet(4);
+        var q = NewPolicy(new KvAwareOptions { BalanceFactor = 1.2, BalanceSlackTokens = 16_384 });
+        var ctx2 = Chains.Of(1, 6_250);
+        int holder2 = RouteAndDispatch(q, Req(ctx2, session: "agent"), fleet2, charge: false);
+        Assert.Equal(holder2, q.Route(Req(Chains.Extend(ctx2, 7_000_000, 64), session: "agent"), fleet2).WorkerIndex);
+        fleet2[holder2].OnDispatched(600_000);
+        var left = q.Route(Req(Chains.Extend(ctx2, 8_000_000, 64), session: "agent"), fleet2);
+        Assert.NotEqual(holder2, left.WorkerIndex);
+        Assert.Equal("session-rebind", left.Reason);
+    }
+
+    [Fact]
+    public void Route_LongCachedPrefixWithoutSession_StaysOnHolderUnderModerateImbalance()
+    {
+        // The same without a session id (affinity by cached match only): the holder keeps a 100k-token prefix while
+        // its recent-work excess is worth less than re-prefilling it; a short hot prefix is still replicated.
+        var fleet = Fleet(4);
+        var p = NewPolicy(new KvAwareOptions { BalanceFactor = 1.2, BalanceSlackTokens = 16_384 });
+        var context = Chains.Of(1, 6_250);
+        int holder = RouteAndDispatch(p, Req(context), fleet, charge: false);
+        var d = p.Route(Req(Chains.Extend(context, 2_000_000, 64)), fleet);
+        Assert.Equal(holder, d.WorkerIndex);
+        Assert.Equal("affinity", d.Reason);
+
+        var shortPrefix = Chains.Of(3_000_000, 64); // 1,024 tokens: saves ~0.1 s, far less than the ~8 s charge
+        p.OnRouted(Req(shortPrefix), fleet[holder]);
+        var hot = p.Route(Req(Chains.Extend(shortPrefix, 4_000_000, 16)), fleet);
+        Assert.NotEqual(holder, hot.WorkerIndex);
+        Assert.Equal("rebalance", hot.Reason);
+    }
+
+    [Fact]
     public void Route_SessionAfterTtl_IsForgotten()
     {
         var fleet = Fleet(6);

@@ -39,6 +39,7 @@ public class GatewayMetricsTests
             new WorkerTelemetry("worker-0", 4, 0.625, CircuitState.Closed, false),
             new WorkerTelemetry("worker-1", 0, 0.1, CircuitState.Open, true),
         ]);
+        m.RecordQueueRejection("acme/search/key-1", "queue_full");
         m.SetActivePinsSource(() => 7);
         m.SetRedisHealth(true);
     }

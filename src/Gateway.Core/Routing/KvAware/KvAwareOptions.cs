@@ -54,9 +54,11 @@ public sealed record KvAwareOptions
     public double SpillMaxCostRatio { get; init; } = 1.5;
 
     /// <summary>
-    /// Load-spread guard (Preble rebalances when max load &gt; 1.5 x min over a window): a worker whose recent work
-    /// exceeds this factor times the least-loaded eligible worker's (plus <see cref="BalanceSlackTokens"/>) takes no new
-    /// request, so a prefix it holds is replicated elsewhere. Queues alone do not catch this: a holder serving a hot
+    /// Load-spread guard (Preble rebalances when max load &gt; 1.5 x min over a window): recent work above this factor
+    /// times the least-loaded eligible worker's (plus <see cref="BalanceSlackTokens"/>) is charged to the worker as
+    /// seconds (excess tokens / its prefill rate) on top of its cost, so it loses a request only when that charge
+    /// outweighs the re-prefill the request would pay elsewhere: a hot short prefix is replicated, a long cached
+    /// context (an agent session) stays. Queues alone do not catch this: a holder serving a hot
     /// prefix cheaply can stay ahead of its queue while doing far more work than its peers. Default 1.5 (Preble's
     /// bound); 0 turns the guard off. Tighter settings (1.2, 16k slack) bound the spread harder but cost locality:
     /// on the Mooncake trace they cut the prefix-hit ratio from 0.64 to 0.56 (docs/policies/kv-aware.md).

@@ -23,8 +23,10 @@ namespace Gateway.Core.Routing.KvAware;
 /// without the prefix (replicating it) if its time to first token is at most SpillMaxCostRatio times the holder's. Session affinity: a session
 /// seen within SessionTtl returns to its worker unless that worker costs SessionOverloadFactor times the best, and
 /// is rebound when the worker is ineligible (failover). Load-spread guard (Preble): a worker whose recent work
-/// (decayed over LoadWindow) exceeds BalanceFactor x the least-loaded worker's is skipped, which replicates the hot
-/// prefixes it holds onto other workers.
+/// (decayed over LoadWindow) exceeds BalanceFactor x the least-loaded worker's (+ BalanceSlackTokens) is charged the
+/// excess, in seconds at its prefill rate, on top of its cost; it loses a request only when that charge outweighs the
+/// re-prefill the request would pay elsewhere, which replicates hot short prefixes but keeps long contexts (agent
+/// sessions) where they are cached.
 /// </para>
 /// Knobs: <see cref="KvAwareOptions"/>. Indexes: <see cref="ApproximatePrefixIndex"/> for workers without KV events,
 /// <see cref="PreciseIndex"/> (fed by the host) for workers with them. Thread-safe (one lock per decision).
@@ -382,8 +384,13 @@ public sealed class KvAwarePolicy : IRoutingPolicy
             return RouteDecision.None;
         }
 
-        // Load-spread guard: workers far above the least-loaded one's recent work sit this decision out.
-        bool rebalanced = false;
+        // Load-spread guard (Preble): recent work above BalanceFactor x the least-loaded worker's (+ slack) is charged
+        // as seconds of extra waiting, at the worker's prefill rate, on top of its cost. It used to exclude such a worker
+        // outright, which ignored what leaving costs: an agent session's 100k-token context re-prefilled elsewhere (tens
+        // of seconds) was traded for a recent-work imbalance worth a few seconds, and the turn's own prefill made the
+        // new worker the heavy one, so sessions ping-ponged. As a charge in the cost's unit, a holder is left exactly
+        // when the imbalance outweighs the re-prefill its cached match saves, which cost[] already counts.
+        int rawBest = -1;
         if (_options.BalanceFactor > 0)
         {
             long now = _time.GetUtcNow().UtcTicks;
@@ -395,6 +402,10 @@ public sealed class KvAwarePolicy : IRoutingPolicy
                 if (!double.IsPositiveInfinity(cost[i]))
                 {
                     minLoad = Math.Min(minLoad, load[i]);
+                    if (rawBest < 0 || cost[i] < cost[rawBest])
+                    {
+                        rawBest = i;
+                    }
                 }
             }
 
@@ -402,12 +413,18 @@ public sealed class KvAwarePolicy : IRoutingPolicy
             double newMin = double.PositiveInfinity, newMinFirst = 0;
             for (int i = 0; i < n; i++)
             {
-                if (load[i] > limit && !double.IsPositiveInfinity(cost[i]))
+                if (double.IsPositiveInfinity(cost[i]))
                 {
-                    rebalanced |= cost[i] <= min;
-                    cost[i] = firstToken[i] = double.PositiveInfinity;
+                    load[i] = 0;
+                    continue;
                 }
-                else if (cost[i] < newMin)
+
+                double tps = workers[i].PrefillTokensPerSecond > 0 ? workers[i].PrefillTokensPerSecond : 10_000;
+                double penalty = load[i] > limit ? (load[i] - limit) / tps : 0;
+                load[i] = penalty;
+                cost[i] += penalty;
+                firstToken[i] += penalty;
+                if (cost[i] < newMin)
                 {
                     newMin = cost[i];
                     newMinFirst = firstToken[i];
@@ -500,7 +517,7 @@ public sealed class KvAwarePolicy : IRoutingPolicy
             {
                 reason = "session-rebind";
             }
-            else if (rebalanced && reason != "spill")
+            else if (rawBest >= 0 && chosen != rawBest && load[rawBest] > 0 && reason != "spill")
             {
                 reason = "rebalance";
             }

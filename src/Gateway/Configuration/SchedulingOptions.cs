@@ -1,0 +1,129 @@
+using Gateway.Core.Tenancy;
+
+namespace Gateway.Configuration;
+
+/// <summary>
+/// The gateway-held fair queue (section <c>Gateway:Scheduling</c>): which scheduler orders waiting requests, when a
+/// worker counts as saturated, overload limits and the tenant tree (org → team → key) with weights, priority classes
+/// and quotas. API-key leaves named in <c>Gateway:Auth:Keys</c> that the tree does not list are added with the key's
+/// weight, so the embedded default needs no tree at all.
+/// </summary>
+public sealed class SchedulingOptions
+{
+    /// <summary>Scheduler: <c>hfair</c> (hierarchical fair shares, default), <c>vtc</c> or <c>fcfs</c>.</summary>
+    public string Policy { get; set; } = "hfair";
+
+    /// <summary>False sends every request straight to routing (no gateway queue).</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>Requests the gateway lets run on one worker at once (its slots); the saturation estimate stops releasing below this when the worker reports a queue or a nearly full KV cache.</summary>
+    public int MaxInFlightPerWorker { get; set; } = 32;
+
+    /// <summary>A worker reporting more waiting requests than this (last poll) gets no new requests from the queue until its own queue drains.</summary>
+    public int MaxReportedWaiting { get; set; } = 4;
+
+    /// <summary>A worker whose reported KV use is at least this fraction gets no new requests from the queue.</summary>
+    public double KvHighWatermark { get; set; } = 0.97;
+
+    /// <summary>Requests the gateway holds in total.</summary>
+    public int MaxQueued { get; set; } = 10_000;
+
+    /// <summary>Per-tenant (key path) queue cap when the tree sets no <c>MaxQueued</c> on the path.</summary>
+    public int DefaultTenantMaxQueued { get; set; } = 1_000;
+
+    /// <summary>Queue timeout when the tree sets none (→ 429 with Retry-After).</summary>
+    public TimeSpan DefaultQueueTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Batch requests are refused once the queue holds this fraction of <see cref="MaxQueued"/>.</summary>
+    public double BatchAdmitFraction { get; set; } = 0.8;
+
+    /// <summary>Retry-After sent with queue-full, shed and timeout rejections.</summary>
+    public TimeSpan RetryAfter { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Cost weight of an uncached prompt token (w_in).</summary>
+    public double InputWeight { get; set; } = 1.0;
+
+    /// <summary>Cost weight of a generated token (w_out).</summary>
+    public double OutputWeight { get; set; } = 2.0;
+
+    /// <summary>Locality within a fairness bound (hfair): lag bound in cost units.</summary>
+    public double LocalityLagBound { get; set; } = 4096;
+
+    /// <summary>How often queue timeouts are expired and shared service is synced.</summary>
+    public TimeSpan TickInterval { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>The tenant tree's top-level nodes (orgs).</summary>
+    public List<TenantNodeOptions> Tenants { get; set; } = [];
+}
+
+/// <summary>One tenant-tree node as configured (bound to <see cref="TenantNodeConfig"/>).</summary>
+public sealed class TenantNodeOptions
+{
+    /// <summary>Path segment (no '/').</summary>
+    public string Name { get; set; } = "";
+
+    /// <summary>Share weight among siblings.</summary>
+    public double Weight { get; set; } = 1.0;
+
+    /// <summary><c>Interactive</c> or <c>Batch</c>; empty inherits.</summary>
+    public PriorityClass? Priority { get; set; }
+
+    /// <summary>Batch work of this subtree may be shed under overload; empty inherits.</summary>
+    public bool? Sheddable { get; set; }
+
+    /// <summary>Tokens (prompt + output) per minute.</summary>
+    public double? TokensPerMinute { get; set; }
+
+    /// <summary>Requests admitted and not finished (queued + in flight).</summary>
+    public int? MaxConcurrent { get; set; }
+
+    /// <summary>Budget in effective cost units.</summary>
+    public double? Budget { get; set; }
+
+    /// <summary>Requests waiting in the queue under this node (→ 429 above).</summary>
+    public int? MaxQueued { get; set; }
+
+    /// <summary>Longest wait in the queue for this subtree (→ 429).</summary>
+    public TimeSpan? QueueTimeout { get; set; }
+
+    /// <summary>Models this subtree may use; empty = no restriction at this level.</summary>
+    public List<string> Models { get; set; } = [];
+
+    /// <summary>Children.</summary>
+    public List<TenantNodeOptions> Children { get; set; } = [];
+
+    /// <summary>Converts to the core record.</summary>
+    public TenantNodeConfig ToConfig()
+    {
+        var children = new List<TenantNodeConfig>(Children.Count);
+        foreach (var c in Children)
+        {
+            children.Add(c.ToConfig());
+        }
+
+        bool anyQuota = TokensPerMinute is not null || MaxConcurrent is not null || Budget is not null || MaxQueued is not null || QueueTimeout is not null;
+        return new TenantNodeConfig
+        {
+            Name = Name,
+            Weight = Weight,
+            Priority = Priority,
+            Sheddable = Sheddable,
+            Quota = anyQuota ? new TenantQuota { TokensPerMinute = TokensPerMinute, MaxConcurrent = MaxConcurrent, Budget = Budget, MaxQueued = MaxQueued, QueueTimeout = QueueTimeout } : null,
+            AllowedModels = Models.Count == 0 ? null : Models,
+            Children = children,
+        };
+    }
+}
+
+/// <summary>Shared state (section <c>Gateway:State</c>).</summary>
+public sealed class StateOptions
+{
+    /// <summary>
+    /// Redis address (<c>host:port[,password=..][,user=..][,db=N]</c>, see <c>RedisOptions.Parse</c>); empty keeps
+    /// state in memory (one replica). Environment: <c>Gateway__State__Redis</c>.
+    /// </summary>
+    public string Redis { get; set; } = "";
+
+    /// <summary>Key prefix in Redis.</summary>
+    public string Prefix { get; set; } = "gw:";
+}

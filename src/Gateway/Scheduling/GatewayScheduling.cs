@@ -1,0 +1,235 @@
+using System.Diagnostics.Metrics;
+using Gateway.Auth;
+using Gateway.Configuration;
+using Gateway.Core.Scheduling;
+using Gateway.Core.Tenancy;
+using Gateway.Fleet;
+using Gateway.State;
+using Gateway.Telemetry;
+using Microsoft.Extensions.Options;
+
+namespace Gateway.Scheduling;
+
+/// <summary>
+/// The gateway's fair queue, composed from configuration: the tenant tree (<c>Gateway:Scheduling:Tenants</c> merged
+/// with every configured API key's <c>org/team/key</c> path), the scheduler named by <c>Gateway:Scheduling:Policy</c>
+/// (<c>hfair</c> default, <c>vtc</c>, <c>fcfs</c>), the <see cref="GatewayQueue"/> (caps, timeouts, quotas), the state
+/// store (in memory, or Redis when <c>Gateway:State:Redis</c> is set, with <see cref="SharedServiceSync"/> sharing
+/// service across replicas) and the <see cref="FairDispatcher"/> that releases requests when the fleet has capacity.
+/// <para>Capacity (<see cref="FreeCapacity"/>): each eligible worker offers <c>MaxInFlightPerWorker</c> slots, or only
+/// the slots it already uses while it is saturated (it reports more than <c>MaxReportedWaiting</c> waiting requests or
+/// KV use at or above <c>KvHighWatermark</c>); free = total − requests this gateway has dispatched and not finished.</para>
+/// </summary>
+public sealed class GatewayScheduling : IAsyncDisposable
+{
+    private readonly WorkerRegistry _registry;
+    private readonly SchedulingOptions _options;
+    private readonly FairDispatcher _dispatcher;
+    private readonly IServiceAccounting? _accounting;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, double> _settled = new(StringComparer.Ordinal);
+
+    /// <summary>Builds the queue and starts the dispatcher's tick.</summary>
+    public GatewayScheduling(IOptions<GatewayOptions> options, WorkerRegistry registry, GatewayMetrics metrics, IMeterFactory meterFactory, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _registry = registry;
+        var o = options.Value;
+        _options = o.Scheduling;
+        Tree = TenantTree.Build(BuildTreeConfig(o));
+        var cost = new CostModel(_options.InputWeight, _options.OutputWeight);
+        Scheduler = SchedulingPolicies.Create(_options.Policy, new SchedulingPolicyContext
+        {
+            Time = time,
+            Cost = cost,
+            Locality = LocalityOptions.Default with { LagBound = _options.LocalityLagBound },
+        });
+        _accounting = Scheduler as IServiceAccounting;
+        Queue = new GatewayQueue(Scheduler, Tree, new QuotaLedger(time), new OverloadOptions
+        {
+            MaxQueued = _options.MaxQueued,
+            BatchAdmitFraction = _options.BatchAdmitFraction,
+            DefaultTenantMaxQueued = _options.DefaultTenantMaxQueued,
+            DefaultQueueTimeout = _options.DefaultQueueTimeout,
+            RetryAfter = _options.RetryAfter,
+        }, time, cost);
+
+        if (string.IsNullOrWhiteSpace(o.State.Redis))
+        {
+            Store = new InMemoryStateStore(time);
+        }
+        else
+        {
+            var client = RedisClient.ConnectInBackground(RedisOptions.Parse(o.State.Redis));
+            Store = new RedisStateStore(client, new RedisStateStoreOptions { Prefix = o.State.Prefix }, time, ownsClient: true);
+            metrics.SetRedisHealthSource(() => Store.IsShared);
+        }
+
+        SharedServiceSync? sync = null;
+        if (_accounting is not null)
+        {
+            sync = new SharedServiceSync(Scheduler, Store);
+            foreach (var node in Tree.Nodes.Values)
+            {
+                if (node.Children.Count == 0)
+                {
+                    // Requests carry leaf (key) paths; tracking only leaves never counts service twice.
+                    sync.Track(node.Path);
+                }
+            }
+        }
+
+        Sync = sync;
+        var meter = meterFactory.Create(new MeterOptions(GatewayMetrics.MeterName) { Version = "1.0" });
+        _dispatcher = new FairDispatcher(Queue, FreeCapacity, new FairDispatcherOptions { TickInterval = _options.TickInterval }, time, sync, meter, metrics.TenantLabel);
+    }
+
+    /// <summary>The tenant tree in use.</summary>
+    public TenantTree Tree { get; }
+
+    /// <summary>The scheduler ordering waiting requests.</summary>
+    public IRequestScheduler Scheduler { get; }
+
+    /// <summary>The admission queue.</summary>
+    public GatewayQueue Queue { get; }
+
+    /// <summary>Where shared state lives.</summary>
+    public IStateStore Store { get; }
+
+    /// <summary>Cross-replica service sync (null for schedulers that do not account service, e.g. fcfs).</summary>
+    public SharedServiceSync? Sync { get; }
+
+    /// <summary>The dispatcher in the request path.</summary>
+    public FairDispatcher Dispatcher => _dispatcher;
+
+    /// <summary>Whether requests go through the queue.</summary>
+    public bool Enabled => _options.Enabled;
+
+    /// <summary>Records a settled request's service (cost units) for /status.</summary>
+    public void RecordSettled(string tenantPath, double cost) =>
+        _settled.AddOrUpdate(tenantPath, cost, (_, v) => v + cost);
+
+    /// <summary>Settled service per tenant path with its weight and the weights of its siblings (for /status).</summary>
+    public IReadOnlyList<(string Path, double Service, double Entitlement)> ServiceShares()
+    {
+        // Entitlement of a leaf = product over its path of weight / sum of sibling weights (among nodes that were served).
+        var served = new Dictionary<string, double>(_settled, StringComparer.Ordinal);
+        var result = new List<(string, double, double)>(served.Count);
+        foreach (var (path, service) in served)
+        {
+            double share = 1;
+            var node = Tree.Find(path);
+            for (var n = node; n is not null; n = n.Parent)
+            {
+                var siblings = n.Parent is null ? Tree.Roots : n.Parent.Children;
+                double sum = 0;
+                foreach (var s in siblings)
+                {
+                    if (IsServed(s.Path, served))
+                    {
+                        sum += s.Weight;
+                    }
+                }
+
+                share *= sum > 0 ? n.Weight / sum : 1;
+            }
+
+            result.Add((path, service, node is null ? double.NaN : share));
+        }
+
+        result.Sort((a, b) => string.CompareOrdinal(a.Item1, b.Item1));
+        return result;
+    }
+
+    private static bool IsServed(string path, Dictionary<string, double> served)
+    {
+        foreach (var p in served.Keys)
+        {
+            if (p == path || p.StartsWith(path + "/", StringComparison.Ordinal))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Requests the fleet can take now beyond what this gateway already dispatched.</summary>
+    public int FreeCapacity()
+    {
+        int total = 0;
+        foreach (var w in _registry.All)
+        {
+            var i = w.Info;
+            if (!i.Eligible)
+            {
+                continue;
+            }
+
+            bool saturated = i.ReportedWaiting > _options.MaxReportedWaiting || i.KvUsage >= _options.KvHighWatermark;
+            total += saturated ? Math.Min(_options.MaxInFlightPerWorker, i.InFlight) : _options.MaxInFlightPerWorker;
+        }
+
+        return total - _dispatcher.InFlight;
+    }
+
+    /// <summary>Builds the request the queue sees for a tenant path.</summary>
+    public QueuedRequest CreateRequest(long id, string tenantPath, string? sessionId, string model, int promptTokens, int expectedOutputTokens, long now, object? payload)
+    {
+        var node = Tree.Find(tenantPath);
+        return new QueuedRequest
+        {
+            Id = id,
+            TenantPath = tenantPath,
+            SessionId = sessionId,
+            PromptTokens = promptTokens,
+            ExpectedOutputTokens = expectedOutputTokens,
+            PriorityClass = node is null ? 0 : (int)node.Priority,
+            Sheddable = node?.Sheddable ?? false,
+            Model = model,
+            EnqueuedTimestamp = now,
+            Payload = payload,
+        };
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        await _dispatcher.DisposeAsync().ConfigureAwait(false);
+        await Store.DisposeAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>The configured tree plus a node for every configured key path (org/team/key) it does not list.</summary>
+    public static TenantTreeConfig BuildTreeConfig(GatewayOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var roots = new List<TenantNodeOptions>(options.Scheduling.Tenants);
+        foreach (var k in options.Auth.Keys)
+        {
+            Ensure(roots, k.Tenant, k.Weight);
+        }
+
+        if (options.Auth.DemoKey.Enabled)
+        {
+            Ensure(roots, options.Auth.DemoKey.Tenant, options.Auth.DemoKey.Weight);
+        }
+
+        return new TenantTreeConfig { Tenants = roots.ConvertAll(r => r.ToConfig()) };
+    }
+
+    private static void Ensure(List<TenantNodeOptions> roots, string path, double leafWeight)
+    {
+        var parts = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        var level = roots;
+        for (int i = 0; i < parts.Length; i++)
+        {
+            var node = level.Find(n => n.Name == parts[i]);
+            if (node is null)
+            {
+                node = new TenantNodeOptions { Name = parts[i], Weight = i == parts.Length - 1 ? leafWeight : 1.0 };
+                level.Add(node);
+            }
+
+            level = node.Children;
+        }
+    }
+}

@@ -1,0 +1,108 @@
+using System.ClientModel;
+using System.ClientModel.Primitives;
+using System.Diagnostics;
+using Gateway.Auth;
+using Gateway.Core.Routing.KvAware;
+using Gateway.Hosting;
+using Gateway.Proxy;
+using Gateway.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+using OpenAI;
+using OpenAI.Chat;
+
+namespace Gateway.Tests.Routing;
+
+/// <summary>
+/// kv-aware routing live: the gateway's default policy, fed by every in-process worker's KV event stream, in front
+/// of 4 embedded reference workers (real engines with prefix caches), driven by the official OpenAI client.
+/// </summary>
+public sealed class KvAwareGatewayTests : IAsyncLifetime
+{
+    private const string KeyA = "sk-kv-a";
+    private const string KeyB = "sk-kv-b";
+    private GatewayHost _gw = null!;
+
+    public async Task InitializeAsync()
+    {
+        _gw = await GatewayHost.StartAsync(new Dictionary<string, string?>
+        {
+            ["Gateway:Listen"] = "http://127.0.0.1:0",
+            ["Gateway:Workers:Mode"] = "Embedded",
+            ["Gateway:Workers:Embedded:Count"] = "4",
+            ["Gateway:Workers:Embedded:TimeScale"] = "0.02",
+            ["Gateway:Health:Interval"] = "00:00:00.200",
+            ["Gateway:Auth:ServerSecret"] = TestGateway.Secret,
+            ["Gateway:Auth:Keys:0:Hash"] = ApiKeyAuthenticator.HashKey(TestGateway.Secret, KeyA),
+            ["Gateway:Auth:Keys:0:Tenant"] = "org-a/team/key",
+            ["Gateway:Auth:Keys:1:Hash"] = ApiKeyAuthenticator.HashKey(TestGateway.Secret, KeyB),
+            ["Gateway:Auth:Keys:1:Tenant"] = "org-b/team/key",
+            ["Logging:LogLevel:Default"] = "Warning",
+        });
+    }
+
+    public async Task DisposeAsync() => await _gw.DisposeAsync();
+
+    private ChatClient Chat(string key) =>
+        new("llama3-8b", new ApiKeyCredential(key), new OpenAIClientOptions { Endpoint = new Uri(_gw.BaseAddress, "v1"), RetryPolicy = new ClientRetryPolicy(0) });
+
+    private static string LongPrompt(string topic) =>
+        string.Join(' ', Enumerable.Range(0, 400).Select(i => $"{topic} paragraph {i} explains a detail of the system"));
+
+    [Fact]
+    public void DefaultPolicy_IsKvAware_WithOneSubscriberPerWorker()
+    {
+        Assert.IsType<KvAwarePolicy>(_gw.Services.GetRequiredService<ProxyHandler>().Policy);
+    }
+
+    [Fact]
+    public async Task SamePromptRepeated_OneTenant_LandsOnOneWorkerWithCachedTokens()
+    {
+        var subs = _gw.Services.GetRequiredService<KvEventSubscriptions>();
+        await WaitUntilAsync(() => subs.Active == 4);
+        var client = Chat(KeyA);
+        string prompt = LongPrompt("caching");
+        var options = new ChatCompletionOptions { MaxOutputTokenCount = 4 };
+        var cached = new List<int>();
+        for (int i = 0; i < 5; i++)
+        {
+            ChatCompletion c = await client.CompleteChatAsync([new UserChatMessage(prompt)], options);
+            cached.Add(c.Usage.InputTokenDetails.CachedTokenCount);
+            Assert.True(c.Usage.InputTokenCount > 1000);
+        }
+
+        Assert.Equal(0, cached[0]);
+        Assert.All(cached.Skip(1), n => Assert.True(n > 1000, $"cached tokens after the first: {string.Join(",", cached)}"));
+        var recent = _gw.Services.GetRequiredService<RecentRegret>().Snapshot().Take(5).ToList();
+        Assert.Single(recent.Select(e => e.Worker).Distinct());
+        // Routing regret: from the second request on, the policy predicted the hit the worker reported.
+        Assert.All(recent.Take(4), e => Assert.True(e.PredictedCachedTokens > 1000 && Math.Abs(e.PredictedCachedTokens - e.ActualCachedTokens) <= 64, $"predicted {e.PredictedCachedTokens} actual {e.ActualCachedTokens}"));
+        var policy = (KvAwarePolicy)_gw.Services.GetRequiredService<ProxyHandler>().Policy;
+        Assert.True(policy.Regret.Completed >= 5);
+        await WaitUntilAsync(() => subs.EventsApplied > 0); // the workers' KV events reached the precise index
+    }
+
+    [Fact]
+    public async Task SamePrompt_TwoTenants_DoNotShareCache()
+    {
+        string prompt = LongPrompt("isolation");
+        var options = new ChatCompletionOptions { MaxOutputTokenCount = 4 };
+        ChatCompletion a1 = await Chat(KeyA).CompleteChatAsync([new UserChatMessage(prompt)], options);
+        ChatCompletion a2 = await Chat(KeyA).CompleteChatAsync([new UserChatMessage(prompt)], options);
+        ChatCompletion b1 = await Chat(KeyB).CompleteChatAsync([new UserChatMessage(prompt)], options);
+        ChatCompletion b2 = await Chat(KeyB).CompleteChatAsync([new UserChatMessage(prompt)], options);
+        Assert.Equal(0, a1.Usage.InputTokenDetails.CachedTokenCount);
+        Assert.True(a2.Usage.InputTokenDetails.CachedTokenCount > 1000);
+        Assert.Equal(0, b1.Usage.InputTokenDetails.CachedTokenCount); // different org, different salt: no shared KV
+        Assert.True(b2.Usage.InputTokenDetails.CachedTokenCount > 1000);
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        var sw = Stopwatch.StartNew();
+        while (!condition())
+        {
+            Assert.True(sw.Elapsed < TimeSpan.FromSeconds(20), "condition not reached within 20 s");
+            await Task.Delay(20);
+        }
+    }
+}

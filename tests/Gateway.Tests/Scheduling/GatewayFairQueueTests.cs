@@ -1,0 +1,247 @@
+using System.ClientModel;
+using System.ClientModel.Primitives;
+using System.Diagnostics;
+using System.Net;
+using System.Text.Json;
+using Gateway.Auth;
+using Gateway.Hosting;
+using Gateway.Scheduling;
+using Gateway.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+using OpenAI;
+using OpenAI.Chat;
+using Worker;
+
+namespace Gateway.Tests.Scheduling;
+
+/// <summary>
+/// The gateway-held fair queue in the real request path: one in-process reference worker (WorkerHost) of small
+/// capacity behind a gateway on 127.0.0.1, tenants configured in Gateway:Scheduling:Tenants, keys in Gateway:Auth:Keys.
+/// </summary>
+public sealed class GatewayFairQueueTests(Xunit.Abstractions.ITestOutputHelper output) : IAsyncLifetime
+{
+    private const string KeyA = "sk-tenant-a";
+    private const string KeyB = "sk-tenant-b";
+    private WorkerHost _worker = null!;
+
+    public async Task InitializeAsync() =>
+        _worker = await WorkerHost.StartAsync(new WorkerOptions { TimeScale = 0.1 });
+
+    public async Task DisposeAsync() => await _worker.DisposeAsync();
+
+    private Task<GatewayHost> StartGatewayAsync(int perWorker = 1, Dictionary<string, string?>? extra = null)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["Gateway:Auth:Keys:0:Hash"] = ApiKeyAuthenticator.HashKey(TestGateway.Secret, KeyA),
+            ["Gateway:Auth:Keys:0:Tenant"] = "a/team/key",
+            ["Gateway:Auth:Keys:1:Hash"] = ApiKeyAuthenticator.HashKey(TestGateway.Secret, KeyB),
+            ["Gateway:Auth:Keys:1:Tenant"] = "b/team/key",
+            ["Gateway:Scheduling:Tenants:0:Name"] = "a",
+            ["Gateway:Scheduling:Tenants:0:Weight"] = "1",
+            ["Gateway:Scheduling:Tenants:1:Name"] = "b",
+            ["Gateway:Scheduling:Tenants:1:Weight"] = "3",
+            ["Gateway:Scheduling:MaxInFlightPerWorker"] = perWorker.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Gateway:Scheduling:TickInterval"] = "00:00:00.020",
+        };
+        foreach (var (k, v) in extra ?? [])
+        {
+            settings[k] = v;
+        }
+
+        return TestGateway.StartAsync([_worker.BaseAddress.GetLeftPart(UriPartial.Authority)], settings);
+    }
+
+    private static ChatClient Chat(GatewayHost gw, string key) =>
+        new("llama3-8b", new ApiKeyCredential(key), new OpenAIClientOptions
+        {
+            Endpoint = new Uri(gw.BaseAddress, "v1"),
+            RetryPolicy = new ClientRetryPolicy(0),
+            NetworkTimeout = TimeSpan.FromSeconds(60),
+        });
+
+    private static string Body(int maxTokens, string text = "fair share please") =>
+        JsonSerializer.Serialize(new { model = "llama3-8b", max_tokens = maxTokens, messages = new[] { new { role = "user", content = text } } });
+
+    [Fact]
+    public async Task Flood_TwoTenantsWeights1To3_ServedCountsSplitNear1To3()
+    {
+        await using var gw = await StartGatewayAsync();
+        var sched = gw.Services.GetRequiredService<GatewayScheduling>();
+        var served = new int[2];
+        int total = 0;
+        const int Target = 80;
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        var options = new ChatCompletionOptions { MaxOutputTokenCount = 8 };
+
+        async Task Loop(int tenant, ChatClient client)
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    ChatCompletion c = await client.CompleteChatAsync([new UserChatMessage($"tenant {tenant} floods the gateway")], options, stop.Token);
+                    Assert.True(c.Usage.OutputTokenCount > 0);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                Interlocked.Increment(ref served[tenant]);
+                if (Interlocked.Increment(ref total) >= Target)
+                {
+                    await stop.CancelAsync();
+                }
+            }
+        }
+
+        var a = Chat(gw, KeyA);
+        var b = Chat(gw, KeyB);
+        var loops = new List<Task>();
+        for (int i = 0; i < 6; i++)
+        {
+            loops.Add(Loop(0, a));
+            loops.Add(Loop(1, b));
+        }
+
+        await Task.WhenAll(loops);
+        Assert.True(total >= Target, $"only {total} served before the deadline");
+        double ratio = served[1] / (double)Math.Max(1, served[0]);
+        output.WriteLine($"served a={served[0]} b={served[1]} b/a={ratio:F2}");
+        // Weights 1:3 -> 25% / 75%; wide margin for warm-up and settlement granularity.
+        Assert.True(ratio is >= 2.0 and <= 4.5, $"served a={served[0]} b={served[1]} (b/a = {ratio:F2}, weights 1:3)");
+        await WaitUntilAsync(() => sched.Dispatcher.Queued == 0); // the clients' cancels empty the queue
+    }
+
+    [Fact]
+    public async Task Queued_ClientCancels_RequestLeavesQueue()
+    {
+        await using var gw = await StartGatewayAsync();
+        var sched = gw.Services.GetRequiredService<GatewayScheduling>();
+        using var http = TestGateway.Client(gw, KeyA);
+        var busy = http.PostAsync("v1/chat/completions", TestGateway.Json(Body(60)));
+        await WaitUntilAsync(() => sched.Dispatcher.InFlight == 1);
+
+        using var cts = new CancellationTokenSource();
+        var queued = http.PostAsync("v1/chat/completions", TestGateway.Json(Body(4)), cts.Token);
+        await WaitUntilAsync(() => sched.Dispatcher.Queued == 1);
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => queued);
+        await WaitUntilAsync(() => sched.Dispatcher.Queued == 0);
+
+        var first = await busy;
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        var after = await http.PostAsync("v1/chat/completions", TestGateway.Json(Body(2)));
+        Assert.Equal(HttpStatusCode.OK, after.StatusCode);
+        await WaitUntilAsync(() => sched.Dispatcher.InFlight == 0);
+    }
+
+    [Fact]
+    public async Task TenantQueueCap_Reached_429WithRetryAfterInOpenAiShape()
+    {
+        await using var gw = await StartGatewayAsync(extra: new() { ["Gateway:Scheduling:DefaultTenantMaxQueued"] = "1" });
+        var sched = gw.Services.GetRequiredService<GatewayScheduling>();
+        using var http = TestGateway.Client(gw, KeyA);
+        var busy = http.PostAsync("v1/chat/completions", TestGateway.Json(Body(600)));
+        await WaitUntilAsync(() => sched.Dispatcher.InFlight == 1);
+        var queued = http.PostAsync("v1/chat/completions", TestGateway.Json(Body(2)));
+        await WaitUntilAsync(() => sched.Dispatcher.Queued == 1);
+
+        var refused = await http.PostAsync("v1/chat/completions", TestGateway.Json(Body(2)));
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        Assert.NotNull(refused.Headers.RetryAfter?.Delta);
+        Assert.True(refused.Headers.RetryAfter!.Delta >= TimeSpan.FromSeconds(1));
+        using var doc = JsonDocument.Parse(await refused.Content.ReadAsStringAsync());
+        Assert.Equal("rate_limit_exceeded", doc.RootElement.GetProperty("error").GetProperty("code").GetString());
+
+        // The official client surfaces it as a 429 too.
+        var ex = await Assert.ThrowsAsync<ClientResultException>(() => Chat(gw, KeyA).CompleteChatAsync([new UserChatMessage("x")]));
+        Assert.Equal(429, ex.Status);
+
+        Assert.Equal(HttpStatusCode.OK, (await busy).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await queued).StatusCode);
+    }
+
+    [Fact]
+    public async Task QueueTimeout_Expired_429()
+    {
+        await using var gw = await StartGatewayAsync(extra: new() { ["Gateway:Scheduling:DefaultQueueTimeout"] = "00:00:00.200" });
+        var sched = gw.Services.GetRequiredService<GatewayScheduling>();
+        using var http = TestGateway.Client(gw, KeyA);
+        var busy = http.PostAsync("v1/chat/completions", TestGateway.Json(Body(400)));
+        await WaitUntilAsync(() => sched.Dispatcher.InFlight == 1);
+        var timedOut = await http.PostAsync("v1/chat/completions", TestGateway.Json(Body(2)));
+        Assert.Equal(HttpStatusCode.TooManyRequests, timedOut.StatusCode);
+        Assert.NotNull(timedOut.Headers.RetryAfter);
+        Assert.Contains("waited too long", await timedOut.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await busy).StatusCode);
+    }
+
+    [Fact]
+    public async Task Flood_TenantWithinShare_KeepsBeingServedAheadOfFlooder()
+    {
+        // Equal weights here: b floods with 8 concurrent requests, a sends one at a time (well within its half).
+        await using var gw = await StartGatewayAsync(extra: new() { ["Gateway:Scheduling:Tenants:1:Weight"] = "1" });
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        var floodLatencies = new System.Collections.Concurrent.ConcurrentBag<double>();
+        using var httpB = TestGateway.Client(gw, KeyB);
+
+        async Task Flood()
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var sw = Stopwatch.StartNew();
+                try
+                {
+                    using var r = await httpB.PostAsync("v1/chat/completions", TestGateway.Json(Body(8, "flood")), stop.Token);
+                    Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                floodLatencies.Add(sw.Elapsed.TotalMilliseconds);
+            }
+        }
+
+        var flooders = Enumerable.Range(0, 8).Select(_ => Flood()).ToList();
+        var sched = gw.Services.GetRequiredService<GatewayScheduling>();
+        await WaitUntilAsync(() => sched.Dispatcher.Queued >= 5);
+
+        var a = Chat(gw, KeyA);
+        var light = new List<double>();
+        for (int i = 0; i < 8; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            ChatCompletion c = await a.CompleteChatAsync([new UserChatMessage("light tenant")], new ChatCompletionOptions { MaxOutputTokenCount = 8 });
+            Assert.True(c.Usage.OutputTokenCount > 0);
+            light.Add(sw.Elapsed.TotalMilliseconds);
+        }
+
+        await stop.CancelAsync();
+        await Task.WhenAll(flooders);
+        double lightMedian = Median(light);
+        double floodMedian = Median([.. floodLatencies]);
+        output.WriteLine($"light median {lightMedian:F1} ms, flood median {floodMedian:F1} ms");
+        // FCFS would put each light request behind ~7 flood requests; the fair queue serves it next.
+        Assert.True(lightMedian < 0.6 * floodMedian, $"light median {lightMedian:F1} ms vs flood median {floodMedian:F1} ms");
+    }
+
+    private static double Median(List<double> xs)
+    {
+        xs.Sort();
+        return xs.Count == 0 ? double.NaN : xs[xs.Count / 2];
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        var sw = Stopwatch.StartNew();
+        while (!condition())
+        {
+            Assert.True(sw.Elapsed < TimeSpan.FromSeconds(20), "condition not reached within 20 s");
+            await Task.Delay(10);
+        }
+    }
+}
