@@ -173,7 +173,7 @@ public sealed class Scenario
             errors.Add(e.Message.Replace("tenant weights", "tenant rates", StringComparison.Ordinal));
         }
 
-        CheckNames(errors, "--routing", Routing, [.. RoutingPolicies.Names, .. Routing.Where(RoutingPolicies.IsKnown)]);
+        CheckNames(errors, "--routing", Routing, RoutingPolicies.Names, RoutingPolicies.IsKnown);
         CheckNames(errors, "--scheduling", Scheduling, SchedulingPolicies.Names);
         CheckNames(errors, "--retention", Retention, Simulation.RetentionPlanners.Names, Simulation.RetentionPlanners.IsValid);
         if (Parallelism < 1)
