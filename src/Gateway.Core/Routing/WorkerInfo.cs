@@ -42,6 +42,15 @@ public sealed class WorkerInfo
     /// <summary>Worker-reported waiting requests (last poll).</summary>
     public int ReportedWaiting { get; set; }
 
+    /// <summary>This host's <see cref="InFlight"/> when <see cref="ReportedWaiting"/> was last read from the worker.</summary>
+    public int InFlightAtReport { get; set; }
+
+    /// <summary>
+    /// Waiting requests now, estimated from the last report: every request this host saw finish since the report
+    /// left the worker's queue too, so a stale "saturated" report cannot hold the gateway queue until the next poll.
+    /// </summary>
+    public int EstimatedWaiting => Math.Max(0, ReportedWaiting - Math.Max(0, InFlightAtReport - InFlight));
+
     /// <summary>Worker-reported running requests (last poll).</summary>
     public int ReportedRunning { get; set; }
 

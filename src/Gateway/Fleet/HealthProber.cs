@@ -158,6 +158,7 @@ public sealed partial class HealthProber : BackgroundService
         if (root.TryGetProperty("waiting_requests", out var w) && w.TryGetInt32(out int waiting))
         {
             info.ReportedWaiting = waiting;
+            info.InFlightAtReport = info.InFlight;
         }
 
         if (root.TryGetProperty("running_requests", out var r) && r.TryGetInt32(out int running))

@@ -17,7 +17,8 @@ namespace Gateway.Scheduling;
 /// store (in memory, or Redis when <c>Gateway:State:Redis</c> is set, with <see cref="SharedServiceSync"/> sharing
 /// service across replicas) and the <see cref="FairDispatcher"/> that releases requests when the fleet has capacity.
 /// <para>Capacity (<see cref="FreeCapacity"/>): each eligible worker offers <c>MaxInFlightPerWorker</c> slots, or only
-/// the slots it already uses while it is saturated (it reports more than <c>MaxReportedWaiting</c> waiting requests or
+/// the slots it already uses while it is saturated (its last report shows more than <c>MaxReportedWaiting</c> waiting requests,
+/// less those this gateway saw finish since (<see cref="WorkerInfo.EstimatedWaiting"/>), or
 /// KV use at or above <c>KvHighWatermark</c>); free = total − requests this gateway has dispatched and not finished.</para>
 /// </summary>
 public sealed class GatewayScheduling : IAsyncDisposable
@@ -170,7 +171,7 @@ public sealed class GatewayScheduling : IAsyncDisposable
                 continue;
             }
 
-            bool saturated = i.ReportedWaiting > _options.MaxReportedWaiting || i.KvUsage >= _options.KvHighWatermark;
+            bool saturated = i.EstimatedWaiting > _options.MaxReportedWaiting || i.KvUsage >= _options.KvHighWatermark;
             total += saturated ? Math.Min(_options.MaxInFlightPerWorker, i.InFlight) : _options.MaxInFlightPerWorker;
         }
 
