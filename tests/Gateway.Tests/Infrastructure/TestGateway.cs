@@ -38,6 +38,38 @@ public static class TestGateway
         return GatewayHost.StartAsync(settings, waitForReady: waitForReady);
     }
 
+    /// <summary>Starts a gateway over 4 embedded reference workers with one API key per (key, tenant path) pair.</summary>
+    public static Task<GatewayHost> StartEmbeddedAsync(IEnumerable<(string Key, string Tenant)> keys, IDictionary<string, string?>? extra = null)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["Gateway:Listen"] = "http://127.0.0.1:0",
+            ["Gateway:Workers:Mode"] = "Embedded",
+            ["Gateway:Workers:Embedded:Count"] = "4",
+            ["Gateway:Workers:Embedded:TimeScale"] = "0.02",
+            ["Gateway:Health:Interval"] = "00:00:00.200",
+            ["Gateway:Auth:ServerSecret"] = Secret,
+            ["Logging:LogLevel:Default"] = "Warning",
+        };
+        int i = 0;
+        foreach (var (key, tenant) in keys)
+        {
+            settings[$"Gateway:Auth:Keys:{i}:Hash"] = Gateway.Auth.ApiKeyAuthenticator.HashKey(Secret, key);
+            settings[$"Gateway:Auth:Keys:{i}:Tenant"] = tenant;
+            i++;
+        }
+
+        if (extra is not null)
+        {
+            foreach (var (k, v) in extra)
+            {
+                settings[k] = v;
+            }
+        }
+
+        return GatewayHost.StartAsync(settings);
+    }
+
     public static HttpClient Client(GatewayHost host, string? key = DemoKey)
     {
         var c = new HttpClient { BaseAddress = host.BaseAddress, Timeout = TimeSpan.FromSeconds(30) };

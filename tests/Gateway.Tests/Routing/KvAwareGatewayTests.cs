@@ -24,20 +24,7 @@ public sealed class KvAwareGatewayTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _gw = await GatewayHost.StartAsync(new Dictionary<string, string?>
-        {
-            ["Gateway:Listen"] = "http://127.0.0.1:0",
-            ["Gateway:Workers:Mode"] = "Embedded",
-            ["Gateway:Workers:Embedded:Count"] = "4",
-            ["Gateway:Workers:Embedded:TimeScale"] = "0.02",
-            ["Gateway:Health:Interval"] = "00:00:00.200",
-            ["Gateway:Auth:ServerSecret"] = TestGateway.Secret,
-            ["Gateway:Auth:Keys:0:Hash"] = ApiKeyAuthenticator.HashKey(TestGateway.Secret, KeyA),
-            ["Gateway:Auth:Keys:0:Tenant"] = "org-a/team/key",
-            ["Gateway:Auth:Keys:1:Hash"] = ApiKeyAuthenticator.HashKey(TestGateway.Secret, KeyB),
-            ["Gateway:Auth:Keys:1:Tenant"] = "org-b/team/key",
-            ["Logging:LogLevel:Default"] = "Warning",
-        });
+        _gw = await TestGateway.StartEmbeddedAsync([(KeyA, "org-a/team/key"), (KeyB, "org-b/team/key")]);
     }
 
     public async Task DisposeAsync() => await _gw.DisposeAsync();

@@ -19,22 +19,13 @@ public sealed class StatusPageTests(Xunit.Abstractions.ITestOutputHelper output)
 
     public async Task InitializeAsync()
     {
-        _gw = await GatewayHost.StartAsync(new Dictionary<string, string?>
-        {
-            ["Gateway:Listen"] = "http://127.0.0.1:0",
-            ["Gateway:Workers:Mode"] = "Embedded",
-            ["Gateway:Workers:Embedded:Count"] = "4",
-            ["Gateway:Workers:Embedded:TimeScale"] = "0.02",
-            ["Gateway:Health:Interval"] = "00:00:00.200",
-            ["Gateway:Auth:ServerSecret"] = TestGateway.Secret,
-            ["Gateway:Auth:Keys:0:Hash"] = ApiKeyAuthenticator.HashKey(TestGateway.Secret, KeyA),
-            ["Gateway:Auth:Keys:0:Tenant"] = "acme/search/svc",
-            ["Gateway:Auth:Keys:1:Hash"] = ApiKeyAuthenticator.HashKey(TestGateway.Secret, KeyB),
-            ["Gateway:Auth:Keys:1:Tenant"] = "globex/batch/etl",
-            ["Gateway:Scheduling:Tenants:0:Name"] = "acme",
-            ["Gateway:Scheduling:Tenants:0:Weight"] = "3",
-            ["Logging:LogLevel:Default"] = "Warning",
-        });
+        _gw = await TestGateway.StartEmbeddedAsync(
+            [(KeyA, "acme/search/svc"), (KeyB, "globex/batch/etl")],
+            new Dictionary<string, string?>
+            {
+                ["Gateway:Scheduling:Tenants:0:Name"] = "acme",
+                ["Gateway:Scheduling:Tenants:0:Weight"] = "3",
+            });
         var options = new ChatCompletionOptions { MaxOutputTokenCount = 6 };
         foreach (var (key, n) in new[] { (KeyA, 4), (KeyB, 2) })
         {
