@@ -23,7 +23,7 @@
 #   --max-requests N     LoadGen --max-requests
 #   --out-dir DIR        where reports and logs go [bench-results/<scenario>-<UTC time>]
 #   --base-port P        first port: gateway P, workers P+1..P+N [18080]
-#   --redis              also start redis-server on port P+100 and pass its address as Gateway__Redis__Endpoint
+#   --redis              also start redis-server on port P+100 and pass its address as Gateway__State__Redis
 #                        (the gateway had no Redis setting yet when this was written: add --gateway-env as needed)
 #   --gateway-env K=V    extra environment for the gateway (repeatable)
 #   --no-build           use the existing Release builds
@@ -102,7 +102,7 @@ if [ $redis = 1 ]; then
   command -v redis-server >/dev/null || { log "redis-server not installed (apt-get install -y redis-server)"; exit 1; }
   redis-server --port $((base_port + 100)) --bind 127.0.0.1 --save '' --appendonly no > "$out_dir/redis.log" 2>&1 &
   pids+=($!)
-  gateway_env+=("Gateway__Redis__Endpoint=127.0.0.1:$((base_port + 100))")
+  gateway_env+=("Gateway__State__Redis=127.0.0.1:$((base_port + 100))")
 fi
 
 worker_urls=() worker_pids=()
