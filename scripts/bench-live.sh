@@ -24,7 +24,6 @@
 #   --out-dir DIR        where reports and logs go [bench-results/<scenario>-<UTC time>]
 #   --base-port P        first port: gateway P, workers P+1..P+N [18080]
 #   --redis              also start redis-server on port P+100 and pass its address as Gateway__State__Redis
-#                        (the gateway had no Redis setting yet when this was written: add --gateway-env as needed)
 #   --gateway-env K=V    extra environment for the gateway (repeatable)
 #   --no-build           use the existing Release builds
 #   -- ARGS              everything after -- goes to LoadGen unchanged
