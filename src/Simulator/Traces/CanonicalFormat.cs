@@ -18,94 +18,75 @@ public static class CanonicalFormat
         var result = new TraceLoadResult();
         string name = Path.GetFileName(path);
         var lastIdsBySession = new Dictionary<string, HashIds>(StringComparer.Ordinal);
-        foreach (var (line, text) in TraceReader.Lines(path))
+        TraceReader.ForEachJsonObject(path, strict, result, (o, line) =>
         {
-            if (string.IsNullOrWhiteSpace(text))
+            double t = Json.RequireDouble(o, "t");
+            int input = Json.RequireInt(o, "in");
+            int output = Json.RequireInt(o, "out");
+            Validate.Lengths(input, output);
+            int blockSize = o.TryGetProperty("block_size", out var bsEl) && bsEl.ValueKind != JsonValueKind.Null ? Json.RequireInt(o, "block_size") : 16;
+            if (blockSize <= 0)
             {
-                continue;
+                throw new FormatException("block_size must be positive");
             }
 
-            try
+            double think = Json.OptionalDouble(o, "think", 0);
+            if (t < 0 || think < 0)
             {
-                using var doc = JsonDocument.Parse(text);
-                var o = doc.RootElement;
-                if (o.ValueKind != JsonValueKind.Object)
-                {
-                    throw new FormatException("not a JSON object");
-                }
-
-                double t = Json.RequireDouble(o, "t");
-                int input = Json.RequireInt(o, "in");
-                int output = Json.RequireInt(o, "out");
-                Validate.Lengths(input, output);
-                int blockSize = o.TryGetProperty("block_size", out var bsEl) && bsEl.ValueKind != JsonValueKind.Null ? Json.RequireInt(o, "block_size") : 16;
-                if (blockSize <= 0)
-                {
-                    throw new FormatException("block_size must be positive");
-                }
-
-                double think = Json.OptionalDouble(o, "think", 0);
-                if (t < 0 || think < 0)
-                {
-                    throw new FormatException("t and think must not be negative");
-                }
-
-                string? session = Json.OptionalString(o, "session");
-                long[] ids;
-                if (o.TryGetProperty("hash_ids", out var idsEl) && idsEl.ValueKind != JsonValueKind.Null)
-                {
-                    if (idsEl.ValueKind != JsonValueKind.Array)
-                    {
-                        throw new FormatException("'hash_ids' is not an array");
-                    }
-
-                    ids = Json.LongArray(idsEl, "hash_ids");
-                }
-                else
-                {
-                    int blocks = (input + blockSize - 1) / blockSize;
-                    ids = new long[blocks];
-                    for (int b = 0; b < blocks; b++)
-                    {
-                        ids[b] = -(((long)line << 24) | (long)b) - 1; // negative: never collides with trace ids
-                    }
-                }
-
-                HashIds hashIds;
-                if (session is not null)
-                {
-                    lastIdsBySession.TryGetValue(session, out var prev);
-                    hashIds = HashIds.Sharing(prev, ids);
-                    lastIdsBySession[session] = hashIds;
-                }
-                else
-                {
-                    hashIds = HashIds.Of(ids);
-                }
-
-                int parentTurn = o.TryGetProperty("parent_turn", out var pt) && pt.ValueKind != JsonValueKind.Null ? Json.RequireInt(o, "parent_turn") : -1;
-                result.Requests.Add(new TraceRequest
-                {
-                    T = t,
-                    Tenant = Json.OptionalString(o, "tenant"),
-                    Session = session,
-                    In = input,
-                    Out = output,
-                    BlockSize = blockSize,
-                    HashIds = hashIds,
-                    Think = think,
-                    Stop = Json.OptionalString(o, "stop"),
-                    Tool = Json.OptionalString(o, "tool"),
-                    Parent = Json.OptionalString(o, "parent"),
-                    ParentTurn = parentTurn,
-                    Source = $"{name}:{line}",
-                });
+                throw new FormatException("t and think must not be negative");
             }
-            catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException)
+
+            string? session = Json.OptionalString(o, "session");
+            long[] ids;
+            if (o.TryGetProperty("hash_ids", out var idsEl) && idsEl.ValueKind != JsonValueKind.Null)
             {
-                result.Report(new TraceIssue(name, line, e.Message), strict);
+                if (idsEl.ValueKind != JsonValueKind.Array)
+                {
+                    throw new FormatException("'hash_ids' is not an array");
+                }
+
+                ids = Json.LongArray(idsEl, "hash_ids");
             }
-        }
+            else
+            {
+                int blocks = (input + blockSize - 1) / blockSize;
+                ids = new long[blocks];
+                for (int b = 0; b < blocks; b++)
+                {
+                    ids[b] = -(((long)line << 24) | (long)b) - 1; // negative: never collides with trace ids
+                }
+            }
+
+            HashIds hashIds;
+            if (session is not null)
+            {
+                lastIdsBySession.TryGetValue(session, out var prev);
+                hashIds = HashIds.Sharing(prev, ids);
+                lastIdsBySession[session] = hashIds;
+            }
+            else
+            {
+                hashIds = HashIds.Of(ids);
+            }
+
+            int parentTurn = o.TryGetProperty("parent_turn", out var pt) && pt.ValueKind != JsonValueKind.Null ? Json.RequireInt(o, "parent_turn") : -1;
+            result.Requests.Add(new TraceRequest
+            {
+                T = t,
+                Tenant = Json.OptionalString(o, "tenant"),
+                Session = session,
+                In = input,
+                Out = output,
+                BlockSize = blockSize,
+                HashIds = hashIds,
+                Think = think,
+                Stop = Json.OptionalString(o, "stop"),
+                Tool = Json.OptionalString(o, "tool"),
+                Parent = Json.OptionalString(o, "parent"),
+                ParentTurn = parentTurn,
+                Source = $"{name}:{line}",
+            });
+        });
 
         return result;
     }

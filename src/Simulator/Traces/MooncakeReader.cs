@@ -16,47 +16,28 @@ public static class MooncakeReader
     {
         var result = new TraceLoadResult();
         string name = Path.GetFileName(path);
-        foreach (var (line, text) in TraceReader.Lines(path))
+        TraceReader.ForEachJsonObject(path, strict, result, (root, line) =>
         {
-            if (string.IsNullOrWhiteSpace(text))
+            double ts = Json.RequireDouble(root, "timestamp");
+            int input = Json.RequireInt(root, "input_length");
+            int output = Json.RequireInt(root, "output_length");
+            long[] ids = Json.RequireLongArray(root, "hash_ids");
+            Validate.Lengths(input, output);
+            if (ts < 0)
             {
-                continue;
+                throw new FormatException("negative timestamp");
             }
 
-            try
+            result.Requests.Add(new TraceRequest
             {
-                using var doc = JsonDocument.Parse(text);
-                var root = doc.RootElement;
-                if (root.ValueKind != JsonValueKind.Object)
-                {
-                    throw new FormatException("not a JSON object");
-                }
-
-                double ts = Json.RequireDouble(root, "timestamp");
-                int input = Json.RequireInt(root, "input_length");
-                int output = Json.RequireInt(root, "output_length");
-                long[] ids = Json.RequireLongArray(root, "hash_ids");
-                Validate.Lengths(input, output);
-                if (ts < 0)
-                {
-                    throw new FormatException("negative timestamp");
-                }
-
-                result.Requests.Add(new TraceRequest
-                {
-                    T = ts / 1000.0,
-                    In = input,
-                    Out = output,
-                    BlockSize = BlockSize,
-                    HashIds = HashIds.Of(ids),
-                    Source = $"{name}:{line}",
-                });
-            }
-            catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException)
-            {
-                result.Report(new TraceIssue(name, line, e.Message), strict);
-            }
-        }
+                T = ts / 1000.0,
+                In = input,
+                Out = output,
+                BlockSize = BlockSize,
+                HashIds = HashIds.Of(ids),
+                Source = $"{name}:{line}",
+            });
+        });
 
         return result;
     }

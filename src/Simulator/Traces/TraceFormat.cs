@@ -1,4 +1,5 @@
 using System.IO.Compression;
+using System.Text.Json;
 
 namespace Simulator.Traces;
 
@@ -49,6 +50,38 @@ public static class TraceReader
     {
         var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
         return path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? new GZipStream(fs, CompressionMode.Decompress) : fs;
+    }
+
+    /// <summary>
+    /// Calls <paramref name="parse"/> with each non-blank line's JSON object (and its 1-based line number); a line that is
+    /// not a JSON object, or whose <paramref name="parse"/> throws a format error, is reported on <paramref name="result"/>
+    /// (or throws when <paramref name="strict"/>).
+    /// </summary>
+    internal static void ForEachJsonObject(string path, bool strict, TraceLoadResult result, Action<JsonElement, int> parse)
+    {
+        string name = Path.GetFileName(path);
+        foreach (var (line, text) in Lines(path))
+        {
+            if (string.IsNullOrWhiteSpace(text))
+            {
+                continue;
+            }
+
+            try
+            {
+                using var doc = JsonDocument.Parse(text);
+                if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                {
+                    throw new FormatException("not a JSON object");
+                }
+
+                parse(doc.RootElement, line);
+            }
+            catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException)
+            {
+                result.Report(new TraceIssue(name, line, e.Message), strict);
+            }
+        }
     }
 
     /// <summary>Enumerates lines with 1-based numbers.</summary>
