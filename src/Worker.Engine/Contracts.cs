@@ -34,7 +34,11 @@ public sealed class EngineOptions
     public int EffectiveKvBlocks => KvBlocks > 0 ? KvBlocks : Profile.DefaultKvBlocks(BlockSize);
 }
 
-/// <summary>One generation request as the engine sees it: token counts and block hashes, never text.</summary>
+/// <summary>
+/// One generation request as the engine sees it: token counts and block hashes, never text. A token-producing backend
+/// (<see cref="ITokenStepExecutor"/>) also needs <see cref="PromptTokenIds"/>; the host must then derive
+/// <see cref="BlockHashes"/> from those same ids, since cached KV is shared by hash.
+/// </summary>
 public sealed class EngineRequest
 {
     /// <summary>Unique id (duplicates of a live request are rejected).</summary>
@@ -46,7 +50,16 @@ public sealed class EngineRequest
     /// <summary>Chained salted hashes of the prompt's full blocks (<c>BlockHasher.ComputeChain</c>).</summary>
     public required ulong[] BlockHashes { get; init; }
 
-    /// <summary>Exact number of tokens to generate (≥ 1; the host decides, e.g. from max_tokens).</summary>
+    /// <summary>
+    /// Prompt token ids (length <see cref="PromptTokens"/>). Optional for timing-only executors (the roofline); required by a
+    /// token-producing one, which computes the KV of these ids.
+    /// </summary>
+    public int[]? PromptTokenIds { get; init; }
+
+    /// <summary>
+    /// Tokens to generate (≥ 1; the host decides, e.g. from max_tokens). Exact for a timing-only executor; with a
+    /// token-producing one it is the maximum (finish reason length) and the model's end-of-sequence token stops earlier.
+    /// </summary>
     public required int OutputTokens { get; init; }
 
     /// <summary>Session id: retain-by-session pins the blocks of the session's most recent request.</summary>
@@ -78,8 +91,25 @@ public enum SequenceEventKind
     Rejected,
 }
 
-/// <summary>One per-sequence event of a step. <paramref name="CachedTokens"/> is the request's prefix-cache hit (blocks reused × block size).</summary>
-public readonly record struct SequenceEvent(string RequestId, SequenceEventKind Kind, int TokenIndex, int CachedTokens);
+/// <summary>Why a sequence finished.</summary>
+public enum FinishReason
+{
+    /// <summary>Not a Finished event.</summary>
+    None,
+
+    /// <summary>The requested number of output tokens was generated (OpenAI "length" when it came from max_tokens).</summary>
+    Length,
+
+    /// <summary>The model produced its end-of-sequence token (OpenAI "stop"); that token is the last one counted.</summary>
+    Stop,
+}
+
+/// <summary>
+/// One per-sequence event of a step. <paramref name="CachedTokens"/> is the request's prefix-cache hit (blocks reused × block size).
+/// <paramref name="TokenId"/> is the sampled token of a FirstToken/Token event when the executor produces tokens (else -1);
+/// <paramref name="Reason"/> says why a Finished event finished.
+/// </summary>
+public readonly record struct SequenceEvent(string RequestId, SequenceEventKind Kind, int TokenIndex, int CachedTokens, int TokenId = -1, FinishReason Reason = FinishReason.None);
 
 /// <summary>The outcome of one engine iteration. The host waits <see cref="Duration"/> and then delivers <see cref="Events"/>.</summary>
 public sealed class StepResult

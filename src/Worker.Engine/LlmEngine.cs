@@ -10,9 +10,13 @@ namespace Worker.Engine;
 /// (blocks freed, back to the waiting queue; it later re-prefills prompt + generated tokens, mostly from the prefix cache).</item>
 /// <item>If nothing was preempted, waiting sequences (priority, then FCFS) are admitted while budget, the running cap and
 /// KV blocks (for their prefix hit plus the next chunk) allow; the queue head blocks the rest (no skipping).</item>
-/// <item>The plan goes to an <see cref="IStepExecutor"/> (the roofline by default) that returns the step's duration.</item>
-/// <item>Progress is committed: newly complete prompt blocks enter the prefix cache; a sequence that has computed all its
-/// tokens samples one (FirstToken at index 0, then Token), and Finished follows its last token.</item>
+/// <item>The plan goes to an <see cref="IStepExecutor"/> (the roofline by default) that returns the step's duration, or to an
+/// <see cref="ITokenStepExecutor"/> (a real backend) that also returns the sampled token of each chunk that wants logits.</item>
+/// <item>Progress is committed: newly complete prompt blocks enter the prefix cache only now, after their KV has been
+/// computed, so another sequence never reads a block that is still being filled; a sequence that has computed all its
+/// tokens samples one (FirstToken at index 0, then Token; with a token executor the id is appended to the sequence and is
+/// the next step's input), and Finished follows its last token (max output: Length) or the model's end-of-sequence
+/// token (Stop).</item>
 /// </list>
 /// Deterministic: no wall clock, no randomness; time (pin TTLs only) comes from the <see cref="TimeProvider"/>.
 /// Not thread-safe: the host serialises calls (the KV event log is thread-safe for readers).
@@ -20,13 +24,14 @@ namespace Worker.Engine;
 public sealed class LlmEngine
 {
     private readonly KvBlockManager _blocks;
-    private readonly IStepExecutor _executor;
+    private readonly IStepExecutor? _executor;
+    private readonly ITokenStepExecutor? _tokenExecutor;
+    private int[] _nextTokens = new int[16];
     private readonly SortedSet<Sequence> _waiting = new(WaitingOrder.Instance);
     private readonly List<Sequence> _running = [];
     private readonly Dictionary<string, Sequence> _live = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ulong[]> _sessions = new(StringComparer.Ordinal);
     private readonly Queue<string> _sessionOrder = new();
-    private readonly List<Sequence> _scheduled = [];
     private readonly StepPlan _plan = new();
     private readonly int _blockSize;
     private long _arrivals;
@@ -45,11 +50,21 @@ public sealed class LlmEngine
     }
 
     public LlmEngine(EngineOptions options, TimeProvider time, IStepExecutor executor)
+        : this(options, time, executor ?? throw new ArgumentNullException(nameof(executor)), null)
+    {
+    }
+
+    /// <summary>An engine over a backend that computes tokens: every request must carry <see cref="EngineRequest.PromptTokenIds"/>.</summary>
+    public LlmEngine(EngineOptions options, TimeProvider time, ITokenStepExecutor executor)
+        : this(options, time, null, executor ?? throw new ArgumentNullException(nameof(executor)))
+    {
+    }
+
+    private LlmEngine(EngineOptions options, TimeProvider time, IStepExecutor? executor, ITokenStepExecutor? tokenExecutor)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(options.Profile);
         ArgumentNullException.ThrowIfNull(time);
-        ArgumentNullException.ThrowIfNull(executor);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.BlockSize, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxBatchTokens, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxRunningSequences, 1);
@@ -57,6 +72,7 @@ public sealed class LlmEngine
         Options = options;
         Time = time;
         _executor = executor;
+        _tokenExecutor = tokenExecutor;
         _blockSize = options.BlockSize;
         KvEvents = new KvEventLog(options.BlockSize, options.KvEventCapacity);
         _blocks = new KvBlockManager(options.EffectiveKvBlocks, options.BlockSize, options.MaxPinnedFraction, time, KvEvents);
@@ -68,6 +84,9 @@ public sealed class LlmEngine
 
     /// <summary>Seq-numbered stored/removed/cleared/pin_dropped events (thread-safe for readers).</summary>
     public KvEventLog KvEvents { get; }
+
+    /// <summary>True when the backend computes tokens (requests need prompt ids; events carry token ids).</summary>
+    public bool ProducesTokens => _tokenExecutor is not null;
 
     /// <summary>Total KV blocks in the pool.</summary>
     public int KvBlocksTotal => _blocks.TotalBlocks;
@@ -153,7 +172,21 @@ public sealed class LlmEngine
             return new StepResult { Preempted = preempted };
         }
 
-        var duration = _executor.Execute(_plan);
+        TimeSpan duration;
+        if (_tokenExecutor is not null)
+        {
+            if (_nextTokens.Length < _plan.Chunks.Count)
+            {
+                _nextTokens = new int[Math.Max(_plan.Chunks.Count, _nextTokens.Length * 2)];
+            }
+
+            duration = _tokenExecutor.Execute(_plan, _nextTokens.AsSpan(0, _plan.Chunks.Count));
+        }
+        else
+        {
+            duration = _executor!.Execute(_plan);
+        }
+
         var events = Commit();
         _steps++;
         _busySeconds += duration.TotalSeconds;
@@ -293,6 +326,22 @@ public sealed class LlmEngine
             return "block hashes are missing";
         }
 
+        if (r.PromptTokenIds is null)
+        {
+            if (_tokenExecutor is not null)
+            {
+                return "prompt token ids are required by this backend";
+            }
+        }
+        else if (r.PromptTokenIds.Length != r.PromptTokens)
+        {
+            return $"{r.PromptTokenIds.Length} prompt token ids for a {r.PromptTokens}-token prompt";
+        }
+        else if (r.PromptTokenIds.AsSpan().IndexOfAnyExceptInRange(0, int.MaxValue) >= 0)
+        {
+            return "prompt token ids must be non-negative";
+        }
+
         if (r.BlockHashes.Length > r.PromptTokens / _blockSize)
         {
             return $"{r.BlockHashes.Length} block hashes for a {r.PromptTokens}-token prompt (at most {r.PromptTokens / _blockSize} full blocks of {_blockSize})";
@@ -333,7 +382,6 @@ public sealed class LlmEngine
     private int Plan()
     {
         _plan.Clear();
-        _scheduled.Clear();
         int budget = Options.MaxBatchTokens;
         int preempted = 0;
 
@@ -410,8 +458,8 @@ public sealed class LlmEngine
     private void Schedule(Sequence seq, int n)
     {
         bool decode = seq.Emitted > 0 && seq.Tokens - seq.Computed == 1;
-        _plan.Add(new ScheduledChunk(seq.Request.Id, n, seq.Computed, decode));
-        _scheduled.Add(seq);
+        bool logits = seq.Computed + n == seq.Tokens;
+        _plan.Add(new ScheduledChunk(seq.Request.Id, n, seq.Computed, decode, logits), seq);
     }
 
     private void Preempt(Sequence seq)
@@ -426,12 +474,13 @@ public sealed class LlmEngine
 
     private List<SequenceEvent> Commit()
     {
-        var events = new List<SequenceEvent>(_scheduled.Count + 4);
-        bool anyFinished = false;
         var chunks = _plan.Chunks;
-        for (int i = 0; i < _scheduled.Count; i++)
+        var events = new List<SequenceEvent>(chunks.Count + 4);
+        bool anyFinished = false;
+        int eos = _tokenExecutor?.EosTokenId ?? -1;
+        for (int i = 0; i < chunks.Count; i++)
         {
-            var seq = _scheduled[i];
+            var seq = _plan.SequenceAt(i);
             int old = seq.Computed;
             seq.Computed += chunks[i].NewTokens;
             _blocks.MarkComputed(seq.BlockTable, seq.Request.BlockHashes, old, seq.Computed);
@@ -440,12 +489,22 @@ public sealed class LlmEngine
                 continue;
             }
 
-            int index = seq.Emitted++;
-            _generatedTokens++;
-            events.Add(new SequenceEvent(seq.Request.Id, index == 0 ? SequenceEventKind.FirstToken : SequenceEventKind.Token, index, seq.CachedTokens));
-            if (seq.Emitted >= seq.Request.OutputTokens)
+            int index = seq.Emitted;
+            int token = -1;
+            if (_tokenExecutor is not null)
             {
-                events.Add(new SequenceEvent(seq.Request.Id, SequenceEventKind.Finished, seq.Emitted, seq.CachedTokens));
+                token = _nextTokens[i];
+                seq.TokenIds![seq.Request.PromptTokens + index] = token;
+            }
+
+            seq.Emitted++;
+            _generatedTokens++;
+            events.Add(new SequenceEvent(seq.Request.Id, index == 0 ? SequenceEventKind.FirstToken : SequenceEventKind.Token, index, seq.CachedTokens, token));
+            bool stop = token >= 0 && token == eos;
+            if (stop || seq.Emitted >= seq.Request.OutputTokens)
+            {
+                var reason = stop ? FinishReason.Stop : FinishReason.Length;
+                events.Add(new SequenceEvent(seq.Request.Id, SequenceEventKind.Finished, seq.Emitted, seq.CachedTokens, -1, reason));
                 Finish(seq);
                 anyFinished = true;
             }

@@ -10,6 +10,9 @@ internal sealed class Sequence(EngineRequest request, long arrival)
 
     public List<int> BlockTable { get; } = [];
 
+    /// <summary>Prompt ids then generated ids (capacity prompt + max output), or null when the request came without ids.</summary>
+    public int[]? TokenIds { get; } = CopyIds(request);
+
     /// <summary>Tokens whose KV is in the block table.</summary>
     public int Computed { get; set; }
 
@@ -27,6 +30,18 @@ internal sealed class Sequence(EngineRequest request, long arrival)
 
     /// <summary>Tokens that exist: the prompt plus every emitted token (the newest one's KV is computed by the next step).</summary>
     public int Tokens => Request.PromptTokens + Emitted;
+
+    private static int[]? CopyIds(EngineRequest r)
+    {
+        if (r.PromptTokenIds is null)
+        {
+            return null;
+        }
+
+        var ids = new int[r.PromptTokens + r.OutputTokens];
+        r.PromptTokenIds.AsSpan(0, r.PromptTokens).CopyTo(ids);
+        return ids;
+    }
 }
 
 /// <summary>Waiting-queue order: higher priority first, then submission order.</summary>
