@@ -1,0 +1,55 @@
+using System.Numerics.Tensors;
+
+namespace Worker.Cpu;
+
+/// <summary>
+/// Y = X W^T for a range of W's rows and all tokens of the step (decode: a batch of matvecs; prefill: a matmul).
+/// Tokens are taken in tiles of <see cref="TokenTile"/> so a tile's activations stay in L2 while W's rows stream past
+/// once per tile; each (row, token) result is the same dot product whatever the batch, so a token's output does not
+/// depend on what else is in the step. F16 rows are widened once per tile into per-thread scratch; Q8_0 rows are
+/// dotted in int8 against activations quantized per 32 (as llama.cpp's q8_0 x q8_0 path).
+/// </summary>
+internal static unsafe class MatMul
+{
+    public const int TokenTile = 16;
+
+    /// <param name="x">f32 activations [tokens][w.Cols] (F32/F16 weights)</param>
+    /// <param name="xq">int8 activations [tokens][w.Cols] and <paramref name="xd"/> scales [tokens][w.Cols/32] (Q8_0 weights)</param>
+    /// <param name="y">output, element (t, r) at y[t * yStride + r]</param>
+    /// <param name="rowScratch">w.Cols floats private to the calling thread (F16)</param>
+    public static void Rows(WeightMatrix w, int r0, int r1, float* x, sbyte* xq, float* xd, int tokens, float* y, int yStride,
+        CpuIsa isa, float* rowScratch)
+    {
+        int cols = w.Cols, blocks = cols / Q8.Block;
+        for (int t0 = 0; t0 < tokens; t0 += TokenTile)
+        {
+            int t1 = Math.Min(tokens, t0 + TokenTile);
+            for (int r = r0; r < r1; r++)
+            {
+                switch (w.Type)
+                {
+                    case GgufTensorType.F32:
+                    {
+                        float* wr = w.F32 + (long)r * cols;
+                        for (int t = t0; t < t1; t++) y[(long)t * yStride + r] = Dot.F32(wr, x + (long)t * cols, cols, isa);
+                        break;
+                    }
+                    case GgufTensorType.F16:
+                    {
+                        TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(w.F16 + (long)r * cols, cols), new Span<float>(rowScratch, cols));
+                        for (int t = t0; t < t1; t++) y[(long)t * yStride + r] = Dot.F32(rowScratch, x + (long)t * cols, cols, isa);
+                        break;
+                    }
+                    default:
+                    {
+                        sbyte* wq = w.Quants + (long)r * cols;
+                        float* wd = w.Scales + (long)r * blocks;
+                        for (int t = t0; t < t1; t++)
+                            y[(long)t * yStride + r] = Dot.Q8(wq, wd, xq + (long)t * cols, xd + (long)t * blocks, blocks, isa);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}

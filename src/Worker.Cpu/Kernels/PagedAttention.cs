@@ -1,0 +1,82 @@
+using System.Numerics.Tensors;
+
+namespace Worker.Cpu;
+
+/// <summary>
+/// Grouped-query attention over the paged K/V pool. One call handles one sequence, one K/V head and a tile of
+/// consecutive query tokens at positions pos0..pos0+nq-1 (all heads of the K/V head's group): it walks the
+/// sequence's block table once, loads each K/V block tile once for every query and head of the tile, and keeps a
+/// flash-attention style running max / sum / accumulator per (query, head), rescaled per block, so no score
+/// vector of context length is ever stored. The causal mask is the per-query position bound.
+/// Decode is the nq = 1 case batched across sequences by the runner (one work item per sequence x K/V head);
+/// chunked prefill tiles the chunk's queries so cached prefix blocks and the chunk's own blocks are read once per tile.
+/// </summary>
+internal static unsafe class PagedAttention
+{
+    /// <summary>Floats of scratch one call needs.</summary>
+    public static int ScratchFloats(int maxQueries, int group, int headDim, int blockSize) => maxQueries * group * (headDim + 2) + blockSize;
+
+    /// <param name="q">query of token 0 of the tile, head 0 (token stride <paramref name="qStride"/>, head stride headDim)</param>
+    /// <param name="o">output laid out like q</param>
+    public static void Attend(KvPool pool, int layer, int kvHead, ReadOnlySpan<int> blockTable, int pos0, int nq,
+        float* q, float* o, int qStride, float* scratch)
+    {
+        var c = pool.Config;
+        int hd = c.HeadDim, group = c.Heads / c.KvHeads, bs = pool.BlockSize;
+        float scale = 1f / MathF.Sqrt(hd);
+        int states = nq * group;
+        float* m = scratch, l = scratch + states, acc = scratch + 2 * states, scores = acc + states * hd;
+        new Span<float>(m, states).Fill(float.NegativeInfinity);
+        new Span<float>(l, states).Clear();
+        new Span<float>(acc, states * hd).Clear();
+
+        int lastPos = pos0 + nq - 1;
+        for (int b = 0; b <= lastPos / bs; b++)
+        {
+            int block = blockTable[b];
+            float* kTile = pool.K(layer, block, kvHead), vTile = pool.V(layer, block, kvHead);
+            int blockStart = b * bs;
+            for (int qi = 0; qi < nq; qi++)
+            {
+                int valid = Math.Min(bs, pos0 + qi - blockStart + 1);
+                if (valid <= 0) continue;
+                for (int j = 0; j < group; j++)
+                {
+                    int st = qi * group + j;
+                    var qv = new ReadOnlySpan<float>(q + (long)qi * qStride + (kvHead * group + j) * hd, hd);
+                    float blockMax = float.NegativeInfinity;
+                    for (int s = 0; s < valid; s++)
+                    {
+                        float score = TensorPrimitives.Dot(qv, new ReadOnlySpan<float>(kTile + s * hd, hd)) * scale;
+                        scores[s] = score;
+                        blockMax = MathF.Max(blockMax, score);
+                    }
+                    var a = new Span<float>(acc + (long)st * hd, hd);
+                    float mNew = MathF.Max(m[st], blockMax);
+                    if (mNew > m[st] && l[st] != 0)
+                    {
+                        float corr = MathF.Exp(m[st] - mNew);
+                        l[st] *= corr;
+                        TensorPrimitives.Multiply(a, corr, a);
+                    }
+                    m[st] = mNew;
+                    float sum = 0;
+                    for (int s = 0; s < valid; s++)
+                    {
+                        float p = MathF.Exp(scores[s] - mNew);
+                        sum += p;
+                        TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(vTile + s * hd, hd), p, a, a);
+                    }
+                    l[st] += sum;
+                }
+            }
+        }
+        for (int qi = 0; qi < nq; qi++)
+            for (int j = 0; j < group; j++)
+            {
+                int st = qi * group + j;
+                TensorPrimitives.Multiply(new ReadOnlySpan<float>(acc + (long)st * hd, hd), 1f / l[st],
+                    new Span<float>(o + (long)qi * qStride + (kvHead * group + j) * hd, hd));
+            }
+    }
+}
