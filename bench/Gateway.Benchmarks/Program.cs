@@ -2,12 +2,14 @@ using BenchmarkDotNet.Running;
 using Gateway.Benchmarks;
 
 // `profiles` prints the roofline TTFT/ITL table quoted in docs/worker.md; anything else goes to BenchmarkDotNet
-// (e.g. `-- --filter '*Hash*' --job short`).
+// (e.g. `-- --filter '*Hash*' --job short`); cpu-gguf / membw / cpu-peer are the CPU backend's commands (Cpu/CpuCommands.cs).
 if (args.Length > 0 && args[0] == "profiles")
 {
     ProfileTable.Print(Console.Out);
     return 0;
 }
+
+if (Gateway.Benchmarks.Cpu.CpuCommands.TryRun(args, out int cpuExit)) return cpuExit;
 
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
 return 0;
