@@ -13,6 +13,18 @@ public static class Tokenizers
 {
     private const RegexOptions PatternOptions = RegexOptions.Compiled | RegexOptions.CultureInvariant;
 
+    /// <summary>
+    /// A tokenizer by name: <c>default</c> (<see cref="DefaultTokenizer"/>), <c>bytes</c> (<see cref="ByteTokenizer"/>, the
+    /// CPU backend's byte-level vocabulary), or a vocabulary file path loaded by <see cref="Load(string, BpeOptions?)"/>.
+    /// </summary>
+    public static ITokenizer Create(string nameOrPath) => nameOrPath switch
+    {
+        null or "" => throw new ArgumentException("a tokenizer name or path is required", nameof(nameOrPath)),
+        "default" => DefaultTokenizer.Instance,
+        "bytes" => ByteTokenizer.Instance,
+        _ => Load(nameOrPath),
+    };
+
     /// <summary>Loads by extension: <c>.json</c> → tokenizer.json, <c>.tiktoken</c> → ranks file.</summary>
     public static BpeTokenizer Load(string path, BpeOptions? options = null)
     {

@@ -257,6 +257,16 @@ public sealed class RoutingOptions
 
     /// <summary>Block size the gateway cuts prompts with (must match the workers').</summary>
     public int BlockSize { get; set; } = 16;
+
+    /// <summary>
+    /// Tokenizer the gateway hashes prompts with (must match the workers'): <c>default</c>, <c>bytes</c> (cpu-backend
+    /// workers' byte-level vocabulary) or a <c>tokenizer.json</c>/<c>.tiktoken</c> path.
+    /// </summary>
+    public string Tokenizer { get; set; } = "default";
+
+    /// <summary>Per-model tokenizer overriding <see cref="Tokenizer"/> (model id → name or path).</summary>
+    public Dictionary<string, string> ModelTokenizers { get; set; } = new(StringComparer.Ordinal);
+
 }
 
 /// <summary>Graceful shutdown.</summary>

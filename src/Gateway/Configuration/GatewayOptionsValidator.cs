@@ -163,6 +163,14 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             errors.Add("Gateway:Routing:BlockSize must be 1..1024.");
         }
 
+        foreach (var (key, spec) in o.Routing.ModelTokenizers.Select(kv => ("ModelTokenizers:" + kv.Key, kv.Value)).Prepend(("Tokenizer", o.Routing.Tokenizer)))
+        {
+            if (spec is not ("default" or "bytes") && !(spec is { Length: > 0 } && (spec.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || spec.EndsWith(".tiktoken", StringComparison.OrdinalIgnoreCase)) && File.Exists(spec)))
+            {
+                errors.Add($"Gateway:Routing:{key} '{spec}' must be 'default', 'bytes' or an existing .json/.tiktoken vocabulary file.");
+            }
+        }
+
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 

@@ -42,6 +42,8 @@ public sealed partial class ProxyHandler : IDisposable
     private readonly IUsageStore _usage;
     private readonly InFlightTracker _inFlight;
     private readonly GatewayOptions _options;
+    private readonly ITokenizer _tokenizer;
+    private readonly Dictionary<string, ITokenizer> _modelTokenizers = new(StringComparer.Ordinal);
     private readonly ForwarderRequestConfig _requestConfig;
     private readonly ProxySettings _settings;
     private readonly ResiliencePipeline<AttemptOutcome> _retry;
@@ -81,6 +83,14 @@ public sealed partial class ProxyHandler : IDisposable
         _inFlight = inFlight;
         _options = options.Value;
         _logger = logger;
+        var loaded = new Dictionary<string, ITokenizer>(StringComparer.Ordinal);
+        ITokenizer Tokenizer(string spec) => loaded.TryGetValue(spec, out var t) ? t : loaded[spec] = Tokenizers.Create(spec);
+        _tokenizer = Tokenizer(_options.Routing.Tokenizer);
+        foreach (var (model, spec) in _options.Routing.ModelTokenizers)
+        {
+            _modelTokenizers[model] = Tokenizer(spec);
+        }
+
         var r = _options.Resilience;
         _invoker = new HttpMessageInvoker(new SocketsHttpHandler
         {
@@ -402,7 +412,7 @@ public sealed partial class ProxyHandler : IDisposable
         var tokens = TokenBuffer.Rent();
         try
         {
-            DefaultTokenizer.Instance.Encode(request.PromptText, tokens);
+            (_modelTokenizers.GetValueOrDefault(request.Model) ?? _tokenizer).Encode(request.PromptText, tokens);
             var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(tokens);
             ulong[] hashes = endpoint == OpenAiEndpoint.Embeddings ? [] : BlockHasher.ComputeChain(span, tenant.CacheSalt64, blockSize);
             return new RouteRequest
