@@ -1,0 +1,141 @@
+using System.Diagnostics;
+using Worker.Cpu;
+using Worker.Engine;
+
+namespace Worker.Backends;
+
+/// <summary>Sees the logits row of every chunk that samples a token (tests compare them across runs).</summary>
+public delegate void LogitsObserver(string requestId, int position, ReadOnlySpan<float> logits);
+
+/// <summary>
+/// The CPU backend's step executor: runs <see cref="LlamaRunner.Forward"/> on the engine's plan over one
+/// <see cref="KvPool"/> shaped like the engine's block pool (same block count and block size, so the engine's physical
+/// block ids address it directly), samples greedily (argmax, lowest id on ties) and returns the measured wall time of the
+/// step. Token ids and block tables are copied into buffers owned here (the plan's spans are only valid for the step);
+/// the buffers grow to the largest step seen, so a steady state allocates nothing. Not thread-safe (the engine loop
+/// calls it under its lock).
+/// </summary>
+public sealed class CpuStepExecutor : ITokenStepExecutor, IDisposable
+{
+    private readonly LlamaRunner _runner;
+    private readonly int _vocab;
+    private int[] _tokens;
+    private int[] _tables = new int[256];
+    private SeqChunk[] _chunks = new SeqChunk[16];
+    private float[] _logits;
+
+    /// <param name="model">The loaded model (owned by the caller).</param>
+    /// <param name="kvBlocks">Blocks in the engine's pool (<see cref="EngineOptions.EffectiveKvBlocks"/>).</param>
+    /// <param name="blockSize">Tokens per block (<see cref="EngineOptions.BlockSize"/>).</param>
+    /// <param name="maxBatchTokens">The engine's per-step token budget.</param>
+    /// <param name="threads">Worker threads of the kernels.</param>
+    public CpuStepExecutor(LlamaModel model, int kvBlocks, int blockSize, int maxBatchTokens, int threads)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        Model = model;
+        Pool = new KvPool(model.Config, kvBlocks, blockSize);
+        _runner = new LlamaRunner(model, Pool, maxBatchTokens, threads);
+        _vocab = model.Config.Vocab;
+        _tokens = new int[maxBatchTokens];
+        _logits = new float[_vocab * 4];
+    }
+
+    public LlamaModel Model { get; }
+
+    public KvPool Pool { get; }
+
+    public int Threads => _runner.Threads;
+
+    /// <inheritdoc />
+    public int EosTokenId => Model.Config.EosToken;
+
+    /// <summary>Optional observer of each sampled row's logits (null in production).</summary>
+    public LogitsObserver? OnLogits { get; set; }
+
+    /// <inheritdoc />
+    public TimeSpan Execute(StepPlan plan, Span<int> nextTokens)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        long start = Stopwatch.GetTimestamp();
+        var chunks = plan.Chunks;
+        int n = chunks.Count;
+        if (_chunks.Length < n)
+        {
+            _chunks = new SeqChunk[Math.Max(n, _chunks.Length * 2)];
+        }
+
+        int tableTotal = 0;
+        for (int i = 0; i < n; i++)
+        {
+            tableTotal += plan.BlockTable(i).Length;
+        }
+
+        if (_tables.Length < tableTotal)
+        {
+            _tables = new int[Math.Max(tableTotal, _tables.Length * 2)];
+        }
+
+        if (_logits.Length < plan.LogitsChunks * _vocab)
+        {
+            _logits = new float[plan.LogitsChunks * _vocab];
+        }
+
+        int tokenAt = 0, tableAt = 0;
+        for (int i = 0; i < n; i++)
+        {
+            var c = chunks[i];
+            var ids = plan.TokenIds(i);
+            var table = plan.BlockTable(i);
+            foreach (int id in ids)
+            {
+                if ((uint)id >= (uint)_vocab)
+                {
+                    throw new InvalidOperationException($"token id {id} is outside the model's vocabulary of {_vocab}");
+                }
+            }
+
+            ids.CopyTo(_tokens.AsSpan(tokenAt));
+            table.CopyTo(_tables.AsSpan(tableAt));
+            _chunks[i] = new SeqChunk(
+                _tokens.AsMemory(tokenAt, ids.Length), c.ContextTokens, _tables.AsMemory(tableAt, table.Length), c.WantsLogits);
+            tokenAt += ids.Length;
+            tableAt += table.Length;
+        }
+
+        _runner.Forward(_chunks.AsSpan(0, n), _logits);
+        int row = 0;
+        for (int i = 0; i < n; i++)
+        {
+            var c = chunks[i];
+            if (!c.WantsLogits)
+            {
+                continue;
+            }
+
+            var logits = _logits.AsSpan(row++ * _vocab, _vocab);
+            OnLogits?.Invoke(c.RequestId, c.ContextTokens + c.NewTokens - 1, logits);
+            nextTokens[i] = Argmax(logits);
+        }
+
+        return Stopwatch.GetElapsedTime(start);
+    }
+
+    /// <summary>Greedy sampling: the id of the largest logit (lowest id on ties; NaN never wins).</summary>
+    public static int Argmax(ReadOnlySpan<float> logits)
+    {
+        int best = 0;
+        float max = float.NegativeInfinity;
+        for (int i = 0; i < logits.Length; i++)
+        {
+            if (logits[i] > max)
+            {
+                max = logits[i];
+                best = i;
+            }
+        }
+
+        return best;
+    }
+
+    public void Dispose() => _runner.Dispose();
+}
