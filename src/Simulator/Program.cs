@@ -21,6 +21,10 @@ var timeScale = new Option<double?>("--time-scale") { Description = "open-loop a
 var maxRequests = new Option<int?>("--max-requests") { Description = "keep the first N requests" };
 var maxSessions = new Option<int?>("--max-sessions") { Description = "keep the first N root sessions" };
 var sessionRate = new Option<double?>("--session-rate") { Description = "root sessions start as a Poisson process of R/s" };
+var mixTrace = new Option<string?>("--mix-trace") { Description = "second trace replayed as non-agent one-shot traffic (tenant non-agent)" };
+var mixFormat = new Option<string?>("--mix-format") { Description = "format of --mix-trace, default azure" };
+var mixRate = new Option<double?>("--mix-rate") { Description = "non-agent requests arrive as a Poisson process of R/s (0: recorded times)" };
+var mixMax = new Option<int?>("--mix-max-requests") { Description = "keep the first N non-agent requests" };
 var tenants = new Option<int?>("--tenants") { Description = "spread a tenant-less trace over N synthetic tenants" };
 var salt = new Option<string?>("--cache-salt") { Description = "tenant (default) | org | none" };
 var kvEvents = new Option<string?>("--kv-events") { Description = "on (default) | off: relay engine KV events to kv-aware's precise index" };
@@ -33,7 +37,7 @@ var parallel = new Option<int?>("--parallel") { Description = "runs at once, def
 var strict = new Option<bool>("--strict") { Description = "stop at the first malformed trace line" };
 
 var root = new RootCommand("Replays LLM traces through the gateway's routing/scheduling policies and the worker engine model in virtual time.");
-foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, blockSize, maxBatch, maxRunning, maxWaiting, maxModelLen, weights, rates, timeScale, maxRequests, maxSessions, sessionRate, tenants, salt, kvEvents, seed, routing, scheduling, retention, output, parallel, strict })
+foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, blockSize, maxBatch, maxRunning, maxWaiting, maxModelLen, weights, rates, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, routing, scheduling, retention, output, parallel, strict })
 {
     root.Options.Add(o);
 }
@@ -70,6 +74,20 @@ root.SetAction(parse =>
         if (parse.GetValue(maxSessions) is { } ms) s.MaxSessions = ms;
         if (parse.GetValue(sessionRate) is { } sr) s.SessionRate = sr;
         if (parse.GetValue(tenants) is { } tn) s.Tenants = tn;
+        if (parse.GetValue(mixTrace) is { } mt) s.MixTrace = mt;
+        if (parse.GetValue(mixFormat) is { } mf)
+        {
+            if (!TraceReader.TryParseFormat(mf, out var mtf))
+            {
+                Console.Error.WriteLine($"error: unknown --mix-format '{mf}' (mooncake, weka, azure, canonical)");
+                return 2;
+            }
+
+            s.MixFormat = mtf;
+        }
+
+        if (parse.GetValue(mixRate) is { } mxr) s.MixRate = mxr;
+        if (parse.GetValue(mixMax) is { } mxm) s.MixMaxRequests = mxm;
         if (parse.GetValue(salt) is { } cs) s.CacheSalt = cs;
         if (parse.GetValue(seed) is { } sd) s.Seed = sd;
         if (parse.GetValue(kvEvents) is { } ke)

@@ -66,6 +66,24 @@ public sealed class Scenario
     /// <summary>Root sessions start as a Poisson process of this rate per second (0: at their recorded start).</summary>
     public double SessionRate { get; set; }
 
+    /// <summary>
+    /// Second trace replayed alongside the main one as non-agent traffic (one-shot requests of tenant <see cref="MixTenant"/>,
+    /// sessions ignored), e.g. Azure conversation requests sharing the fleet with agent sessions; null: none.
+    /// </summary>
+    public string? MixTrace { get; set; }
+
+    /// <summary>Format of <see cref="MixTrace"/>.</summary>
+    public TraceFormat MixFormat { get; set; } = TraceFormat.Azure;
+
+    /// <summary>Non-agent requests arrive as a Poisson process of this rate per second (0: at their recorded times).</summary>
+    public double MixRate { get; set; }
+
+    /// <summary>Keep only the first N non-agent requests (0: all).</summary>
+    public int MixMaxRequests { get; set; }
+
+    /// <summary>Tenant of the non-agent requests (its TTFT is reported per tenant).</summary>
+    public const string MixTenant = "non-agent";
+
     /// <summary>Spread a tenant-less trace over N synthetic tenants (tenant-0 …), by session (or request) order.</summary>
     public int Tenants { get; set; }
 
@@ -148,6 +166,16 @@ public sealed class Scenario
         if (SessionRate < 0 || double.IsNaN(SessionRate) || double.IsInfinity(SessionRate))
         {
             errors.Add("--session-rate must be >= 0");
+        }
+
+        if (MixTrace is not null && !File.Exists(MixTrace))
+        {
+            errors.Add($"--mix-trace '{MixTrace}' not found (a file)");
+        }
+
+        if (MixRate < 0 || double.IsNaN(MixRate) || double.IsInfinity(MixRate) || MixMaxRequests < 0)
+        {
+            errors.Add("--mix-rate and --mix-max-requests must be >= 0");
         }
 
         if (CacheSalt is not ("tenant" or "org" or "none"))
@@ -252,6 +280,17 @@ public sealed class Scenario
                     case "max_sessions": s.MaxSessions = p.Value.GetInt32(); break;
                     case "session_rate": s.SessionRate = p.Value.GetDouble(); break;
                     case "tenants": s.Tenants = p.Value.GetInt32(); break;
+                    case "mix_trace": s.MixTrace = ResolvePath(baseDir, p.Value.GetString()!); break;
+                    case "mix_format":
+                        if (!TraceReader.TryParseFormat(p.Value.GetString(), out var mf))
+                        {
+                            throw new FormatException("mix_format must be mooncake, weka, azure or canonical");
+                        }
+
+                        s.MixFormat = mf;
+                        break;
+                    case "mix_rate": s.MixRate = p.Value.GetDouble(); break;
+                    case "mix_max_requests": s.MixMaxRequests = p.Value.GetInt32(); break;
                     case "cache_salt": s.CacheSalt = p.Value.GetString()!; break;
                     case "kv_events": s.KvEvents = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() != "off" : p.Value.GetBoolean(); break;
                     case "seed": s.Seed = p.Value.GetInt32(); break;

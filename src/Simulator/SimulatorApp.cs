@@ -47,7 +47,21 @@ public static class SimulatorApp
         }
 
         var load = LoadTrace(s, log);
-        var workload = SimWorkload.Build(load.Requests, s);
+        List<TraceRequest>? mix = null;
+        if (s.MixTrace is not null)
+        {
+            var mixLoad = TraceReader.Read(s.MixTrace, s.MixFormat, s.Strict, new WekaOptions());
+            foreach (var issue in mixLoad.Issues)
+            {
+                log.WriteLine($"skipped (mix) {issue}");
+            }
+
+            mix = [.. mixLoad.Requests];
+            log.WriteLine($"mix: {Math.Min(mix.Count, s.MixMaxRequests > 0 ? s.MixMaxRequests : int.MaxValue)} non-agent requests from {s.MixTrace}" +
+                (s.MixRate > 0 ? string.Create(CultureInfo.InvariantCulture, $" as a Poisson process of {s.MixRate}/s") : " at their recorded times"));
+        }
+
+        var workload = SimWorkload.Build(load.Requests, s, mix);
         foreach (var note in workload.Notes)
         {
             log.WriteLine(note);

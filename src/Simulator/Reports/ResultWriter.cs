@@ -59,6 +59,13 @@ public static class ResultWriter
                 Num(w, "reprefill_tokens_resumed", r.ReprefillTokensResumed);
                 Num(w, "pinned_block_seconds", r.PinnedBlockSeconds);
                 Num(w, "pinned_unused_block_seconds", r.PinnedUnusedBlockSeconds);
+                Resumed(w, "resumed_after_tool", r.ResumedAfterTool);
+                Resumed(w, "resumed_after_human", r.ResumedAfterHuman);
+                if (r.RetentionStats is { } rs)
+                {
+                    Retention(w, rs);
+                }
+
                 w.WriteEndObject();
             }
 
@@ -83,6 +90,49 @@ public static class ResultWriter
         {
             w.WriteNumber(name, Round(v));
         }
+    }
+
+    private static void Resumed(Utf8JsonWriter w, string name, ResumedStats s)
+    {
+        w.WriteStartObject(name);
+        w.WriteNumber("turns", s.Turns);
+        w.WriteNumber("turns_with_reprefill", s.TurnsWithReprefill);
+        w.WriteNumber("reusable_tokens", s.ReusableTokens);
+        w.WriteNumber("reprefill_tokens", s.ReprefillTokens);
+        w.WriteStartObject("reprefill_by_cause");
+        w.WriteNumber("moved", s.ByCause[(int)ReprefillCause.Moved]);
+        w.WriteNumber("evicted_before_arrival", s.ByCause[(int)ReprefillCause.EvictedBeforeArrival]);
+        w.WriteNumber("evicted_after_arrival", s.ByCause[(int)ReprefillCause.EvictedAfterArrival]);
+        w.WriteEndObject();
+        w.WriteStartObject("reprefill_by_pin");
+        w.WriteNumber("none", s.ByPinFate[(int)PinFate.None]);
+        w.WriteNumber("held", s.ByPinFate[(int)PinFate.Held]);
+        w.WriteNumber("expired", s.ByPinFate[(int)PinFate.Expired]);
+        w.WriteNumber("dropped", s.ByPinFate[(int)PinFate.Dropped]);
+        w.WriteEndObject();
+        w.WriteEndObject();
+    }
+
+    // The policy's shadow score: what an operator reads before enabling hints.
+    private static void Retention(Utf8JsonWriter w, Gateway.Core.Agents.RetentionStats s)
+    {
+        w.WriteStartObject("retention_stats");
+        w.WriteNumber("retains", s.Retains);
+        w.WriteNumber("releases", s.Releases);
+        w.WriteNumber("skipped", s.Skipped);
+        w.WriteNumber("budget_skipped", s.BudgetSkipped);
+        w.WriteNumber("budget_evictions", s.BudgetEvictions);
+        w.WriteNumber("gaps_closed", s.GapsClosed);
+        w.WriteNumber("tool_gaps_closed", s.ToolGapsClosed);
+        w.WriteNumber("hits", s.Hits);
+        w.WriteNumber("misses", s.Misses);
+        w.WriteNumber("uncovered_tool_gaps", s.Uncovered);
+        Num(w, "hit_rate", s.HitRate);
+        Num(w, "decided_pinned_block_seconds", s.PinnedBlockSeconds);
+        Num(w, "decided_unused_block_seconds", s.UnusedBlockSeconds);
+        Num(w, "saved_prefill_seconds", s.SavedPrefillSeconds);
+        Num(w, "mean_abs_log_gap_error", s.MeanAbsLogError);
+        w.WriteEndObject();
     }
 
     private static void Pct(Utf8JsonWriter w, string name, Percentiles p)

@@ -62,11 +62,27 @@ public interface IRetentionPlanner
     /// <summary>A turn finished.</summary>
     void OnTurnCompleted(TurnCompletedContext context);
 
-    /// <summary>A session's next turn arrived.</summary>
-    void OnTurnArrived(TurnArrivedContext context);
+    /// <summary>A session's next turn arrived: returns what became of the pin taken when its previous turn ended.</summary>
+    PinFate OnTurnArrived(TurnArrivedContext context);
 
     /// <summary>Block-seconds pinned by this planner that no later request reused.</summary>
     double PinnedUnusedBlockSeconds { get; }
+}
+
+/// <summary>What became of a session's pin by the time its next turn arrived.</summary>
+public enum PinFate
+{
+    /// <summary>No pin was taken (policy off, or it decided not to).</summary>
+    None,
+
+    /// <summary>Still held: the return found it.</summary>
+    Held,
+
+    /// <summary>Its TTL passed before the return.</summary>
+    Expired,
+
+    /// <summary>The engine dropped it under memory pressure or for the pinned-share cap.</summary>
+    Dropped,
 }
 
 /// <summary>The baseline: no hints, no pins.</summary>
@@ -87,9 +103,7 @@ public sealed class NoRetentionPlanner : IRetentionPlanner
     }
 
     /// <inheritdoc />
-    public void OnTurnArrived(TurnArrivedContext context)
-    {
-    }
+    public PinFate OnTurnArrived(TurnArrivedContext context) => PinFate.None;
 }
 
 /// <summary>
@@ -116,6 +130,7 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
     private readonly Dictionary<int, long> _cursor = [];
     private readonly List<KvEvent> _events = [];
     private double _unused;
+    private readonly HashSet<string> _dropped = new(StringComparer.Ordinal); // sessions whose pin the engine dropped
 
     /// <summary>Wraps <paramref name="policy"/>.</summary>
     public AgentRetentionPlanner(Gateway.Core.Agents.IRetentionPolicy policy, TimeProvider time)
@@ -168,6 +183,7 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
             SessionEnded = context.LastTurn,
         };
         _actions.Clear();
+        _dropped.Remove(context.SessionId);
         _policy.OnTurnCompleted(turn, _actions);
         foreach (var a in _actions)
         {
@@ -193,7 +209,7 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
     }
 
     /// <inheritdoc />
-    public void OnTurnArrived(TurnArrivedContext context)
+    public PinFate OnTurnArrived(TurnArrivedContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         _policy.OnTurnArrived(context.SessionId);
@@ -201,7 +217,7 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
         SyncDrops(now);
         if (!_pins.Remove(context.SessionId, out var pin) || !_engines.TryGetValue(pin.Worker, out var engine))
         {
-            return;
+            return _dropped.Remove(context.SessionId) ? PinFate.Dropped : PinFate.None;
         }
 
         Forget(pin);
@@ -209,7 +225,7 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
         if (held == 0)
         {
             _unused += pin.Blocks * Math.Max(0, Math.Min(now, pin.ExpiresAt) - pin.Start);
-            return;
+            return now >= pin.ExpiresAt ? PinFate.Expired : PinFate.Dropped;
         }
 
         // Used. Keep the context protected until the returning turn is admitted.
@@ -218,6 +234,8 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
         {
             Track(context.SessionId, pin with { Blocks = result.PinnedBlocks, Start = now, ExpiresAt = now + InFlightTtlMs / 1000.0, InFlight = true });
         }
+
+        return PinFate.Held;
     }
 
     private void ReleasePin(string session, double now)
@@ -269,6 +287,8 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
                 {
                     _unused += pin.Blocks * Math.Max(0, Math.Min(now, pin.ExpiresAt) - pin.Start);
                 }
+
+                _dropped.Add(session);
             }
         }
     }

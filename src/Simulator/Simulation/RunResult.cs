@@ -59,6 +59,15 @@ public sealed class RunResult
     public double PinnedBlockSeconds { get; init; }
     public double PinnedUnusedBlockSeconds { get; init; }
 
+    /// <summary>Resumed turns after a tool gap (the previous turn ended with tool_use).</summary>
+    public ResumedStats ResumedAfterTool { get; init; } = new();
+
+    /// <summary>Resumed turns after a human gap (end_turn, or no stop reason).</summary>
+    public ResumedStats ResumedAfterHuman { get; init; } = new();
+
+    /// <summary>The retention policy's shadow score (null for off without a policy).</summary>
+    public Gateway.Core.Agents.RetentionStats? RetentionStats { get; init; }
+
     /// <summary>Sorted TTFT samples (ms), for the CDF chart.</summary>
     public required List<double> TtftSamplesMs { get; init; }
 

@@ -61,6 +61,7 @@ public sealed class SimulationRun
     private int _completed, _rejected;
     private double _firstArrival = double.NaN, _lastFinish;
     private double _reprefill;
+    private readonly ResumedStats _resumedTool = new(), _resumedHuman = new();
     private double _pinnedBlockSeconds;
     private long _eventCount;
     private readonly KvAwarePolicy? _kvConsumer;
@@ -315,7 +316,10 @@ public sealed class SimulationRun
             }
 
             r.ReusableTokens = common * _scenario.BlockSize;
-            _retention.OnTurnArrived(new TurnArrivedContext { Now = t, SessionId = s.Session.Id, GapSeconds = t - s.Base });
+            r.PreviousWorker = s.LastWorker;
+            r.AfterToolGap = s.LastStop == "tool_use";
+            r.CachedOnArrival = s.LastWorker >= 0 ? _workers[s.LastWorker].Engine.CachedPrefixBlocks(hashes.AsSpan(0, common)) * _scenario.BlockSize : 0;
+            r.PinFate = _retention.OnTurnArrived(new TurnArrivedContext { Now = t, SessionId = s.Session.Id, GapSeconds = t - s.Base });
             if (_retention is AgentRetentionPlanner)
             {
                 // Pins may have changed (released / re-taken): integrate up to now with the old count.
@@ -582,8 +586,16 @@ public sealed class SimulationRun
         _outputTokens += r.Output;
         if (r.Turn > 0)
         {
-            _reprefill += Math.Max(0, r.ReusableTokens - r.Cached);
+            int lost = Math.Max(0, r.ReusableTokens - r.Cached);
+            _reprefill += lost;
+            var cause = r.Worker != r.PreviousWorker ? ReprefillCause.Moved
+                : r.CachedOnArrival < r.ReusableTokens ? ReprefillCause.EvictedBeforeArrival
+                : ReprefillCause.EvictedAfterArrival;
+            (r.AfterToolGap ? _resumedTool : _resumedHuman).Add(r.ReusableTokens, lost, cause, r.PinFate);
         }
+
+        s0.LastWorker = r.Worker;
+        s0.LastStop = r.Trace.Stop;
 
         _lastFinish = Math.Max(_lastFinish, t);
         var s = r.Session;
@@ -737,6 +749,9 @@ public sealed class SimulationRun
             Preemptions = preemptions,
             Tenants = tenants,
             ReprefillTokensResumed = _reprefill,
+            ResumedAfterTool = _resumedTool,
+            ResumedAfterHuman = _resumedHuman,
+            RetentionStats = (_retention as AgentRetentionPlanner)?.Stats,
             PinnedBlockSeconds = _pinnedBlockSeconds,
             PinnedUnusedBlockSeconds = _retention.PinnedUnusedBlockSeconds,
             TtftSamplesMs = ttftSorted,
@@ -816,6 +831,8 @@ public sealed class SimulationRun
         public int Completed;
         public double Base;
         public ulong[]? PreviousHashes;
+        public int LastWorker = -1;
+        public string? LastStop;
     }
 
     private sealed class SimRequest
@@ -838,5 +855,9 @@ public sealed class SimulationRun
         public int Emitted;
         public bool ReachedDecode;
         public int ReusableTokens;
+        public int CachedOnArrival;
+        public int PreviousWorker = -1;
+        public bool AfterToolGap;
+        public PinFate PinFate;
     }
 }

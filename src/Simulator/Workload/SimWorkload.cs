@@ -66,8 +66,12 @@ public sealed class SimWorkload
     /// <summary>Notes for the user (defaults applied, dropped entries).</summary>
     public List<string> Notes { get; } = [];
 
-    /// <summary>Builds the workload from trace requests and scenario knobs.</summary>
-    public static SimWorkload Build(IReadOnlyList<TraceRequest> requests, Scenario s)
+    /// <summary>
+    /// Builds the workload from trace requests and scenario knobs; <paramref name="mix"/> (from <c>--mix-trace</c>) is
+    /// added as one-shot non-agent requests of tenant <see cref="Scenario.MixTenant"/>, at their recorded times or as a
+    /// Poisson process of <see cref="Scenario.MixRate"/> (its own seeded stream, so the agent stream is unchanged).
+    /// </summary>
+    public static SimWorkload Build(IReadOnlyList<TraceRequest> requests, Scenario s, IReadOnlyList<TraceRequest>? mix = null)
     {
         var w = new SimWorkload { EngineBlockSize = s.BlockSize };
         var byId = new Dictionary<string, SimSession>(StringComparer.Ordinal);
@@ -170,6 +174,11 @@ public sealed class SimWorkload
             w.Roots.Add(root);
         }
 
+        if (mix is not null)
+        {
+            AddMix(w, mix, s);
+        }
+
         foreach (var root in w.Roots)
         {
             AddTree(w, root);
@@ -184,6 +193,36 @@ public sealed class SimWorkload
         w.Tenants.AddRange(w.Sessions.Select(x => x.Tenant).Distinct(StringComparer.Ordinal).OrderBy(x => x, StringComparer.Ordinal));
         w.IdealPrefixHitRatio = ComputeIdeal(w);
         return w;
+    }
+
+    private static void AddMix(SimWorkload w, IReadOnlyList<TraceRequest> mix, Scenario s)
+    {
+        var random = new Random(unchecked(s.Seed * 7919 + 17));
+        int n = s.MixMaxRequests > 0 ? Math.Min(s.MixMaxRequests, mix.Count) : mix.Count;
+        double clock = 0;
+        for (int i = 0; i < n; i++)
+        {
+            var r = mix[i];
+            if (!HashMapper.Compatible(r.BlockSize, s.BlockSize))
+            {
+                throw new FormatException($"{r.Source}: mix trace block size {r.BlockSize} and --block-size {s.BlockSize} do not divide");
+            }
+
+            var one = new SimSession { Id = "m" + i.ToString(CultureInfo.InvariantCulture), OneShot = true };
+            one.Turns.Add(r);
+            AssignTenant(one, Scenario.MixTenant, s.CacheSalt);
+            if (s.MixRate > 0)
+            {
+                one.Start = clock;
+                clock += -Math.Log(1.0 - random.NextDouble()) / s.MixRate;
+            }
+            else
+            {
+                one.Start = r.T;
+            }
+
+            w.Roots.Add(one);
+        }
     }
 
     private static void AssignTenant(SimSession session, string tenant, string saltMode)

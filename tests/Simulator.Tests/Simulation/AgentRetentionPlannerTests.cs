@@ -68,6 +68,28 @@ public class AgentRetentionPlannerTests
     }
 
     [Fact]
+    public void Run_ResumedBreakdown_SaysWhyTheTurnWasReprefilled()
+    {
+        var off = RunWith("off");
+        var fixed2 = RunWith("fixed:2");
+        var fixed30 = RunWith("fixed:30");
+
+        Assert.Equal(1, off.ResumedAfterTool.Turns);
+        Assert.Equal(100 * 16, off.ResumedAfterTool.ReusableTokens);
+        Assert.Equal(100 * 16, off.ResumedAfterTool.ByCause[(int)ReprefillCause.EvictedBeforeArrival]);
+        Assert.Equal(100 * 16, off.ResumedAfterTool.ByPinFate[(int)PinFate.None]);
+        Assert.Equal(0, off.ResumedAfterHuman.Turns);
+        Assert.Null(off.RetentionStats);
+
+        Assert.Equal(100 * 16, fixed2.ResumedAfterTool.ByPinFate[(int)PinFate.Expired]);
+        Assert.Equal(1, fixed2.RetentionStats!.Misses);
+
+        Assert.Equal(0, fixed30.ResumedAfterTool.ReprefillTokens);
+        Assert.Equal(0, fixed30.ResumedAfterTool.TurnsWithReprefill);
+        Assert.Equal(1, fixed30.RetentionStats!.Hits);
+    }
+
+    [Fact]
     public void Create_AcceptsAnyFixedTtlAndPredictive_RejectsUnknown()
     {
         Assert.True(RetentionPlanners.IsValid("fixed:7.5"));

@@ -51,6 +51,26 @@ public class SimWorkloadTests
     }
 
     [Fact]
+    public void Build_Mix_AddsOneShotNonAgentRequestsWithoutChangingTheAgentStream()
+    {
+        var agents = Enumerable.Range(0, 5).Select(i => Req(0, session: "s" + i, id: i * 10)).ToList();
+        var mix = Enumerable.Range(0, 40).Select(i => Req(1000 + i, session: "ignored" + i, id: 5000 + i * 10)).ToList();
+        var alone = SimWorkload.Build(agents, new Scenario { SessionRate = 1, Seed = 2, MaxSessions = 3 });
+        var mixed = SimWorkload.Build(agents, new Scenario { SessionRate = 1, Seed = 2, MaxSessions = 3, MixRate = 4, MixMaxRequests = 30 }, mix);
+
+        var agentRoots = mixed.Roots.Where(r => r.Tenant != Scenario.MixTenant).ToList();
+        Assert.Equal(alone.Roots.Select(r => (r.Id, r.Start)), agentRoots.Select(r => (r.Id, r.Start)));
+        var extra = mixed.Roots.Where(r => r.Tenant == Scenario.MixTenant).ToList();
+        Assert.Equal(30, extra.Count);                     // --mix-max-requests, not cut by --max-sessions
+        Assert.All(extra, r => Assert.True(r.OneShot && r.Turns.Count == 1));
+        Assert.InRange(extra[^1].Start / (extra.Count - 1), 0.1, 0.5); // Poisson at 4/s → mean gap 0.25 s
+        Assert.Contains(Scenario.MixTenant, mixed.Tenants);
+
+        var recorded = SimWorkload.Build(agents, new Scenario { SessionRate = 1, Seed = 2 }, mix);
+        Assert.Equal(1000, recorded.Roots.Where(r => r.Tenant == Scenario.MixTenant).Min(r => r.Start), 9);
+    }
+
+    [Fact]
     public void Build_IdealHitRatio_CountsLeadingSeenBlocks()
     {
         // Second request repeats the first's 4 blocks: 64 of 128 prompt tokens hit in an infinite cache.
