@@ -17,8 +17,8 @@ namespace Gateway.Scheduling;
 /// store (in memory, or Redis when <c>Gateway:State:Redis</c> is set, with <see cref="SharedServiceSync"/> sharing
 /// service across replicas) and the <see cref="FairDispatcher"/> that releases requests when the fleet has capacity.
 /// <para>Capacity (<see cref="FreeCapacity"/>): each eligible worker offers <c>MaxInFlightPerWorker</c> slots, or only
-/// the slots it already uses while it is saturated (its last report shows more than <c>MaxReportedWaiting</c> waiting requests,
-/// less those this gateway saw finish since (<see cref="WorkerInfo.EstimatedWaiting"/>), or
+/// the slots it already uses (at least one) while it is saturated (its last report shows more than <c>MaxReportedWaiting</c>
+/// waiting requests, less those this gateway saw finish since (<see cref="WorkerInfo.EstimatedWaiting"/>), or
 /// KV use at or above <c>KvHighWatermark</c>); free = total − requests this gateway has dispatched and not finished.</para>
 /// </summary>
 public sealed class GatewayScheduling : IAsyncDisposable
@@ -172,7 +172,10 @@ public sealed class GatewayScheduling : IAsyncDisposable
             }
 
             bool saturated = i.EstimatedWaiting > _options.MaxReportedWaiting || i.KvUsage >= _options.KvHighWatermark;
-            total += saturated ? Math.Min(_options.MaxInFlightPerWorker, i.InFlight) : _options.MaxInFlightPerWorker;
+            // A saturated worker keeps at least one slot: when its queue was filled by others (other replicas, direct
+            // clients) this gateway has nothing there whose completion would free a slot, and it would otherwise stall
+            // every request for this worker until the next state poll (Health:Interval, 1 s by default).
+            total += saturated ? Math.Min(_options.MaxInFlightPerWorker, Math.Max(1, i.InFlight)) : _options.MaxInFlightPerWorker;
         }
 
         return total - _dispatcher.InFlight;

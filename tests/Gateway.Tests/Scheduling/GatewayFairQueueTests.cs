@@ -239,6 +239,28 @@ public sealed class GatewayFairQueueTests(Xunit.Abstractions.ITestOutputHelper o
         }
     }
 
+    [Fact]
+    public async Task WorkerSaturatedByOthers_NothingInFlightHere_StillServedOneAtATimeBeforeNextPoll()
+    {
+        // The worker's last report shows a queue this gateway did not cause (other replicas, direct clients). Without
+        // a slot, every request would wait for the next poll; here polls are an hour apart and the queue timeout 5 s.
+        await using var gw = await StartGatewayAsync(perWorker: 4, extra: new()
+        {
+            ["Gateway:Health:Interval"] = "01:00:00",
+            ["Gateway:Scheduling:DefaultQueueTimeout"] = "00:00:05",
+        });
+        var sched = gw.Services.GetRequiredService<GatewayScheduling>();
+        var info = gw.Services.GetRequiredService<Gateway.Fleet.WorkerRegistry>().All.Single().Info;
+        info.InFlightAtReport = 0;
+        info.ReportedWaiting = 50;
+        Assert.Equal(1, sched.FreeCapacity());
+
+        using var http = TestGateway.Client(gw, KeyA);
+        var answers = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => http.PostAsync("v1/chat/completions", TestGateway.Json(Body(2)))));
+        Assert.All(answers, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        Assert.Equal(1, sched.FreeCapacity()); // still saturated by the report: one slot, not MaxInFlightPerWorker
+    }
+
     private static double Median(List<double> xs)
     {
         xs.Sort();
