@@ -13,10 +13,35 @@ namespace Gateway.Core.OpenAi;
 /// </summary>
 public static class PromptRenderer
 {
+    // One builder per thread, reused: rendering is on every request's path (gateway and worker), and a fresh 1k-char
+    // builder per request was a measurable share of the gateway's allocations. Builders grown past this are dropped.
+    private const int MaxCachedChars = 64 * 1024;
+
+    [ThreadStatic]
+    private static StringBuilder? t_builder;
+
     /// <summary>Renders <paramref name="messages"/> (and optional <paramref name="tools"/>).</summary>
     public static string RenderChat(JsonElement messages, JsonElement tools)
     {
-        var sb = new StringBuilder(1024);
+        var sb = t_builder ?? new StringBuilder(1024);
+        t_builder = null; // not re-entrant: a nested call (none today) would get its own
+        try
+        {
+            Render(sb, messages, tools);
+            return sb.ToString();
+        }
+        finally
+        {
+            if (sb.Capacity <= MaxCachedChars)
+            {
+                sb.Clear();
+                t_builder = sb;
+            }
+        }
+    }
+
+    private static void Render(StringBuilder sb, JsonElement messages, JsonElement tools)
+    {
         if (tools.ValueKind == JsonValueKind.Array && tools.GetArrayLength() > 0)
         {
             sb.Append("<|tools|>\n").Append(tools.GetRawText()).Append('\n');
@@ -43,7 +68,6 @@ public static class PromptRenderer
         }
 
         sb.Append("<|assistant|>\n");
-        return sb.ToString();
     }
 
     private static void AppendContent(StringBuilder sb, JsonElement content)

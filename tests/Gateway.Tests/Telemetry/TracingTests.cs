@@ -143,6 +143,46 @@ public class TracingTests
     }
 
     [Fact]
+    public void NoExporter_NewTracePropagatedNotRecorded_SampledCallerStillRecorded()
+    {
+        string sourceName = "NoExporter." + Guid.NewGuid().ToString("N");
+        using var source = new ActivitySource(sourceName);
+        using var provider = new GatewayTracerProvider(new TracingOptions { Sources = [sourceName] });
+        using (var root = source.StartActivity("root"))
+        {
+            Assert.NotNull(root); // exists: trace context still goes to the workers
+            Assert.False(root.IsAllDataRequested);
+            Assert.False(root.Recorded);
+        }
+
+        var sampledParent = new ActivityContext(ActivityTraceId.CreateRandom(), ActivitySpanId.CreateRandom(), ActivityTraceFlags.Recorded, isRemote: true);
+        using var child = source.StartActivity("child", ActivityKind.Server, sampledParent);
+        Assert.NotNull(child);
+        Assert.True(child.Recorded);
+        Assert.True(child.IsAllDataRequested);
+    }
+
+    [Fact]
+    public void WithExporter_NewTraceSampledAtRatio()
+    {
+        string sourceName = "Exporter." + Guid.NewGuid().ToString("N");
+        using var source = new ActivitySource(sourceName);
+        var exporter = new InMemorySpanExporter();
+        using var provider = new GatewayTracerProvider(new TracingOptions
+        {
+            Sources = [sourceName],
+            Configure = t => t.AddProcessor(new SimpleActivityExportProcessor(exporter)),
+        });
+        using (var root = source.StartActivity("root"))
+        {
+            Assert.NotNull(root);
+            Assert.True(root.Recorded);
+        }
+
+        Assert.Single(exporter.Spans);
+    }
+
+    [Fact]
     public void TagHelpers_NullSpan_DoNothing()
     {
         GatewayTracing.TagRequest(null, "a", "m", "none");
