@@ -160,6 +160,8 @@ public sealed record EngineState
     /// <summary>Of those, tokens served from the cache.</summary>
     public required long PrefixCacheHitTokens { get; init; }
     public required long PinsDroppedTotal { get; init; }
+    /// <summary>Pins that reached their TTL.</summary>
+    public long PinsExpiredTotal { get; init; }
     public required int PinsActive { get; init; }
     public required long PreemptionsTotal { get; init; }
     public required long PromptTokensTotal { get; init; }

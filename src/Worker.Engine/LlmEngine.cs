@@ -228,6 +228,7 @@ public sealed class LlmEngine
             PrefixCacheQueryTokens = _queryTokens,
             PrefixCacheHitTokens = _hitTokens,
             PinsDroppedTotal = _blocks.PinsDroppedTotal,
+            PinsExpiredTotal = _blocks.PinsExpiredTotal,
             PinsActive = _blocks.ActivePins,
             PreemptionsTotal = _preemptions,
             PromptTokensTotal = _promptTokens,

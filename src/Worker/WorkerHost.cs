@@ -106,9 +106,11 @@ public sealed class WorkerHost : IAsyncDisposable
             }
         });
 
+        builder.Services.Configure<Microsoft.Extensions.Hosting.HostOptions>(o => o.ShutdownTimeout = options.DrainTimeout + TimeSpan.FromSeconds(5));
         var app = builder.Build();
         var loop = new EngineLoop(engine, options.TimeProvider, options.TimeScale);
         var context = new WorkerContext(options, profile, loop) { Stopping = app.Lifetime.ApplicationStopping };
+        app.Lifetime.ApplicationStopping.Register(context.OnStopping);
         try
         {
             MapRoutes(app, context);
@@ -163,7 +165,9 @@ public sealed class WorkerHost : IAsyncDisposable
         app.Map("/v1/models", openai.ModelsAsync);
         app.Map("/v1/models/{**id}", ctx => openai.ModelAsync(ctx, (string)ctx.Request.RouteValues["id"]!));
         app.Map("/healthz", protocol.HealthAsync);
+        app.Map("/readyz", protocol.ReadyAsync);
         app.Map("/worker/state", protocol.StateAsync);
+        app.Map("/worker/drain", protocol.DrainAsync);
         app.Map("/worker/kv/events", protocol.EventsAsync);
         app.Map("/worker/kv/snapshot", protocol.SnapshotAsync);
         app.Map("/worker/kv/retain", protocol.RetainAsync);
@@ -171,7 +175,37 @@ public sealed class WorkerHost : IAsyncDisposable
         app.MapFallback(ctx => HttpJson.WriteErrorAsync(ctx, HttpJson.UnknownRoute(ctx)));
     }
 
-    /// <summary>Stops the server (open streams are cut) and the engine loop.</summary>
+    /// <summary>True once the worker drains (see <see cref="BeginDrain"/>).</summary>
+    public bool Draining => Context.Draining;
+
+    /// <summary>Stops taking new generation requests (what <c>POST /worker/drain</c> does); in-flight ones run on.</summary>
+    public void BeginDrain() => Context.BeginDrain();
+
+    /// <summary>
+    /// Graceful stop: new requests are refused, in-flight ones run to completion for up to
+    /// <see cref="WorkerOptions.DrainTimeout"/> and are cut after it; then the engine loop stops. What SIGTERM does.
+    /// </summary>
+    public async Task StopAsync()
+    {
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            return;
+        }
+
+        using var cts = new CancellationTokenSource(Options.DrainTimeout + TimeSpan.FromSeconds(5));
+        try
+        {
+            await _app.StopAsync(cts.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // forced stop after the drain timeout
+        }
+
+        await DisposeAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Stops the server at once (open streams are cut, as when a worker dies) and the engine loop.</summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
@@ -179,6 +213,7 @@ public sealed class WorkerHost : IAsyncDisposable
             return;
         }
 
+        Context.CutNow();
         using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
         {
             try

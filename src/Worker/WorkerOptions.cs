@@ -63,6 +63,13 @@ public sealed class WorkerOptions
     /// <summary>Largest request body accepted (413 beyond).</summary>
     public long MaxRequestBodyBytes { get; init; } = 16 * 1024 * 1024;
 
+    /// <summary>
+    /// How long a stopping worker keeps serving its in-flight requests before it cuts them (new requests get 503 as
+    /// soon as it stops or is drained with <c>POST /worker/drain</c>). Kubernetes' terminationGracePeriodSeconds
+    /// should exceed it.
+    /// </summary>
+    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Clock of the engine loop's pacing (tests may inject one); defaults to the system clock.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
@@ -77,7 +84,7 @@ public sealed class WorkerOptions
                       [--model-name ID] [--seed N] [--max-batch-tokens N] [--max-running N] [--max-model-len N]
                       [--output-median N] [--output-sigma X] [--output-max N] [--embedding-dims N]
                       [--max-body-bytes N] [--kv-event-capacity N] [--max-pinned-fraction X]
-                      [--log-level Warning|Information|Debug]
+                      [--drain-timeout SECONDS] [--log-level Warning|Information|Debug]
           --urls            listen URL (default http://127.0.0.1:9001; port 0 = ephemeral)
           --profile         roofline profile: h100-llama3-8b, h200-llama3-8b, h100-llama3-70b-tp4
           --kv-blocks       KV pool size in blocks (default: from the profile's free HBM)
@@ -88,6 +95,8 @@ public sealed class WorkerOptions
           --max-batch-tokens per-step token budget (default 8192)
           --output-median/--output-sigma/--output-max  log-normal output length when max_tokens is absent
                             (default 128 / 0.8 / 1024)
+          --drain-timeout   seconds in-flight requests may keep running once the worker stops (default 30);
+                            new requests get 503 once it stops or is drained (POST /worker/drain)
         """;
 
     /// <summary>
@@ -141,7 +150,7 @@ public sealed class WorkerOptions
         {
             "urls", "url", "profile", "kv-blocks", "block-size", "time-scale", "model-name", "seed", "max-batch-tokens",
             "max-running", "max-model-len", "output-median", "output-sigma", "output-max", "embedding-dims", "max-body-bytes",
-            "log-level", "kv-event-capacity", "max-pinned-fraction",
+            "log-level", "kv-event-capacity", "max-pinned-fraction", "drain-timeout",
         };
         foreach (var k in values.Keys)
         {
@@ -236,6 +245,7 @@ public sealed class WorkerOptions
             MaxRequestBodyBytes = Long("max-body-bytes", 16 * 1024 * 1024, 1024, 1L << 34),
             KvEventCapacity = Int("kv-event-capacity", 100_000, 1, 100_000_000),
             MaxPinnedFraction = Double("max-pinned-fraction", 0.5, 0, 1),
+            DrainTimeout = TimeSpan.FromSeconds(Double("drain-timeout", 30, 0, 3600)),
             LogLevel = logLevel,
         };
         errors.AddRange(options.Validate());

@@ -66,6 +66,10 @@ app.kubernetes.io/component: {{ .component }}
 {{- if le (int $g.terminationGracePeriodSeconds) (add (int $g.preStopSleepSeconds) (int $g.drainTimeoutSeconds)) }}
 {{- fail (printf "gateway.terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds + drainTimeoutSeconds (%d): Kubernetes would kill streams mid-drain" (int $g.terminationGracePeriodSeconds) (add (int $g.preStopSleepSeconds) (int $g.drainTimeoutSeconds))) }}
 {{- end }}
+{{- $w := .Values.workers -}}
+{{- if le (int $w.terminationGracePeriodSeconds) (add (int $w.preStopSleepSeconds) (int $w.drainTimeoutSeconds)) }}
+{{- fail (printf "workers.terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds + drainTimeoutSeconds (%d): Kubernetes would kill streams mid-drain" (int $w.terminationGracePeriodSeconds) (add (int $w.preStopSleepSeconds) (int $w.drainTimeoutSeconds))) }}
+{{- end }}
 {{- if and (eq .Values.workers.mode "external") (eq (len .Values.workers.external.urls) 0) }}
 {{- fail "workers.mode=external needs workers.external.urls" }}
 {{- end }}

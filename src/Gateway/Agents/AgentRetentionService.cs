@@ -43,11 +43,13 @@ public sealed partial class AgentRetentionService : IDisposable
     private readonly HttpClient _http;
     private readonly List<WorkerEndpoint> _workers = [];
     private readonly Dictionary<string, ulong[]> _lastHashes = new(StringComparer.Ordinal);
+    private readonly Telemetry.GatewayMetrics? _metrics;
     private long _hintsSent, _hintsFailed;
 
     /// <summary>Creates the service.</summary>
-    public AgentRetentionService(IOptions<AgentRetentionOptions> options, TimeProvider time, ILogger<AgentRetentionService> logger)
+    public AgentRetentionService(IOptions<AgentRetentionOptions> options, TimeProvider time, ILogger<AgentRetentionService> logger, Telemetry.GatewayMetrics? metrics = null)
     {
+        _metrics = metrics;
         _options = options.Value;
         _logger = logger;
         _policy = RetentionPolicies.Create(_options.Policy, time);
@@ -189,6 +191,10 @@ public sealed partial class AgentRetentionService : IDisposable
             {
                 Interlocked.Increment(ref _hintsFailed);
                 Log.HintFailed(_logger, worker.Prefix, (int)response.StatusCode);
+            }
+            else if (a.Kind == RetentionActionKind.Retain)
+            {
+                _metrics?.RecordRetentionPinsCreated(1);
             }
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException or OperationCanceledException)

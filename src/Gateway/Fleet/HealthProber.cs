@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using Gateway.Configuration;
+using Gateway.Telemetry;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -18,13 +19,15 @@ public sealed partial class HealthProber : BackgroundService
     private readonly WorkerRegistry _registry;
     private readonly GatewayOptions _options;
     private readonly ILogger<HealthProber> _logger;
+    private readonly GatewayMetrics? _metrics;
     private readonly HttpClient _http;
     private readonly TimeProvider _time;
     private readonly HashSet<WorkerEndpoint> _probing = [];
 
     /// <summary>Creates the prober.</summary>
-    public HealthProber(WorkerRegistry registry, IOptions<GatewayOptions> options, TimeProvider time, ILogger<HealthProber> logger)
+    public HealthProber(WorkerRegistry registry, IOptions<GatewayOptions> options, TimeProvider time, ILogger<HealthProber> logger, GatewayMetrics? metrics = null)
     {
+        _metrics = metrics;
         _registry = registry;
         _options = options.Value;
         _time = time;
@@ -136,7 +139,7 @@ public sealed partial class HealthProber : BackgroundService
                     }
 
                     var bytes = await resp.Content.ReadAsByteArrayAsync(cts.Token).ConfigureAwait(false);
-                    ApplyState(e, bytes);
+                    ApplyState(e, bytes, _metrics);
                     return true;
                 }
             }
@@ -150,7 +153,7 @@ public sealed partial class HealthProber : BackgroundService
         }
     }
 
-    private static void ApplyState(WorkerEndpoint e, byte[] json)
+    private static void ApplyState(WorkerEndpoint e, byte[] json, GatewayMetrics? metrics)
     {
         using var doc = JsonDocument.Parse(json);
         var root = doc.RootElement;
@@ -185,6 +188,29 @@ public sealed partial class HealthProber : BackgroundService
         }
 
         info.PublishesKvEvents = root.TryGetProperty("kv_event_seq", out _);
+        info.Draining = root.TryGetProperty("draining", out var dr) && dr.ValueKind == JsonValueKind.True;
+        e.PinsActive = root.TryGetProperty("pins_active", out var pa) && pa.TryGetInt32(out int pins) ? pins : 0;
+        RecordCounterDelta(root, "pins_dropped_total", ref e.PinsDroppedSeen, d => metrics?.RecordRetentionPinsDropped(e.Prefix, d));
+        RecordCounterDelta(root, "pins_expired_total", ref e.PinsExpiredSeen, d => metrics?.RecordRetentionPinsExpired(d));
+    }
+
+    /// <summary>
+    /// Turns a worker's monotonic counter into increments of a gateway counter: the first reading is the baseline,
+    /// a smaller reading (worker restarted) becomes the new baseline.
+    /// </summary>
+    private static void RecordCounterDelta(JsonElement root, string name, ref long seen, Action<long> record)
+    {
+        if (!root.TryGetProperty(name, out var v) || !v.TryGetInt64(out long now))
+        {
+            return;
+        }
+
+        long before = seen;
+        seen = now;
+        if (before >= 0 && now > before)
+        {
+            record(now - before);
+        }
     }
 
     private async Task FetchModelsAsync(WorkerEndpoint e, CancellationToken ct)

@@ -42,6 +42,15 @@ public sealed class WorkerEndpoint
     /// <summary>When <see cref="Models"/> was last fetched.</summary>
     public DateTimeOffset ModelsFetchedAt { get; internal set; } = DateTimeOffset.MinValue;
 
+    /// <summary>Retention pins live on the worker at its last state report.</summary>
+    public int PinsActive { get; internal set; }
+
+    /// <summary>Last reported <c>pins_dropped_total</c> (-1 before the first report): the baseline of the gateway's counter.</summary>
+    internal long PinsDroppedSeen = -1;
+
+    /// <summary>Last reported <c>pins_expired_total</c> (-1 before the first report).</summary>
+    internal long PinsExpiredSeen = -1;
+
     /// <summary>False once the worker answered 404 to /worker/state (a plain OpenAI server): probe /healthz instead.</summary>
     public bool SupportsWorkerState { get; internal set; } = true;
 

@@ -119,6 +119,16 @@ public sealed partial class GatewayHost : IAsyncDisposable
 
             return list;
         });
+        metrics.SetActivePinsSource(() =>
+        {
+            long pins = 0;
+            foreach (var w in registry.All)
+            {
+                pins += w.PinsActive;
+            }
+
+            return pins;
+        });
         return app;
     }
 

@@ -27,6 +27,9 @@ public enum AttemptKind
     /// <summary>The worker's circuit was open.</summary>
     CircuitOpen,
 
+    /// <summary>The worker answered 503 because it is draining (not a fault: it is stopping on purpose).</summary>
+    Draining,
+
     /// <summary>No eligible worker serves the model.</summary>
     NoWorker,
 
@@ -42,7 +45,7 @@ public sealed record AttemptOutcome(AttemptKind Kind, int UpstreamStatus = 0, st
 
     /// <summary>Retried on another worker (only ever before the first byte reached the client).</summary>
     public bool Retryable => Kind is AttemptKind.ConnectFailed or AttemptKind.ServerError or AttemptKind.Throttled
-        or AttemptKind.DiedBeforeFirstByte or AttemptKind.CircuitOpen;
+        or AttemptKind.DiedBeforeFirstByte or AttemptKind.CircuitOpen or AttemptKind.Draining;
 
     /// <summary>Counts against the worker's circuit breaker and passive health.</summary>
     public bool IsWorkerFault => Kind is AttemptKind.ConnectFailed or AttemptKind.ServerError or AttemptKind.DiedBeforeFirstByte

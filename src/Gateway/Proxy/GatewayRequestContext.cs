@@ -89,11 +89,30 @@ public sealed class GatewayRequestContext
     /// <summary>Called for each streamed data event that is not the usage-only chunk (about one output token each): charges the fair queue as tokens stream.</summary>
     internal Action? OnDataEvent { get; set; }
 
+    /// <summary>Called with each gap between consecutive streamed data events: inter-token latency as the client sees it.</summary>
+    internal Action<TimeSpan>? OnTokenGap { get; set; }
+
+    private long _lastDataEventAt;
+
     /// <summary>Streamed data events seen in the current attempt (output tokens when the worker reports no usage).</summary>
     public int DataEvents { get; internal set; }
 
     /// <summary>Time spent waiting in the gateway's fair queue.</summary>
     public TimeSpan QueueWait { get; internal set; }
+
+    /// <summary>A streamed data event that is not the usage-only chunk (about one output token).</summary>
+    internal void MarkDataEvent()
+    {
+        long now = Time.GetTimestamp();
+        if (DataEvents > 0)
+        {
+            OnTokenGap?.Invoke(Time.GetElapsedTime(_lastDataEventAt, now));
+        }
+
+        _lastDataEventAt = now;
+        DataEvents++;
+        OnDataEvent?.Invoke();
+    }
 
     internal void AddToolCall(string name) => (_toolCalls ??= []).Add(name);
 

@@ -32,6 +32,9 @@ internal sealed class GatewayTransformer : HttpTransformer
     /// <summary>Retry-After the worker sent with a held-back 429/503.</summary>
     public TimeSpan? RetryAfter { get; private set; }
 
+    /// <summary>True when the held-back answer was a draining worker's 503 (header <c>X-Worker-Draining</c>).</summary>
+    public bool UpstreamDraining { get; private set; }
+
     /// <summary>True when the worker failed after its headers and before the first byte reached the client.</summary>
     public bool FailedBeforeFirstByte { get; private set; }
 
@@ -80,6 +83,7 @@ internal sealed class GatewayTransformer : HttpTransformer
         {
             HeldBackStatus = status;
             RetryAfter = proxyResponse.Headers.RetryAfter?.Delta;
+            UpstreamDraining = status == 503 && proxyResponse.Headers.Contains(HintHeaders.WorkerDraining);
             return false; // nothing copied: the handler clears the response and retries elsewhere
         }
 
@@ -195,6 +199,9 @@ public static class HintHeaders
 
     /// <summary>Retention TTL hint.</summary>
     public const string RetentionTtl = "x-retention-ttl-ms";
+
+    /// <summary>Sent by a draining worker with its 503: retry elsewhere, and route nothing new to it.</summary>
+    public const string WorkerDraining = "x-worker-draining";
 }
 
 /// <summary>Settings the transformer needs, resolved once from options.</summary>

@@ -131,6 +131,7 @@ public sealed partial class ProxyHandler : IDisposable
                         AttemptKind.ServerError => "5xx",
                         AttemptKind.Throttled => "429",
                         AttemptKind.CircuitOpen => "circuit_open",
+                        AttemptKind.Draining => "draining",
                         _ => "died_before_first_byte",
                     });
                     return ValueTask.CompletedTask;
@@ -309,6 +310,12 @@ public sealed partial class ProxyHandler : IDisposable
             ctx.OnDataEvent = () => t.OnOutputTokens(1);
         }
 
+        if (request.Stream)
+        {
+            string tenantPath = tenant.Path;
+            ctx.OnTokenGap = gap => _metrics.RecordInterTokenLatency(tenantPath, gap);
+        }
+
         try
         {
             await ForwardAsync(context, ctx, request, tenant, agentTurn).ConfigureAwait(false);
@@ -382,7 +389,7 @@ public sealed partial class ProxyHandler : IDisposable
         int retryAfter = _options.Resilience.RetryAfterSeconds;
         var error = outcome.Kind switch
         {
-            AttemptKind.NoWorker or AttemptKind.CircuitOpen => OpenAiErrors.NoHealthyWorker(request.Model),
+            AttemptKind.NoWorker or AttemptKind.CircuitOpen or AttemptKind.Draining => OpenAiErrors.NoHealthyWorker(request.Model),
             AttemptKind.Throttled => new OpenAiError(429, "All workers tried are overloaded. Retry later.", "rate_limit_error", null, "workers_overloaded"),
             AttemptKind.FirstByteTimeout => new OpenAiError(504, "The worker did not answer within the first-byte timeout.", "server_error", null, "upstream_timeout"),
             _ => new OpenAiError(502, $"The worker failed before answering ({Describe(outcome)}).", "server_error", null, "upstream_error"),
@@ -392,7 +399,7 @@ public sealed partial class ProxyHandler : IDisposable
             Log.NoWorker(_logger, request.Model);
         }
 
-        int? ra = outcome.Kind is AttemptKind.NoWorker or AttemptKind.CircuitOpen or AttemptKind.Throttled
+        int? ra = outcome.Kind is AttemptKind.NoWorker or AttemptKind.CircuitOpen or AttemptKind.Throttled or AttemptKind.Draining
             ? (outcome.RetryAfter is { } d ? Math.Max(1, (int)Math.Ceiling(d.TotalSeconds)) : retryAfter)
             : null;
         await OpenAiErrors.WriteAsync(context, error, ra).ConfigureAwait(false);
@@ -564,6 +571,12 @@ public sealed partial class ProxyHandler : IDisposable
         if (context.RequestAborted.IsCancellationRequested)
         {
             return new AttemptOutcome(AttemptKind.ClientAborted);
+        }
+
+        if (transformer.UpstreamDraining)
+        {
+            endpoint.Info.Draining = true; // passive: no new picks until its state says otherwise
+            return new AttemptOutcome(AttemptKind.Draining, 503);
         }
 
         if (transformer.HeldBackStatus != 0)

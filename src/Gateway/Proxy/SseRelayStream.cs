@@ -275,8 +275,7 @@ internal sealed class SseRelayStream : Stream
             }
             else
             {
-                _ctx.DataEvents++;
-                _ctx.OnDataEvent?.Invoke();
+                _ctx.MarkDataEvent();
             }
         }
 

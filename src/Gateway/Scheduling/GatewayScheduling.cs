@@ -62,6 +62,7 @@ public sealed class GatewayScheduling : IAsyncDisposable
         else
         {
             var client = RedisClient.ConnectInBackground(RedisOptions.Parse(o.State.Redis));
+            client.CommandObserver = metrics.RecordRedisCommand;
             int instance = Interlocked.Increment(ref s_instances) - 1;
             string replica = o.State.ReplicaId.Length > 0 ? o.State.ReplicaId
                 : Environment.MachineName + "-" + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)

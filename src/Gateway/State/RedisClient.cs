@@ -131,6 +131,36 @@ public sealed class RedisClient : IAsyncDisposable
             return [];
         }
 
+        var observer = CommandObserver;
+        if (observer is null)
+        {
+            return await PipelineCoreAsync(commands, ct).ConfigureAwait(false);
+        }
+
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        bool failed = true;
+        try
+        {
+            var replies = await PipelineCoreAsync(commands, ct).ConfigureAwait(false);
+            failed = false;
+            return replies;
+        }
+        finally
+        {
+            // The operation label is the command verb the code sent (GET, EVALSHA, ...), never a key or value.
+            observer(commands.Count == 1 ? commands[0][0] : "PIPELINE", System.Diagnostics.Stopwatch.GetElapsedTime(started), failed);
+        }
+    }
+
+    /// <summary>
+    /// Called after every command or pipeline with its verb (<c>PIPELINE</c> for several), duration and whether it
+    /// failed (connection, timeout): feeds the Redis health metrics. Error replies are answers, not failures.
+    /// </summary>
+    public Action<string, TimeSpan, bool>? CommandObserver { get; set; }
+
+    private async Task<RespValue[]> PipelineCoreAsync(IReadOnlyList<IReadOnlyList<string>> commands, CancellationToken ct)
+    {
+
         var conn = Current();
         var slots = new TaskCompletionSource<RespValue>[commands.Count];
         await _writeLock.WaitAsync(ct).ConfigureAwait(false);

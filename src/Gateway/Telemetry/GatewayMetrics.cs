@@ -146,7 +146,7 @@ public sealed class GatewayMetrics : IDisposable
         _pinsCreated = meter.CreateCounter<long>("gateway.retention.pins.created", "{pin}",
             "KV retention pins requested from workers.");
         _pinsExpired = meter.CreateCounter<long>("gateway.retention.pins.expired", "{pin}",
-            "Retention pins whose TTL ran out before the session returned.");
+            "Retention pins whose TTL ran out on a worker (neither released nor dropped first).");
         _pinsDropped = meter.CreateCounter<long>("gateway.retention.pins.dropped", "{pin}",
             "Retention pins a worker dropped under memory pressure.");
         _circuitTransitions = meter.CreateCounter<long>("gateway.circuit.transitions", "{transition}",
@@ -244,7 +244,7 @@ public sealed class GatewayMetrics : IDisposable
     /// <summary>Retention pins requested.</summary>
     public void RecordRetentionPinsCreated(long count) => _pinsCreated.Add(count);
 
-    /// <summary>Retention pins that expired unused.</summary>
+    /// <summary>Retention pins that reached their TTL on a worker (from the workers' <c>pins_expired_total</c>).</summary>
     public void RecordRetentionPinsExpired(long count) => _pinsExpired.Add(count);
 
     /// <summary>Retention pins a worker reported dropped.</summary>

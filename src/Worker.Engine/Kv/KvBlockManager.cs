@@ -105,6 +105,9 @@ public sealed class KvBlockManager
     /// <summary>Pins dropped under pressure or to respect the pinned-share cap.</summary>
     public long PinsDroppedTotal { get; private set; }
 
+    /// <summary>Pins that reached their TTL (as opposed to released or dropped).</summary>
+    public long PinsExpiredTotal { get; private set; }
+
     /// <summary>Cached blocks evicted to make room.</summary>
     public long EvictionsTotal { get; private set; }
 
@@ -435,6 +438,8 @@ public sealed class KvBlockManager
             {
                 Unpin(pin);
             }
+
+            PinsExpiredTotal += expired.Count;
         }
 
         _nextExpiry = next;

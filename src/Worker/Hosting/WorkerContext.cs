@@ -24,8 +24,40 @@ internal sealed class WorkerContext
 
     public WorkerOptions Options { get; }
 
-    /// <summary>Cancelled when the host starts stopping: open streams end at once instead of holding shutdown.</summary>
+    /// <summary>Cancelled when the host starts stopping: KV event streams end at once instead of holding shutdown.</summary>
     public CancellationToken Stopping { get; set; }
+
+    private readonly CancellationTokenSource _cut = new();
+    private int _draining;
+
+    /// <summary>True once the worker is draining: it refuses new generation requests (503) and reports so in its state.</summary>
+    public bool Draining => Volatile.Read(ref _draining) != 0;
+
+    /// <summary>Cancelled when in-flight generation must end: <see cref="WorkerOptions.DrainTimeout"/> after stopping began, or at once on a hard stop.</summary>
+    public CancellationToken Cut => _cut.Token;
+
+    /// <summary>Starts draining (idempotent); returns false when it already was.</summary>
+    public bool BeginDrain() => Interlocked.Exchange(ref _draining, 1) == 0;
+
+    /// <summary>The host began stopping: drain, and cut what is still running after the drain timeout.</summary>
+    public void OnStopping()
+    {
+        BeginDrain();
+        try
+        {
+            _cut.CancelAfter(Options.DrainTimeout);
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
+    /// <summary>Cuts every in-flight request now (hard stop).</summary>
+    public void CutNow()
+    {
+        BeginDrain();
+        _cut.Cancel();
+    }
 
     public ModelProfile Profile { get; }
 

@@ -109,6 +109,10 @@ internal static class HttpJson
     public static OpenAiError MethodNotAllowed(HttpContext ctx, string allowed) =>
         new(405, $"Method {ctx.Request.Method} is not allowed on {ctx.Request.Path}; use {allowed}.", "invalid_request_error", null, "method_not_allowed");
 
+    /// <summary>503 while the worker drains (sent with Retry-After): a router retries the request elsewhere.</summary>
+    public static OpenAiError Draining { get; } =
+        new(503, "This worker is draining and takes no new requests; retry on another worker.", "server_error", null, "worker_draining");
+
     /// <summary>404 for an unknown route, in OpenAI shape.</summary>
     public static OpenAiError UnknownRoute(HttpContext ctx) =>
         new(404, $"Invalid URL ({ctx.Request.Method} {Trim(ctx.Request.Path.Value ?? "")}).", "invalid_request_error", null, "unknown_url");

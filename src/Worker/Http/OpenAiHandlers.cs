@@ -180,6 +180,14 @@ internal sealed class OpenAiHandlers
             return;
         }
 
+        if (_w.Draining)
+        {
+            ctx.Response.Headers.RetryAfter = "1";
+            ctx.Response.Headers["x-worker-draining"] = "true";
+            await HttpJson.WriteErrorAsync(ctx, HttpJson.Draining).ConfigureAwait(false);
+            return;
+        }
+
         var (body, readError) = await HttpJson.ReadBodyAsync(ctx, _w.Options.MaxRequestBodyBytes).ConfigureAwait(false);
         if (readError is not null)
         {
@@ -204,7 +212,7 @@ internal sealed class OpenAiHandlers
         string id = prepared.Engine.Id;
         bool finished = false;
         using (ctx.RequestAborted.Register(() => loop.Abort(id)))
-        using (_w.Stopping.Register(() => loop.Abort(id)))
+        using (_w.Cut.Register(() => loop.Abort(id)))
         {
             try
             {

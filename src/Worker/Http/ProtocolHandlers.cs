@@ -34,6 +34,44 @@ internal sealed class ProtocolHandlers
         }).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// <c>POST /worker/drain</c>: stop taking new generation requests (503 + Retry-After) and report
+    /// <c>"draining": true</c> in the state, while in-flight requests run to completion. For a Kubernetes preStop
+    /// hook: drain, wait for routers to notice (one health interval), then let SIGTERM stop the process.
+    /// </summary>
+    public async Task DrainAsync(HttpContext ctx)
+    {
+        if (!HttpMethods.IsPost(ctx.Request.Method))
+        {
+            await HttpJson.WriteErrorAsync(ctx, HttpJson.MethodNotAllowed(ctx, "POST")).ConfigureAwait(false);
+            return;
+        }
+
+        _w.BeginDrain();
+        var state = _w.Loop.Read(e => e.GetState());
+        await HttpJson.WriteJsonAsync(ctx, 200, w =>
+        {
+            w.WriteStartObject();
+            w.WriteBoolean("draining", true);
+            w.WriteNumber("running_requests", state.RunningRequests);
+            w.WriteNumber("waiting_requests", state.WaitingRequests);
+            w.WriteEndObject();
+        }).ConfigureAwait(false);
+    }
+
+    /// <summary><c>GET /readyz</c>: 200 while the worker takes new requests; 503 while draining or when its engine loop failed.</summary>
+    public async Task ReadyAsync(HttpContext ctx)
+    {
+        var fault = _w.Loop.Fault;
+        string status = fault is not null ? "engine_loop_failed" : _w.Draining ? "draining" : "ready";
+        await HttpJson.WriteJsonAsync(ctx, status == "ready" ? 200 : 503, w =>
+        {
+            w.WriteStartObject();
+            w.WriteString("status", status);
+            w.WriteEndObject();
+        }).ConfigureAwait(false);
+    }
+
     public async Task StateAsync(HttpContext ctx)
     {
         if (!HttpMethods.IsGet(ctx.Request.Method))

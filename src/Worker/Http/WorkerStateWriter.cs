@@ -31,6 +31,7 @@ internal static class WorkerStateWriter
         w.WriteNumber("prefix_cache_query_tokens", s.PrefixCacheQueryTokens);
         w.WriteNumber("prefix_cache_hit_tokens", s.PrefixCacheHitTokens);
         w.WriteNumber("pins_dropped_total", s.PinsDroppedTotal);
+        w.WriteNumber("pins_expired_total", s.PinsExpiredTotal);
         w.WriteNumber("kv_event_seq", s.KvEventSeq);
         w.WriteNumber("time_scale", scale);
         w.WriteNumber("max_model_len", ctx.Options.MaxModelLength);
@@ -41,6 +42,7 @@ internal static class WorkerStateWriter
         w.WriteNumber("generated_tokens_total", s.GeneratedTokensTotal);
         w.WriteNumber("engine_steps_total", s.StepsTotal);
         w.WriteNumber("engine_busy_seconds", Math.Round(s.BusySeconds, 6));
+        w.WriteBoolean("draining", ctx.Draining);
         w.WriteEndObject();
     }
 }

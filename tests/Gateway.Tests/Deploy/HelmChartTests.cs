@@ -102,6 +102,14 @@ public class HelmChartTests
         var worker = One(objs, "StatefulSet", "-worker");
         Assert.Equal("1", worker.Str("spec", "template", "spec", "containers", 0, "resources", "limits", "nvidia.com/gpu"));
         Assert.Equal("1", worker.Str("spec", "template", "spec", "containers", 0, "resources", "requests", "nvidia.com/gpu"));
+        // Workers leave without cutting streams: preStop sleep, then SIGTERM drains for --drain-timeout, inside the grace period.
+        Assert.Equal("sleep", worker.Str("spec", "template", "spec", "containers", 0, "lifecycle", "preStop", "exec", "command", 0));
+        Assert.Equal("/readyz", worker.Str("spec", "template", "spec", "containers", 0, "readinessProbe", "httpGet", "path"));
+        var workerArgs = Enumerable.Range(0, 12).Select(i => worker.At("spec", "template", "spec", "containers", 0, "args", i)?.ToString()).ToList();
+        int drainAt = workerArgs.IndexOf("--drain-timeout");
+        Assert.True(drainAt >= 0, string.Join(' ', workerArgs));
+        Assert.True(int.Parse(workerArgs[drainAt + 1]!, System.Globalization.CultureInfo.InvariantCulture)
+            < int.Parse(worker.Str("spec", "template", "spec", "terminationGracePeriodSeconds")!, System.Globalization.CultureInfo.InvariantCulture));
         var headless = One(objs, "Service", "-worker-headless");
         Assert.Equal("None", headless.Str("spec", "clusterIP"));
         Assert.Equal(headless.Name, worker.Str("spec", "serviceName"));

@@ -154,6 +154,7 @@ public class KvBlockManagerTests
         Assert.Equal(0, blocks.PinnedBlocks);
         Assert.Equal(0, blocks.ActivePins);
         Assert.Equal(0, blocks.PinsDroppedTotal);                   // expiry is not a drop
+        Assert.Equal(1, blocks.PinsExpiredTotal);
         Assert.True(blocks.TryAllocate(4, table));
         Assert.False(blocks.IsCached(pinned[0]));
     }

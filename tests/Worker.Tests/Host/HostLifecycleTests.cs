@@ -36,4 +36,65 @@ public sealed class HostLifecycleTests
         });
         await events.DisposeAsync();
     }
+
+    [Fact]
+    public async Task StopAsync_WithOpenStream_FinishesTheStreamThenStops()
+    {
+        var host = await TestWorkers.StartAsync(timeScale: 1);
+        using var http = TestWorkers.Http(host);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        string body = TestWorkers.ChatBody("a long answer please", 120, stream: true);
+        using var gen = await http.SendAsync(
+            new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") },
+            HttpCompletionOption.ResponseHeadersRead, cts.Token);
+        var reader = new StreamReader(await gen.Content.ReadAsStreamAsync(cts.Token));
+        Assert.StartsWith("data: ", await reader.ReadLineAsync(cts.Token), StringComparison.Ordinal);
+
+        var stopping = host.StopAsync();
+        Assert.True(host.Draining);
+        string rest = await reader.ReadToEndAsync(cts.Token);
+        await stopping;
+
+        Assert.DoesNotContain("worker_shutting_down", rest, StringComparison.Ordinal);
+        Assert.Contains("\"finish_reason\":\"length\"", rest, StringComparison.Ordinal);
+        Assert.EndsWith("data: [DONE]", rest.TrimEnd(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Drain_NewRequestsGet503WithRetryAfter_StateSaysDraining_InFlightFinishes()
+    {
+        await using var host = await TestWorkers.StartAsync(timeScale: 1);
+        using var http = TestWorkers.Http(host);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var gen = await http.SendAsync(
+            new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+            { Content = new StringContent(TestWorkers.ChatBody("first", 60, stream: true), Encoding.UTF8, "application/json") },
+            HttpCompletionOption.ResponseHeadersRead, cts.Token);
+
+        var (status, drained) = await TestWorkers.PostJsonAsync(http, "/worker/drain", "{}");
+        Assert.Equal(200, status);
+        Assert.True(drained.GetProperty("draining").GetBoolean());
+        using (var ready = await http.GetAsync("/readyz", cts.Token))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+        }
+
+        using (var live = await http.GetAsync("/healthz", cts.Token))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.OK, live.StatusCode); // draining is not dead
+        }
+
+        using var refused = await http.PostAsync("/v1/chat/completions",
+            new StringContent(TestWorkers.ChatBody("second", 5), Encoding.UTF8, "application/json"), cts.Token);
+        Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+        Assert.Equal(TimeSpan.FromSeconds(1), refused.Headers.RetryAfter?.Delta);
+        Assert.True(refused.Headers.Contains("x-worker-draining"));
+        Assert.Contains("worker_draining", await refused.Content.ReadAsStringAsync(cts.Token), StringComparison.Ordinal);
+
+        using var state = System.Text.Json.JsonDocument.Parse(await http.GetStringAsync("/worker/state", cts.Token));
+        Assert.True(state.RootElement.GetProperty("draining").GetBoolean());
+
+        string streamed = await gen.Content.ReadAsStringAsync(cts.Token);
+        Assert.EndsWith("data: [DONE]", streamed.TrimEnd(), StringComparison.Ordinal);
+    }
 }
