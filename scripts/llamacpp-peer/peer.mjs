@@ -31,6 +31,13 @@ const seq = context.getSequence();
 
 const greedyNext = { token: true, options: { temperature: 0 } };
 const input = prompt.map((t, i) => i === prompt.length - 1 ? [t, { generateNext: { ...greedyNext, logits: true } }] : t);
+// Warm-up (page cache, thread pool, allocator), as the C# side does: prompt + 4 decode steps, then forget them.
+{
+    const w = await seq.controlledEvaluate(input);
+    let tok = w[prompt.length - 1].next.token;
+    for (let i = 0; i < 4; i++) tok = (await seq.controlledEvaluate([[tok, { generateNext: greedyNext }]]))[0].next.token;
+    await seq.clearHistory();
+}
 let t0 = performance.now();
 const out = await seq.controlledEvaluate(input);
 const promptMs = performance.now() - t0;

@@ -11,6 +11,7 @@ namespace Worker.Cpu;
 /// </summary>
 internal static unsafe class Dot
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float F32(float* a, float* b, int n, CpuIsa isa)
     {
         int i = 0;
@@ -50,6 +51,7 @@ internal static unsafe class Dot
     }
 
     /// <summary>Q8_0 row dot: <paramref name="blocks"/> blocks of 32 int8 weights (scales wd) against int8 activations (scales xd).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Q8(sbyte* wq, float* wd, sbyte* xq, float* xd, int blocks, CpuIsa isa)
     {
         if (isa >= CpuIsa.Avx2)
@@ -77,14 +79,135 @@ internal static unsafe class Dot
         return sum;
     }
 
+    /// <summary>
+    /// <see cref="Q8"/> for four activation rows at once (x row k at xq + k * xStride, scales at xd + k * dStride):
+    /// each weight block is loaded and made absolute once for all four. Per row the operations and their order are
+    /// those of <see cref="Q8"/>, so results are bit-identical whichever kernel a token lands in.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Q8x4(sbyte* wq, float* wd, sbyte* xq, float* xd, long xStride, long dStride, int blocks, float* result)
+    {
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+        sbyte* x0 = xq, x1 = xq + xStride, x2 = xq + 2 * xStride, x3 = xq + 3 * xStride;
+        float* d0 = xd, d1 = xd + dStride, d2 = xd + 2 * dStride, d3 = xd + 3 * dStride;
+        int b = 0;
+        for (; b + 2 <= blocks; b += 2)
+        {
+            int o = b * 32;
+            var w = Avx.LoadVector256(wq + o);
+            var aw = Avx2.Abs(w);
+            var wn = Avx.LoadVector256(wq + o + 32);
+            var awn = Avx2.Abs(wn);
+            float s = wd[b], sn = wd[b + 1];
+            a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(SignedDot(aw, w, x0 + o)), Vector256.Create(s * d0[b]), a0);
+            b0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(SignedDot(awn, wn, x0 + o + 32)), Vector256.Create(sn * d0[b + 1]), b0);
+            a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(SignedDot(aw, w, x1 + o)), Vector256.Create(s * d1[b]), a1);
+            b1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(SignedDot(awn, wn, x1 + o + 32)), Vector256.Create(sn * d1[b + 1]), b1);
+            a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(SignedDot(aw, w, x2 + o)), Vector256.Create(s * d2[b]), a2);
+            b2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(SignedDot(awn, wn, x2 + o + 32)), Vector256.Create(sn * d2[b + 1]), b2);
+            a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(SignedDot(aw, w, x3 + o)), Vector256.Create(s * d3[b]), a3);
+            b3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(SignedDot(awn, wn, x3 + o + 32)), Vector256.Create(sn * d3[b + 1]), b3);
+        }
+        if (b < blocks)
+        {
+            int o = b * 32;
+            var w = Avx.LoadVector256(wq + o);
+            var aw = Avx2.Abs(w);
+            float s = wd[b];
+            a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(SignedDot(aw, w, x0 + o)), Vector256.Create(s * d0[b]), a0);
+            a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(SignedDot(aw, w, x1 + o)), Vector256.Create(s * d1[b]), a1);
+            a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(SignedDot(aw, w, x2 + o)), Vector256.Create(s * d2[b]), a2);
+            a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(SignedDot(aw, w, x3 + o)), Vector256.Create(s * d3[b]), a3);
+        }
+        result[0] = Vector256.Sum(a0 + b0);
+        result[1] = Vector256.Sum(a1 + b1);
+        result[2] = Vector256.Sum(a2 + b2);
+        result[3] = Vector256.Sum(a3 + b3);
+    }
+
+    /// <summary>
+    /// <see cref="F32"/> for four activation rows at once (row k at b + k * stride), each weight vector loaded once;
+    /// per row the same operations in the same order as <see cref="F32"/> (bit-identical results).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void F32x4(float* a, float* b, long stride, int n, CpuIsa isa, float* result)
+    {
+        float* r0 = b, r1 = b + stride, r2 = b + 2 * stride, r3 = b + 3 * stride;
+        int i = 0;
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        if (isa == CpuIsa.Avx512 && n >= 16)
+        {
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, c0 = default, c1 = default, c2 = default, c3 = default;
+            for (; i + 32 <= n; i += 32)
+            {
+                var w = Avx512F.LoadVector512(a + i);
+                var wn = Avx512F.LoadVector512(a + i + 16);
+                a0 = Avx512F.FusedMultiplyAdd(w, Avx512F.LoadVector512(r0 + i), a0);
+                c0 = Avx512F.FusedMultiplyAdd(wn, Avx512F.LoadVector512(r0 + i + 16), c0);
+                a1 = Avx512F.FusedMultiplyAdd(w, Avx512F.LoadVector512(r1 + i), a1);
+                c1 = Avx512F.FusedMultiplyAdd(wn, Avx512F.LoadVector512(r1 + i + 16), c1);
+                a2 = Avx512F.FusedMultiplyAdd(w, Avx512F.LoadVector512(r2 + i), a2);
+                c2 = Avx512F.FusedMultiplyAdd(wn, Avx512F.LoadVector512(r2 + i + 16), c2);
+                a3 = Avx512F.FusedMultiplyAdd(w, Avx512F.LoadVector512(r3 + i), a3);
+                c3 = Avx512F.FusedMultiplyAdd(wn, Avx512F.LoadVector512(r3 + i + 16), c3);
+            }
+            for (; i + 16 <= n; i += 16)
+            {
+                var w = Avx512F.LoadVector512(a + i);
+                a0 = Avx512F.FusedMultiplyAdd(w, Avx512F.LoadVector512(r0 + i), a0);
+                a1 = Avx512F.FusedMultiplyAdd(w, Avx512F.LoadVector512(r1 + i), a1);
+                a2 = Avx512F.FusedMultiplyAdd(w, Avx512F.LoadVector512(r2 + i), a2);
+                a3 = Avx512F.FusedMultiplyAdd(w, Avx512F.LoadVector512(r3 + i), a3);
+            }
+            s0 = Vector512.Sum(a0 + c0); s1 = Vector512.Sum(a1 + c1); s2 = Vector512.Sum(a2 + c2); s3 = Vector512.Sum(a3 + c3);
+        }
+        else if (isa >= CpuIsa.Avx2 && n >= 8)
+        {
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, c0 = default, c1 = default, c2 = default, c3 = default;
+            for (; i + 16 <= n; i += 16)
+            {
+                var w = Avx.LoadVector256(a + i);
+                var wn = Avx.LoadVector256(a + i + 8);
+                a0 = Fma.MultiplyAdd(w, Avx.LoadVector256(r0 + i), a0);
+                c0 = Fma.MultiplyAdd(wn, Avx.LoadVector256(r0 + i + 8), c0);
+                a1 = Fma.MultiplyAdd(w, Avx.LoadVector256(r1 + i), a1);
+                c1 = Fma.MultiplyAdd(wn, Avx.LoadVector256(r1 + i + 8), c1);
+                a2 = Fma.MultiplyAdd(w, Avx.LoadVector256(r2 + i), a2);
+                c2 = Fma.MultiplyAdd(wn, Avx.LoadVector256(r2 + i + 8), c2);
+                a3 = Fma.MultiplyAdd(w, Avx.LoadVector256(r3 + i), a3);
+                c3 = Fma.MultiplyAdd(wn, Avx.LoadVector256(r3 + i + 8), c3);
+            }
+            for (; i + 8 <= n; i += 8)
+            {
+                var w = Avx.LoadVector256(a + i);
+                a0 = Fma.MultiplyAdd(w, Avx.LoadVector256(r0 + i), a0);
+                a1 = Fma.MultiplyAdd(w, Avx.LoadVector256(r1 + i), a1);
+                a2 = Fma.MultiplyAdd(w, Avx.LoadVector256(r2 + i), a2);
+                a3 = Fma.MultiplyAdd(w, Avx.LoadVector256(r3 + i), a3);
+            }
+            s0 = Vector256.Sum(a0 + c0); s1 = Vector256.Sum(a1 + c1); s2 = Vector256.Sum(a2 + c2); s3 = Vector256.Sum(a3 + c3);
+        }
+        else
+        {
+            result[0] = F32(a, r0, n, isa); result[1] = F32(a, r1, n, isa); result[2] = F32(a, r2, n, isa); result[3] = F32(a, r3, n, isa);
+            return;
+        }
+        for (; i < n; i++) { s0 += a[i] * r0[i]; s1 += a[i] * r1[i]; s2 += a[i] * r2[i]; s3 += a[i] * r3[i]; }
+        result[0] = s0; result[1] = s1; result[2] = s2; result[3] = s3;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> SignedDot(Vector256<byte> absW, Vector256<sbyte> w, sbyte* x)
+    {
+        var sx = Avx2.Sign(Avx.LoadVector256(x), w);
+        if (AvxVnni.IsSupported) return AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, absW, sx);
+        return Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(absW, sx), Vector256.Create((short)1));
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> BlockDot(sbyte* w, sbyte* x)
     {
         var wv = Avx.LoadVector256(w);
-        var xv = Avx.LoadVector256(x);
-        var aw = Avx2.Abs(wv);
-        var sx = Avx2.Sign(xv, wv);
-        if (AvxVnni.IsSupported) return AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, aw, sx);
-        return Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(aw, sx), Vector256.Create((short)1));
+        return SignedDot(Avx2.Abs(wv), wv, x);
     }
 }

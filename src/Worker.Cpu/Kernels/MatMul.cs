@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 
 namespace Worker.Cpu;
@@ -17,10 +18,12 @@ internal static unsafe class MatMul
     /// <param name="xq">int8 activations [tokens][w.Cols] and <paramref name="xd"/> scales [tokens][w.Cols/32] (Q8_0 weights)</param>
     /// <param name="y">output, element (t, r) at y[t * yStride + r]</param>
     /// <param name="rowScratch">w.Cols floats private to the calling thread (F16)</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Rows(WeightMatrix w, int r0, int r1, float* x, sbyte* xq, float* xd, int tokens, float* y, int yStride,
         CpuIsa isa, float* rowScratch)
     {
         int cols = w.Cols, blocks = cols / Q8.Block;
+        float* four = stackalloc float[4];
         for (int t0 = 0; t0 < tokens; t0 += TokenTile)
         {
             int t1 = Math.Min(tokens, t0 + TokenTile);
@@ -30,26 +33,46 @@ internal static unsafe class MatMul
                 {
                     case GgufTensorType.F32:
                     {
-                        float* wr = w.F32 + (long)r * cols;
-                        for (int t = t0; t < t1; t++) y[(long)t * yStride + r] = Dot.F32(wr, x + (long)t * cols, cols, isa);
+                        F32Row(w.F32 + (long)r * cols, x, cols, t0, t1, y + r, yStride, isa);
                         break;
                     }
                     case GgufTensorType.F16:
                     {
                         TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(w.F16 + (long)r * cols, cols), new Span<float>(rowScratch, cols));
-                        for (int t = t0; t < t1; t++) y[(long)t * yStride + r] = Dot.F32(rowScratch, x + (long)t * cols, cols, isa);
+                        F32Row(rowScratch, x, cols, t0, t1, y + r, yStride, isa);
                         break;
                     }
                     default:
                     {
                         sbyte* wq = w.Quants + (long)r * cols;
                         float* wd = w.Scales + (long)r * blocks;
-                        for (int t = t0; t < t1; t++)
+                        int t = t0;
+                        if (isa >= CpuIsa.Avx2)
+                            for (; t + 4 <= t1; t += 4)
+                            {
+                                Dot.Q8x4(wq, wd, xq + (long)t * cols, xd + (long)t * blocks, cols, blocks, blocks, four);
+                                for (int k = 0; k < 4; k++) y[(long)(t + k) * yStride + r] = four[k];
+                            }
+                        for (; t < t1; t++)
                             y[(long)t * yStride + r] = Dot.Q8(wq, wd, xq + (long)t * cols, xd + (long)t * blocks, blocks, isa);
                         break;
                     }
                 }
             }
         }
+    }
+
+    /// <summary>One f32 weight row against tokens [t0, t1): four at a time, then one at a time (same per-token math).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void F32Row(float* wr, float* x, int cols, int t0, int t1, float* yCol, int yStride, CpuIsa isa)
+    {
+        float* four = stackalloc float[4];
+        int t = t0;
+        for (; t + 4 <= t1; t += 4)
+        {
+            Dot.F32x4(wr, x + (long)t * cols, cols, cols, isa, four);
+            for (int k = 0; k < 4; k++) yCol[(long)(t + k) * yStride] = four[k];
+        }
+        for (; t < t1; t++) yCol[(long)t * yStride] = Dot.F32(wr, x + (long)t * cols, cols, isa);
     }
 }

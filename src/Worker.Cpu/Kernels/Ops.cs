@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 
 namespace Worker.Cpu;
@@ -6,6 +7,7 @@ namespace Worker.Cpu;
 internal static unsafe class Ops
 {
     /// <summary>y = x / sqrt(mean(x^2) + eps) * w.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RmsNorm(float* x, float* w, float* y, int n, float eps)
     {
         var xs = new ReadOnlySpan<float>(x, n);
@@ -37,6 +39,7 @@ internal static unsafe class Ops
     }
 
     /// <summary>Rotates adjacent pairs (x[2i], x[2i+1]) of each of <paramref name="heads"/> heads (LLAMA_ROPE_TYPE_NORM).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Rope(float* x, int heads, int headDim, float* cosSin)
     {
         for (int h = 0; h < heads; h++)
@@ -53,6 +56,7 @@ internal static unsafe class Ops
     }
 
     /// <summary>g = silu(g) * u = g * sigmoid(g) * u, in place in g.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void SwiGlu(float* g, float* u, int n)
     {
         var gs = new Span<float>(g, n);

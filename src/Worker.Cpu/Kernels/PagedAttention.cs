@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 
 namespace Worker.Cpu;
@@ -18,6 +19,7 @@ internal static unsafe class PagedAttention
 
     /// <param name="q">query of token 0 of the tile, head 0 (token stride <paramref name="qStride"/>, head stride headDim)</param>
     /// <param name="o">output laid out like q</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Attend(KvPool pool, int layer, int kvHead, ReadOnlySpan<int> blockTable, int pos0, int nq,
         float* q, float* o, int qStride, float* scratch)
     {

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 namespace Worker.Cpu;
 
 /// <summary>Q8_0 quantization: per block of 32 values, scale d = max|x| / 127 and q = round(x / d) in [-127, 127].</summary>
@@ -13,6 +14,7 @@ public static unsafe class Q8
             return QuantizeBlock(px, pq);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float QuantizeBlock(float* x, sbyte* q)
     {
         float amax = 0;
@@ -24,6 +26,7 @@ public static unsafe class Q8
     }
 
     /// <summary>Quantizes a row of n (multiple of 32) values: n/32 scales into d, n quants into q.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void QuantizeRow(float* x, int n, sbyte* q, float* d)
     {
         for (int b = 0; b < n / Block; b++) d[b] = QuantizeBlock(x + b * Block, q + b * Block);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace Worker.Cpu;
@@ -115,6 +116,7 @@ public sealed unsafe class LlamaRunner : IDisposable
     /// Runs one step. <paramref name="logits"/> receives one row of Vocab floats per chunk with WantLogits (its last
     /// token), in batch order.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Forward(ReadOnlySpan<SeqChunk> batch, Span<float> logits)
     {
         int tokens = Prepare(batch, out int logitCount);

@@ -49,6 +49,32 @@ public sealed unsafe class KernelTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(Isas))]
+    public void FourTokenKernels_AreBitIdenticalToOneTokenKernels(CpuIsa isa)
+    {
+        var rng = new Random(4);
+        foreach (int n in new[] { 32, 96, 2048, 2080 })
+        {
+            var w = Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+            var x = Enumerable.Range(0, 4 * n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+            var wq = new sbyte[n]; var wd = new float[n / 32];
+            var xq = new sbyte[4 * n]; var xd = new float[4 * n / 32];
+            var four = new float[4];
+            fixed (float* pw = w, px = x, pwd = wd, pxd = xd, pf = four)
+            fixed (sbyte* pwq = wq, pxq = xq)
+            {
+                Q8.QuantizeRow(pw, n, pwq, pwd);
+                for (int t = 0; t < 4; t++) Q8.QuantizeRow(px + t * n, n, pxq + t * n, pxd + t * n / 32);
+                Dot.F32x4(pw, px, n, n, isa, pf);
+                for (int t = 0; t < 4; t++) Assert.Equal(Dot.F32(pw, px + t * n, n, isa), four[t]);
+                if (isa < CpuIsa.Avx2) continue;
+                Dot.Q8x4(pwq, pwd, pxq, pxd, n, n / 32, n / 32, pf);
+                for (int t = 0; t < 4; t++) Assert.Equal(Dot.Q8(pwq, pwd, pxq + t * n, pxd + t * n / 32, n / 32, isa), four[t]);
+            }
+        }
+    }
+
     [Fact]
     public void Q8Quantize_RoundTripsWithinHalfAStep_AndUsesTheFullRange()
     {
