@@ -4,13 +4,16 @@
 # everything down on exit (trap), whatever happens.
 #
 #   scripts/bench-live.sh --scenario overhead --workers 1 --mode both --duration 30s --rate 20
+#   scripts/bench-live.sh --scenario overhead --workers 1 --mode direct,yarp,nginx,gateway --duration 30s --rate 20
 #   scripts/bench-live.sh --scenario shared-prefix --workers 4 --policy kv-aware --tenants 4 -- --prefixes 16
 #   scripts/bench-live.sh --scenario failover --workers 3 --mode gateway --duration 30s --rate 10
 #
 # Options (defaults in brackets):
 #   --scenario NAME      LoadGen scenario [overhead]
 #   --workers N          worker processes [4]
-#   --mode M             gateway | direct | both: through the gateway, straight to worker 1, or both runs [gateway]
+#   --mode M             gateway | direct | both, or a comma list of direct, yarp, nginx, gateway run in that order:
+#                        through the gateway, straight to worker 1, through a plain YARP route (bench/PlainYarp) or
+#                        nginx (installed with apt-get when missing) to worker 1; both = direct,gateway [gateway]
 #   --policy NAME        gateway routing policy (round-robin, least-load, kv-aware) [least-load]
 #   --profile NAME       worker roofline profile [h100-llama3-8b]
 #   --time-scale X       worker wall seconds per modelled second [1]
@@ -61,7 +64,12 @@ while [ $# -gt 0 ]; do
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-case "$mode" in gateway|direct|both) ;; *) echo "--mode must be gateway, direct or both" >&2; exit 2 ;; esac
+[ "$mode" = both ] && mode=direct,gateway
+IFS=, read -r -a modes <<< "$mode"
+for m in "${modes[@]}"; do
+  case "$m" in gateway|direct|yarp|nginx) ;; *) echo "--mode: '$m' is not gateway, direct, yarp, nginx or both" >&2; exit 2 ;; esac
+done
+has_mode() { [[ ",$mode," == *",$1,"* ]]; }
 
 out_dir=${out_dir:-bench-results/${scenario}-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out_dir"
@@ -90,12 +98,13 @@ wait_http() { # wait_http URL NAME PID
 }
 
 if [ $build = 1 ]; then
-  log "building Release (Worker, Gateway, LoadGen)"
-  for p in src/Worker src/Gateway loadtests/LoadGen; do dotnet build "$p" -c Release -nologo -clp:ErrorsOnly -v q >/dev/null; done
+  log "building Release (Worker, Gateway, LoadGen, PlainYarp)"
+  for p in src/Worker src/Gateway loadtests/LoadGen bench/PlainYarp; do dotnet build "$p" -c Release -nologo -clp:ErrorsOnly -v q >/dev/null; done
 fi
 worker_dll=src/Worker/bin/Release/net10.0/Worker.dll
 gateway_dll=src/Gateway/bin/Release/net10.0/Gateway.dll
 loadgen_dll=loadtests/LoadGen/bin/Release/net10.0/LoadGen.dll
+yarp_dll=bench/PlainYarp/bin/Release/net10.0/PlainYarp.dll
 
 if [ $redis = 1 ]; then
   command -v redis-server >/dev/null || { log "redis-server not installed (apt-get install -y redis-server)"; exit 1; }
@@ -118,7 +127,7 @@ log "$workers worker(s) up: ${worker_urls[*]}"
 secret="bench-secret-$$"
 keys=()
 for k in $(seq 1 "$tenants"); do keys+=("sk-bench-$k"); done
-if [ "$mode" != direct ]; then
+if has_mode gateway; then
   env_args=(
     "Gateway__Listen=http://127.0.0.1:$base_port"
     "Gateway__Workers__Mode=Static"
@@ -137,6 +146,23 @@ if [ "$mode" != direct ]; then
   pids+=($gateway_pid)
   wait_http "http://127.0.0.1:$base_port/readyz" gateway "$gateway_pid"
   log "gateway up on http://127.0.0.1:$base_port (policy $policy, $tenants tenant keys)"
+fi
+
+yarp_url="http://127.0.0.1:$((base_port + 200))" nginx_url="http://127.0.0.1:$((base_port + 201))"
+if has_mode yarp; then
+  # The baseline of docs/benchmarks.md: one config-only YARP route to worker 1, nothing else.
+  dotnet "$yarp_dll" --urls "$yarp_url" --destination "${worker_urls[0]}" > "$out_dir/yarp.log" 2>&1 &
+  yarp_pid=$!
+  pids+=($yarp_pid)
+  wait_http "$yarp_url/healthz" yarp "$yarp_pid"
+  log "plain YARP up on $yarp_url -> ${worker_urls[0]}"
+fi
+if has_mode nginx; then
+  bench/nginx/nginx.sh "$((base_port + 201))" "${worker_urls[0]#http://}" "$(realpath "$out_dir")/nginx" > "$out_dir/nginx.log" 2>&1 &
+  nginx_pid=$!
+  pids+=($nginx_pid)
+  wait_http "$nginx_url/healthz" nginx "$nginx_pid"
+  log "nginx up on $nginx_url -> ${worker_urls[0]}"
 fi
 
 keys_file="$out_dir/keys.txt" # tenant labels + keys for LoadGen (local bench keys only)
@@ -161,12 +187,16 @@ run_loadgen() { # run_loadgen LABEL TARGET [extra...]
 }
 
 rc=0
-if [ "$mode" = direct ] || [ "$mode" = both ]; then
-  # Straight to worker 1: no auth, the tenants are labels only.
-  run_loadgen direct "${worker_urls[0]}" --tenants "$tenants" || rc=$?
-fi
-if [ "$mode" = gateway ] || [ "$mode" = both ]; then
-  run_loadgen gateway "http://127.0.0.1:$base_port" --keys-file "$keys_file" || rc=$?
-  curl -fsS --max-time 2 "http://127.0.0.1:$base_port/metrics" > "$out_dir/gateway-metrics.txt" 2>/dev/null || true
-fi
+for m in "${modes[@]}"; do
+  case "$m" in
+    # Straight to worker 1 (or through a plain proxy to it): no auth, the tenants are labels only.
+    direct) run_loadgen direct "${worker_urls[0]}" --tenants "$tenants" || rc=$? ;;
+    yarp) run_loadgen yarp "$yarp_url" --tenants "$tenants" || rc=$? ;;
+    nginx) run_loadgen nginx "$nginx_url" --tenants "$tenants" || rc=$? ;;
+    gateway)
+      run_loadgen gateway "http://127.0.0.1:$base_port" --keys-file "$keys_file" || rc=$?
+      curl -fsS --max-time 2 "http://127.0.0.1:$base_port/metrics" > "$out_dir/gateway-metrics.txt" 2>/dev/null || true
+      ;;
+  esac
+done
 exit $rc

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Gateway overhead: the same reference worker measured directly, through a plain YARP route, and through the gateway
-# (and the gateway with tracing off; optionally the gateway with VARIANT="K=V K=V" extra settings, and an older build
+# Gateway overhead: the same reference worker measured directly, through a plain YARP route, through nginx
+# (bench/nginx/nginx.sh; NGINX=0 leaves it out) and through the gateway (and the gateway with tracing off; optionally the gateway with VARIANT="K=V K=V" extra settings, and an older build
 # BASELINE=path/to/Gateway.dll for an interleaved A/B of a code change).
 # Small non-streaming chat requests (max_tokens 1), same session, wrk with 1 thread and C connections for D seconds,
 # RUNS rounds (order rotated each round); prints one line per run. Besides wrk's req/s and latency, each line has
@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${1:-5}; DUR=${2:-10s}; CONN=${3:-16}
-W=19001; Y=19002; G=19003; N=19004; V=19005; B=19006
+W=19001; Y=19002; G=19003; N=19004; V=19005; B=19006; X=19007
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
@@ -30,6 +30,11 @@ gateway $G /tmp/bench-gateway.log
 # the same gateway with OpenTelemetry tracing switched off (metrics stay on)
 gateway $N /tmp/bench-gateway-notrace.log Gateway__Telemetry__Tracing__Enabled=false
 names=(direct yarp gateway gateway-notrace); ports=($W $Y $G $N)
+if [[ "${NGINX:-1}" != 0 ]]; then
+  mkdir -p /tmp/bench-nginx
+  bench/nginx/nginx.sh $X 127.0.0.1:$W /tmp/bench-nginx >/tmp/bench-nginx.log 2>&1 & pids+=($!)
+  names+=(nginx); ports+=($X)
+fi
 if [[ -n "${VARIANT:-}" ]]; then
   # shellcheck disable=SC2086 # VARIANT is a list of K=V words
   gateway $V /tmp/bench-gateway-variant.log $VARIANT
@@ -39,16 +44,22 @@ if [[ -n "${BASELINE:-}" ]]; then
   DLL=$BASELINE gateway $B /tmp/bench-gateway-baseline.log
   names+=(gateway-baseline); ports+=($B)
 fi
-procs=("${pids[@]}") # same order as names: worker, yarp, gateway, gateway-notrace[, variant][, baseline]
-for port in $W $Y; do for i in $(seq 1 100); do curl -sf -o /dev/null http://127.0.0.1:$port/healthz && break; sleep 0.2; done; done
-for port in "${ports[@]:2}"; do for i in $(seq 1 100); do curl -sf -o /dev/null http://127.0.0.1:$port/readyz && break; sleep 0.2; done; done
+procs=("${pids[@]}") # same order as names: worker, yarp, gateway, gateway-notrace[, nginx][, variant][, baseline]
+for k in "${!names[@]}"; do # gateways: ready once a worker is healthy; the rest: listening
+  path=/healthz; [[ ${names[$k]} == gateway* ]] && path=/readyz
+  for i in $(seq 1 300); do curl -sf -o /dev/null "http://127.0.0.1:${ports[$k]}$path" && break; sleep 0.2; done
+done
 body='{"model":"llama3-8b","max_tokens":1,"messages":[{"role":"user","content":"Say hi in one word."}]}'
 for port in "${ports[@]}"; do
   curl -sf -o /dev/null -H 'Content-Type: application/json' -H 'Authorization: Bearer sk-demo-local-0000' -d "$body" http://127.0.0.1:$port/v1/chat/completions || { echo "target $port failed"; exit 1; }
 done
 # warm-up (JIT tiering, connection pools): WARMUP seconds per target
 for port in "${ports[@]}"; do wrk -t1 -c"$CONN" -d"${WARMUP:-10}s" -s bench/PlainYarp/post.lua http://127.0.0.1:$port/v1/chat/completions >/dev/null; done
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, in clock ticks
+cpu_ticks() { # utime + stime of a process and its children (nginx workers), in clock ticks
+  local t=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+  echo $t
+}
 allocated() { # port: the gateway's allocated bytes so far (0 for targets without /metrics)
   { curl -sf "http://127.0.0.1:$1/metrics" 2>/dev/null || true; } | awk '/^dotnet_gc_heap_total_allocated_bytes_total/ {print $2; found=1} END {if (!found) print 0}'
 }

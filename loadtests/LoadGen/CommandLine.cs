@@ -25,6 +25,7 @@ public sealed class CommandLine
           --arrival-speedup X    divide the trace's gaps by X (default 1 = real time)
           --model M              model id (default: first of GET /v1/models)
           --out FILE             report path (default report.json; .md and .svg are written beside it)
+          --record-workload FILE also write what was sent as the simulator's canonical jsonl (same prompts, hash ids)
           --seed N               seed of all random choices (default 42)
           --warmup N             send N unmeasured requests first (4 at a time)
           --prompt-tokens N      user prompt size; --max-tokens N  output size; --ignore-eos
@@ -48,6 +49,9 @@ public sealed class CommandLine
 
     /// <summary>Report path.</summary>
     public string Out { get; private set; } = "report.json";
+
+    /// <summary>Write what was sent as the simulator's canonical jsonl here (null: do not).</summary>
+    public string? RecordWorkload { get; private set; }
 
     /// <summary>Stop after this many requests (0 = no limit).</summary>
     public long MaxRequests { get; private set; }
@@ -134,6 +138,7 @@ public sealed class CommandLine
                 case "--arrival-speedup": arrivalSpeedup = PositiveDouble(a, Value()); break;
                 case "--model": cl.Model = Value(); break;
                 case "--out": cl.Out = Value(); break;
+                case "--record-workload": cl.RecordWorkload = Value(); break;
                 case "--seed": cl.Seed = int.Parse(Value(), CultureInfo.InvariantCulture); break;
                 case "--warmup": cl.Warmup = PositiveInt(a, Value()); break;
                 case "--prompt-tokens": promptTokens = PositiveInt(a, Value()); break;

@@ -37,8 +37,10 @@ using var http = SseChatClient.CreateHttpClient();
 string model = cl.Model ?? await ModelDiscovery.FirstModelAsync(http, cl.Target, cl.ScenarioOptions.Tenants[0].ApiKey, cts.Token) ?? "default";
 var client = new SseChatClient(http, cl.Target, model, cl.Timeouts);
 var metrics = new MetricsCollector();
+var recorder = cl.RecordWorkload is null ? null : new WorkloadRecorder();
 var runner = new Runner(client, metrics, new RunOptions
 {
+    Recorder = recorder,
     Duration = cl.ScenarioOptions.Duration,
     MaxRequests = cl.MaxRequests,
     Seed = cl.Seed,
@@ -71,4 +73,10 @@ foreach (var (reason, n) in o.ErrorReasons)
 }
 
 Console.WriteLine("report: " + string.Join(", ", paths));
+if (recorder is not null)
+{
+    recorder.Write(cl.RecordWorkload!);
+    Console.WriteLine($"workload: {recorder.Count} requests -> {cl.RecordWorkload} (simulator --format canonical)");
+}
+
 return o.NoAnswer == 0 ? 0 : 2;

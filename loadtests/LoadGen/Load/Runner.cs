@@ -22,6 +22,9 @@ public sealed class RunOptions
 
     /// <summary>Actions at fixed times.</summary>
     public IReadOnlyList<TimedAction> Actions { get; init; } = [];
+
+    /// <summary>Records every sent request as a simulator workload (<c>--record-workload</c>), or null.</summary>
+    public Reporting.WorkloadRecorder? Recorder { get; init; }
 }
 
 /// <summary>What a run produced.</summary>
@@ -367,6 +370,7 @@ public sealed class Runner
         finally
         {
             _metrics.OnRecorded(result);
+            _options.Recorder?.Add(request, result);
         }
 
         return result;

@@ -75,4 +75,52 @@ public static class TraceArrivals
 
         return offsets;
     }
+
+    /// <summary>
+    /// <paramref name="factor"/> times the arrivals of <paramref name="offsets"/> over the same span, for a flow that
+    /// must send k times the others' load from one trace (noisy-neighbour): floor(k) copies, copy c shifted cyclically
+    /// by c / ceil(k) of the period (span + one mean gap), plus for a fractional k one more copy evenly thinned to that
+    /// fraction. The trace's own burst shape and time scale survive; k = 1 returns the input. Deterministic.
+    /// </summary>
+    public static IReadOnlyList<TimeSpan> Scale(IReadOnlyList<TimeSpan> offsets, double factor)
+    {
+        ArgumentNullException.ThrowIfNull(offsets);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(factor);
+        if (factor == 1 || offsets.Count == 0)
+        {
+            return offsets;
+        }
+
+        int n = offsets.Count;
+        var first = offsets[0];
+        var span = offsets[^1] - first;
+        var period = n > 1 && span > TimeSpan.Zero ? span + span / (n - 1) : TimeSpan.FromSeconds(1);
+        int whole = (int)Math.Floor(factor);
+        double fraction = factor - whole;
+        int copies = whole + (fraction > 0 ? 1 : 0);
+        var result = new List<TimeSpan>((int)Math.Ceiling(n * factor) + 1);
+        for (int c = 0; c < copies; c++)
+        {
+            var shift = period * c / copies;
+            bool thinned = c == whole; // the fractional copy
+            for (int j = 0; j < n; j++)
+            {
+                if (thinned && Math.Floor((j + 1) * fraction) == Math.Floor(j * fraction))
+                {
+                    continue;
+                }
+
+                var t = offsets[j] - first + shift;
+                if (t >= period)
+                {
+                    t -= period;
+                }
+
+                result.Add(first + t);
+            }
+        }
+
+        result.Sort();
+        return result;
+    }
 }

@@ -57,7 +57,8 @@ public static class ScenarioCatalog
 
         if (o.Arrivals is { } arrivals)
         {
-            return [new LoadSimulation.InjectAt(arrivals)];
+            // A flow at k times the others' load (noisy-neighbour) replays k interleaved copies of the trace.
+            return [new LoadSimulation.InjectAt(TraceArrivals.Scale(arrivals, rateFactor))];
         }
 
         double rate = (o.Rate ?? defaultRate) * rateFactor;

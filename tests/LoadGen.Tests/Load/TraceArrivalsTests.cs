@@ -36,6 +36,39 @@ public sealed class TraceArrivalsTests : IDisposable
         Assert.Throws<ArgumentException>(() => TraceArrivals.Load(path, 1, TimeSpan.FromMinutes(1)));
     }
 
+    [Theory]
+    [InlineData(10, 40)]
+    [InlineData(2.5, 10)]
+    [InlineData(0.5, 2)]
+    [InlineData(1, 4)]
+    public void Scale_Factor_ThatManyArrivalsSortedWithinTheTracesPeriod(double factor, int expected)
+    {
+        TimeSpan[] offsets = [TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(4)];
+        var scaled = TraceArrivals.Scale(offsets, factor);
+        Assert.Equal(expected, scaled.Count);
+        Assert.Equal(scaled.Order(), scaled);
+        Assert.All(scaled, t => Assert.InRange(t, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5))); // span 3 s + mean gap 1 s
+        if (factor >= 1)
+        {
+            Assert.All(offsets, t => Assert.Contains(t, scaled)); // the trace itself is copy 0
+        }
+    }
+
+    [Fact]
+    public void NoisyNeighbour_ArrivalsFromTrace_NoisyTenantReplaysTenTimesTheArrivals()
+    {
+        var arrivals = Enumerable.Range(0, 20).Select(i => TimeSpan.FromMilliseconds(i * i * 10)).ToList();
+        var plan = LoadGen.Scenarios.ScenarioCatalog.Build("noisy-neighbour", new LoadGen.Scenarios.ScenarioOptions
+        {
+            Tenants = [new Tenant("noisy", null), new Tenant("quiet-1", null), new Tenant("quiet-2", null)],
+            Arrivals = arrivals,
+        });
+        int Count(int flow) => Assert.IsType<LoadSimulation.InjectAt>(Assert.Single(plan.Flows[flow].Simulations)).Offsets.Count;
+        Assert.Equal(200, Count(0));
+        Assert.Equal(20, Count(1));
+        Assert.Equal(20, Count(2));
+    }
+
     [Fact]
     public async Task RunAsync_InjectAt_StartsRequestsAtTheRecordedOffsets()
     {
