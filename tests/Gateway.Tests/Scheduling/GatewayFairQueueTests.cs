@@ -143,7 +143,9 @@ public sealed class GatewayFairQueueTests(Xunit.Abstractions.ITestOutputHelper o
         await using var gw = await StartGatewayAsync(extra: new() { ["Gateway:Scheduling:DefaultTenantMaxQueued"] = "1" });
         var sched = gw.Services.GetRequiredService<GatewayScheduling>();
         using var http = TestGateway.Client(gw, KeyA);
-        var busy = http.PostAsync("v1/chat/completions", TestGateway.Json(Body(600)));
+        // busy must outlast every step below (it holds the only slot): ~4 s of decode at time scale 0.1, so a loaded
+        // 2-core machine cannot let it finish (and the queue drain) before the official client's request arrives.
+        var busy = http.PostAsync("v1/chat/completions", TestGateway.Json(Body(6000)));
         await WaitUntilAsync(() => sched.Dispatcher.InFlight == 1);
         var queued = http.PostAsync("v1/chat/completions", TestGateway.Json(Body(2)));
         await WaitUntilAsync(() => sched.Dispatcher.Queued == 1);
