@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Worker.Backends;
 using Worker.Engine;
 using Worker.Hosting;
 using Worker.Http;
@@ -47,7 +48,7 @@ public sealed class WorkerHost : IAsyncDisposable
     /// <summary>The model id this worker serves.</summary>
     public string ServedModel => Context.ServedModel;
 
-    /// <summary>The roofline profile.</summary>
+    /// <summary>The roofline profile (for the cpu backend: the one calibrated at startup).</summary>
     public ModelProfile Profile => Context.Profile;
 
     internal WorkerContext Context { get; }
@@ -68,20 +69,24 @@ public sealed class WorkerHost : IAsyncDisposable
             throw new ArgumentException("invalid worker options: " + string.Join("; ", errors), nameof(options));
         }
 
-        var profile = ModelProfiles.Get(options.Profile);
-        var engine = new LlmEngine(
-            new EngineOptions
-            {
-                Profile = profile,
-                KvBlocks = options.KvBlocks,
-                BlockSize = options.BlockSize,
-                MaxBatchTokens = options.MaxBatchTokens,
-                MaxRunningSequences = options.MaxRunningSequences,
-                MaxModelLength = options.MaxModelLength,
-                KvEventCapacity = options.KvEventCapacity,
-                MaxPinnedFraction = options.MaxPinnedFraction,
-            },
-            options.TimeProvider);
+        CpuBackend? cpu = options.Backend == "cpu"
+            ? CpuBackend.Load(options, options.ModelName ?? Path.GetFileNameWithoutExtension(options.ModelPath!))
+            : null;
+        var profile = cpu?.Profile ?? ModelProfiles.Get(options.Profile);
+        var engineOptions = new EngineOptions
+        {
+            Profile = profile,
+            KvBlocks = cpu?.KvBlocks ?? options.KvBlocks,
+            BlockSize = options.BlockSize,
+            MaxBatchTokens = options.MaxBatchTokens,
+            MaxRunningSequences = options.MaxRunningSequences,
+            MaxModelLength = cpu?.MaxModelLength ?? options.MaxModelLength,
+            KvEventCapacity = options.KvEventCapacity,
+            MaxPinnedFraction = options.MaxPinnedFraction,
+        };
+        var engine = cpu is null
+            ? new LlmEngine(engineOptions, options.TimeProvider)
+            : new LlmEngine(engineOptions, options.TimeProvider, cpu.Executor);
 
         var (address, port) = ParseListen(options.Url);
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
@@ -108,8 +113,9 @@ public sealed class WorkerHost : IAsyncDisposable
 
         builder.Services.Configure<Microsoft.Extensions.Hosting.HostOptions>(o => o.ShutdownTimeout = options.DrainTimeout + TimeSpan.FromSeconds(5));
         var app = builder.Build();
-        var loop = new EngineLoop(engine, options.TimeProvider, options.TimeScale);
-        var context = new WorkerContext(options, profile, loop) { Stopping = app.Lifetime.ApplicationStopping };
+        // The cpu backend's steps take real time: the loop delivers their tokens at once instead of pacing.
+        var loop = new EngineLoop(engine, options.TimeProvider, cpu is null ? options.TimeScale : 0);
+        var context = new WorkerContext(options, profile, loop, cpu, engineOptions.MaxModelLength) { Stopping = app.Lifetime.ApplicationStopping };
         app.Lifetime.ApplicationStopping.Register(context.OnStopping);
         try
         {
@@ -120,6 +126,7 @@ public sealed class WorkerHost : IAsyncDisposable
         {
             await loop.DisposeAsync().ConfigureAwait(false);
             await app.DisposeAsync().ConfigureAwait(false);
+            cpu?.Dispose();
             throw;
         }
 
@@ -228,5 +235,6 @@ public sealed class WorkerHost : IAsyncDisposable
 
         await _loop.DisposeAsync().ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);
+        Context.Cpu?.Dispose();
     }
 }

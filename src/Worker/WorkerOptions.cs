@@ -12,6 +12,18 @@ public sealed class WorkerOptions
     /// <summary>Listen URL, e.g. <c>http://127.0.0.1:9001</c>; port 0 binds an ephemeral port.</summary>
     public string Url { get; init; } = "http://127.0.0.1:0";
 
+    /// <summary>
+    /// <c>roofline</c> (default): steps are timed by the profile, text is invented. <c>cpu</c>: a real Llama forward pass
+    /// over <see cref="ModelPath"/> computes every step (see docs/worker.md, "CPU backend").
+    /// </summary>
+    public string Backend { get; init; } = "roofline";
+
+    /// <summary>GGUF model file of the cpu backend (<c>Worker make-model</c> writes a seeded random one).</summary>
+    public string? ModelPath { get; init; }
+
+    /// <summary>Kernel threads of the cpu backend (default: the processor count).</summary>
+    public int Threads { get; init; } = Environment.ProcessorCount;
+
     /// <summary>Roofline profile name (see <c>ModelProfiles.Names</c>).</summary>
     public string Profile { get; init; } = "h100-llama3-8b";
 
@@ -80,14 +92,17 @@ public sealed class WorkerOptions
     public const string Usage =
         """
         Reference LLM worker (OpenAI API + worker protocol over a modelled engine).
-        usage: Worker [--urls URL] [--profile NAME] [--kv-blocks N] [--block-size N] [--time-scale X]
+        usage: Worker [--urls URL] [--backend roofline|cpu] [--model FILE.gguf] [--threads N] [--profile NAME] [--kv-blocks N] [--block-size N] [--time-scale X]
                       [--model-name ID] [--seed N] [--max-batch-tokens N] [--max-running N] [--max-model-len N]
                       [--output-median N] [--output-sigma X] [--output-max N] [--embedding-dims N]
                       [--max-body-bytes N] [--kv-event-capacity N] [--max-pinned-fraction X]
                       [--drain-timeout SECONDS] [--log-level Warning|Information|Debug]
           --urls            listen URL (default http://127.0.0.1:9001; port 0 = ephemeral)
+          --backend         roofline (modelled timing, invented text; default) or cpu (real Llama forward pass)
+          --model           GGUF model of the cpu backend (byte-level vocabulary; see `Worker make-model --help`)
+          --threads         kernel threads of the cpu backend (default: processor count)
           --profile         roofline profile: h100-llama3-8b, h200-llama3-8b, h100-llama3-70b-tp4
-          --kv-blocks       KV pool size in blocks (default: from the profile's free HBM)
+          --kv-blocks       KV pool size in blocks (default: from the profile's free HBM; cpu: 64k tokens, at most 1 GiB)
           --block-size      tokens per KV block (default 16)
           --time-scale      wall seconds per modelled second (default 1; 0.1 = 10x faster; 0 = no sleeping)
           --model-name      model id served (default: the profile's)
@@ -150,7 +165,7 @@ public sealed class WorkerOptions
         {
             "urls", "url", "profile", "kv-blocks", "block-size", "time-scale", "model-name", "seed", "max-batch-tokens",
             "max-running", "max-model-len", "output-median", "output-sigma", "output-max", "embedding-dims", "max-body-bytes",
-            "log-level", "kv-event-capacity", "max-pinned-fraction", "drain-timeout",
+            "log-level", "kv-event-capacity", "max-pinned-fraction", "drain-timeout", "backend", "model", "threads",
         };
         foreach (var k in values.Keys)
         {
@@ -229,6 +244,9 @@ public sealed class WorkerOptions
         var options = new WorkerOptions
         {
             Url = url,
+            Backend = values.GetValueOrDefault("backend") ?? "roofline",
+            ModelPath = values.GetValueOrDefault("model"),
+            Threads = Int("threads", Environment.ProcessorCount, 1, 1024),
             Profile = values.GetValueOrDefault("profile") ?? "h100-llama3-8b",
             KvBlocks = Int("kv-blocks", 0, 0, 100_000_000),
             BlockSize = Int("block-size", 16, 1, 1024),
@@ -256,6 +274,22 @@ public sealed class WorkerOptions
     public List<string> Validate()
     {
         var errors = new List<string>();
+        if (Backend is not ("roofline" or "cpu"))
+        {
+            errors.Add($"unknown backend '{Backend}'; known: roofline, cpu");
+        }
+        else if (Backend == "cpu" && (string.IsNullOrEmpty(ModelPath) || !File.Exists(ModelPath)))
+        {
+            errors.Add(string.IsNullOrEmpty(ModelPath)
+                ? "the cpu backend needs --model FILE.gguf (Worker make-model --out FILE.gguf writes one)"
+                : $"model file '{ModelPath}' does not exist");
+        }
+
+        if (Threads < 1)
+        {
+            errors.Add("threads must be >= 1");
+        }
+
         if (!Engine.ModelProfiles.Names.Contains(Profile))
         {
             errors.Add($"unknown profile '{Profile}'; known: {string.Join(", ", Engine.ModelProfiles.Names)}");

@@ -120,6 +120,36 @@ public sealed class CpuStepExecutor : ITokenStepExecutor, IDisposable
         return Stopwatch.GetElapsedTime(start);
     }
 
+    /// <summary>
+    /// Times a cold prefill of <paramref name="tokens"/> byte tokens and one decode step after it, writing K/V into the
+    /// first blocks of the pool: call it only before the engine has allocated anything. Returns (prefill, decode) seconds,
+    /// each the best of <paramref name="repeats"/> runs (the first run also pays JIT and page faults), with the prefill length used.
+    /// </summary>
+    public (int Tokens, double PrefillSeconds, double DecodeSeconds) Calibrate(int tokens, int repeats = 2)
+    {
+        int blockSize = Pool.BlockSize;
+        tokens = Math.Clamp(tokens, 1, Math.Min(_runner.MaxBatchTokens, Pool.NumBlocks * blockSize - 1));
+        var ids = new int[tokens + 1];
+        for (int i = 0; i < ids.Length; i++)
+        {
+            ids[i] = Gateway.Core.Tokenization.ByteTokenizer.FirstByteId + 'a' + i % 26;
+        }
+
+        var table = Enumerable.Range(0, (tokens + blockSize) / blockSize).ToArray();
+        double prefill = double.MaxValue, decode = double.MaxValue;
+        for (int r = 0; r < Math.Max(1, repeats); r++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            _runner.Forward([new SeqChunk(ids.AsMemory(0, tokens), 0, table, true)], _logits);
+            long t1 = Stopwatch.GetTimestamp();
+            _runner.Forward([new SeqChunk(ids.AsMemory(tokens, 1), tokens, table, true)], _logits);
+            prefill = Math.Min(prefill, Stopwatch.GetElapsedTime(t0, t1).TotalSeconds);
+            decode = Math.Min(decode, Stopwatch.GetElapsedTime(t1).TotalSeconds);
+        }
+
+        return (tokens, prefill, decode);
+    }
+
     /// <summary>Greedy sampling: the id of the largest logit (lowest id on ties; NaN never wins).</summary>
     public static int Argmax(ReadOnlySpan<float> logits)
     {

@@ -1,3 +1,4 @@
+using Worker.Backends;
 using Worker.Engine;
 using Worker.Generation;
 
@@ -9,11 +10,13 @@ internal sealed class WorkerContext
     private readonly string _idTag;
     private long _nextId;
 
-    public WorkerContext(WorkerOptions options, ModelProfile profile, EngineLoop loop)
+    public WorkerContext(WorkerOptions options, ModelProfile profile, EngineLoop loop, CpuBackend? cpu = null, int? maxModelLength = null)
     {
         Options = options;
         Profile = profile;
         Loop = loop;
+        Cpu = cpu;
+        MaxModelLength = maxModelLength ?? options.MaxModelLength;
         ServedModel = options.ModelName ?? profile.ServedModel;
         Planner = new OutputPlanner(options);
         Span<byte> tag = stackalloc byte[4];
@@ -60,6 +63,12 @@ internal sealed class WorkerContext
     }
 
     public ModelProfile Profile { get; }
+
+    /// <summary>The cpu backend (real tokens), or null for the roofline backend.</summary>
+    public CpuBackend? Cpu { get; }
+
+    /// <summary>Longest prompt + output served (the cpu backend caps it at the model's context length).</summary>
+    public int MaxModelLength { get; }
 
     public EngineLoop Loop { get; }
 

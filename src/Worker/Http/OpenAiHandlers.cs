@@ -78,7 +78,7 @@ internal sealed class OpenAiHandlers
         w.WriteString("object", "model");
         w.WriteNumber("created", _w.Created);
         w.WriteString("owned_by", "reference-worker");
-        w.WriteNumber("max_model_len", _w.Options.MaxModelLength);
+        w.WriteNumber("max_model_len", _w.MaxModelLength);
         w.WriteEndObject();
     }
 
@@ -123,9 +123,9 @@ internal sealed class OpenAiHandlers
         foreach (var input in req.EmbeddingInputs)
         {
             int n = DefaultTokenizer.Instance.CountTokens(input);
-            if (n > _w.Options.MaxModelLength)
+            if (n > _w.MaxModelLength)
             {
-                await HttpJson.WriteErrorAsync(ctx, ContextExceeded(_w.Options.MaxModelLength, n, 0, "input")).ConfigureAwait(false);
+                await HttpJson.WriteErrorAsync(ctx, ContextExceeded(_w.MaxModelLength, n, 0, "input")).ConfigureAwait(false);
                 return;
             }
 
@@ -235,7 +235,18 @@ internal sealed class OpenAiHandlers
     }
 
     /// <summary>A validated request ready for the engine, with everything needed to render its response.</summary>
-    private sealed record PreparedRequest(OpenAiRequest Request, EngineRequest Engine, OutputPlan Plan, long Created, long? RetentionTtlMs);
+    /// <summary><see cref="Generated"/> is set when the backend computes real tokens (the cpu backend); then <see cref="Plan"/> is empty.</summary>
+    private sealed record PreparedRequest(OpenAiRequest Request, EngineRequest Engine, OutputPlan Plan, long Created, long? RetentionTtlMs, GeneratedText? Generated = null)
+    {
+        public string FinishReason => Generated?.FinishReason ?? Plan.FinishReason;
+
+        public int CompletionTokens => Generated?.Tokens ?? Plan.OutputTokens;
+
+        public string Content() => Generated?.Text ?? Plan.Content();
+    }
+
+    /// <summary>The plan of a real-token request: no invented pieces.</summary>
+    private static readonly OutputPlan NoPlan = new() { Pieces = [], Offsets = [], ContentLength = 0, FinishReason = "length" };
 
     private PreparedRequest? Prepare(HttpContext ctx, byte[] body, OpenAiEndpoint endpoint, out OpenAiError? error)
     {
@@ -261,6 +272,19 @@ internal sealed class OpenAiHandlers
             return null;
         }
 
+        bool real = _w.Cpu is not null;
+        if (real && req.ToolNames.Count > 0)
+        {
+            error = OpenAiError.Invalid("The cpu backend generates plain text; tools are not supported.", "tools", "unsupported_value");
+            return null;
+        }
+
+        if (real && req.Stop.Count > 0)
+        {
+            error = OpenAiError.Invalid("The cpu backend stops on the model's end-of-sequence token or max_tokens; stop sequences are not supported.", "stop", "unsupported_value");
+            return null;
+        }
+
         long? ttl = null;
         if (ctx.Request.Headers.TryGetValue(RetentionTtlHeader, out var ttlValues))
         {
@@ -274,9 +298,9 @@ internal sealed class OpenAiHandlers
         }
 
         var tokens = new List<int>(Math.Max(16, req.PromptText.Length / 4));
-        DefaultTokenizer.Instance.Encode(req.PromptText, tokens);
+        (real ? ByteTokenizer.Instance : (ITokenizer)DefaultTokenizer.Instance).Encode(req.PromptText, tokens);
         int promptTokens = tokens.Count;
-        int maxLen = _w.Options.MaxModelLength;
+        int maxLen = _w.MaxModelLength;
         if (promptTokens >= maxLen)
         {
             error = ContextExceeded(maxLen, promptTokens, null, endpoint == OpenAiEndpoint.ChatCompletions ? "messages" : "prompt");
@@ -291,7 +315,7 @@ internal sealed class OpenAiHandlers
         }
 
         ulong seed = OutputPlanner.SeedOf(req.Seed ?? _w.Options.Seed, req.PromptText);
-        OutputPlan plan;
+        OutputPlan plan = NoPlan;
         string? function = null;
         ToolCallRule.ToolContext? tools = null;
         if (endpoint == OpenAiEndpoint.ChatCompletions && req.ToolNames.Count > 0)
@@ -305,7 +329,7 @@ internal sealed class OpenAiHandlers
             string args = ToolCallRule.Arguments(tools!.Schemas.GetValueOrDefault(function), seed);
             plan = OutputPlanner.PlanToolCall(seed, function, args, req.MaxTokens, room);
         }
-        else
+        else if (!real)
         {
             plan = _w.Planner.PlanText(seed, req.MaxTokens, room, req.Stop);
         }
@@ -319,11 +343,13 @@ internal sealed class OpenAiHandlers
             Id = _w.NextId(endpoint == OpenAiEndpoint.ChatCompletions ? "chatcmpl" : "cmpl"),
             PromptTokens = promptTokens,
             BlockHashes = hashes,
-            OutputTokens = plan.OutputTokens,
+            PromptTokenIds = real ? [.. tokens] : null,
+            // Real tokens: max_tokens, else the output cap; the model's end-of-sequence token may stop sooner.
+            OutputTokens = real ? req.MaxTokens ?? Math.Min(room, _w.Options.OutputLengthMax) : plan.OutputTokens,
             SessionId = session,
             RetentionTtlMs = ttl is long keep ? (int)keep : 0,
         };
-        return new PreparedRequest(req, engineRequest, plan, _w.Options.TimeProvider.GetUtcNow().ToUnixTimeSeconds(), ttl);
+        return new PreparedRequest(req, engineRequest, plan, _w.Options.TimeProvider.GetUtcNow().ToUnixTimeSeconds(), ttl, real ? new GeneratedText() : null);
     }
 
     private static OpenAiError ContextExceeded(int maxLen, int promptTokens, int? completion, string param) =>
@@ -342,14 +368,19 @@ internal sealed class OpenAiHandlers
         SequenceEventKind? terminal = null;
         await foreach (var e in events.ReadAllAsync(ctx.RequestAborted).ConfigureAwait(false))
         {
-            if (e.Kind == SequenceEventKind.FirstToken)
+            if (e.Kind is SequenceEventKind.FirstToken or SequenceEventKind.Token)
             {
-                cached = e.CachedTokens;
+                p.Generated?.Append(e.TokenId);
+                if (e.Kind == SequenceEventKind.FirstToken)
+                {
+                    cached = e.CachedTokens;
+                }
             }
             else if (e.Kind is SequenceEventKind.Finished or SequenceEventKind.Aborted or SequenceEventKind.Rejected)
             {
                 terminal = e.Kind;
                 cached = Math.Max(cached, e.CachedTokens);
+                p.Generated?.Finish(e.Reason);
             }
         }
 
@@ -396,7 +427,7 @@ internal sealed class OpenAiHandlers
                 }
                 else
                 {
-                    w.WriteString("content", plan.Content());
+                    w.WriteString("content", p.Content());
                     w.WriteNull("refusal");
                 }
 
@@ -404,11 +435,11 @@ internal sealed class OpenAiHandlers
             }
             else
             {
-                w.WriteString("text", plan.Content());
+                w.WriteString("text", p.Content());
             }
 
             w.WriteNull("logprobs");
-            w.WriteString("finish_reason", plan.FinishReason);
+            w.WriteString("finish_reason", p.FinishReason);
             w.WriteEndObject();
             w.WriteEndArray();
             WriteUsage(w, p, cached);
@@ -428,8 +459,8 @@ internal sealed class OpenAiHandlers
     {
         w.WriteStartObject("usage");
         w.WriteNumber("prompt_tokens", p.Engine.PromptTokens);
-        w.WriteNumber("completion_tokens", p.Plan.OutputTokens);
-        w.WriteNumber("total_tokens", p.Engine.PromptTokens + p.Plan.OutputTokens);
+        w.WriteNumber("completion_tokens", p.CompletionTokens);
+        w.WriteNumber("total_tokens", p.Engine.PromptTokens + p.CompletionTokens);
         w.WriteStartObject("prompt_tokens_details");
         w.WriteNumber("cached_tokens", cached);
         w.WriteEndObject();
@@ -477,11 +508,24 @@ internal sealed class OpenAiHandlers
                             }
                         }
 
-                        WriteTokenChunk(sse, p, e.TokenIndex, chat, includeUsage);
+                        if (p.Generated is { } generated)
+                        {
+                            WriteTextChunk(sse, p, generated.Append(e.TokenId), chat, includeUsage);
+                        }
+                        else
+                        {
+                            WriteTokenChunk(sse, p, e.TokenIndex, chat, includeUsage);
+                        }
+
                         break;
                     case SequenceEventKind.Finished:
                         cached = Math.Max(cached, e.CachedTokens);
-                        sse.Write(w => WriteChunkStart(w, p, includeUsage, chat ? static _ => { } : null, p.Plan.FinishReason));
+                        if (p.Generated is { } done)
+                        {
+                            WriteTextChunk(sse, p, done.Finish(e.Reason), chat, includeUsage);
+                        }
+
+                        sse.Write(w => WriteChunkStart(w, p, includeUsage, chat ? static _ => { } : null, p.FinishReason));
                         if (includeUsage)
                         {
                             int c = cached;
@@ -565,10 +609,15 @@ internal sealed class OpenAiHandlers
             return;
         }
 
-        string text = plan.VisibleText(index);
+        WriteTextChunk(sse, p, plan.VisibleText(index), chat, includeUsage); // empty past a stop cut: nothing written
+    }
+
+    /// <summary>One content (chat) or text (completions) chunk; nothing for empty text.</summary>
+    private void WriteTextChunk(SseChunkWriter sse, PreparedRequest p, string text, bool chat, bool includeUsage)
+    {
         if (text.Length == 0)
         {
-            return; // past a stop cut, or an empty piece: nothing visible
+            return;
         }
 
         if (chat)

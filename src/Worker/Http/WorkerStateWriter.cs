@@ -34,7 +34,7 @@ internal static class WorkerStateWriter
         w.WriteNumber("pins_expired_total", s.PinsExpiredTotal);
         w.WriteNumber("kv_event_seq", s.KvEventSeq);
         w.WriteNumber("time_scale", scale);
-        w.WriteNumber("max_model_len", ctx.Options.MaxModelLength);
+        w.WriteNumber("max_model_len", ctx.MaxModelLength);
         w.WriteNumber("kv_blocks_free", s.KvBlocksFree);
         w.WriteNumber("pins_active", s.PinsActive);
         w.WriteNumber("preemptions_total", s.PreemptionsTotal);
