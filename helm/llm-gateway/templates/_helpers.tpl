@@ -107,6 +107,7 @@ The gateway configuration file (mounted as GATEWAY_CONFIG). Keys follow src/Gate
   "Workers" $workers
   "Routing" (dict "Policy" .Values.config.routing.policy "Seed" (int .Values.config.routing.seed) "BlockSize" (int .Values.config.routing.blockSize))
   "Resilience" (dict "MaxAttempts" (int .Values.config.resilience.maxAttempts) "RetryAfterSeconds" (int .Values.config.resilience.retryAfterSeconds))
+  "Scheduling" (dict "Policy" .Values.config.scheduling.policy "MaxInFlightPerWorker" (int .Values.config.scheduling.maxInFlightPerWorker) "LocalityLagBound" .Values.config.scheduling.localityLagBound "DefaultQueueTimeout" (include "llm-gateway.timespan" .Values.config.scheduling.queueTimeoutSeconds) "Tenants" (.Values.config.scheduling.tenants | default list))
   "Auth" (dict "Keys" $keys "DemoKey" (dict "Enabled" .Values.auth.demoKey.enabled))
   "Shutdown" (dict "DrainTimeout" (include "llm-gateway.timespan" .Values.gateway.drainTimeoutSeconds))
   "Telemetry" (dict "Tracing" (dict "Enabled" .Values.telemetry.tracing.enabled "OtlpEndpoint" .Values.telemetry.tracing.otlpEndpoint "OtlpProtocol" .Values.telemetry.tracing.otlpProtocol "SampleRatio" .Values.telemetry.tracing.sampleRatio "ServiceName" .Values.telemetry.tracing.serviceName) "Metrics" (dict "TenantLabelDepth" (int .Values.telemetry.metrics.tenantLabelDepth) "MaxTenantLabels" (int .Values.telemetry.metrics.maxTenantLabels)))

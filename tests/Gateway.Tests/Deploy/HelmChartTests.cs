@@ -1,5 +1,6 @@
 using System.Text;
 using YamlDotNet.Serialization;
+using Microsoft.Extensions.Configuration;
 
 namespace Gateway.Tests.Deploy;
 
@@ -121,6 +122,7 @@ public class HelmChartTests
         Assert.Equal("Dns", gwCfg.Str("Gateway", "Workers", "Mode"));
         Assert.Equal($"{headless.Name}.llm.svc.cluster.local", gwCfg.Str("Gateway", "Workers", "Dns", "Host"));
         Assert.Equal("false", gwCfg.Str("Gateway", "Auth", "DemoKey", "Enabled"), ignoreCase: true);
+        Assert.Equal("hfair", gwCfg.Str("Gateway", "Scheduling", "Policy"));
         Assert.Equal("0.0.0.0", new Uri(gwCfg.Str("Gateway", "Listen")!).Host);
 
         // Bundled Redis, reachable under the address given to the gateway.
@@ -168,6 +170,22 @@ public class HelmChartTests
         var data = (Dictionary<object, object>)secret.At("data")!;
         Assert.Equal(3, data.Keys.Count(k => k.ToString()!.StartsWith("Gateway__Auth__Keys__", StringComparison.Ordinal)));
         Assert.DoesNotContain("Gateway__Auth__ServerSecret", data.Keys.Select(k => k.ToString()));
+
+        // The tenant tree and scheduler reach the gateway's own options binder from the rendered ConfigMap.
+        string config = One(objs, "ConfigMap", "-gateway").Str("data", "gateway.yaml")!;
+        var options = new ConfigurationBuilder()
+            .AddInMemoryCollection(Gateway.Configuration.YamlConfigurationExtensions.FlattenYaml(config)).Build()
+            .GetSection("Gateway").Get<Gateway.Configuration.GatewayOptions>()!;
+        Assert.Equal("hfair", options.Scheduling.Policy);
+        var acme = options.Scheduling.Tenants.Single(t => t.Name == "acme");
+        Assert.Equal(3, acme.Weight);
+        Assert.Equal(4_000_000, acme.TokensPerMinute);
+        Assert.Equal(256, acme.Children.Single(c => c.Name == "agents").MaxConcurrent);
+        var batch = options.Scheduling.Tenants.Single(t => t.Name == "globex").Children.Single();
+        Assert.Equal(Gateway.Core.Tenancy.PriorityClass.Batch, batch.Priority);
+        Assert.True(batch.Sheddable);
+        Assert.Equal(TimeSpan.FromMinutes(5), batch.QueueTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(30), options.Scheduling.DefaultQueueTimeout);
     }
 
     [Fact]
@@ -203,6 +221,8 @@ public class HelmChartTests
     [InlineData("gateway.terminationGracePeriodSeconds=20", "must exceed preStopSleepSeconds")]
     [InlineData("workers.mode=external", "workers.external.urls")]
     [InlineData("workers.mode=gpu-magic", "workers/mode")]
+    [InlineData("config.scheduling.policy=round-robin", "config/scheduling/policy")]
+    [InlineData("workers.drainTimeoutSeconds=200", "workers.terminationGracePeriodSeconds")]
     public void Template_InvalidValues_FailWithClearMessage(string set, string message)
     {
         var r = Helm("template", "llm", Chart, "--set", set);
