@@ -14,9 +14,14 @@ var blockSize = new Option<int?>("--block-size") { Description = "engine block s
 var maxBatch = new Option<int?>("--max-batch-tokens") { Description = "per-step token budget, default 8192" };
 var maxRunning = new Option<int?>("--max-running") { Description = "running sequences per engine, default 256" };
 var maxWaiting = new Option<int?>("--max-waiting") { Description = "capacity: requests waiting in an engine before the gateway holds more, default 4" };
+var maxPending = new Option<int?>("--max-pending-prefill") { Description = "capacity: prompt tokens sent to a worker and not yet prefilled before the gateway holds more, default 0 (off)" };
 var maxModelLen = new Option<int?>("--max-model-length") { Description = "longest prompt+output an engine accepts, default 1048576" };
 var weights = new Option<string?>("--tenant-weights") { Description = "\"org-a=2,org-a/k1=1,org-b=1\"" };
 var rates = new Option<string?>("--tenant-rates") { Description = "arrival-rate multipliers, \"org-b=10\"" };
+var mix = new Option<string?>("--tenant-mix") { Description = "root sessions per synthetic tenant, \"tenant-0=10\" (default 1 each)" };
+var exclude = new Option<string?>("--exclude-tenants") { Description = "drop these tenants' requests after selection, \"tenant-0\"" };
+var locality = new Option<string?>("--locality") { Description = "on (default) | off: hfair's locality pick on dispatch" };
+var lagBound = new Option<double?>("--lag-bound") { Description = "hfair locality lag bound in cost units, default 4096" };
 var timeScale = new Option<double?>("--time-scale") { Description = "open-loop arrivals X times faster (start / X)" };
 var maxRequests = new Option<int?>("--max-requests") { Description = "keep the first N requests" };
 var maxSessions = new Option<int?>("--max-sessions") { Description = "keep the first N root sessions" };
@@ -37,7 +42,7 @@ var parallel = new Option<int?>("--parallel") { Description = "runs at once, def
 var strict = new Option<bool>("--strict") { Description = "stop at the first malformed trace line" };
 
 var root = new RootCommand("Replays LLM traces through the gateway's routing/scheduling policies and the worker engine model in virtual time.");
-foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, blockSize, maxBatch, maxRunning, maxWaiting, maxModelLen, weights, rates, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, routing, scheduling, retention, output, parallel, strict })
+foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, blockSize, maxBatch, maxRunning, maxWaiting, maxPending, maxModelLen, weights, rates, mix, exclude, locality, lagBound, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, routing, scheduling, retention, output, parallel, strict })
 {
     root.Options.Add(o);
 }
@@ -67,8 +72,23 @@ root.SetAction(parse =>
         if (parse.GetValue(maxRunning) is { } mr) s.MaxRunningSequences = mr;
         if (parse.GetValue(maxWaiting) is { } mw) s.MaxWaitingPerWorker = mw;
         if (parse.GetValue(maxModelLen) is { } ml) s.MaxModelLength = ml;
+        if (parse.GetValue(maxPending) is { } mpp) s.MaxPendingPrefillTokens = mpp;
         if (parse.GetValue(weights) is { } tw) s.TenantWeights = tw;
         if (parse.GetValue(rates) is { } tr) s.TenantRates = tr;
+        if (parse.GetValue(mix) is { } tm) s.TenantMix = tm;
+        if (parse.GetValue(exclude) is { } ex) s.ExcludeTenants = ex;
+        if (parse.GetValue(lagBound) is { } lb) s.LagBound = lb;
+        if (parse.GetValue(locality) is { } lo)
+        {
+            if (lo is not ("on" or "off"))
+            {
+                Console.Error.WriteLine("error: --locality must be on or off");
+                return 2;
+            }
+
+            s.Locality = lo == "on";
+        }
+
         if (parse.GetValue(timeScale) is { } ts) s.TimeScale = ts;
         if (parse.GetValue(maxRequests) is { } mq) s.MaxRequests = mq;
         if (parse.GetValue(maxSessions) is { } ms) s.MaxSessions = ms;

@@ -48,6 +48,13 @@ public sealed class Scenario
     /// <summary>Capacity rule: a worker takes a new request from the gateway queue only while fewer than this many requests wait in its engine queue.</summary>
     public int MaxWaitingPerWorker { get; set; } = 4;
 
+    /// <summary>
+    /// Capacity rule (0: off): a worker takes a new request only while the prompt tokens it was sent and has not yet
+    /// prefilled (<see cref="Gateway.Core.Routing.WorkerInfo.PendingPrefillTokens"/>) are below this; keeps the order of
+    /// service in the gateway's queue instead of the engines' FCFS prefill queues.
+    /// </summary>
+    public int MaxPendingPrefillTokens { get; set; }
+
     /// <summary>Tenant-tree weights ("org-a=2,org-a/k1=1").</summary>
     public string? TenantWeights { get; set; }
 
@@ -86,6 +93,18 @@ public sealed class Scenario
 
     /// <summary>Spread a tenant-less trace over N synthetic tenants (tenant-0 …), by session (or request) order.</summary>
     public int Tenants { get; set; }
+
+    /// <summary>Share of root sessions per synthetic tenant ("tenant-0=10": tenant-0 gets 10 roots for every 1 of the others).</summary>
+    public string? TenantMix { get; set; }
+
+    /// <summary>Tenants whose requests are dropped after selection (the others' request set is unchanged): "tenant-0".</summary>
+    public string? ExcludeTenants { get; set; }
+
+    /// <summary>Locality pick on dispatch (hfair): prefer the fair-enough request with the best cache affinity for the worker with capacity.</summary>
+    public bool Locality { get; set; } = true;
+
+    /// <summary>hfair's locality lag bound in cost units (<see cref="LocalityOptions.LagBound"/>).</summary>
+    public double LagBound { get; set; } = LocalityOptions.Default.LagBound;
 
     /// <summary>Cache salt scope: "tenant" (full path), "org" (first path segment) or "none".</summary>
     public string CacheSalt { get; set; } = "tenant";
@@ -148,6 +167,11 @@ public sealed class Scenario
             errors.Add("--block-size must be 1..1024");
         }
 
+        if (MaxPendingPrefillTokens < 0)
+        {
+            errors.Add("--max-pending-prefill must be >= 0");
+        }
+
         if (MaxBatchTokens < 1 || MaxRunningSequences < 1 || MaxWaitingPerWorker < 1 || MaxModelLength < 2)
         {
             errors.Add("--max-batch-tokens, --max-running, --max-waiting must be >= 1");
@@ -176,6 +200,20 @@ public sealed class Scenario
         if (MixRate < 0 || double.IsNaN(MixRate) || double.IsInfinity(MixRate) || MixMaxRequests < 0)
         {
             errors.Add("--mix-rate and --mix-max-requests must be >= 0");
+        }
+
+        if (LagBound < 0 || double.IsNaN(LagBound) || double.IsInfinity(LagBound))
+        {
+            errors.Add("--lag-bound must be a finite number >= 0");
+        }
+
+        try
+        {
+            SchedulingPolicyContext.ParseWeights(TenantMix);
+        }
+        catch (FormatException e)
+        {
+            errors.Add(e.Message.Replace("tenant weights", "tenant mix", StringComparison.Ordinal));
         }
 
         if (CacheSalt is not ("tenant" or "org" or "none"))
@@ -273,8 +311,13 @@ public sealed class Scenario
                     case "max_running": s.MaxRunningSequences = p.Value.GetInt32(); break;
                     case "max_model_length": s.MaxModelLength = p.Value.GetInt32(); break;
                     case "max_waiting": s.MaxWaitingPerWorker = p.Value.GetInt32(); break;
+                    case "max_pending_prefill": s.MaxPendingPrefillTokens = p.Value.GetInt32(); break;
                     case "tenant_weights": s.TenantWeights = StringOrMap(p.Value); break;
                     case "tenant_rates": s.TenantRates = StringOrMap(p.Value); break;
+                    case "tenant_mix": s.TenantMix = StringOrMap(p.Value); break;
+                    case "exclude_tenants": s.ExcludeTenants = string.Join(",", ListOf(p.Value)); break;
+                    case "locality": s.Locality = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() != "off" : p.Value.GetBoolean(); break;
+                    case "lag_bound": s.LagBound = p.Value.GetDouble(); break;
                     case "time_scale": s.TimeScale = p.Value.GetDouble(); break;
                     case "max_requests": s.MaxRequests = p.Value.GetInt32(); break;
                     case "max_sessions": s.MaxSessions = p.Value.GetInt32(); break;

@@ -200,6 +200,13 @@ public sealed class GatewayQueue
     /// <summary>Next request with locality (see <see cref="IRequestScheduler.Dequeue(Func{QueuedRequest, double})"/>).</summary>
     public QueuedRequest? Dequeue(Func<QueuedRequest, double> affinity) => OnDequeued(_scheduler.Dequeue(affinity));
 
+    /// <summary>Next request for <paramref name="worker"/>, which freed capacity (<see cref="LocalityPick"/>).</summary>
+    public QueuedRequest? DequeueFor(LocalityPick pick, Gateway.Core.Routing.WorkerInfo worker)
+    {
+        ArgumentNullException.ThrowIfNull(pick);
+        return OnDequeued(pick.Next(_scheduler, worker));
+    }
+
     /// <summary>Removes every request whose queue timeout has passed; appends them to <paramref name="expired"/>.</summary>
     public int ExpireDue(List<QueuedRequest> expired)
     {

@@ -83,6 +83,19 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
     public int QueuedUnder(string tenantPath) =>
         _nodes.TryGetValue(Normalize(tenantPath), out var n) ? n.Pending[0] + n.Pending[1] : 0;
 
+    /// <summary>Locality picks made (<see cref="Dequeue(Func{QueuedRequest, double})"/>).</summary>
+    public long LocalityPicks { get; private set; }
+
+    /// <summary>Locality picks whose choice differs from the strict fair order (<see cref="Dequeue()"/>'s pick).</summary>
+    public long LocalityReorders { get; private set; }
+
+    /// <summary>
+    /// Largest lag observed at a locality pick: max over the chosen path's nodes of
+    /// <c>(v(node) − v(least-served backlogged sibling)) x weight(node)</c>, in cost units; at most
+    /// <see cref="LocalityOptions.LagBound"/> by construction (reported so hosts can show it next to the bound).
+    /// </summary>
+    public double MaxDispatchLag { get; private set; }
+
     /// <summary>Number of tenant-tree nodes held (orgs, teams, keys; not leaves).</summary>
     public int NodeCount => _nodes.Count;
 
@@ -171,6 +184,27 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
             head.LocalitySkips++;
         }
 
+        var strict = _root;
+        while (!strict.IsLeaf)
+        {
+            strict = strict.ActiveSet(band).Min!;
+        }
+
+        if (!ReferenceEquals(strict.Queue![band].Min, best))
+        {
+            LocalityReorders++;
+        }
+
+        // Observed lag of the chosen path: the service, in cost units, each node had beyond its band's leader.
+        double lag = 0;
+        for (var n = leaf; n.Parent is not null; n = n.Parent)
+        {
+            lag = Math.Max(lag, (n.Vruntime - n.Parent.ActiveSet(band).Min!.Vruntime) * n.Weight);
+        }
+
+        MaxDispatchLag = Math.Max(MaxDispatchLag, lag);
+        LocalityPicks++;
+
         Dispatch(best, leaf, band);
         return best;
     }
@@ -211,10 +245,7 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
             return;
         }
 
-        var cost = _cost.Output(tokens);
-        request.ChargedCost += cost;
-        request.ChargedOutputTokens += tokens;
-        ChargeNode(f.Leaf, cost);
+        ChargeNode(f.Leaf, request.RecordOutput(_cost, tokens));
     }
 
     /// <inheritdoc />

@@ -1,3 +1,5 @@
+using Gateway.Core.Routing;
+
 namespace Gateway.Core.Scheduling;
 
 /// <summary>A request waiting in the gateway's queue, as schedulers see it.</summary>
@@ -33,6 +35,12 @@ public sealed class QueuedRequest
     /// <summary>Enqueue time (TimeProvider timestamp).</summary>
     public long EnqueuedTimestamp { get; init; }
 
+    /// <summary>
+    /// What routing sees of this request (block hashes): the locality pick scores it against the worker that freed
+    /// capacity (<see cref="LocalityPick"/>). Null: no affinity anywhere.
+    /// </summary>
+    public RouteRequest? Route { get; init; }
+
     /// <summary>The host's own object for this request (HTTP context, simulator record).</summary>
     public object? Payload { get; init; }
 
@@ -47,6 +55,18 @@ public sealed class QueuedRequest
 
     /// <summary>Admission-private bookkeeping (quota reservation, deadline).</summary>
     internal object? AdmissionState { get; set; }
+
+    /// <summary>
+    /// Records <paramref name="tokens"/> more output tokens (negative: a correction down at settlement); returns
+    /// their cost for the scheduler to charge. One place for both schedulers' output accounting.
+    /// </summary>
+    internal double RecordOutput(CostModel cost, int tokens)
+    {
+        var c = cost.OutputWeight * tokens;
+        ChargedCost += c;
+        ChargedOutputTokens += tokens;
+        return c;
+    }
 
     /// <summary>Times a later request of the same leaf was served before this one by a locality pick.</summary>
     internal int LocalitySkips { get; set; }

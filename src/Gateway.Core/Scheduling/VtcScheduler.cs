@@ -164,10 +164,7 @@ public sealed class VtcScheduler : IRequestScheduler, IServiceAccounting
             return;
         }
 
-        var cost = _cost.Output(tokens);
-        request.ChargedCost += cost;
-        request.ChargedOutputTokens += tokens;
-        Add(f.Client, cost);
+        Add(f.Client, request.RecordOutput(_cost, tokens));
     }
 
     /// <inheritdoc />
@@ -183,10 +180,7 @@ public sealed class VtcScheduler : IRequestScheduler, IServiceAccounting
         request.SchedulerState = null;
         if (missing != 0)
         {
-            var cost = _cost.OutputWeight * missing;
-            request.ChargedCost += cost;
-            request.ChargedOutputTokens = outputTokens;
-            Add(f.Client, cost);
+            Add(f.Client, request.RecordOutput(_cost, missing));
         }
     }
 

@@ -41,6 +41,11 @@ public static class ResultWriter
                 Num(w, "contended_seconds", r.ContendedSeconds);
                 Num(w, "makespan_seconds", r.MakespanSeconds);
                 w.WriteNumber("preemptions", r.Preemptions);
+                w.WriteBoolean("locality", r.Locality);
+                Num(w, "lag_bound", r.LagBound);
+                w.WriteNumber("locality_picks", r.LocalityPicks);
+                w.WriteNumber("locality_reorders", r.LocalityReorders);
+                Num(w, "max_dispatch_lag", r.MaxDispatchLag);
                 w.WriteStartArray("tenants");
                 foreach (var t in r.Tenants)
                 {
@@ -157,6 +162,17 @@ public static class ResultWriter
         foreach (var r in runs)
         {
             sb.Append(c, $"| {r.Routing} | {r.Scheduling} | {r.Retention} | {F(r.TtftMs.P50)} | {F(r.TtftMs.P90)} | {F(r.TtftMs.P99)} | {F(r.TpotMs.P50)} | {F(r.E2eMs.P50)} | {F(r.E2eMs.P99)} | {r.PrefixHitRatio:F3} | {r.ThroughputTokensPerSecond:F0} | {r.Completed} | {r.Rejected} | {r.WorkerLoadMaxOverMin:F2} | {r.JainIndex:F3} | {r.ContendedSeconds:F1} |\n");
+        }
+
+        if (runs.Any(r => r.LocalityPicks > 0))
+        {
+            sb.Append("\n## Locality within the lag bound (hfair)\n\n");
+            sb.Append("| routing | scheduling | picks | reordered vs strict fair order | max lag at pick (cost units) | bound |\n");
+            sb.Append("|---|---|---:|---:|---:|---:|\n");
+            foreach (var r in runs.Where(r => r.LocalityPicks > 0))
+            {
+                sb.Append(c, $"| {r.Routing} | {r.Scheduling} | {r.LocalityPicks} | {r.LocalityReorders} | {r.MaxDispatchLag:F0} | {r.LagBound:F0} |\n");
+            }
         }
 
         if (runs.Count > 0 && runs[0].Tenants.Count > 1)

@@ -85,6 +85,21 @@ public sealed class RunResult
 
     /// <summary>Events processed.</summary>
     public long Events { get; init; }
+
+    /// <summary>Whether dispatch used the locality pick (routing with a prefix index and --locality on).</summary>
+    public bool Locality { get; init; }
+
+    /// <summary>hfair's lag bound (cost units) for the locality pick.</summary>
+    public double LagBound { get; init; }
+
+    /// <summary>Locality picks hfair made.</summary>
+    public long LocalityPicks { get; init; }
+
+    /// <summary>Locality picks that chose a different request than strict fair order would have.</summary>
+    public long LocalityReorders { get; init; }
+
+    /// <summary>Largest lag (cost units) observed at a locality pick; never above <see cref="LagBound"/>.</summary>
+    public double MaxDispatchLag { get; init; }
 }
 
 /// <summary>One request's outcome (seconds of virtual time).</summary>

@@ -33,6 +33,8 @@ public sealed class SimulationRun
     private readonly EventQueue<Event> _events = new();
     private readonly IRoutingPolicy _routing;
     private readonly IRequestScheduler _scheduler;
+    private readonly LocalityPick _pick;
+    private int _dispatchCursor;
     private readonly IRetentionPlanner _retention;
     private readonly CostModel _cost = CostModel.Default;
     private readonly Func<string, double> _weightOf;
@@ -77,10 +79,16 @@ public sealed class SimulationRun
         _schedulingName = scheduling;
         _retentionName = retention;
         var weights = SchedulingPolicyContext.ParseWeights(scenario.TenantWeights);
-        var schedulingContext = new SchedulingPolicyContext { Time = _time, Weights = weights };
+        var schedulingContext = new SchedulingPolicyContext
+        {
+            Time = _time,
+            Weights = weights,
+            Locality = LocalityOptions.Default with { LagBound = scenario.LagBound },
+        };
         _weightOf = schedulingContext.WeightOf;
         _routing = RoutingPolicies.Create(routing, new RoutingPolicyContext { Time = _time, Seed = scenario.Seed, BlockSize = scenario.BlockSize });
         _scheduler = SchedulingPolicies.Create(scheduling, schedulingContext);
+        _pick = new LocalityPick(_routing, scenario.Locality);
         _retention = RetentionPlanners.Create(retention, _time);
 
         var profile = ModelProfiles.Get(scenario.Profile);
@@ -303,6 +311,7 @@ public sealed class SimulationRun
             PromptTokens = turn.In,
             ExpectedOutputTokens = r.Output,
             EnqueuedTimestamp = _time.GetTimestamp(),
+            Route = r.Route,
             Payload = r,
         };
 
@@ -352,26 +361,43 @@ public sealed class SimulationRun
 
     private bool HasCapacity(WorkerSlot w) =>
         w.Engine.WaitingCount < _scenario.MaxWaitingPerWorker &&
-        w.Engine.WaitingCount + w.Engine.RunningCount < _scenario.MaxRunningSequences;
+        w.Engine.WaitingCount + w.Engine.RunningCount < _scenario.MaxRunningSequences &&
+        (_scenario.MaxPendingPrefillTokens <= 0 || w.Info.PendingPrefillTokens < _scenario.MaxPendingPrefillTokens);
 
-    private void TryDispatch(double t)
+    /// <summary>
+    /// Dispatches while some worker has capacity. Each pick is made for one worker with capacity (the one that just
+    /// finished a step first, then in rotation) through <see cref="LocalityPick"/>, the gateway's dispatch step: hfair
+    /// prefers, among requests within its lag bound, the one with the most tokens predicted cached on that worker.
+    /// Routing then places the request among the workers with capacity.
+    /// </summary>
+    private void TryDispatch(double t, int freed = -1)
     {
+        if (freed >= 0)
+        {
+            _dispatchCursor = freed;
+        }
+
         while (_scheduler.Count > 0)
         {
-            bool any = false;
-            foreach (var w in _workers)
+            int target = -1;
+            for (int k = 0; k < _workers.Length; k++)
             {
+                int i = (_dispatchCursor + k) % _workers.Length;
+                var w = _workers[i];
                 bool cap = HasCapacity(w);
                 w.Info.Draining = !cap;
-                any |= cap;
+                if (cap && target < 0)
+                {
+                    target = i;
+                }
             }
 
-            if (!any)
+            if (target < 0)
             {
                 break;
             }
 
-            var q = _scheduler.Dequeue();
+            var q = _pick.Next(_scheduler, _workers[target].Info);
             if (q is null)
             {
                 break;
@@ -407,6 +433,11 @@ public sealed class SimulationRun
             }
 
             r.Worker = decision.WorkerIndex;
+            if (!HasCapacity(_workers[target]))
+            {
+                _dispatchCursor = (target + 1) % _workers.Length;
+            }
+
             r.PredictedUncached = Math.Max(0, r.Trace.In - decision.PredictedCachedTokens);
             q.ExpectedCachedTokens = decision.PredictedCachedTokens;
             slot.Info.OnDispatched(r.PredictedUncached);
@@ -555,7 +586,7 @@ public sealed class SimulationRun
         }
 
         Kick(worker, t);
-        TryDispatch(t);
+        TryDispatch(t, worker);
     }
 
     private void Finish(SimRequest r, WorkerSlot w, double t)
@@ -759,6 +790,11 @@ public sealed class SimulationRun
             ServiceBucketSeconds = ServiceBucketSeconds,
             Events = _eventCount,
             Requests = _records,
+            Locality = _pick.Enabled,
+            LagBound = _scenario.LagBound,
+            LocalityPicks = (_scheduler as HierarchicalFairScheduler)?.LocalityPicks ?? 0,
+            LocalityReorders = (_scheduler as HierarchicalFairScheduler)?.LocalityReorders ?? 0,
+            MaxDispatchLag = (_scheduler as HierarchicalFairScheduler)?.MaxDispatchLag ?? 0,
         };
     }
 

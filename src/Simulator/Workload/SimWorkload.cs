@@ -129,12 +129,13 @@ public sealed class SimWorkload
             roots.RemoveRange(s.MaxSessions, roots.Count - s.MaxSessions);
         }
 
-        // Tenants: the trace's, else synthetic by root order, else "default"; children inherit.
+        // Tenants: the trace's, else synthetic by root order (round robin, or smooth weighted round robin with
+        // --tenant-mix), else "default"; children inherit.
+        var synthetic = new SyntheticTenants(s.Tenants, SchedulingPolicyContext.ParseWeights(s.TenantMix));
         for (int i = 0; i < roots.Count; i++)
         {
             var root = roots[i];
-            string tenant = root.Turns[0].Tenant
-                ?? (s.Tenants > 0 ? "tenant-" + (i % s.Tenants).ToString(CultureInfo.InvariantCulture) : "default");
+            string tenant = root.Turns[0].Tenant ?? (s.Tenants > 0 ? synthetic.Next() : "default");
             AssignTenant(root, tenant.Trim('/'), s.CacheSalt);
         }
 
@@ -163,6 +164,7 @@ public sealed class SimWorkload
 
         // --max-requests: keep whole sessions in start order, truncate the one that crosses the limit.
         int budget = s.MaxRequests > 0 ? s.MaxRequests : int.MaxValue;
+        var excluded = new HashSet<string>(Scenario.SplitList(s.ExcludeTenants ?? ""), StringComparer.Ordinal);
         foreach (var root in sortedRoots)
         {
             if (budget <= 0)
@@ -171,7 +173,11 @@ public sealed class SimWorkload
             }
 
             budget = Truncate(root, budget);
-            w.Roots.Add(root);
+            if (!excluded.Contains(root.Tenant))
+            {
+                // Excluded after truncation, so the other tenants' requests are the same as in the full run.
+                w.Roots.Add(root);
+            }
         }
 
         if (mix is not null)
@@ -222,6 +228,45 @@ public sealed class SimWorkload
             }
 
             w.Roots.Add(one);
+        }
+    }
+
+    /// <summary>Synthetic tenant names for roots: "tenant-i" in smooth weighted round robin (weights from --tenant-mix, default 1).</summary>
+    private sealed class SyntheticTenants
+    {
+        private readonly string[] _names;
+        private readonly double[] _weights;
+        private readonly double[] _current;
+        private readonly double _total;
+
+        public SyntheticTenants(int count, IReadOnlyDictionary<string, double> mix)
+        {
+            int n = Math.Max(1, count);
+            _names = new string[n];
+            _weights = new double[n];
+            _current = new double[n];
+            for (int i = 0; i < n; i++)
+            {
+                _names[i] = "tenant-" + i.ToString(CultureInfo.InvariantCulture);
+                _weights[i] = mix.TryGetValue(_names[i], out var m) ? m : 1.0;
+                _total += _weights[i];
+            }
+        }
+
+        public string Next()
+        {
+            int best = 0;
+            for (int i = 0; i < _names.Length; i++)
+            {
+                _current[i] += _weights[i];
+                if (_current[i] > _current[best])
+                {
+                    best = i;
+                }
+            }
+
+            _current[best] -= _total;
+            return _names[best];
         }
     }
 

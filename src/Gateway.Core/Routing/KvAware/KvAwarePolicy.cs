@@ -31,7 +31,7 @@ namespace Gateway.Core.Routing.KvAware;
 /// Knobs: <see cref="KvAwareOptions"/>. Indexes: <see cref="ApproximatePrefixIndex"/> for workers without KV events,
 /// <see cref="PreciseIndex"/> (fed by the host) for workers with them. Thread-safe (one lock per decision).
 /// </summary>
-public sealed class KvAwarePolicy : IRoutingPolicy
+public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity
 {
     /// <summary>Policy name.</summary>
     public const string PolicyName = "kv-aware";
@@ -172,6 +172,27 @@ public sealed class KvAwarePolicy : IRoutingPolicy
         }
 
         Regret.RecordOutcome(d.PredictedCachedTokens, actualCachedTokens, _options.RegretToleranceTokens);
+    }
+
+    /// <inheritdoc />
+    public int PredictCachedTokens(RouteRequest request, WorkerInfo worker)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(worker);
+        if (request.BlockHashes.Length == 0 || (uint)worker.Index >= (uint)_options.MaxWorkers)
+        {
+            return 0;
+        }
+
+        // The same walk as a routing decision (precise index for event workers, approximate otherwise), one worker.
+        int span = worker.Index + 1;
+        Span<int> matched = span <= StackLimit ? stackalloc int[span] : new int[span];
+        lock (_lock)
+        {
+            MatchAll(request.BlockHashes, [worker], matched);
+        }
+
+        return CachedTokens(matched[worker.Index], request);
     }
 
     /// <summary>Forgets a session (the client ended it).</summary>

@@ -1,0 +1,47 @@
+using Gateway.Core.Routing;
+
+namespace Gateway.Core.Scheduling;
+
+/// <summary>
+/// The dispatch step shared by the gateway (<c>FairDispatcher</c>) and the simulator: when worker <c>w</c> has free
+/// capacity, take the next request with <see cref="IRequestScheduler.Dequeue(Func{QueuedRequest, double})"/> where a
+/// request's affinity is the number of its prompt tokens predicted cached on <c>w</c> (routing's prefix index,
+/// <see cref="IPrefixAffinity"/>). <c>hfair</c> restricts the choice to requests within its lag bound
+/// (<see cref="LocalityOptions.LagBound"/>), so locality never costs more than the bound in fairness; policies without
+/// a locality notion (fcfs, vtc) and routing policies without a prefix index fall back to the plain fair order.
+/// Knob: <see cref="Enabled"/> (off: plain fair order, the "fairness only" baseline).
+/// </summary>
+public sealed class LocalityPick
+{
+    private readonly IPrefixAffinity? _affinity;
+
+    /// <summary>Creates the pick over <paramref name="routing"/>'s prefix knowledge (none when it keeps no index).</summary>
+    public LocalityPick(IRoutingPolicy routing, bool enabled = true)
+    {
+        ArgumentNullException.ThrowIfNull(routing);
+        _affinity = enabled ? routing as IPrefixAffinity : null;
+    }
+
+    /// <summary>Whether picks use cache affinity (a routing policy with a prefix index and locality switched on).</summary>
+    public bool Enabled => _affinity is not null;
+
+    /// <summary>Affinity of a request for <paramref name="worker"/>: predicted cached prompt tokens there.</summary>
+    public double Affinity(QueuedRequest request, WorkerInfo worker)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return _affinity is null || request.Route is not { } route ? 0 : _affinity.PredictCachedTokens(route, worker);
+    }
+
+    /// <summary>Next request from <paramref name="scheduler"/> for <paramref name="worker"/>, which has free capacity.</summary>
+    public QueuedRequest? Next(IRequestScheduler scheduler, WorkerInfo worker)
+    {
+        ArgumentNullException.ThrowIfNull(scheduler);
+        ArgumentNullException.ThrowIfNull(worker);
+        if (_affinity is null)
+        {
+            return scheduler.Dequeue();
+        }
+
+        return scheduler.Dequeue(r => Affinity(r, worker));
+    }
+}
