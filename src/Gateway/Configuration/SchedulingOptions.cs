@@ -49,6 +49,19 @@ public sealed class SchedulingOptions
     /// <summary>Locality within a fairness bound (hfair): lag bound in cost units.</summary>
     public double LocalityLagBound { get; set; } = 4096;
 
+    /// <summary>
+    /// Locality pick on dispatch (hfair with a routing policy that keeps a prefix index, e.g. kv-aware): when a request
+    /// finishes on a worker, the next request released is the fair-enough one with the most tokens cached on that worker.
+    /// </summary>
+    public bool Locality { get; set; } = true;
+
+    /// <summary>
+    /// Capacity rule, 0 = off: a worker takes a new request from the queue only while the prompt tokens this gateway sent
+    /// it and that are not prefilled yet (<c>WorkerInfo.PendingPrefillTokens</c>) are below this. Keeps the order of
+    /// service in the gateway's queue instead of the engines' FCFS prefill queues (noisy neighbour, docs/policies/hfair.md).
+    /// </summary>
+    public long MaxPendingPrefillTokens { get; set; }
+
     /// <summary>How often queue timeouts are expired and shared service is synced.</summary>
     public TimeSpan TickInterval { get; set; } = TimeSpan.FromMilliseconds(100);
 

@@ -282,7 +282,7 @@ public sealed partial class ProxyHandler : IDisposable
         DispatchTicket? ticket = null;
         if (_scheduling is { Enabled: true } && HasEligibleWorker(request.Model))
         {
-            var queued = _scheduling.CreateRequest(ctx.RequestId, tenant.Path, sessionId, request.Model, route.PromptTokens, route.ExpectedOutputTokens, _time.GetTimestamp(), null);
+            var queued = _scheduling.CreateRequest(ctx.RequestId, tenant.Path, sessionId, request.Model, route.PromptTokens, route.ExpectedOutputTokens, _time.GetTimestamp(), null, route);
             DispatchResult admitted;
             try
             {
@@ -326,7 +326,7 @@ public sealed partial class ProxyHandler : IDisposable
             {
                 ctx.OnDataEvent = null;
                 int output = ctx.UsageSeen ? ctx.CompletionTokens : ctx.DataEvents;
-                ticket.Complete(ctx.UsageSeen ? ctx.CachedTokens : 0, output);
+                ticket.Complete(ctx.UsageSeen ? ctx.CachedTokens : 0, output, ctx.Worker?.Info);
                 _scheduling!.RecordSettled(tenant.Path, ticket.Request.ChargedCost);
             }
         }

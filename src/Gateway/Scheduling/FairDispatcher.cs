@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using Gateway.Core.Routing;
 using Gateway.Core.Scheduling;
 using Gateway.State;
 
@@ -62,12 +63,15 @@ public sealed class DispatchTicket : IDisposable
         }
     }
 
-    /// <summary>Settles with actual usage (completion or client cancel) and frees the slot.</summary>
-    public void Complete(int cachedPromptTokens, int outputTokens)
+    /// <summary>
+    /// Settles with actual usage (completion or client cancel) and frees the slot. <paramref name="worker"/>: where it
+    /// ran; the request released into the freed slot is then chosen for that worker (<see cref="LocalityPick"/>).
+    /// </summary>
+    public void Complete(int cachedPromptTokens, int outputTokens, WorkerInfo? worker = null)
     {
         if (Interlocked.Exchange(ref _done, 1) == 0)
         {
-            _owner.OnComplete(Request, cachedPromptTokens, outputTokens);
+            _owner.OnComplete(Request, cachedPromptTokens, outputTokens, worker);
         }
     }
 
@@ -91,6 +95,7 @@ public sealed class FairDispatcher : IAsyncDisposable
     private readonly FairDispatcherOptions _options;
     private readonly TimeProvider _time;
     private readonly SharedServiceSync? _sync;
+    private readonly LocalityPick? _locality;
     private readonly Func<string, string> _label;
     private readonly Counter<double>? _service;
     private readonly Counter<long>? _rejections;
@@ -105,8 +110,10 @@ public sealed class FairDispatcher : IAsyncDisposable
     /// <see cref="Pump"/> whenever the fleet's capacity grows for reasons the dispatcher does not see.
     /// </summary>
     public FairDispatcher(GatewayQueue queue, Func<int>? freeCapacity = null, FairDispatcherOptions? options = null,
-        TimeProvider? time = null, SharedServiceSync? sync = null, Meter? meter = null, Func<string, string>? tenantLabel = null)
+        TimeProvider? time = null, SharedServiceSync? sync = null, Meter? meter = null, Func<string, string>? tenantLabel = null,
+        LocalityPick? locality = null)
     {
+        _locality = locality;
         _queue = queue ?? throw new ArgumentNullException(nameof(queue));
         _freeCapacity = freeCapacity;
         _options = options ?? new FairDispatcherOptions();
@@ -201,24 +208,29 @@ public sealed class FairDispatcher : IAsyncDisposable
         }
     }
 
-    internal void OnComplete(QueuedRequest r, int cached, int output)
+    internal void OnComplete(QueuedRequest r, int cached, int output, WorkerInfo? worker)
     {
         lock (_lock)
         {
             _queue.Complete(r, cached, output);
             _service?.Add(r.ChargedCost, new KeyValuePair<string, object?>("tenant", _label(r.TenantPath)));
             Interlocked.Decrement(ref _inFlight);
-            PumpLocked();
+            PumpLocked(worker);
         }
     }
 
-    private void PumpLocked()
+    /// <summary>
+    /// Releases requests while there is capacity. The first pick after a request finished on <paramref name="freed"/>
+    /// is made for that worker (locality within hfair's lag bound); the others in plain fair order.
+    /// </summary>
+    private void PumpLocked(WorkerInfo? freed = null)
     {
         var free = _freeCapacity is null ? _options.MaxInFlight - _inFlight : _freeCapacity();
         var now = _time.GetTimestamp();
         while (free-- > 0 && _queue.Count > 0)
         {
-            var r = _queue.Dequeue();
+            var r = freed is not null && _locality is not null ? _queue.DequeueFor(_locality, freed) : _queue.Dequeue();
+            freed = null;
             if (r is null)
             {
                 break;

@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using Gateway.Auth;
 using Gateway.Configuration;
+using Gateway.Core.Routing;
 using Gateway.Core.Scheduling;
 using Gateway.Core.Tenancy;
 using Gateway.Fleet;
@@ -31,8 +32,9 @@ public sealed class GatewayScheduling : IAsyncDisposable
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, double> _settled = new(StringComparer.Ordinal);
 
     /// <summary>Builds the queue and starts the dispatcher's tick.</summary>
-    public GatewayScheduling(IOptions<GatewayOptions> options, WorkerRegistry registry, GatewayMetrics metrics, IMeterFactory meterFactory, TimeProvider time)
+    public GatewayScheduling(IOptions<GatewayOptions> options, WorkerRegistry registry, GatewayMetrics metrics, IMeterFactory meterFactory, TimeProvider time, IRoutingPolicy routing)
     {
+        ArgumentNullException.ThrowIfNull(routing);
         ArgumentNullException.ThrowIfNull(options);
         _registry = registry;
         var o = options.Value;
@@ -87,7 +89,8 @@ public sealed class GatewayScheduling : IAsyncDisposable
 
         Sync = sync;
         var meter = meterFactory.Create(new MeterOptions(GatewayMetrics.MeterName) { Version = "1.0" });
-        _dispatcher = new FairDispatcher(Queue, FreeCapacity, new FairDispatcherOptions { TickInterval = _options.TickInterval }, time, sync, meter, metrics.TenantLabel);
+        Locality = new LocalityPick(routing, _options.Locality);
+        _dispatcher = new FairDispatcher(Queue, FreeCapacity, new FairDispatcherOptions { TickInterval = _options.TickInterval }, time, sync, meter, metrics.TenantLabel, Locality);
     }
 
     /// <summary>The tenant tree in use.</summary>
@@ -104,6 +107,9 @@ public sealed class GatewayScheduling : IAsyncDisposable
 
     /// <summary>Cross-replica service sync (null for schedulers that do not account service, e.g. fcfs).</summary>
     public SharedServiceSync? Sync { get; }
+
+    /// <summary>The dispatch-time locality pick (the same <see cref="LocalityPick"/> the simulator uses).</summary>
+    public LocalityPick Locality { get; }
 
     /// <summary>The dispatcher in the request path.</summary>
     public FairDispatcher Dispatcher => _dispatcher;
@@ -172,7 +178,8 @@ public sealed class GatewayScheduling : IAsyncDisposable
                 continue;
             }
 
-            bool saturated = i.EstimatedWaiting > _options.MaxReportedWaiting || i.KvUsage >= _options.KvHighWatermark;
+            bool saturated = i.EstimatedWaiting > _options.MaxReportedWaiting || i.KvUsage >= _options.KvHighWatermark
+                || (_options.MaxPendingPrefillTokens > 0 && i.PendingPrefillTokens >= _options.MaxPendingPrefillTokens);
             // A saturated worker keeps at least one slot: when its queue was filled by others (other replicas, direct
             // clients) this gateway has nothing there whose completion would free a slot, and it would otherwise stall
             // every request for this worker until the next state poll (Health:Interval, 1 s by default).
@@ -183,7 +190,7 @@ public sealed class GatewayScheduling : IAsyncDisposable
     }
 
     /// <summary>Builds the request the queue sees for a tenant path.</summary>
-    public QueuedRequest CreateRequest(long id, string tenantPath, string? sessionId, string model, int promptTokens, int expectedOutputTokens, long now, object? payload)
+    public QueuedRequest CreateRequest(long id, string tenantPath, string? sessionId, string model, int promptTokens, int expectedOutputTokens, long now, object? payload, RouteRequest? route = null)
     {
         var node = Tree.Find(tenantPath);
         return new QueuedRequest
@@ -197,6 +204,7 @@ public sealed class GatewayScheduling : IAsyncDisposable
             Sheddable = node?.Sheddable ?? false,
             Model = model,
             EnqueuedTimestamp = now,
+            Route = route,
             Payload = payload,
         };
     }

@@ -263,6 +263,53 @@ public sealed class GatewayFairQueueTests(Xunit.Abstractions.ITestOutputHelper o
         Assert.Equal(1, sched.FreeCapacity()); // still saturated by the report: one slot, not MaxInFlightPerWorker
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task FreedWorker_ReleasesTheQueuedRequestWhosePrefixItHolds_WhenWithinTheBound(bool locality)
+    {
+        // One worker slot. b warms the worker with a long prompt, a occupies the slot, then c (never served, so first in
+        // strict fair order) and b (same long prefix as its warm-up, cached on that worker, b is within the lag bound)
+        // queue in that order. When a's request finishes, the locality pick releases b's request first; with
+        // Gateway:Scheduling:Locality=false the strict fair order releases c's first. One slot, so completion order =
+        // release order.
+        const string KeyC = "sk-tenant-c";
+        await using var gw = await StartGatewayAsync(extra: new()
+        {
+            ["Gateway:Scheduling:Tenants:1:Weight"] = "1",
+            ["Gateway:Auth:Keys:2:Hash"] = ApiKeyAuthenticator.HashKey(TestGateway.Secret, KeyC),
+            ["Gateway:Auth:Keys:2:Tenant"] = "c/team/key",
+            ["Gateway:Scheduling:Locality"] = locality ? "true" : "false",
+        });
+        var sched = gw.Services.GetRequiredService<GatewayScheduling>();
+        Assert.Equal(locality, sched.Locality.Enabled);
+        using var httpA = TestGateway.Client(gw, KeyA);
+        using var httpB = TestGateway.Client(gw, KeyB);
+        using var httpC = TestGateway.Client(gw, KeyC);
+        string prefix = string.Join(' ', Enumerable.Range(0, 300).Select(i => $"clause{i}"));
+        Assert.Equal(HttpStatusCode.OK, (await httpB.PostAsync("v1/chat/completions", TestGateway.Json(Body(2, prefix + " first question")))).StatusCode);
+
+        var busy = httpA.PostAsync("v1/chat/completions", TestGateway.Json(Body(1000)));
+        await WaitUntilAsync(() => sched.Dispatcher.InFlight == 1);
+        var order = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        async Task Send(HttpClient http, string name, string text)
+        {
+            using var r = await http.PostAsync("v1/chat/completions", TestGateway.Json(Body(4, text)));
+            Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+            order.Enqueue(name);
+        }
+
+        var c = Send(httpC, "c", string.Join(' ', Enumerable.Range(0, 300).Select(i => $"other{i}")));
+        await WaitUntilAsync(() => sched.Dispatcher.Queued == 1);
+        var b = Send(httpB, "b", prefix + " second question");
+        await WaitUntilAsync(() => sched.Dispatcher.Queued == 2);
+        Assert.False(busy.IsCompleted, "the long request finished before both requests queued");
+        Assert.Equal(HttpStatusCode.OK, (await busy).StatusCode);
+        await Task.WhenAll(b, c);
+        output.WriteLine($"locality={locality}: completion order {string.Join(",", order)}");
+        Assert.Equal(locality ? ["b", "c"] : new[] { "c", "b" }, order.ToArray());
+    }
+
     private static double Median(List<double> xs)
     {
         xs.Sort();

@@ -1,0 +1,90 @@
+using Gateway.Core.Routing;
+using Gateway.Core.Routing.KvAware;
+using Gateway.Core.Scheduling;
+using Gateway.Core.Tests.Routing;
+
+namespace Gateway.Core.Tests.Scheduling;
+
+/// <summary>The dispatch step shared by the gateway and the simulator: the freed worker takes what it has cached, within the bound.</summary>
+public class LocalityPickTests
+{
+    private readonly ManualTimeProvider _time = new();
+
+    private static RouteRequest Route(ulong first, int blocks) => new()
+    {
+        TenantPath = "t",
+        BlockHashes = [.. Enumerable.Range(0, blocks).Select(i => first + (ulong)i)],
+        PromptTokens = blocks * 16,
+    };
+
+    private static QueuedRequest Queued(long id, string tenant, RouteRequest route) => new()
+    {
+        Id = id,
+        TenantPath = tenant,
+        PromptTokens = route.PromptTokens,
+        Route = route,
+    };
+
+    private (KvAwarePolicy Policy, WorkerInfo[] Fleet) FleetWithPrefixOnWorker1(RouteRequest warm)
+    {
+        var policy = new KvAwarePolicy(_time, new Random(1));
+        var fleet = new[] { new WorkerInfo("w0", 0), new WorkerInfo("w1", 1) };
+        policy.OnRouted(warm, fleet[1]); // insert-on-route: worker 1 now holds the prefix
+        return (policy, fleet);
+    }
+
+    [Fact]
+    public void KvAware_PredictsCachedTokensPerWorker()
+    {
+        var (policy, fleet) = FleetWithPrefixOnWorker1(Route(1000, 20));
+        Assert.Equal(20 * 16, policy.PredictCachedTokens(Route(1000, 30), fleet[1]));
+        Assert.Equal(0, policy.PredictCachedTokens(Route(1000, 30), fleet[0]));
+        Assert.Equal(0, policy.PredictCachedTokens(Route(5000, 30), fleet[1]));
+    }
+
+    [Fact]
+    public void Next_FreedWorkerTakesTheRequestWhosePrefixItHolds_OtherWorkerKeepsFairOrder()
+    {
+        var (policy, fleet) = FleetWithPrefixOnWorker1(Route(1000, 20));
+        var s = new HierarchicalFairScheduler();
+        var cold = Queued(1, "a", Route(5000, 20));
+        var warm = Queued(2, "b", Route(1000, 24));
+        s.Enqueue(cold);
+        s.Enqueue(warm);
+        var pick = new LocalityPick(policy);
+        Assert.True(pick.Enabled);
+        Assert.Same(warm, pick.Next(s, fleet[1]));
+        Assert.Same(cold, pick.Next(s, fleet[0]));
+        Assert.Equal(1, s.LocalityReorders);
+    }
+
+    [Fact]
+    public void Next_OutsideTheBound_FairOrderWins()
+    {
+        var (policy, fleet) = FleetWithPrefixOnWorker1(Route(1000, 20));
+        var s = new HierarchicalFairScheduler(locality: LocalityOptions.Default with { LagBound = 100 });
+        s.Charge("b", 1000); // b is 1000 cost units ahead of a: beyond the bound of 100
+        var cold = Queued(1, "a", Route(5000, 20));
+        var warm = Queued(2, "b", Route(1000, 24));
+        s.Enqueue(cold);
+        s.Enqueue(warm);
+        Assert.Same(cold, new LocalityPick(policy).Next(s, fleet[1]));
+        Assert.InRange(s.MaxDispatchLag, 0, 100);
+    }
+
+    [Fact]
+    public void Disabled_OrPolicyWithoutPrefixIndex_PlainFairOrder()
+    {
+        var (policy, fleet) = FleetWithPrefixOnWorker1(Route(1000, 20));
+        foreach (var pick in new[] { new LocalityPick(policy, enabled: false), new LocalityPick(new RoundRobinPolicy()) })
+        {
+            var s = new HierarchicalFairScheduler();
+            var cold = Queued(1, "a", Route(5000, 20));
+            s.Enqueue(cold);
+            s.Enqueue(Queued(2, "b", Route(1000, 24)));
+            Assert.False(pick.Enabled);
+            Assert.Same(cold, pick.Next(s, fleet[1]));
+            Assert.Equal(0, s.LocalityPicks);
+        }
+    }
+}
