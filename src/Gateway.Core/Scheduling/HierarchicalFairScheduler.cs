@@ -169,30 +169,37 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
             return null;
         }
 
-        var search = new LocalitySearch(affinity, _locality.MaxCandidates);
-        Search(_root, band, ref search);
-        if (search.Best is null)
+        // The strict fair pick: served anyway once locality picks have passed it over MaxHeadSkips times, so a
+        // request waits at most that many picks beyond its fair turn, however cheap the cached requests overtaking it.
+        var strictLeaf = _root;
+        while (!strictLeaf.IsLeaf)
         {
-            return Dequeue(); // MaxCandidates <= 0: nothing was scored
+            strictLeaf = strictLeaf.ActiveSet(band).Min!;
         }
 
-        var best = search.Best;
+        var strict = strictLeaf.Queue![band].Min!;
+        QueuedRequest best;
+        if (strict.LocalitySkips >= _locality.MaxHeadSkips)
+        {
+            best = strict;
+        }
+        else
+        {
+            var search = new LocalitySearch(affinity, _locality.MaxCandidates);
+            Search(_root, band, ref search);
+            best = search.Best ?? strict; // MaxCandidates <= 0: nothing was scored
+        }
+
         var leaf = (Node)best.SchedulerState!;
-        var head = leaf.Queue![band].Min!;
-        if (!ReferenceEquals(head, best))
+        if (!ReferenceEquals(strict, best))
         {
-            head.LocalitySkips++;
-        }
-
-        var strict = _root;
-        while (!strict.IsLeaf)
-        {
-            strict = strict.ActiveSet(band).Min!;
-        }
-
-        if (!ReferenceEquals(strict.Queue![band].Min, best))
-        {
+            strict.LocalitySkips++;
             LocalityReorders++;
+            var head = leaf.Queue![band].Min!;
+            if (!ReferenceEquals(head, best) && !ReferenceEquals(head, strict))
+            {
+                head.LocalitySkips++;
+            }
         }
 
         // Observed lag of the chosen path: the service, in cost units, each node had beyond its band's leader.

@@ -21,6 +21,10 @@ public sealed record LocalityOptions
     /// <summary>Requests looked at per leaf queue (FIFO order).</summary>
     public int PerLeafCandidates { get; init; } = 4;
 
-    /// <summary>After a leaf's head request was passed over this many times, only the head is offered.</summary>
+    /// <summary>
+    /// A request passed over this many times by locality picks is served next: as the strict fair pick it is then taken
+    /// without a search, as its leaf's head it is then the leaf's only candidate. Bounds the wait beyond a request's fair
+    /// turn in picks, on top of the lag bound in cost units (cheap cached requests could otherwise overtake many times).
+    /// </summary>
     public int MaxHeadSkips { get; init; } = 8;
 }

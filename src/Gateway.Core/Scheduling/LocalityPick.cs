@@ -9,18 +9,26 @@ namespace Gateway.Core.Scheduling;
 /// <see cref="IPrefixAffinity"/>). <c>hfair</c> restricts the choice to requests within its lag bound
 /// (<see cref="LocalityOptions.LagBound"/>), so locality never costs more than the bound in fairness; policies without
 /// a locality notion (fcfs, vtc) and routing policies without a prefix index fall back to the plain fair order.
-/// Knob: <see cref="Enabled"/> (off: plain fair order, the "fairness only" baseline).
+/// Knobs: <see cref="Enabled"/> (off: plain fair order, the "fairness only" baseline) and <see cref="MinCachedTokens"/>
+/// (a match shorter than this counts as no affinity, so a few cached tokens never reorder the fair queue).
 /// </summary>
 public sealed class LocalityPick
 {
+    /// <summary>Default <see cref="MinCachedTokens"/>: 256 tokens (16 blocks of 16).</summary>
+    public const int DefaultMinCachedTokens = 256;
+
     private readonly IPrefixAffinity? _affinity;
 
     /// <summary>Creates the pick over <paramref name="routing"/>'s prefix knowledge (none when it keeps no index).</summary>
-    public LocalityPick(IRoutingPolicy routing, bool enabled = true)
+    public LocalityPick(IRoutingPolicy routing, bool enabled = true, int minCachedTokens = DefaultMinCachedTokens)
     {
         ArgumentNullException.ThrowIfNull(routing);
         _affinity = enabled ? routing as IPrefixAffinity : null;
+        MinCachedTokens = Math.Max(0, minCachedTokens);
     }
+
+    /// <summary>Predicted cached tokens below this are scored 0 (ties keep the strict fair order).</summary>
+    public int MinCachedTokens { get; }
 
     /// <summary>Whether picks use cache affinity (a routing policy with a prefix index and locality switched on).</summary>
     public bool Enabled => _affinity is not null;
@@ -29,7 +37,13 @@ public sealed class LocalityPick
     public double Affinity(QueuedRequest request, WorkerInfo worker)
     {
         ArgumentNullException.ThrowIfNull(request);
-        return _affinity is null || request.Route is not { } route ? 0 : _affinity.PredictCachedTokens(route, worker);
+        if (_affinity is null || request.Route is not { } route)
+        {
+            return 0;
+        }
+
+        int cached = _affinity.PredictCachedTokens(route, worker);
+        return cached >= MinCachedTokens ? cached : 0;
     }
 
     /// <summary>Next request from <paramref name="scheduler"/> for <paramref name="worker"/>, which has free capacity.</summary>

@@ -87,4 +87,35 @@ public class LocalityPickTests
             Assert.Equal(0, s.LocalityPicks);
         }
     }
+
+    [Fact]
+    public void ShortMatch_BelowMinCachedTokens_DoesNotReorder()
+    {
+        var (policy, fleet) = FleetWithPrefixOnWorker1(Route(1000, 10)); // 160 cached tokens < 256
+        var s = new HierarchicalFairScheduler();
+        var cold = Queued(1, "a", Route(5000, 20));
+        s.Enqueue(cold);
+        s.Enqueue(Queued(2, "b", Route(1000, 24)));
+        Assert.Same(cold, new LocalityPick(policy).Next(s, fleet[1]));
+        Assert.Equal(0, s.LocalityReorders);
+    }
+
+    [Fact]
+    public void FairHead_IsPassedOverAtMostMaxHeadSkipsTimes()
+    {
+        var s = new HierarchicalFairScheduler(locality: LocalityOptions.Default with { LagBound = 1e9, MaxHeadSkips = 3 });
+        s.Enqueue(new QueuedRequest { Id = 0, TenantPath = "a", PromptTokens = 10 });
+        for (int i = 1; i <= 10; i++)
+        {
+            s.Enqueue(new QueuedRequest { Id = i, TenantPath = "b", PromptTokens = 10 });
+        }
+
+        var served = new List<long>();
+        for (int i = 0; i < 11; i++)
+        {
+            served.Add(s.Dequeue(r => r.TenantPath == "b" ? 1 : 0)!.Id);
+        }
+
+        Assert.Equal(3, served.IndexOf(0)); // a's request is the fair pick throughout: passed over 3 times, then served
+    }
 }
