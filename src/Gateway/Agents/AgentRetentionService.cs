@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Net.Http.Json;
 using System.Text.Json.Serialization;
 using Gateway.Core.Agents;
@@ -44,9 +45,10 @@ public sealed partial class AgentRetentionService : IDisposable
     private readonly List<WorkerEndpoint> _workers = [];
     private readonly Dictionary<string, ulong[]> _lastHashes = new(StringComparer.Ordinal);
     private readonly Telemetry.GatewayMetrics? _metrics;
+    private readonly KeyValuePair<string, object?>[] _tags;
     private long _hintsSent, _hintsFailed;
 
-    /// <summary>Creates the service.</summary>
+    /// <summary>Creates the service; with <paramref name="metrics"/> its shadow score is exported on the gateway's meter.</summary>
     public AgentRetentionService(IOptions<AgentRetentionOptions> options, TimeProvider time, ILogger<AgentRetentionService> logger, Telemetry.GatewayMetrics? metrics = null)
     {
         _metrics = metrics;
@@ -57,6 +59,13 @@ public sealed partial class AgentRetentionService : IDisposable
         if (_options.Mode is not ("shadow" or "enabled" or "off"))
         {
             throw new OptionsValidationException(AgentRetentionOptions.SectionName, typeof(AgentRetentionOptions), [$"Gateway:Agents:Mode must be shadow, enabled or off (got '{_options.Mode}')"]);
+        }
+
+        // Labels: the policy name and mode only (both from config: bounded); never sessions or tenants.
+        _tags = [new("policy", _policy.Name), new("mode", _options.Mode)];
+        if (metrics is not null && Active)
+        {
+            CreateInstruments(metrics.Meter);
         }
     }
 
@@ -203,6 +212,44 @@ public sealed partial class AgentRetentionService : IDisposable
             Log.HintFailed(_logger, worker.Prefix, 0);
         }
     }
+
+    // Shadow / prediction score as observable instruments, read from the policy's RetentionStats under the lock at each
+    // collection: identical in shadow and enabled mode, so an operator can validate the predictor before enabling hints.
+    private void CreateInstruments(Meter meter)
+    {
+        meter.CreateObservableCounter("gateway.agent.retention.decisions", () => Observe(s =>
+            [Tagged(s.Retains, "kind", "retain"), Tagged(s.Releases, "kind", "release"), Tagged(s.Skipped, "kind", "skip"),
+             Tagged(s.BudgetEvictions, "kind", "budget_eviction")]), "{decision}",
+            "Retention decisions: retain (pin sent or, in shadow mode, would be), release, skip (not worth it or no budget), budget_eviction (a pin released for a more valuable one).");
+        meter.CreateObservableCounter("gateway.agent.retention.gaps", () => Observe(s =>
+            [Tagged(s.Hits, "outcome", "hit"), Tagged(s.Misses, "outcome", "miss"), Tagged(s.Uncovered, "outcome", "uncovered"),
+             Tagged(s.GapsClosed - s.Hits - s.Uncovered, "outcome", "other")]), "{gap}",
+            "Session gaps by outcome: hit (the session came back within the pin's TTL), miss (the pin expired or was released unused), uncovered (a tool gap closed with no pin), other (closed gaps with no pin after a human turn).");
+        meter.CreateObservableCounter("gateway.agent.retention.block_seconds", () => Observe(s =>
+            [Tagged(s.PinnedBlockSeconds, "state", "pinned"), Tagged(s.UnusedBlockSeconds, "state", "unused")]), "{block}.s",
+            "KV block-seconds pinned as decided: pinned (all), unused (pins nobody came back to).");
+        meter.CreateObservableCounter("gateway.agent.retention.saved_prefill", () => Observe(s => [Tagged(s.SavedPrefillSeconds)]), "s",
+            "Prefill seconds the hits save (context prefill time of each session that came back to its pin).");
+        meter.CreateObservableGauge("gateway.agent.gap.prediction_error", () => Observe(s => [Tagged(s.MeanAbsLogError)]), null,
+            "Mean |ln(actual tool gap / predicted median)| over closed tool gaps (0.69: off by 2x on geometric average).");
+        meter.CreateObservableCounter("gateway.agent.gap.predictions", () => Observe(s => [Tagged((double)s.AbsLogErrorCount)]), "{gap}",
+            "Closed tool gaps scored against their prediction.");
+        meter.CreateObservableCounter("gateway.agent.retention.hints", () =>
+            new Measurement<double>[] { Tagged(Interlocked.Read(ref _hintsSent), "result", "sent"), Tagged(Interlocked.Read(ref _hintsFailed), "result", "failed") },
+            "{request}", "Retain/release requests sent to workers (enabled mode): sent, failed.");
+    }
+
+    private Measurement<double>[] Observe(Func<RetentionStats, Measurement<double>[]> read)
+    {
+        lock (_lock)
+        {
+            return read(_policy.Stats);
+        }
+    }
+
+    private Measurement<double> Tagged(double value) => new(value, _tags);
+
+    private Measurement<double> Tagged(double value, string key, string label) => new(value, [.. _tags, new(key, label)]);
 
     private static string? FirstHeader(IHeaderDictionary headers, params string[] names)
     {

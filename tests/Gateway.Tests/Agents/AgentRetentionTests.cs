@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Text;
 using System.Text.Json;
 using Gateway.Agents;
@@ -152,5 +153,61 @@ public sealed class AgentRetentionTests
         await Task.Delay(300);
         Assert.Equal(0, worker.GetEngineState().KvBlocksPinned);
         Assert.Equal(0, service.Hints.Sent);
+    }
+
+    [Fact]
+    public async Task Shadow_ScoreIsExportedAsMetrics_LabelledByPolicyAndModeOnly()
+    {
+        var (worker, gw) = await StartAsync("shadow");
+        await using var _w = worker;
+        await using var _g = gw;
+        using var http = TestGateway.Client(gw);
+        var (id, args) = await ToolCallTurnAsync(http);
+        var second = new StringContent(SecondTurn(id, args), Encoding.UTF8, "application/json");
+        second.Headers.Add("x-session-id", "agent-1");
+        using (var resp = await http.PostAsync("/v1/chat/completions", second))
+        {
+            Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());
+        }
+
+        var meter = gw.Services.GetRequiredService<Gateway.Telemetry.GatewayMetrics>().Meter;
+        var seen = new Dictionary<string, double>(StringComparer.Ordinal);
+        var labelKeys = new HashSet<string>(StringComparer.Ordinal);
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (i, l) =>
+        {
+            if (i.Meter == meter && i.Name.StartsWith("gateway.agent.", StringComparison.Ordinal))
+            {
+                l.EnableMeasurementEvents(i);
+            }
+        };
+        listener.SetMeasurementEventCallback<double>((i, v, tags, _) =>
+        {
+            string key = i.Name;
+            foreach (var t in tags)
+            {
+                labelKeys.Add(t.Key);
+                if (t.Key is not ("policy" or "mode"))
+                {
+                    key += "|" + t.Value;
+                }
+                else
+                {
+                    Assert.Equal(t.Key == "policy" ? "predictive" : "shadow", t.Value);
+                }
+            }
+
+            seen[key] = v;
+        });
+        listener.Start();
+        listener.RecordObservableInstruments();
+
+        Assert.Equal(1, seen["gateway.agent.retention.decisions|retain"]);
+        Assert.Equal(1, seen["gateway.agent.retention.gaps|hit"]);
+        Assert.Equal(0, seen["gateway.agent.retention.hints|sent"]);
+        Assert.True(seen["gateway.agent.retention.block_seconds|pinned"] > 0);
+        Assert.Equal(1, seen["gateway.agent.gap.predictions"]);
+        Assert.True(seen["gateway.agent.gap.prediction_error"] > 0);
+        Assert.Subset(new HashSet<string>(["policy", "mode", "kind", "outcome", "state", "result"]), labelKeys);
     }
 }
