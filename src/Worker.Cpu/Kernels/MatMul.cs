@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Numerics.Tensors;
 
 namespace Worker.Cpu;
 
@@ -38,7 +37,7 @@ internal static unsafe class MatMul
                     }
                     case GgufTensorType.F16:
                     {
-                        TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(w.F16 + (long)r * cols, cols), new Span<float>(rowScratch, cols));
+                        Dot.HalfToSingle(w.F16 + (long)r * cols, rowScratch, cols, isa);
                         F32Row(rowScratch, x, cols, t0, t1, y + r, yStride, isa);
                         break;
                     }

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 
 namespace Worker.Cpu;
 
@@ -45,21 +46,21 @@ internal static unsafe class PagedAttention
                 for (int j = 0; j < group; j++)
                 {
                     int st = qi * group + j;
-                    var qv = new ReadOnlySpan<float>(q + (long)qi * qStride + (kvHead * group + j) * hd, hd);
+                    float* qPtr = q + (long)qi * qStride + (kvHead * group + j) * hd;
                     float blockMax = float.NegativeInfinity;
                     for (int s = 0; s < valid; s++)
                     {
-                        float score = TensorPrimitives.Dot(qv, new ReadOnlySpan<float>(kTile + s * hd, hd)) * scale;
+                        float score = DotHead(qPtr, kTile + s * hd, hd) * scale;
                         scores[s] = score;
                         blockMax = MathF.Max(blockMax, score);
                     }
-                    var a = new Span<float>(acc + (long)st * hd, hd);
+                    float* a = acc + (long)st * hd;
                     float mNew = MathF.Max(m[st], blockMax);
                     if (mNew > m[st] && l[st] != 0)
                     {
                         float corr = MathF.Exp(m[st] - mNew);
                         l[st] *= corr;
-                        TensorPrimitives.Multiply(a, corr, a);
+                        TensorPrimitives.Multiply(new ReadOnlySpan<float>(a, hd), corr, new Span<float>(a, hd));
                     }
                     m[st] = mNew;
                     float sum = 0;
@@ -67,7 +68,7 @@ internal static unsafe class PagedAttention
                     {
                         float p = MathF.Exp(scores[s] - mNew);
                         sum += p;
-                        TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(vTile + s * hd, hd), p, a, a);
+                        AxpyHead(a, vTile + s * hd, p, hd);
                     }
                     l[st] += sum;
                 }
@@ -80,5 +81,45 @@ internal static unsafe class PagedAttention
                 TensorPrimitives.Multiply(new ReadOnlySpan<float>(acc + (long)st * hd, hd), 1f / l[st],
                     new Span<float>(o + (long)qi * qStride + (kvHead * group + j) * hd, hd));
             }
+    }
+
+    /// <summary>q · k over one head (head dims are multiples of 16 in practice: 64, 128; any even size works).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float DotHead(float* q, float* k, int hd)
+    {
+        int i = 0;
+        float sum = 0;
+        if (Vector512.IsHardwareAccelerated && hd >= 16)
+        {
+            var acc = Vector512<float>.Zero;
+            for (; i + 16 <= hd; i += 16) acc = Vector512.FusedMultiplyAdd(Vector512.Load(q + i), Vector512.Load(k + i), acc);
+            sum = Vector512.Sum(acc);
+        }
+        else if (Vector256.IsHardwareAccelerated && hd >= 8)
+        {
+            var acc = Vector256<float>.Zero;
+            for (; i + 8 <= hd; i += 8) acc = Vector256.FusedMultiplyAdd(Vector256.Load(q + i), Vector256.Load(k + i), acc);
+            sum = Vector256.Sum(acc);
+        }
+        for (; i < hd; i++) sum += q[i] * k[i];
+        return sum;
+    }
+
+    /// <summary>a += p * v over one head.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AxpyHead(float* a, float* v, float p, int hd)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated && hd >= 16)
+        {
+            var pv = Vector512.Create(p);
+            for (; i + 16 <= hd; i += 16) Vector512.FusedMultiplyAdd(Vector512.Load(v + i), pv, Vector512.Load(a + i)).Store(a + i);
+        }
+        else if (Vector256.IsHardwareAccelerated && hd >= 8)
+        {
+            var pv = Vector256.Create(p);
+            for (; i + 8 <= hd; i += 8) Vector256.FusedMultiplyAdd(Vector256.Load(v + i), pv, Vector256.Load(a + i)).Store(a + i);
+        }
+        for (; i < hd; i++) a[i] += p * v[i];
     }
 }

@@ -75,6 +75,20 @@ public sealed unsafe class KernelTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(Isas))]
+    public void HalfToSingle_IsExactForNormalsSubnormalsZerosAndBothSigns(CpuIsa isa)
+    {
+        // Every finite f16 bit pattern (inf/NaN excluded), plus a ragged tail.
+        var halves = Enumerable.Range(0, 65536).Select(b => BitConverter.UInt16BitsToHalf((ushort)b)).Where(Half.IsFinite).Append((Half)0.5f).ToArray();
+        var got = new float[halves.Length];
+        fixed (Half* ph = halves)
+        fixed (float* pg = got)
+            Dot.HalfToSingle(ph, pg, halves.Length, isa);
+        for (int i = 0; i < halves.Length; i++)
+            Assert.Equal(BitConverter.SingleToInt32Bits((float)halves[i]), BitConverter.SingleToInt32Bits(got[i]));
+    }
+
     [Fact]
     public void Q8Quantize_RoundTripsWithinHalfAStep_AndUsesTheFullRange()
     {
