@@ -20,7 +20,7 @@
 #   --kv-blocks N        KV blocks per worker [profile default]
 #   --tenants N          tenants, each with its own API key sk-bench-K (configured in the gateway) [2]
 #   --duration D         LoadGen --duration [30s]
-#   --warmup N           LoadGen --warmup: unmeasured requests first [20]
+#   --warmup N           LoadGen --warmup: unmeasured requests first, 0 for none [20]
 #   --rate R             LoadGen --rate [scenario default]
 #   --concurrency C      LoadGen --concurrency
 #   --max-requests N     LoadGen --max-requests
@@ -171,7 +171,8 @@ for k in "${!keys[@]}"; do echo "tenant-$((k+1)) ${keys[$k]}" >> "$keys_file"; d
 
 run_loadgen() { # run_loadgen LABEL TARGET [extra...]
   local label=$1 target=$2; shift 2
-  local args=(--scenario "$scenario" --target "$target" --duration "$duration" --out "$out_dir/$label.json" --plain --warmup "$warmup")
+  local args=(--scenario "$scenario" --target "$target" --duration "$duration" --out "$out_dir/$label.json" --plain)
+  [ "$warmup" -gt 0 ] && args+=(--warmup "$warmup")
   [ -n "$rate" ] && args+=(--rate "$rate")
   [ -n "$concurrency" ] && args+=(--concurrency "$concurrency")
   [ -n "$max_requests" ] && args+=(--max-requests "$max_requests")
