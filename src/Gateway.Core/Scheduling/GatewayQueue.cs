@@ -51,6 +51,9 @@ public enum AdmissionOutcome
 
     /// <summary>Waited longer than the queue timeout.</summary>
     TimedOut,
+
+    /// <summary>The replica-shared quota store is unreachable and quotas fail closed.</summary>
+    QuotaStoreUnavailable,
 }
 
 /// <summary>Outcome of admission, with the Retry-After the host should send.</summary>
@@ -69,6 +72,7 @@ public readonly record struct AdmissionResult(AdmissionOutcome Outcome, TimeSpan
         AdmissionOutcome.ModelNotAllowed => new OpenAiError(403, Message ?? "model not allowed for this key", "invalid_request_error", "model", "model_not_allowed"),
         AdmissionOutcome.BudgetExhausted => new OpenAiError(429, Message ?? "budget exhausted", "insufficient_quota", null, "insufficient_quota"),
         AdmissionOutcome.RateLimited => new OpenAiError(429, Message ?? "token rate limit reached", "tokens", null, "rate_limit_exceeded"),
+        AdmissionOutcome.QuotaStoreUnavailable => new OpenAiError(503, Message ?? "quota state is unavailable", "server_error", null, "quota_store_unavailable"),
         _ => new OpenAiError(429, Message ?? "too many requests", "requests", null, "rate_limit_exceeded"),
     };
 }
@@ -156,16 +160,10 @@ public sealed class GatewayQueue
         QuotaReservation? reservation = null;
         if (node is not null)
         {
-            var tokens = (double)Math.Max(0, request.PromptTokens) + Math.Max(0, request.ExpectedOutputTokens);
-            var cost = _cost.Prefill(request.PromptTokens, request.ExpectedCachedTokens) + _cost.Output(request.ExpectedOutputTokens);
+            var (tokens, cost) = EstimateOf(request);
             if (!_quotas.TryReserve(node, tokens, cost, out reservation, out var limit, out var retry, out var where))
             {
-                return limit switch
-                {
-                    QuotaLimit.Budget => new(AdmissionOutcome.BudgetExhausted, null, $"Budget of '{where}' is exhausted."),
-                    QuotaLimit.Concurrency => new(AdmissionOutcome.ConcurrencyLimited, retry, $"Concurrent request limit of '{where}' reached."),
-                    _ => new(AdmissionOutcome.RateLimited, retry, $"Tokens-per-minute limit of '{where}' reached."),
-                };
+                return QuotaRefusal(limit, retry, where);
             }
         }
 
@@ -193,6 +191,30 @@ public sealed class GatewayQueue
 
         return new(AdmissionOutcome.Admitted);
     }
+
+    /// <summary>Quota usage a request is admitted with: tokens (prompt + expected output) and estimated cost.</summary>
+    public (double Tokens, double Cost) EstimateOf(QueuedRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return ((double)Math.Max(0, request.PromptTokens) + Math.Max(0, request.ExpectedOutputTokens),
+            _cost.Prefill(request.PromptTokens, request.ExpectedCachedTokens) + _cost.Output(request.ExpectedOutputTokens));
+    }
+
+    /// <summary>Quota usage a request settles with: tokens (prompt + actual output) and actual cost.</summary>
+    public (double Tokens, double Cost) UsageOf(QueuedRequest request, int cachedPromptTokens, int outputTokens)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return ((double)Math.Max(0, request.PromptTokens) + Math.Max(0, outputTokens),
+            _cost.Prefill(request.PromptTokens, cachedPromptTokens) + _cost.Output(outputTokens));
+    }
+
+    /// <summary>The refusal for a quota limit (local ledger or the replica-shared one).</summary>
+    public static AdmissionResult QuotaRefusal(QuotaLimit limit, TimeSpan? retryAfter, string? path) => limit switch
+    {
+        QuotaLimit.Budget => new(AdmissionOutcome.BudgetExhausted, null, $"Budget of '{path}' is exhausted."),
+        QuotaLimit.Concurrency => new(AdmissionOutcome.ConcurrencyLimited, retryAfter, $"Concurrent request limit of '{path}' reached."),
+        _ => new(AdmissionOutcome.RateLimited, retryAfter, $"Tokens-per-minute limit of '{path}' reached."),
+    };
 
     /// <summary>Next request in fair order (expired requests are dropped first via <see cref="ExpireDue"/>).</summary>
     public QueuedRequest? Dequeue() => OnDequeued(_scheduler.Dequeue());
@@ -236,8 +258,7 @@ public sealed class GatewayQueue
         _scheduler.Complete(request, cachedPromptTokens, outputTokens);
         if (request.AdmissionState is Admission { Reservation: { } res })
         {
-            var tokens = (double)Math.Max(0, request.PromptTokens) + Math.Max(0, outputTokens);
-            var cost = _cost.Prefill(request.PromptTokens, cachedPromptTokens) + _cost.Output(outputTokens);
+            var (tokens, cost) = UsageOf(request, cachedPromptTokens, outputTokens);
             _quotas.Settle(res, tokens, cost);
         }
 

@@ -170,30 +170,40 @@ public sealed class QuotaLedger
     /// <summary>Budget spent (reserved + settled) under <paramref name="path"/>.</summary>
     public double SpentOf(string path) => _state.TryGetValue(path, out var s) ? s.Spent : 0;
 
-    private TimeSpan RetryAfterTpm(State s, double frac, double tokens, double tpm)
+    private TimeSpan RetryAfterTpm(State s, double frac, double tokens, double tpm) =>
+        RetryAfterTokens(s.Previous, s.Current, frac, tokens, tpm, Window);
+
+    /// <summary>
+    /// When <paramref name="tokens"/> more fit under <paramref name="tpm"/> in the two-window sliding approximation,
+    /// assuming nothing else arrives (at least 1 s). Shared by this ledger and the replica-shared (Redis) ledger.
+    /// </summary>
+    public static TimeSpan RetryAfterTokens(double previous, double current, double fraction, double tokens, double tpm, TimeSpan window)
     {
         if (tokens > tpm)
         {
-            return TimeSpan.FromTicks(_windowTicks); // can never fit; tell the client to back off a whole window
+            return window; // can never fit; tell the client to back off a whole window
         }
 
         // Assume nothing new arrives: during this window used(f) = prev x (1 - f) + cur.
-        if (s.Current + tokens <= tpm && s.Previous > 0)
+        if (current + tokens <= tpm && previous > 0)
         {
-            var f = 1 - (tpm - tokens - s.Current) / s.Previous;
-            return FromFraction(Math.Max(0, f - frac));
+            var f = 1 - (tpm - tokens - current) / previous;
+            return FromFraction(Math.Max(0, f - fraction), window);
         }
 
         // Next window: used(f) = cur x (1 - f); fits once cur x (1 - f) + tokens <= tpm.
-        var g = s.Current > 0 ? 1 - (tpm - tokens) / s.Current : 0;
-        return FromFraction(1 - frac + Math.Max(0, g));
+        var g = current > 0 ? 1 - (tpm - tokens) / current : 0;
+        return FromFraction(1 - fraction + Math.Max(0, g), window);
     }
 
-    private TimeSpan FromFraction(double windows)
+    private static TimeSpan FromFraction(double windows, TimeSpan window)
     {
-        var t = TimeSpan.FromTicks((long)Math.Ceiling(windows * _windowTicks));
+        var t = TimeSpan.FromTicks((long)Math.Ceiling(windows * window.Ticks));
         return t < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : t;
     }
+
+    /// <summary>The current window's index (time / window) and the elapsed fraction of it.</summary>
+    public (long Index, double Fraction) WindowPosition() => Now();
 
     private (long Index, double Fraction) Now()
     {

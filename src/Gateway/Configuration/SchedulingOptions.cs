@@ -142,4 +142,11 @@ public sealed class StateOptions
 
     /// <summary>This replica's id in Redis (must differ between replicas); empty = host name + process id (+ an instance number when one process hosts several gateways).</summary>
     public string ReplicaId { get; set; } = "";
+
+    /// <summary>
+    /// With Redis: quotas (tokens per minute, concurrent requests, budget) are enforced cluster-wide in Redis. While
+    /// Redis is unreachable, <c>Open</c> (default) admits on each replica's local ledger, <c>Closed</c> refuses requests
+    /// of tenants with quotas (503 <c>quota_store_unavailable</c> + Retry-After).
+    /// </summary>
+    public Gateway.State.QuotaFailMode QuotaFailMode { get; set; } = Gateway.State.QuotaFailMode.Open;
 }

@@ -355,6 +355,7 @@ public sealed partial class ProxyHandler : IDisposable
         AdmissionOutcome.ModelNotAllowed => "model_not_allowed",
         AdmissionOutcome.Shed => "shed",
         AdmissionOutcome.TimedOut => "queue_timeout",
+        AdmissionOutcome.QuotaStoreUnavailable => "quota_store_unavailable",
         _ => "other",
     };
 

@@ -96,6 +96,8 @@ public sealed class FairDispatcher : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly SharedServiceSync? _sync;
     private readonly LocalityPick? _locality;
+    private readonly SharedQuotaLedger? _sharedQuota;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<long, SharedQuotaReservation> _shared = new();
     private readonly Func<string, string> _label;
     private readonly Counter<double>? _service;
     private readonly Counter<long>? _rejections;
@@ -111,9 +113,10 @@ public sealed class FairDispatcher : IAsyncDisposable
     /// </summary>
     public FairDispatcher(GatewayQueue queue, Func<int>? freeCapacity = null, FairDispatcherOptions? options = null,
         TimeProvider? time = null, SharedServiceSync? sync = null, Meter? meter = null, Func<string, string>? tenantLabel = null,
-        LocalityPick? locality = null)
+        LocalityPick? locality = null, SharedQuotaLedger? sharedQuota = null)
     {
         _locality = locality;
+        _sharedQuota = sharedQuota;
         _queue = queue ?? throw new ArgumentNullException(nameof(queue));
         _freeCapacity = freeCapacity;
         _options = options ?? new FairDispatcherOptions();
@@ -151,13 +154,34 @@ public sealed class FairDispatcher : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(request);
         var tcs = new TaskCompletionSource<DispatchResult>(TaskCreationOptions.RunContinuationsAsynchronously);
         var shed = new List<QueuedRequest>();
+        SharedQuotaReservation? shared = null;
+        if (_sharedQuota is not null && _queue.Tree.Find(request.TenantPath) is { } node)
+        {
+            // Replica-shared quotas first (one atomic Redis script); the local ledger below still applies.
+            var (tokens, cost) = _queue.EstimateOf(request);
+            var (reservation, refusal) = await _sharedQuota.TryReserveAsync(node, tokens, cost, ct).ConfigureAwait(false);
+            if (refusal is { } r)
+            {
+                Reject(request.TenantPath, r.Outcome);
+                return DispatchResult.Refused(r);
+            }
+
+            shared = reservation;
+        }
+
         lock (_lock)
         {
             var admission = _queue.TryEnqueue(request, shed);
             if (!admission.Admitted)
             {
                 Reject(request.TenantPath, admission.Outcome);
+                ReleaseShared(shared);
                 return DispatchResult.Refused(admission);
+            }
+
+            if (shared is not null)
+            {
+                _shared[request.Id] = shared;
             }
 
             _waiting[request.Id] = tcs;
@@ -176,6 +200,7 @@ public sealed class FairDispatcher : IAsyncDisposable
                 if (_queue.Cancel(request))
                 {
                     _waiting.Remove(request.Id);
+                    SettleShared(request.Id, 0, 0);
                     tcs.TrySetCanceled(ct);
                 }
             }
@@ -213,6 +238,8 @@ public sealed class FairDispatcher : IAsyncDisposable
         lock (_lock)
         {
             _queue.Complete(r, cached, output);
+            var (tokens, cost) = _queue.UsageOf(r, cached, output);
+            SettleShared(r.Id, tokens, cost);
             _service?.Add(r.ChargedCost, new KeyValuePair<string, object?>("tenant", _label(r.TenantPath)));
             Interlocked.Decrement(ref _inFlight);
             PumpLocked(worker);
@@ -244,9 +271,26 @@ public sealed class FairDispatcher : IAsyncDisposable
         }
     }
 
+    private void SettleShared(long id, double tokens, double cost)
+    {
+        if (_sharedQuota is not null && _shared.TryRemove(id, out var res))
+        {
+            _ = _sharedQuota.SettleAsync(res, tokens, cost); // best effort, off the lock; failures are documented
+        }
+    }
+
+    private void ReleaseShared(SharedQuotaReservation? res)
+    {
+        if (res is not null)
+        {
+            _ = _sharedQuota!.SettleAsync(res, 0, 0);
+        }
+    }
+
     private void Refuse(QueuedRequest r, AdmissionOutcome why)
     {
         Reject(r.TenantPath, why);
+        SettleShared(r.Id, 0, 0);
         if (_waiting.Remove(r.Id, out var tcs))
         {
             tcs.TrySetResult(DispatchResult.Refused(new AdmissionResult(why, TimeSpan.FromSeconds(1),

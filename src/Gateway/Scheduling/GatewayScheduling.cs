@@ -48,7 +48,8 @@ public sealed class GatewayScheduling : IAsyncDisposable
             Locality = LocalityOptions.Default with { LagBound = _options.LocalityLagBound },
         });
         _accounting = Scheduler as IServiceAccounting;
-        Queue = new GatewayQueue(Scheduler, Tree, new QuotaLedger(time), new OverloadOptions
+        var ledger = new QuotaLedger(time);
+        Queue = new GatewayQueue(Scheduler, Tree, ledger, new OverloadOptions
         {
             MaxQueued = _options.MaxQueued,
             BatchAdmitFraction = _options.BatchAdmitFraction,
@@ -70,6 +71,7 @@ public sealed class GatewayScheduling : IAsyncDisposable
                 : Environment.MachineName + "-" + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)
                   + (instance > 0 ? "-" + instance.ToString(System.Globalization.CultureInfo.InvariantCulture) : "");
             Store = new RedisStateStore(client, new RedisStateStoreOptions { Prefix = o.State.Prefix, ReplicaId = replica }, time, ownsClient: true);
+            SharedQuota = new SharedQuotaLedger(client, ledger, o.State.Prefix, replica, o.State.QuotaFailMode, time);
             metrics.SetRedisHealthSource(() => Store.IsShared);
         }
 
@@ -90,7 +92,7 @@ public sealed class GatewayScheduling : IAsyncDisposable
         Sync = sync;
         var meter = meterFactory.Create(new MeterOptions(GatewayMetrics.MeterName) { Version = "1.0" });
         Locality = new LocalityPick(routing, _options.Locality);
-        _dispatcher = new FairDispatcher(Queue, FreeCapacity, new FairDispatcherOptions { TickInterval = _options.TickInterval }, time, sync, meter, metrics.TenantLabel, Locality);
+        _dispatcher = new FairDispatcher(Queue, FreeCapacity, new FairDispatcherOptions { TickInterval = _options.TickInterval }, time, sync, meter, metrics.TenantLabel, Locality, SharedQuota);
     }
 
     /// <summary>The tenant tree in use.</summary>
@@ -107,6 +109,9 @@ public sealed class GatewayScheduling : IAsyncDisposable
 
     /// <summary>Cross-replica service sync (null for schedulers that do not account service, e.g. fcfs).</summary>
     public SharedServiceSync? Sync { get; }
+
+    /// <summary>Quotas shared across replicas through Redis (null without Redis: the local ledger is the cluster).</summary>
+    public SharedQuotaLedger? SharedQuota { get; }
 
     /// <summary>The dispatch-time locality pick (the same <see cref="LocalityPick"/> the simulator uses).</summary>
     public LocalityPick Locality { get; }
