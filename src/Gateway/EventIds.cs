@@ -6,6 +6,8 @@ internal static class EventIds
     public const int Started = 1;
     public const int DemoKey = 2;
     public const int GeneratedSecret = 3;
+    public const int ConfigReloaded = 4;
+    public const int ConfigReloadRefused = 5;
     public const int WorkerAdded = 10;
     public const int WorkerRemoved = 11;
     public const int WorkerHealthChanged = 12;

@@ -17,7 +17,7 @@ public sealed class ApiKeyAuthenticator
 {
     private const int DigestBytes = 32;
     private readonly byte[] _secret;
-    private readonly Dictionary<ulong, (byte[] Digest, Tenant Tenant)[]> _byPrefix = [];
+    private Dictionary<ulong, (byte[] Digest, Tenant Tenant)[]> _byPrefix;
 
     /// <summary>Builds the key table from options; generates a random secret when none is configured.</summary>
     public ApiKeyAuthenticator(IOptions<GatewayOptions> options)
@@ -25,15 +25,8 @@ public sealed class ApiKeyAuthenticator
         var auth = options.Value.Auth;
         GeneratedSecret = string.IsNullOrEmpty(auth.ServerSecret);
         _secret = GeneratedSecret ? RandomNumberGenerator.GetBytes(32) : Encoding.UTF8.GetBytes(auth.ServerSecret);
-        foreach (var k in auth.Keys)
-        {
-            Add(Convert.FromHexString(k.Hash), new Tenant(k.Tenant, k.Weight, k.Models, k.MaxTokens, k.MaxN, SaltFor(k.Tenant)));
-        }
-
-        if (auth.DemoKey.Enabled && !string.IsNullOrEmpty(auth.DemoKey.Key))
-        {
-            Add(Digest(_secret, auth.DemoKey.Key), new Tenant(auth.DemoKey.Tenant, auth.DemoKey.Weight, [], 0, 0, SaltFor(auth.DemoKey.Tenant)));
-        }
+        _byPrefix = BuildTable(auth, out int count);
+        KeyCount = count;
     }
 
     /// <summary>True when no secret was configured and a random one is in use.</summary>
@@ -41,6 +34,18 @@ public sealed class ApiKeyAuthenticator
 
     /// <summary>Number of keys accepted.</summary>
     public int KeyCount { get; private set; }
+
+    /// <summary>
+    /// Swaps in the keys of reloaded options (added keys work at once, removed keys stop working; requests already
+    /// authenticated are not affected). The server secret is fixed for the process: a changed secret needs a restart.
+    /// </summary>
+    public void Reload(AuthOptions auth)
+    {
+        ArgumentNullException.ThrowIfNull(auth);
+        var table = BuildTable(auth, out int count);
+        Volatile.Write(ref _byPrefix, table);
+        KeyCount = count;
+    }
 
     /// <summary>Hex HMAC-SHA256(<paramref name="secret"/>, <paramref name="key"/>): the form keys are configured in.</summary>
     public static string HashKey(string secret, string key) => Convert.ToHexStringLower(Digest(Encoding.UTF8.GetBytes(secret), key));
@@ -78,7 +83,7 @@ public sealed class ApiKeyAuthenticator
             }
         }
 
-        if (!_byPrefix.TryGetValue(BinaryPrimitives.ReadUInt64LittleEndian(digest), out var bucket))
+        if (!Volatile.Read(ref _byPrefix).TryGetValue(BinaryPrimitives.ReadUInt64LittleEndian(digest), out var bucket))
         {
             return null;
         }
@@ -104,10 +109,28 @@ public sealed class ApiKeyAuthenticator
 
     private static byte[] Digest(byte[] secret, string key) => HMACSHA256.HashData(secret, Encoding.UTF8.GetBytes(key));
 
-    private void Add(byte[] digest, Tenant tenant)
+    private Dictionary<ulong, (byte[] Digest, Tenant Tenant)[]> BuildTable(AuthOptions auth, out int count)
+    {
+        var table = new Dictionary<ulong, (byte[] Digest, Tenant Tenant)[]>();
+        count = 0;
+        foreach (var k in auth.Keys)
+        {
+            Add(table, Convert.FromHexString(k.Hash), new Tenant(k.Tenant, k.Weight, k.Models, k.MaxTokens, k.MaxN, SaltFor(k.Tenant)));
+            count++;
+        }
+
+        if (auth.DemoKey.Enabled && !string.IsNullOrEmpty(auth.DemoKey.Key))
+        {
+            Add(table, Digest(_secret, auth.DemoKey.Key), new Tenant(auth.DemoKey.Tenant, auth.DemoKey.Weight, [], 0, 0, SaltFor(auth.DemoKey.Tenant)));
+            count++;
+        }
+
+        return table;
+    }
+
+    private static void Add(Dictionary<ulong, (byte[] Digest, Tenant Tenant)[]> table, byte[] digest, Tenant tenant)
     {
         ulong prefix = BinaryPrimitives.ReadUInt64LittleEndian(digest);
-        _byPrefix[prefix] = _byPrefix.TryGetValue(prefix, out var b) ? [.. b, (digest, tenant)] : [(digest, tenant)];
-        KeyCount++;
+        table[prefix] = table.TryGetValue(prefix, out var b) ? [.. b, (digest, tenant)] : [(digest, tenant)];
     }
 }

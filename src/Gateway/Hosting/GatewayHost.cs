@@ -54,7 +54,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         string? yaml = YamlPath(args) ?? Environment.GetEnvironmentVariable("GATEWAY_CONFIG");
         if (!string.IsNullOrEmpty(yaml))
         {
-            builder.Configuration.AddYamlFile(yaml);
+            builder.Configuration.AddYamlFile(yaml, reloadOnChange: true);
             // Environment and command line still win over the file.
             builder.Configuration.AddEnvironmentVariables();
             builder.Configuration.AddCommandLine(args);
@@ -173,15 +173,17 @@ public sealed partial class GatewayHost : IAsyncDisposable
         services.AddSingleton<HealthProber>();
         services.AddHostedService(sp => sp.GetRequiredService<HealthProber>());
         services.AddHostedService<DrainOnShutdown>();
+        services.AddSingleton<ConfigReloader>();
+        services.AddHostedService(sp => sp.GetRequiredService<ConfigReloader>());
     }
 
     /// <summary>
     /// Builds and starts a gateway; with <paramref name="waitForReady"/> it first waits (bounded) until a worker is
     /// healthy and its models are known.
     /// </summary>
-    public static async Task<GatewayHost> StartAsync(IDictionary<string, string?> settings, Action<IServiceCollection>? configureServices = null, bool waitForReady = true, CancellationToken ct = default)
+    public static async Task<GatewayHost> StartAsync(IDictionary<string, string?> settings, Action<IServiceCollection>? configureServices = null, bool waitForReady = true, CancellationToken ct = default, string? configFile = null)
     {
-        var app = Build([], settings, configureServices);
+        var app = Build(configFile is null ? [] : ["--config", configFile], settings, configureServices);
         await app.StartAsync(ct).ConfigureAwait(false);
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         var host = new GatewayHost(app, new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal) + "/"));

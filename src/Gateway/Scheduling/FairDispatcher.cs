@@ -148,6 +148,15 @@ public sealed class FairDispatcher : IAsyncDisposable
     /// <summary>Requests dispatched and not completed.</summary>
     public int InFlight => Volatile.Read(ref _inFlight);
 
+    /// <summary>Swaps in a reloaded tenant tree under the queue's lock (see <see cref="GatewayQueue.Reload"/>).</summary>
+    public void Reload(Gateway.Core.Tenancy.TenantTree tree)
+    {
+        lock (_lock)
+        {
+            _queue.Reload(tree);
+        }
+    }
+
     /// <summary>Admits <paramref name="request"/> and waits for its turn (cancel = client went away).</summary>
     public async Task<DispatchResult> EnterAsync(QueuedRequest request, CancellationToken ct)
     {

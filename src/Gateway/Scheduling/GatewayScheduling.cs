@@ -39,7 +39,7 @@ public sealed class GatewayScheduling : IAsyncDisposable
         _registry = registry;
         var o = options.Value;
         _options = o.Scheduling;
-        Tree = TenantTree.Build(BuildTreeConfig(o));
+        _tree = TenantTree.Build(BuildTreeConfig(o));
         var cost = new CostModel(_options.InputWeight, _options.OutputWeight);
         Scheduler = SchedulingPolicies.Create(_options.Policy, new SchedulingPolicyContext
         {
@@ -95,8 +95,33 @@ public sealed class GatewayScheduling : IAsyncDisposable
         _dispatcher = new FairDispatcher(Queue, FreeCapacity, new FairDispatcherOptions { TickInterval = _options.TickInterval }, time, sync, meter, metrics.TenantLabel, Locality, SharedQuota);
     }
 
-    /// <summary>The tenant tree in use.</summary>
-    public TenantTree Tree { get; }
+    /// <summary>The tenant tree in use (replaced by <see cref="ReloadTenants"/>).</summary>
+    public TenantTree Tree => Volatile.Read(ref _tree);
+
+    private TenantTree _tree;
+
+    /// <summary>
+    /// Applies the tenant tree of reloaded options (weights, priority classes, quotas, model allow-lists, new keys'
+    /// leaves). Queued and in-flight requests keep their place and their charges: scheduler state is keyed by path, so
+    /// a changed weight applies from the next pick on. Throws <see cref="TenantConfigException"/> (and changes nothing)
+    /// when the new tree is invalid.
+    /// </summary>
+    public void ReloadTenants(GatewayOptions options)
+    {
+        var tree = TenantTree.Build(BuildTreeConfig(options));
+        _dispatcher.Reload(tree);
+        Volatile.Write(ref _tree, tree);
+        if (Sync is { } sync)
+        {
+            foreach (var node in tree.Nodes.Values)
+            {
+                if (node.Children.Count == 0)
+                {
+                    sync.Track(node.Path);
+                }
+            }
+        }
+    }
 
     /// <summary>The scheduler ordering waiting requests.</summary>
     public IRequestScheduler Scheduler { get; }

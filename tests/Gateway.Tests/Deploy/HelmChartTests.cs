@@ -216,6 +216,22 @@ public class HelmChartTests
         Assert.Contains("auth/keys/0/hash", bad.All, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Template_TenantTreeChange_ReloadedInPlace_OtherConfigChangeRollsThePods()
+    {
+        static string Checksum(params string[] set) =>
+            One(Template(set), "Deployment", "-gateway").Str("spec", "template", "metadata", "annotations", "checksum/config")!;
+
+        string baseline = Checksum();
+        // The gateway re-reads its mounted file and applies a new tree in place (ConfigReloader): no rollout.
+        Assert.Equal(baseline, Checksum("--set", "config.scheduling.tenants[0].name=acme", "--set", "config.scheduling.tenants[0].weight=3"));
+        // What is read once at start changes the pod template, so the pods roll.
+        Assert.NotEqual(baseline, Checksum("--set", "config.routing.policy=round-robin"));
+        var env = ((List<object>)One(Template(), "Deployment", "-gateway").At("spec", "template", "spec", "containers", 0, "env")!)
+            .Cast<Dictionary<object, object>>();
+        Assert.Contains(env, e => (string)e["name"] == "DOTNET_USE_POLLING_FILE_WATCHER" && (string)e["value"] == "true");
+    }
+
     [Theory]
     [InlineData("redis.mode=none", "needs shared state")]
     [InlineData("gateway.terminationGracePeriodSeconds=20", "must exceed preStopSleepSeconds")]
