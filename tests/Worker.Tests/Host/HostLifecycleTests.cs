@@ -12,12 +12,8 @@ public sealed class HostLifecycleTests
         using var http = TestWorkers.Http(host);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         var events = await SseReader.OpenAsync(http, "/worker/kv/events", cts.Token);
-        string body = TestWorkers.ChatBody("a long answer please", 20_000, stream: true);
-        using var gen = await http.SendAsync(
-            new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") },
-            HttpCompletionOption.ResponseHeadersRead, cts.Token);
-        var reader = new StreamReader(await gen.Content.ReadAsStreamAsync(cts.Token));
-        Assert.StartsWith("data: ", await reader.ReadLineAsync(cts.Token), StringComparison.Ordinal);
+        var (gen, reader) = await OpenStreamAsync(http, 20_000, cts.Token);
+        using var _ = gen;
 
         var sw = Stopwatch.StartNew();
         await host.DisposeAsync();
@@ -43,12 +39,8 @@ public sealed class HostLifecycleTests
         var host = await TestWorkers.StartAsync(timeScale: 1);
         using var http = TestWorkers.Http(host);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        string body = TestWorkers.ChatBody("a long answer please", 120, stream: true);
-        using var gen = await http.SendAsync(
-            new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") },
-            HttpCompletionOption.ResponseHeadersRead, cts.Token);
-        var reader = new StreamReader(await gen.Content.ReadAsStreamAsync(cts.Token));
-        Assert.StartsWith("data: ", await reader.ReadLineAsync(cts.Token), StringComparison.Ordinal);
+        var (gen, reader) = await OpenStreamAsync(http, 120, cts.Token);
+        using var _ = gen;
 
         var stopping = host.StopAsync();
         Assert.True(host.Draining);
@@ -66,10 +58,8 @@ public sealed class HostLifecycleTests
         await using var host = await TestWorkers.StartAsync(timeScale: 1);
         using var http = TestWorkers.Http(host);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        using var gen = await http.SendAsync(
-            new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
-            { Content = new StringContent(TestWorkers.ChatBody("first", 60, stream: true), Encoding.UTF8, "application/json") },
-            HttpCompletionOption.ResponseHeadersRead, cts.Token);
+        var (gen, reader) = await OpenStreamAsync(http, 60, cts.Token);
+        using var _ = gen;
 
         var (status, drained) = await TestWorkers.PostJsonAsync(http, "/worker/drain", "{}");
         Assert.Equal(200, status);
@@ -94,7 +84,19 @@ public sealed class HostLifecycleTests
         using var state = System.Text.Json.JsonDocument.Parse(await http.GetStringAsync("/worker/state", cts.Token));
         Assert.True(state.RootElement.GetProperty("draining").GetBoolean());
 
-        string streamed = await gen.Content.ReadAsStringAsync(cts.Token);
+        string streamed = await reader.ReadToEndAsync(cts.Token);
         Assert.EndsWith("data: [DONE]", streamed.TrimEnd(), StringComparison.Ordinal);
+    }
+
+    /// <summary>Starts a streamed chat of <paramref name="maxTokens"/> tokens and reads its first event.</summary>
+    private static async Task<(HttpResponseMessage Response, StreamReader Reader)> OpenStreamAsync(HttpClient http, int maxTokens, CancellationToken ct)
+    {
+        string body = TestWorkers.ChatBody("a long answer please", maxTokens, stream: true);
+        var gen = await http.SendAsync(
+            new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") },
+            HttpCompletionOption.ResponseHeadersRead, ct);
+        var reader = new StreamReader(await gen.Content.ReadAsStreamAsync(ct));
+        Assert.StartsWith("data: ", await reader.ReadLineAsync(ct), StringComparison.Ordinal);
+        return (gen, reader);
     }
 }
