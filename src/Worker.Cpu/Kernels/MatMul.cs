@@ -37,7 +37,14 @@ internal static unsafe class MatMul
                     }
                     case GgufTensorType.F16:
                     {
-                        Dot.HalfToSingle(w.F16 + (long)r * cols, rowScratch, cols, isa);
+                        Half* wr = w.F16 + (long)r * cols;
+                        if (t1 - t0 < 4)
+                        {
+                            // Decode: widen inside the dot (bit-identical to widening first).
+                            for (int t = t0; t < t1; t++) y[(long)t * yStride + r] = Dot.F16(wr, x + (long)t * cols, cols, isa, rowScratch);
+                            break;
+                        }
+                        Dot.HalfToSingle(wr, rowScratch, cols, isa);
                         F32Row(rowScratch, x, cols, t0, t1, y + r, yStride, isa);
                         break;
                     }

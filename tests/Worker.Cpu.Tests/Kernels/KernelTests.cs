@@ -51,7 +51,7 @@ public sealed unsafe class KernelTests
 
     [Theory]
     [MemberData(nameof(Isas))]
-    public void FourTokenKernels_AreBitIdenticalToOneTokenKernels(CpuIsa isa)
+    public void FourTokenAndFusedF16Kernels_AreBitIdenticalToOneTokenF32Kernels(CpuIsa isa)
     {
         var rng = new Random(4);
         foreach (int n in new[] { 32, 96, 2048, 2080 })
@@ -66,6 +66,14 @@ public sealed unsafe class KernelTests
             {
                 Q8.QuantizeRow(pw, n, pwq, pwd);
                 for (int t = 0; t < 4; t++) Q8.QuantizeRow(px + t * n, n, pxq + t * n, pxd + t * n / 32);
+                var half = w.Select(v => (Half)v).ToArray();
+                var widened = new float[n];
+                fixed (Half* ph = half)
+                fixed (float* pwide = widened)
+                {
+                    Dot.HalfToSingle(ph, pwide, n, isa);
+                    Assert.Equal(Dot.F32(pwide, px, n, isa), Dot.F16(ph, px, n, isa, pwide));
+                }
                 Dot.F32x4(pw, px, n, n, isa, pf);
                 for (int t = 0; t < 4; t++) Assert.Equal(Dot.F32(pw, px + t * n, n, isa), four[t]);
                 if (isa < CpuIsa.Avx2) continue;
