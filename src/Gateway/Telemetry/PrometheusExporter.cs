@@ -203,6 +203,29 @@ public sealed class PrometheusExporter : IDisposable
         }
     }
 
+    private const int RecentSlots = 32;
+
+    private static int TagHash(ReadOnlySpan<KeyValuePair<string, object?>> tags)
+    {
+        int h = tags.Length;
+        foreach (var t in tags) h = HashCode.Combine(h, t.Key?.GetHashCode() ?? 0, t.Value?.GetHashCode() ?? 0);
+        return h;
+    }
+
+    /// <summary>A label set seen before (the tags as recorded, in their order) and its series.</summary>
+    private sealed class RecentTags(KeyValuePair<string, object?>[] tags, Series series)
+    {
+        public readonly Series Series = series;
+
+        public bool Matches(ReadOnlySpan<KeyValuePair<string, object?>> other)
+        {
+            if (other.Length != tags.Length) return false;
+            for (int i = 0; i < tags.Length; i++)
+                if (!string.Equals(tags[i].Key, other[i].Key, StringComparison.Ordinal) || !Equals(tags[i].Value, other[i].Value)) return false;
+            return true;
+        }
+    }
+
     private sealed class Series(string labels, int buckets)
     {
         public readonly string Labels = labels;
@@ -228,6 +251,7 @@ public sealed class PrometheusExporter : IDisposable
         private readonly object _gate = new();
         private readonly Dictionary<string, Series> _series = new(StringComparer.Ordinal);
         private readonly Dictionary<string, Series>.AlternateLookup<ReadOnlySpan<char>> _lookup;
+        private readonly RecentTags?[] _recent = new RecentTags?[RecentSlots];
         private Series? _overflow;
 
         private InstrumentState(string name, string help, PrometheusMetricType type, Aggregation aggregation, bool observable,
@@ -296,21 +320,35 @@ public sealed class PrometheusExporter : IDisposable
             if (double.IsNaN(value)) return;
             value *= _scale;
             if (_aggregation == Aggregation.Sum && _type == PrometheusMetricType.Counter && value < 0) return; // counters are monotonic
-            ReadOnlySpan<char> key = FormatLabels(tags);
+            // Hot label sets skip formatting and sorting their labels: a small cache matched on the tag objects
+            // themselves (observable instruments replace their series at every scrape, so they do not use it).
+            int slot = Observable ? -1 : (TagHash(tags) & int.MaxValue) % RecentSlots;
+            Series? series = slot >= 0 && Volatile.Read(ref _recent[slot]) is { } recent && recent.Matches(tags) ? recent.Series : null;
             lock (_gate)
             {
-                if (!_lookup.TryGetValue(key, out Series? series))
+                if (series is null)
                 {
-                    if (_series.Count < _maxSeries)
+                    ReadOnlySpan<char> key = FormatLabels(tags);
+                    if (!_lookup.TryGetValue(key, out series))
                     {
-                        series = new Series(key.ToString(), _type == PrometheusMetricType.Histogram ? _bounds.Length + 1 : 0);
-                        _series.Add(series.Labels, series);
+                        if (_series.Count < _maxSeries)
+                        {
+                            series = new Series(key.ToString(), _type == PrometheusMetricType.Histogram ? _bounds.Length + 1 : 0);
+                            _series.Add(series.Labels, series);
+                            // Cached when new (bounded by the series cap) or into a free slot: a slot two hot label sets
+                            // share is not fought over, so a miss never allocates.
+                            if (slot >= 0) Volatile.Write(ref _recent[slot], new RecentTags(tags.ToArray(), series));
+                        }
+                        else
+                        {
+                            series = _overflow ??= new Series(FormatLabels(tags, overflow: true).ToString(),
+                                _type == PrometheusMetricType.Histogram ? _bounds.Length + 1 : 0);
+                            Interlocked.Increment(ref OverflowCount);
+                        }
                     }
-                    else
+                    else if (slot >= 0 && _recent[slot] is null)
                     {
-                        series = _overflow ??= new Series(FormatLabels(tags, overflow: true).ToString(),
-                            _type == PrometheusMetricType.Histogram ? _bounds.Length + 1 : 0);
-                        Interlocked.Increment(ref OverflowCount);
+                        Volatile.Write(ref _recent[slot], new RecentTags(tags.ToArray(), series));
                     }
                 }
                 switch (_aggregation)

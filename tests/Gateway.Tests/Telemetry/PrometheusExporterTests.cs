@@ -255,4 +255,27 @@ public class PrometheusExporterTests
         Assert.True(allocated < 1024, $"{allocated} bytes allocated for 20,000 measurements on existing series");
         Assert.Equal(10_100, Exposition.Parse(exporter.Collect()).Named("test_alloc_total").Sum(s => s.Value));
     }
+
+    [Fact]
+    public void Record_SameLabelsInAnyOrderOrFreshStrings_OneSeriesWithEveryIncrement()
+    {
+        // Hot label sets are matched on the tag objects (a cache in front of the label formatting): a reordered tag
+        // list, equal values in new string objects and boxed numbers must still land on the one series they name.
+        var (meter, exporter) = Create();
+        using var _ = meter; using var __ = exporter;
+        var c = meter.CreateCounter<long>("test.cache");
+        for (int i = 0; i < 300; i++)
+        {
+            string tenant = new(['a', 'c', 'm', 'e']); // a new string object every time
+            if (i % 3 == 0) c.Add(1, new("tenant", tenant), new("status", 200));
+            else if (i % 3 == 1) c.Add(1, new("status", 200), new("tenant", tenant));
+            else c.Add(1, new KeyValuePair<string, object?>("tenant", "acme"), new("status", (object)200));
+        }
+
+        c.Add(5, new KeyValuePair<string, object?>("tenant", "globex"), new("status", 200));
+        var series = Exposition.Parse(exporter.Collect()).Named("test_cache_total").ToList();
+        Assert.Equal(2, series.Count);
+        Assert.Equal(300, series.Single(s => s.Labels["tenant"] == "acme").Value);
+        Assert.Equal(5, series.Single(s => s.Labels["tenant"] == "globex").Value);
+    }
 }
