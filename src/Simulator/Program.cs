@@ -10,6 +10,7 @@ var scenarioFile = new Option<string?>("--scenario") { Description = "JSON scena
 var workers = new Option<int?>("--workers") { Description = "workers (one engine each), default 4" };
 var profile = new Option<string?>("--profile") { Description = "engine profile, default h100-llama3-8b" };
 var kvBlocks = new Option<int?>("--kv-blocks") { Description = "KV blocks per worker (0: profile default)" };
+var maxPinned = new Option<double?>("--max-pinned-fraction") { Description = "largest share of an engine's KV blocks pins may hold, default 0.5 (as the worker)" };
 var blockSize = new Option<int?>("--block-size") { Description = "engine block size in tokens, default 16" };
 var maxBatch = new Option<int?>("--max-batch-tokens") { Description = "per-step token budget, default 8192" };
 var maxRunning = new Option<int?>("--max-running") { Description = "running sequences per engine, default 256" };
@@ -37,12 +38,14 @@ var seed = new Option<int?>("--seed") { Description = "random seed, default 1" }
 var routing = new Option<string?>("--routing") { Description = "routing policies, comma separated" };
 var scheduling = new Option<string?>("--scheduling") { Description = "scheduling policies, comma separated" };
 var retention = new Option<string?>("--retention") { Description = "retention policies, comma separated: off, fixed:SECONDS, predictive" };
+var retentionCost = new Option<double?>("--retention-cost") { Description = "predictive: GPU-s per second of holding a whole pool, default 1" };
+var retentionBudget = new Option<double?>("--retention-budget") { Description = "predictive: share of a worker's blocks its pins may hold, default 0.4" };
 var output = new Option<string?>("--out") { Description = "result.json path (.md and .svg next to it)" };
 var parallel = new Option<int?>("--parallel") { Description = "runs at once, default: processor count" };
 var strict = new Option<bool>("--strict") { Description = "stop at the first malformed trace line" };
 
 var root = new RootCommand("Replays LLM traces through the gateway's routing/scheduling policies and the worker engine model in virtual time.");
-foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, blockSize, maxBatch, maxRunning, maxWaiting, maxPending, maxModelLen, weights, rates, mix, exclude, locality, lagBound, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, routing, scheduling, retention, output, parallel, strict })
+foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, maxPinned, blockSize, maxBatch, maxRunning, maxWaiting, maxPending, maxModelLen, weights, rates, mix, exclude, locality, lagBound, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, routing, scheduling, retention, retentionCost, retentionBudget, output, parallel, strict })
 {
     root.Options.Add(o);
 }
@@ -68,6 +71,7 @@ root.SetAction(parse =>
         if (parse.GetValue(profile) is { } p) s.Profile = p;
         if (parse.GetValue(kvBlocks) is { } kb) s.KvBlocks = kb;
         if (parse.GetValue(blockSize) is { } bs) s.BlockSize = bs;
+        if (parse.GetValue(maxPinned) is { } mp) s.MaxPinnedFraction = mp;
         if (parse.GetValue(maxBatch) is { } mb) s.MaxBatchTokens = mb;
         if (parse.GetValue(maxRunning) is { } mr) s.MaxRunningSequences = mr;
         if (parse.GetValue(maxWaiting) is { } mw) s.MaxWaitingPerWorker = mw;
@@ -124,6 +128,8 @@ root.SetAction(parse =>
         if (parse.GetValue(routing) is { } rt) s.Routing = Scenario.SplitList(rt);
         if (parse.GetValue(scheduling) is { } sc) s.Scheduling = Scenario.SplitList(sc);
         if (parse.GetValue(retention) is { } re) s.Retention = Scenario.SplitList(re);
+        if (parse.GetValue(retentionCost) is { } rc) s.RetentionCostWeight = rc;
+        if (parse.GetValue(retentionBudget) is { } rb) s.RetentionPinBudget = rb;
         if (parse.GetValue(output) is { } o) s.Out = o;
         if (parse.GetValue(parallel) is { } pa) s.Parallelism = pa;
         if (parse.GetValue(strict)) s.Strict = true;

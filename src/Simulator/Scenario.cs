@@ -33,6 +33,9 @@ public sealed class Scenario
     /// <summary>KV blocks per worker (0: the profile's default).</summary>
     public int KvBlocks { get; set; }
 
+    /// <summary>Largest share of each engine's KV blocks retention pins may hold (the worker's --max-pinned-fraction).</summary>
+    public double MaxPinnedFraction { get; set; } = 0.5;
+
     /// <summary>Engine block size in tokens.</summary>
     public int BlockSize { get; set; } = 16;
 
@@ -124,6 +127,12 @@ public sealed class Scenario
     /// <summary>Retention policies to compare: off, fixed:SECONDS, predictive (Gateway.Core.Agents.RetentionPolicies).</summary>
     public List<string> Retention { get; set; } = ["off"];
 
+    /// <summary>Predictive retention: GPU-seconds one second of holding a whole worker's pool is worth (RetentionOptions.MemoryCostWeight).</summary>
+    public double RetentionCostWeight { get; set; } = 1.0;
+
+    /// <summary>Predictive retention: share of each worker's blocks its pins may hold (RetentionOptions.PinBudgetFraction).</summary>
+    public double RetentionPinBudget { get; set; } = 0.4;
+
     /// <summary>Where result.json goes (summary .md and .svg next to it).</summary>
     public string Out { get; set; } = "result.json";
 
@@ -160,6 +169,16 @@ public sealed class Scenario
         if (KvBlocks < 0)
         {
             errors.Add("--kv-blocks must be >= 0");
+        }
+
+        if (!(RetentionCostWeight >= 0) || double.IsInfinity(RetentionCostWeight) || !(RetentionPinBudget > 0 && RetentionPinBudget <= 1))
+        {
+            errors.Add("--retention-cost must be >= 0 and --retention-budget 0..1 (exclusive of 0)");
+        }
+
+        if (!(MaxPinnedFraction >= 0 && MaxPinnedFraction <= 1))
+        {
+            errors.Add("--max-pinned-fraction must be 0..1");
         }
 
         if (BlockSize < 1 || BlockSize > 1024)
@@ -307,6 +326,9 @@ public sealed class Scenario
                     case "profile": s.Profile = p.Value.GetString()!; break;
                     case "kv_blocks": s.KvBlocks = p.Value.GetInt32(); break;
                     case "block_size": s.BlockSize = p.Value.GetInt32(); break;
+                    case "max_pinned_fraction": s.MaxPinnedFraction = p.Value.GetDouble(); break;
+                    case "retention_cost": s.RetentionCostWeight = p.Value.GetDouble(); break;
+                    case "retention_budget": s.RetentionPinBudget = p.Value.GetDouble(); break;
                     case "max_batch_tokens": s.MaxBatchTokens = p.Value.GetInt32(); break;
                     case "max_running": s.MaxRunningSequences = p.Value.GetInt32(); break;
                     case "max_model_length": s.MaxModelLength = p.Value.GetInt32(); break;

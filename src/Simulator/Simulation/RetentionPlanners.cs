@@ -321,8 +321,8 @@ public static class RetentionPlanners
     /// <summary>True if --retention accepts <paramref name="name"/>.</summary>
     public static bool IsValid(string name) => Gateway.Core.Agents.RetentionPolicies.IsValid(name);
 
-    /// <summary>Creates a fresh planner.</summary>
-    public static IRetentionPlanner Create(string name, TimeProvider time) => name == NoRetentionPlanner.PolicyName
+    /// <summary>Creates a fresh planner (<paramref name="options"/>: the policies' knobs, defaults when null).</summary>
+    public static IRetentionPlanner Create(string name, TimeProvider time, Gateway.Core.Agents.RetentionOptions? options = null) => name == NoRetentionPlanner.PolicyName
         ? new NoRetentionPlanner()
-        : new AgentRetentionPlanner(Gateway.Core.Agents.RetentionPolicies.Create(name, time), time);
+        : new AgentRetentionPlanner(Gateway.Core.Agents.RetentionPolicies.Create(name, time, options), time);
 }

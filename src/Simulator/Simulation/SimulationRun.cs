@@ -89,7 +89,11 @@ public sealed class SimulationRun
         _routing = RoutingPolicies.Create(routing, new RoutingPolicyContext { Time = _time, Seed = scenario.Seed, BlockSize = scenario.BlockSize });
         _scheduler = SchedulingPolicies.Create(scheduling, schedulingContext);
         _pick = new LocalityPick(_routing, scenario.Locality);
-        _retention = RetentionPlanners.Create(retention, _time);
+        _retention = RetentionPlanners.Create(retention, _time, new Gateway.Core.Agents.RetentionOptions
+        {
+            MemoryCostWeight = scenario.RetentionCostWeight,
+            PinBudgetFraction = scenario.RetentionPinBudget,
+        });
 
         var profile = ModelProfiles.Get(scenario.Profile);
         _workers = new WorkerSlot[scenario.Workers];
@@ -103,6 +107,7 @@ public sealed class SimulationRun
                 MaxBatchTokens = scenario.MaxBatchTokens,
                 MaxRunningSequences = scenario.MaxRunningSequences,
                 MaxModelLength = scenario.MaxModelLength,
+                MaxPinnedFraction = scenario.MaxPinnedFraction,
             }, _time);
             var info = new WorkerInfo("worker-" + i.ToString(CultureInfo.InvariantCulture), i)
             {

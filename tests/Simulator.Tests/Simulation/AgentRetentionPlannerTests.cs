@@ -89,6 +89,54 @@ public class AgentRetentionPlannerTests
         Assert.Equal(1, fixed30.RetentionStats!.Hits);
     }
 
+    // One worker of 6,000 blocks (16 tokens). Session s runs 16 tool turns over a ~37 K-token context (2,300 blocks, +5 a
+    // turn; under the predictive budget of 0.4 × 6,000); its tool gaps are 5-11 s, every fourth 45 s (a slow test run).
+    // One-shot requests of 1,000 fresh blocks arrive every second and push an unpinned idle context out of the LRU
+    // within a few seconds. A 2 s pin never covers a gap; a 30 s pin covers the short ones and sits unused through the
+    // slow ones; the predictive policy learns the session's own gaps.
+    private static RunResult RunToolLoop(string retention)
+    {
+        var reqs = new List<TraceRequest>();
+        double[] gaps = [7, 5, 9, 45, 6, 11, 8, 45, 7, 5, 9, 45, 6, 11, 8, 45];
+        for (int k = 0; k < gaps.Length; k++)
+        {
+            reqs.Add(Req(0, "s", 1, 2_300 + (5 * k), think: k == 0 ? 0 : gaps[k - 1], stop: "tool_use"));
+        }
+
+        for (int i = 0; i < 420; i++)
+        {
+            reqs.Add(Req(1 + i, null, 10_000_000 + (i * 10_000L), 1_000));
+        }
+
+        // This pool turns over in seconds while the context's prefill takes ~1.3 s, so memory priced at the default (a
+        // whole pool-second = a GPU-second) would price every pin out; 0.1 lets the policy's TTL choice show.
+        var scenario = new Scenario { Workers = 1, KvBlocks = 6_000, Retention = [retention], RetentionCostWeight = 0.1 };
+        return new SimulationRun(SimWorkload.Build(reqs, scenario), scenario, "round-robin", "fcfs", retention).Run();
+    }
+
+    [Fact]
+    public void Run_ToolLoopUnderPressure_PredictiveCutsReprefillVsOffAndFixed2_WithLessIdlePinningThanFixed30()
+    {
+        var off = RunToolLoop("off");
+        var fixed2 = RunToolLoop("fixed:2");
+        var fixed30 = RunToolLoop("fixed:30");
+        var predictive = RunToolLoop("predictive");
+        double Cut(RunResult r) => 1 - (r.ResumedAfterTool.ReprefillTokens / (double)off.ResumedAfterTool.ReprefillTokens);
+        double UnusedShare(RunResult r) => r.PinnedUnusedBlockSeconds / r.PinnedBlockSeconds;
+
+        string Show(RunResult r) => $"{r.Retention}: reprefill {r.ResumedAfterTool.ReprefillTokens}/{r.ResumedAfterTool.ReusableTokens} cut {Cut(r):P0} pinned {r.PinnedBlockSeconds:F0} unused {r.PinnedUnusedBlockSeconds:F0} byPin {string.Join(',', r.ResumedAfterTool.ByPinFate)} byCause {string.Join(',', r.ResumedAfterTool.ByCause)}";
+        string all = string.Join(" | ", new[] { off, fixed2, fixed30, predictive }.Select(Show));
+        Assert.True(off.ResumedAfterTool.ReprefillTokens > 0.8 * off.ResumedAfterTool.ReusableTokens, all);
+        Assert.True(Cut(fixed2) < 0.2, all);
+        Assert.True(Cut(predictive) >= 0.5, all);
+        Assert.True(Cut(predictive) > Cut(fixed2) + 0.3, all);
+        Assert.True(Cut(predictive) >= Cut(fixed30) - 0.05, all);
+
+        // The 45 s gaps outlive both TTLs; the predictive pins are shorter where the session's own gaps say so.
+        Assert.True(predictive.PinnedBlockSeconds < 0.95 * fixed30.PinnedBlockSeconds, all);
+        Assert.True(UnusedShare(predictive) < UnusedShare(fixed30) - 0.05, all);
+    }
+
     [Fact]
     public void Create_AcceptsAnyFixedTtlAndPredictive_RejectsUnknown()
     {
