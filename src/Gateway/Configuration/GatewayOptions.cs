@@ -192,8 +192,17 @@ public sealed class EmbeddedWorkersOptions
     /// <summary>Wall seconds per modelled second (0.05 = 20x faster than the modelled GPU).</summary>
     public double TimeScale { get; set; } = 0.05;
 
-    /// <summary>KV blocks per worker (0 = the profile's default).</summary>
+    /// <summary>KV blocks per worker (0 = the profile's default; cpu: 64k tokens, at most 1 GiB).</summary>
     public int KvBlocks { get; set; }
+
+    /// <summary><c>roofline</c> (default) or <c>cpu</c>: real Llama forward passes over <see cref="Model"/> (docs/worker.md).</summary>
+    public string Backend { get; set; } = "roofline";
+
+    /// <summary>GGUF model of the cpu backend (<c>Worker make-model</c> writes one).</summary>
+    public string? Model { get; set; }
+
+    /// <summary>Kernel threads per cpu-backend worker (0 = processor count / worker count, at least 1).</summary>
+    public int Threads { get; set; }
 }
 
 /// <summary>Active (polling) and passive (request outcome) health.</summary>
@@ -266,6 +275,13 @@ public sealed class RoutingOptions
 
     /// <summary>Per-model tokenizer overriding <see cref="Tokenizer"/> (model id → name or path).</summary>
     public Dictionary<string, string> ModelTokenizers { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The tokenizer used for models without an override: <see cref="Tokenizer"/>, except that an embedded fleet of
+    /// cpu-backend workers (byte-level models) hashes with <c>bytes</c> while <see cref="Tokenizer"/> is left at default.
+    /// </summary>
+    public string EffectiveTokenizer(WorkersOptions workers) =>
+        Tokenizer == "default" && workers.Mode == WorkerDiscoveryMode.Embedded && workers.Embedded.Backend == "cpu" ? "bytes" : Tokenizer;
 
 }
 

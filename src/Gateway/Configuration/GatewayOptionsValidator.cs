@@ -163,6 +163,21 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             errors.Add("Gateway:Routing:BlockSize must be 1..1024.");
         }
 
+        var emb = o.Workers.Embedded;
+        if (emb.Backend is not ("roofline" or "cpu"))
+        {
+            errors.Add($"Gateway:Workers:Embedded:Backend '{emb.Backend}' must be roofline or cpu.");
+        }
+        else if (o.Workers.Mode == WorkerDiscoveryMode.Embedded && emb.Backend == "cpu" && !(emb.Model is { Length: > 0 } && File.Exists(emb.Model)))
+        {
+            errors.Add("Gateway:Workers:Embedded:Model must name an existing GGUF file when Embedded:Backend is cpu (`dotnet run --project src/Worker -- make-model --out FILE.gguf` writes one).");
+        }
+
+        if (emb.Threads < 0)
+        {
+            errors.Add("Gateway:Workers:Embedded:Threads must be >= 0.");
+        }
+
         foreach (var (key, spec) in o.Routing.ModelTokenizers.Select(kv => ("ModelTokenizers:" + kv.Key, kv.Value)).Prepend(("Tokenizer", o.Routing.Tokenizer)))
         {
             if (spec is not ("default" or "bytes") && !(spec is { Length: > 0 } && (spec.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || spec.EndsWith(".tiktoken", StringComparison.OrdinalIgnoreCase)) && File.Exists(spec)))

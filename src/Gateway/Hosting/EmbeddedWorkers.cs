@@ -34,6 +34,9 @@ public sealed class EmbeddedWorkers(WorkerRegistry registry, InFlightTracker inF
                 KvBlocks = e.KvBlocks,
                 BlockSize = options.Value.Routing.BlockSize,
                 Seed = i + 1,
+                Backend = e.Backend,
+                ModelPath = e.Model,
+                Threads = e.Threads > 0 ? e.Threads : Math.Max(1, Environment.ProcessorCount / Math.Max(1, e.Count)),
             }, cancellationToken);
         }
 

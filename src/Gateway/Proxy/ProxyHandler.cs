@@ -85,7 +85,7 @@ public sealed partial class ProxyHandler : IDisposable
         _logger = logger;
         var loaded = new Dictionary<string, ITokenizer>(StringComparer.Ordinal);
         ITokenizer Tokenizer(string spec) => loaded.TryGetValue(spec, out var t) ? t : loaded[spec] = Tokenizers.Create(spec);
-        _tokenizer = Tokenizer(_options.Routing.Tokenizer);
+        _tokenizer = Tokenizer(_options.Routing.EffectiveTokenizer(_options.Workers));
         foreach (var (model, spec) in _options.Routing.ModelTokenizers)
         {
             _modelTokenizers[model] = Tokenizer(spec);

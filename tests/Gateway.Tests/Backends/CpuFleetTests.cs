@@ -136,3 +136,45 @@ public sealed class CpuFleetTests : IAsyncLifetime
         }
     }
 }
+
+/// <summary>The embedded default switched to cpu-backend workers by configuration alone; it then hashes with <c>bytes</c>.</summary>
+public sealed class EmbeddedCpuFleetTests : IAsyncLifetime
+{
+    private const string Key = "sk-cpu-embedded";
+    private string _dir = null!;
+    private GatewayHost _gw = null!;
+
+    public async Task InitializeAsync()
+    {
+        _dir = Directory.CreateTempSubdirectory("cpu-embedded").FullName;
+        string path = Path.Combine(_dir, "tiny.gguf");
+        RandomLlamaGguf.Write(path, new LlamaShape(Vocab: 300, Dim: 64, Layers: 2, Heads: 4, KvHeads: 2, Hidden: 160), seed: 12);
+        _gw = await TestGateway.StartEmbeddedAsync([(Key, "org/team/key")], new Dictionary<string, string?>
+        {
+            ["Gateway:Workers:Embedded:Count"] = "2",
+            ["Gateway:Workers:Embedded:Backend"] = "cpu",
+            ["Gateway:Workers:Embedded:Model"] = path,
+            ["Gateway:Workers:Embedded:Threads"] = "1",
+            ["Gateway:Workers:Embedded:KvBlocks"] = "256",
+        });
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _gw.DisposeAsync();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    [Fact]
+    public async Task Serves_the_gguf_and_predicts_its_prefix_hits()
+    {
+        var chat = new ChatClient("tiny", new ApiKeyCredential(Key), new OpenAIClientOptions { Endpoint = new Uri(_gw.BaseAddress, "v1"), RetryPolicy = new ClientRetryPolicy(0) });
+        string prompt = string.Join(' ', Enumerable.Range(0, 20).Select(i => $"embedded sentence {i} about KV reuse."));
+        var options = new ChatCompletionOptions { MaxOutputTokenCount = 2 };
+        ChatCompletion first = await chat.CompleteChatAsync([new UserChatMessage(prompt)], options);
+        ChatCompletion again = await chat.CompleteChatAsync([new UserChatMessage(prompt)], options);
+        Assert.True(again.Usage.InputTokenDetails.CachedTokenCount >= first.Usage.InputTokenCount - 32);
+        var hit = _gw.Services.GetRequiredService<RecentRegret>().Snapshot().First(e => e.ActualCachedTokens > 100);
+        Assert.True(Math.Abs(hit.PredictedCachedTokens - hit.ActualCachedTokens) <= 16, $"predicted {hit.PredictedCachedTokens} actual {hit.ActualCachedTokens}");
+    }
+}

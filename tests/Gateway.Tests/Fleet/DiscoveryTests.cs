@@ -69,4 +69,18 @@ public sealed class DiscoveryTests
         Assert.True(result.Failed);
         Assert.True(result.Failures!.Count() >= 5, string.Join("\n", result.Failures!));
     }
+
+    [Fact]
+    public void Validator_AcceptsKnownTokenizersAndRejectsUnknownOnes()
+    {
+        var ok = new GatewayOptions { Routing = new RoutingOptions { Tokenizer = "default" } };
+        ok.Routing.ModelTokenizers["tiny"] = "bytes";
+        Assert.DoesNotContain(new GatewayOptionsValidator().Validate(null, ok).Failures ?? [], f => f.Contains("Tokenizer", StringComparison.Ordinal));
+
+        var bad = new GatewayOptions { Routing = new RoutingOptions { Tokenizer = "sentencepiece" } };
+        bad.Routing.ModelTokenizers["tiny"] = "/nonexistent/tokenizer.json";
+        var failures = new GatewayOptionsValidator().Validate(null, bad).Failures!.ToList();
+        Assert.Contains(failures, f => f.Contains("Gateway:Routing:Tokenizer 'sentencepiece'", StringComparison.Ordinal));
+        Assert.Contains(failures, f => f.Contains("Gateway:Routing:ModelTokenizers:tiny", StringComparison.Ordinal));
+    }
 }
