@@ -67,6 +67,11 @@ var paths = ReportWriter.WriteAll(report, run.Results, cl.Out);
 var o = report.Overall;
 Console.WriteLine($"done in {report.ElapsedSeconds:0.0} s: {o.Requests} requests, ok {o.Ok}, error {o.Error}, no answer {o.NoAnswer}; " +
     $"TTFT p50 {o.TtftMs.P50:0.0} ms p99 {o.TtftMs.P99:0.0} ms; E2E p50 {o.E2eMs.P50:0.0} ms; {o.OutputTokenThroughput:0.0} output tok/s");
+if (report.ArrivalLagMs is { } lag && lag.P99 > 50)
+{
+    Console.WriteLine($"warning: open-loop arrivals started late (p99 {lag.P99:0} ms, max {lag.Max:0} ms): this machine could not keep the schedule; the offered load was lower than asked");
+}
+
 foreach (var (reason, n) in o.ErrorReasons)
 {
     Console.WriteLine($"  error {reason}: {n}");

@@ -28,7 +28,11 @@ public sealed class RunOptions
 }
 
 /// <summary>What a run produced.</summary>
-public sealed record RunResult(IReadOnlyList<RequestResult> Results, long Issued, long Recorded, double ElapsedSeconds, IReadOnlyList<RunEvent> Events);
+/// <summary>What a run produced. <paramref name="ArrivalLagMs"/>: for every open-loop arrival (Poisson or a trace's
+/// times), how late it was started against its schedule — large values mean the load generator itself was starved and
+/// the offered load was lower than asked.</summary>
+public sealed record RunResult(IReadOnlyList<RequestResult> Results, long Issued, long Recorded, double ElapsedSeconds, IReadOnlyList<RunEvent> Events,
+    IReadOnlyList<double>? ArrivalLagMs = null);
 
 /// <summary>
 /// Executes flows against a target: open-loop arrivals, closed-loop users, sessions with think time, bounded by
@@ -39,6 +43,7 @@ public sealed class Runner
     private readonly SseChatClient _client;
     private readonly MetricsCollector _metrics;
     private readonly RunOptions _options;
+    private readonly List<double> _arrivalLagMs = [];
     private readonly List<Task<int>> _sessions = [];
     private readonly List<RunEvent> _events = [];
     private readonly CancellationTokenSource _stopIssuing = new();
@@ -94,7 +99,13 @@ public sealed class Runner
 
         await all.ConfigureAwait(false);
         double elapsed = Elapsed;
-        return new RunResult(_metrics.Results, _metrics.Issued, _metrics.Recorded, elapsed, _events);
+        List<double> lags;
+        lock (_arrivalLagMs)
+        {
+            lags = [.. _arrivalLagMs];
+        }
+
+        return new RunResult(_metrics.Results, _metrics.Issued, _metrics.Recorded, elapsed, _events, lags);
     }
 
     private async Task RunActionAsync(TimedAction action, CancellationToken stop)
@@ -156,6 +167,7 @@ public sealed class Runner
                             return;
                         }
 
+                        RecordArrivalLag(phaseStart, offset);
                         _ = StartSession(flow, flowIndex, index++, null);
                     }
 
@@ -205,6 +217,7 @@ public sealed class Runner
 
             if (rate > 0)
             {
+                RecordArrivalLag(phaseStart, TimeSpan.FromSeconds(t));
                 _ = StartSession(flow, flowIndex, index++, null);
             }
         }
@@ -229,6 +242,15 @@ public sealed class Runner
                     return;
                 }
             }
+        }
+    }
+
+    private void RecordArrivalLag(long phaseStart, TimeSpan scheduled)
+    {
+        double lag = Math.Max(0, (Stopwatch.GetElapsedTime(phaseStart) - scheduled).TotalMilliseconds);
+        lock (_arrivalLagMs)
+        {
+            _arrivalLagMs.Add(lag);
         }
     }
 

@@ -94,6 +94,10 @@ public sealed record RunReport
     /// <summary>Throughput over time.</summary>
     public required Timeline Timeline { get; init; }
 
+    /// <summary>How late open-loop arrivals started against their schedule (ms; all zero for closed loop). A p99 of
+    /// more than a few ms means the load generator was starved and offered less load than asked.</summary>
+    public LatencySummary? ArrivalLagMs { get; init; }
+
     /// <summary>Builds the report from a run's results.</summary>
     public static RunReport Build(string scenario, string description, string target, string model, DateTimeOffset startedAt,
         SortedDictionary<string, string> settings, RunResult run, IReadOnlyDictionary<string, long> issuedByTenant)
@@ -151,6 +155,7 @@ public sealed record RunReport
             Tenants = tenants,
             JainFairness = jain is double j ? Math.Round(j, 4) : null,
             Timeline = BuildTimeline(run.Results, byTenant.Keys, elapsed),
+            ArrivalLagMs = run.ArrivalLagMs is { Count: > 0 } lags ? LatencySummary.Of([.. lags]) : null,
         };
     }
 

@@ -92,5 +92,34 @@ public sealed class TraceArrivalsTests : IDisposable
             Assert.True(starts[i] >= offsets[i] - 0.05, $"request {i} started at {starts[i]:F3}s, before its offset {offsets[i]}s");
         }
 
+        Assert.Equal(3, run.ArrivalLagMs!.Count);
+        Assert.All(run.ArrivalLagMs, l => Assert.True(l >= 0));
+    }
+
+    [Fact]
+    public async Task RunAsync_ArrivalLoopHeldUp_LateArrivalsShowInArrivalLag()
+    {
+        // Building each session blocks the arrival loop for 300 ms (as a starved machine would): arrivals scheduled
+        // 50 ms apart start ~300 ms apart, and the run says so instead of silently offering less load.
+        await using var server = await FakeOpenAiServer.StartAsync();
+        using var http = SseChatClient.CreateHttpClient();
+        var client = new SseChatClient(http, server.BaseAddress, "m", ClientTimeouts.Default);
+        var flow = new Flow
+        {
+            Name = "held-up",
+            Simulations = [new LoadSimulation.InjectAt([TimeSpan.Zero, TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(100)])],
+            NewSession = (i, _) =>
+            {
+                Thread.Sleep(300);
+                return new SingleRequestSession(new ChatRequest { Tenant = new Tenant("t", null), Messages = [new ChatMessage("user", "x")] });
+            },
+        };
+        var run = await new Runner(client, new MetricsCollector(), new RunOptions { Duration = TimeSpan.FromSeconds(10) }).RunAsync([flow], CancellationToken.None);
+        Assert.Equal(3, run.ArrivalLagMs!.Count);
+        Assert.True(run.ArrivalLagMs.Max() >= 400, $"lags {string.Join(", ", run.ArrivalLagMs)} ms"); // third: ~600 - 100
+        var report = LoadGen.Reporting.RunReport.Build("s", "d", "t", "m", DateTimeOffset.UtcNow, new SortedDictionary<string, string>(), run,
+            new Dictionary<string, long> { ["t"] = 3 });
+        Assert.True(report.ArrivalLagMs!.Max >= 400);
+
     }
 }
