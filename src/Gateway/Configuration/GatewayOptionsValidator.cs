@@ -138,9 +138,9 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             errors.Add($"Gateway:Scheduling:Policy '{sch.Policy}' is unknown; known: {string.Join(", ", SchedulingPolicies.Names)}.");
         }
 
-        if (sch.MaxInFlightPerWorker < 1 || sch.MaxQueued < 1 || sch.DefaultTenantMaxQueued < 0 || sch.MaxReportedWaiting < 0)
+        if (sch.MaxInFlightPerWorker < 1 || sch.MaxQueued < 1 || sch.DefaultTenantMaxQueued < 0 || sch.MaxReportedWaiting < 0 || sch.MaxPendingPrefillTokens < 0)
         {
-            errors.Add("Gateway:Scheduling: MaxInFlightPerWorker and MaxQueued must be at least 1, DefaultTenantMaxQueued and MaxReportedWaiting not negative.");
+            errors.Add("Gateway:Scheduling: MaxInFlightPerWorker and MaxQueued must be at least 1, DefaultTenantMaxQueued, MaxReportedWaiting and MaxPendingPrefillTokens not negative.");
         }
 
         if (sch.DefaultQueueTimeout <= TimeSpan.Zero || sch.TickInterval <= TimeSpan.Zero || sch.RetryAfter <= TimeSpan.Zero)

@@ -148,12 +148,19 @@ public sealed class FairDispatcher : IAsyncDisposable
     /// <summary>Requests dispatched and not completed.</summary>
     public int InFlight => Volatile.Read(ref _inFlight);
 
-    /// <summary>Swaps in a reloaded tenant tree under the queue's lock (see <see cref="GatewayQueue.Reload"/>).</summary>
-    public void Reload(Gateway.Core.Tenancy.TenantTree tree)
+    /// <summary>
+    /// Swaps in a reloaded tenant tree under the queue's lock (see <see cref="GatewayQueue.Reload"/>);
+    /// <paramref name="underLock"/> runs in the same critical section (state the tick loop reads under this lock,
+    /// e.g. <see cref="SharedServiceSync.Track"/>), then the queue is pumped (a raised cap or weight may release work).
+    /// </summary>
+    public void Reload(Gateway.Core.Tenancy.TenantTree tree, Action? underLock = null)
     {
+        ArgumentNullException.ThrowIfNull(tree);
         lock (_lock)
         {
             _queue.Reload(tree);
+            underLock?.Invoke();
+            PumpLocked();
         }
     }
 

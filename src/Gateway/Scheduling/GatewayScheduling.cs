@@ -79,14 +79,7 @@ public sealed class GatewayScheduling : IAsyncDisposable
         if (_accounting is not null)
         {
             sync = new SharedServiceSync(Scheduler, Store);
-            foreach (var node in Tree.Nodes.Values)
-            {
-                if (node.Children.Count == 0)
-                {
-                    // Requests carry leaf (key) paths; tracking only leaves never counts service twice.
-                    sync.Track(node.Path);
-                }
-            }
+            TrackLeaves(sync, Tree);
         }
 
         Sync = sync;
@@ -109,18 +102,10 @@ public sealed class GatewayScheduling : IAsyncDisposable
     public void ReloadTenants(GatewayOptions options)
     {
         var tree = TenantTree.Build(BuildTreeConfig(options));
-        _dispatcher.Reload(tree);
+        // SharedServiceSync's path table is read by the dispatcher's tick under the dispatcher's lock: track new
+        // leaves inside that lock, not beside it (a Dictionary written while the tick enumerates it would throw there).
+        _dispatcher.Reload(tree, Sync is { } sync ? () => TrackLeaves(sync, tree) : null);
         Volatile.Write(ref _tree, tree);
-        if (Sync is { } sync)
-        {
-            foreach (var node in tree.Nodes.Values)
-            {
-                if (node.Children.Count == 0)
-                {
-                    sync.Track(node.Path);
-                }
-            }
-        }
     }
 
     /// <summary>The scheduler ordering waiting requests.</summary>
@@ -262,6 +247,18 @@ public sealed class GatewayScheduling : IAsyncDisposable
         }
 
         return new TenantTreeConfig { Tenants = roots.ConvertAll(r => r.ToConfig()) };
+    }
+
+    private static void TrackLeaves(SharedServiceSync sync, TenantTree tree)
+    {
+        foreach (var node in tree.Nodes.Values)
+        {
+            if (node.Children.Count == 0)
+            {
+                // Requests carry leaf (key) paths; tracking only leaves never counts service twice.
+                sync.Track(node.Path);
+            }
+        }
     }
 
     private static void Ensure(List<TenantNodeOptions> roots, string path, double leafWeight)
