@@ -54,6 +54,7 @@ internal static unsafe class PagedAttention
                         scores[s] = score;
                         blockMax = MathF.Max(blockMax, score);
                     }
+                    var blockScores = new Span<float>(scores, valid);
                     float* a = acc + (long)st * hd;
                     float mNew = MathF.Max(m[st], blockMax);
                     if (mNew > m[st] && l[st] != 0)
@@ -63,14 +64,11 @@ internal static unsafe class PagedAttention
                         TensorPrimitives.Multiply(new ReadOnlySpan<float>(a, hd), corr, new Span<float>(a, hd));
                     }
                     m[st] = mNew;
-                    float sum = 0;
-                    for (int s = 0; s < valid; s++)
-                    {
-                        float p = MathF.Exp(scores[s] - mNew);
-                        sum += p;
-                        AxpyHead(a, vTile + s * hd, p, hd);
-                    }
-                    l[st] += sum;
+                    // p_s = exp(score_s - m) for the whole block in one vectorized call, then acc += p_s * v_s.
+                    TensorPrimitives.Subtract(blockScores, mNew, blockScores);
+                    TensorPrimitives.Exp(blockScores, blockScores);
+                    l[st] += TensorPrimitives.Sum(blockScores);
+                    for (int s = 0; s < valid; s++) AxpyHead(a, vTile + s * hd, scores[s], hd);
                 }
             }
         }
