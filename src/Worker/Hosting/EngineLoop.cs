@@ -33,6 +33,7 @@ internal sealed class EngineLoop : IAsyncDisposable
     private readonly Task _loop;
     private readonly ThroughputMeter _meter;
     private long _steps;
+    private EngineState? _lastState;
 
     public EngineLoop(LlmEngine engine, TimeProvider time, double timeScale)
     {
@@ -83,6 +84,7 @@ internal sealed class EngineLoop : IAsyncDisposable
             }
 
             _subscribers[request.Id] = channel.Writer;
+            Volatile.Write(ref _lastState, _engine.GetState());
         }
 
         Wake();
@@ -113,6 +115,30 @@ internal sealed class EngineLoop : IAsyncDisposable
         {
             return action(_engine);
         }
+    }
+
+    /// <summary>
+    /// The engine's state without waiting behind a running step (a cpu-backend prefill can hold the lock for seconds, and
+    /// routers' health probes must not time out meanwhile): fresh when the engine is free, else the snapshot taken right
+    /// after the last step.
+    /// </summary>
+    public EngineState ReadState()
+    {
+        if (_gate.TryEnter())
+        {
+            try
+            {
+                var fresh = _engine.GetState();
+                Volatile.Write(ref _lastState, fresh);
+                return fresh;
+            }
+            finally
+            {
+                _gate.Exit();
+            }
+        }
+
+        return Volatile.Read(ref _lastState) ?? Read(static e => e.GetState());
     }
 
     /// <summary>Runs a mutating action on the engine under the lock, then wakes the loop (pins may free room for waiting work).</summary>
@@ -155,6 +181,7 @@ internal sealed class EngineLoop : IAsyncDisposable
                 if (_engine.HasWork)
                 {
                     step = _engine.Step();
+                    Volatile.Write(ref _lastState, _engine.GetState());
                 }
             }
 

@@ -80,7 +80,7 @@ internal sealed class ProtocolHandlers
             return;
         }
 
-        var state = _w.Loop.Read(e => e.GetState());
+        var state = _w.Loop.ReadState();
         await HttpJson.WriteJsonAsync(ctx, 200, w => WorkerStateWriter.Write(w, _w, state)).ConfigureAwait(false);
     }
 

@@ -21,7 +21,7 @@ public sealed class CpuBackendHostTests : IAsyncLifetime
         var stderr = new StringWriter();
         int rc = MakeModelCommand.Run(["--out", _model, "--dim", "64", "--layers", "2", "--heads", "4", "--kv-heads", "2", "--hidden", "128", "--vocab", "300", "--seed", "5"], stdout, stderr);
         Assert.True(rc == 0, stderr.ToString());
-        var options = WorkerOptions.Parse(["--urls", "http://127.0.0.1:0", "--backend", "cpu", "--model", _model, "--threads", "1", "--kv-blocks", "64"], out var errors, out _);
+        var options = WorkerOptions.Parse(["--urls", "http://127.0.0.1:0", "--backend", "cpu", "--model", _model, "--threads", "1", "--kv-blocks", "256"], out var errors, out _);
         Assert.Empty(errors);
         _host = await WorkerHost.StartAsync(options);
         _http = new HttpClient { BaseAddress = _host.BaseAddress };
@@ -41,7 +41,7 @@ public sealed class CpuBackendHostTests : IAsyncLifetime
         using var state = JsonDocument.Parse(await _http.GetStringAsync("worker/state"));
         var s = state.RootElement;
         Assert.Equal("cpu", s.GetProperty("profile").GetString());
-        Assert.Equal(64, s.GetProperty("kv_blocks_total").GetInt32());
+        Assert.Equal(256, s.GetProperty("kv_blocks_total").GetInt32());
         Assert.Equal(4096, s.GetProperty("max_model_len").GetInt32()); // the model's context, not the 131072 default
         Assert.True(s.GetProperty("prefill_tokens_per_second").GetDouble() > 0);
         Assert.True(s.GetProperty("decode_step_seconds").GetDouble() > 0);
@@ -58,6 +58,30 @@ public sealed class CpuBackendHostTests : IAsyncLifetime
         Assert.Equal(0, first.GetProperty("usage").GetProperty("prompt_tokens_details").GetProperty("cached_tokens").GetInt32());
         Assert.Equal(48, second.GetProperty("usage").GetProperty("prompt_tokens_details").GetProperty("cached_tokens").GetInt32()); // 3 full blocks
         Assert.Equal(first.GetProperty("choices")[0].GetProperty("text").GetString(), second.GetProperty("choices")[0].GetProperty("text").GetString());
+    }
+
+    [Fact]
+    public async Task State_answers_while_a_long_prefill_holds_the_engine()
+    {
+        string prompt = string.Concat(Enumerable.Repeat("a long prompt keeps the engine busy; ", 60)); // 2,220 bytes, one step
+        var request = PostAsync("v1/completions", $$"""{"model":"m","prompt":"{{prompt}}","max_tokens":1}""");
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var latencies = new List<TimeSpan>();
+        bool sawWork = false;
+        while (!request.IsCompleted && sw.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            var t = System.Diagnostics.Stopwatch.StartNew();
+            using var state = JsonDocument.Parse(await _http.GetStringAsync("worker/state"));
+            latencies.Add(t.Elapsed);
+            var s = state.RootElement;
+            sawWork |= s.GetProperty("waiting_requests").GetInt32() + s.GetProperty("running_requests").GetInt32() > 0;
+        }
+
+        await request;
+        var total = sw.Elapsed;
+        Assert.True(sawWork, "the snapshot taken at submit shows the request");
+        Assert.True(latencies.Count >= 3, $"only {latencies.Count} state reads during a {total.TotalMilliseconds:F0} ms request");
+        Assert.True(latencies.Max() * 3 < total, $"a state read took {latencies.Max().TotalMilliseconds:F0} ms of a {total.TotalMilliseconds:F0} ms request");
     }
 
     [Theory]
