@@ -94,13 +94,14 @@ public sealed partial class HealthProber : BackgroundService
         try
         {
             bool wasHealthy = e.Info.Healthy;
+            long started = _time.GetUtcNow().UtcTicks;
             bool ok = await ProbeStateAsync(e, ct).ConfigureAwait(false);
             if (ok && (e.Models.Count == 0 || _time.GetUtcNow() - e.ModelsFetchedAt > _options.Workers.ModelsRefreshInterval))
             {
                 await FetchModelsAsync(e, ct).ConfigureAwait(false);
             }
 
-            e.OnProbe(ok, _options.Health.UnhealthyThreshold);
+            e.OnProbe(ok, _options.Health.UnhealthyThreshold, started);
             if (wasHealthy != e.Info.Healthy)
             {
                 Log.HealthChanged(_logger, e.Prefix, e.Info.Healthy);

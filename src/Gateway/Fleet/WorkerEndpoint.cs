@@ -15,6 +15,7 @@ public sealed class WorkerEndpoint
     private readonly Lock _lock = new();
     private int _probeFailures;
     private int _passiveFailures;
+    private long _lastFailureTicks = long.MinValue;
     private bool _probeHealthy;
     private bool _passiveDown;
     private long _circuitOpenUntilTicks;
@@ -76,11 +77,20 @@ public sealed class WorkerEndpoint
 
     internal bool Removed { get; set; }
 
-    /// <summary>Records a probe result.</summary>
-    internal void OnProbe(bool ok, int unhealthyThreshold)
+    /// <summary>
+    /// Records a probe result. <paramref name="startedTicks"/> (UTC ticks when the probe was sent) guards against a
+    /// stale success: a probe answered before a request then failed to connect says nothing about the worker now, so it
+    /// does not clear that failure.
+    /// </summary>
+    internal void OnProbe(bool ok, int unhealthyThreshold, long startedTicks = long.MaxValue)
     {
         lock (_lock)
         {
+            if (ok && startedTicks < _lastFailureTicks)
+            {
+                return;
+            }
+
             if (ok)
             {
                 _probeFailures = 0;
@@ -102,6 +112,7 @@ public sealed class WorkerEndpoint
     {
         lock (_lock)
         {
+            _lastFailureTicks = Time.GetUtcNow().UtcTicks;
             if (connectFailure || ++_passiveFailures >= passiveThreshold)
             {
                 _passiveDown = true;

@@ -22,6 +22,13 @@ public sealed class ResilienceTests
         await using var dead = await FakeWorker.StartAsync();
         await using var live = await FakeWorker.StartAsync();
         await using var gw = await TestGateway.StartAsync([dead.Url, live.Url], RoundRobin());
+        // Ready means one worker is known; both must be routing candidates, or "dead" would simply never be picked.
+        for (int i = 0; i < 200 && gw.Workers.All.Any(w => w.Models.Count == 0); i++)
+        {
+            await Task.Delay(25);
+        }
+
+        Assert.All(gw.Workers.All, w => Assert.NotEmpty(w.Models));
         await dead.StopAsync(); // the port now refuses connections; the prober (1 h interval) has not noticed
         using var http = TestGateway.Client(gw);
         for (int i = 0; i < 4; i++)

@@ -252,6 +252,10 @@ public sealed class GatewayFairQueueTests(Xunit.Abstractions.ITestOutputHelper o
             ["Gateway:Scheduling:DefaultQueueTimeout"] = "00:00:05",
         });
         var sched = gw.Services.GetRequiredService<GatewayScheduling>();
+        // No poll may overwrite the report below: besides the interval, a model refresh or membership change starts a
+        // probe round, so stop the prober and let a round already under way finish first.
+        await gw.Services.GetRequiredService<Gateway.Fleet.HealthProber>().StopAsync(CancellationToken.None);
+        await Task.Delay(300);
         var info = gw.Services.GetRequiredService<Gateway.Fleet.WorkerRegistry>().All.Single().Info;
         info.InFlightAtReport = 0;
         info.ReportedWaiting = 50;
