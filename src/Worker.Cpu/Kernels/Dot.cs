@@ -71,9 +71,9 @@ internal static unsafe class Dot
         float sum = 0;
         for (int b = 0; b < blocks; b++)
         {
-            int s = 0;
-            sbyte* w = wq + b * 32, x = xq + b * 32;
-            for (int i = 0; i < 32; i++) s += w[i] * x[i];
+            // Portable: the block's int32 dot via Vector128 widening (any SIMD the JIT accelerates, incl. Arm64 NEON),
+            // else scalar; the int sum is exact either way, so both give the same float result.
+            int s = Vector128.IsHardwareAccelerated ? BlockDot128(wq + b * 32, xq + b * 32) : BlockDotScalar(wq + b * 32, xq + b * 32);
             sum += s * (wd[b] * xd[b]);
         }
         return sum;
@@ -283,6 +283,29 @@ internal static unsafe class Dot
             for (; i + 8 <= n; i += 8) Avx.Store(dst + i, Widen256(h + i));
         }
         if (i < n) System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(src + i, n - i), new Span<float>(dst + i, n - i));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int BlockDot128(sbyte* w, sbyte* x)
+    {
+        var acc = Vector128<int>.Zero;
+        for (int k = 0; k < 32; k += 16)
+        {
+            var (wl, wh) = Vector128.Widen(Vector128.Load(w + k));
+            var (xl, xh) = Vector128.Widen(Vector128.Load(x + k));
+            // |w|, |x| <= 128, so each 16-bit product fits; widen to 32 bits before summing.
+            var (p0, p1) = Vector128.Widen(wl * xl);
+            var (p2, p3) = Vector128.Widen(wh * xh);
+            acc += p0 + p1 + p2 + p3;
+        }
+        return Vector128.Sum(acc);
+    }
+
+    private static int BlockDotScalar(sbyte* w, sbyte* x)
+    {
+        int s = 0;
+        for (int i = 0; i < 32; i++) s += w[i] * x[i];
+        return s;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
