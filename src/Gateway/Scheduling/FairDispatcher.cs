@@ -128,6 +128,13 @@ public sealed class FairDispatcher : IAsyncDisposable
             _service = meter.CreateCounter<double>("gateway.fair.service", "{cost}", "Effective token cost served per tenant (org/team).");
             _rejections = meter.CreateCounter<long>("gateway.fair.rejections", "{request}", "Requests refused or dropped by the fair queue, by tenant and reason.");
             meter.CreateObservableGauge("gateway.fair.queued", ObserveQueued, "{request}", "Requests waiting in the fair queue per top-level tenant.");
+            if (queue.Scheduler is HierarchicalFairScheduler hfair)
+            {
+                // Locality within the lag bound, observable next to the bound (no labels).
+                meter.CreateObservableCounter("gateway.fair.locality.picks", () => Locked(() => hfair.LocalityPicks), "{pick}", "Dispatches made with the locality pick (a worker freed a slot).");
+                meter.CreateObservableCounter("gateway.fair.locality.reorders", () => Locked(() => hfair.LocalityReorders), "{pick}", "Locality picks that served another request than strict fair order would have.");
+                meter.CreateObservableGauge("gateway.fair.locality.max_lag", () => Locked(() => hfair.MaxDispatchLag), "{cost}", "Largest lag (cost units) seen at a locality pick; never above the configured lag bound.");
+            }
         }
 
         _ticker = Task.Run(TickLoopAsync);
@@ -359,6 +366,14 @@ public sealed class FairDispatcher : IAsyncDisposable
         }
         catch (OperationCanceledException)
         {
+        }
+    }
+
+    private T Locked<T>(Func<T> read)
+    {
+        lock (_lock)
+        {
+            return read();
         }
     }
 

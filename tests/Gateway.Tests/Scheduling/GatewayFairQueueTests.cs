@@ -312,6 +312,28 @@ public sealed class GatewayFairQueueTests(Xunit.Abstractions.ITestOutputHelper o
         await Task.WhenAll(b, c);
         output.WriteLine($"locality={locality}: completion order {string.Join(",", order)}");
         Assert.Equal(locality ? ["b", "c"] : new[] { "c", "b" }, order.ToArray());
+
+        // The dispatcher exports what the pick did, next to the bound.
+        using var metrics = await httpA.GetAsync("/metrics");
+        string exposition = await metrics.Content.ReadAsStringAsync();
+        double reorders = MetricValue(exposition, "gateway_fair_locality_reorders_total");
+        double maxLag = MetricValue(exposition, "gateway_fair_locality_max_lag");
+        output.WriteLine($"reorders {reorders}, max lag {maxLag}");
+        Assert.Equal(locality ? 1 : 0, reorders);
+        Assert.InRange(maxLag, 0, 4096);
+    }
+
+    private static double MetricValue(string exposition, string name)
+    {
+        foreach (var line in exposition.Split('\n'))
+        {
+            if (line.StartsWith(name + " ", StringComparison.Ordinal) || line.StartsWith(name + "{", StringComparison.Ordinal))
+            {
+                return double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+            }
+        }
+
+        throw new Xunit.Sdk.XunitException($"metric {name} not exposed");
     }
 
     private static double Median(List<double> xs)
