@@ -127,6 +127,7 @@ internal static class CpuCommands
             weightMB = model.WeightBytes / 1e6,
             threads,
             isa = runner.Isa.ToString(),
+            avxVnni = CpuIsas.Vnni,
             promptTokens = promptLen,
             decodeSteps = decode,
             nextTokenAgreement = $"{agree}/{ours.Count} ({100.0 * agree / ours.Count:F1}%)",

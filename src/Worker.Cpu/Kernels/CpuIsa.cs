@@ -1,4 +1,3 @@
-using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
 namespace Worker.Cpu;
@@ -30,6 +29,4 @@ public static class CpuIsas
 
     /// <summary>Every level this machine runs, lowest first (for tests comparing paths).</summary>
     public static IEnumerable<CpuIsa> Supported() => Enum.GetValues<CpuIsa>().Where(IsSupported);
-
-    internal static bool Vector128Ok => Vector128.IsHardwareAccelerated;
 }

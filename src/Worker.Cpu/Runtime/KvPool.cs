@@ -47,8 +47,4 @@ public sealed unsafe class KvPool
     internal float* K(int layer, int block, int kvHead) => _kPtr[layer] + ((long)block * Config.KvHeads + kvHead) * BlockSize * Config.HeadDim;
 
     internal float* V(int layer, int block, int kvHead) => _vPtr[layer] + ((long)block * Config.KvHeads + kvHead) * BlockSize * Config.HeadDim;
-
-    /// <summary>A copy of the K vector stored for (layer, block, slot, kvHead), for tests and debugging.</summary>
-    public float[] ReadK(int layer, int block, int slot, int kvHead) =>
-        new ReadOnlySpan<float>(K(layer, block, kvHead) + (long)slot * Config.HeadDim, Config.HeadDim).ToArray();
 }
