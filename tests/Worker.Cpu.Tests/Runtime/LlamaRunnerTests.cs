@@ -96,6 +96,23 @@ public sealed class LlamaRunnerTests
     }
 
     [Fact]
+    public void PreemptionRecompute_IntoOtherBlocks_ContinuesWithTheSameGreedyTokens()
+    {
+        using var model = TestModels.Load(TestModels.Tiny, GgufTensorType.Q8_0);
+        var (runner, _, blocks) = Start(model);
+        using var _ = runner;
+        var prompt = TestModels.Prompt(21, seed: 17, model.Config.Vocab);
+        var uninterrupted = Sequence.Run(runner, new Sequence(blocks, BlockSize), prompt, [prompt.Length], decode: 10);
+
+        // Preempted after 4 decoded tokens: its blocks are gone, so prompt + those 4 tokens are recomputed as one
+        // prefill (in chunks of 9) into fresh blocks, then decoding resumes.
+        var before = Sequence.Run(runner, new Sequence(blocks, BlockSize), prompt, [prompt.Length], decode: 4);
+        var recomputed = new Sequence(blocks, BlockSize);
+        var resumed = Sequence.Run(runner, recomputed, [.. prompt, .. before.Generated], [9], decode: 6);
+        Assert.Equal(uninterrupted.Generated, before.Generated.Concat(resumed.Generated));
+    }
+
+    [Fact]
     public void BatchOfThreeSequences_MixedPrefillAndDecode_EqualsEachRunAlone()
     {
         using var model = TestModels.Load(TestModels.Tiny, GgufTensorType.Q8_0);
