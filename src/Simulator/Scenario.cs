@@ -58,6 +58,9 @@ public sealed class Scenario
     /// </summary>
     public int MaxPendingPrefillTokens { get; set; }
 
+    /// <summary>Capacity rule (0: off): a worker whose KV blocks in use reach this fraction takes no new request (the gateway's <c>KvHighWatermark</c>).</summary>
+    public double KvHighWatermark { get; set; }
+
     /// <summary>Tenant-tree weights ("org-a=2,org-a/k1=1").</summary>
     public string? TenantWeights { get; set; }
 
@@ -184,6 +187,11 @@ public sealed class Scenario
         if (BlockSize < 1 || BlockSize > 1024)
         {
             errors.Add("--block-size must be 1..1024");
+        }
+
+        if (KvHighWatermark < 0 || KvHighWatermark > 1 || double.IsNaN(KvHighWatermark))
+        {
+            errors.Add("--kv-high-watermark must be in [0, 1]");
         }
 
         if (MaxPendingPrefillTokens < 0)
@@ -334,6 +342,7 @@ public sealed class Scenario
                     case "max_model_length": s.MaxModelLength = p.Value.GetInt32(); break;
                     case "max_waiting": s.MaxWaitingPerWorker = p.Value.GetInt32(); break;
                     case "max_pending_prefill": s.MaxPendingPrefillTokens = p.Value.GetInt32(); break;
+                    case "kv_high_watermark": s.KvHighWatermark = p.Value.GetDouble(); break;
                     case "tenant_weights": s.TenantWeights = StringOrMap(p.Value); break;
                     case "tenant_rates": s.TenantRates = StringOrMap(p.Value); break;
                     case "tenant_mix": s.TenantMix = StringOrMap(p.Value); break;

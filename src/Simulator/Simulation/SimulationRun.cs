@@ -367,7 +367,14 @@ public sealed class SimulationRun
     private bool HasCapacity(WorkerSlot w) =>
         w.Engine.WaitingCount < _scenario.MaxWaitingPerWorker &&
         w.Engine.WaitingCount + w.Engine.RunningCount < _scenario.MaxRunningSequences &&
-        (_scenario.MaxPendingPrefillTokens <= 0 || w.Info.PendingPrefillTokens < _scenario.MaxPendingPrefillTokens);
+        (_scenario.MaxPendingPrefillTokens <= 0 || w.Info.PendingPrefillTokens < _scenario.MaxPendingPrefillTokens) &&
+        (_scenario.KvHighWatermark <= 0 || KvUse(w) < _scenario.KvHighWatermark);
+
+    private static double KvUse(WorkerSlot w)
+    {
+        var st = w.Engine.GetState();
+        return st.KvBlocksTotal == 0 ? 0 : (double)st.KvBlocksUsed / st.KvBlocksTotal;
+    }
 
     /// <summary>
     /// Dispatches while some worker has capacity. Each pick is made for one worker with capacity (the one that just

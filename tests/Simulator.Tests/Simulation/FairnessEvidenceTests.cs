@@ -90,4 +90,28 @@ public sealed class FairnessEvidenceTests(ITestOutputHelper output)
         Assert.True(local.PrefixHitRatio >= 0.9 * fcfs.PrefixHitRatio, $"{local.PrefixHitRatio:F3} vs fcfs {fcfs.PrefixHitRatio:F3}");
         Assert.True(local.JainIndex >= 0.95, $"Jain {local.JainIndex:F3}");
     }
+
+    [Fact]
+    public void CapacityKnobs_KvWatermarkHoldsWorkInTheGateway_BadValuesRejected()
+    {
+        // A tiny KV watermark lets a worker take a request only while its pool is (nearly) empty: fewer preemptions,
+        // everything still completes (an empty pool always has capacity, so nothing can stall).
+        var reqs = new List<TraceRequest>();
+        for (int i = 0; i < 60; i++)
+        {
+            reqs.Add(OneShot(0, 1_000_000L * (i + 1), 64, 200));
+        }
+
+        var open = new Scenario { Workers = 1, KvBlocks = 600 };
+        var held = new Scenario { Workers = 1, KvBlocks = 600, KvHighWatermark = 0.05 };
+        var w = SimWorkload.Build(reqs, open);
+        var a = new SimulationRun(w, open, "least-load", "hfair", "off").Run();
+        var b = new SimulationRun(w, held, "least-load", "hfair", "off").Run();
+        output.WriteLine($"preemptions {a.Preemptions} -> {b.Preemptions}");
+        Assert.Equal(60, b.Completed);
+        Assert.True(b.Preemptions <= a.Preemptions);
+        Assert.Contains(new Scenario { Trace = "x", KvHighWatermark = 1.5 }.Validate(), e => e.Contains("--kv-high-watermark", StringComparison.Ordinal));
+        Assert.Contains(new Scenario { Trace = "x", MaxPendingPrefillTokens = -1 }.Validate(), e => e.Contains("--max-pending-prefill", StringComparison.Ordinal));
+        Assert.Contains(new Scenario { Trace = "x", LagBound = -1 }.Validate(), e => e.Contains("--lag-bound", StringComparison.Ordinal));
+    }
 }
