@@ -62,6 +62,15 @@ public sealed class EngineRequest
     /// </summary>
     public required int OutputTokens { get; init; }
 
+    /// <summary>Sampling temperature for a token-producing executor: 0 = greedy (argmax), else softmax(logits / T).</summary>
+    public float Temperature { get; init; }
+
+    /// <summary>
+    /// Seed of a token-producing executor's sampling. The draw for a position depends only on (seed, position), so a
+    /// recompute after preemption or a prefix-cache hit samples the same token again.
+    /// </summary>
+    public ulong SamplingSeed { get; init; }
+
     /// <summary>Session id: retain-by-session pins the blocks of the session's most recent request.</summary>
     public string? SessionId { get; init; }
 

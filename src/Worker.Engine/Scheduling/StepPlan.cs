@@ -54,6 +54,9 @@ public sealed class StepPlan
     /// </summary>
     public ReadOnlySpan<int> BlockTable(int chunk) => CollectionsMarshal.AsSpan(_sequences[chunk].BlockTable);
 
+    /// <summary>The request chunk <paramref name="chunk"/> belongs to (sampling parameters).</summary>
+    public EngineRequest RequestAt(int chunk) => _sequences[chunk].Request;
+
     internal Sequence SequenceAt(int chunk) => _sequences[chunk];
 
     internal void Clear()

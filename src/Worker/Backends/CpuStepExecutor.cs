@@ -113,8 +113,10 @@ public sealed class CpuStepExecutor : ITokenStepExecutor, IDisposable
             }
 
             var logits = _logits.AsSpan(row++ * _vocab, _vocab);
-            OnLogits?.Invoke(c.RequestId, c.ContextTokens + c.NewTokens - 1, logits);
-            nextTokens[i] = Argmax(logits);
+            int position = c.ContextTokens + c.NewTokens - 1;
+            OnLogits?.Invoke(c.RequestId, position, logits);
+            var r = plan.RequestAt(i);
+            nextTokens[i] = r.Temperature > 0 ? Sample(logits, r.Temperature, r.SamplingSeed, position) : Argmax(logits);
         }
 
         return Stopwatch.GetElapsedTime(start);
@@ -148,6 +150,45 @@ public sealed class CpuStepExecutor : ITokenStepExecutor, IDisposable
         }
 
         return (tokens, prefill, decode);
+    }
+
+    /// <summary>
+    /// Draws from softmax(logits / <paramref name="temperature"/>) with a uniform number that depends only on
+    /// (<paramref name="seed"/>, <paramref name="position"/>) (SplitMix64), so recomputing a position draws the same token.
+    /// Overwrites <paramref name="logits"/> with unnormalised probabilities.
+    /// </summary>
+    public static int Sample(Span<float> logits, float temperature, ulong seed, int position)
+    {
+        float max = float.NegativeInfinity;
+        foreach (float x in logits)
+        {
+            max = MathF.Max(max, x);
+        }
+
+        double sum = 0;
+        for (int i = 0; i < logits.Length; i++)
+        {
+            float p = float.IsNaN(logits[i]) ? 0 : MathF.Exp((logits[i] - max) / temperature);
+            logits[i] = p;
+            sum += p;
+        }
+
+        ulong z = seed + 0x9E3779B97F4A7C15UL * (ulong)(position + 1);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        z ^= z >> 31;
+        double u = (z >> 11) * (1.0 / (1UL << 53)) * sum;
+        double acc = 0;
+        for (int i = 0; i < logits.Length; i++)
+        {
+            acc += logits[i];
+            if (u < acc)
+            {
+                return i;
+            }
+        }
+
+        return Argmax(logits);
     }
 
     /// <summary>Greedy sampling: the id of the largest logit (lowest id on ties; NaN never wins).</summary>

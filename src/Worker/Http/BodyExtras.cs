@@ -5,10 +5,10 @@ namespace Worker.Http;
 
 /// <summary>
 /// Top-level body fields the shared parser does not model but the worker honours: <c>cache_salt</c> (vLLM),
-/// <c>dimensions</c> and <c>encoding_format</c> (embeddings). One forward pass of <see cref="Utf8JsonReader"/>
+/// <c>dimensions</c> and <c>encoding_format</c> (embeddings), <c>temperature</c> (the cpu backend samples with it). One forward pass of <see cref="Utf8JsonReader"/>
 /// over an already validated body.
 /// </summary>
-internal readonly record struct BodyExtras(string? CacheSalt, int? Dimensions, string? EncodingFormat)
+internal readonly record struct BodyExtras(string? CacheSalt, int? Dimensions, string? EncodingFormat, double? Temperature = null)
 {
     public static bool TryRead(ReadOnlySpan<byte> body, out BodyExtras extras, out OpenAiError? error)
     {
@@ -17,6 +17,7 @@ internal readonly record struct BodyExtras(string? CacheSalt, int? Dimensions, s
         string? salt = null;
         int? dims = null;
         string? format = null;
+        double? temperature = null;
         var reader = new Utf8JsonReader(body, new JsonReaderOptions { MaxDepth = OpenAiRequestParser.MaxDepth });
         try
         {
@@ -53,6 +54,19 @@ internal readonly record struct BodyExtras(string? CacheSalt, int? Dimensions, s
                         return false;
                     }
                 }
+                else if (reader.ValueTextEquals("temperature"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.Number && reader.TryGetDouble(out double t) && t >= 0 && t <= 2)
+                    {
+                        temperature = t;
+                    }
+                    else if (reader.TokenType != JsonTokenType.Null)
+                    {
+                        error = OpenAiError.Invalid("'temperature' must be a number between 0 and 2.", "temperature");
+                        return false;
+                    }
+                }
                 else if (reader.ValueTextEquals("encoding_format"u8))
                 {
                     reader.Read();
@@ -83,7 +97,7 @@ internal readonly record struct BodyExtras(string? CacheSalt, int? Dimensions, s
             // The shared parser already accepted the body; anything odd here leaves the extras unset.
         }
 
-        extras = new BodyExtras(salt, dims, format);
+        extras = new BodyExtras(salt, dims, format, temperature);
         return true;
     }
 }

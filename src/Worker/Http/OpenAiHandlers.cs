@@ -344,6 +344,8 @@ internal sealed class OpenAiHandlers
             PromptTokens = promptTokens,
             BlockHashes = hashes,
             PromptTokenIds = real ? [.. tokens] : null,
+            Temperature = real ? (float)(extras.Temperature ?? 1.0) : 0, // OpenAI's default temperature is 1
+            SamplingSeed = seed,
             // Real tokens: max_tokens, else the output cap; the model's end-of-sequence token may stop sooner.
             OutputTokens = real ? req.MaxTokens ?? Math.Min(room, _w.Options.OutputLengthMax) : plan.OutputTokens,
             SessionId = session,

@@ -64,6 +64,8 @@ public sealed class CpuBackendHostTests : IAsyncLifetime
     public async Task State_answers_while_a_long_prefill_holds_the_engine()
     {
         string prompt = string.Concat(Enumerable.Repeat("a long prompt keeps the engine busy; ", 60)); // 2,220 bytes, one step
+        (await _http.GetAsync("worker/state")).Dispose(); // connection and JIT out of the way, so the step dominates the request
+        await PostAsync("v1/completions", """{"model":"m","prompt":"warm up","max_tokens":1}""");
         var request = PostAsync("v1/completions", $$"""{"model":"m","prompt":"{{prompt}}","max_tokens":1}""");
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var latencies = new List<TimeSpan>();
@@ -80,8 +82,10 @@ public sealed class CpuBackendHostTests : IAsyncLifetime
         await request;
         var total = sw.Elapsed;
         Assert.True(sawWork, "the snapshot taken at submit shows the request");
+        // A read that waited behind the one-step prefill would take about the whole request: then only one or two reads fit.
+        var median = latencies.Order().ElementAt(latencies.Count / 2);
         Assert.True(latencies.Count >= 3, $"only {latencies.Count} state reads during a {total.TotalMilliseconds:F0} ms request");
-        Assert.True(latencies.Max() * 3 < total, $"a state read took {latencies.Max().TotalMilliseconds:F0} ms of a {total.TotalMilliseconds:F0} ms request");
+        Assert.True(median * 5 < total, $"median state read {median.TotalMilliseconds:F0} ms of a {total.TotalMilliseconds:F0} ms request");
     }
 
     [Theory]

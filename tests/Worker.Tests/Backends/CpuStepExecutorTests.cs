@@ -89,6 +89,37 @@ public sealed class CpuStepExecutorTests(TinyLlamaFixture tiny, ITestOutputHelpe
     }
 
     [Fact]
+    public void Temperature_sampling_depends_only_on_seed_and_position_so_preemption_reproduces_it()
+    {
+        var prompts = Enumerable.Range(0, 3).Select(i => TokenEngineTests.Prompt(seed: 80 + i, length: 20 + 5 * i)).ToArray();
+        const int output = 40;
+        var cold = prompts.Select((p, i) => RunOne(NewEngine(kvBlocks: 64), "r" + i, p, output, temperature: 1)).ToArray();
+        var greedy = RunOne(NewEngine(kvBlocks: 64), "r0", prompts[0], output);
+        Assert.NotEqual(greedy.Tokens, cold[0].Tokens); // T = 1 over a random model's flat logits really samples
+        var (tightEngine, tightExec) = NewEngine(kvBlocks: 8, maxBatchTokens: 64);
+        var preempted = RunAll((tightEngine, tightExec), prompts, output, temperature: 1);
+        Assert.True(tightEngine.GetState().PreemptionsTotal > 0);
+        for (int i = 0; i < prompts.Length; i++)
+        {
+            AssertSame(cold[i], preempted["r" + i]);
+        }
+    }
+
+    [Fact]
+    public void Sample_follows_the_softmax_and_tends_to_argmax_at_low_temperature()
+    {
+        int ones = 0;
+        for (int pos = 0; pos < 4000; pos++)
+        {
+            ones += CpuStepExecutor.Sample([0f, MathF.Log(3f)], 1f, seed: 9, position: pos);
+        }
+
+        Assert.InRange(ones, 3000 - 150, 3000 + 150); // P(1) = 0.75; 5.5 sigma either way
+        Assert.Equal(2, CpuStepExecutor.Sample([1f, 2f, 2.5f, 0f], 0.01f, seed: 1, position: 0));
+        Assert.Equal(CpuStepExecutor.Sample([1f, 2f, 3f], 1f, 5, 17), CpuStepExecutor.Sample([1f, 2f, 3f], 1f, 5, 17));
+    }
+
+    [Fact]
     public void Greedy_sampling_is_the_argmax_of_the_logits_row()
     {
         var (engine, exec) = NewEngine(kvBlocks: 32);
@@ -130,19 +161,21 @@ public sealed class CpuStepExecutorTests(TinyLlamaFixture tiny, ITestOutputHelpe
         return (engine, exec);
     }
 
-    private static EngineRequest Request(string id, int[] prompt, int output) => new()
+    private static EngineRequest Request(string id, int[] prompt, int output, float temperature = 0) => new()
     {
         Id = id,
+        Temperature = temperature,
+        SamplingSeed = 42,
         PromptTokens = prompt.Length,
         PromptTokenIds = prompt,
         OutputTokens = output,
         BlockHashes = BlockHasher.ComputeChain(prompt, 0, BlockSize),
     };
 
-    private static Run RunOne((LlmEngine Engine, CpuStepExecutor Exec) e, string id, int[] prompt, int output) =>
-        RunAll(e, [prompt], output, id)[id];
+    private static Run RunOne((LlmEngine Engine, CpuStepExecutor Exec) e, string id, int[] prompt, int output, float temperature = 0) =>
+        RunAll(e, [prompt], output, id, temperature)[id];
 
-    private static Dictionary<string, Run> RunAll((LlmEngine Engine, CpuStepExecutor Exec) e, int[][] prompts, int output, string? onlyId = null)
+    private static Dictionary<string, Run> RunAll((LlmEngine Engine, CpuStepExecutor Exec) e, int[][] prompts, int output, string? onlyId = null, float temperature = 0)
     {
         var runs = new Dictionary<string, Run>();
         e.Exec.OnLogits = (id, _, logits) => runs[id].Logits.Add(logits.ToArray());
@@ -150,7 +183,7 @@ public sealed class CpuStepExecutorTests(TinyLlamaFixture tiny, ITestOutputHelpe
         {
             string id = onlyId ?? "r" + i;
             runs[id] = new Run([], [], 0);
-            Assert.True(e.Engine.Submit(Request(id, prompts[i], output), out var error), error);
+            Assert.True(e.Engine.Submit(Request(id, prompts[i], output, temperature), out var error), error);
         }
 
         for (int s = 0; s < 10_000 && e.Engine.HasWork; s++)
