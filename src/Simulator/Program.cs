@@ -59,12 +59,7 @@ root.SetAction(parse =>
         if (parse.GetValue(trace) is { } t) s.Trace = t;
         if (parse.GetValue(format) is { } f)
         {
-            if (!TraceReader.TryParseFormat(f, out var tf))
-            {
-                Console.Error.WriteLine($"error: unknown --format '{f}' (mooncake, weka, azure, canonical)");
-                return 2;
-            }
-
+            if (FormatOrError(f, "--format") is not { } tf) return 2;
             s.Format = tf;
         }
 
@@ -103,12 +98,7 @@ root.SetAction(parse =>
         if (parse.GetValue(mixTrace) is { } mt) s.MixTrace = mt;
         if (parse.GetValue(mixFormat) is { } mf)
         {
-            if (!TraceReader.TryParseFormat(mf, out var mtf))
-            {
-                Console.Error.WriteLine($"error: unknown --mix-format '{mf}' (mooncake, weka, azure, canonical)");
-                return 2;
-            }
-
+            if (FormatOrError(mf, "--mix-format") is not { } mtf) return 2;
             s.MixFormat = mtf;
         }
 
@@ -173,11 +163,7 @@ convert.SetAction(parse =>
 {
     try
     {
-        if (!TraceReader.TryParseFormat(parse.GetValue(cFormat), out var tf))
-        {
-            Console.Error.WriteLine("error: unknown --format (mooncake, weka, azure, canonical)");
-            return 2;
-        }
+        if (FormatOrError(parse.GetValue(cFormat), "--format") is not { } tf) return 2;
 
         var s = new Scenario { Trace = parse.GetValue(cTrace)!, Format = tf, Strict = parse.GetValue(cStrict) };
         var load = SimulatorApp.LoadTrace(s, Console.Error);
@@ -196,3 +182,15 @@ convert.SetAction(parse =>
 root.Subcommands.Add(convert);
 
 return root.Parse(args).Invoke();
+
+// A trace format named on the command line, or null after printing which names are known.
+static TraceFormat? FormatOrError(string? name, string flag)
+{
+    if (TraceReader.TryParseFormat(name, out var format))
+    {
+        return format;
+    }
+
+    Console.Error.WriteLine($"error: unknown {flag} '{name}' (mooncake, weka, azure, canonical)");
+    return null;
+}
