@@ -33,6 +33,7 @@ public sealed class CommandLine
           --prefixes N --prefix-tokens N --zipf S --users N          shared-prefix
           --turns N --think D                                        multi-turn
           --trace-dir DIR --sessions N --agent-scale S --time-scale F --max-think D --max-turns N   agent
+          --no-agent-tools       agent: one user message per request, no tools (the replay before tool calls)
           --noisy-factor F                                           noisy-neighbour (default 10)
           --kill-at D --kill-cmd CMD                                 failover
           --plain                plain progress lines even on a terminal; --progress-interval D (5s)
@@ -159,6 +160,7 @@ public sealed class CommandLine
                 case "--time-scale": agent = agent with { TimeScale = PositiveDouble(a, Value()) }; break;
                 case "--max-think": agent = agent with { MaxThink = ParseDuration(a, Value()) }; break;
                 case "--max-turns": agent = agent with { MaxTurns = PositiveInt(a, Value()) }; break;
+                case "--no-agent-tools": agent = agent with { ToolCalls = false }; break;
                 case "--noisy-factor": noisy = PositiveDouble(a, Value()); break;
                 case "--kill-at": killAt = ParseDuration(a, Value()); break;
                 case "--kill-cmd": killCmd = Value(); break;

@@ -60,16 +60,18 @@ public sealed class SseChatClient
         {
             w.WriteStartObject();
             w.WriteString("model", Model);
-            w.WriteStartArray("messages");
-            foreach (var m in request.Messages)
+            ChatJson.WriteMessages(w, request.Messages);
+            ChatJson.WriteTools(w, request.Tools);
+            if (request.ToolChoice is not null)
             {
-                w.WriteStartObject();
-                w.WriteString("role", m.Role);
-                w.WriteString("content", m.Content);
-                w.WriteEndObject();
+                w.WriteString("tool_choice", request.ToolChoice);
             }
 
-            w.WriteEndArray();
+            if (request.Seed is long seed)
+            {
+                w.WriteNumber("seed", seed);
+            }
+
             w.WriteNumber("max_tokens", request.MaxTokens);
             w.WriteBoolean("stream", true);
             w.WriteStartObject("stream_options");
@@ -119,6 +121,11 @@ public sealed class SseChatClient
             if (request.SessionId is not null)
             {
                 msg.Headers.TryAddWithoutValidation("x-session-id", request.SessionId);
+            }
+
+            if (request.ParentSessionId is not null)
+            {
+                msg.Headers.TryAddWithoutValidation("x-parent-session-id", request.ParentSessionId);
             }
 
             using var response = await _http.SendAsync(msg, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
@@ -358,9 +365,9 @@ public sealed class SseChatClient
             }
 
             var choice = choices[0];
-            if (choice.TryGetProperty("finish_reason", out var fr) && fr.ValueKind == JsonValueKind.String && fr.GetString() == "tool_calls")
+            if (choice.TryGetProperty("finish_reason", out var fr) && fr.ValueKind == JsonValueKind.String)
             {
-                result.ToolCalls = true;
+                result.FinishReason = fr.GetString();
             }
 
             if (choice.TryGetProperty("delta", out var delta) && delta.ValueKind == JsonValueKind.Object)
@@ -372,6 +379,7 @@ public sealed class SseChatClient
 
                 if (delta.TryGetProperty("tool_calls", out var tc) && tc.ValueKind == JsonValueKind.Array && tc.GetArrayLength() > 0)
                 {
+                    AddToolCallDeltas(tc, result);
                     return new Chunk(true, "", null);
                 }
 
@@ -392,6 +400,41 @@ public sealed class SseChatClient
             return new Chunk(false, "", "malformed_chunk");
         }
     }
+
+    /// <summary>Streamed tool calls arrive in pieces: the first delta of call <c>index</c> carries its id and name,
+    /// later ones append to <c>function.arguments</c>.</summary>
+    private static void AddToolCallDeltas(JsonElement deltas, RequestResult result)
+    {
+        foreach (var d in deltas.EnumerateArray())
+        {
+            if (d.ValueKind != JsonValueKind.Object)
+            {
+                continue;
+            }
+
+            int index = d.TryGetProperty("index", out var ix) && ix.TryGetInt32(out int i) ? i : result.ToolCalls.Count;
+            if (index < 0 || index > result.ToolCalls.Count || index >= MaxToolCalls)
+            {
+                continue; // out of order or absurd: ignore rather than guess
+            }
+
+            var f = d.TryGetProperty("function", out var fn) && fn.ValueKind == JsonValueKind.Object ? fn : default;
+            string? id = d.TryGetProperty("id", out var idEl) && idEl.ValueKind == JsonValueKind.String ? idEl.GetString() : null;
+            string? name = f.ValueKind == JsonValueKind.Object && f.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString() : null;
+            string args = f.ValueKind == JsonValueKind.Object && f.TryGetProperty("arguments", out var a) && a.ValueKind == JsonValueKind.String ? a.GetString() ?? "" : "";
+            if (index == result.ToolCalls.Count)
+            {
+                result.ToolCalls.Add(new ToolCall(id ?? $"call_{index}", name ?? "", args));
+            }
+            else
+            {
+                var c = result.ToolCalls[index];
+                result.ToolCalls[index] = c with { Id = id ?? c.Id, Name = name ?? c.Name, Arguments = c.Arguments + args };
+            }
+        }
+    }
+
+    private const int MaxToolCalls = 64;
 
     private static void ReadUsage(JsonElement root, RequestResult result)
     {

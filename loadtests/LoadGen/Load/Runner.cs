@@ -390,6 +390,7 @@ public sealed class Runner
             Flow = flowName,
             Tenant = request.Tenant.Name,
             SessionId = session.Id,
+            GapBefore = request.GapBefore,
             StartSeconds = Elapsed,
             Outcome = Outcome.Error,
             ErrorReason = "no_outcome",

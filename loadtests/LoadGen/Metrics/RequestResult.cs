@@ -65,6 +65,12 @@ public sealed class RequestResult
     /// <summary>Assistant text received (kept for multi-turn sessions, never reported).</summary>
     public string Content { get; set; } = "";
 
-    /// <summary>True when the answer asked for tools (<c>finish_reason: tool_calls</c>).</summary>
-    public bool ToolCalls { get; set; }
+    /// <summary>The answer's <c>finish_reason</c> (<c>stop</c>, <c>length</c>, <c>tool_calls</c>), or null.</summary>
+    public string? FinishReason { get; set; }
+
+    /// <summary>Tool calls the answer asked for (streamed deltas joined), kept for the next turn of an agent session.</summary>
+    public List<Client.ToolCall> ToolCalls { get; } = [];
+
+    /// <summary>What preceded this request in its session (<see cref="Client.Gap"/>), or null for a first turn.</summary>
+    public string? GapBefore { get; init; }
 }

@@ -42,6 +42,9 @@ public sealed record GroupStats
     /// <summary>Prompt tokens the server reported as served from its prefix cache.</summary>
     public long CachedTokens { get; init; }
 
+    /// <summary>Prompt tokens the server had to prefill (PromptTokens − CachedTokens).</summary>
+    public long UncachedTokens => PromptTokens - CachedTokens;
+
     /// <summary>CachedTokens / PromptTokens.</summary>
     public double CacheHitRatio { get; init; }
 
@@ -98,6 +101,11 @@ public sealed record RunReport
     /// more than a few ms means the load generator was starved and offered less load than asked.</summary>
     public LatencySummary? ArrivalLagMs { get; init; }
 
+    /// <summary>Session requests by what preceded them (<c>tool</c>: the previous answer called tools; <c>human</c>: it
+    /// answered in text; see <see cref="Client.Gap"/>); empty for scenarios that do not label them. Their
+    /// <c>uncached_tokens</c> is the context re-prefilled after that kind of gap.</summary>
+    public SortedDictionary<string, GroupStats> ResumedAfter { get; init; } = new(StringComparer.Ordinal);
+
     /// <summary>Builds the report from a run's results.</summary>
     public static RunReport Build(string scenario, string description, string target, string model, DateTimeOffset startedAt,
         SortedDictionary<string, string> settings, RunResult run, IReadOnlyDictionary<string, long> issuedByTenant)
@@ -128,6 +136,13 @@ public sealed record RunReport
             tenants[t] = Stats(list, issued, elapsed);
         }
 
+        var resumed = new SortedDictionary<string, GroupStats>(StringComparer.Ordinal);
+        foreach (var g in run.Results.Where(r => r.GapBefore is not null).GroupBy(r => r.GapBefore!, StringComparer.Ordinal))
+        {
+            var list = g.ToList();
+            resumed[g.Key] = Stats(list, list.Count, elapsed);
+        }
+
         double? jain = null;
         if (tenants.Count > 1)
         {
@@ -153,6 +168,7 @@ public sealed record RunReport
             Events = run.Events,
             Overall = Stats(run.Results, run.Issued, elapsed),
             Tenants = tenants,
+            ResumedAfter = resumed,
             JainFairness = jain is double j ? Math.Round(j, 4) : null,
             Timeline = BuildTimeline(run.Results, byTenant.Keys, elapsed),
             ArrivalLagMs = run.ArrivalLagMs is { Count: > 0 } lags ? LatencySummary.Of([.. lags]) : null,

@@ -43,7 +43,7 @@ public sealed class WorkloadRecorder
     {
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(result);
-        var (tokens, hashes) = Blocks(request.Messages);
+        var (tokens, hashes) = Blocks(request.Messages, request.Tools);
         int output = result.OutputTokens > 0 ? result.OutputTokens : request.MaxTokens;
         var e = new Entry(result.StartSeconds, result.StartSeconds + result.E2eMs / 1000.0, result.Tenant, request.SessionId, tokens, output, hashes);
         lock (_lock)
@@ -52,27 +52,22 @@ public sealed class WorkloadRecorder
         }
     }
 
-    /// <summary>Prompt tokens and chained block hashes of <paramref name="messages"/> as the gateway sees them.</summary>
-    public static (int Tokens, ulong[] Hashes) Blocks(IReadOnlyList<ChatMessage> messages)
+    /// <summary>Prompt tokens and chained block hashes of <paramref name="messages"/> (and <paramref name="tools"/>) as the gateway sees them.</summary>
+    public static (int Tokens, ulong[] Hashes) Blocks(IReadOnlyList<ChatMessage> messages, IReadOnlyList<ToolDefinition>? tools = null)
     {
         ArgumentNullException.ThrowIfNull(messages);
         using var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer))
         {
-            w.WriteStartArray();
-            foreach (var m in messages)
-            {
-                w.WriteStartObject();
-                w.WriteString("role", m.Role);
-                w.WriteString("content", m.Content);
-                w.WriteEndObject();
-            }
-
-            w.WriteEndArray();
+            w.WriteStartObject();
+            ChatJson.WriteMessages(w, messages);
+            ChatJson.WriteTools(w, tools);
+            w.WriteEndObject();
         }
 
         using var doc = JsonDocument.Parse(buffer.ToArray());
-        string prompt = PromptRenderer.RenderChat(doc.RootElement, default);
+        var root = doc.RootElement;
+        string prompt = PromptRenderer.RenderChat(root.GetProperty("messages"), root.TryGetProperty("tools", out var t) ? t : default);
         var tokens = new List<int>(prompt.Length / 3 + 16);
         DefaultTokenizer.Instance.Encode(prompt, tokens);
         return (tokens.Count, BlockHasher.ComputeChain(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(tokens), 0, BlockSize));

@@ -174,7 +174,8 @@ public static class ScenarioCatalog
             NewSession = (i, rng) => new AgentSession(traces[(int)(i % traces.Count)], TenantOf(o, i), $"agent-{i}", o.Agent),
         };
         return new ScenarioPlan("agent", [flow], [],
-            $"{traces.Count} WEKA v8 sessions, tokens /{o.Agent.Scale}, gaps x{o.Agent.TimeScale} (max {o.Agent.MaxThink.TotalSeconds} s), <= {o.Agent.MaxTurns} turns");
+            $"{traces.Count} WEKA v8 sessions, tokens /{o.Agent.Scale}, gaps x{o.Agent.TimeScale} (max {o.Agent.MaxThink.TotalSeconds} s), <= {o.Agent.MaxTurns} turns, "
+            + (o.Agent.ToolCalls ? "tool_use turns sent with tools + tool_choice required, results appended" : "no tools (one user message per request)"));
     }
 
     private static ScenarioPlan Noisy(ScenarioOptions o)
