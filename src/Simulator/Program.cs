@@ -13,6 +13,7 @@ var kvBlocks = new Option<int?>("--kv-blocks") { Description = "KV blocks per wo
 var maxPinned = new Option<double?>("--max-pinned-fraction") { Description = "largest share of an engine's KV blocks pins may hold, default 0.5 (as the worker)" };
 var blockSize = new Option<int?>("--block-size") { Description = "engine block size in tokens, default 16" };
 var maxBatch = new Option<int?>("--max-batch-tokens") { Description = "per-step token budget, default 8192" };
+var longPrefill = new Option<int?>("--long-prefill-threshold") { Description = "engine caps a prefill chunk at N tokens while others want the step (vLLM long_prefill_token_threshold), default 0 = off" };
 var maxRunning = new Option<int?>("--max-running") { Description = "running sequences per engine, default 256" };
 var maxWaiting = new Option<int?>("--max-waiting") { Description = "capacity: requests waiting in an engine before the gateway holds more, default 4" };
 var maxPending = new Option<int?>("--max-pending-prefill") { Description = "capacity: prompt tokens sent to a worker and not yet prefilled before the gateway holds more, default 0 (off)" };
@@ -46,7 +47,7 @@ var parallel = new Option<int?>("--parallel") { Description = "runs at once, def
 var strict = new Option<bool>("--strict") { Description = "stop at the first malformed trace line" };
 
 var root = new RootCommand("Replays LLM traces through the gateway's routing/scheduling policies and the worker engine model in virtual time.");
-foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, maxPinned, blockSize, maxBatch, maxRunning, maxWaiting, maxPending, kvHigh, maxModelLen, weights, rates, mix, exclude, locality, lagBound, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, routing, scheduling, retention, retentionCost, retentionBudget, output, parallel, strict })
+foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, maxPinned, blockSize, maxBatch, longPrefill, maxRunning, maxWaiting, maxPending, kvHigh, maxModelLen, weights, rates, mix, exclude, locality, lagBound, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, routing, scheduling, retention, retentionCost, retentionBudget, output, parallel, strict })
 {
     root.Options.Add(o);
 }
@@ -69,6 +70,7 @@ root.SetAction(parse =>
         if (parse.GetValue(blockSize) is { } bs) s.BlockSize = bs;
         if (parse.GetValue(maxPinned) is { } mp) s.MaxPinnedFraction = mp;
         if (parse.GetValue(maxBatch) is { } mb) s.MaxBatchTokens = mb;
+        if (parse.GetValue(longPrefill) is { } lp) s.LongPrefillTokenThreshold = lp;
         if (parse.GetValue(maxRunning) is { } mr) s.MaxRunningSequences = mr;
         if (parse.GetValue(maxWaiting) is { } mw) s.MaxWaitingPerWorker = mw;
         if (parse.GetValue(maxModelLen) is { } ml) s.MaxModelLength = ml;

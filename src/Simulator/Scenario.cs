@@ -42,6 +42,9 @@ public sealed class Scenario
     /// <summary>Per-step token budget of each engine.</summary>
     public int MaxBatchTokens { get; set; } = 8192;
 
+    /// <summary>Engine long-prefill cap per step (vLLM long_prefill_token_threshold); 0 = off.</summary>
+    public int LongPrefillTokenThreshold { get; set; }
+
     /// <summary>Running-sequence cap of each engine.</summary>
     public int MaxRunningSequences { get; set; } = 256;
 
@@ -194,6 +197,11 @@ public sealed class Scenario
             errors.Add("--kv-high-watermark must be in [0, 1]");
         }
 
+        if (LongPrefillTokenThreshold < 0)
+        {
+            errors.Add("--long-prefill-threshold must be >= 0");
+        }
+
         if (MaxPendingPrefillTokens < 0)
         {
             errors.Add("--max-pending-prefill must be >= 0");
@@ -338,6 +346,7 @@ public sealed class Scenario
                     case "retention_cost": s.RetentionCostWeight = p.Value.GetDouble(); break;
                     case "retention_budget": s.RetentionPinBudget = p.Value.GetDouble(); break;
                     case "max_batch_tokens": s.MaxBatchTokens = p.Value.GetInt32(); break;
+                    case "long_prefill_threshold": s.LongPrefillTokenThreshold = p.Value.GetInt32(); break;
                     case "max_running": s.MaxRunningSequences = p.Value.GetInt32(); break;
                     case "max_model_length": s.MaxModelLength = p.Value.GetInt32(); break;
                     case "max_waiting": s.MaxWaitingPerWorker = p.Value.GetInt32(); break;

@@ -15,6 +15,13 @@ public sealed class EngineOptions
     /// <summary>Per-step token budget shared by decode (1 per running sequence) and chunked prefill (vLLM max_num_batched_tokens).</summary>
     public int MaxBatchTokens { get; init; } = 8192;
 
+    /// <summary>
+    /// Long-prefill cap (vLLM <c>long_prefill_token_threshold</c>); 0 = off. A prefill chunk is first limited to this many
+    /// tokens so the sequences behind it (decodes, other prefills, waiting admissions) get their share of the step; budget
+    /// still left at the end of planning is given back to the capped prefills, so a long prefill alone is not slowed.
+    /// </summary>
+    public int LongPrefillTokenThreshold { get; init; }
+
     /// <summary>Most sequences running at once (vLLM max_num_seqs).</summary>
     public int MaxRunningSequences { get; init; } = 256;
 

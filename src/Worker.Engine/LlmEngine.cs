@@ -10,6 +10,10 @@ namespace Worker.Engine;
 /// (blocks freed, back to the waiting queue; it later re-prefills prompt + generated tokens, mostly from the prefix cache).</item>
 /// <item>If nothing was preempted, waiting sequences (priority, then FCFS) are admitted while budget, the running cap and
 /// KV blocks (for their prefix hit plus the next chunk) allow; the queue head blocks the rest (no skipping).</item>
+/// <item>With <see cref="EngineOptions.LongPrefillTokenThreshold"/> (vLLM's <c>long_prefill_token_threshold</c>, Sarathi's
+/// fairness between prefills) every prefill chunk in steps 1–2 is capped at the threshold, so a 100k-token prefill no
+/// longer takes the whole budget for seconds while short requests wait behind it; budget left after admission is then
+/// handed back to the capped chunks in order (work-conserving: alone, a long prefill runs at the full budget).</item>
 /// <item>The plan goes to an <see cref="IStepExecutor"/> (the roofline by default) that returns the step's duration, or to an
 /// <see cref="ITokenStepExecutor"/> (a real backend) that also returns the sampled token of each chunk that wants logits.</item>
 /// <item>Progress is committed: newly complete prompt blocks enter the prefix cache only now, after their KV has been
@@ -385,12 +389,16 @@ public sealed class LlmEngine
         _plan.Clear();
         int budget = Options.MaxBatchTokens;
         int preempted = 0;
+        int cap = Options.LongPrefillTokenThreshold > 0 ? Options.LongPrefillTokenThreshold : int.MaxValue;
+        bool capped = false;
 
         // 1. Running sequences, in admission order.
         for (int i = 0; i < _running.Count && budget > 0; i++)
         {
             var seq = _running[i];
-            int n = Math.Min(seq.Tokens - seq.Computed, budget);
+            int left = seq.Tokens - seq.Computed;
+            int n = Math.Min(Math.Min(left, cap), budget);
+            capped |= n == cap && left > cap;
             int need = (int)BlocksFor(seq.Computed + n) - seq.BlockTable.Count;
             bool selfPreempted = false;
             while (!_blocks.TryAllocate(need, seq.BlockTable))
@@ -428,7 +436,8 @@ public sealed class LlmEngine
                 seq.Computed = hitBlocks * _blockSize;
             }
 
-            int n = Math.Min(seq.Tokens - seq.Computed, budget);
+            int left = seq.Tokens - seq.Computed;
+            int n = Math.Min(Math.Min(left, cap), budget);
             int need = (int)BlocksFor(seq.Computed + n) - seq.BlockTable.Count;
             if (!_blocks.TryAllocate(need, seq.BlockTable))
             {
@@ -450,7 +459,27 @@ public sealed class LlmEngine
             seq.Running = true;
             _running.Add(seq);
             Schedule(seq, n);
+            capped |= n == cap && left > cap;
             budget -= n;
+        }
+
+        // 3. Budget nobody else wanted goes back to the capped prefills, in plan order (no preemption for it).
+        for (int i = 0; capped && budget > 0 && i < _plan.Chunks.Count; i++)
+        {
+            var seq = _plan.SequenceAt(i);
+            var chunk = _plan.Chunks[i];
+            int extra = Math.Min(seq.Tokens - chunk.ContextTokens - chunk.NewTokens, budget);
+            if (extra <= 0 || chunk.IsDecode)
+            {
+                continue;
+            }
+
+            int need = (int)BlocksFor(chunk.ContextTokens + chunk.NewTokens + extra) - seq.BlockTable.Count;
+            if (_blocks.TryAllocate(need, seq.BlockTable))
+            {
+                _plan.Extend(i, extra, chunk.ContextTokens + chunk.NewTokens + extra == seq.Tokens);
+                budget -= extra;
+            }
         }
 
         return preempted;

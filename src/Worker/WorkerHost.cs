@@ -79,6 +79,7 @@ public sealed class WorkerHost : IAsyncDisposable
             KvBlocks = cpu?.KvBlocks ?? options.KvBlocks,
             BlockSize = options.BlockSize,
             MaxBatchTokens = options.MaxBatchTokens,
+            LongPrefillTokenThreshold = options.LongPrefillTokenThreshold,
             MaxRunningSequences = options.MaxRunningSequences,
             MaxModelLength = cpu?.MaxModelLength ?? options.MaxModelLength,
             KvEventCapacity = options.KvEventCapacity,

@@ -36,6 +36,9 @@ public sealed class WorkerOptions
     /// <summary>Per-step token budget (chunked prefill + decode).</summary>
     public int MaxBatchTokens { get; init; } = 8192;
 
+    /// <summary>Long-prefill cap per step (vLLM long_prefill_token_threshold); 0 = off.</summary>
+    public int LongPrefillTokenThreshold { get; init; }
+
     /// <summary>Most sequences decoding at once.</summary>
     public int MaxRunningSequences { get; init; } = 256;
 
@@ -93,7 +96,7 @@ public sealed class WorkerOptions
         """
         Reference LLM worker (OpenAI API + worker protocol over a modelled engine).
         usage: Worker [--urls URL] [--backend roofline|cpu] [--model FILE.gguf] [--threads N] [--profile NAME] [--kv-blocks N] [--block-size N] [--time-scale X]
-                      [--model-name ID] [--seed N] [--max-batch-tokens N] [--max-running N] [--max-model-len N]
+                      [--model-name ID] [--seed N] [--max-batch-tokens N] [--long-prefill-threshold N] [--max-running N] [--max-model-len N]
                       [--output-median N] [--output-sigma X] [--output-max N] [--embedding-dims N]
                       [--max-body-bytes N] [--kv-event-capacity N] [--max-pinned-fraction X]
                       [--drain-timeout SECONDS] [--log-level Warning|Information|Debug]
@@ -108,6 +111,7 @@ public sealed class WorkerOptions
           --model-name      model id served (default: the profile's)
           --seed            seed of generated text and output lengths (default 1)
           --max-batch-tokens per-step token budget (default 8192)
+          --long-prefill-threshold  cap a prefill's chunk at N tokens while others want the step (0 = off, default)
           --output-median/--output-sigma/--output-max  log-normal output length when max_tokens is absent
                             (default 128 / 0.8 / 1024)
           --drain-timeout   seconds in-flight requests may keep running once the worker stops (default 30);
@@ -163,7 +167,7 @@ public sealed class WorkerOptions
 
         var known = new HashSet<string>(StringComparer.Ordinal)
         {
-            "urls", "url", "profile", "kv-blocks", "block-size", "time-scale", "model-name", "seed", "max-batch-tokens",
+            "urls", "url", "profile", "kv-blocks", "block-size", "time-scale", "model-name", "seed", "max-batch-tokens", "long-prefill-threshold",
             "max-running", "max-model-len", "output-median", "output-sigma", "output-max", "embedding-dims", "max-body-bytes",
             "log-level", "kv-event-capacity", "max-pinned-fraction", "drain-timeout", "backend", "model", "threads",
         };
@@ -254,6 +258,7 @@ public sealed class WorkerOptions
             ModelName = values.GetValueOrDefault("model-name"),
             Seed = Long("seed", 1, long.MinValue, long.MaxValue),
             MaxBatchTokens = Int("max-batch-tokens", 8192, 1, 10_000_000),
+            LongPrefillTokenThreshold = Int("long-prefill-threshold", 0, 0, 10_000_000),
             MaxRunningSequences = Int("max-running", 256, 1, 100_000),
             MaxModelLength = Int("max-model-len", 131072, 16, 100_000_000),
             OutputLengthMedian = Double("output-median", 128, 1, 1_000_000),

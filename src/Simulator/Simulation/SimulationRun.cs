@@ -105,6 +105,7 @@ public sealed class SimulationRun
                 KvBlocks = scenario.KvBlocks,
                 BlockSize = scenario.BlockSize,
                 MaxBatchTokens = scenario.MaxBatchTokens,
+                LongPrefillTokenThreshold = scenario.LongPrefillTokenThreshold,
                 MaxRunningSequences = scenario.MaxRunningSequences,
                 MaxModelLength = scenario.MaxModelLength,
                 MaxPinnedFraction = scenario.MaxPinnedFraction,

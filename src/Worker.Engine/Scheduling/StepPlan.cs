@@ -69,6 +69,19 @@ public sealed class StepPlan
         DecodeContextTokens = 0;
     }
 
+    /// <summary>Grows prefill chunk <paramref name="index"/> by <paramref name="extra"/> tokens (the long-prefill top-up).</summary>
+    internal void Extend(int index, int extra, bool wantsLogits)
+    {
+        var c = _chunks[index];
+        if (wantsLogits && !c.WantsLogits)
+        {
+            LogitsChunks++;
+        }
+
+        _chunks[index] = c with { NewTokens = c.NewTokens + extra, WantsLogits = c.WantsLogits || wantsLogits };
+        PrefillTokens += extra;
+    }
+
     internal void Add(ScheduledChunk chunk, Sequence sequence)
     {
         _chunks.Add(chunk);

@@ -11,14 +11,16 @@ public class EngineInvariantTests
     /// emits token indices 0..n-1 exactly once, in order.
     /// </summary>
     [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    [InlineData(3)]
-    public void RandomOperations_BlockAccountingAndTokenStreamsStayConsistent(int seed)
+    [InlineData(1, 0)]
+    [InlineData(2, 0)]
+    [InlineData(3, 0)]
+    [InlineData(4, 48)]
+    [InlineData(5, 48)]
+    public void RandomOperations_BlockAccountingAndTokenStreamsStayConsistent(int seed, int longPrefill)
     {
         var rng = new Random(seed);
         var time = new ManualTimeProvider();
-        var engine = NewEngine(kvBlocks: 96, maxBatchTokens: 256, maxRunning: 12, maxPinned: 0.4, time: time);
+        var engine = NewEngine(kvBlocks: 96, maxBatchTokens: 256, maxRunning: 12, maxPinned: 0.4, time: time, longPrefill: longPrefill);
         var blocks = engine.Blocks;
         var expected = new Dictionary<string, int>();
         var nextIndex = new Dictionary<string, int>();

@@ -38,7 +38,7 @@ internal static class EngineTestKit
         RetentionTtlMs = retentionTtlMs,
     };
 
-    public static LlmEngine NewEngine(int kvBlocks = 1024, int maxBatchTokens = 8192, int maxRunning = 256, double maxPinned = 0.5, ManualTimeProvider? time = null, string profile = ModelProfiles.H100Llama3_8B, int maxModelLength = 131072) =>
+    public static LlmEngine NewEngine(int kvBlocks = 1024, int maxBatchTokens = 8192, int maxRunning = 256, double maxPinned = 0.5, ManualTimeProvider? time = null, string profile = ModelProfiles.H100Llama3_8B, int maxModelLength = 131072, int longPrefill = 0) =>
         new(new EngineOptions
         {
             Profile = ModelProfiles.Get(profile),
@@ -47,6 +47,7 @@ internal static class EngineTestKit
             MaxRunningSequences = maxRunning,
             MaxPinnedFraction = maxPinned,
             MaxModelLength = maxModelLength,
+            LongPrefillTokenThreshold = longPrefill,
         }, time ?? new ManualTimeProvider());
 
     public static void Submit(LlmEngine engine, EngineRequest r)

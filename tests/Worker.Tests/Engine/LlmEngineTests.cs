@@ -53,6 +53,59 @@ public class LlmEngineTests
     }
 
     [Fact]
+    public void Step_LongPrefillCap_ShortPromptArrivingMidPrefill_GetsItsFirstTokenInTheNextStep()
+    {
+        var engine = NewEngine(maxBatchTokens: 1024, longPrefill: 256);
+        Submit(engine, Request("long", promptTokens: 8000, outputTokens: 2));
+        Assert.Equal(1024, engine.Step().PrefillTokens);                 // alone: the whole budget (work-conserving)
+        Submit(engine, Request("short", promptTokens: 100, outputTokens: 2));
+
+        var shared = engine.Step();
+
+        Assert.Equal(1024, shared.PrefillTokens);                        // long: 256 capped + 668 handed back
+        Assert.Equal(2, shared.BatchSize);
+        var first = Assert.Single(shared.Events);
+        Assert.Equal(("short", SequenceEventKind.FirstToken), (first.RequestId, first.Kind));
+    }
+
+    [Fact]
+    public void Step_NoLongPrefillCap_ShortPromptWaitsForTheLongPrefillToFinish()
+    {
+        var engine = NewEngine(maxBatchTokens: 1024);
+        Submit(engine, Request("long", promptTokens: 8000, outputTokens: 2));
+        engine.Step();
+        Submit(engine, Request("short", promptTokens: 100, outputTokens: 2));
+
+        int steps = 0;
+        while (!engine.Step().Events.Any(e => e.RequestId == "short") && steps < 100)
+        {
+            steps++;
+        }
+
+        Assert.InRange(steps, 6, 8);                                     // 6,976 tokens of "long" left at 1,024 a step
+    }
+
+    [Fact]
+    public void Step_LongPrefillCap_TwoLongPrefillsShareTheStep_WithoutItTheSecondWaits()
+    {
+        var capped = NewEngine(maxBatchTokens: 1024, longPrefill: 256);
+        var alone = NewEngine(maxBatchTokens: 1024);
+        foreach (var e in new[] { capped, alone })
+        {
+            Submit(e, Request("a", promptTokens: 3000, outputTokens: 1, doc: 1));
+            Submit(e, Request("b", promptTokens: 3000, outputTokens: 1, doc: 2));
+        }
+
+        // Capped: a gets 256 + the 512 left over, b 256; without the cap a takes the budget and b waits.
+        var s = capped.Step();
+        Assert.Equal(1024, s.PrefillTokens);
+        Assert.Equal(2, s.BatchSize);
+        Assert.Equal(1, alone.Step().BatchSize);
+        var firstTokens = RunToCompletion(capped).Where(x => x.Event.Kind == SequenceEventKind.FirstToken).Select(x => x.Event.RequestId).ToList();
+        Assert.Equal(["a", "b"], firstTokens);
+    }
+
+    [Fact]
     public void Step_EveryRequest_EmitsEachTokenOnceInOrderThenFinished()
     {
         var engine = NewEngine();

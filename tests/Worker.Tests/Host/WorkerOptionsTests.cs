@@ -7,7 +7,7 @@ public sealed class WorkerOptionsTests
     {
         var o = WorkerOptions.Parse(
             ["--urls", "http://127.0.0.1:9001", "--profile", "h200-llama3-8b", "--kv-blocks", "5000", "--block-size", "32",
-             "--time-scale", "0.1", "--model-name", "my-model", "--seed", "7", "--max-batch-tokens=4096", "--output-median", "64",
+             "--time-scale", "0.1", "--model-name", "my-model", "--seed", "7", "--max-batch-tokens=4096", "--long-prefill-threshold", "512", "--output-median", "64",
              "--output-max", "256", "--kv-event-capacity", "50"],
             out var errors, out bool help);
         Assert.Empty(errors);
@@ -20,6 +20,7 @@ public sealed class WorkerOptionsTests
         Assert.Equal("my-model", o.ModelName);
         Assert.Equal(7, o.Seed);
         Assert.Equal(4096, o.MaxBatchTokens);
+        Assert.Equal(512, o.LongPrefillTokenThreshold);
         Assert.Equal(64, o.OutputLengthMedian);
         Assert.Equal(256, o.OutputLengthMax);
         Assert.Equal(50, o.KvEventCapacity);
