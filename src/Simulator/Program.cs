@@ -37,6 +37,7 @@ var tenants = new Option<int?>("--tenants") { Description = "spread a tenant-les
 var salt = new Option<string?>("--cache-salt") { Description = "tenant (default) | org | none" };
 var kvEvents = new Option<string?>("--kv-events") { Description = "on (default) | off: relay engine KV events to kv-aware's precise index" };
 var seed = new Option<int?>("--seed") { Description = "random seed, default 1" };
+var seeds = new Option<string?>("--seeds") { Description = "repeat every combination with these seeds (\"1-5\" or \"1,2,3\") and add aggregates across them to the reports" };
 var routing = new Option<string?>("--routing") { Description = "routing policies, comma separated" };
 var scheduling = new Option<string?>("--scheduling") { Description = "scheduling policies, comma separated" };
 var retention = new Option<string?>("--retention") { Description = "retention policies, comma separated: off, fixed:SECONDS, predictive" };
@@ -47,7 +48,7 @@ var parallel = new Option<int?>("--parallel") { Description = "runs at once, def
 var strict = new Option<bool>("--strict") { Description = "stop at the first malformed trace line" };
 
 var root = new RootCommand("Replays LLM traces through the gateway's routing/scheduling policies and the worker engine model in virtual time.");
-foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, maxPinned, blockSize, maxBatch, longPrefill, maxRunning, maxWaiting, maxPending, kvHigh, maxModelLen, weights, rates, mix, exclude, locality, lagBound, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, routing, scheduling, retention, retentionCost, retentionBudget, output, parallel, strict })
+foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, maxPinned, blockSize, maxBatch, longPrefill, maxRunning, maxWaiting, maxPending, kvHigh, maxModelLen, weights, rates, mix, exclude, locality, lagBound, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, seeds, routing, scheduling, retention, retentionCost, retentionBudget, output, parallel, strict })
 {
     root.Options.Add(o);
 }
@@ -108,6 +109,18 @@ root.SetAction(parse =>
         if (parse.GetValue(mixMax) is { } mxm) s.MixMaxRequests = mxm;
         if (parse.GetValue(salt) is { } cs) s.CacheSalt = cs;
         if (parse.GetValue(seed) is { } sd) s.Seed = sd;
+        if (parse.GetValue(seeds) is { } sds)
+        {
+            try
+            {
+                s.Seeds = Scenario.ParseSeeds(sds);
+            }
+            catch (FormatException e)
+            {
+                Console.Error.WriteLine($"error: --seeds: {e.Message}");
+                return 2;
+            }
+        }
         if (parse.GetValue(kvEvents) is { } ke)
         {
             if (ke is not ("on" or "off"))

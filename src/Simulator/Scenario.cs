@@ -124,6 +124,57 @@ public sealed class Scenario
     /// <summary>Random seed (Poisson starts, policy tie-breaks).</summary>
     public int Seed { get; set; } = 1;
 
+    /// <summary>
+    /// Seeds to repeat every combination with (each its own workload: session starts, mix arrivals, tie-breaks); empty =
+    /// <see cref="Seed"/> only. With several, result.json also gets per-combination aggregates across the seeds.
+    /// </summary>
+    public List<int> Seeds { get; set; } = [];
+
+    /// <summary>The seeds this scenario runs.</summary>
+    public IReadOnlyList<int> EffectiveSeeds => Seeds.Count > 0 ? Seeds : [Seed];
+
+    /// <summary>A copy of this scenario with <see cref="Seed"/> = <paramref name="seed"/> (lists shared, read only).</summary>
+    public Scenario WithSeed(int seed)
+    {
+        var copy = (Scenario)MemberwiseClone();
+        copy.Seed = seed;
+        copy.Seeds = [];
+        return copy;
+    }
+
+    /// <summary>Parses "1,2,3" or "1-5" (or a mix: "1-3,7").</summary>
+    public static List<int> ParseSeeds(string text)
+    {
+        var seeds = new List<int>();
+        foreach (var part in SplitList(text))
+        {
+            int dash = part.IndexOf('-', 1);
+            if (dash > 0)
+            {
+                int from = Int(part[..dash]);
+                int to = Int(part[(dash + 1)..]);
+                if (to < from || to - from >= 1000)
+                {
+                    throw new FormatException($"bad seed range '{part}' (from <= to, at most 1000 seeds)");
+                }
+
+                for (int i = from; i <= to; i++)
+                {
+                    seeds.Add(i);
+                }
+            }
+            else
+            {
+                seeds.Add(Int(part));
+            }
+        }
+
+        return seeds.Distinct().ToList();
+
+        static int Int(string t) => int.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v)
+            ? v : throw new FormatException($"'{t}' is not an integer seed");
+    }
+
     /// <summary>Routing policies to compare.</summary>
     public List<string> Routing { get; set; } = [RoundRobinPolicy.PolicyName];
 
@@ -377,6 +428,9 @@ public sealed class Scenario
                     case "cache_salt": s.CacheSalt = p.Value.GetString()!; break;
                     case "kv_events": s.KvEvents = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() != "off" : p.Value.GetBoolean(); break;
                     case "seed": s.Seed = p.Value.GetInt32(); break;
+                    case "seeds": s.Seeds = p.Value.ValueKind == JsonValueKind.Array && p.Value.EnumerateArray().All(x => x.ValueKind == JsonValueKind.Number)
+                        ? [.. p.Value.EnumerateArray().Select(x => x.GetInt32())]
+                        : ParseSeeds(string.Join(',', ListOf(p.Value))); break;
                     case "routing": s.Routing = ListOf(p.Value); break;
                     case "scheduling": s.Scheduling = ListOf(p.Value); break;
                     case "retention": s.Retention = ListOf(p.Value); break;

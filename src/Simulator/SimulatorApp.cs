@@ -61,23 +61,35 @@ public static class SimulatorApp
                 (s.MixRate > 0 ? string.Create(CultureInfo.InvariantCulture, $" as a Poisson process of {s.MixRate}/s") : " at their recorded times"));
         }
 
-        var workload = SimWorkload.Build(load.Requests, s, mix);
-        foreach (var note in workload.Notes)
+        // One workload per seed (session starts and mix arrivals are seeded); combinations run seed-major.
+        var seeds = s.EffectiveSeeds;
+        var scenarios = new Scenario[seeds.Count];
+        var workloads = new SimWorkload[seeds.Count];
+        for (int j = 0; j < seeds.Count; j++)
         {
-            log.WriteLine(note);
+            scenarios[j] = s.Seeds.Count == 0 ? s : s.WithSeed(seeds[j]);
+            workloads[j] = SimWorkload.Build(load.Requests, scenarios[j], mix);
+            foreach (var note in workloads[j].Notes)
+            {
+                log.WriteLine(seeds.Count == 1 ? note : $"seed {seeds[j]}: {note}");
+            }
         }
 
+        var workload = workloads[0];
         double loadSeconds = sw.Elapsed.TotalSeconds;
-        log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"workload: {workload.RequestCount} requests, {workload.Sessions.Count} sessions, {workload.Tenants.Count} tenants, ideal prefix hit {workload.IdealPrefixHitRatio:F3} (loaded in {loadSeconds:F1} s)"));
+        log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"workload: {workload.RequestCount} requests, {workload.Sessions.Count} sessions, {workload.Tenants.Count} tenants, ideal prefix hit {workload.IdealPrefixHitRatio:F3}{(seeds.Count > 1 ? $", {seeds.Count} seeds" : "")} (loaded in {loadSeconds:F1} s)"));
 
-        var combos = new List<(string Routing, string Scheduling, string Retention)>();
-        foreach (var r in s.Routing)
+        var combos = new List<(int Seed, string Routing, string Scheduling, string Retention)>();
+        for (int j = 0; j < seeds.Count; j++)
         {
-            foreach (var q in s.Scheduling)
+            foreach (var r in s.Routing)
             {
-                foreach (var k in s.Retention)
+                foreach (var q in s.Scheduling)
                 {
-                    combos.Add((r, q, k));
+                    foreach (var k in s.Retention)
+                    {
+                        combos.Add((j, r, q, k));
+                    }
                 }
             }
         }
@@ -86,11 +98,12 @@ public static class SimulatorApp
         sw.Restart();
         Parallel.For(0, combos.Count, new ParallelOptions { MaxDegreeOfParallelism = s.Parallelism }, i =>
         {
-            var (r, q, k) = combos[i];
-            results[i] = new SimulationRun(workload, s, r, q, k).Run();
+            var (j, r, q, k) = combos[i];
+            results[i] = new SimulationRun(workloads[j], scenarios[j], r, q, k).Run();
             lock (log)
             {
-                log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {r} / {q} / {k}: {results[i].Completed} done, {results[i].Rejected} rejected, TTFT p50 {results[i].TtftMs.P50:F0} ms, hit {results[i].PrefixHitRatio:F3} ({results[i].WallSeconds:F1} s wall, {results[i].Events} events)"));
+                string seedTag = seeds.Count > 1 ? $" / seed {seeds[j]}" : "";
+                log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {r} / {q} / {k}{seedTag}: {results[i].Completed} done, {results[i].Rejected} rejected, TTFT p50 {results[i].TtftMs.P50:F0} ms, hit {results[i].PrefixHitRatio:F3} ({results[i].WallSeconds:F1} s wall, {results[i].Events} events)"));
             }
         });
         double simSeconds = sw.Elapsed.TotalSeconds;

@@ -39,6 +39,58 @@ public class CliTests
     }
 
     [Fact]
+    public void Cli_Seeds_RunsEachSeedAsItsOwnRun_AndSumsThemPerCombination()
+    {
+        using var f = new TestFiles();
+        var lines = Enumerable.Range(0, 40).Select(i =>
+            $"{{\"timestamp\": {i * 50}, \"input_length\": {900 + i * 37}, \"output_length\": {3 + i % 7}, \"hash_ids\": [{i % 4}, {100 + i}]}}");
+        var trace = f.Write("m.jsonl", string.Join('\n', lines) + "\n");
+        string[] common = ["--trace", trace, "--format", "mooncake", "--workers", "3", "--tenants", "2", "--routing", "kv-aware,round-robin", "--parallel", "2"];
+        var both = Path.Combine(f.Dir, "both.json");
+        Assert.Equal(0, RunCli([.. common, "--seeds", "1-2", "--out", both]));
+        Assert.Equal(0, RunCli([.. common, "--seed", "2", "--out", Path.Combine(f.Dir, "two.json")]));
+
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(both));
+        var runs = doc.RootElement.GetProperty("runs").EnumerateArray().ToList();
+        Assert.Equal([(1, "kv-aware"), (1, "round-robin"), (2, "kv-aware"), (2, "round-robin")],
+            runs.Select(r => (r.GetProperty("seed").GetInt32(), r.GetProperty("routing").GetString()!)));
+
+        // The seed-2 runs are exactly what --seed 2 alone produces.
+        using var two = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(f.Dir, "two.json")));
+        var alone = two.RootElement.GetProperty("runs").EnumerateArray().ToList();
+        Assert.Equal(alone.Select(r => r.GetRawText()), runs.Skip(2).Select(r => r.GetRawText()));
+        Assert.False(two.RootElement.TryGetProperty("aggregates", out _));
+
+        var agg = doc.RootElement.GetProperty("aggregates").EnumerateArray().ToList();
+        Assert.Equal(["kv-aware", "round-robin"], agg.Select(a => a.GetProperty("routing").GetString()));
+        Assert.Equal([1, 2], agg[0].GetProperty("seeds").EnumerateArray().Select(e => e.GetInt32()));
+        double summed = runs.Where(r => r.GetProperty("routing").GetString() == "kv-aware").Sum(r => r.GetProperty("reprefill_tokens_resumed").GetDouble());
+        Assert.Equal(summed, agg[0].GetProperty("reprefill_tokens_resumed").GetDouble());
+        var tenants = agg[1].GetProperty("tenants").EnumerateArray().ToList();
+        Assert.Equal(["tenant-0", "tenant-1"], tenants.Select(t => t.GetProperty("tenant").GetString()));
+        foreach (var t in tenants)
+        {
+            double lo = t.GetProperty("ttft_ms_p99_min").GetDouble(), hi = t.GetProperty("ttft_ms_p99_max").GetDouble();
+            Assert.InRange(t.GetProperty("ttft_ms_p99_median").GetDouble(), lo, hi);
+            Assert.True(t.GetProperty("ttft_ms_p99_pooled").GetDouble() > 0);
+        }
+
+        Assert.Contains("## Across seeds", File.ReadAllText(Path.Combine(f.Dir, "both.md")), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("3-1")]
+    [InlineData("1,x")]
+    [InlineData("1-2000")]
+    public void Cli_BadSeeds_FailsWithUsageError(string seeds)
+    {
+        using var f = new TestFiles();
+        var trace = f.Write("m.jsonl", "{\"timestamp\": 0, \"input_length\": 10, \"output_length\": 1, \"hash_ids\": [1]}\n");
+        Assert.Equal(2, RunCli("--trace", trace, "--format", "mooncake", "--seeds", seeds, "--out", Path.Combine(f.Dir, "r.json")));
+        Assert.False(File.Exists(Path.Combine(f.Dir, "r.json")));
+    }
+
+    [Fact]
     public void Cli_UnknownPolicy_FailsWithUsageError()
     {
         using var f = new TestFiles();

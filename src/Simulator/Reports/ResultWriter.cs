@@ -29,6 +29,7 @@ public static class ResultWriter
                 w.WriteString("routing", r.Routing);
                 w.WriteString("scheduling", r.Scheduling);
                 w.WriteString("retention", r.Retention);
+                w.WriteNumber("seed", r.Seed);
                 Pct(w, "ttft_ms", r.TtftMs);
                 Pct(w, "tpot_ms", r.TpotMs);
                 Pct(w, "e2e_ms", r.E2eMs);
@@ -75,6 +76,12 @@ public static class ResultWriter
             }
 
             w.WriteEndArray();
+            var aggregates = SeedAggregate.Of(runs);
+            if (aggregates.Count > 0)
+            {
+                Aggregates(w, aggregates);
+            }
+
             w.WriteEndObject();
         }
 
@@ -140,6 +147,49 @@ public static class ResultWriter
         w.WriteEndObject();
     }
 
+    private static void Aggregates(Utf8JsonWriter w, List<SeedAggregate> aggregates)
+    {
+        w.WriteStartArray("aggregates");
+        foreach (var a in aggregates)
+        {
+            w.WriteStartObject();
+            w.WriteString("routing", a.Routing);
+            w.WriteString("scheduling", a.Scheduling);
+            w.WriteString("retention", a.Retention);
+            w.WriteStartArray("seeds");
+            foreach (int seed in a.Seeds)
+            {
+                w.WriteNumberValue(seed);
+            }
+
+            w.WriteEndArray();
+            Num(w, "reprefill_tokens_resumed", a.ReprefillTokensResumed);
+            Num(w, "reprefill_tokens_after_tool", a.ReprefillTokensAfterTool);
+            Num(w, "reprefill_tokens_after_human", a.ReprefillTokensAfterHuman);
+            Num(w, "pinned_block_seconds", a.PinnedBlockSeconds);
+            Num(w, "pinned_unused_block_seconds", a.PinnedUnusedBlockSeconds);
+            Num(w, "unused_share", a.UnusedShare);
+            Num(w, "prefix_hit_ratio_mean", a.PrefixHitRatioMean);
+            Num(w, "ttft_ms_p99_median", a.TtftP99Median);
+            w.WriteStartArray("tenants");
+            foreach (var t in a.Tenants)
+            {
+                w.WriteStartObject();
+                w.WriteString("tenant", t.Tenant);
+                Num(w, "ttft_ms_p99_median", t.TtftP99Median);
+                Num(w, "ttft_ms_p99_min", t.TtftP99Min);
+                Num(w, "ttft_ms_p99_max", t.TtftP99Max);
+                Num(w, "ttft_ms_p99_pooled", t.TtftP99Pooled);
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+    }
+
     private static void Pct(Utf8JsonWriter w, string name, Percentiles p)
     {
         w.WriteStartObject(name);
@@ -157,11 +207,26 @@ public static class ResultWriter
         sb.Append("# Simulation summary\n\n");
         sb.Append(c, $"Trace `{trace}`: {requests} requests; ideal (infinite cache) prefix-hit ratio {ideal:F3}.\n\n");
         sb.Append("Command: `").Append(commandLine).Append("`\n\n");
-        sb.Append("| routing | scheduling | retention | TTFT p50 ms | TTFT p90 ms | TTFT p99 ms | TPOT p50 ms | E2E p50 ms | E2E p99 ms | prefix hit | tok/s | done | rej | load max/min | Jain | contended s |\n");
-        sb.Append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        bool seeded = runs.Select(r => r.Seed).Distinct().Count() > 1;
+        sb.Append("| routing | scheduling | retention |").Append(seeded ? " seed |" : "").Append(" TTFT p50 ms | TTFT p90 ms | TTFT p99 ms | TPOT p50 ms | E2E p50 ms | E2E p99 ms | prefix hit | tok/s | done | rej | load max/min | Jain | contended s |\n");
+        sb.Append("|---|---|---|").Append(seeded ? "---:|" : "").Append("---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         foreach (var r in runs)
         {
-            sb.Append(c, $"| {r.Routing} | {r.Scheduling} | {r.Retention} | {F(r.TtftMs.P50)} | {F(r.TtftMs.P90)} | {F(r.TtftMs.P99)} | {F(r.TpotMs.P50)} | {F(r.E2eMs.P50)} | {F(r.E2eMs.P99)} | {r.PrefixHitRatio:F3} | {r.ThroughputTokensPerSecond:F0} | {r.Completed} | {r.Rejected} | {r.WorkerLoadMaxOverMin:F2} | {r.JainIndex:F3} | {r.ContendedSeconds:F1} |\n");
+            sb.Append(c, $"| {r.Routing} | {r.Scheduling} | {r.Retention} |{(seeded ? $" {r.Seed} |" : "")} {F(r.TtftMs.P50)} | {F(r.TtftMs.P90)} | {F(r.TtftMs.P99)} | {F(r.TpotMs.P50)} | {F(r.E2eMs.P50)} | {F(r.E2eMs.P99)} | {r.PrefixHitRatio:F3} | {r.ThroughputTokensPerSecond:F0} | {r.Completed} | {r.Rejected} | {r.WorkerLoadMaxOverMin:F2} | {r.JainIndex:F3} | {r.ContendedSeconds:F1} |\n");
+        }
+
+        if (seeded)
+        {
+            sb.Append("\n## Across seeds (token counts summed; TTFT p99: median of the per-seed p99s [min–max], pooled p99)\n\n");
+            sb.Append("| routing | scheduling | retention | seeds | re-prefill after tool gaps | all resumed turns | pinned block-s | unused share | prefix hit (mean) | tenant | TTFT p99 median [min–max] ms | pooled p99 ms |\n");
+            sb.Append("|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|\n");
+            foreach (var a in SeedAggregate.Of(runs))
+            {
+                foreach (var t in a.Tenants)
+                {
+                    sb.Append(c, $"| {a.Routing} | {a.Scheduling} | {a.Retention} | {a.Seeds.Count} | {a.ReprefillTokensAfterTool:F0} | {a.ReprefillTokensResumed:F0} | {a.PinnedBlockSeconds:F0} | {(double.IsNaN(a.UnusedShare) ? "-" : a.UnusedShare.ToString("P1", c))} | {a.PrefixHitRatioMean:F4} | {t.Tenant} | {F(t.TtftP99Median)} [{F(t.TtftP99Min)}–{F(t.TtftP99Max)}] | {F(t.TtftP99Pooled)} |\n");
+                }
+            }
         }
 
         if (runs.Any(r => r.LocalityPicks > 0))

@@ -42,6 +42,9 @@ public sealed class RunResult
     public required string Routing { get; init; }
     public required string Scheduling { get; init; }
     public required string Retention { get; init; }
+
+    /// <summary>The seed of this run's workload and policies.</summary>
+    public int Seed { get; init; }
     public Percentiles TtftMs { get; init; }
     public Percentiles TpotMs { get; init; }
     public Percentiles E2eMs { get; init; }

@@ -779,6 +779,7 @@ public sealed class SimulationRun
             Routing = _routingName,
             Scheduling = _schedulingName,
             Retention = _retentionName,
+            Seed = _scenario.Seed,
             TtftMs = Percentiles.Of(_ttft),
             TpotMs = Percentiles.Of(_tpot),
             E2eMs = Percentiles.Of(_e2e),
