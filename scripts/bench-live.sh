@@ -197,6 +197,9 @@ for m in "${modes[@]}"; do
     gateway)
       run_loadgen gateway "http://127.0.0.1:$base_port" --keys-file "$keys_file" || rc=$?
       curl -fsS --max-time 2 "http://127.0.0.1:$base_port/metrics" > "$out_dir/gateway-metrics.txt" 2>/dev/null || true
+      for i in "${!worker_urls[@]}"; do # engine counters (prefix-cache hits, pins dropped / expired, preemptions)
+        curl -fsS --max-time 2 "${worker_urls[$i]}/worker/state" > "$out_dir/worker$((i+1))-state.json" 2>/dev/null || true
+      done
       ;;
   esac
 done

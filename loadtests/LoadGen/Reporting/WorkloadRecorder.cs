@@ -16,7 +16,8 @@ namespace LoadGen.Reporting;
 /// (closed-loop sessions: the next turn is sent <c>think</c> seconds after the previous one completed), <c>in</c> = prompt
 /// tokens and <c>hash_ids</c> = the chained block hashes of the prompt exactly as the gateway computes them (chat
 /// template rendering, default tokenizer, 16-token blocks, one salt), <c>out</c> = the completion tokens the server
-/// reported (max_tokens when none). Thread-safe; memory is the hash ids only (one long per 16 prompt tokens).
+/// reported (max_tokens when none), <c>stop</c> = <c>tool_use</c> when the answer called tools (<c>tool</c> = their
+/// names) or <c>end_turn</c> for a text answer, so the simulator's retention planners see the same tool gaps. Thread-safe; memory is the hash ids only (one long per 16 prompt tokens).
 /// </summary>
 public sealed class WorkloadRecorder
 {
@@ -45,7 +46,13 @@ public sealed class WorkloadRecorder
         ArgumentNullException.ThrowIfNull(result);
         var (tokens, hashes) = Blocks(request.Messages, request.Tools);
         int output = result.OutputTokens > 0 ? result.OutputTokens : request.MaxTokens;
-        var e = new Entry(result.StartSeconds, result.StartSeconds + result.E2eMs / 1000.0, result.Tenant, request.SessionId, tokens, output, hashes);
+        // How the turn ended, as the gateway classifies it: tool calls → "tool_use" (labelled by the sorted distinct
+        // names, '+'-joined), a complete text answer → "end_turn"; an error → neither.
+        string? stop = result.ToolCalls.Count > 0 ? "tool_use" : result.Outcome == Outcome.Ok ? "end_turn" : null;
+        string? tool = result.ToolCalls.Count > 0
+            ? string.Join('+', result.ToolCalls.Select(c => c.Name).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
+            : null;
+        var e = new Entry(result.StartSeconds, result.StartSeconds + result.E2eMs / 1000.0, result.Tenant, request.SessionId, tokens, output, hashes, stop, tool);
         lock (_lock)
         {
             _entries.Add(e);
@@ -108,6 +115,8 @@ public sealed class WorkloadRecorder
               .Append(",\"out\":").Append(e.Output.ToString(inv))
               .Append(",\"block_size\":").Append(BlockSize.ToString(inv))
               .Append(",\"think\":").Append(think.ToString("0.######", inv))
+              .Append(",\"stop\":").Append(e.Stop is null ? "null" : JsonSerializer.Serialize(e.Stop))
+              .Append(",\"tool\":").Append(e.Tool is null ? "null" : JsonSerializer.Serialize(e.Tool))
               .Append(",\"hash_ids\":[");
             for (int i = 0; i < e.Hashes.Length; i++)
             {
@@ -125,6 +134,6 @@ public sealed class WorkloadRecorder
         }
     }
 
-    private sealed record Entry(double Start, double End, string Tenant, string? Session, int Tokens, int Output, ulong[] Hashes);
+    private sealed record Entry(double Start, double End, string Tenant, string? Session, int Tokens, int Output, ulong[] Hashes, string? Stop, string? Tool);
 
 }

@@ -22,6 +22,31 @@ public sealed class AgentRetentionOptions
 
     /// <summary>Timeout of one hint request to a worker.</summary>
     public TimeSpan HintTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>predictive: GPU-seconds one second of holding a whole worker pool is worth (<see cref="RetentionOptions.MemoryCostWeight"/>,
+    /// the simulator's <c>--retention-cost</c>); null = the policy's default (1).</summary>
+    public double? MemoryCostWeight { get; set; }
+
+    /// <summary>predictive: share of a worker's blocks its pins may hold (<see cref="RetentionOptions.PinBudgetFraction"/>,
+    /// the simulator's <c>--retention-budget</c>); null = the policy's default (0.4).</summary>
+    public double? PinBudgetFraction { get; set; }
+
+    /// <summary>The policy knobs these settings give (defaults where unset).</summary>
+    public RetentionOptions PolicyOptions()
+    {
+        var o = new RetentionOptions();
+        if (MemoryCostWeight is double w)
+        {
+            o = o with { MemoryCostWeight = w };
+        }
+
+        if (PinBudgetFraction is double b)
+        {
+            o = o with { PinBudgetFraction = b };
+        }
+
+        return o;
+    }
 }
 
 /// <summary>
@@ -54,7 +79,13 @@ public sealed partial class AgentRetentionService : IDisposable
         _metrics = metrics;
         _options = options.Value;
         _logger = logger;
-        _policy = RetentionPolicies.Create(_options.Policy, time);
+        if (_options.MemoryCostWeight is < 0 || _options.PinBudgetFraction is <= 0 or > 1)
+        {
+            throw new OptionsValidationException(AgentRetentionOptions.SectionName, typeof(AgentRetentionOptions),
+                ["Gateway:Agents:MemoryCostWeight must be >= 0 and Gateway:Agents:PinBudgetFraction in (0, 1]"]);
+        }
+
+        _policy = RetentionPolicies.Create(_options.Policy, time, _options.PolicyOptions());
         _http = new HttpClient(new SocketsHttpHandler { UseProxy = false, PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60) }) { Timeout = _options.HintTimeout };
         if (_options.Mode is not ("shadow" or "enabled" or "off"))
         {

@@ -63,4 +63,26 @@ public sealed class WorkloadRecorderTests : IDisposable
             Assert.All(l.GetProperty("hash_ids").EnumerateArray(), h => Assert.True(h.GetInt64() >= 0));
         });
     }
+
+    [Fact]
+    public void Write_RecordsHowEachTurnEnded_ToolCallsAsToolUseWithTheirNames()
+    {
+        var recorder = new WorkloadRecorder();
+        var tool = new RequestResult { Tenant = "t", StartSeconds = 1, E2eMs = 100, FinishReason = "tool_calls" };
+        tool.ToolCalls.Add(new ToolCall("c1", "Read", "{}"));
+        tool.ToolCalls.Add(new ToolCall("c2", "Bash", "{}"));
+        tool.ToolCalls.Add(new ToolCall("c3", "Read", "{}"));
+        recorder.Add(Request("sys", "turn 1", "s"), tool);
+        recorder.Add(Request("sys", "turn 2", "s"), new RequestResult { Tenant = "t", StartSeconds = 2, E2eMs = 100, FinishReason = "stop" });
+        recorder.Add(Request("sys", "turn 3", "s"), new RequestResult { Tenant = "t", StartSeconds = 3, E2eMs = 100, Outcome = Outcome.Error });
+        string path = Path.Combine(_dir, "stops.jsonl");
+        recorder.Write(path);
+
+        var lines = File.ReadAllLines(path).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal("tool_use", lines[0].GetProperty("stop").GetString());
+        Assert.Equal("Bash+Read", lines[0].GetProperty("tool").GetString());
+        Assert.Equal("end_turn", lines[1].GetProperty("stop").GetString());
+        Assert.Equal(JsonValueKind.Null, lines[1].GetProperty("tool").ValueKind);
+        Assert.Equal(JsonValueKind.Null, lines[2].GetProperty("stop").ValueKind);
+    }
 }

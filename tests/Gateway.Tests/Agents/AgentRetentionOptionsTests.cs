@@ -1,0 +1,40 @@
+using Gateway.Agents;
+using Gateway.Core.Agents;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace Gateway.Tests.Agents;
+
+/// <summary>The predictive policy's knobs from config (<c>Gateway:Agents:MemoryCostWeight</c> / <c>PinBudgetFraction</c>).</summary>
+public sealed class AgentRetentionOptionsTests
+{
+    private static AgentRetentionService Create(AgentRetentionOptions o) =>
+        new(Options.Create(o), TimeProvider.System, NullLogger<AgentRetentionService>.Instance);
+
+    [Fact]
+    public void PolicyOptions_UnsetKnobs_AreThePolicyDefaults_SetOnesArePassedThrough()
+    {
+        Assert.Equal(new RetentionOptions().MemoryCostWeight, new AgentRetentionOptions().PolicyOptions().MemoryCostWeight);
+        Assert.Equal(new RetentionOptions().PinBudgetFraction, new AgentRetentionOptions().PolicyOptions().PinBudgetFraction);
+        var o = new AgentRetentionOptions { MemoryCostWeight = 0.1, PinBudgetFraction = 0.25 }.PolicyOptions();
+        Assert.Equal(0.1, o.MemoryCostWeight);
+        Assert.Equal(0.25, o.PinBudgetFraction);
+    }
+
+    [Theory]
+    [InlineData(-0.5, null)]
+    [InlineData(null, 0.0)]
+    [InlineData(null, 1.5)]
+    public void BadKnobs_AreRejectedAtStart(double? cost, double? budget)
+    {
+        var e = Assert.Throws<OptionsValidationException>(() => Create(new AgentRetentionOptions { MemoryCostWeight = cost, PinBudgetFraction = budget }));
+        Assert.Contains("Gateway:Agents:", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void GoodKnobs_StartTheService()
+    {
+        using var s = Create(new AgentRetentionOptions { Mode = "enabled", MemoryCostWeight = 0, PinBudgetFraction = 1 });
+        Assert.Equal("predictive", s.PolicyName);
+    }
+}
