@@ -190,6 +190,12 @@ public sealed class Scenario
     /// <summary>Predictive retention: share of each worker's blocks its pins may hold (RetentionOptions.PinBudgetFraction).</summary>
     public double RetentionPinBudget { get; set; } = 0.4;
 
+    /// <summary>
+    /// Program-level ordering of resumed turns (Gateway.Core.Agents.ResumedTurnPriority): a turn closing a tool gap gets
+    /// the gateway-queue credit and the engine priority, as the gateway does with Gateway:Agents:ResumedTurnPriority.
+    /// </summary>
+    public bool ProgramPriority { get; set; }
+
     /// <summary>Where result.json goes (summary .md and .svg next to it).</summary>
     public string Out { get; set; } = "result.json";
 
@@ -396,6 +402,7 @@ public sealed class Scenario
                     case "max_pinned_fraction": s.MaxPinnedFraction = p.Value.GetDouble(); break;
                     case "retention_cost": s.RetentionCostWeight = p.Value.GetDouble(); break;
                     case "retention_budget": s.RetentionPinBudget = p.Value.GetDouble(); break;
+                    case "program_priority": s.ProgramPriority = p.Value.GetBoolean(); break;
                     case "max_batch_tokens": s.MaxBatchTokens = p.Value.GetInt32(); break;
                     case "long_prefill_threshold": s.LongPrefillTokenThreshold = p.Value.GetInt32(); break;
                     case "max_running": s.MaxRunningSequences = p.Value.GetInt32(); break;

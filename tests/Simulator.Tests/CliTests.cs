@@ -99,6 +99,19 @@ public class CliTests
     }
 
     [Fact]
+    public void Cli_ProgramPriority_OnRecordedInResult_BadValueIsUsageError()
+    {
+        using var f = new TestFiles();
+        var trace = f.Write("m.jsonl", "{\"timestamp\": 0, \"input_length\": 10, \"output_length\": 1, \"hash_ids\": [1]}\n");
+        Assert.Equal(2, RunCli("--trace", trace, "--format", "mooncake", "--program-priority", "maybe", "--out", Path.Combine(f.Dir, "r.json")));
+        Assert.Equal(0, RunCli("--trace", trace, "--format", "mooncake", "--program-priority", "on", "--out", Path.Combine(f.Dir, "r.json")));
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(f.Dir, "r.json")));
+        var run = doc.RootElement.GetProperty("runs")[0];
+        Assert.True(run.GetProperty("program_priority").GetBoolean());
+        Assert.Equal(0, run.GetProperty("resumed_turns_boosted").GetInt64());
+    }
+
+    [Fact]
     public void Cli_Strict_StopsOnMalformedLine()
     {
         using var f = new TestFiles();

@@ -65,14 +65,14 @@ internal sealed class GapBook
         }
     }
 
-    /// <summary>Closes the session's open gap (its next turn arrived); NaN if none.</summary>
-    public double Close(string sessionId, out TurnCompletion? turn, out double predictedMedian)
+    /// <summary>Closes the session's open gap (its next turn arrived); <see cref="ClosedGap.None"/> if none was open.</summary>
+    public ClosedGap Close(string sessionId, out TurnCompletion? turn, out double predictedMedian)
     {
         turn = null;
         predictedMedian = double.NaN;
         if (!_open.Remove(sessionId, out var gap))
         {
-            return double.NaN;
+            return ClosedGap.None;
         }
 
         var now = _time.GetUtcNow();
@@ -85,11 +85,13 @@ internal sealed class GapBook
             Stats.ToolGapsClosed++;
         }
 
+        bool pinned = false;
         if (gap.Retained)
         {
             double blocks = gap.Turn.Blocks;
             if (seconds <= gap.TtlSeconds)
             {
+                pinned = true;
                 Stats.Hits++;
                 Stats.PinnedBlockSeconds += blocks * seconds;
                 Stats.SavedPrefillSeconds += gap.Turn.PrefillSeconds;
@@ -108,7 +110,7 @@ internal sealed class GapBook
             Stats.Uncovered++;
         }
 
-        return seconds;
+        return new ClosedGap(true, gap.Turn.Outcome.Gap, seconds, pinned);
     }
 
     /// <summary>Ends the session's open gap without a return (session over, or the planner released it).</summary>

@@ -31,6 +31,23 @@ public sealed record TurnCompletion
     public bool SessionEnded { get; init; }
 }
 
+/// <summary>
+/// The gap a session's new turn closed: its kind (after a tool call or a human turn), its length and whether a pin of the
+/// policy still covered it (as decided: the worker may have dropped it under pressure since).
+/// </summary>
+/// <param name="Closed">False when the session had no open gap (first turn, forgotten, or abandoned).</param>
+/// <param name="Kind">The gap's kind.</param>
+/// <param name="Seconds">Seconds from the end of the previous turn to this arrival (NaN when not <paramref name="Closed"/>).</param>
+/// <param name="Pinned">A pin was sent for the gap and its TTL had not passed.</param>
+public readonly record struct ClosedGap(bool Closed, GapKind Kind, double Seconds, bool Pinned)
+{
+    /// <summary>No gap was open.</summary>
+    public static ClosedGap None { get; } = new(false, GapKind.Human, double.NaN, false);
+
+    /// <summary>The new turn resumes a program after a tool call (its previous turn ended with tool calls).</summary>
+    public bool AfterTool => Closed && Kind == GapKind.Tool;
+}
+
 /// <summary>What to send to a worker.</summary>
 public enum RetentionActionKind
 {
@@ -121,6 +138,9 @@ public interface IRetentionPolicy
     /// <summary>A turn finished: appends the hints to send to <paramref name="actions"/>.</summary>
     void OnTurnCompleted(TurnCompletion turn, List<RetentionAction> actions);
 
-    /// <summary>The session's next turn arrived: closes its gap (one observation). Returns the gap in seconds, or NaN if none was open.</summary>
-    double OnTurnArrived(string sessionId);
+    /// <summary>
+    /// The session's next turn arrived: closes its gap (one observation) and says what it was (kind, seconds, whether a
+    /// pin of this policy still covered it); <see cref="ClosedGap.None"/> if none was open.
+    /// </summary>
+    ClosedGap OnTurnArrived(string sessionId);
 }

@@ -58,7 +58,7 @@ public sealed class OffRetentionPolicy(TimeProvider time) : IRetentionPolicy
     }
 
     /// <inheritdoc />
-    public double OnTurnArrived(string sessionId) => _book.Close(sessionId, out _, out _);
+    public ClosedGap OnTurnArrived(string sessionId) => _book.Close(sessionId, out _, out _);
 }
 
 /// <summary>
@@ -114,7 +114,7 @@ public sealed class FixedRetentionPolicy : IRetentionPolicy
     }
 
     /// <inheritdoc />
-    public double OnTurnArrived(string sessionId) => _book.Close(sessionId, out _, out _);
+    public ClosedGap OnTurnArrived(string sessionId) => _book.Close(sessionId, out _, out _);
 }
 
 /// <summary>
@@ -236,10 +236,11 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
     }
 
     /// <inheritdoc />
-    public double OnTurnArrived(string sessionId)
+    public ClosedGap OnTurnArrived(string sessionId)
     {
-        double gap = _book.Close(sessionId, out var turn, out double median);
-        if (turn is not null && !double.IsNaN(gap))
+        var closed = _book.Close(sessionId, out var turn, out double median);
+        double gap = closed.Seconds;
+        if (turn is not null && closed.Closed)
         {
             var o = turn.Outcome;
             if (o.Gap == GapKind.Tool && median > 0)
@@ -251,7 +252,7 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
             _predictor.Observe(o.Gap, turn.Tenant, turn.AgentKind, o.Tool, gap, _o.PerSessionLevel ? turn.SessionId : null);
         }
 
-        return gap;
+        return closed;
     }
 }
 

@@ -14,6 +14,8 @@ namespace Gateway.Core.Scheduling;
 /// <item>Every request sits in a leaf under its tenant node, one leaf per session (weight 1) plus one for
 /// sessionless requests, so a key opening many sessions competes as one entity with its sibling keys.</item>
 /// <item>Priority bands: interactive (class 0) is always picked before batch (class 1); vruntime is shared.</item>
+/// <item>Resumed agent turns (<see cref="QueuedRequest.ResumeCredit"/>): first in their leaf, and a session leaf they
+/// wake is placed that many cost units ahead of its siblings (leaf level only: tenants' shares are unchanged).</item>
 /// <item>Locality: <see cref="Dequeue(Func{QueuedRequest, double})"/> picks the best-affinity request among
 /// those whose nodes are within <see cref="LocalityOptions.LagBound"/> of their least-served sibling.</item>
 /// </list>
@@ -33,7 +35,7 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
         return c != 0 ? c : a.Seq.CompareTo(b.Seq);
     });
 
-    private static readonly IComparer<QueuedRequest> RequestOrder = Comparer<QueuedRequest>.Create(static (a, b) => a.Id.CompareTo(b.Id));
+    private static readonly IComparer<QueuedRequest> RequestOrder = QueuedRequest.ResumedThenFifo;
 
     private readonly Dictionary<string, Node> _nodes = new(StringComparer.Ordinal);
     private readonly Node _root;
@@ -132,6 +134,12 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
             {
                 // Lift: no banking of idle credit (CFS place_entity / VTC counter lift). The node is in no set now.
                 n.Vruntime = Math.Max(n.Vruntime, parent.MinVruntime);
+                if (n == leaf && request.ResumeCredit > 0)
+                {
+                    // A resumed agent turn (CFS's sleeper credit for a task waking from I/O): its session starts this far
+                    // ahead of its siblings, at the leaf only, so the tenant's own place among tenants is unchanged.
+                    n.Vruntime -= request.ResumeCredit / n.Weight;
+                }
             }
 
             parent.ActiveSet(band).Add(n);

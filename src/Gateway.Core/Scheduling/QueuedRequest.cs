@@ -8,6 +8,13 @@ public sealed class QueuedRequest
     /// <summary>Gateway-unique id; also the FIFO tie-breaker (lower first).</summary>
     public required long Id { get; init; }
 
+    /// <summary>Order of requests inside one tenant's (or session's) queue: resumed turns first, then FIFO by id.</summary>
+    internal static IComparer<QueuedRequest> ResumedThenFifo { get; } = Comparer<QueuedRequest>.Create(static (a, b) =>
+    {
+        int c = (b.ResumeCredit > 0).CompareTo(a.ResumeCredit > 0);
+        return c != 0 ? c : a.Id.CompareTo(b.Id);
+    });
+
     /// <summary>Tenant path, e.g. "acme/search/key-1" (a session may be appended as a fourth level).</summary>
     public required string TenantPath { get; init; }
 
@@ -25,6 +32,14 @@ public sealed class QueuedRequest
 
     /// <summary>Priority class: 0 interactive (default), 1 batch.</summary>
     public int PriorityClass { get; init; }
+
+    /// <summary>
+    /// Lag credit, in cost units, of a resumed agent turn (its program already waited once; see
+    /// <c>Gateway.Core.Agents.ResumedTurnPriority</c>); 0 for fresh work. Schedulers with tenants serve it ahead of fresh
+    /// requests of its own tenant only: hfair places its session leaf this far ahead of its least-served sibling and
+    /// orders it first in its leaf; vtc orders it first in its tenant's queue. fcfs ignores it.
+    /// </summary>
+    public double ResumeCredit { get; init; }
 
     /// <summary>Batch request that may be shed (rejected) under overload to make room for interactive work.</summary>
     public bool Sheddable { get; init; }

@@ -6,7 +6,8 @@ namespace Gateway.Core.Scheduling;
 /// <list type="bullet">
 /// <item>on arrival of a client that is not backlogged: <c>c[u] = max(c[u], min c[v] over backlogged v)</c>,
 /// or <c>max(c[u], c[last client that left the queue])</c> when nobody is backlogged (counter lift);</item>
-/// <item>admit the backlogged client with the least counter (FIFO within a client), charging
+/// <item>admit the backlogged client with the least counter (FIFO within a client; resumed agent turns,
+/// <see cref="QueuedRequest.ResumeCredit"/>, first), charging
 /// <c>w_in x input tokens / weight</c> (the whole prompt: VTC does not discount cache hits);</item>
 /// <item>each generated token charges <c>w_out / weight</c> (<see cref="ChargeOutput"/>); <see cref="Complete"/>
 /// charges the output tokens not yet reported.</item>
@@ -24,7 +25,7 @@ public sealed class VtcScheduler : IRequestScheduler, IServiceAccounting
         return c != 0 ? c : a.Seq.CompareTo(b.Seq);
     });
 
-    private static readonly IComparer<QueuedRequest> RequestOrder = Comparer<QueuedRequest>.Create(static (a, b) => a.Id.CompareTo(b.Id));
+    private static readonly IComparer<QueuedRequest> RequestOrder = QueuedRequest.ResumedThenFifo;
 
     private readonly Dictionary<string, Client> _clients = new(StringComparer.Ordinal);
     private readonly SortedSet<Client> _backlogged = new(ClientOrder);

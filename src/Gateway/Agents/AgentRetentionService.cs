@@ -47,6 +47,22 @@ public sealed class AgentRetentionOptions
 
         return o;
     }
+
+    /// <summary>
+    /// Program-level ordering (<see cref="ResumedTurnPriority"/>): a turn that closes a tool gap goes ahead of fresh work
+    /// of its tenant in the gateway queue and is sent with <c>x-request-priority</c>. Acts whenever the agent layer is
+    /// on (shadow or enabled mode); the retention hints are independent of it.
+    /// </summary>
+    public bool ResumedTurnPriority { get; set; }
+
+    /// <summary>Worker priority of a resumed turn (<see cref="ProgramPriorityOptions.EnginePriority"/>).</summary>
+    public int ResumedEnginePriority { get; set; } = new ProgramPriorityOptions().EnginePriority;
+
+    /// <summary>Gateway-queue credit of a resumed turn in cost units (<see cref="ProgramPriorityOptions.QueueCredit"/>).</summary>
+    public double ResumedQueueCredit { get; set; } = new ProgramPriorityOptions().QueueCredit;
+
+    /// <summary>Longest tool gap after which a turn still counts as resumed, seconds (<see cref="ProgramPriorityOptions.MaxGapSeconds"/>).</summary>
+    public double ResumedMaxGapSeconds { get; set; } = new ProgramPriorityOptions().MaxGapSeconds;
 }
 
 /// <summary>
@@ -64,6 +80,7 @@ public sealed partial class AgentRetentionService : IDisposable
     private readonly object _lock = new();
     private readonly AgentSessionTracker _tracker = new();
     private readonly IRetentionPolicy _policy;
+    private readonly ResumedTurnPriority? _priority;
     private readonly AgentRetentionOptions _options;
     private readonly ILogger<AgentRetentionService> _logger;
     private readonly HttpClient _http;
@@ -71,7 +88,7 @@ public sealed partial class AgentRetentionService : IDisposable
     private readonly Dictionary<string, ulong[]> _lastHashes = new(StringComparer.Ordinal);
     private readonly Telemetry.GatewayMetrics? _metrics;
     private readonly KeyValuePair<string, object?>[] _tags;
-    private long _hintsSent, _hintsFailed;
+    private long _hintsSent, _hintsFailed, _resumedTurns;
 
     /// <summary>Creates the service; with <paramref name="metrics"/> its shadow score is exported on the gateway's meter.</summary>
     public AgentRetentionService(IOptions<AgentRetentionOptions> options, TimeProvider time, ILogger<AgentRetentionService> logger, Telemetry.GatewayMetrics? metrics = null)
@@ -92,6 +109,24 @@ public sealed partial class AgentRetentionService : IDisposable
             throw new OptionsValidationException(AgentRetentionOptions.SectionName, typeof(AgentRetentionOptions), [$"Gateway:Agents:Mode must be shadow, enabled or off (got '{_options.Mode}')"]);
         }
 
+        if (_options.ResumedTurnPriority)
+        {
+            try
+            {
+                _priority = new ResumedTurnPriority(new ProgramPriorityOptions
+                {
+                    EnginePriority = _options.ResumedEnginePriority,
+                    QueueCredit = _options.ResumedQueueCredit,
+                    MaxGapSeconds = _options.ResumedMaxGapSeconds,
+                });
+            }
+            catch (ArgumentOutOfRangeException e)
+            {
+                throw new OptionsValidationException(AgentRetentionOptions.SectionName, typeof(AgentRetentionOptions),
+                    [$"Gateway:Agents:ResumedEnginePriority must be >= 0, ResumedQueueCredit a finite number >= 0 and ResumedMaxGapSeconds > 0 ({e.Message})"]);
+            }
+        }
+
         // Labels: the policy name and mode only (both from config: bounded); never sessions or tenants.
         _tags = [new("policy", _policy.Name), new("mode", _options.Mode)];
         if (metrics is not null && Active)
@@ -109,13 +144,19 @@ public sealed partial class AgentRetentionService : IDisposable
     /// <summary>Policy name.</summary>
     public string PolicyName => _policy.Name;
 
+    /// <summary>Turns that closed a tool gap and were given the resumed-turn priority.</summary>
+    public long ResumedTurns => Interlocked.Read(ref _resumedTurns);
+
     /// <summary>Hint requests sent / failed (enabled mode).</summary>
     public (long Sent, long Failed) Hints => (Interlocked.Read(ref _hintsSent), Interlocked.Read(ref _hintsFailed));
 
     /// <summary>The policy's shadow-mode score (live object; read it while no turn is being recorded, or accept a torn read).</summary>
     public RetentionStats Stats => _policy.Stats;
 
-    /// <summary>Called when a request has been parsed: resolves its session and closes the session's open gap.</summary>
+    /// <summary>
+    /// Called when a request has been parsed (before it is queued): resolves its session, closes the session's open gap
+    /// and, with <see cref="AgentRetentionOptions.ResumedTurnPriority"/>, sets <see cref="GatewayRequestContext.Priority"/>.
+    /// </summary>
     public AgentIdentity? OnArrived(GatewayRequestContext ctx, IHeaderDictionary headers)
     {
         ArgumentNullException.ThrowIfNull(ctx);
@@ -135,7 +176,16 @@ public sealed partial class AgentRetentionService : IDisposable
         lock (_lock)
         {
             var id = _tracker.Resolve(ctx.Tenant.Path, explicitId, parent, parent is null ? kind : "subagent", ctx.Route.BlockHashes);
-            _policy.OnTurnArrived(id.SessionId);
+            var gap = _policy.OnTurnArrived(id.SessionId);
+            if (_priority is not null)
+            {
+                ctx.Priority = _priority.Decide(gap);
+                if (ctx.Priority.Resumed)
+                {
+                    Interlocked.Increment(ref _resumedTurns);
+                }
+            }
+
             return id;
         }
     }
@@ -265,6 +315,8 @@ public sealed partial class AgentRetentionService : IDisposable
             "Mean |ln(actual tool gap / predicted median)| over closed tool gaps (0.69: off by 2x on geometric average).");
         meter.CreateObservableCounter("gateway.agent.gap.predictions", () => Observe(s => [Tagged((double)s.AbsLogErrorCount)]), "{gap}",
             "Closed tool gaps scored against their prediction.");
+        meter.CreateObservableCounter("gateway.agent.resumed_turns", () => Tagged(Interlocked.Read(ref _resumedTurns)), "{request}",
+            "Turns that closed a tool gap and were served as resumed turns (ahead of fresh work of their tenant; Gateway:Agents:ResumedTurnPriority).");
         meter.CreateObservableCounter("gateway.agent.retention.hints", () =>
             new Measurement<double>[] { Tagged(Interlocked.Read(ref _hintsSent), "result", "sent"), Tagged(Interlocked.Read(ref _hintsFailed), "result", "failed") },
             "{request}", "Retain/release requests sent to workers (enabled mode): sent, failed.");

@@ -38,6 +38,12 @@ public sealed class GatewayRequestContext
     /// <summary>True when the gateway added stream_options.include_usage and must strip the usage-only chunk.</summary>
     public bool StripUsageChunk { get; init; }
 
+    /// <summary>
+    /// Program-level order of the request (agent layer, <c>Gateway:Agents:ResumedTurnPriority</c>): a resumed agent turn
+    /// gets a gateway-queue credit and a worker priority (<c>x-request-priority</c>); fresh work gets neither.
+    /// </summary>
+    public Gateway.Core.Agents.TurnPriority Priority { get; internal set; }
+
     /// <summary>Worker of the current (last) attempt.</summary>
     public WorkerEndpoint? Worker { get; internal set; }
 

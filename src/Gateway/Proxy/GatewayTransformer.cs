@@ -7,7 +7,7 @@ namespace Gateway.Proxy;
 /// <summary>
 /// The YARP transform of one forwarding attempt. Request: the buffered body is re-sent (the client's body was read
 /// once), the client's credentials and any client-supplied hint headers are dropped, and the gateway's hints
-/// (<c>x-session-id</c>, <c>x-cache-salt</c>) are set. Response: 5xx/429 are held back (not copied) so the attempt can
+/// (<c>x-session-id</c>, <c>x-cache-salt</c>, <c>x-request-priority</c> for resumed agent turns) are set. Response: 5xx/429 are held back (not copied) so the attempt can
 /// be retried on another worker; a non-streaming answer is buffered whole (a worker dying mid-body is then still a
 /// retryable failure, and usage is read from it); a stream is wrapped in <see cref="SseRelayStream"/> and primed to its
 /// first event before anything reaches the client.
@@ -52,6 +52,7 @@ internal sealed class GatewayTransformer : HttpTransformer
         h.Remove(HintHeaders.CacheSalt);
         h.Remove(HintHeaders.SessionId);
         h.Remove(HintHeaders.RetentionTtl);
+        h.Remove(HintHeaders.RequestPriority); // only the gateway decides a request's priority
         h.Remove("Cookie");
         if (System.Diagnostics.Activity.Current is not null)
         {
@@ -64,6 +65,11 @@ internal sealed class GatewayTransformer : HttpTransformer
         if (_ctx.SessionId is not null)
         {
             h.TryAddWithoutValidation(HintHeaders.SessionId, _ctx.SessionId);
+        }
+
+        if (_ctx.Priority.EnginePriority != 0)
+        {
+            h.TryAddWithoutValidation(HintHeaders.RequestPriority, _ctx.Priority.EnginePriority.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
 
         var content = new ReadOnlyMemoryContent(_ctx.ForwardBody);
@@ -199,6 +205,9 @@ public static class HintHeaders
 
     /// <summary>Retention TTL hint.</summary>
     public const string RetentionTtl = "x-retention-ttl-ms";
+
+    /// <summary>Waiting-queue priority on the worker (higher admitted first; resumed agent turns).</summary>
+    public const string RequestPriority = "x-request-priority";
 
     /// <summary>Sent by a draining worker with its 503: retry elsewhere, and route nothing new to it.</summary>
     public const string WorkerDraining = "x-worker-draining";

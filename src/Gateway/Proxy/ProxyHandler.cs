@@ -282,7 +282,7 @@ public sealed partial class ProxyHandler : IDisposable
         DispatchTicket? ticket = null;
         if (_scheduling is { Enabled: true } && HasEligibleWorker(request.Model))
         {
-            var queued = _scheduling.CreateRequest(ctx.RequestId, tenant.Path, sessionId, request.Model, route.PromptTokens, route.ExpectedOutputTokens, _time.GetTimestamp(), null, route);
+            var queued = _scheduling.CreateRequest(ctx.RequestId, tenant.Path, sessionId, request.Model, route.PromptTokens, route.ExpectedOutputTokens, _time.GetTimestamp(), null, route, ctx.Priority.QueueCredit);
             DispatchResult admitted;
             try
             {

@@ -204,8 +204,8 @@ public sealed class GatewayScheduling : IAsyncDisposable
         return total - _dispatcher.InFlight;
     }
 
-    /// <summary>Builds the request the queue sees for a tenant path.</summary>
-    public QueuedRequest CreateRequest(long id, string tenantPath, string? sessionId, string model, int promptTokens, int expectedOutputTokens, long now, object? payload, RouteRequest? route = null)
+    /// <summary>Builds the request the queue sees for a tenant path (<paramref name="resumeCredit"/>: a resumed agent turn's credit).</summary>
+    public QueuedRequest CreateRequest(long id, string tenantPath, string? sessionId, string model, int promptTokens, int expectedOutputTokens, long now, object? payload, RouteRequest? route = null, double resumeCredit = 0)
     {
         var node = Tree.Find(tenantPath);
         return new QueuedRequest
@@ -221,6 +221,7 @@ public sealed class GatewayScheduling : IAsyncDisposable
             EnqueuedTimestamp = now,
             Route = route,
             Payload = payload,
+            ResumeCredit = resumeCredit,
         };
     }
 

@@ -62,12 +62,20 @@ public interface IRetentionPlanner
     /// <summary>A turn finished.</summary>
     void OnTurnCompleted(TurnCompletedContext context);
 
-    /// <summary>A session's next turn arrived: returns what became of the pin taken when its previous turn ended.</summary>
-    PinFate OnTurnArrived(TurnArrivedContext context);
+    /// <summary>
+    /// A session's next turn arrived: returns what became of the pin taken when its previous turn ended, and the gap the
+    /// policy closed (its kind decides whether the turn is a resumed one, <see cref="Gateway.Core.Agents.ResumedTurnPriority"/>).
+    /// </summary>
+    TurnArrival OnTurnArrived(TurnArrivedContext context);
 
     /// <summary>Block-seconds pinned by this planner that no later request reused.</summary>
     double PinnedUnusedBlockSeconds { get; }
 }
+
+/// <summary>What a planner found when a session's next turn arrived.</summary>
+/// <param name="Fate">What became of the pin taken when the previous turn ended.</param>
+/// <param name="Gap">The gap the retention policy closed.</param>
+public readonly record struct TurnArrival(PinFate Fate, Gateway.Core.Agents.ClosedGap Gap);
 
 /// <summary>What became of a session's pin by the time its next turn arrived.</summary>
 public enum PinFate
@@ -83,27 +91,6 @@ public enum PinFate
 
     /// <summary>The engine dropped it under memory pressure or for the pinned-share cap.</summary>
     Dropped,
-}
-
-/// <summary>The baseline: no hints, no pins.</summary>
-public sealed class NoRetentionPlanner : IRetentionPlanner
-{
-    /// <summary>Policy name.</summary>
-    public const string PolicyName = "off";
-
-    /// <inheritdoc />
-    public string Name => PolicyName;
-
-    /// <inheritdoc />
-    public double PinnedUnusedBlockSeconds => 0;
-
-    /// <inheritdoc />
-    public void OnTurnCompleted(TurnCompletedContext context)
-    {
-    }
-
-    /// <inheritdoc />
-    public PinFate OnTurnArrived(TurnArrivedContext context) => PinFate.None;
 }
 
 /// <summary>
@@ -209,15 +196,15 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
     }
 
     /// <inheritdoc />
-    public PinFate OnTurnArrived(TurnArrivedContext context)
+    public TurnArrival OnTurnArrived(TurnArrivedContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        _policy.OnTurnArrived(context.SessionId);
+        var gap = _policy.OnTurnArrived(context.SessionId);
         double now = Now();
         SyncDrops(now);
         if (!_pins.Remove(context.SessionId, out var pin) || !_engines.TryGetValue(pin.Worker, out var engine))
         {
-            return _dropped.Remove(context.SessionId) ? PinFate.Dropped : PinFate.None;
+            return new(_dropped.Remove(context.SessionId) ? PinFate.Dropped : PinFate.None, gap);
         }
 
         Forget(pin);
@@ -225,7 +212,7 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
         if (held == 0)
         {
             _unused += pin.Blocks * Math.Max(0, Math.Min(now, pin.ExpiresAt) - pin.Start);
-            return now >= pin.ExpiresAt ? PinFate.Expired : PinFate.Dropped;
+            return new(now >= pin.ExpiresAt ? PinFate.Expired : PinFate.Dropped, gap);
         }
 
         // Used. Keep the context protected until the returning turn is admitted.
@@ -235,7 +222,7 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
             Track(context.SessionId, pin with { Blocks = result.PinnedBlocks, Start = now, ExpiresAt = now + InFlightTtlMs / 1000.0, InFlight = true });
         }
 
-        return PinFate.Held;
+        return new(PinFate.Held, gap);
     }
 
     private void ReleasePin(string session, double now)
@@ -321,8 +308,10 @@ public static class RetentionPlanners
     /// <summary>True if --retention accepts <paramref name="name"/>.</summary>
     public static bool IsValid(string name) => Gateway.Core.Agents.RetentionPolicies.IsValid(name);
 
-    /// <summary>Creates a fresh planner (<paramref name="options"/>: the policies' knobs, defaults when null).</summary>
-    public static IRetentionPlanner Create(string name, TimeProvider time, Gateway.Core.Agents.RetentionOptions? options = null) => name == NoRetentionPlanner.PolicyName
-        ? new NoRetentionPlanner()
-        : new AgentRetentionPlanner(Gateway.Core.Agents.RetentionPolicies.Create(name, time, options), time);
+    /// <summary>
+    /// Creates a fresh planner (<paramref name="options"/>: the policies' knobs, defaults when null). <c>off</c> too drives
+    /// its Core policy, which sends nothing but tracks the sessions' gaps (what program priority needs).
+    /// </summary>
+    public static AgentRetentionPlanner Create(string name, TimeProvider time, Gateway.Core.Agents.RetentionOptions? options = null) =>
+        new(Gateway.Core.Agents.RetentionPolicies.Create(name, time, options), time);
 }

@@ -92,6 +92,12 @@ public sealed class RunResult
     /// <summary>Whether dispatch used the locality pick (routing with a prefix index and --locality on).</summary>
     public bool Locality { get; init; }
 
+    /// <summary>Program-level ordering of resumed turns was on (--program-priority).</summary>
+    public bool ProgramPriority { get; init; }
+
+    /// <summary>Turns that got the resumed-turn boost (closed a tool gap of at most MaxGapSeconds).</summary>
+    public long ResumedTurnsBoosted { get; init; }
+
     /// <summary>hfair's lag bound (cost units) for the locality pick.</summary>
     public double LagBound { get; init; }
 

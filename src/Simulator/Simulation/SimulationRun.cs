@@ -35,7 +35,9 @@ public sealed class SimulationRun
     private readonly IRequestScheduler _scheduler;
     private readonly LocalityPick _pick;
     private int _dispatchCursor;
-    private readonly IRetentionPlanner _retention;
+    private readonly AgentRetentionPlanner _retention;
+    private readonly Gateway.Core.Agents.ResumedTurnPriority? _programPriority;
+    private long _resumedBoosted;
     private readonly CostModel _cost = CostModel.Default;
     private readonly Func<string, double> _weightOf;
     private readonly WorkerSlot[] _workers;
@@ -94,6 +96,7 @@ public sealed class SimulationRun
             MemoryCostWeight = scenario.RetentionCostWeight,
             PinBudgetFraction = scenario.RetentionPinBudget,
         });
+        _programPriority = scenario.ProgramPriority ? new Gateway.Core.Agents.ResumedTurnPriority() : null;
 
         var profile = ModelProfiles.Get(scenario.Profile);
         _workers = new WorkerSlot[scenario.Workers];
@@ -309,18 +312,7 @@ public sealed class SimulationRun
                 ExpectedOutputTokens = Math.Max(1, turn.Out),
             },
         };
-        r.Queued = new QueuedRequest
-        {
-            Id = id,
-            TenantPath = s.Session.Tenant,
-            SessionId = sessionId,
-            PromptTokens = turn.In,
-            ExpectedOutputTokens = r.Output,
-            EnqueuedTimestamp = _time.GetTimestamp(),
-            Route = r.Route,
-            Payload = r,
-        };
-
+        var priority = Gateway.Core.Agents.TurnPriority.Fresh;
         if (k > 0 && s.PreviousHashes is { } prev)
         {
             int common = 0;
@@ -334,16 +326,34 @@ public sealed class SimulationRun
             r.PreviousWorker = s.LastWorker;
             r.AfterToolGap = s.LastStop == "tool_use";
             r.CachedOnArrival = s.LastWorker >= 0 ? _workers[s.LastWorker].Engine.CachedPrefixBlocks(hashes.AsSpan(0, common)) * _scenario.BlockSize : 0;
-            r.PinFate = _retention.OnTurnArrived(new TurnArrivedContext { Now = t, SessionId = s.Session.Id, GapSeconds = t - s.Base });
-            if (_retention is AgentRetentionPlanner)
+            var arrival = _retention.OnTurnArrived(new TurnArrivedContext { Now = t, SessionId = s.Session.Id, GapSeconds = t - s.Base });
+            r.PinFate = arrival.Fate;
+            if (_programPriority is not null)
             {
-                // Pins may have changed (released / re-taken): integrate up to now with the old count.
-                foreach (var w in _workers)
-                {
-                    SamplePins(w, t, force: true);
-                }
+                priority = _programPriority.Decide(arrival.Gap);
+                _resumedBoosted += priority.Resumed ? 1 : 0;
+            }
+
+            // Pins may have changed (released / re-taken): integrate up to now with the old count.
+            foreach (var w in _workers)
+            {
+                SamplePins(w, t, force: true);
             }
         }
+
+        r.EnginePriority = priority.EnginePriority;
+        r.Queued = new QueuedRequest
+        {
+            Id = id,
+            TenantPath = s.Session.Tenant,
+            SessionId = sessionId,
+            PromptTokens = turn.In,
+            ExpectedOutputTokens = r.Output,
+            EnqueuedTimestamp = _time.GetTimestamp(),
+            Route = r.Route,
+            Payload = r,
+            ResumeCredit = priority.QueueCredit,
+        };
 
         s.PreviousHashes = hashes;
         if (double.IsNaN(_firstArrival))
@@ -439,6 +449,7 @@ public sealed class SimulationRun
                 BlockHashes = r.Hashes,
                 OutputTokens = r.Output,
                 SessionId = r.Route.SessionId,
+                Priority = r.EnginePriority,
             }, out _))
             {
                 Reject(r, t);
@@ -658,12 +669,9 @@ public sealed class SimulationRun
                 BlockHashes = r.Hashes,
                 AgentKind = s.Session.Parent is null ? "main" : "subagent",
             });
-            if (_retention is AgentRetentionPlanner)
+            foreach (var ws in _workers)
             {
-                foreach (var ws in _workers)
-                {
-                    SamplePins(ws, t, force: true);
-                }
+                SamplePins(ws, t, force: true);
             }
         }
 
@@ -796,7 +804,9 @@ public sealed class SimulationRun
             ReprefillTokensResumed = _reprefill,
             ResumedAfterTool = _resumedTool,
             ResumedAfterHuman = _resumedHuman,
-            RetentionStats = (_retention as AgentRetentionPlanner)?.Stats,
+            RetentionStats = _retention.Stats,
+            ProgramPriority = _programPriority is not null,
+            ResumedTurnsBoosted = _resumedBoosted,
             PinnedBlockSeconds = _pinnedBlockSeconds,
             PinnedUnusedBlockSeconds = _retention.PinnedUnusedBlockSeconds,
             TtftSamplesMs = ttftSorted,
@@ -909,5 +919,6 @@ public sealed class SimulationRun
         public int PreviousWorker = -1;
         public bool AfterToolGap;
         public PinFate PinFate;
+        public int EnginePriority;
     }
 }

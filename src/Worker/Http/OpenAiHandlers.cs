@@ -28,6 +28,12 @@ internal sealed class OpenAiHandlers
     /// <summary>Retention hint header: after the request finishes, pin its blocks for this many milliseconds.</summary>
     public const string RetentionTtlHeader = "x-retention-ttl-ms";
 
+    /// <summary>Priority hint header: the engine admits waiting requests by priority (higher first), then arrival.</summary>
+    public const string PriorityHeader = "x-request-priority";
+
+    /// <summary>Largest |priority| accepted in <see cref="PriorityHeader"/>.</summary>
+    public const int MaxPriority = 1000;
+
     /// <summary>Most embedding values (inputs × dimensions) one response may hold (bounds response size).</summary>
     public const long MaxEmbeddingValues = 4 * 1024 * 1024;
 
@@ -297,6 +303,14 @@ internal sealed class OpenAiHandlers
             ttl = t;
         }
 
+        int priority = 0;
+        if (ctx.Request.Headers.TryGetValue(PriorityHeader, out var priorityValues) &&
+            (!int.TryParse(priorityValues.ToString(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out priority) || Math.Abs(priority) > MaxPriority))
+        {
+            error = OpenAiError.Invalid($"Header '{PriorityHeader}' must be an integer in [-{MaxPriority}, {MaxPriority}].", PriorityHeader);
+            return null;
+        }
+
         var tokens = new List<int>(Math.Max(16, req.PromptText.Length / 4));
         (real ? ByteTokenizer.Instance : (ITokenizer)DefaultTokenizer.Instance).Encode(req.PromptText, tokens);
         int promptTokens = tokens.Count;
@@ -349,6 +363,7 @@ internal sealed class OpenAiHandlers
             // Real tokens: max_tokens, else the output cap; the model's end-of-sequence token may stop sooner.
             OutputTokens = real ? req.MaxTokens ?? Math.Min(room, _w.Options.OutputLengthMax) : plan.OutputTokens,
             SessionId = session,
+            Priority = priority,
             RetentionTtlMs = ttl is long keep ? (int)keep : 0,
         };
         return new PreparedRequest(req, engineRequest, plan, _w.Options.TimeProvider.GetUtcNow().ToUnixTimeSeconds(), ttl, real ? new GeneratedText() : null);

@@ -49,7 +49,7 @@ public class RetentionPoliciesTests
         var actions = new List<RetentionAction>();
         p.OnTurnCompleted(Tool("s"), actions);
         time.Advance(TimeSpan.FromSeconds(4));
-        Assert.Equal(4, p.OnTurnArrived("s"), 3);
+        Assert.Equal(4, p.OnTurnArrived("s").Seconds, 3);
         Assert.Empty(actions);
         Assert.Equal(1, p.Stats.Uncovered);
         Assert.Equal(0, p.Stats.PinnedBlockSeconds);

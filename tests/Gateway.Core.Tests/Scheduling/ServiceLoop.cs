@@ -48,9 +48,9 @@ internal sealed class ServiceLoop
     /// <summary>Called after each pick with the chosen request.</summary>
     public Action<QueuedRequest>? AfterPick { get; set; }
 
-    public Source Add(string tenantPath, int keepQueued, string? session = null, int priorityClass = 0, bool cached = false)
+    public Source Add(string tenantPath, int keepQueued, string? session = null, int priorityClass = 0, bool cached = false, double resumeCredit = 0)
     {
-        var s = new Source(tenantPath, keepQueued, session, priorityClass, cached);
+        var s = new Source(tenantPath, keepQueued, session, priorityClass, cached) { ResumeCredit = resumeCredit };
         _sources.Add(s);
         return s;
     }
@@ -78,7 +78,9 @@ internal sealed class ServiceLoop
                     {
                         Id = ++_nextId,
                         TenantPath = s.TenantPath,
-                        SessionId = s.Session,
+                        // "*": a new session per request (every request wakes an idle session leaf).
+                        SessionId = s.Session == "*" ? "s" + _nextId.ToString(System.Globalization.CultureInfo.InvariantCulture) : s.Session,
+                        ResumeCredit = s.ResumeCredit,
                         PromptTokens = prompt,
                         ExpectedCachedTokens = s.Cached ? prompt / 2 : 0,
                         ExpectedOutputTokens = _random.Next(5, 60),
@@ -143,6 +145,7 @@ internal sealed class ServiceLoop
         public string? Session { get; } = session;
         public int PriorityClass { get; } = priorityClass;
         public bool Cached { get; } = cached;
+        public double ResumeCredit { get; init; }
         public int Queued { get; set; }
         public int Dispatched { get; set; }
         public double Service { get; set; }

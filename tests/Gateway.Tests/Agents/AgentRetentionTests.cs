@@ -13,7 +13,7 @@ public sealed class AgentRetentionTests
 {
     private static readonly string Context = string.Join(' ', Enumerable.Range(0, 400).Select(i => $"line{i} of the repository context;"));
 
-    private static string FirstTurn(bool stream) => JsonSerializer.Serialize(new
+    internal static string FirstTurn(bool stream) => JsonSerializer.Serialize(new
     {
         model = "llama3-8b",
         stream,
@@ -27,10 +27,10 @@ public sealed class AgentRetentionTests
         },
     });
 
-    private static string SecondTurn(string toolCallId, string arguments) => JsonSerializer.Serialize(new
+    internal static string SecondTurn(string toolCallId, string arguments, int maxTokens = 16) => JsonSerializer.Serialize(new
     {
         model = "llama3-8b",
-        max_tokens = 16,
+        max_tokens = maxTokens,
         tool_choice = "none",
         tools = new[] { new { type = "function", function = new { name = "bash", description = "run a shell command", parameters = new { type = "object", properties = new { cmd = new { type = "string" } } } } } },
         messages = new object[]
@@ -53,7 +53,7 @@ public sealed class AgentRetentionTests
         return (worker, gw);
     }
 
-    private static async Task<(string Id, string Args)> ToolCallTurnAsync(HttpClient http)
+    internal static async Task<(string Id, string Args)> ToolCallTurnAsync(HttpClient http)
     {
         using var req = Sse.ChatStream(FirstTurn(stream: true), ("x-session-id", "agent-1"));
         using var resp = await http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead);

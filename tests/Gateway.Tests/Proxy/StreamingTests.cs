@@ -76,13 +76,14 @@ public sealed class StreamingTests : IAsyncLifetime
     {
         using var http = TestGateway.Client(_gw);
         var req = Sse.ChatStream("{\"model\":\"llama3-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
-            ("x-claude-code-session-id", "sess-42"), ("x-cache-salt", "forged"));
+            ("x-claude-code-session-id", "sess-42"), ("x-cache-salt", "forged"), ("x-request-priority", "1000"));
         (await http.SendAsync(req)).EnsureSuccessStatusCode();
         var h = _w.Requests.Last().Headers;
         Assert.Equal("sess-42", h["x-session-id"]);
         Assert.NotEqual("forged", h["x-cache-salt"]);
         Assert.Equal(32, h["x-cache-salt"].Length);
         Assert.False(h.ContainsKey("authorization"));
+        Assert.False(h.ContainsKey("x-request-priority")); // only the gateway prioritises (resumed agent turns)
         var ctxSalt = _gw.Services.GetService(typeof(Gateway.Auth.ApiKeyAuthenticator)) as Gateway.Auth.ApiKeyAuthenticator;
         Assert.Equal(ctxSalt!.SaltFor("demo/x/y"), h["x-cache-salt"]); // per org
         Assert.NotEqual(ctxSalt.SaltFor("other/x/y"), h["x-cache-salt"]);

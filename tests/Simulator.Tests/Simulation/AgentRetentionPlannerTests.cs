@@ -79,7 +79,8 @@ public class AgentRetentionPlannerTests
         Assert.Equal(100 * 16, off.ResumedAfterTool.ByCause[(int)ReprefillCause.EvictedBeforeArrival]);
         Assert.Equal(100 * 16, off.ResumedAfterTool.ByPinFate[(int)PinFate.None]);
         Assert.Equal(0, off.ResumedAfterHuman.Turns);
-        Assert.Null(off.RetentionStats);
+        Assert.Equal(1, off.RetentionStats!.Uncovered); // off sends nothing but tracks the gaps (program priority reads them)
+        Assert.Equal(0, off.RetentionStats.Retains);
 
         Assert.Equal(100 * 16, fixed2.ResumedAfterTool.ByPinFate[(int)PinFate.Expired]);
         Assert.Equal(1, fixed2.RetentionStats!.Misses);

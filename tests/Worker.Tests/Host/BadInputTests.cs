@@ -136,6 +136,13 @@ public sealed class BadInputTests : IAsyncLifetime
         Assert.Equal(400, status);
         Assert.Equal("x-retention-ttl-ms", json.GetProperty("error").GetProperty("param").GetString());
 
+        foreach (var bad in new[] { "high", "1001", "-1001", "1.5" })
+        {
+            var (ps, pj) = await TestWorkers.PostJsonAsync(http, "/v1/chat/completions", TestWorkers.ChatBody("x", 1), ("x-request-priority", bad));
+            Assert.Equal(400, ps);
+            Assert.Equal("x-request-priority", pj.GetProperty("error").GetProperty("param").GetString());
+        }
+
         using (var resp = await http.GetAsync("/worker/kv/events?after=-4"))
         {
             Assert.Equal(400, (int)resp.StatusCode);

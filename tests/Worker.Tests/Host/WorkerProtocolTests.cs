@@ -158,6 +158,27 @@ public sealed class WorkerProtocolTests
     }
 
     [Fact]
+    public async Task PriorityHeader_WaitingRequestWithHigherPriority_IsAdmittedFirst()
+    {
+        // One running sequence at a time: `busy` runs, `fresh` waits, then `resumed` (x-request-priority: 5) arrives and
+        // is admitted before `fresh`, so it finishes while `fresh` has not started.
+        await using var host = await WorkerHost.StartAsync(new WorkerOptions { Url = "http://127.0.0.1:0", KvBlocks = 4096, TimeScale = 1, MaxRunningSequences = 1 });
+        using var http = TestWorkers.Http(host);
+        var busy = TestWorkers.PostJsonAsync(http, "/v1/chat/completions", TestWorkers.ChatBody("busy", 300));
+        Assert.True(await TestWorkers.EventuallyAsync(() => host.GetEngineState().RunningRequests == 1, TimeSpan.FromSeconds(10)));
+        var fresh = TestWorkers.PostJsonAsync(http, "/v1/chat/completions", TestWorkers.ChatBody("fresh work", 50));
+        Assert.True(await TestWorkers.EventuallyAsync(() => host.GetEngineState().WaitingRequests == 1, TimeSpan.FromSeconds(10)));
+        var resumed = TestWorkers.PostJsonAsync(http, "/v1/chat/completions", TestWorkers.ChatBody("resumed turn", 4), ("x-request-priority", "5"));
+        Assert.True(await TestWorkers.EventuallyAsync(() => host.GetEngineState().WaitingRequests == 2, TimeSpan.FromSeconds(10)));
+
+        var first = await Task.WhenAny(fresh, resumed);
+        Assert.Same(resumed, first);
+        Assert.Equal(200, (await resumed).Status);
+        Assert.Equal(200, (await fresh).Status);
+        Assert.Equal(200, (await busy).Status);
+    }
+
+    [Fact]
     public async Task RetentionTtlHeader_PinsTheSessionsBlocksWhenTheRequestFinishes()
     {
         await using var host = await TestWorkers.StartAsync(kvBlocks: 2000);
