@@ -49,7 +49,7 @@ public sealed class AgentRetentionOptions
     }
 
     /// <summary>
-    /// Program-level ordering (<see cref="ResumedTurnPriority"/>): a turn that closes a tool gap goes ahead of fresh work
+    /// Program-level ordering (<see cref="Gateway.Core.Agents.ResumedTurnPriority"/>): a turn that closes a tool gap goes ahead of fresh work
     /// of its tenant in the gateway queue and is sent with <c>x-request-priority</c>. Acts whenever the agent layer is
     /// on (shadow or enabled mode); the retention hints are independent of it.
     /// </summary>
