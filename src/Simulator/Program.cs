@@ -25,6 +25,8 @@ var mix = new Option<string?>("--tenant-mix") { Description = "root sessions per
 var exclude = new Option<string?>("--exclude-tenants") { Description = "drop these tenants' requests after selection, \"tenant-0\"" };
 var locality = new Option<string?>("--locality") { Description = "on (default) | off: hfair's locality pick on dispatch" };
 var lagBound = new Option<double?>("--lag-bound") { Description = "hfair locality lag bound in cost units, default 4096" };
+var reserve = new Option<int?>("--reserve") { Description = "hfair: free dispatch slots held back for tenants not over their in-flight share, default 1 (0: off)" };
+var overShare = new Option<double?>("--over-share-factor") { Description = "hfair: a tenant holding this many times its weighted share of the in-flight requests may not take a reserved slot, default 1.5" };
 var timeScale = new Option<double?>("--time-scale") { Description = "open-loop arrivals X times faster (start / X)" };
 var maxRequests = new Option<int?>("--max-requests") { Description = "keep the first N requests" };
 var maxSessions = new Option<int?>("--max-sessions") { Description = "keep the first N root sessions" };
@@ -49,7 +51,7 @@ var parallel = new Option<int?>("--parallel") { Description = "runs at once, def
 var strict = new Option<bool>("--strict") { Description = "stop at the first malformed trace line" };
 
 var root = new RootCommand("Replays LLM traces through the gateway's routing/scheduling policies and the worker engine model in virtual time.");
-foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, maxPinned, blockSize, maxBatch, longPrefill, maxRunning, maxWaiting, maxPending, kvHigh, maxModelLen, weights, rates, mix, exclude, locality, lagBound, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, seeds, routing, scheduling, retention, retentionCost, retentionBudget, programPriority, output, parallel, strict })
+foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, maxPinned, blockSize, maxBatch, longPrefill, maxRunning, maxWaiting, maxPending, kvHigh, maxModelLen, weights, rates, mix, exclude, locality, lagBound, reserve, overShare, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, seeds, routing, scheduling, retention, retentionCost, retentionBudget, programPriority, output, parallel, strict })
 {
     root.Options.Add(o);
 }
@@ -83,6 +85,8 @@ root.SetAction(parse =>
         if (parse.GetValue(mix) is { } tm) s.TenantMix = tm;
         if (parse.GetValue(exclude) is { } ex) s.ExcludeTenants = ex;
         if (parse.GetValue(lagBound) is { } lb) s.LagBound = lb;
+        if (parse.GetValue(reserve) is { } rs) s.Reserve = rs;
+        if (parse.GetValue(overShare) is { } osf) s.OverShareFactor = osf;
         if (parse.GetValue(locality) is { } lo)
         {
             if (lo is not ("on" or "off"))

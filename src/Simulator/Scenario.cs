@@ -115,6 +115,15 @@ public sealed class Scenario
     /// <summary>hfair's locality lag bound in cost units (<see cref="LocalityOptions.LagBound"/>).</summary>
     public double LagBound { get; set; } = LocalityOptions.Default.LagBound;
 
+    /// <summary>
+    /// Free dispatch slots (workers with capacity) held back for tenants within their in-flight share
+    /// (<see cref="ReservedCapacity"/>; hfair only, 0 = off).
+    /// </summary>
+    public int Reserve { get; set; } = ReservedCapacity.DefaultReserve;
+
+    /// <summary>A tenant holding this many times its weighted share of the in-flight requests may not take a reserved slot (<see cref="ReservedCapacity.OverShareFactor"/>).</summary>
+    public double OverShareFactor { get; set; } = ReservedCapacity.DefaultOverShareFactor;
+
     /// <summary>Cache salt scope: "tenant" (full path), "org" (first path segment) or "none".</summary>
     public string CacheSalt { get; set; } = "tenant";
 
@@ -299,6 +308,16 @@ public sealed class Scenario
             errors.Add("--lag-bound must be a finite number >= 0");
         }
 
+        if (Reserve < 0)
+        {
+            errors.Add("--reserve must be >= 0");
+        }
+
+        if (!(OverShareFactor > 0) || double.IsInfinity(OverShareFactor))
+        {
+            errors.Add("--over-share-factor must be a finite number > 0");
+        }
+
         try
         {
             SchedulingPolicyContext.ParseWeights(TenantMix);
@@ -416,6 +435,8 @@ public sealed class Scenario
                     case "exclude_tenants": s.ExcludeTenants = string.Join(",", ListOf(p.Value)); break;
                     case "locality": s.Locality = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() != "off" : p.Value.GetBoolean(); break;
                     case "lag_bound": s.LagBound = p.Value.GetDouble(); break;
+                    case "reserve": s.Reserve = p.Value.GetInt32(); break;
+                    case "over_share_factor": s.OverShareFactor = p.Value.GetDouble(); break;
                     case "time_scale": s.TimeScale = p.Value.GetDouble(); break;
                     case "max_requests": s.MaxRequests = p.Value.GetInt32(); break;
                     case "max_sessions": s.MaxSessions = p.Value.GetInt32(); break;

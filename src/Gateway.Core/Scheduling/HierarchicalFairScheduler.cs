@@ -18,6 +18,10 @@ namespace Gateway.Core.Scheduling;
 /// wake is placed that many cost units ahead of its siblings (leaf level only: tenants' shares are unchanged).</item>
 /// <item>Locality: <see cref="Dequeue(Func{QueuedRequest, double})"/> picks the best-affinity request among
 /// those whose nodes are within <see cref="LocalityOptions.LagBound"/> of their least-served sibling.</item>
+/// <item>In-flight share (<see cref="WithinShare"/>, <see cref="DequeueWithinShare(double)"/>): every node counts its
+/// requests in flight and the weight of its active children (queued or in flight), so a node's in-flight count can be
+/// compared with its weighted share of its parent's; <see cref="ReservedCapacity"/> keeps the last free slots for tenants
+/// not over their share.</item>
 /// </list>
 /// Knobs: weights by path (unnamed nodes weigh 1), <see cref="CostModel"/>, <see cref="LocalityOptions"/>.
 /// Pick is O(depth x log children). State is keyed by path, so <see cref="UpdateWeights"/> (config reload) keeps it.
@@ -73,6 +77,8 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
             // vruntime is unchanged, so sort order in the parents' sets stays valid. Leaves always weigh 1.
             node.Weight = SanitizeWeight(weightOf(node.Path));
         }
+
+        RecomputeActiveWeights();
     }
 
     /// <summary>Cumulative service (cost units) charged to a tenant path, 0 if unknown.</summary>
@@ -119,6 +125,7 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
         leaf.Queue![band].Add(request);
         request.SchedulerState = leaf;
         _count++;
+        AddWork(leaf, +1);
 
         for (var n = leaf; n.Parent is not null; n = n.Parent)
         {
@@ -156,12 +163,7 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
             return null;
         }
 
-        var n = _root;
-        while (!n.IsLeaf)
-        {
-            n = n.ActiveSet(band).Min!;
-        }
-
+        var n = StrictLeaf(_root, band);
         var request = n.Queue![band].Min!;
         Dispatch(request, n, band);
         return request;
@@ -172,32 +174,117 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
     {
         ArgumentNullException.ThrowIfNull(affinity);
         var band = FirstBand();
+        return band < 0 ? null : DispatchLocal(ChooseLocal(affinity, band, 0)!, band);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// The plain fair pick when its tenant path is within <paramref name="factor"/> x its in-flight share
+    /// (<see cref="WithinShare"/>); otherwise the
+    /// least-served request (first non-empty priority band) among within-share paths, found by walking the tree in
+    /// vruntime order and skipping over-share subtrees (at most <see cref="LocalityOptions.MaxCandidates"/> nodes looked
+    /// at), counted in <see cref="ShareOverrides"/>; null when no within-share request is queued.
+    /// </remarks>
+    public QueuedRequest? DequeueWithinShare(double factor)
+    {
+        var band = FirstBand();
         if (band < 0)
         {
             return null;
         }
 
-        // The strict fair pick: served anyway once locality picks have passed it over MaxHeadSkips times, so a
-        // request waits at most that many picks beyond its fair turn, however cheap the cached requests overtaking it.
-        var strictLeaf = _root;
-        while (!strictLeaf.IsLeaf)
+        var leaf = StrictLeaf(_root, band);
+        if (!PathWithinShare(leaf, factor))
         {
-            strictLeaf = strictLeaf.ActiveSet(band).Min!;
+            var budget = Math.Max(1, _locality.MaxCandidates);
+            leaf = FindWithinShare(_root, band, factor, ref budget);
+            if (leaf is null)
+            {
+                return null;
+            }
+
+            ShareOverrides++;
         }
 
-        var strict = strictLeaf.Queue![band].Min!;
-        QueuedRequest best;
-        if (strict.LocalitySkips >= _locality.MaxHeadSkips)
+        var request = leaf.Queue![band].Min!;
+        Dispatch(request, leaf, band);
+        return request;
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// The locality pick of <see cref="Dequeue(Func{QueuedRequest, double})"/> when its tenant path is within its in-flight
+    /// share; otherwise the same pick among within-share paths only (the lag bound is then not guaranteed: an over-share
+    /// sibling with less service is passed over, which is the point; counted in <see cref="ShareOverrides"/> and left out
+    /// of <see cref="MaxDispatchLag"/>); null when no within-share request is queued.
+    /// </remarks>
+    public QueuedRequest? DequeueWithinShare(Func<QueuedRequest, double> affinity, double factor)
+    {
+        ArgumentNullException.ThrowIfNull(affinity);
+        var band = FirstBand();
+        if (band < 0)
         {
-            best = strict;
+            return null;
+        }
+
+        var choice = ChooseLocal(affinity, band, 0)!;
+        if (PathWithinShare((Node)choice.Best.SchedulerState!, factor))
+        {
+            return DispatchLocal(choice, band);
+        }
+
+        choice = ChooseLocal(affinity, band, factor);
+        if (choice is null)
+        {
+            return null;
+        }
+
+        ShareOverrides++;
+        return DispatchLocal(choice, band, measureLag: false);
+    }
+
+    /// <summary>Picks that served a within-share tenant ahead of an over-share one with less service (<see cref="DequeueWithinShare(double)"/>).</summary>
+    public long ShareOverrides { get; private set; }
+
+    private sealed record LocalChoice(QueuedRequest Best, QueuedRequest Strict);
+
+    /// <summary>
+    /// The locality choice without side effects: the strict fair pick (among within-share paths when
+    /// <paramref name="withinShare"/>; null if there is none), and the best-affinity request within the lag bound.
+    /// </summary>
+    private LocalChoice? ChooseLocal(Func<QueuedRequest, double> affinity, int band, double withinShareFactor)
+    {
+        // The strict fair pick: served anyway once locality picks have passed it over MaxHeadSkips times, so a
+        // request waits at most that many picks beyond its fair turn, however cheap the cached requests overtaking it.
+        Node? strictLeaf;
+        if (withinShareFactor > 0)
+        {
+            var budget = Math.Max(1, _locality.MaxCandidates);
+            strictLeaf = FindWithinShare(_root, band, withinShareFactor, ref budget);
+            if (strictLeaf is null)
+            {
+                return null;
+            }
         }
         else
         {
-            var search = new LocalitySearch(affinity, _locality.MaxCandidates);
-            Search(_root, band, ref search);
-            best = search.Best ?? strict; // MaxCandidates <= 0: nothing was scored
+            strictLeaf = StrictLeaf(_root, band);
         }
 
+        var strict = strictLeaf.Queue![band].Min!;
+        if (strict.LocalitySkips >= _locality.MaxHeadSkips)
+        {
+            return new LocalChoice(strict, strict);
+        }
+
+        var search = new LocalitySearch(affinity, _locality.MaxCandidates);
+        Search(_root, band, withinShareFactor, ref search);
+        return new LocalChoice(search.Best ?? strict, strict); // MaxCandidates <= 0: nothing was scored
+    }
+
+    private QueuedRequest DispatchLocal(LocalChoice choice, int band, bool measureLag = true)
+    {
+        var (best, strict) = (choice.Best, choice.Strict);
         var leaf = (Node)best.SchedulerState!;
         if (!ReferenceEquals(strict, best))
         {
@@ -210,18 +297,152 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
             }
         }
 
-        // Observed lag of the chosen path: the service, in cost units, each node had beyond its band's leader.
-        double lag = 0;
-        for (var n = leaf; n.Parent is not null; n = n.Parent)
+        if (measureLag)
         {
-            lag = Math.Max(lag, (n.Vruntime - n.Parent.ActiveSet(band).Min!.Vruntime) * n.Weight);
+            // Observed lag of the chosen path: the service, in cost units, each node had beyond its band's leader.
+            double lag = 0;
+            for (var n = leaf; n.Parent is not null; n = n.Parent)
+            {
+                lag = Math.Max(lag, (n.Vruntime - n.Parent.ActiveSet(band).Min!.Vruntime) * n.Weight);
+            }
+
+            MaxDispatchLag = Math.Max(MaxDispatchLag, lag);
         }
 
-        MaxDispatchLag = Math.Max(MaxDispatchLag, lag);
         LocalityPicks++;
-
         Dispatch(best, leaf, band);
         return best;
+    }
+
+    private static Node StrictLeaf(Node from, int band)
+    {
+        var n = from;
+        while (!n.IsLeaf)
+        {
+            n = n.ActiveSet(band).Min!;
+        }
+
+        return n;
+    }
+
+    private static bool PathWithinShare(Node leaf, double factor)
+    {
+        for (var n = leaf.Parent; n is not null && n.Parent is not null; n = n.Parent)
+        {
+            if (!WithinShareAt(n, factor))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Whether <paramref name="tenantPath"/> is within <paramref name="factor"/> x its in-flight share: at every level of
+    /// its path (org, team, key), the node's requests in flight are below factor x its weighted share of its parent's
+    /// in-flight requests counting one more, <c>inFlight(n) &lt; factor x weight(n) / activeWeight(parent) x
+    /// (inFlight(parent) + 1)</c>, where activeWeight(parent) sums the weights of the parent's children that have work
+    /// (queued or in flight), the node itself included. With nothing else active a node is always within its share
+    /// (factor &gt;= 1); with nothing in flight every node is.
+    /// </summary>
+    public bool WithinShare(string tenantPath, double factor = 1)
+    {
+        ArgumentNullException.ThrowIfNull(tenantPath);
+        if (!_nodes.TryGetValue(Normalize(tenantPath), out var node))
+        {
+            return true; // never seen: nothing in flight
+        }
+
+        for (var n = node; n.Parent is not null; n = n.Parent)
+        {
+            if (!WithinShareAt(n, factor))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private Node? FindWithinShare(Node node, int band, double factor, ref int budget)
+    {
+        if (node.IsLeaf)
+        {
+            return node; // sessions of one key share its slot count; the key level decides
+        }
+
+        foreach (var child in node.ActiveSet(band))
+        {
+            if (budget-- <= 0)
+            {
+                return null;
+            }
+
+            if (!child.IsLeaf && !WithinShareAt(child, factor))
+            {
+                continue;
+            }
+
+            if (FindWithinShare(child, band, factor, ref budget) is { } leaf)
+            {
+                return leaf;
+            }
+        }
+
+        return null;
+    }
+
+    private static bool WithinShareAt(Node n, double factor)
+    {
+        var parent = n.Parent!;
+        var activeWeight = parent.ActiveWeight + (n.Work > 0 ? 0 : n.Weight);
+        return activeWeight <= 0 || n.InFlight < factor * n.Weight / activeWeight * (parent.InFlight + 1);
+    }
+
+    /// <summary>Work (queued + in flight) of <paramref name="leaf"/> and its ancestors changes by <paramref name="delta"/>.</summary>
+    private void AddWork(Node leaf, int delta)
+    {
+        for (var n = leaf; n is not null; n = n.Parent)
+        {
+            var before = n.Work;
+            n.Work += delta;
+            if (n.IsLeaf || n.Parent is not { } parent)
+            {
+                continue;
+            }
+
+            if (before == 0 && n.Work > 0)
+            {
+                parent.ActiveWeight += n.Weight;
+            }
+            else if (before > 0 && n.Work == 0)
+            {
+                parent.ActiveWeight -= n.Weight;
+            }
+
+            if (parent.ActiveWeight < 1e-9)
+            {
+                parent.ActiveWeight = 0; // no drift once a parent's children are all idle
+            }
+        }
+    }
+
+    private void RecomputeActiveWeights()
+    {
+        _root.ActiveWeight = 0;
+        foreach (var node in _nodes.Values)
+        {
+            node.ActiveWeight = 0;
+        }
+
+        foreach (var node in _nodes.Values)
+        {
+            if (node.Work > 0)
+            {
+                node.Parent!.ActiveWeight += node.Weight;
+            }
+        }
     }
 
     /// <inheritdoc />
@@ -235,6 +456,7 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
 
         Unqueue(leaf, BandOf(request));
         request.SchedulerState = null;
+        AddWork(leaf, -1);
         PruneIfIdle(leaf);
         return true;
     }
@@ -282,7 +504,12 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
             ChargeNode(f.Leaf, delta);
         }
 
-        f.Leaf.InFlight--;
+        for (var n = f.Leaf; n is not null; n = n.Parent)
+        {
+            n.InFlight--;
+        }
+
+        AddWork(f.Leaf, -1);
         PruneIfIdle(f.Leaf);
     }
 
@@ -290,7 +517,11 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
     {
         leaf.Queue![band].Remove(request);
         Unqueue(leaf, band);
-        leaf.InFlight++;
+        for (var n = leaf; n is not null; n = n.Parent)
+        {
+            n.InFlight++; // work (queued + in flight) is unchanged: the request moved from one to the other
+        }
+
         request.SchedulerState = new InFlight(leaf);
         var cost = _cost.Prefill(request.PromptTokens, request.ExpectedCachedTokens);
         request.ChargedCost = cost;
@@ -337,7 +568,7 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
         _root.Service += cost;
     }
 
-    private void Search(Node node, int band, ref LocalitySearch search)
+    private void Search(Node node, int band, double withinShareFactor, ref LocalitySearch search)
     {
         if (node.IsLeaf)
         {
@@ -376,9 +607,10 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
             }
 
             // Bound: (v(child) - v(leader)) x weight(child) <= L, i.e. at most L cost units of its own service ahead.
-            if ((child.Vruntime - leader) * child.Weight <= Math.Max(0, _locality.LagBound))
+            if ((child.Vruntime - leader) * child.Weight <= Math.Max(0, _locality.LagBound)
+                && (withinShareFactor <= 0 || child.IsLeaf || WithinShareAt(child, withinShareFactor)))
             {
-                Search(child, band, ref search);
+                Search(child, band, withinShareFactor, ref search);
             }
         }
     }
@@ -492,6 +724,8 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
         public double Service { get; set; }
         public double MinVruntime { get; private set; }
         public int InFlight { get; set; }
+        public int Work { get; set; }
+        public double ActiveWeight { get; set; }
         public int[] Pending { get; } = new int[Bands];
         public SortedSet<QueuedRequest>[]? Queue { get; } = isLeaf ? [new(RequestOrder), new(RequestOrder)] : null;
 

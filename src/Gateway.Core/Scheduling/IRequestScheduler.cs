@@ -33,6 +33,21 @@ public interface IRequestScheduler
     /// </summary>
     QueuedRequest? Dequeue(Func<QueuedRequest, double> affinity) => Dequeue();
 
+    /// <summary>
+    /// Removes and returns the next request of a tenant that is not over its share, i.e. holds fewer than
+    /// <paramref name="factor"/> x its weighted share of the requests in flight (the only ones that may take
+    /// <see cref="ReservedCapacity"/>), or null when none is queued. Policies without a notion of share (fcfs, vtc)
+    /// return <see cref="Dequeue()"/>: the reserve does not apply to them.
+    /// </summary>
+    QueuedRequest? DequeueWithinShare(double factor) => Dequeue();
+
+    /// <summary>
+    /// <see cref="DequeueWithinShare(double)"/> with locality: among those requests the policy considers fair enough, the
+    /// one with the highest <paramref name="affinity"/>. Policies without a notion of share return
+    /// <see cref="Dequeue(Func{QueuedRequest, double})"/>.
+    /// </summary>
+    QueuedRequest? DequeueWithinShare(Func<QueuedRequest, double> affinity, double factor) => Dequeue(affinity);
+
     /// <summary>Charges <paramref name="tokens"/> newly generated tokens of a dispatched request as they stream.</summary>
     void ChargeOutput(QueuedRequest request, int tokens)
     {

@@ -46,16 +46,21 @@ public sealed class LocalityPick
         return cached >= MinCachedTokens ? cached : 0;
     }
 
-    /// <summary>Next request from <paramref name="scheduler"/> for <paramref name="worker"/>, which has free capacity.</summary>
-    public QueuedRequest? Next(IRequestScheduler scheduler, WorkerInfo worker)
+    /// <summary>
+    /// Next request from <paramref name="scheduler"/> for <paramref name="worker"/>, which has free capacity; with
+    /// <paramref name="withinShareFactor"/> above 0, only among tenants holding fewer than that factor x their weighted
+    /// share of the requests in flight (a reserved slot, <see cref="ReservedCapacity"/>), null when none is queued.
+    /// </summary>
+    public QueuedRequest? Next(IRequestScheduler scheduler, WorkerInfo worker, double withinShareFactor = 0)
     {
         ArgumentNullException.ThrowIfNull(scheduler);
         ArgumentNullException.ThrowIfNull(worker);
+        bool reserved = withinShareFactor > 0;
         if (_affinity is null)
         {
-            return scheduler.Dequeue();
+            return reserved ? scheduler.DequeueWithinShare(withinShareFactor) : scheduler.Dequeue();
         }
 
-        return scheduler.Dequeue(r => Affinity(r, worker));
+        return reserved ? scheduler.DequeueWithinShare(r => Affinity(r, worker), withinShareFactor) : scheduler.Dequeue(r => Affinity(r, worker));
     }
 }

@@ -49,6 +49,8 @@ public static class ResultWriter
                 Num(w, "max_dispatch_lag", r.MaxDispatchLag);
                 w.WriteBoolean("program_priority", r.ProgramPriority);
                 w.WriteNumber("resumed_turns_boosted", r.ResumedTurnsBoosted);
+                w.WriteNumber("reserve", r.Reserve);
+                w.WriteNumber("reserved_picks", r.ReservedPicks);
                 w.WriteStartArray("tenants");
                 foreach (var t in r.Tenants)
                 {

@@ -109,6 +109,12 @@ public sealed class RunResult
 
     /// <summary>Largest lag (cost units) observed at a locality pick; never above <see cref="LagBound"/>.</summary>
     public double MaxDispatchLag { get; init; }
+
+    /// <summary>Free dispatch slots held back for within-share tenants (<c>--reserve</c>).</summary>
+    public int Reserve { get; init; }
+
+    /// <summary>Dispatches that took a reserved slot.</summary>
+    public long ReservedPicks { get; init; }
 }
 
 /// <summary>One request's outcome (seconds of virtual time).</summary>

@@ -34,6 +34,7 @@ public sealed class SimulationRun
     private readonly IRoutingPolicy _routing;
     private readonly IRequestScheduler _scheduler;
     private readonly LocalityPick _pick;
+    private readonly ReservedCapacity _reserve;
     private int _dispatchCursor;
     private readonly AgentRetentionPlanner _retention;
     private readonly Gateway.Core.Agents.ResumedTurnPriority? _programPriority;
@@ -91,6 +92,7 @@ public sealed class SimulationRun
         _routing = RoutingPolicies.Create(routing, new RoutingPolicyContext { Time = _time, Seed = scenario.Seed, BlockSize = scenario.BlockSize });
         _scheduler = SchedulingPolicies.Create(scheduling, schedulingContext);
         _pick = new LocalityPick(_routing, scenario.Locality);
+        _reserve = new ReservedCapacity(scenario.Reserve, scenario.OverShareFactor);
         _retention = RetentionPlanners.Create(retention, _time, new Gateway.Core.Agents.RetentionOptions
         {
             MemoryCostWeight = scenario.RetentionCostWeight,
@@ -402,16 +404,20 @@ public sealed class SimulationRun
 
         while (_scheduler.Count > 0)
         {
-            int target = -1;
+            int target = -1, free = 0;
             for (int k = 0; k < _workers.Length; k++)
             {
                 int i = (_dispatchCursor + k) % _workers.Length;
                 var w = _workers[i];
                 bool cap = HasCapacity(w);
                 w.Info.Draining = !cap;
-                if (cap && target < 0)
+                if (cap)
                 {
-                    target = i;
+                    free++;
+                    if (target < 0)
+                    {
+                        target = i;
+                    }
                 }
             }
 
@@ -420,7 +426,7 @@ public sealed class SimulationRun
                 break;
             }
 
-            var q = _pick.Next(_scheduler, _workers[target].Info);
+            var q = _reserve.Next(_scheduler, free, _pick, _workers[target].Info);
             if (q is null)
             {
                 break;
@@ -819,6 +825,8 @@ public sealed class SimulationRun
             LocalityPicks = (_scheduler as HierarchicalFairScheduler)?.LocalityPicks ?? 0,
             LocalityReorders = (_scheduler as HierarchicalFairScheduler)?.LocalityReorders ?? 0,
             MaxDispatchLag = (_scheduler as HierarchicalFairScheduler)?.MaxDispatchLag ?? 0,
+            Reserve = _reserve.Reserve,
+            ReservedPicks = _reserve.ReservedPicks,
         };
     }
 

@@ -25,7 +25,7 @@ public sealed class FairnessEvidenceTests(ITestOutputHelper output)
     private static double QuietP99(RunResult run) => run.Tenants.Where(t => t.Tenant != "tenant-0").Max(t => t.TtftMs.P99);
 
     [Fact]
-    public void NoisyNeighbour_HfairKeepsQuietTenantsNearTheirAloneTtft_FcfsDoesNot()
+    public void NoisyNeighbour_HfairWithReservedSlotKeepsQuietTenantsNearTheirAloneTtft_FcfsDoesNot()
     {
         // tenant-0 gets 20 of every 23 requests (--tenant-mix tenant-0=20): far above its quarter of the fleet;
         // tenants 1-3 each send 1/20 of that, well within their share. Alone = the same quiet requests without tenant-0.
@@ -40,19 +40,24 @@ public sealed class FairnessEvidenceTests(ITestOutputHelper output)
         var wNoisy = SimWorkload.Build(reqs, noisy);
         var wAlone = SimWorkload.Build(reqs, alone);
         var hfair = new SimulationRun(wNoisy, noisy, "least-load", "hfair", "off").Run();
+        var noReserve = new SimulationRun(wNoisy, new Scenario { Workers = 4, Tenants = 4, TenantMix = "tenant-0=20", MaxWaitingPerWorker = 1, MaxPendingPrefillTokens = 4096, Reserve = 0 }, "least-load", "hfair", "off").Run();
         var fcfs = new SimulationRun(wNoisy, noisy, "least-load", "fcfs", "off").Run();
         var baseline = new SimulationRun(wAlone, alone, "least-load", "hfair", "off").Run();
-        foreach (var (name, run) in new[] { ("hfair", hfair), ("fcfs", fcfs), ("alone", baseline) })
+        foreach (var (name, run) in new[] { ("hfair", hfair), ("hfair, no reserve", noReserve), ("fcfs", fcfs), ("alone", baseline) })
         {
             output.WriteLine($"{name}: {run.ThroughputTokensPerSecond:F0} output tok/s; " + string.Join(", ", run.Tenants.Select(t => $"{t.Tenant} p99 {t.TtftMs.P99:F0} ms ({t.Completed})")));
         }
 
         Assert.Equal(3 * 40, baseline.Completed);
         double alone99 = QuietP99(baseline);
-        // Issue 6 asks for <= 1.25x. Here it is about 1.3-1.4x: a quiet request can still wait for one long noisy prefill
-        // already running on the worker (non-preemptive; see docs/policies/hfair.md). The assertion keeps the measured
-        // level with a margin, and the contrast: fcfs puts the quiet tenants behind the whole flood.
-        Assert.True(QuietP99(hfair) <= 1.5 * alone99, $"hfair quiet p99 {QuietP99(hfair):F0} ms vs alone {alone99:F0} ms");
+        // Issue 6 asks for <= 1.25x. With the default reserved slot (ReservedCapacity: the last free worker goes only to
+        // tenants not over their in-flight share) the worst quiet tenant is at 1.26x here (1.40x without it): the three
+        // quiet tenants together sometimes need more than the one reserved worker (see docs/policies/hfair.md; on the
+        // Mooncake trace it is 1.00-1.06x). Deterministic: the bound keeps the measured level with a margin, the reserve
+        // must beat no reserve, and fcfs puts the quiet tenants behind the whole flood.
+        Assert.True(QuietP99(hfair) <= 1.32 * alone99, $"hfair quiet p99 {QuietP99(hfair):F0} ms vs alone {alone99:F0} ms");
+        Assert.True(hfair.ReservedPicks > 0);
+        Assert.True(QuietP99(hfair) < 0.95 * QuietP99(noReserve), $"reserve {QuietP99(hfair):F0} ms vs none {QuietP99(noReserve):F0} ms");
         Assert.True(QuietP99(fcfs) > 10 * alone99, $"fcfs quiet p99 {QuietP99(fcfs):F0} ms vs alone {alone99:F0} ms");
     }
 
@@ -113,5 +118,7 @@ public sealed class FairnessEvidenceTests(ITestOutputHelper output)
         Assert.Contains(new Scenario { Trace = "x", KvHighWatermark = 1.5 }.Validate(), e => e.Contains("--kv-high-watermark", StringComparison.Ordinal));
         Assert.Contains(new Scenario { Trace = "x", MaxPendingPrefillTokens = -1 }.Validate(), e => e.Contains("--max-pending-prefill", StringComparison.Ordinal));
         Assert.Contains(new Scenario { Trace = "x", LagBound = -1 }.Validate(), e => e.Contains("--lag-bound", StringComparison.Ordinal));
+        Assert.Contains(new Scenario { Trace = "x", Reserve = -1 }.Validate(), e => e.Contains("--reserve", StringComparison.Ordinal));
+        Assert.Contains(new Scenario { Trace = "x", OverShareFactor = 0 }.Validate(), e => e.Contains("--over-share-factor", StringComparison.Ordinal));
     }
 }
