@@ -222,7 +222,18 @@ public sealed class GatewayQueue
     /// <summary>Next request with locality (see <see cref="IRequestScheduler.Dequeue(Func{QueuedRequest, double})"/>).</summary>
     public QueuedRequest? Dequeue(Func<QueuedRequest, double> affinity) => OnDequeued(_scheduler.Dequeue(affinity));
 
-    /// <summary>Next request for <paramref name="worker"/>, which freed capacity (<see cref="LocalityPick"/>).</summary>
+    /// <summary>
+    /// Next request for a dispatch while <paramref name="free"/> slots are free, this one included
+    /// (<see cref="ReservedCapacity.Next"/>: the last reserved slots only for tenants not over their share; with
+    /// <paramref name="pick"/> and <paramref name="worker"/>, the locality pick for the worker that freed capacity).
+    /// </summary>
+    public QueuedRequest? DequeueFor(ReservedCapacity reserve, int free, LocalityPick? pick = null, Gateway.Core.Routing.WorkerInfo? worker = null)
+    {
+        ArgumentNullException.ThrowIfNull(reserve);
+        return OnDequeued(reserve.Next(_scheduler, free, pick, worker));
+    }
+
+    /// <summary>Next request for <paramref name="worker"/>, which freed capacity (see <see cref="LocalityPick"/>).</summary>
     public QueuedRequest? DequeueFor(LocalityPick pick, Gateway.Core.Routing.WorkerInfo worker)
     {
         ArgumentNullException.ThrowIfNull(pick);

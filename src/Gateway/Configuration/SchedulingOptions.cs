@@ -62,6 +62,17 @@ public sealed class SchedulingOptions
     /// </summary>
     public long MaxPendingPrefillTokens { get; set; }
 
+    /// <summary>
+    /// Free slots of the fleet (<see cref="MaxInFlightPerWorker"/> per worker, less saturated ones) held back for tenants
+    /// not over their in-flight share (<c>ReservedCapacity</c>, hfair only; 0 = off): a tenant holding
+    /// <see cref="OverShareFactor"/> x its weighted share of the requests in flight waits for unreserved capacity, so a
+    /// within-share tenant's request finds a slot at once under a noisy neighbour's flood (docs/policies/hfair.md).
+    /// </summary>
+    public int ReservedSlots { get; set; } = Gateway.Core.Scheduling.ReservedCapacity.DefaultReserve;
+
+    /// <summary>A tenant holding at least this many times its weighted share of the in-flight requests may not take a reserved slot.</summary>
+    public double OverShareFactor { get; set; } = Gateway.Core.Scheduling.ReservedCapacity.DefaultOverShareFactor;
+
     /// <summary>How often queue timeouts are expired and shared service is synced.</summary>
     public TimeSpan TickInterval { get; set; } = TimeSpan.FromMilliseconds(100);
 

@@ -96,6 +96,7 @@ public sealed class FairDispatcher : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly SharedServiceSync? _sync;
     private readonly LocalityPick? _locality;
+    private readonly ReservedCapacity _reserve;
     private readonly SharedQuotaLedger? _sharedQuota;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<long, SharedQuotaReservation> _shared = new();
     private readonly Func<string, string> _label;
@@ -113,9 +114,10 @@ public sealed class FairDispatcher : IAsyncDisposable
     /// </summary>
     public FairDispatcher(GatewayQueue queue, Func<int>? freeCapacity = null, FairDispatcherOptions? options = null,
         TimeProvider? time = null, SharedServiceSync? sync = null, Meter? meter = null, Func<string, string>? tenantLabel = null,
-        LocalityPick? locality = null, SharedQuotaLedger? sharedQuota = null)
+        LocalityPick? locality = null, SharedQuotaLedger? sharedQuota = null, ReservedCapacity? reserve = null)
     {
         _locality = locality;
+        _reserve = reserve ?? new ReservedCapacity(0);
         _sharedQuota = sharedQuota;
         _queue = queue ?? throw new ArgumentNullException(nameof(queue));
         _freeCapacity = freeCapacity;
@@ -134,6 +136,9 @@ public sealed class FairDispatcher : IAsyncDisposable
                 meter.CreateObservableCounter("gateway.fair.locality.picks", () => Locked(() => hfair.LocalityPicks), "{pick}", "Dispatches made with the locality pick (a worker freed a slot).");
                 meter.CreateObservableCounter("gateway.fair.locality.reorders", () => Locked(() => hfair.LocalityReorders), "{pick}", "Locality picks that served another request than strict fair order would have.");
                 meter.CreateObservableGauge("gateway.fair.locality.max_lag", () => Locked(() => hfair.MaxDispatchLag), "{cost}", "Largest lag (cost units) seen at a locality pick; never above the configured lag bound.");
+                // Reserved slots (no labels): dispatches into them, and how often one was left free for a within-share tenant.
+                meter.CreateObservableCounter("gateway.fair.reserve.picks", () => Locked(() => _reserve.ReservedPicks), "{pick}", "Dispatches that took one of the slots reserved for tenants not over their in-flight share.");
+                meter.CreateObservableCounter("gateway.fair.reserve.held", () => Locked(() => _reserve.HeldBack), "{pick}", "Times a reserved slot was left free because only over-share tenants were queued.");
             }
         }
 
@@ -271,15 +276,17 @@ public sealed class FairDispatcher : IAsyncDisposable
 
     /// <summary>
     /// Releases requests while there is capacity. The first pick after a request finished on <paramref name="freed"/>
-    /// is made for that worker (locality within hfair's lag bound); the others in plain fair order.
+    /// is made for that worker (locality within hfair's lag bound); the others in plain fair order. The last
+    /// <see cref="ReservedCapacity.Reserve"/> free slots go only to tenants not over their in-flight share; when only
+    /// over-share tenants are queued they stay free (the next completion or arrival pumps again).
     /// </summary>
     private void PumpLocked(WorkerInfo? freed = null)
     {
         var free = _freeCapacity is null ? _options.MaxInFlight - _inFlight : _freeCapacity();
         var now = _time.GetTimestamp();
-        while (free-- > 0 && _queue.Count > 0)
+        for (; free > 0 && _queue.Count > 0; free--)
         {
-            var r = freed is not null && _locality is not null ? _queue.DequeueFor(_locality, freed) : _queue.Dequeue();
+            var r = _queue.DequeueFor(_reserve, free, _locality, freed);
             freed = null;
             if (r is null)
             {

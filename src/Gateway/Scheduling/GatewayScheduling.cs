@@ -85,7 +85,8 @@ public sealed class GatewayScheduling : IAsyncDisposable
         Sync = sync;
         var meter = meterFactory.Create(new MeterOptions(GatewayMetrics.MeterName) { Version = "1.0" });
         Locality = new LocalityPick(routing, _options.Locality);
-        _dispatcher = new FairDispatcher(Queue, FreeCapacity, new FairDispatcherOptions { TickInterval = _options.TickInterval }, time, sync, meter, metrics.TenantLabel, Locality, SharedQuota);
+        Reserve = new ReservedCapacity(_options.ReservedSlots, _options.OverShareFactor);
+        _dispatcher = new FairDispatcher(Queue, FreeCapacity, new FairDispatcherOptions { TickInterval = _options.TickInterval }, time, sync, meter, metrics.TenantLabel, Locality, SharedQuota, Reserve);
     }
 
     /// <summary>The tenant tree in use (replaced by <see cref="ReloadTenants"/>).</summary>
@@ -125,6 +126,9 @@ public sealed class GatewayScheduling : IAsyncDisposable
 
     /// <summary>The dispatch-time locality pick (the same <see cref="LocalityPick"/> the simulator uses).</summary>
     public LocalityPick Locality { get; }
+
+    /// <summary>Slots held back for tenants not over their in-flight share (the same <see cref="ReservedCapacity"/> the simulator uses).</summary>
+    public ReservedCapacity Reserve { get; }
 
     /// <summary>The dispatcher in the request path.</summary>
     public FairDispatcher Dispatcher => _dispatcher;

@@ -323,6 +323,80 @@ public sealed class GatewayFairQueueTests(Xunit.Abstractions.ITestOutputHelper o
         Assert.InRange(maxLag, 0, 4096);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(0)]
+    public async Task ReservedSlot_OverShareTenantWaits_WithinShareTenantTakesItAtOnce(int reserved)
+    {
+        // Four slots, equal weights, OverShareFactor 1. a holds one slot, b two; b's third request finds one slot free,
+        // but b holds 2 of the 3 requests in flight against a half share: with one reserved slot it waits, and a's next
+        // request takes the slot at once. Without the reserve b's request takes the last slot and a's waits behind it.
+        await using var gw = await StartGatewayAsync(perWorker: 4, extra: new()
+        {
+            ["Gateway:Scheduling:Tenants:1:Weight"] = "1",
+            ["Gateway:Scheduling:ReservedSlots"] = reserved.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Gateway:Scheduling:OverShareFactor"] = "1",
+        });
+        var sched = gw.Services.GetRequiredService<GatewayScheduling>();
+        Assert.Equal(reserved, sched.Reserve.Reserve);
+        using var httpA = TestGateway.Client(gw, KeyA);
+        using var httpB = TestGateway.Client(gw, KeyB);
+        using var longRun = new CancellationTokenSource();
+        var running = new List<Task>();
+        async Task Long(HttpClient http, int inFlight)
+        {
+            running.Add(http.PostAsync("v1/chat/completions", TestGateway.Json(Body(6000)), longRun.Token));
+            await WaitUntilAsync(() => sched.Dispatcher.InFlight == inFlight);
+        }
+
+        await Long(httpA, 1);
+        await Long(httpB, 2);
+        await Long(httpB, 3);
+        Assert.Equal(1, sched.FreeCapacity());
+
+        var b3 = httpB.PostAsync("v1/chat/completions", TestGateway.Json(Body(6000)), longRun.Token);
+        if (reserved > 0)
+        {
+            await WaitUntilAsync(() => sched.Dispatcher.Queued == 1);
+            Assert.Equal(3, sched.Dispatcher.InFlight); // the free slot is held back from b
+            using var a2 = await httpA.PostAsync("v1/chat/completions", TestGateway.Json(Body(2)));
+            Assert.Equal(HttpStatusCode.OK, a2.StatusCode); // served while b's request still waits
+            Assert.Equal(1, sched.Dispatcher.Queued);
+            Assert.False(b3.IsCompleted);
+
+            using var metrics = await httpA.GetAsync("/metrics");
+            string exposition = await metrics.Content.ReadAsStringAsync();
+            double picks = MetricValue(exposition, "gateway_fair_reserve_picks_total");
+            double held = MetricValue(exposition, "gateway_fair_reserve_held_total");
+            output.WriteLine($"reserved picks {picks}, held back {held}");
+            Assert.Equal(1, picks);
+            Assert.True(held >= 1);
+        }
+        else
+        {
+            await WaitUntilAsync(() => sched.Dispatcher.InFlight == 4); // b takes the last slot
+            var a2 = httpA.PostAsync("v1/chat/completions", TestGateway.Json(Body(2)), longRun.Token);
+            await WaitUntilAsync(() => sched.Dispatcher.Queued == 1); // and a waits for a long request to finish
+            Assert.False(a2.IsCompleted);
+            running.Add(a2);
+        }
+
+        running.Add(b3);
+        await longRun.CancelAsync();
+        foreach (var t in running)
+        {
+            try
+            {
+                (await (Task<HttpResponseMessage>)t).Dispose();
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+
+        await WaitUntilAsync(() => sched.Dispatcher.InFlight == 0 && sched.Dispatcher.Queued == 0);
+    }
+
     private static double MetricValue(string exposition, string name)
     {
         foreach (var line in exposition.Split('\n'))
