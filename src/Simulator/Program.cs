@@ -45,7 +45,7 @@ var scheduling = new Option<string?>("--scheduling") { Description = "scheduling
 var retention = new Option<string?>("--retention") { Description = "retention policies, comma separated: off, fixed:SECONDS, predictive" };
 var retentionCost = new Option<double?>("--retention-cost") { Description = "predictive: GPU-s per second of holding a whole pool, default 1" };
 var retentionBudget = new Option<double?>("--retention-budget") { Description = "predictive: share of a worker's blocks its pins may hold, default 0.4" };
-var programPriority = new Option<string?>("--program-priority") { Description = "on | off (default): resumed agent turns (after a tool call) go ahead of fresh work in the gateway queue (within their tenant) and the engine's waiting queue" };
+var programPriority = new Option<string?>("--program-priority") { Description = "off (default) | on | pinned: resumed agent turns (after a tool call; pinned: only while their pin holds) go ahead of fresh work in the gateway queue (within their tenant) and the engine's waiting queue" };
 var output = new Option<string?>("--out") { Description = "result.json path (.md and .svg next to it)" };
 var parallel = new Option<int?>("--parallel") { Description = "runs at once, default: processor count" };
 var strict = new Option<bool>("--strict") { Description = "stop at the first malformed trace line" };
@@ -142,16 +142,7 @@ root.SetAction(parse =>
         if (parse.GetValue(retention) is { } re) s.Retention = Scenario.SplitList(re);
         if (parse.GetValue(retentionCost) is { } rc) s.RetentionCostWeight = rc;
         if (parse.GetValue(retentionBudget) is { } rb) s.RetentionPinBudget = rb;
-        if (parse.GetValue(programPriority) is { } pp)
-        {
-            if (pp is not ("on" or "off"))
-            {
-                Console.Error.WriteLine("error: --program-priority must be on or off");
-                return 2;
-            }
-
-            s.ProgramPriority = pp == "on";
-        }
+        if (parse.GetValue(programPriority) is { } pp) s.ProgramPriority = pp;
 
         if (parse.GetValue(output) is { } o) s.Out = o;
         if (parse.GetValue(parallel) is { } pa) s.Parallelism = pa;

@@ -200,10 +200,14 @@ public sealed class Scenario
     public double RetentionPinBudget { get; set; } = 0.4;
 
     /// <summary>
-    /// Program-level ordering of resumed turns (Gateway.Core.Agents.ResumedTurnPriority): a turn closing a tool gap gets
-    /// the gateway-queue credit and the engine priority, as the gateway does with Gateway:Agents:ResumedTurnPriority.
+    /// Program-level ordering of resumed turns (Gateway.Core.Agents.ResumedTurnPriority): "off" (default); "on": a turn
+    /// closing a tool gap gets the gateway-queue credit and the engine priority, as the gateway does with
+    /// Gateway:Agents:ResumedTurnPriority; "pinned": only when the retention policy's pin still covers it (ResumedPinnedOnly).
     /// </summary>
-    public bool ProgramPriority { get; set; }
+    public string ProgramPriority { get; set; } = "off";
+
+    /// <summary>Values <see cref="ProgramPriority"/> accepts.</summary>
+    public static IReadOnlyList<string> ProgramPriorityModes { get; } = ["off", "on", "pinned"];
 
     /// <summary>Where result.json goes (summary .md and .svg next to it).</summary>
     public string Out { get; set; } = "result.json";
@@ -246,6 +250,11 @@ public sealed class Scenario
         if (!(RetentionCostWeight >= 0) || double.IsInfinity(RetentionCostWeight) || !(RetentionPinBudget > 0 && RetentionPinBudget <= 1))
         {
             errors.Add("--retention-cost must be >= 0 and --retention-budget 0..1 (exclusive of 0)");
+        }
+
+        if (!ProgramPriorityModes.Contains(ProgramPriority))
+        {
+            errors.Add("--program-priority must be off, on or pinned");
         }
 
         if (!(MaxPinnedFraction >= 0 && MaxPinnedFraction <= 1))
@@ -421,7 +430,14 @@ public sealed class Scenario
                     case "max_pinned_fraction": s.MaxPinnedFraction = p.Value.GetDouble(); break;
                     case "retention_cost": s.RetentionCostWeight = p.Value.GetDouble(); break;
                     case "retention_budget": s.RetentionPinBudget = p.Value.GetDouble(); break;
-                    case "program_priority": s.ProgramPriority = p.Value.GetBoolean(); break;
+                    case "program_priority":
+                        s.ProgramPriority = p.Value.ValueKind switch
+                        {
+                            JsonValueKind.True => "on",
+                            JsonValueKind.False => "off",
+                            _ => p.Value.GetString()!,
+                        };
+                        break;
                     case "max_batch_tokens": s.MaxBatchTokens = p.Value.GetInt32(); break;
                     case "long_prefill_threshold": s.LongPrefillTokenThreshold = p.Value.GetInt32(); break;
                     case "max_running": s.MaxRunningSequences = p.Value.GetInt32(); break;

@@ -107,7 +107,7 @@ public class CliTests
         Assert.Equal(0, RunCli("--trace", trace, "--format", "mooncake", "--program-priority", "on", "--out", Path.Combine(f.Dir, "r.json")));
         using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(f.Dir, "r.json")));
         var run = doc.RootElement.GetProperty("runs")[0];
-        Assert.True(run.GetProperty("program_priority").GetBoolean());
+        Assert.Equal("on", run.GetProperty("program_priority").GetString());
         Assert.Equal(0, run.GetProperty("resumed_turns_boosted").GetInt64());
     }
 

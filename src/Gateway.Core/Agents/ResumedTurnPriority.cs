@@ -18,6 +18,13 @@ public sealed record ProgramPriorityOptions
 
     /// <summary>Only a tool gap at most this long makes a resumed turn: after a longer pause the program is as good as new.</summary>
     public double MaxGapSeconds { get; init; } = 300;
+
+    /// <summary>
+    /// Boost only resumed turns whose context a pin of the retention policy still covers (<see cref="ClosedGap.Pinned"/>):
+    /// they are cheap to serve (mostly cached), and admitting them first turns the pin into use before the worker can drop
+    /// it for other admissions. A turn whose context is gone costs a full prefill and waits like fresh work.
+    /// </summary>
+    public bool PinnedOnly { get; init; }
 }
 
 /// <summary>How a turn is ordered: <see cref="Fresh"/> (default) or resumed with its worker priority and queue credit.</summary>
@@ -44,7 +51,8 @@ public readonly record struct TurnPriority(bool Resumed, int EnginePriority, dou
 /// <item>worker: <see cref="ProgramPriorityOptions.EnginePriority"/> in the engine's waiting queue (at most the few
 /// requests a worker holds waiting are overtaken; admission order only, running sequences are never preempted for it).</item>
 /// </list>
-/// A tool gap longer than <see cref="ProgramPriorityOptions.MaxGapSeconds"/> gets nothing. Stateless: the gap comes from
+/// A tool gap longer than <see cref="ProgramPriorityOptions.MaxGapSeconds"/> gets nothing; with
+/// <see cref="ProgramPriorityOptions.PinnedOnly"/> only turns whose pin still covers them are boosted. Stateless: the gap comes from
 /// the retention policy's <see cref="IRetentionPolicy.OnTurnArrived"/>, which tracks sessions.
 /// </summary>
 public sealed class ResumedTurnPriority
@@ -70,7 +78,7 @@ public sealed class ResumedTurnPriority
 
     /// <summary>The order of a turn that closed <paramref name="gap"/> (<see cref="ClosedGap.None"/>: a first turn, fresh).</summary>
     public TurnPriority Decide(ClosedGap gap) =>
-        gap.AfterTool && gap.Seconds <= Options.MaxGapSeconds
+        gap.AfterTool && gap.Seconds <= Options.MaxGapSeconds && (gap.Pinned || !Options.PinnedOnly)
             ? new TurnPriority(true, Options.EnginePriority, Options.QueueCredit)
             : TurnPriority.Fresh;
 }

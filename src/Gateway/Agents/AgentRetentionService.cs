@@ -63,6 +63,9 @@ public sealed class AgentRetentionOptions
 
     /// <summary>Longest tool gap after which a turn still counts as resumed, seconds (<see cref="ProgramPriorityOptions.MaxGapSeconds"/>).</summary>
     public double ResumedMaxGapSeconds { get; set; } = new ProgramPriorityOptions().MaxGapSeconds;
+
+    /// <summary>Boost only resumed turns whose pin still covers them (<see cref="ProgramPriorityOptions.PinnedOnly"/>).</summary>
+    public bool ResumedPinnedOnly { get; set; }
 }
 
 /// <summary>
@@ -118,6 +121,7 @@ public sealed partial class AgentRetentionService : IDisposable
                     EnginePriority = _options.ResumedEnginePriority,
                     QueueCredit = _options.ResumedQueueCredit,
                     MaxGapSeconds = _options.ResumedMaxGapSeconds,
+                    PinnedOnly = _options.ResumedPinnedOnly,
                 });
             }
             catch (ArgumentOutOfRangeException e)

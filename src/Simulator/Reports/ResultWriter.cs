@@ -47,7 +47,7 @@ public static class ResultWriter
                 w.WriteNumber("locality_picks", r.LocalityPicks);
                 w.WriteNumber("locality_reorders", r.LocalityReorders);
                 Num(w, "max_dispatch_lag", r.MaxDispatchLag);
-                w.WriteBoolean("program_priority", r.ProgramPriority);
+                w.WriteString("program_priority", r.ProgramPriority);
                 w.WriteNumber("resumed_turns_boosted", r.ResumedTurnsBoosted);
                 w.WriteNumber("reserve", r.Reserve);
                 w.WriteNumber("reserved_picks", r.ReservedPicks);

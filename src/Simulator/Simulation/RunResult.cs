@@ -92,8 +92,8 @@ public sealed class RunResult
     /// <summary>Whether dispatch used the locality pick (routing with a prefix index and --locality on).</summary>
     public bool Locality { get; init; }
 
-    /// <summary>Program-level ordering of resumed turns was on (--program-priority).</summary>
-    public bool ProgramPriority { get; init; }
+    /// <summary>Program-level ordering of resumed turns (--program-priority): off, on or pinned.</summary>
+    public string ProgramPriority { get; init; } = "off";
 
     /// <summary>Turns that got the resumed-turn boost (closed a tool gap of at most MaxGapSeconds).</summary>
     public long ResumedTurnsBoosted { get; init; }

@@ -98,7 +98,8 @@ public sealed class SimulationRun
             MemoryCostWeight = scenario.RetentionCostWeight,
             PinBudgetFraction = scenario.RetentionPinBudget,
         });
-        _programPriority = scenario.ProgramPriority ? new Gateway.Core.Agents.ResumedTurnPriority() : null;
+        _programPriority = scenario.ProgramPriority == "off" ? null
+            : new Gateway.Core.Agents.ResumedTurnPriority(new Gateway.Core.Agents.ProgramPriorityOptions { PinnedOnly = scenario.ProgramPriority == "pinned" });
 
         var profile = ModelProfiles.Get(scenario.Profile);
         _workers = new WorkerSlot[scenario.Workers];
@@ -811,7 +812,7 @@ public sealed class SimulationRun
             ResumedAfterTool = _resumedTool,
             ResumedAfterHuman = _resumedHuman,
             RetentionStats = _retention.Stats,
-            ProgramPriority = _programPriority is not null,
+            ProgramPriority = _scenario.ProgramPriority,
             ResumedTurnsBoosted = _resumedBoosted,
             PinnedBlockSeconds = _pinnedBlockSeconds,
             PinnedUnusedBlockSeconds = _retention.PinnedUnusedBlockSeconds,

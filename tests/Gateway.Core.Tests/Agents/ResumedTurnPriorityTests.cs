@@ -35,12 +35,21 @@ public class ResumedTurnPriorityTests
     }
 
     [Fact]
+    public void Decide_PinnedOnly_BoostsOnlyWhileThePinCoversTheGap()
+    {
+        var p = new ResumedTurnPriority(new ProgramPriorityOptions { PinnedOnly = true });
+        Assert.True(p.Decide(new ClosedGap(true, GapKind.Tool, 8, Pinned: true)).Resumed);
+        Assert.Equal(TurnPriority.Fresh, p.Decide(new ClosedGap(true, GapKind.Tool, 8, Pinned: false)));
+    }
+
+    [Fact]
     public void Defaults_EnginePriority1_Credit4096_MaxGap300s()
     {
         var o = new ResumedTurnPriority().Options;
         Assert.Equal(1, o.EnginePriority);
         Assert.Equal(4096, o.QueueCredit);
         Assert.Equal(300, o.MaxGapSeconds);
+        Assert.False(o.PinnedOnly);
     }
 
     [Fact]

@@ -26,7 +26,7 @@ public class ProgramPriorityTests
     // One worker with room for everything (no eviction). Session s: a 100-block turn ending in a tool call, a 5 s tool
     // gap, then its next turn. Ten fresh sessions of the same tenant open with a 1,000-block turn each (two 8,192-token
     // prefill steps) at 4.0-4.9 s, faster than the worker serves them, so several still wait when s comes back at ~5 s.
-    private static (RunResult Result, RequestRecord Resumed, int FreshServedFirst) RunWith(string scheduling, int maxWaiting, bool priority)
+    private static (RunResult Result, RequestRecord Resumed, int FreshServedFirst) RunWith(string scheduling, int maxWaiting, bool priority, string retention = "off", string mode = "on")
     {
         var reqs = new List<TraceRequest>
         {
@@ -38,8 +38,8 @@ public class ProgramPriorityTests
             reqs.Add(Req(4 + (i * 0.1), "fresh-" + i, 10_000 + (i * 10_000L), 1_000, stop: "end_turn"));
         }
 
-        var scenario = new Scenario { Workers = 1, KvBlocks = 40_000, MaxWaitingPerWorker = maxWaiting, ProgramPriority = priority };
-        var result = new SimulationRun(SimWorkload.Build(reqs, scenario), scenario, "round-robin", scheduling, "off").Run();
+        var scenario = new Scenario { Workers = 1, KvBlocks = 40_000, MaxWaitingPerWorker = maxWaiting, ProgramPriority = priority ? mode : "off" };
+        var result = new SimulationRun(SimWorkload.Build(reqs, scenario), scenario, "round-robin", scheduling, retention).Run();
         var resumed = result.Requests.Single(r => r.Session == "s" && r.Turn == 1);
         int before = result.Requests.Count(r => r.Session.StartsWith("fresh-", StringComparison.Ordinal) && r.Arrival < resumed.Arrival && r.FirstToken < resumed.FirstToken);
         return (result, resumed, before);
@@ -53,7 +53,7 @@ public class ProgramPriorityTests
         string all = $"off: {offBefore} fresh first, resumed TTFT {offResumed.FirstToken - offResumed.Arrival:F2} s; on: {onBefore} fresh first, resumed TTFT {onResumed.FirstToken - onResumed.Arrival:F2} s";
         Assert.Equal(12, off.Completed);
         Assert.Equal(12, on.Completed);
-        Assert.False(off.ProgramPriority);
+        Assert.Equal("off", off.ProgramPriority);
         Assert.Equal(0, off.ResumedTurnsBoosted);
         Assert.Equal(1, on.ResumedTurnsBoosted);
         Assert.True(offBefore >= 5, all);   // without priority it queues behind the waiting fresh requests
@@ -80,9 +80,21 @@ public class ProgramPriorityTests
             Req(0, "s", 1, 100, stop: "end_turn"),
             Req(0, "s", 1, 110, think: 5, stop: "end_turn"),
         };
-        var scenario = new Scenario { Workers = 1, KvBlocks = 40_000, ProgramPriority = true };
+        var scenario = new Scenario { Workers = 1, KvBlocks = 40_000, ProgramPriority = "on" };
         var result = new SimulationRun(SimWorkload.Build(reqs, scenario), scenario, "round-robin", "hfair", "off").Run();
-        Assert.True(result.ProgramPriority);
+        Assert.Equal("on", result.ProgramPriority);
         Assert.Equal(0, result.ResumedTurnsBoosted);
+    }
+
+    [Fact]
+    public void PinnedMode_BoostsOnlyWhileTheRetentionPinCoversTheGap()
+    {
+        // "pinned": no pin under retention off (fresh order), a 30 s pin over the 5 s gap under fixed:30 (boosted).
+        var (off, _, offBefore) = RunWith("fcfs", maxWaiting: 64, priority: true, retention: "off", mode: "pinned");
+        var (pinned, _, pinnedBefore) = RunWith("fcfs", maxWaiting: 64, priority: true, retention: "fixed:30", mode: "pinned");
+        Assert.Equal(0, off.ResumedTurnsBoosted);
+        Assert.Equal(1, pinned.ResumedTurnsBoosted);
+        Assert.True(offBefore >= 5, $"{offBefore}");
+        Assert.True(pinnedBefore <= 2, $"{pinnedBefore}");
     }
 }
