@@ -826,8 +826,8 @@ public sealed class SimulationRun
             LocalityPicks = (_scheduler as HierarchicalFairScheduler)?.LocalityPicks ?? 0,
             LocalityReorders = (_scheduler as HierarchicalFairScheduler)?.LocalityReorders ?? 0,
             MaxDispatchLag = (_scheduler as HierarchicalFairScheduler)?.MaxDispatchLag ?? 0,
-            Reserve = _reserve.Reserve,
-            ReservedPicks = _reserve.ReservedPicks,
+            Reserve = _scheduler is HierarchicalFairScheduler ? _reserve.Reserve : 0, // fcfs and vtc have no notion of share
+            ReservedPicks = _scheduler is HierarchicalFairScheduler ? _reserve.ReservedPicks : 0,
         };
     }
 
