@@ -194,7 +194,7 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
         }
 
         var leaf = StrictLeaf(_root, band);
-        if (!PathWithinShare(leaf, factor))
+        if (!PathWithinShare(leaf.Parent, factor))
         {
             var budget = Math.Max(1, _locality.MaxCandidates);
             leaf = FindWithinShare(_root, band, factor, ref budget);
@@ -228,7 +228,7 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
         }
 
         var choice = ChooseLocal(affinity, band, 0)!;
-        if (PathWithinShare((Node)choice.Best.SchedulerState!, factor))
+        if (PathWithinShare(((Node)choice.Best.SchedulerState!).Parent, factor))
         {
             return DispatchLocal(choice, band);
         }
@@ -325,9 +325,10 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
         return n;
     }
 
-    private static bool PathWithinShare(Node leaf, double factor)
+    /// <summary>Every node from <paramref name="node"/> up to (not including) the root is within its share.</summary>
+    private static bool PathWithinShare(Node? node, double factor)
     {
-        for (var n = leaf.Parent; n is not null && n.Parent is not null; n = n.Parent)
+        for (var n = node; n is not null && n.Parent is not null; n = n.Parent)
         {
             if (!WithinShareAt(n, factor))
             {
@@ -349,20 +350,8 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
     public bool WithinShare(string tenantPath, double factor = 1)
     {
         ArgumentNullException.ThrowIfNull(tenantPath);
-        if (!_nodes.TryGetValue(Normalize(tenantPath), out var node))
-        {
-            return true; // never seen: nothing in flight
-        }
-
-        for (var n = node; n.Parent is not null; n = n.Parent)
-        {
-            if (!WithinShareAt(n, factor))
-            {
-                return false;
-            }
-        }
-
-        return true;
+        // A path never seen has nothing in flight.
+        return !_nodes.TryGetValue(Normalize(tenantPath), out var node) || PathWithinShare(node, factor);
     }
 
     private Node? FindWithinShare(Node node, int band, double factor, ref int budget)

@@ -181,6 +181,79 @@ public class ReservedCapacityTests
     }
 
     [Fact]
+    public void Bookkeeping_AfterRandomOperations_MatchesSharesComputedFromScratch()
+    {
+        // Enqueue, dispatch (three kinds of pick), cancel, complete and reweight at random; after every step the
+        // scheduler's answer must equal the formula evaluated on counts kept by the test.
+        string[] keys = ["o1/k1", "o1/k2", "o2/k1", "o2/k2", "o3/k1"];
+        var weights = new Dictionary<string, double> { ["o1"] = 2, ["o2"] = 1, ["o3"] = 1, ["o1/k1"] = 1, ["o1/k2"] = 3 };
+        var s = Create("o1=2,o2=1,o3=1,o1/k1=1,o1/k2=3");
+        var random = new Random(7);
+        var queued = new List<QueuedRequest>();
+        var inFlight = new List<QueuedRequest>();
+        double W(string path) => weights.TryGetValue(path, out var w) ? w : 1;
+        int Count(List<QueuedRequest> list, string prefix) => list.Count(r => r.TenantPath == prefix || r.TenantPath.StartsWith(prefix + "/", StringComparison.Ordinal));
+        bool Active(string path) => Count(queued, path) + Count(inFlight, path) > 0;
+        bool Expected(string key, double f)
+        {
+            var org = key[..key.IndexOf('/')];
+            foreach (var (node, parent, siblings) in new[] { (org, "", new[] { "o1", "o2", "o3" }), (key, org, keys.Where(k => k.StartsWith(org + "/", StringComparison.Ordinal)).ToArray()) })
+            {
+                var active = siblings.Where(x => x == node || Active(x)).Sum(W);
+                var parentInFlight = parent.Length == 0 ? inFlight.Count : Count(inFlight, parent);
+                if (!(Count(inFlight, node) < f * W(node) / active * (parentInFlight + 1)))
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+
+        for (var step = 0; step < 3000; step++)
+        {
+            switch (random.Next(6))
+            {
+                case 0:
+                case 1:
+                    var r = Request(keys[random.Next(keys.Length)]);
+                    s.Enqueue(r);
+                    queued.Add(r);
+                    break;
+                case 2:
+                    var d = random.Next(3) switch { 0 => s.Dequeue(), 1 => s.DequeueWithinShare(1.5), _ => s.DequeueWithinShare(x => x.Id % 7, 1.0) };
+                    if (d is not null)
+                    {
+                        Assert.True(queued.Remove(d));
+                        inFlight.Add(d);
+                    }
+
+                    break;
+                case 3 when queued.Count > 0:
+                    var c = queued[random.Next(queued.Count)];
+                    Assert.True(s.Remove(c));
+                    queued.Remove(c);
+                    break;
+                case 4 when inFlight.Count > 0:
+                    var done = inFlight[random.Next(inFlight.Count)];
+                    s.Complete(done, 0, 5);
+                    inFlight.Remove(done);
+                    break;
+                case 5 when step % 50 == 0:
+                    weights["o2"] = 1 + random.Next(4);
+                    s.UpdateWeights(p => W(p));
+                    break;
+            }
+
+            foreach (var key in keys)
+            {
+                Assert.Equal(Expected(key, 1.0), s.WithinShare(key, 1.0));
+                Assert.Equal(Expected(key, 1.5), s.WithinShare(key, 1.5));
+            }
+        }
+    }
+
+    [Fact]
     public void Options_RejectNonPositiveFactor_ClampNegativeReserve()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => new ReservedCapacity(1, 0));
