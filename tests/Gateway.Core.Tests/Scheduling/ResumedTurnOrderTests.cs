@@ -60,8 +60,9 @@ public class ResumedTurnOrderTests
     public void ResumedTurn_DoesNotOvertakeOtherTenantWhoseTurnItIs(string policy)
     {
         var s = Create(policy);
-        // Tenant a is served first (one 5,000-token prompt) while b waits: b's fresh request is next whatever a marks.
-        var served = Request("a/k", "s0", prompt: 5000);
+        // Tenant a is served first (a 1,000-token prompt, less than the credit) while b waits: b's fresh request is next
+        // whatever a marks. (A credit given at the tenant's node would put a 3,096 units ahead of b.)
+        var served = Request("a/k", "s0", prompt: 1000);
         var otherTenant = Request("b/k", "s1");
         s.Enqueue(served);
         s.Enqueue(otherTenant);
