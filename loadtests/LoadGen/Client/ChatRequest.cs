@@ -64,6 +64,10 @@ public sealed class ChatRequest
     /// <summary>What preceded this request in its session: <see cref="Gap.Tool"/> (the previous answer called tools),
     /// <see cref="Gap.Human"/> (it answered in text), or null for a session's first request. Reported, not sent.</summary>
     public string? GapBefore { get; init; }
+
+    /// <summary>Prompt tokens of the previous request of the conversation when this one extends it (the part of this
+    /// prompt a prefix cache could serve), or null. Reported, not sent.</summary>
+    public int? ReusablePrefixTokens { get; init; }
 }
 
 /// <summary>Labels of <see cref="ChatRequest.GapBefore"/>.</summary>

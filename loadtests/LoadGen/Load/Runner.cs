@@ -391,6 +391,7 @@ public sealed class Runner
             Tenant = request.Tenant.Name,
             SessionId = session.Id,
             GapBefore = request.GapBefore,
+            ReusablePrefixTokens = request.ReusablePrefixTokens,
             StartSeconds = Elapsed,
             Outcome = Outcome.Error,
             ErrorReason = "no_outcome",

@@ -73,4 +73,7 @@ public sealed class RequestResult
 
     /// <summary>What preceded this request in its session (<see cref="Client.Gap"/>), or null for a first turn.</summary>
     public string? GapBefore { get; init; }
+
+    /// <summary>Prompt tokens this request shares with the previous one of its conversation (its prompt tokens), or null.</summary>
+    public int? ReusablePrefixTokens { get; init; }
 }

@@ -72,11 +72,11 @@ public static class ReportWriter
 
         if (r.ResumedAfter.Count > 0)
         {
-            sb.Append("\n| resumed after | requests | ok | prompt tokens | cached | re-prefilled | cache hit | TTFT p50 / p99 ms |\n");
-            sb.Append("|---|---:|---:|---:|---:|---:|---:|---|\n");
+            sb.Append("\n| resumed after | requests | ok | prompt tokens | cached | uncached | re-prefilled (of the previous prompt) | cache hit | TTFT p50 / p99 ms |\n");
+            sb.Append("|---|---:|---:|---:|---:|---:|---:|---:|---|\n");
             foreach (var (gap, s) in r.ResumedAfter)
             {
-                sb.Append(c, $"| {gap} gap | {s.Requests} | {s.Ok} | {s.PromptTokens} | {s.CachedTokens} | {s.UncachedTokens} | {s.CacheHitRatio:0.000} | {s.TtftMs.P50:0.0} / {s.TtftMs.P99:0.0} |\n");
+                sb.Append(c, $"| {gap} gap | {s.Requests} | {s.Ok} | {s.PromptTokens} | {s.CachedTokens} | {s.UncachedTokens} | {s.ReprefilledTokens} | {s.CacheHitRatio:0.000} | {s.TtftMs.P50:0.0} / {s.TtftMs.P99:0.0} |\n");
             }
         }
 

@@ -45,6 +45,11 @@ public sealed record GroupStats
     /// <summary>Prompt tokens the server had to prefill (PromptTokens − CachedTokens).</summary>
     public long UncachedTokens => PromptTokens - CachedTokens;
 
+    /// <summary>Of the answered requests that extend their conversation's previous prompt, the tokens of that previous
+    /// prompt the server did not serve from its cache: context computed once already and computed again (the
+    /// simulator's <c>reprefill_tokens</c>; includes the previous prompt's last, partial block).</summary>
+    public long ReprefilledTokens { get; init; }
+
     /// <summary>CachedTokens / PromptTokens.</summary>
     public double CacheHitRatio { get; init; }
 
@@ -182,7 +187,7 @@ public sealed record RunReport
         var tpot = new List<double>();
         var e2e = new List<double>();
         var reasons = new SortedDictionary<string, long>(StringComparer.Ordinal);
-        long ok = 0, error = 0, prompt = 0, output = 0, cached = 0;
+        long ok = 0, error = 0, prompt = 0, output = 0, cached = 0, reprefilled = 0;
         foreach (var r in results)
         {
             output += r.OutputTokens;
@@ -191,6 +196,10 @@ public sealed record RunReport
                 ok++;
                 prompt += r.PromptTokens;
                 cached += r.CachedTokens;
+                if (r.ReusablePrefixTokens is int reusable)
+                {
+                    reprefilled += Math.Max(0, reusable - r.CachedTokens);
+                }
                 if (r.TtftMs is double t)
                 {
                     ttft.Add(t);
@@ -226,6 +235,7 @@ public sealed record RunReport
             PromptTokens = prompt,
             OutputTokens = output,
             CachedTokens = cached,
+            ReprefilledTokens = reprefilled,
             CacheHitRatio = prompt > 0 ? Math.Round((double)cached / prompt, 4) : 0,
             RequestThroughput = Math.Round(ok / elapsed, 3),
             OutputTokenThroughput = Math.Round(output / elapsed, 2),

@@ -204,6 +204,7 @@ public sealed class AgentSession : ISession
         }
 
         bool toolTurn = r.Stop == "tool_use";
+        int? reusable = extends && previous!.PromptTokens > 0 ? previous.PromptTokens : null;
         return new SessionStep(thinkSpan, new ChatRequest
         {
             Tenant = Tenant,
@@ -216,6 +217,7 @@ public sealed class AgentSession : ISession
             ToolChoice = toolTurn ? "required" : "none",
             Seed = _seed,
             GapBefore = gap,
+            ReusablePrefixTokens = reusable,
         });
     }
 

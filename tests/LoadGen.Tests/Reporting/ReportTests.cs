@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Xml.Linq;
+using LoadGen.Client;
 using LoadGen.Load;
 using LoadGen.Metrics;
 using LoadGen.Reporting;
@@ -93,5 +94,33 @@ public sealed class ReportTests : IDisposable
         Assert.Equal(9.1, s.P90, 9);
         Assert.Equal(9.91, s.P99, 9);
         Assert.Equal(5.5, s.Mean, 9);
+    }
+
+    [Fact]
+    public void Build_ResumedAfter_SplitsByGap_ReprefilledIsThePreviousPromptNotServedFromCache()
+    {
+        RequestResult Turn(string? gap, int prompt, int cached, int? reusable, Outcome outcome = Outcome.Ok) =>
+            new() { Tenant = "a", Outcome = outcome, GapBefore = gap, PromptTokens = prompt, CachedTokens = cached, ReusablePrefixTokens = reusable, E2eMs = 1, TtftMs = 1 };
+        var results = new List<RequestResult>
+        {
+            Turn(null, 1000, 0, null),                      // first turn: not a resumed one
+            Turn(Gap.Tool, 1200, 992, 1000),                // 8 tokens of the previous prompt's partial block again
+            Turn(Gap.Tool, 1400, 0, 1200),                  // evicted: all 1,200 again
+            Turn(Gap.Tool, 900, 512, null),                 // a new conversation: nothing counted as re-prefilled
+            Turn(Gap.Human, 1500, 1392, 1400),
+            Turn(Gap.Tool, 1600, 0, 1500, Outcome.Error),   // errors count as requests, not tokens
+        };
+        var run = new RunResult(results, Issued: 6, Recorded: 6, ElapsedSeconds: 1, Events: []);
+        var report = RunReport.Build("agent", "t", "http://127.0.0.1:1/", "m", DateTimeOffset.UnixEpoch, [], run, new Dictionary<string, long> { ["a"] = 6 });
+
+        Assert.Equal(["human", "tool"], report.ResumedAfter.Keys);
+        var tool = report.ResumedAfter["tool"];
+        Assert.Equal(4, tool.Requests);
+        Assert.Equal(3, tool.Ok);
+        Assert.Equal(3500 - 1504, tool.UncachedTokens);
+        Assert.Equal(8 + 1200, tool.ReprefilledTokens);
+        Assert.Equal(8, report.ResumedAfter["human"].ReprefilledTokens);
+        Assert.Equal(8 + 1200 + 8, report.Overall.ReprefilledTokens);
+        Assert.Contains("| tool gap | 4 | 3 | 3500 | 1504 | 1996 | 1208 |", ReportWriter.Markdown(report), StringComparison.Ordinal);
     }
 }

@@ -106,8 +106,10 @@ public sealed class AgentScenarioGatewayTests(ITestOutputHelper output) : IDispo
         var tool = report.ResumedAfter[Gap.Tool];
         Assert.True(tool.Ok >= 6, $"tool-resumed turns {tool.Ok}");
         Assert.True(report.ResumedAfter[Gap.Human].Ok >= 2, $"human-resumed turns {report.ResumedAfter[Gap.Human].Ok}");
-        // The returning turn extends the previous prompt: most of it is served from the (pinned) prefix.
+        // The returning turn extends the previous prompt: most of it is served from the (pinned) prefix. Nothing is
+        // evicted from this pool, so at most the previous prompt's last, partial 16-token block is computed again.
         Assert.True(tool.CacheHitRatio > 0.6, $"cache hit of tool-resumed turns {tool.CacheHitRatio}");
+        Assert.InRange(tool.ReprefilledTokens, 0, 15 * tool.Ok);
 
         var s = agents.Stats;
         Assert.True(s.ToolGapsClosed >= tool.Ok, $"gateway closed {s.ToolGapsClosed} tool gaps, LoadGen sent {tool.Ok}");

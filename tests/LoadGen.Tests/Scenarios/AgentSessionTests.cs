@@ -100,8 +100,11 @@ public sealed class AgentSessionTests : IDisposable
         Assert.Equal("user", only.Role);
         Assert.Equal(4 * 16, WordCount(only.Content!));
 
-        var p2 = s.Next(ToolAnswer("Bash"))!.Value.Request;
+        var answer = ToolAnswer("Bash");
+        answer.PromptTokens = 321;
+        var p2 = s.Next(answer)!.Value.Request;
         Assert.Equal(Gap.Tool, p2.GapBefore);
+        Assert.Equal(321, p2.ReusablePrefixTokens);                 // the whole previous prompt is this one's prefix
         Assert.Equal(3, p2.Messages.Count);
         Assert.Same(p1.Messages[0], p2.Messages[0]);
         Assert.Equal("assistant", p2.Messages[1].Role);
@@ -129,6 +132,7 @@ public sealed class AgentSessionTests : IDisposable
         s.Next(ToolAnswer("Read"));
         var p3 = s.Next(ToolAnswer("Edit", "Grep"))!.Value.Request; // trace request 3 keeps blocks 1..3 only, then 7, 8
         Assert.Equal(Gap.Tool, p3.GapBefore);
+        Assert.Null(p3.ReusablePrefixTokens);                       // a new conversation reuses nothing of the previous prompt
         var only = Assert.Single(p3.Messages);
         Assert.Equal(5 * 16, WordCount(only.Content!));
         Assert.Equal("none", p3.ToolChoice);                       // the trace's request 3 ended with end_turn
