@@ -9,6 +9,9 @@ public sealed record ProgramPriorityOptions
     /// </summary>
     public int EnginePriority { get; init; } = 1;
 
+    /// <summary>Largest <see cref="EnginePriority"/>: the worker protocol accepts <c>x-request-priority</c> in [-1000, 1000].</summary>
+    public const int MaxEnginePriority = 1000;
+
     /// <summary>
     /// Lag credit in the gateway queue, in hfair cost units (w_in · uncached prompt tokens + w_out · output tokens): the
     /// resumed turn's session is placed this far ahead of its least-served backlogged sibling inside the same tenant.
@@ -62,6 +65,7 @@ public sealed class ResumedTurnPriority
     {
         Options = options ?? new ProgramPriorityOptions();
         ArgumentOutOfRangeException.ThrowIfNegative(Options.EnginePriority);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(Options.EnginePriority, ProgramPriorityOptions.MaxEnginePriority);
         if (!(Options.QueueCredit >= 0) || double.IsInfinity(Options.QueueCredit))
         {
             throw new ArgumentOutOfRangeException(nameof(options), Options.QueueCredit, "QueueCredit must be a finite number >= 0");

@@ -127,7 +127,7 @@ public sealed partial class AgentRetentionService : IDisposable
             catch (ArgumentOutOfRangeException e)
             {
                 throw new OptionsValidationException(AgentRetentionOptions.SectionName, typeof(AgentRetentionOptions),
-                    [$"Gateway:Agents:ResumedEnginePriority must be >= 0, ResumedQueueCredit a finite number >= 0 and ResumedMaxGapSeconds > 0 ({e.Message})"]);
+                    [$"Gateway:Agents:ResumedEnginePriority must be 0..1000, ResumedQueueCredit a finite number >= 0 and ResumedMaxGapSeconds > 0 ({e.Message})"]);
             }
         }
 

@@ -56,6 +56,7 @@ public class ResumedTurnPriorityTests
     public void Create_BadKnobs_Throw()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => new ResumedTurnPriority(new ProgramPriorityOptions { EnginePriority = -1 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ResumedTurnPriority(new ProgramPriorityOptions { EnginePriority = 1001 })); // worker protocol range
         Assert.Throws<ArgumentOutOfRangeException>(() => new ResumedTurnPriority(new ProgramPriorityOptions { QueueCredit = double.NaN }));
         Assert.Throws<ArgumentOutOfRangeException>(() => new ResumedTurnPriority(new ProgramPriorityOptions { MaxGapSeconds = 0 }));
     }

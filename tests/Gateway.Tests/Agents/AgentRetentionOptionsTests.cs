@@ -31,6 +31,23 @@ public sealed class AgentRetentionOptionsTests
         Assert.Contains("Gateway:Agents:", e.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(-1, 4096.0, 300.0)]
+    [InlineData(1001, 4096.0, 300.0)] // beyond the worker protocol's x-request-priority range
+    [InlineData(1, double.NaN, 300.0)]
+    [InlineData(1, 4096.0, 0.0)]
+    public void BadResumedTurnKnobs_AreRejectedAtStart(int priority, double credit, double maxGap)
+    {
+        var e = Assert.Throws<OptionsValidationException>(() => Create(new AgentRetentionOptions
+        {
+            ResumedTurnPriority = true,
+            ResumedEnginePriority = priority,
+            ResumedQueueCredit = credit,
+            ResumedMaxGapSeconds = maxGap,
+        }));
+        Assert.Contains("Gateway:Agents:Resumed", e.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void GoodKnobs_StartTheService()
     {
