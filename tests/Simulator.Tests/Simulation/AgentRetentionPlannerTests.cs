@@ -1,24 +1,12 @@
 using Simulator.Simulation;
 using Simulator.Traces;
 using Simulator.Workload;
+using static Simulator.Tests.Simulation.AgentTurns;
 
 namespace Simulator.Tests.Simulation;
 
 public class AgentRetentionPlannerTests
 {
-    private static TraceRequest Req(double t, string? session, long firstId, int blocks, double think = 0, string? stop = null) =>
-        new()
-        {
-            T = t,
-            Session = session,
-            In = blocks * 16,
-            Out = 4,
-            BlockSize = 16,
-            HashIds = HashIds.Of([.. Enumerable.Range(0, blocks).Select(i => firstId + i)]),
-            Think = think,
-            Stop = stop,
-        };
-
     // One worker of 200 blocks. Session s: a 100-block turn ending in a tool call, then a 10 s tool gap, then a turn that
     // extends it. During the gap, one-shot requests of 90 fresh blocks each push s's blocks out of the LRU cache unless
     // they are pinned (100 pinned + 90 in use still fit, so the pin is never dropped for admission).

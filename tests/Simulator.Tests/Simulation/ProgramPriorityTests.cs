@@ -1,6 +1,7 @@
 using Simulator.Simulation;
 using Simulator.Traces;
 using Simulator.Workload;
+using static Simulator.Tests.Simulation.AgentTurns;
 
 namespace Simulator.Tests.Simulation;
 
@@ -10,19 +11,6 @@ namespace Simulator.Tests.Simulation;
 /// </summary>
 public class ProgramPriorityTests
 {
-    private static TraceRequest Req(double t, string? session, long firstId, int blocks, double think = 0, string? stop = null) =>
-        new()
-        {
-            T = t,
-            Session = session,
-            In = blocks * 16,
-            Out = 4,
-            BlockSize = 16,
-            HashIds = HashIds.Of([.. Enumerable.Range(0, blocks).Select(i => firstId + i)]),
-            Think = think,
-            Stop = stop,
-        };
-
     // One worker with room for everything (no eviction). Session s: a 100-block turn ending in a tool call, a 5 s tool
     // gap, then its next turn. Ten fresh sessions of the same tenant open with a 1,000-block turn each (two 8,192-token
     // prefill steps) at 4.0-4.9 s, faster than the worker serves them, so several still wait when s comes back at ~5 s.
