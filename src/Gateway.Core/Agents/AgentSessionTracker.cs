@@ -1,3 +1,5 @@
+using Gateway.Core.Collections;
+
 namespace Gateway.Core.Agents;
 
 /// <summary>Who a request belongs to: the session (program) id, its parent for sub-agents, and how it was found.</summary>
@@ -17,18 +19,16 @@ public readonly record struct AgentIdentity(string SessionId, string? ParentSess
 /// </summary>
 public sealed class AgentSessionTracker
 {
-    private readonly int _capacity;
-    private readonly Dictionary<(string Tenant, ulong Hash), string> _byLastHash = [];
-    private readonly Queue<(string Tenant, ulong Hash)> _order = new();
-    private readonly Dictionary<string, string?> _parents = new(StringComparer.Ordinal);
-    private readonly Queue<string> _parentOrder = new();
+    private readonly BoundedMap<(string Tenant, ulong Hash), string> _byLastHash;
+    private readonly BoundedMap<string, string> _parents;
     private long _next;
 
     /// <summary>Creates a tracker that remembers at most <paramref name="capacity"/> chains (and as many parent links).</summary>
     public AgentSessionTracker(int capacity = 65536)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
-        _capacity = capacity;
+        _byLastHash = new(capacity);
+        _parents = new(capacity, StringComparer.Ordinal);
     }
 
     /// <summary>Chains remembered now.</summary>
@@ -68,20 +68,11 @@ public sealed class AgentSessionTracker
         string? parent = parentSessionId;
         if (!string.IsNullOrEmpty(parent) && parent != id)
         {
-            if (!_parents.ContainsKey(id))
-            {
-                _parentOrder.Enqueue(id);
-                if (_parentOrder.Count > _capacity)
-                {
-                    _parents.Remove(_parentOrder.Dequeue());
-                }
-            }
-
-            _parents[id] = parent;
+            _parents.Set(id, parent);
         }
-        else
+        else if (!_parents.TryGetValue(id, out parent))
         {
-            _parents.TryGetValue(id, out parent);
+            parent = null;
         }
 
         return new AgentIdentity(id, parent, kind, source);
@@ -104,20 +95,5 @@ public sealed class AgentSessionTracker
         return null;
     }
 
-    private void Remember(string tenant, ulong last, string id)
-    {
-        var key = (tenant, last);
-        if (_byLastHash.ContainsKey(key))
-        {
-            _byLastHash[key] = id;
-            return;
-        }
-
-        _byLastHash[key] = id;
-        _order.Enqueue(key);
-        while (_order.Count > _capacity)
-        {
-            _byLastHash.Remove(_order.Dequeue());
-        }
-    }
+    private void Remember(string tenant, ulong last, string id) => _byLastHash.Set((tenant, last), id);
 }

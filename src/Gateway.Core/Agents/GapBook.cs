@@ -1,23 +1,27 @@
+using Gateway.Core.Collections;
+
 namespace Gateway.Core.Agents;
 
 /// <summary>
 /// Shared bookkeeping of the retention policies: the open gap of each session, the live pins of each worker (for the
 /// per-worker budget by value per block) and the shadow-mode score. Pins expire by their TTL on the worker; the book
-/// forgets them lazily at the same instant.
+/// forgets them lazily at the same instant. Open gaps are bounded (<c>maxOpenGaps</c>): a session that never comes back
+/// (the client just stopped) is forgotten oldest first, scored like an abandoned gap.
 /// </summary>
 internal sealed class GapBook
 {
     private readonly TimeProvider _time;
     private readonly double _budgetFraction;
-    private readonly Dictionary<string, OpenGap> _open = new(StringComparer.Ordinal);
+    private readonly BoundedMap<string, OpenGap> _open;
     private readonly Dictionary<int, Dictionary<string, OpenGap>> _pins = [];
     private readonly List<OpenGap> _scratch = [];
 
-    public GapBook(TimeProvider time, double budgetFraction)
+    public GapBook(TimeProvider time, double budgetFraction, int maxOpenGaps = 65_536)
     {
         ArgumentNullException.ThrowIfNull(time);
         _time = time;
         _budgetFraction = budgetFraction;
+        _open = new BoundedMap<string, OpenGap>(maxOpenGaps, StringComparer.Ordinal, evicted: (_, gap) => Abandon(gap, _time.GetUtcNow()));
     }
 
     public RetentionStats Stats { get; } = new();
@@ -52,7 +56,7 @@ internal sealed class GapBook
         }
 
         var gap = new OpenGap(turn, now, ttlSeconds, value, predictedMedian);
-        _open[turn.SessionId] = gap;
+        _open.Set(turn.SessionId, gap);
         if (ttlSeconds > 0)
         {
             Stats.Retains++;
@@ -188,7 +192,7 @@ internal sealed class GapBook
             }
 
             // Its gap stays observable: re-open it unretained so the return is still learnt from.
-            _open[victim.Turn.SessionId] = victim with { TtlSeconds = 0, Value = 0, OpenedAt = victim.OpenedAt };
+            _open.Set(victim.Turn.SessionId, victim with { TtlSeconds = 0, Value = 0, OpenedAt = victim.OpenedAt });
         }
 
         return true;

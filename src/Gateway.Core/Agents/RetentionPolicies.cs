@@ -20,6 +20,12 @@ public sealed record RetentionOptions
     /// <summary>Share of each worker's KV blocks the predictive planner lets its pins hold (by value per block).</summary>
     public double PinBudgetFraction { get; init; } = 0.4;
 
+    /// <summary>
+    /// Open gaps remembered (sessions whose next turn has not come): a session that never returns is forgotten oldest
+    /// first, scored like an abandoned pin, so memory stays bounded however many sessions a gateway sees.
+    /// </summary>
+    public int MaxOpenGaps { get; init; } = 65_536;
+
     /// <summary>Learn each session's own gaps as the most specific level of the hierarchy.</summary>
     public bool PerSessionLevel { get; init; } = true;
 
@@ -31,12 +37,12 @@ public sealed record RetentionOptions
 /// Baseline: no retention hints (the engine's LRU prefix cache alone). Still scores gaps so shadow stats show how many
 /// tool gaps went uncovered.
 /// </summary>
-public sealed class OffRetentionPolicy(TimeProvider time) : IRetentionPolicy
+public sealed class OffRetentionPolicy(TimeProvider time, int maxOpenGaps = 65_536) : IRetentionPolicy
 {
     /// <summary>Policy name.</summary>
     public const string PolicyName = "off";
 
-    private readonly GapBook _book = new(time, 1.0);
+    private readonly GapBook _book = new(time, 1.0, maxOpenGaps);
 
     /// <inheritdoc />
     public string Name => PolicyName;
@@ -74,11 +80,11 @@ public sealed class FixedRetentionPolicy : IRetentionPolicy
     private readonly double _ttl;
 
     /// <summary>Creates the policy.</summary>
-    public FixedRetentionPolicy(TimeProvider time, double ttlSeconds)
+    public FixedRetentionPolicy(TimeProvider time, double ttlSeconds, int maxOpenGaps = 65_536)
     {
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(ttlSeconds, 0.0);
         _ttl = ttlSeconds;
-        _book = new GapBook(time, 1.0);
+        _book = new GapBook(time, 1.0, maxOpenGaps);
         Name = Prefix + ttlSeconds.ToString("G", CultureInfo.InvariantCulture);
     }
 
@@ -141,7 +147,7 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
         _o = options ?? new RetentionOptions();
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(_o.MinTtlSeconds, 0.0);
         ArgumentOutOfRangeException.ThrowIfLessThan(_o.MaxTtlSeconds, _o.MinTtlSeconds);
-        _book = new GapBook(time, _o.PinBudgetFraction);
+        _book = new GapBook(time, _o.PinBudgetFraction, _o.MaxOpenGaps);
         _predictor = new GapPredictor(_o.Predictor);
         const int points = 96;
         _grid = new double[points];
@@ -271,7 +277,7 @@ public static class RetentionPolicies
         ArgumentNullException.ThrowIfNull(time);
         if (name == OffRetentionPolicy.PolicyName)
         {
-            return new OffRetentionPolicy(time);
+            return new OffRetentionPolicy(time, options?.MaxOpenGaps ?? new RetentionOptions().MaxOpenGaps);
         }
 
         if (name == PredictiveRetentionPolicy.PolicyName)
@@ -281,7 +287,7 @@ public static class RetentionPolicies
 
         if (TryParseFixed(name, out double seconds))
         {
-            return new FixedRetentionPolicy(time, seconds);
+            return new FixedRetentionPolicy(time, seconds, options?.MaxOpenGaps ?? new RetentionOptions().MaxOpenGaps);
         }
 
         throw new ArgumentException($"unknown retention policy '{name}'; known: off, fixed:SECONDS (e.g. fixed:2), predictive", nameof(name));

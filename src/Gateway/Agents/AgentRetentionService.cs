@@ -2,6 +2,7 @@ using System.Diagnostics.Metrics;
 using System.Net.Http.Json;
 using System.Text.Json.Serialization;
 using Gateway.Core.Agents;
+using Gateway.Core.Collections;
 using Gateway.Fleet;
 using Gateway.Proxy;
 using Microsoft.Extensions.Options;
@@ -79,6 +80,7 @@ public sealed partial class AgentRetentionService : IDisposable
 {
     private const int UnknownPoolBlocks = 65_536;
     private const double NominalPrefillTokensPerSecond = 10_000;
+    private const long MaxRememberedHashes = 4 * 1024 * 1024;
 
     private readonly object _lock = new();
     private readonly AgentSessionTracker _tracker = new();
@@ -88,7 +90,9 @@ public sealed partial class AgentRetentionService : IDisposable
     private readonly ILogger<AgentRetentionService> _logger;
     private readonly HttpClient _http;
     private readonly List<WorkerEndpoint> _workers = [];
-    private readonly Dictionary<string, ulong[]> _lastHashes = new(StringComparer.Ordinal);
+    // Hashes of each live pin (a release from another session's turn, or for a session the worker does not know, goes
+    // by hash), at most MaxRememberedHashes in all (8 bytes each), oldest pins forgotten first (they expire by TTL anyway).
+    private readonly BoundedMap<string, ulong[]> _lastHashes = new(MaxRememberedHashes, StringComparer.Ordinal, weight: static h => h.Length);
     private readonly Telemetry.GatewayMetrics? _metrics;
     private readonly KeyValuePair<string, object?>[] _tags;
     private long _hintsSent, _hintsFailed, _resumedTurns;
@@ -244,18 +248,20 @@ public sealed partial class AgentRetentionService : IDisposable
                 var a = actions[i];
                 var target = _workers[a.Worker];
                 bool partial = a.Kind == RetentionActionKind.Retain && a.Blocks > 0 && a.Blocks < hashes.Length;
-                ulong[]? last = a.Kind == RetentionActionKind.Retain ? (partial ? hashes[..a.Blocks] : hashes) : _lastHashes.GetValueOrDefault(a.SessionId);
-                if (a.Kind == RetentionActionKind.Retain)
-                {
-                    _lastHashes[a.SessionId] = last!;
-                }
-                else
-                {
-                    _lastHashes.Remove(a.SessionId);
-                }
 
                 // The worker knows the session only if the gateway sent it (x-session-id); else pin/release by hashes.
                 string? workerSession = ctx.SessionId is not null && a.SessionId == id.SessionId ? ctx.SessionId : null;
+                ulong[]? last;
+                if (a.Kind == RetentionActionKind.Retain)
+                {
+                    last = partial ? hashes[..a.Blocks] : hashes;
+                    _lastHashes.Set(a.SessionId, last); // a budget eviction from another session's turn releases it by hash
+                }
+                else
+                {
+                    _lastHashes.Remove(a.SessionId, out last);
+                }
+
                 _ = SendAsync(target, a, workerSession, last, partial);
             }
         }

@@ -42,6 +42,25 @@ public class RetentionPoliciesTests
     }
 
     [Fact]
+    public void SessionsThatNeverReturn_AreForgottenOldestFirst_AndScoredAsUnusedPins()
+    {
+        var time = new ManualTimeProvider();
+        var p = RetentionPolicies.Create("fixed:30", time, new RetentionOptions { MaxOpenGaps = 100 });
+        var actions = new List<RetentionAction>();
+        for (int i = 0; i < 1000; i++)
+        {
+            p.OnTurnCompleted(Tool($"s{i}", blocks: 10), actions);  // a pin each; none of them comes back
+            time.Advance(TimeSpan.FromSeconds(1));
+        }
+
+        Assert.Equal(1000, p.Stats.Retains);
+        Assert.Equal(900, p.Stats.Misses);                         // the 900 forgotten ones
+        Assert.Equal(900 * 10 * 30, p.Stats.UnusedBlockSeconds, 6); // each held its whole TTL for nobody
+        Assert.Equal(30, p.OnTurnArrived("s970").Seconds, 6);      // a recent one still closes normally
+        Assert.False(p.OnTurnArrived("s5").Closed);                // a forgotten one is a first turn again
+    }
+
+    [Fact]
     public void Off_NeverSendsHints_CountsUncoveredToolGaps()
     {
         var time = new ManualTimeProvider();
