@@ -34,7 +34,7 @@ public sealed class CommandLine
           --turns N --think D                                        multi-turn
           --trace-dir DIR --sessions N --agent-scale S --time-scale F --max-think D --max-turns N   agent
           --no-agent-tools       agent: one user message per request, no tools (the replay before tool calls)
-          --noisy-factor F                                           noisy-neighbour (default 10)
+          --noisy-factor F                                           noisy-neighbour (default 10; 0 = alone baseline)
           --kill-at D --kill-cmd CMD                                 failover
           --plain                plain progress lines even on a terminal; --progress-interval D (5s)
         """;
@@ -161,7 +161,7 @@ public sealed class CommandLine
                 case "--max-think": agent = agent with { MaxThink = ParseDuration(a, Value()) }; break;
                 case "--max-turns": agent = agent with { MaxTurns = PositiveInt(a, Value()) }; break;
                 case "--no-agent-tools": agent = agent with { ToolCalls = false }; break;
-                case "--noisy-factor": noisy = PositiveDouble(a, Value()); break;
+                case "--noisy-factor": noisy = NonNegativeDouble(a, Value()); break;
                 case "--kill-at": killAt = ParseDuration(a, Value()); break;
                 case "--kill-cmd": killCmd = Value(); break;
                 case "--plain": cl.Plain = true; break;
@@ -284,6 +284,9 @@ public sealed class CommandLine
 
     private static int PositiveInt(string option, string value) =>
         int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v > 0 ? v : throw new ArgumentException($"{option}: '{value}' is not a positive integer");
+
+    private static double NonNegativeDouble(string option, string value) =>
+        double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && v >= 0 && !double.IsInfinity(v) ? v : throw new ArgumentException($"{option}: '{value}' is not a number >= 0");
 
     private static double PositiveDouble(string option, string value) =>
         double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && v > 0 && !double.IsInfinity(v) ? v : throw new ArgumentException($"{option}: '{value}' is not a positive number");

@@ -50,7 +50,9 @@ var runner = new Runner(client, metrics, new RunOptions
 
 if (cl.Warmup > 0)
 {
-    var (ok, failed) = await Warmup.RunAsync(client, plan.Flows[0], cl.Warmup, cts.Token);
+    // The first flow that sends anything (noisy-neighbour with --noisy-factor 0 keeps a silent first flow).
+    var warmFlow = plan.Flows.FirstOrDefault(f => f.Simulations.Count > 0) ?? plan.Flows[0];
+    var (ok, failed) = await Warmup.RunAsync(client, warmFlow, cl.Warmup, cts.Token);
     Console.WriteLine($"warm-up: {ok} ok, {failed} failed (not measured)");
 }
 

@@ -6,6 +6,15 @@ public sealed class CommandLineTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
+    [Theory]
+    [InlineData("0", 0)]
+    [InlineData("2.5", 2.5)]
+    public void Parse_NoisyFactor_ZeroIsTheAloneBaseline(string text, double factor)
+    {
+        var cl = CommandLine.Parse(["--scenario", "noisy-neighbour", "--tenants", "3", "--noisy-factor", text]);
+        Assert.Equal(factor, cl.ScenarioOptions.NoisyFactor);
+    }
+
     [Fact]
     public void Parse_RepeatedKeysAndKeysFile_MakeOneTenantEach()
     {
@@ -35,6 +44,7 @@ public sealed class CommandLineTests : IDisposable
     [InlineData("--scenario", "overhead", "--target", "ftp://x")]
     [InlineData("--scenario", "overhead", "--bogus")]
     [InlineData("--rate", "1")]
+    [InlineData("--scenario", "noisy-neighbour", "--noisy-factor", "-1")]
     public void Parse_BadInput_ThrowsArgumentException(params string[] args)
     {
         Assert.Throws<ArgumentException>(() => CommandLine.Parse(args));

@@ -195,7 +195,9 @@ public static class ScenarioCatalog
             flows.Add(new Flow
             {
                 Name = t == 0 ? $"noisy:{tenant.Name}" : $"quiet:{tenant.Name}",
-                Simulations = Simulations(o, defaultRate: 1, rateFactor: factor),
+                // Factor 0 = the "alone" baseline: the noisy flow stays (flow indices, hence every quiet flow's arrival
+                // and prompt seeds, are unchanged) but sends nothing, so the quiet tenants replay exactly the same load.
+                Simulations = factor == 0 ? [] : Simulations(o, defaultRate: 1, rateFactor: factor),
                 NewSession = (i, rng) => new SingleRequestSession(new ChatRequest
                 {
                     Tenant = tenant,
@@ -207,7 +209,9 @@ public static class ScenarioCatalog
         }
 
         return new ScenarioPlan("noisy-neighbour", flows, [],
-            $"{o.Tenants.Count} tenants; {o.Tenants[0].Name} at {o.NoisyFactor}x the others' rate; {prompt}-token prompts, max_tokens {max}");
+            $"{o.Tenants.Count} tenants; {o.Tenants[0].Name} "
+            + (o.NoisyFactor == 0 ? "sends nothing (alone baseline)" : $"at {o.NoisyFactor}x the others' rate")
+            + $"; {prompt}-token prompts, max_tokens {max}");
     }
 
     private static ScenarioPlan Failover(ScenarioOptions o, Func<CancellationToken, Task>? killCallback)

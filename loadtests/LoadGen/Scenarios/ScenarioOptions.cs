@@ -59,7 +59,8 @@ public sealed class ScenarioOptions
     /// <summary>agent: scaling.</summary>
     public AgentScaling Agent { get; init; } = new();
 
-    /// <summary>noisy-neighbour: the first tenant's rate is this many times the others'.</summary>
+    /// <summary>noisy-neighbour: the first tenant's rate is this many times the others'; 0 = it sends nothing while the
+    /// others replay exactly the same arrivals and prompts (the "alone" baseline).</summary>
     public double NoisyFactor { get; init; } = 10;
 
     /// <summary>failover: when to kill (default 40 % of the duration).</summary>
