@@ -547,6 +547,7 @@ public sealed partial class ProxyHandler : IDisposable
         {
             reachedDecode = true;
             info.OnFirstToken(uncached, contextTokens);
+            _scheduling?.OnPrefillDone();
         };
 
         using var firstByte = new CancellationTokenSource(_options.Resilience.FirstByteTimeout);

@@ -29,7 +29,7 @@ public sealed class GatewayFairQueueTests(Xunit.Abstractions.ITestOutputHelper o
 
     public async Task DisposeAsync() => await _worker.DisposeAsync();
 
-    private Task<GatewayHost> StartGatewayAsync(int perWorker = 1, Dictionary<string, string?>? extra = null)
+    private Task<GatewayHost> StartGatewayAsync(int perWorker = 1, Dictionary<string, string?>? extra = null, WorkerHost? worker = null)
     {
         var settings = new Dictionary<string, string?>
         {
@@ -49,7 +49,7 @@ public sealed class GatewayFairQueueTests(Xunit.Abstractions.ITestOutputHelper o
             settings[k] = v;
         }
 
-        return TestGateway.StartAsync([_worker.BaseAddress.GetLeftPart(UriPartial.Authority)], settings);
+        return TestGateway.StartAsync([(worker ?? _worker).BaseAddress.GetLeftPart(UriPartial.Authority)], settings);
     }
 
     private static ChatClient Chat(GatewayHost gw, string key) =>
@@ -395,6 +395,47 @@ public sealed class GatewayFairQueueTests(Xunit.Abstractions.ITestOutputHelper o
         }
 
         await WaitUntilAsync(() => sched.Dispatcher.InFlight == 0 && sched.Dispatcher.Queued == 0);
+    }
+
+    [Fact]
+    public async Task PendingPrefillRule_FirstTokenReleasesTheQueuedRequest_WithoutWaitingForACompletionOrTick()
+    {
+        // MaxPendingPrefillTokens = 1: a worker with any prompt not yet prefilled takes nothing new. a's long prompt
+        // (about a second of modelled prefill at wall-clock speed) saturates the worker, so b's small request queues.
+        // a's first token frees that capacity: b must be released then and finish while a is still decoding its 300
+        // tokens, not after a completes. Ticks and health polls are an hour apart, so nothing else pumps the queue.
+        // (a streams: the gateway sees a non-streamed answer's first token only with the whole body.)
+        await using var worker = await WorkerHost.StartAsync(new WorkerOptions { TimeScale = 1 });
+        await using var gw = await StartGatewayAsync(perWorker: 4, worker: worker, extra: new()
+        {
+            ["Gateway:Scheduling:MaxPendingPrefillTokens"] = "1",
+            ["Gateway:Scheduling:TickInterval"] = "01:00:00",
+            ["Gateway:Health:Interval"] = "01:00:00",
+        });
+        var sched = gw.Services.GetRequiredService<GatewayScheduling>();
+        using var httpA = TestGateway.Client(gw, KeyA);
+        using var httpB = TestGateway.Client(gw, KeyB);
+        string longPrompt = string.Join(' ', Enumerable.Range(0, 20_000).Select(i => (i % 7) switch { 0 => "alpha", 1 => "beta", 2 => "gamma", 3 => "delta", 4 => "omega", 5 => "sigma", _ => "kappa" }));
+
+        var sw = Stopwatch.StartNew();
+        var a = httpA.PostAsync("v1/chat/completions", TestGateway.Json(JsonSerializer.Serialize(new
+        {
+            model = "llama3-8b", max_tokens = 300, stream = true, messages = new[] { new { role = "user", content = longPrompt } },
+        })));
+        await WaitUntilAsync(() => sched.Dispatcher.InFlight == 1);
+        var b = httpB.PostAsync("v1/chat/completions", TestGateway.Json(Body(2)));
+        await WaitUntilAsync(() => sched.Dispatcher.Queued == 1 || b.IsCompleted);
+        Assert.False(b.IsCompleted, "b was not held by the pending-prefill rule: a's prefill ended before b arrived");
+
+        using var answerB = await b;
+        double bDone = sw.Elapsed.TotalMilliseconds;
+        Assert.Equal(HttpStatusCode.OK, answerB.StatusCode);
+        Assert.False(a.IsCompleted, $"b finished at {bDone:F0} ms, after a completed: released by a's completion, not its first token");
+        using var answerA = await a;
+        double aDone = sw.Elapsed.TotalMilliseconds;
+        Assert.Equal(HttpStatusCode.OK, answerA.StatusCode);
+        output.WriteLine($"b done at {bDone:F0} ms, a done at {aDone:F0} ms");
+        Assert.True(bDone < 0.8 * aDone, $"b done at {bDone:F0} ms, a at {aDone:F0} ms");
     }
 
     private static double MetricValue(string exposition, string name)
