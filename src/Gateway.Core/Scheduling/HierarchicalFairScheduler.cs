@@ -10,7 +10,8 @@ namespace Gateway.Core.Scheduling;
 /// the difference to the actual cost at <see cref="Complete"/> (completion or cancel).</item>
 /// <item>Lift: a node that becomes backlogged is placed at <c>max(own, parent.MinVruntime)</c>, where
 /// MinVruntime is the monotonic minimum vruntime of the parent's backlogged children (CFS min_vruntime;
-/// VTC's counter lift). Idle time earns no credit.</item>
+/// VTC's counter lift). Idle time earns no credit. On an equal vruntime the node charged least recently goes first,
+/// so a tenant lifted onto a flooder's vruntime is served before the flooder's next request.</item>
 /// <item>Every request sits in a leaf under its tenant node, one leaf per session (weight 1) plus one for
 /// sessionless requests, so a key opening many sessions competes as one entity with its sibling keys.</item>
 /// <item>Priority bands: interactive (class 0) is always picked before batch (class 1); vruntime is shared.</item>
@@ -36,7 +37,7 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
     private static readonly IComparer<Node> NodeOrder = Comparer<Node>.Create(static (a, b) =>
     {
         var c = a.Vruntime.CompareTo(b.Vruntime);
-        return c != 0 ? c : a.Seq.CompareTo(b.Seq);
+        return c != 0 ? c : a.TieOrder.CompareTo(b.TieOrder);
     });
 
     private static readonly IComparer<QueuedRequest> RequestOrder = QueuedRequest.ResumedThenFifo;
@@ -546,6 +547,7 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
             if (active1) { parent.ActiveSet(1).Remove(n); }
             n.Vruntime += cost / n.Weight;
             n.Service += cost;
+            n.TieOrder = ++_seq; // equal vruntime: the node charged least recently goes first (see NodeOrder)
             if (active0) { parent.ActiveSet(0).Add(n); }
             if (active1) { parent.ActiveSet(1).Add(n); }
             if (active0 || active1)
@@ -705,6 +707,15 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
         public Node? Parent { get; } = parent;
         public double Weight { get; set; } = weight;
         public long Seq { get; } = seq;
+
+        /// <summary>
+        /// Order among siblings of equal vruntime: the node charged least recently first (never charged: creation order).
+        /// A tenant that becomes backlogged is lifted exactly onto a backlogged flooder's vruntime, and the flooder has
+        /// just been charged to get there, so the tie goes to the tenant that was idle. By creation order alone, a
+        /// flooder created first won every such tie (one more of its prefills before each quiet request, live).
+        /// Changed only in <see cref="ChargeNode"/>, while the node is out of its parent's active sets.
+        /// </summary>
+        public long TieOrder { get; set; } = seq;
         public bool IsLeaf { get; } = isLeaf;
         public string? SessionId { get; init; }
         public Node? DefaultLeaf { get; set; }

@@ -248,6 +248,41 @@ public class HierarchicalFairSchedulerTests
         Assert.True(a.Service > 5 * b.Service);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Lift_TenantWakingUpBesideABackloggedOne_GoesFirstOnAnEqualVruntime(bool wakerCreatedLater)
+    {
+        // The lift places a tenant that becomes backlogged at its siblings' minimum vruntime, i.e. exactly on the
+        // backlogged flooder's. That tie must go to the tenant that was idle (the flooder has just been served to
+        // reach it), whichever node the tree created first; by creation order the flooder of the live noisy-neighbour
+        // run (tenant-1, created first) won it and every quiet request waited one more flood prefill.
+        var s = Create();
+        string flooder = wakerCreatedLater ? "t/flood" : "t/quiet", waker = wakerCreatedLater ? "t/quiet" : "t/flood";
+        string first = wakerCreatedLater ? flooder : waker, second = wakerCreatedLater ? waker : flooder;
+        foreach (var (path, id) in new[] { (first, 100L), (second, 101L) }) // create the two nodes in this order
+        {
+            s.Enqueue(new QueuedRequest { Id = id, TenantPath = path });
+            s.Complete(s.Dequeue()!, 0, 0);
+        }
+
+        var next = 1L;
+        for (var i = 0; i < 5; i++)
+        {
+            s.Enqueue(new QueuedRequest { Id = next++, TenantPath = flooder, PromptTokens = 2048 });
+        }
+
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.NotNull(s.Dequeue()); // the flooder is served and charged, its backlog remains
+        }
+
+        Assert.True(s.VruntimeOf(waker) < s.VruntimeOf(flooder));
+        s.Enqueue(new QueuedRequest { Id = 99, TenantPath = waker, PromptTokens = 2048 });
+        Assert.Equal(s.VruntimeOf(flooder), s.VruntimeOf(waker)); // lifted onto the flooder's vruntime
+        Assert.Equal(99, s.Dequeue()!.Id);
+    }
+
     [Fact]
     public void Locality_WithinALeaf_HeadIsNotSkippedForever()
     {
