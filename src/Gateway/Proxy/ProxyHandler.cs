@@ -542,12 +542,13 @@ public sealed partial class ProxyHandler : IDisposable
         int contextTokens = ctx.Route.PromptTokens;
         bool reachedDecode = false;
         info.OnDispatched(uncached);
+        _scheduling?.OnPrefillChanged();
         _policy.OnRouted(ctx.Route, info);
         ctx.OnFirstEvent = () =>
         {
             reachedDecode = true;
             info.OnFirstToken(uncached, contextTokens);
-            _scheduling?.OnPrefillDone();
+            _scheduling?.OnPrefillChanged();
         };
 
         using var firstByte = new CancellationTokenSource(_options.Resilience.FirstByteTimeout);

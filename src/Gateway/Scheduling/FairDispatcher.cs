@@ -298,6 +298,13 @@ public sealed class FairDispatcher : IAsyncDisposable
             {
                 tcs.TrySetResult(DispatchResult.Go(new DispatchTicket(this, r, _time.GetElapsedTime(r.EnqueuedTimestamp, now))));
             }
+
+            if (_freeCapacity is not null)
+            {
+                // The estimate may have shrunk by more than this one slot (e.g. a released request now counts as a
+                // prompt in transit under the pending-prefill rule): never release more than it says now.
+                free = Math.Min(free, _freeCapacity() + 1);
+            }
         }
     }
 

@@ -134,12 +134,13 @@ public sealed class GatewayScheduling : IAsyncDisposable
     public FairDispatcher Dispatcher => _dispatcher;
 
     /// <summary>
-    /// A request's prefill finished on a worker (its first token). Under the pending-prefill capacity rule
-    /// (<c>MaxPendingPrefillTokens</c>) that is capacity freed, so the queue is pumped now: otherwise a request waiting
-    /// for a saturated worker waits for the next completion or tick (up to <c>TickInterval</c>, 100 ms), which the live
-    /// noisy-neighbour run showed as a large part of a within-share tenant's TTFT (docs/policies/hfair.md).
+    /// A request was handed to a worker or its prefill finished there (its first token). Under the pending-prefill
+    /// capacity rule (<c>MaxPendingPrefillTokens</c>) both change what the fleet can take, so the queue is pumped now:
+    /// otherwise a request waiting for a saturated worker waits for the next completion or tick (up to
+    /// <c>TickInterval</c>, 100 ms), which the live noisy-neighbour run showed in a within-share tenant's TTFT
+    /// (docs/policies/hfair.md).
     /// </summary>
-    public void OnPrefillDone()
+    public void OnPrefillChanged()
     {
         if (_options.Enabled && _options.MaxPendingPrefillTokens > 0)
         {
@@ -202,6 +203,21 @@ public sealed class GatewayScheduling : IAsyncDisposable
     /// <summary>Requests the fleet can take now beyond what this gateway already dispatched.</summary>
     public int FreeCapacity()
     {
+        // Pending-prefill rule: a request released from the queue but not yet handed to a worker (routing, connect) is a
+        // prompt about to land on one of them, not yet in any worker's PendingPrefillTokens. Until it lands every worker
+        // counts as saturated, so the queue releases one request at a time instead of a burst of prefills in one step.
+        bool inTransit = false;
+        if (_options.MaxPendingPrefillTokens > 0)
+        {
+            int dispatched = 0;
+            foreach (var w in _registry.All)
+            {
+                dispatched += w.Info.InFlight;
+            }
+
+            inTransit = _dispatcher.InFlight > dispatched;
+        }
+
         int total = 0;
         foreach (var w in _registry.All)
         {
@@ -212,7 +228,7 @@ public sealed class GatewayScheduling : IAsyncDisposable
             }
 
             bool saturated = i.EstimatedWaiting > _options.MaxReportedWaiting || i.KvUsage >= _options.KvHighWatermark
-                || (_options.MaxPendingPrefillTokens > 0 && i.PendingPrefillTokens >= _options.MaxPendingPrefillTokens);
+                || (_options.MaxPendingPrefillTokens > 0 && (inTransit || i.PendingPrefillTokens >= _options.MaxPendingPrefillTokens));
             // A saturated worker keeps at least one slot: when its queue was filled by others (other replicas, direct
             // clients) this gateway has nothing there whose completion would free a slot, and it would otherwise stall
             // every request for this worker until the next state poll (Health:Interval, 1 s by default).

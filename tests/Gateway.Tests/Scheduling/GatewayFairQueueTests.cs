@@ -438,6 +438,46 @@ public sealed class GatewayFairQueueTests(Xunit.Abstractions.ITestOutputHelper o
         Assert.True(bDone < 0.8 * aDone, $"b done at {bDone:F0} ms, a at {aDone:F0} ms");
     }
 
+    [Fact]
+    public async Task PendingPrefillRule_RequestsArrivingTogether_ReachTheWorkerOneAtATime()
+    {
+        // Three long prompts at once against a worker with eight free slots. Under the pending-prefill rule the first
+        // released one counts as in transit until it reaches the worker, so the other two stay queued until its prefill
+        // is done, instead of one pump releasing all three into one engine step.
+        await using var worker = await WorkerHost.StartAsync(new WorkerOptions { TimeScale = 1 });
+        await using var gw = await StartGatewayAsync(perWorker: 8, worker: worker, extra: new()
+        {
+            ["Gateway:Scheduling:MaxPendingPrefillTokens"] = "1",
+            ["Gateway:Health:Interval"] = "01:00:00",
+        });
+        var sched = gw.Services.GetRequiredService<GatewayScheduling>();
+        using var http = TestGateway.Client(gw, KeyA);
+        var sends = Enumerable.Range(0, 3).Select(k => http.PostAsync("v1/chat/completions", TestGateway.Json(Body(2,
+            string.Join(' ', Enumerable.Range(0, 4_000).Select(i => $"w{k}x{i % 97}")))))).ToList();
+        var info = gw.Services.GetRequiredService<Gateway.Fleet.WorkerRegistry>().All.Single().Info;
+        long onePrompt = 0, maxPending = 0;
+        int maxQueued = 0;
+        while (!sends.All(t => t.IsCompleted))
+        {
+            long pending = info.PendingPrefillTokens;
+            onePrompt = onePrompt == 0 ? pending : onePrompt;
+            maxPending = Math.Max(maxPending, pending);
+            maxQueued = Math.Max(maxQueued, sched.Dispatcher.Queued);
+            await Task.Delay(2);
+        }
+
+        foreach (var t in sends)
+        {
+            using var r = await t;
+            Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+        }
+
+        output.WriteLine($"pending prefill: first seen {onePrompt}, max {maxPending} tokens; max queued {maxQueued}");
+        Assert.True(onePrompt > 0);
+        Assert.True(maxPending < 1.5 * onePrompt, $"{maxPending} tokens pending at once: more than one prompt (~{onePrompt})");
+        Assert.Equal(2, maxQueued);
+    }
+
     private static double MetricValue(string exposition, string name)
     {
         foreach (var line in exposition.Split('\n'))
