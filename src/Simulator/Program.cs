@@ -126,6 +126,7 @@ root.SetAction(parse =>
                 return 2;
             }
         }
+
         if (parse.GetValue(kvEvents) is { } ke)
         {
             if (ke is not ("on" or "off"))
