@@ -42,7 +42,7 @@ var seed = new Option<int?>("--seed") { Description = "random seed, default 1" }
 var seeds = new Option<string?>("--seeds") { Description = "repeat every combination with these seeds (\"1-5\" or \"1,2,3\") and add aggregates across them to the reports" };
 var routing = new Option<string?>("--routing") { Description = "routing policies, comma separated" };
 var scheduling = new Option<string?>("--scheduling") { Description = "scheduling policies, comma separated" };
-var retention = new Option<string?>("--retention") { Description = "retention policies, comma separated: off, fixed:SECONDS, predictive" };
+var retention = new Option<string?>("--retention") { Description = "retention policies, comma separated: off, fixed:SECONDS, predictive, oracle[:SECONDS] (clairvoyant reference)" };
 var retentionCost = new Option<double?>("--retention-cost") { Description = "predictive: GPU-s per second of holding a whole pool, default 1" };
 var retentionBudget = new Option<double?>("--retention-budget") { Description = "predictive: share of a worker's blocks its pins may hold, default 0.4" };
 var programPriority = new Option<string?>("--program-priority") { Description = "off (default) | on | pinned: resumed agent turns (after a tool call; pinned: only while their pin holds) go ahead of fresh work in the gateway queue (within their tenant) and the engine's waiting queue" };

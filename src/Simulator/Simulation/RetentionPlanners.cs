@@ -34,6 +34,12 @@ public sealed class TurnCompletedContext
 
     /// <summary>Agent kind ("main" for a root session, "subagent" for a child).</summary>
     public string AgentKind { get; init; } = "main";
+
+    /// <summary>
+    /// The session's next think time from the trace (NaN after its last turn). The future: read only by the
+    /// <see cref="OracleRetentionPolicy"/> upper bound, never by a real policy.
+    /// </summary>
+    public double NextThinkSeconds { get; init; } = double.NaN;
 }
 
 /// <summary>What a retention planner sees when a session's next turn arrives (to score its prediction).</summary>
@@ -171,6 +177,11 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
         };
         _actions.Clear();
         _dropped.Remove(context.SessionId);
+        if (_policy is OracleRetentionPolicy oracle)
+        {
+            oracle.NextGapSeconds = context.NextThinkSeconds;
+        }
+
         _policy.OnTurnCompleted(turn, _actions);
         foreach (var a in _actions)
         {
@@ -299,19 +310,23 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
     private sealed record PinRecord(int Worker, int Blocks, double Start, double ExpiresAt, double Value, int Priority, bool InFlight, ulong[] Hashes);
 }
 
-/// <summary>Retention planners by name: off, fixed:SECONDS, predictive (Gateway.Core.Agents.RetentionPolicies).</summary>
+/// <summary>
+/// Retention planners by name: off, fixed:SECONDS, predictive (Gateway.Core.Agents.RetentionPolicies), and the
+/// simulator-only upper bound <c>oracle</c> (<see cref="OracleRetentionPolicy"/>).
+/// </summary>
 public static class RetentionPlanners
 {
     /// <summary>Example names accepted by --retention (fixed takes any positive number of seconds).</summary>
-    public static IReadOnlyList<string> Names => Gateway.Core.Agents.RetentionPolicies.Names;
+    public static IReadOnlyList<string> Names { get; } = [.. Gateway.Core.Agents.RetentionPolicies.Names, "oracle:15"];
 
     /// <summary>True if --retention accepts <paramref name="name"/>.</summary>
-    public static bool IsValid(string name) => Gateway.Core.Agents.RetentionPolicies.IsValid(name);
+    public static bool IsValid(string name) =>
+        Gateway.Core.Agents.RetentionPolicies.IsValid(name) || OracleRetentionPolicy.TryCreate(name, TimeProvider.System) is not null;
 
     /// <summary>
     /// Creates a fresh planner (<paramref name="options"/>: the policies' knobs, defaults when null). <c>off</c> too drives
     /// its Core policy, which sends nothing but tracks the sessions' gaps (what program priority needs).
     /// </summary>
     public static AgentRetentionPlanner Create(string name, TimeProvider time, Gateway.Core.Agents.RetentionOptions? options = null) =>
-        new(Gateway.Core.Agents.RetentionPolicies.Create(name, time, options), time);
+        new(OracleRetentionPolicy.TryCreate(name, time) as Gateway.Core.Agents.IRetentionPolicy ?? Gateway.Core.Agents.RetentionPolicies.Create(name, time, options), time);
 }

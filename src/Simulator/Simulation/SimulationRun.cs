@@ -675,6 +675,7 @@ public sealed class SimulationRun
                 Engine = w.Engine,
                 BlockHashes = r.Hashes,
                 AgentKind = s.Session.Parent is null ? "main" : "subagent",
+                NextThinkSeconds = r.Turn + 1 < s.Session.Turns.Count ? s.Session.Turns[r.Turn + 1].Think : double.NaN,
             });
             foreach (var ws in _workers)
             {

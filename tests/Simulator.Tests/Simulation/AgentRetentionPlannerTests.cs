@@ -56,6 +56,32 @@ public class AgentRetentionPlannerTests
     }
 
     [Fact]
+    public void Run_OracleWithinHorizon_PinsExactlyTheKnownGap_ResumedTurnHits()
+    {
+        // The 10 s gap is known to the oracle: it pins for 10 s + 1 s margin, the return finds the context.
+        var oracle = RunWith("oracle:15");
+        Assert.Equal(6, oracle.Completed);
+        Assert.Equal(0, oracle.ReprefillTokensResumed);
+        Assert.Equal(0, oracle.PinnedUnusedBlockSeconds);
+    }
+
+    [Fact]
+    public void Run_OracleGapBeyondHorizon_PinsNothing()
+    {
+        var oracle = RunWith("oracle:5");
+        Assert.Equal(100 * 16, oracle.ReprefillTokensResumed);
+        Assert.Equal(0, oracle.PinnedBlockSeconds);
+    }
+
+    [Theory]
+    [InlineData("oracle", true)]
+    [InlineData("oracle:15", true)]
+    [InlineData("oracle:0", false)]
+    [InlineData("oracle:x", false)]
+    [InlineData("oracles", false)]
+    public void IsValid_OracleTakesAnOptionalPositiveHorizon(string name, bool valid) => Assert.Equal(valid, RetentionPlanners.IsValid(name));
+
+    [Fact]
     public void Run_ResumedBreakdown_SaysWhyTheTurnWasReprefilled()
     {
         var off = RunWith("off");
