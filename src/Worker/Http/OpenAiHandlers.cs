@@ -285,12 +285,6 @@ internal sealed class OpenAiHandlers
             return null;
         }
 
-        if (real && req.Stop.Count > 0)
-        {
-            error = OpenAiError.Invalid("The cpu backend stops on the model's end-of-sequence token or max_tokens; stop sequences are not supported.", "stop", "unsupported_value");
-            return null;
-        }
-
         long? ttl = null;
         if (ctx.Request.Headers.TryGetValue(RetentionTtlHeader, out var ttlValues))
         {
@@ -366,7 +360,7 @@ internal sealed class OpenAiHandlers
             Priority = priority,
             RetentionTtlMs = ttl is long keep ? (int)keep : 0,
         };
-        return new PreparedRequest(req, engineRequest, plan, _w.Options.TimeProvider.GetUtcNow().ToUnixTimeSeconds(), ttl, real ? new GeneratedText() : null);
+        return new PreparedRequest(req, engineRequest, plan, _w.Options.TimeProvider.GetUtcNow().ToUnixTimeSeconds(), ttl, real ? new GeneratedText(req.Stop) : null);
     }
 
     private static OpenAiError ContextExceeded(int maxLen, int promptTokens, int? completion, string param) =>
@@ -391,6 +385,14 @@ internal sealed class OpenAiHandlers
                 if (e.Kind == SequenceEventKind.FirstToken)
                 {
                     cached = e.CachedTokens;
+                }
+
+                if (p.Generated is { Stopped: true })
+                {
+                    // A stop sequence ended the text: the engine need not generate the rest.
+                    _w.Loop.Abort(p.Engine.Id);
+                    terminal = SequenceEventKind.Finished;
+                    break;
                 }
             }
             else if (e.Kind is SequenceEventKind.Finished or SequenceEventKind.Aborted or SequenceEventKind.Rejected)
@@ -528,6 +530,13 @@ internal sealed class OpenAiHandlers
                         if (p.Generated is { } generated)
                         {
                             WriteTextChunk(sse, p, generated.Append(e.TokenId), chat, includeUsage);
+                            if (generated.Stopped)
+                            {
+                                // A stop sequence ended the text: the engine need not generate the rest.
+                                _w.Loop.Abort(p.Engine.Id);
+                                await FinishStreamAsync(sse, p, chat, includeUsage, cached, ct).ConfigureAwait(false);
+                                return true;
+                            }
                         }
                         else
                         {
@@ -542,23 +551,7 @@ internal sealed class OpenAiHandlers
                             WriteTextChunk(sse, p, done.Finish(e.Reason), chat, includeUsage);
                         }
 
-                        sse.Write(w => WriteChunkStart(w, p, includeUsage, chat ? static _ => { } : null, p.FinishReason));
-                        if (includeUsage)
-                        {
-                            int c = cached;
-                            sse.Write(w =>
-                            {
-                                w.WriteStartObject();
-                                WriteChunkHeader(w, p, chat);
-                                w.WriteStartArray("choices");
-                                w.WriteEndArray();
-                                WriteUsage(w, p, c);
-                                w.WriteEndObject();
-                            });
-                        }
-
-                        sse.WriteDone();
-                        await sse.FlushAsync(ct).ConfigureAwait(false);
+                        await FinishStreamAsync(sse, p, chat, includeUsage, cached, ct).ConfigureAwait(false);
                         return true;
                     default:
                         var err = EngineFailure(e.Kind);
@@ -580,6 +573,27 @@ internal sealed class OpenAiHandlers
         }
 
         return false;
+    }
+
+    // The finish chunk, the usage chunk when asked for, [DONE].
+    private async Task FinishStreamAsync(SseChunkWriter sse, PreparedRequest p, bool chat, bool includeUsage, int cached, CancellationToken ct)
+    {
+        sse.Write(w => WriteChunkStart(w, p, includeUsage, chat ? static _ => { } : null, p.FinishReason));
+        if (includeUsage)
+        {
+            sse.Write(w =>
+            {
+                w.WriteStartObject();
+                WriteChunkHeader(w, p, chat);
+                w.WriteStartArray("choices");
+                w.WriteEndArray();
+                WriteUsage(w, p, cached);
+                w.WriteEndObject();
+            });
+        }
+
+        sse.WriteDone();
+        await sse.FlushAsync(ct).ConfigureAwait(false);
     }
 
     private void WriteTokenChunk(SseChunkWriter sse, PreparedRequest p, int index, bool chat, bool includeUsage)

@@ -88,8 +88,56 @@ public sealed class CpuBackendHostTests : IAsyncLifetime
         Assert.True(median * 5 < total, $"median state read {median.TotalMilliseconds:F0} ms of a {total.TotalMilliseconds:F0} ms request");
     }
 
+    [Fact]
+    public async Task A_stop_sequence_ends_the_text_before_it_streamed_or_not()
+    {
+        const string prompt = "The quick brown fox jumps over the lazy dog.";
+        var full = await PostAsync("v1/completions", $$"""{"model":"m","prompt":"{{prompt}}","max_tokens":40,"temperature":0}""");
+        string text = full.GetProperty("choices")[0].GetProperty("text").GetString()!;
+        int fullTokens = full.GetProperty("usage").GetProperty("completion_tokens").GetInt32();
+        Assert.True(text.Length >= 8, $"the greedy continuation is long enough to cut: '{text}'");
+        string stop = text.Substring(4, 2);
+        string expected = text[..text.IndexOf(stop, StringComparison.Ordinal)];
+        string body = JsonSerializer.Serialize(new { model = "m", prompt, max_tokens = 40, temperature = 0, stop = new[] { "never-generated", stop } });
+
+        var cut = await PostAsync("v1/completions", body);
+        Assert.Equal(expected, cut.GetProperty("choices")[0].GetProperty("text").GetString());
+        Assert.Equal("stop", cut.GetProperty("choices")[0].GetProperty("finish_reason").GetString());
+        Assert.True(cut.GetProperty("usage").GetProperty("completion_tokens").GetInt32() < fullTokens);
+
+        string streamBody = body[..^1] + ""","stream":true}""";
+        using var response = await _http.PostAsync("v1/completions", new StringContent(streamBody, Encoding.UTF8, "application/json"));
+        string sse = await response.Content.ReadAsStringAsync();
+        var streamed = new StringBuilder();
+        string? finish = null;
+        foreach (string line in sse.Split('\n'))
+        {
+            if (!line.StartsWith("data: {", StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            using var chunk = JsonDocument.Parse(line["data: ".Length..]);
+            foreach (var choice in chunk.RootElement.GetProperty("choices").EnumerateArray())
+            {
+                streamed.Append(choice.GetProperty("text").GetString());
+                if (choice.GetProperty("finish_reason").ValueKind == JsonValueKind.String)
+                {
+                    finish = choice.GetProperty("finish_reason").GetString();
+                }
+            }
+        }
+
+        Assert.Equal(expected, streamed.ToString());
+        Assert.Equal("stop", finish);
+        Assert.EndsWith("data: [DONE]", sse.TrimEnd(), StringComparison.Ordinal);
+
+        // The aborted rest freed its slot: the worker is idle again.
+        using var state = JsonDocument.Parse(await _http.GetStringAsync("worker/state"));
+        Assert.Equal(0, state.RootElement.GetProperty("running_requests").GetInt32());
+    }
+
     [Theory]
-    [InlineData("""{"model":"m","prompt":"hi","stop":["x"]}""", "stop")]
     [InlineData("""{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]}""", "tools")]
     public async Task Refuses_what_the_cpu_backend_cannot_do_with_an_openai_error(string body, string param)
     {
