@@ -109,6 +109,9 @@ public sealed class LlmEngine
     /// <summary>Blocks registered in the prefix cache.</summary>
     public int KvBlocksCached => _blocks.CachedBlocks;
 
+    /// <summary>Blocks allocatable now without dropping pins (free + evictable cached; pins as of the last expiry check).</summary>
+    public int KvBlocksFree => _blocks.AvailableBlocks;
+
     public int RunningCount => _running.Count;
 
     internal KvBlockManager Blocks => _blocks;

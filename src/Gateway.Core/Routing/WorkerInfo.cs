@@ -60,6 +60,13 @@ public sealed class WorkerInfo
     /// <summary>Worker-reported KV capacity in blocks (0 when unknown).</summary>
     public int KvBlocksTotal { get; set; }
 
+    /// <summary>
+    /// Worker-reported KV blocks a new request can take without evicting anything held (free plus unreferenced,
+    /// unpinned cached blocks, i.e. total − blocks of live sequences − pinned idle blocks); −1 when unknown. A router
+    /// reads it as where the pool is already claimed by running requests and by retention pins.
+    /// </summary>
+    public int KvBlocksFree { get; set; } = -1;
+
     /// <summary>Prefill throughput of this worker in tokens/s (from its published profile or measured).</summary>
     public double PrefillTokensPerSecond { get; set; } = 10_000;
 

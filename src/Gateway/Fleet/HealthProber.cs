@@ -178,6 +178,8 @@ public sealed partial class HealthProber : BackgroundService
             info.KvUsage = Math.Clamp((double)used / total, 0, 1);
         }
 
+        info.KvBlocksFree = root.TryGetProperty("kv_blocks_free", out var f) && f.TryGetInt32(out int free) && free >= 0 ? free : -1;
+
         if (root.TryGetProperty("prefill_tokens_per_second", out var p) && p.TryGetDouble(out double pt) && pt > 0)
         {
             info.PrefillTokensPerSecond = pt;

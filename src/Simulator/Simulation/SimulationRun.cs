@@ -441,6 +441,12 @@ public sealed class SimulationRun
                 _entitledCache = null;
             }
 
+            // The engines' pools as a worker's state poll would report them (memory-aware placement reads free blocks).
+            foreach (var w in _workers)
+            {
+                w.Info.KvBlocksFree = w.Engine.KvBlocksFree;
+            }
+
             var decision = _routing.Route(r.Route, _infos);
             if (decision.WorkerIndex < 0)
             {

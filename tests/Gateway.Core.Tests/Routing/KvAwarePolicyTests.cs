@@ -496,4 +496,101 @@ public class KvAwarePolicyTests(ITestOutputHelper output)
         double missOnly = requests * (prefixBlocks + 16) * Bs / 10_000.0;
         Assert.True(totalBusy < 0.4 * missOnly, $"busy {totalBusy:F0}s vs cache-blind {missOnly:F0}s");
     }
+
+    // ---- memory-aware placement (MemoryPressureWeight) ----
+
+    // Two idle workers of 20,000 blocks; worker 0's pool is all claimed (retention pins / running contexts), worker 1's free.
+    private static List<WorkerInfo> PinnedFullAndEmpty()
+    {
+        var fleet = Fleet(2);
+        fleet[0].KvBlocksFree = 200;
+        fleet[1].KvBlocksFree = 20_000;
+        return fleet;
+    }
+
+    [Fact]
+    public void Route_NewContext_GoesToTheWorkerWithRoom_NotToOneFullOfPins()
+    {
+        // 6,000 blocks (96k tokens) on worker 0 would evict 5,800 retained blocks: 9.3 s of someone's re-prefill.
+        for (int seed = 1; seed <= 16; seed++)
+        {
+            var p = NewPolicy(new KvAwareOptions { MemoryPressureWeight = 1 }, seed);
+            var d = p.Route(Req(Chains.Of(seed * 100_000, 6_000)), PinnedFullAndEmpty());
+            Assert.Equal(1, d.WorkerIndex);
+        }
+    }
+
+    [Fact]
+    public void Route_WeightZero_IgnoresMemory_TieDrawnAsBefore()
+    {
+        int onFull = 0;
+        for (int seed = 1; seed <= 16; seed++)
+        {
+            var blocks = Chains.Of(seed * 100_000, 6_000);
+            var unknown = Fleet(2); // KvBlocksFree not reported (-1)
+            int blind = NewPolicy(seed: seed).Route(Req(blocks), unknown).WorkerIndex;
+            int off = NewPolicy(new KvAwareOptions { MemoryPressureWeight = 0 }, seed).Route(Req(blocks), PinnedFullAndEmpty()).WorkerIndex;
+            Assert.Equal(blind, off);
+            onFull += off == 0 ? 1 : 0;
+        }
+
+        Assert.InRange(onFull, 1, 15); // equal load: a random draw between the two, full pool or not
+    }
+
+    [Fact]
+    public void Route_WorkerNotReportingFreeBlocks_IsNotCharged()
+    {
+        // Worker 0 does not report free blocks (e.g. an older worker): it is not charged, so worker 1's 2 s of queue
+        // decides. Read as 0 free, worker 0 would be charged 9.6 s and lose.
+        var fleet = PinnedFullAndEmpty();
+        fleet[0].KvBlocksFree = -1;
+        fleet[1].OnDispatched(20_000);
+        var d = NewPolicy(new KvAwareOptions { MemoryPressureWeight = 1 }).Route(Req(Chains.Of(1, 6_000)), fleet);
+        Assert.Equal(0, d.WorkerIndex);
+    }
+
+    [Fact]
+    public void Route_ContextCachedOnFullWorker_AffinityStillWins()
+    {
+        // The session's own 6,000-block context is cached on worker 0 (pinned: that is why the pool is full); the next
+        // turn adds 20 blocks. Only those new blocks (+ output) need room there; elsewhere the whole context would.
+        var p = NewPolicy(new KvAwareOptions { MemoryPressureWeight = 1 });
+        var fleet = Fleet(2);
+        var context = Chains.Of(1, 6_000);
+        fleet[1].Draining = true;
+        Assert.Equal(0, RouteAndDispatch(p, Req(context, session: "s"), fleet, charge: false));
+        fleet[1].Draining = false;
+        fleet[0].KvBlocksFree = 0;
+        fleet[1].KvBlocksFree = 20_000;
+
+        var d = p.Route(Req(Chains.Extend(context, 9_000_000, 20), session: "s"), fleet);
+        Assert.Equal(0, d.WorkerIndex);
+        Assert.Equal(6_000 * Bs, d.PredictedCachedTokens);
+
+        var fresh = NewPolicy(new KvAwareOptions { MemoryPressureWeight = 1 }); // no session binding: affinity by the cached prefix alone
+        RouteAndDispatch(fresh, Req(context), [fleet[0]], charge: false);
+        Assert.Equal(0, fresh.Route(Req(Chains.Extend(context, 9_000_000, 20)), fleet).WorkerIndex);
+    }
+
+    [Fact]
+    public void Route_Pressure_IsChargedInSecondsOfReprefill_NotAsAnExclusion()
+    {
+        // Worker 1 has room but 12 s of queued prefill; worker 0 would evict 5,800 blocks (9.3 s at 10k tok/s): the
+        // eviction is the cheaper harm, so the request still goes to worker 0. With weight 2 (18.6 s) it does not.
+        var fleet = PinnedFullAndEmpty();
+        fleet[1].OnDispatched(120_000);
+        Assert.Equal(0, NewPolicy(new KvAwareOptions { MemoryPressureWeight = 1, BalanceFactor = 0 }).Route(Req(Chains.Of(1, 6_000)), fleet).WorkerIndex);
+        Assert.Equal(1, NewPolicy(new KvAwareOptions { MemoryPressureWeight = 2, BalanceFactor = 0 }).Route(Req(Chains.Of(1, 6_000)), fleet).WorkerIndex);
+    }
+
+    [Fact]
+    public void Options_MemoryPressureWeight_ValidatedAndParsed()
+    {
+        Assert.Single(new KvAwareOptions { MemoryPressureWeight = -1 }.Validate());
+        Assert.Single(new KvAwareOptions { MemoryPressureWeight = double.NaN }.Validate());
+        Assert.Single(new KvAwareOptions { MemoryPressureWeight = double.PositiveInfinity }.Validate());
+        Assert.Equal(0, new KvAwareOptions().MemoryPressureWeight);
+        Assert.Equal(1.5, KvAwareOptions.Parse("memory_pressure_weight=1.5").MemoryPressureWeight);
+        Assert.False(RoutingPolicies.IsKnown("kv-aware:memory_pressure_weight=-1"));
+    }
 }

@@ -33,6 +33,7 @@ public sealed class DiscoveryTests
         var info = gw.Workers.All[0].Info;
         Assert.Equal(1000, info.KvBlocksTotal);
         Assert.Equal(0.01, info.KvUsage, 3);
+        Assert.Equal(990, info.KvBlocksFree); // memory-aware placement reads it
         Assert.Equal(20000.0, info.PrefillTokensPerSecond);
         Assert.True(info.PublishesKvEvents);
     }

@@ -152,6 +152,30 @@ public class AgentRetentionPlannerTests
         Assert.True(UnusedShare(predictive) < UnusedShare(fixed30) - 0.05, all);
     }
 
+    // Two workers of 200 blocks, kv-aware routing, fixed:30 pins. Session s's 100-block context is pinned on its worker
+    // during a 10 s tool gap; at t = 2 a 150-block one-shot request arrives. Where the pin sits only 100 blocks are
+    // free, so placing it there drops the pin and evicts s's context; the other worker is empty.
+    private static RunResult RunPlacement(string routing, int seed)
+    {
+        var reqs = new List<TraceRequest>
+        {
+            Req(0, "s", 1, 100, stop: "tool_use"),
+            Req(0, "s", 1, 110, think: 10, stop: "end_turn"),
+            Req(2, null, 10_000, 150),
+        };
+        var scenario = new Scenario { Workers = 2, KvBlocks = 200, Seed = seed, Retention = ["fixed:30"] };
+        return new SimulationRun(SimWorkload.Build(reqs, scenario), scenario, routing, "fcfs", "fixed:30").Run();
+    }
+
+    [Fact]
+    public void Run_MemoryAwarePlacement_NewContextAvoidsTheWorkerHoldingAPin()
+    {
+        var blind = Enumerable.Range(1, 8).Select(seed => RunPlacement("kv-aware", seed).ReprefillTokensResumed).ToList();
+        var aware = Enumerable.Range(1, 8).Select(seed => RunPlacement("kv-aware:memory_pressure_weight=1", seed).ReprefillTokensResumed).ToList();
+        Assert.Contains(blind, t => t > 0); // equal load: some draws put the one-shot on the pinned worker
+        Assert.All(aware, t => Assert.Equal(0, t)); // the simulator reports the engines' free blocks to the router
+    }
+
     [Fact]
     public void Create_AcceptsAnyFixedTtlAndPredictive_RejectsUnknown()
     {

@@ -97,6 +97,17 @@ public sealed record KvAwareOptions
     /// </summary>
     public double AttentionTokensPerDoubling { get; init; } = 30_000;
 
+    /// <summary>
+    /// Memory-aware placement: the KV blocks a request needs on a worker (its uncached prompt blocks + expected output
+    /// blocks) beyond what the worker reports free (<see cref="WorkerInfo.KvBlocksFree"/>: total − live sequences' blocks
+    /// − pinned idle blocks) must be taken from contexts the worker holds: retained (pinned) agent contexts or running
+    /// requests. Those tokens are charged, times this weight, as seconds of re-prefill at the worker's prefill rate on
+    /// top of its cost, so a new context goes to a worker with room rather than evicting someone else's hot context
+    /// on an equally loaded one. 1 charges the evicted blocks once (the re-prefill they force if their owner returns).
+    /// Default 0 (off); workers that do not report free blocks are never charged.
+    /// </summary>
+    public double MemoryPressureWeight { get; init; }
+
     /// <summary>Predicted and actual cached tokens within this many tokens count as a correct prediction. Default 0 (exact, in whole blocks).</summary>
     public int RegretToleranceTokens { get; init; }
 
@@ -134,6 +145,7 @@ public sealed record KvAwareOptions
                 case "decode_context_tokens_per_doubling": o = o with { DecodeContextTokensPerDoubling = v }; break;
                 case "session_overload_factor": o = o with { SessionOverloadFactor = v }; break;
                 case "session_ttl_s": o = o with { SessionTtl = TimeSpan.FromSeconds(v) }; break;
+                case "memory_pressure_weight": o = o with { MemoryPressureWeight = v }; break;
                 default: errors.Add($"unknown kv-aware knob '{key}'"); break;
             }
         }
@@ -199,6 +211,11 @@ public sealed record KvAwareOptions
         if (DecodeContextTokensPerDoubling <= 0 || ForeignWaitingRequestSeconds < 0 || AttentionTokensPerDoubling < 0)
         {
             errors.Add("cost knobs must be non-negative (DecodeContextTokensPerDoubling > 0)");
+        }
+
+        if (!(MemoryPressureWeight >= 0) || double.IsInfinity(MemoryPressureWeight))
+        {
+            errors.Add("MemoryPressureWeight must be a finite number >= 0 (0 = off)");
         }
 
         return errors;

@@ -26,7 +26,13 @@ namespace Gateway.Core.Routing.KvAware;
 /// (decayed over LoadWindow) exceeds BalanceFactor x the least-loaded worker's (+ BalanceSlackTokens) is charged the
 /// excess, in seconds at its prefill rate, on top of its cost; it loses a request only when that charge outweighs the
 /// re-prefill the request would pay elsewhere, which replicates hot short prefixes but keeps long contexts (agent
-/// sessions) where they are cached.
+/// sessions) where they are cached. Memory-aware placement (off by default): the KV blocks a request needs on w beyond
+/// the blocks w reports free (not held by running requests or retention pins) evict a context w holds, so
+/// <code>
+/// pressure = MemoryPressureWeight x max(0, uncached + expected output blocks - KvBlocksFree(w)) x block size / prefill tok/s
+/// </code>
+/// is added to the placement cost (not to the time to first token): the re-prefill the placement forces on the
+/// contexts it displaces. Pins are how the retention layer tells the router where hot memory is.
 /// </para>
 /// Knobs: <see cref="KvAwareOptions"/>. Indexes: <see cref="ApproximatePrefixIndex"/> for workers without KV events,
 /// <see cref="PreciseIndex"/> (fed by the host) for workers with them. Thread-safe (one lock per decision).
@@ -226,6 +232,32 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity
         return uncached * (1 + attention) / tps;
     }
 
+    /// <summary>
+    /// Memory pressure: the blocks this request needs on <paramref name="w"/> (uncached prompt + expected output)
+    /// beyond the worker's free blocks evict contexts it holds (retained or running), whose owners re-prefill them;
+    /// charged x <see cref="KvAwareOptions.MemoryPressureWeight"/> at the worker's prefill rate. Not part of the
+    /// request's own time to first token (it is someone else's), so only the placement cost carries it.
+    /// </summary>
+    private double PressureSeconds(WorkerInfo w, RouteRequest r, int cachedTokens)
+    {
+        if (_options.MemoryPressureWeight <= 0 || w.KvBlocksFree < 0)
+        {
+            return 0;
+        }
+
+        int bs = Math.Max(1, r.BlockSize);
+        long needTokens = Math.Max(0, r.PromptTokens - cachedTokens) + (long)Math.Max(0, r.ExpectedOutputTokens);
+        long need = (needTokens + bs - 1) / bs;
+        long overflow = need - w.KvBlocksFree;
+        if (overflow <= 0)
+        {
+            return 0;
+        }
+
+        double tps = w.PrefillTokensPerSecond > 0 ? w.PrefillTokensPerSecond : 10_000;
+        return _options.MemoryPressureWeight * overflow * bs / tps;
+    }
+
     private double DecodeSeconds(WorkerInfo w, int promptTokens, int expectedOutputTokens)
     {
         double slowdown = 1 + (Math.Max(0, w.ActiveDecodeTokens) + promptTokens) / _options.DecodeContextTokensPerDoubling;
@@ -391,8 +423,9 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity
                 continue;
             }
 
-            firstToken[i] = QueueSeconds(w) + PrefillSeconds(w, r.PromptTokens, CachedTokens(MatchedOf(w, matched), r));
-            cost[i] = firstToken[i] + DecodeSeconds(w, r.PromptTokens, r.ExpectedOutputTokens);
+            int cached = CachedTokens(MatchedOf(w, matched), r);
+            firstToken[i] = QueueSeconds(w) + PrefillSeconds(w, r.PromptTokens, cached);
+            cost[i] = firstToken[i] + DecodeSeconds(w, r.PromptTokens, r.ExpectedOutputTokens) + PressureSeconds(w, r, cached);
             if (cost[i] < min)
             {
                 min = cost[i];
