@@ -199,6 +199,9 @@ public sealed class Scenario
     /// <summary>Predictive retention: share of each worker's blocks its pins may hold (RetentionOptions.PinBudgetFraction).</summary>
     public double RetentionPinBudget { get; set; } = 0.4;
 
+    /// <summary>Predictive retention: renewals of a gap's pin by the conditional gap distribution, 0 = none (RetentionOptions.MaxRenewals).</summary>
+    public int RetentionRenewals { get; set; } = new Gateway.Core.Agents.RetentionOptions().MaxRenewals;
+
     /// <summary>
     /// Program-level ordering of resumed turns (Gateway.Core.Agents.ResumedTurnPriority): "off" (default); "on": a turn
     /// closing a tool gap gets the gateway-queue credit and the engine priority, as the gateway does with
@@ -250,6 +253,11 @@ public sealed class Scenario
         if (!(RetentionCostWeight >= 0) || double.IsInfinity(RetentionCostWeight) || !(RetentionPinBudget > 0 && RetentionPinBudget <= 1))
         {
             errors.Add("--retention-cost must be >= 0 and --retention-budget 0..1 (exclusive of 0)");
+        }
+
+        if (RetentionRenewals is < 0 or > 1000)
+        {
+            errors.Add("--retention-renewals must be 0..1000");
         }
 
         if (!ProgramPriorityModes.Contains(ProgramPriority))
@@ -430,6 +438,7 @@ public sealed class Scenario
                     case "max_pinned_fraction": s.MaxPinnedFraction = p.Value.GetDouble(); break;
                     case "retention_cost": s.RetentionCostWeight = p.Value.GetDouble(); break;
                     case "retention_budget": s.RetentionPinBudget = p.Value.GetDouble(); break;
+                    case "retention_renewals": s.RetentionRenewals = p.Value.GetInt32(); break;
                     case "program_priority":
                         s.ProgramPriority = p.Value.ValueKind switch
                         {

@@ -6,7 +6,10 @@ namespace Gateway.Core.Agents;
 /// Shared bookkeeping of the retention policies: the open gap of each session, the live pins of each worker (for the
 /// per-worker budget by value per block) and the shadow-mode score. Pins expire by their TTL on the worker; the book
 /// forgets them lazily at the same instant. Open gaps are bounded (<c>maxOpenGaps</c>): a session that never comes back
-/// (the client just stopped) is forgotten oldest first, scored like an abandoned gap.
+/// (the client just stopped) is forgotten oldest first, scored like an abandoned gap. With <c>trackExpiry</c> the book
+/// also keeps its live pins ordered by expiry (<see cref="NextExpiry"/>, <see cref="TakeExpiring"/>) for a policy that
+/// renews pins; stale entries (released, re-opened or renewed gaps) are skipped lazily and the heap is rebuilt when they
+/// outnumber the open gaps, so it stays bounded.
 /// </summary>
 internal sealed class GapBook
 {
@@ -15,18 +18,23 @@ internal sealed class GapBook
     private readonly BoundedMap<string, OpenGap> _open;
     private readonly Dictionary<int, Dictionary<string, OpenGap>> _pins = [];
     private readonly List<OpenGap> _scratch = [];
+    private readonly PriorityQueue<(OpenGap Gap, double Ttl), DateTimeOffset>? _expiry;
 
-    public GapBook(TimeProvider time, double budgetFraction, int maxOpenGaps = 65_536)
+    public GapBook(TimeProvider time, double budgetFraction, int maxOpenGaps = 65_536, bool trackExpiry = false)
     {
         ArgumentNullException.ThrowIfNull(time);
         _time = time;
         _budgetFraction = budgetFraction;
+        _expiry = trackExpiry ? new() : null;
         _open = new BoundedMap<string, OpenGap>(maxOpenGaps, StringComparer.Ordinal, evicted: (_, gap) => Abandon(gap, _time.GetUtcNow()));
     }
 
     public RetentionStats Stats { get; } = new();
 
     public int OpenGaps => _open.Count;
+
+    /// <summary>Entries in the expiry order (live and stale; for tests of its bound).</summary>
+    internal int ExpiryEntries => _expiry?.Count ?? 0;
 
     /// <summary>Blocks the book believes are pinned on <paramref name="worker"/> now.</summary>
     public int PinnedBlocks(int worker)
@@ -66,7 +74,93 @@ internal sealed class GapBook
             }
 
             pins[turn.SessionId] = gap;
+            TrackExpiry(gap);
         }
+    }
+
+    /// <summary>Expiry of the earliest live pin (null: none, or expiry not tracked).</summary>
+    public DateTimeOffset? NextExpiry
+    {
+        get
+        {
+            if (_expiry is null)
+            {
+                return null;
+            }
+
+            while (_expiry.TryPeek(out var e, out var at))
+            {
+                if (IsLive(e.Gap, e.Ttl))
+                {
+                    return at;
+                }
+
+                _expiry.Dequeue();
+            }
+
+            return null;
+        }
+    }
+
+    /// <summary>Removes the live pins expiring at or before <paramref name="dueBy"/> from the expiry order into <paramref name="into"/>.</summary>
+    public void TakeExpiring(DateTimeOffset dueBy, List<OpenGap> into)
+    {
+        if (_expiry is null)
+        {
+            return;
+        }
+
+        while (_expiry.TryPeek(out var e, out var at) && at <= dueBy)
+        {
+            _expiry.Dequeue();
+            if (IsLive(e.Gap, e.Ttl))
+            {
+                into.Add(e.Gap);
+            }
+        }
+    }
+
+    /// <summary>True while <paramref name="gap"/> is its session's open gap and still pinned (not released or evicted).</summary>
+    public bool IsPinned(OpenGap gap) => gap.Retained && _open.TryGetValue(gap.Turn.SessionId, out var g) && ReferenceEquals(g, gap);
+
+    /// <summary>
+    /// Extends a live pin: its TTL (from the gap's opening, so the pin stays one continuous pin for the score) becomes
+    /// <paramref name="ttlSeconds"/> and its value <paramref name="value"/>.
+    /// </summary>
+    public void Renew(OpenGap gap, double ttlSeconds, double value)
+    {
+        gap.TtlSeconds = ttlSeconds;
+        gap.Value = value;
+        gap.Renewals++;
+        Stats.Renewals++;
+        TrackExpiry(gap);
+    }
+
+    private bool IsLive(OpenGap gap, double ttl) => gap.TtlSeconds == ttl && IsPinned(gap);
+
+    private void TrackExpiry(OpenGap gap)
+    {
+        if (_expiry is null)
+        {
+            return;
+        }
+
+        if (_expiry.Count > 2 * _open.Count + 64)
+        {
+            // Mostly stale entries: rebuild from the live pins (amortised O(1) per entry).
+            var live = new List<((OpenGap, double), DateTimeOffset)>();
+            while (_expiry.TryDequeue(out var e, out var at))
+            {
+                if (IsLive(e.Gap, e.Ttl))
+                {
+                    live.Add((e, at));
+                }
+            }
+
+            _expiry.EnqueueRange(live);
+        }
+
+        _expiry.Enqueue((gap, gap.TtlSeconds), gap.OpenedAt.AddSeconds(gap.TtlSeconds));
     }
 
     /// <summary>Closes the session's open gap (its next turn arrived); <see cref="ClosedGap.None"/> if none was open.</summary>
@@ -242,6 +336,15 @@ internal sealed class GapBook
 
     internal sealed record OpenGap(TurnCompletion Turn, DateTimeOffset OpenedAt, double TtlSeconds, double Value, double PredictedMedian)
     {
+        /// <summary>Seconds from <see cref="OpenedAt"/> the pin holds (0: not pinned); a renewal extends it.</summary>
+        public double TtlSeconds { get; set; } = TtlSeconds;
+
+        /// <summary>Value sent with the pin (refreshed by a renewal).</summary>
+        public double Value { get; set; } = Value;
+
+        /// <summary>Times the pin was renewed.</summary>
+        public int Renewals { get; set; }
+
         public bool Retained => TtlSeconds > 0;
     }
 }

@@ -79,6 +79,9 @@ public sealed class RetentionStats
     /// <summary>Of those, skipped for lack of budget.</summary>
     public long BudgetSkipped { get; internal set; }
 
+    /// <summary>Pins extended when their TTL ran out and the session had not come back (predictive with renewal).</summary>
+    public long Renewals { get; internal set; }
+
     /// <summary>Pins evicted by the planner's budget for a more valuable one.</summary>
     public long BudgetEvictions { get; internal set; }
 
@@ -143,4 +146,18 @@ public interface IRetentionPolicy
     /// pin of this policy still covered it); <see cref="ClosedGap.None"/> if none was open.
     /// </summary>
     ClosedGap OnTurnArrived(string sessionId);
+
+    /// <summary>
+    /// When the earliest pin this policy may still renew runs out (null: none). The host calls <see cref="OnPinsExpiring"/>
+    /// a little before it (its lead covers the hint's trip to the worker).
+    /// </summary>
+    DateTimeOffset? NextPinExpiry { get; }
+
+    /// <summary>
+    /// Pins running out at or before <paramref name="dueBy"/> whose session has not come back: the policy re-decides
+    /// each (renew: a retain with the new TTL from now and refreshed value; or let it lapse: nothing to send) and
+    /// appends the hints (renewals, and releases of pins the budget evicts for them). Policies that do not renew send
+    /// nothing.
+    /// </summary>
+    void OnPinsExpiring(DateTimeOffset dueBy, List<RetentionAction> actions);
 }

@@ -26,6 +26,14 @@ public sealed record RetentionOptions
     /// </summary>
     public int MaxOpenGaps { get; init; } = 65_536;
 
+    /// <summary>
+    /// Renewals of one gap's pin (0: none, the default): when the TTL runs out before the session came back, re-decide
+    /// with the gap distribution conditional on the gap having lasted that long
+    /// (<see cref="PredictiveRetentionPolicy.BestRenewal"/>), under the same budget. Off by default: over 9 seeds it
+    /// re-prefilled more on the small fleet and did not help both fleets (docs/policies/agent-retention.md, "Pin renewal").
+    /// </summary>
+    public int MaxRenewals { get; init; }
+
     /// <summary>Learn each session's own gaps as the most specific level of the hierarchy.</summary>
     public bool PerSessionLevel { get; init; } = true;
 
@@ -65,6 +73,14 @@ public sealed class OffRetentionPolicy(TimeProvider time, int maxOpenGaps = 65_5
 
     /// <inheritdoc />
     public ClosedGap OnTurnArrived(string sessionId) => _book.Close(sessionId, out _, out _);
+
+    /// <inheritdoc />
+    public DateTimeOffset? NextPinExpiry => null;
+
+    /// <inheritdoc />
+    public void OnPinsExpiring(DateTimeOffset dueBy, List<RetentionAction> actions)
+    {
+    }
 }
 
 /// <summary>
@@ -121,6 +137,14 @@ public sealed class FixedRetentionPolicy : IRetentionPolicy
 
     /// <inheritdoc />
     public ClosedGap OnTurnArrived(string sessionId) => _book.Close(sessionId, out _, out _);
+
+    /// <inheritdoc />
+    public DateTimeOffset? NextPinExpiry => null;
+
+    /// <inheritdoc />
+    public void OnPinsExpiring(DateTimeOffset dueBy, List<RetentionAction> actions)
+    {
+    }
 }
 
 /// <summary>
@@ -129,7 +153,11 @@ public sealed class FixedRetentionPolicy : IRetentionPolicy
 /// P(return ≤ t)·saved − cost·t with saved = the context's prefill seconds and cost = MemoryCostWeight × the pool share
 /// the pin holds; value = P(return ≤ TTL)·saved. No positive optimum (e.g. a human gap) → release. Each worker's pins
 /// stay under PinBudgetFraction of its blocks, the lowest value per block evicted first. Every closed gap is an
-/// observation. Knobs: <see cref="RetentionOptions"/>.
+/// observation. Renewal (optimal stopping, <see cref="RetentionOptions.MaxRenewals"/>): when a pin's TTL x runs out and the
+/// session has not come back, the TTL is re-decided with the conditional distribution, t' maximising
+/// P(x &lt; gap ≤ x+t' | gap &gt; x)·saved − cost·t' (a log-normal's hazard can exceed its density, so a long-tailed gap
+/// may deserve more time once it has lasted x); renew with value = that probability·saved if positive and the budget
+/// has room, else let the pin lapse. The total TTL stays ≤ MaxTtlSeconds. Knobs: <see cref="RetentionOptions"/>.
 /// </summary>
 public sealed class PredictiveRetentionPolicy : IRetentionPolicy
 {
@@ -139,7 +167,9 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
     private readonly GapBook _book;
     private readonly GapPredictor _predictor;
     private readonly RetentionOptions _o;
+    private readonly TimeProvider _time;
     private readonly double[] _grid;
+    private readonly List<GapBook.OpenGap> _expiring = [];
 
     /// <summary>Creates the policy.</summary>
     public PredictiveRetentionPolicy(TimeProvider time, RetentionOptions? options = null)
@@ -147,7 +177,9 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
         _o = options ?? new RetentionOptions();
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(_o.MinTtlSeconds, 0.0);
         ArgumentOutOfRangeException.ThrowIfLessThan(_o.MaxTtlSeconds, _o.MinTtlSeconds);
-        _book = new GapBook(time, _o.PinBudgetFraction, _o.MaxOpenGaps);
+        ArgumentOutOfRangeException.ThrowIfNegative(_o.MaxRenewals);
+        _time = time;
+        _book = new GapBook(time, _o.PinBudgetFraction, _o.MaxOpenGaps, trackExpiry: _o.MaxRenewals > 0);
         _predictor = new GapPredictor(_o.Predictor);
         const int points = 96;
         _grid = new double[points];
@@ -177,6 +209,41 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
         foreach (double t in _grid)
         {
             double p = gap.Cdf(t);
+            double net = p * savedSeconds - costPerSecond * t;
+            if (net > best)
+            {
+                best = net;
+                bestT = t;
+                bestP = p;
+            }
+        }
+
+        return (bestT, bestP);
+    }
+
+    /// <summary>
+    /// The renewal rule for a pin that has held <paramref name="heldSeconds"/> (x) with no return: the extension t ≤
+    /// <paramref name="maxExtraSeconds"/> maximising P(x &lt; gap ≤ x+t | gap &gt; x)·saved − costPerSecond·t, and that
+    /// conditional probability; (0, 0) when no extension has a positive net benefit.
+    /// </summary>
+    public (double ExtraSeconds, double Probability) BestRenewal(GapDistribution gap, double heldSeconds, double savedSeconds, double costPerSecond, double maxExtraSeconds)
+    {
+        double f0 = gap.Cdf(heldSeconds);
+        double survive = 1 - f0;
+        if (survive < 1e-9)
+        {
+            return (0, 0);
+        }
+
+        double best = 0, bestT = 0, bestP = 0;
+        foreach (double t in _grid)
+        {
+            if (t > maxExtraSeconds)
+            {
+                break;
+            }
+
+            double p = (gap.Cdf(heldSeconds + t) - f0) / survive;
             double net = p * savedSeconds - costPerSecond * t;
             if (net > best)
             {
@@ -259,6 +326,50 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
         }
 
         return closed;
+    }
+
+    /// <inheritdoc />
+    public DateTimeOffset? NextPinExpiry => _book.NextExpiry;
+
+    /// <inheritdoc />
+    public void OnPinsExpiring(DateTimeOffset dueBy, List<RetentionAction> actions)
+    {
+        ArgumentNullException.ThrowIfNull(actions);
+        if (_o.MaxRenewals == 0)
+        {
+            return;
+        }
+
+        var now = _time.GetUtcNow();
+        _expiring.Clear();
+        _book.TakeExpiring(dueBy, _expiring);
+        foreach (var gap in _expiring)
+        {
+            // Earlier renewals in this batch may have evicted it; a pin already past its TTL is gone on the worker.
+            double held = gap.TtlSeconds;
+            var expiresAt = gap.OpenedAt.AddSeconds(held);
+            if (!_book.IsPinned(gap) || expiresAt <= now || gap.Renewals >= _o.MaxRenewals)
+            {
+                continue;
+            }
+
+            var turn = gap.Turn;
+            var o = turn.Outcome;
+            var dist = _predictor.Predict(o.Gap, turn.Tenant, turn.AgentKind, o.Tool, _o.PerSessionLevel ? turn.SessionId : null);
+            double share = turn.WorkerKvBlocks > 0 ? (double)turn.Blocks / turn.WorkerKvBlocks : 1;
+            var (extra, p) = BestRenewal(dist, held, turn.PrefillSeconds, _o.MemoryCostWeight * share, _o.MaxTtlSeconds - held);
+            double value = p * turn.PrefillSeconds;
+            if (extra <= 0 || !_book.MakeRoom(turn, value / Math.Max(1, turn.Blocks), actions))
+            {
+                continue; // lapses at its TTL; the book scores it when the gap closes
+            }
+
+            _book.Renew(gap, held + extra, value);
+            double ttlFromNow = (expiresAt - now).TotalSeconds + extra;
+            actions.Add(new RetentionAction(RetentionActionKind.Retain, turn.SessionId, turn.Worker, (long)Math.Ceiling(ttlFromNow * 1000), value, 0, turn.Blocks));
+        }
+
+        _expiring.Clear();
     }
 }
 

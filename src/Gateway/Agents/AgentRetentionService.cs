@@ -32,10 +32,19 @@ public sealed class AgentRetentionOptions
     /// the simulator's <c>--retention-budget</c>); null = the policy's default (0.4).</summary>
     public double? PinBudgetFraction { get; set; }
 
+    /// <summary>predictive: renewals of a pin whose TTL runs out before the session came back (<see cref="RetentionOptions.MaxRenewals"/>,
+    /// the simulator's <c>--retention-renewals</c>; 0 = none); null = the policy's default.</summary>
+    public int? MaxRenewals { get; set; }
+
     /// <summary>The policy knobs these settings give (defaults where unset).</summary>
     public RetentionOptions PolicyOptions()
     {
         var o = new RetentionOptions();
+        if (MaxRenewals is int renewals)
+        {
+            o = o with { MaxRenewals = renewals };
+        }
+
         if (MemoryCostWeight is double w)
         {
             o = o with { MemoryCostWeight = w };
@@ -74,13 +83,22 @@ public sealed class AgentRetentionOptions
 /// the session's open gap when its next turn arrives, and when a turn is delivered classifies it from the relayed
 /// finish_reason / tool-call names, asks the retention policy what to do and, in enabled mode, sends
 /// POST /worker/kv/retain or /worker/kv/release to the worker that served the turn (fire-and-forget, with a timeout;
-/// never on the client's path). Thread-safe (one lock around the pure policy objects).
+/// never on the client's path). A timer (every <see cref="RenewPeriod"/>) lets the policy renew pins that run out within
+/// <see cref="RenewLead"/> while their session has not come back (<see cref="IRetentionPolicy.OnPinsExpiring"/>); in enabled mode
+/// each renewal is a retain with the new TTL and value, in shadow mode it is only scored. Thread-safe (one lock around
+/// the pure policy objects).
 /// </summary>
 public sealed partial class AgentRetentionService : IDisposable
 {
     private const int UnknownPoolBlocks = 65_536;
     private const double NominalPrefillTokensPerSecond = 10_000;
     private const long MaxRememberedHashes = 4 * 1024 * 1024;
+
+    /// <summary>How often the renewal timer asks the policy about pins running out.</summary>
+    public static readonly TimeSpan RenewPeriod = TimeSpan.FromSeconds(0.5);
+
+    /// <summary>How far ahead of a pin's expiry it is renewed (two periods: the hint has at least half a second to arrive).</summary>
+    public static readonly TimeSpan RenewLead = TimeSpan.FromSeconds(1);
 
     private readonly object _lock = new();
     private readonly AgentSessionTracker _tracker = new();
@@ -90,9 +108,12 @@ public sealed partial class AgentRetentionService : IDisposable
     private readonly ILogger<AgentRetentionService> _logger;
     private readonly HttpClient _http;
     private readonly List<WorkerEndpoint> _workers = [];
-    // Hashes of each live pin (a release from another session's turn, or for a session the worker does not know, goes
-    // by hash), at most MaxRememberedHashes in all (8 bytes each), oldest pins forgotten first (they expire by TTL anyway).
-    private readonly BoundedMap<string, ulong[]> _lastHashes = new(MaxRememberedHashes, StringComparer.Ordinal, weight: static h => h.Length);
+    // Hashes of each live pin and the session id the worker knows it by (a release from another session's turn, or for a
+    // session the worker does not know, goes by hash; a renewal re-pins them), at most MaxRememberedHashes in all (8 bytes
+    // each), oldest pins forgotten first (they expire by TTL anyway).
+    private readonly BoundedMap<string, PinnedContext> _lastHashes = new(MaxRememberedHashes, StringComparer.Ordinal, weight: static h => h.Hashes.Length);
+    private readonly TimeProvider _time;
+    private readonly ITimer? _renewTimer;
     private readonly Telemetry.GatewayMetrics? _metrics;
     private readonly KeyValuePair<string, object?>[] _tags;
     private long _hintsSent, _hintsFailed, _resumedTurns;
@@ -103,12 +124,13 @@ public sealed partial class AgentRetentionService : IDisposable
         _metrics = metrics;
         _options = options.Value;
         _logger = logger;
-        if (_options.MemoryCostWeight is < 0 || _options.PinBudgetFraction is <= 0 or > 1)
+        if (_options.MemoryCostWeight is < 0 || _options.PinBudgetFraction is <= 0 or > 1 || _options.MaxRenewals is < 0)
         {
             throw new OptionsValidationException(AgentRetentionOptions.SectionName, typeof(AgentRetentionOptions),
-                ["Gateway:Agents:MemoryCostWeight must be >= 0 and Gateway:Agents:PinBudgetFraction in (0, 1]"]);
+                ["Gateway:Agents:MemoryCostWeight must be >= 0, Gateway:Agents:PinBudgetFraction in (0, 1] and Gateway:Agents:MaxRenewals >= 0"]);
         }
 
+        _time = time;
         _policy = RetentionPolicies.Create(_options.Policy, time, _options.PolicyOptions());
         _http = new HttpClient(new SocketsHttpHandler { UseProxy = false, PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60) }) { Timeout = _options.HintTimeout };
         if (_options.Mode is not ("shadow" or "enabled" or "off"))
@@ -140,6 +162,49 @@ public sealed partial class AgentRetentionService : IDisposable
         if (metrics is not null && Active)
         {
             CreateInstruments(metrics.Meter);
+        }
+
+        if (Active && _options.PolicyOptions().MaxRenewals > 0 && _policy is PredictiveRetentionPolicy)
+        {
+            _renewTimer = time.CreateTimer(static s => ((AgentRetentionService)s!).RenewExpiring(), this, RenewPeriod, RenewPeriod);
+        }
+    }
+
+    /// <summary>
+    /// Asks the policy about pins running out within <see cref="RenewLead"/> and (enabled mode) sends the renewals it
+    /// decides; the timer calls it every <see cref="RenewPeriod"/>.
+    /// </summary>
+    public void RenewExpiring()
+    {
+        var actions = new List<RetentionAction>();
+        lock (_lock)
+        {
+            _policy.OnPinsExpiring(_time.GetUtcNow() + RenewLead, actions);
+            if (!Enabled)
+            {
+                return;
+            }
+
+            foreach (var a in actions)
+            {
+                var target = _workers[a.Worker];
+                if (a.Kind == RetentionActionKind.Release)
+                {
+                    // A pin the budget evicted for a renewal: released by hash, as in OnCompleted.
+                    if (_lastHashes.Remove(a.SessionId, out var released))
+                    {
+                        _ = SendAsync(target, a, null, released.Hashes, partial: false);
+                    }
+
+                    continue;
+                }
+
+                // Re-pin the same blocks under the same key: the worker replaces the session's pin with the new TTL.
+                if (_lastHashes.TryGetValue(a.SessionId, out var pinned))
+                {
+                    _ = SendAsync(target, a, pinned.WorkerSession, pinned.Hashes, partial: true);
+                }
+            }
         }
     }
 
@@ -255,11 +320,11 @@ public sealed partial class AgentRetentionService : IDisposable
                 if (a.Kind == RetentionActionKind.Retain)
                 {
                     last = partial ? hashes[..a.Blocks] : hashes;
-                    _lastHashes.Set(a.SessionId, last); // a budget eviction from another session's turn releases it by hash
+                    _lastHashes.Set(a.SessionId, new PinnedContext(workerSession, last)); // a budget eviction from another session's turn releases it by hash
                 }
                 else
                 {
-                    _lastHashes.Remove(a.SessionId, out last);
+                    last = _lastHashes.Remove(a.SessionId, out var known) ? known.Hashes : null;
                 }
 
                 _ = SendAsync(target, a, workerSession, last, partial);
@@ -358,7 +423,13 @@ public sealed partial class AgentRetentionService : IDisposable
     }
 
     /// <inheritdoc />
-    public void Dispose() => _http.Dispose();
+    public void Dispose()
+    {
+        _renewTimer?.Dispose();
+        _http.Dispose();
+    }
+
+    private sealed record PinnedContext(string? WorkerSession, ulong[] Hashes);
 
     internal sealed class HintBody
     {

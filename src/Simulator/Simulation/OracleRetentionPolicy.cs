@@ -89,4 +89,12 @@ public sealed class OracleRetentionPolicy(TimeProvider time, double horizonSecon
         var now = time.GetUtcNow();
         return new ClosedGap(true, g.Kind, (now - g.Opened).TotalSeconds, now <= g.Until && g.Until > g.Opened);
     }
+
+    /// <inheritdoc />
+    public DateTimeOffset? NextPinExpiry => null; // pins exactly to the known gap: nothing to renew
+
+    /// <inheritdoc />
+    public void OnPinsExpiring(DateTimeOffset dueBy, List<RetentionAction> actions)
+    {
+    }
 }

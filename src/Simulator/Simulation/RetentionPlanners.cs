@@ -76,6 +76,15 @@ public interface IRetentionPlanner
 
     /// <summary>Block-seconds pinned by this planner that no later request reused.</summary>
     double PinnedUnusedBlockSeconds { get; }
+
+    /// <summary>
+    /// Seconds from now until the run loop should call <see cref="OnPinsExpiring"/>: <see cref="AgentRetentionPlanner.RenewLeadSeconds"/>
+    /// before the earliest pin the policy may renew runs out (≤ 0: at once); null when there is none.
+    /// </summary>
+    double? SecondsToRenewalCheck { get; }
+
+    /// <summary>Lets the policy renew the pins running out within <see cref="AgentRetentionPlanner.RenewLeadSeconds"/> (before the engine expires them).</summary>
+    void OnPinsExpiring();
 }
 
 /// <summary>What a planner found when a session's next turn arrived.</summary>
@@ -108,10 +117,14 @@ public enum PinFate
 /// pressure are seen in its KV event log (<c>pin_dropped</c>, read at every planner call) and count as unused up to that
 /// call. A used pin is re-taken at once so the context stays protected until the returning turn is admitted; the next
 /// completion replaces it. Pins released without a return (human gap, session end, budget eviction) count as unused
-/// for the time they were held.
+/// for the time they were held. A renewal (the policy extends a pin shortly before its TTL, <see cref="OnPinsExpiring"/>)
+/// re-pins the same blocks by session with the new TTL: the record keeps its start, so it stays one continuous pin.
 /// </summary>
 public sealed class AgentRetentionPlanner : IRetentionPlanner
 {
+    /// <summary>How long before a pin's expiry the policy is asked whether to renew it (virtual seconds).</summary>
+    public const double RenewLeadSeconds = 0.25;
+
     private const long InFlightTtlMs = 120_000;
 
     private readonly Gateway.Core.Agents.IRetentionPolicy _policy;
@@ -288,6 +301,50 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
 
                 _dropped.Add(session);
             }
+        }
+    }
+
+    /// <inheritdoc />
+    public double? SecondsToRenewalCheck => _policy.NextPinExpiry is { } at ? (at - _time.GetUtcNow()).TotalSeconds - RenewLeadSeconds : null;
+
+    /// <summary>Pins the policy renewed (re-pinned on the engine).</summary>
+    public long Renewed { get; private set; }
+
+    /// <inheritdoc />
+    public void OnPinsExpiring()
+    {
+        double now = Now();
+        SyncDrops(now);
+        _actions.Clear();
+        _policy.OnPinsExpiring(_time.GetUtcNow() + TimeSpan.FromSeconds(RenewLeadSeconds), _actions);
+        foreach (var a in _actions)
+        {
+            if (a.Kind == Gateway.Core.Agents.RetentionActionKind.Release)
+            {
+                ReleasePin(a.SessionId, now);
+                continue;
+            }
+
+            // A renewal: only a pin the engine still holds (one it dropped under pressure stays dropped).
+            if (!_pins.TryGetValue(a.SessionId, out var pin) || pin.InFlight || pin.Worker != a.Worker || !_engines.TryGetValue(pin.Worker, out var engine))
+            {
+                continue;
+            }
+
+            Forget(pin);
+            var hashes = a.Blocks > 0 && a.Blocks < pin.Hashes.Length ? pin.Hashes[..a.Blocks] : pin.Hashes;
+            var result = engine.Retain(new RetainRequest { SessionId = a.SessionId, BlockHashes = hashes, TtlMs = a.TtlMs, Priority = a.Priority, Value = a.Value });
+            if (result.PinnedBlocks > 0)
+            {
+                Renewed++;
+                Track(a.SessionId, pin with { Blocks = result.PinnedBlocks, ExpiresAt = now + a.TtlMs / 1000.0, Value = a.Value });
+                continue;
+            }
+
+            // Re-pinning replaced the old pin but held nothing: it ends here, unused.
+            _pins.Remove(a.SessionId);
+            _unused += pin.Blocks * Math.Max(0, now - pin.Start);
+            _dropped.Add(a.SessionId);
         }
     }
 

@@ -37,6 +37,7 @@ public sealed class SimulationRun
     private readonly ReservedCapacity _reserve;
     private int _dispatchCursor;
     private readonly AgentRetentionPlanner _retention;
+    private double _renewCheckAt = double.PositiveInfinity;
     private readonly Gateway.Core.Agents.ResumedTurnPriority? _programPriority;
     private long _resumedBoosted;
     private readonly CostModel _cost = CostModel.Default;
@@ -97,6 +98,7 @@ public sealed class SimulationRun
         {
             MemoryCostWeight = scenario.RetentionCostWeight,
             PinBudgetFraction = scenario.RetentionPinBudget,
+            MaxRenewals = scenario.RetentionRenewals,
         });
         _programPriority = scenario.ProgramPriority == "off" ? null
             : new Gateway.Core.Agents.ResumedTurnPriority(new Gateway.Core.Agents.ProgramPriorityOptions { PinnedOnly = scenario.ProgramPriority == "pinned" });
@@ -191,7 +193,18 @@ public sealed class SimulationRun
                     _workers[e.Worker].RetryPending = false;
                     Kick(e.Worker, t);
                     break;
+                case EventKind.RenewCheck:
+                    _renewCheckAt = double.PositiveInfinity;
+                    _retention.OnPinsExpiring();
+                    foreach (var w in _workers)
+                    {
+                        SamplePins(w, t, force: true);
+                    }
+
+                    break;
             }
+
+            ScheduleRenewCheck(t);
         }
 
         UpdateContention(_time.Now);
@@ -203,6 +216,23 @@ public sealed class SimulationRun
         var result = BuildResult();
         result.WallSeconds = wall.Elapsed.TotalSeconds;
         return result;
+    }
+
+    // A pin the retention policy may renew gets a check RenewLeadSeconds before its expiry (policies that never renew
+    // report none, so their runs are event-for-event unchanged).
+    private void ScheduleRenewCheck(double t)
+    {
+        if (_retention.SecondsToRenewalCheck is not { } wait)
+        {
+            return;
+        }
+
+        double due = t + Math.Max(0, wait);
+        if (due < _renewCheckAt)
+        {
+            _renewCheckAt = due;
+            _events.Schedule(due, Event.RenewCheck());
+        }
     }
 
     // ---------------- sessions (closed loop) ----------------
@@ -846,6 +876,7 @@ public sealed class SimulationRun
         Arrival,
         StepDone,
         Retry,
+        RenewCheck,
     }
 
     private sealed class Event
@@ -863,6 +894,8 @@ public sealed class SimulationRun
         public static Event StepDone(int worker, StepResult step) => new() { Kind = EventKind.StepDone, Worker = worker, Step = step };
 
         public static Event Retry(int worker) => new() { Kind = EventKind.Retry, Worker = worker };
+
+        public static Event RenewCheck() => new() { Kind = EventKind.RenewCheck };
     }
 
     private sealed class WorkerSlot(LlmEngine engine, WorkerInfo info)

@@ -219,4 +219,212 @@ public class RetentionPoliciesTests
         Assert.Equal(5000, a.Blocks);
         Assert.True(a.Value <= 8 * 5000 / 8000.0);
     }
+
+    // Tool prior: median 9 s, p90 71 s (sigma 1.61). 1,000 of 20,000 blocks at weight 1 cost 0.05/s; 5 s of prefill saved.
+    private static readonly GapDistribution ToolGaps = new GapPredictorOptions().ToolPrior;
+
+    [Fact]
+    public void Predictive_BestRenewal_ExtendsWhereTheConditionalHazardPays_NotInTheFarTail()
+    {
+        var p = new PredictiveRetentionPolicy(new ManualTimeProvider());
+        var (ttl, _) = p.BestTtl(ToolGaps, 5, 0.05);
+        Assert.InRange(ttl, 1, 60);
+
+        // At the first TTL the density only just paid for the memory; given the gap lasted that long, the hazard is
+        // higher, so more time pays again, with the probability conditional on "not back yet".
+        var (extra, prob) = p.BestRenewal(ToolGaps, ttl, 5, 0.05, 300 - ttl);
+        Assert.True(extra > 0, $"ttl {ttl}");
+        double survive = 1 - ToolGaps.Cdf(ttl);
+        Assert.Equal((ToolGaps.Cdf(ttl + extra) - ToolGaps.Cdf(ttl)) / survive, prob, 6);
+        Assert.True(prob > ToolGaps.Cdf(ttl + extra) - ToolGaps.Cdf(ttl));
+
+        // Far in the tail the hazard has decayed below the memory price: let it lapse.
+        Assert.Equal((0.0, 0.0), p.BestRenewal(ToolGaps, 250, 5, 0.05, 50));
+
+        // A human gap (median 210 s): never worth a first pin nor, at any age, a renewal of a few seconds of prefill.
+        var human = new GapPredictorOptions().HumanPrior;
+        Assert.Equal(0, p.BestTtl(human, 5, 0.05).TtlSeconds);
+        Assert.Equal(0, p.BestRenewal(human, 30, 5, 0.05, 270).ExtraSeconds);
+
+        // Nothing left under the cap: no renewal.
+        Assert.Equal(0, p.BestRenewal(ToolGaps, ttl, 5, 0.05, 0).ExtraSeconds);
+    }
+
+    [Fact]
+    public void Predictive_PinRunningOut_IsRenewedByTheConditionalRule_AndCoversALateReturn()
+    {
+        var time = new ManualTimeProvider();
+        var p = new PredictiveRetentionPolicy(time, new RetentionOptions { MaxRenewals = 1 });
+        var actions = new List<RetentionAction>();
+        var start = time.GetUtcNow();
+        p.OnTurnCompleted(Tool("a"), actions);
+        var pin = Assert.Single(actions);
+        double ttl = pin.TtlMs / 1000.0;
+        Assert.Equal(start.AddMilliseconds(pin.TtlMs), p.NextPinExpiry!.Value, TimeSpan.FromMilliseconds(1));
+
+        // Not due yet: nothing.
+        actions.Clear();
+        p.OnPinsExpiring(time.GetUtcNow().AddSeconds(0.25), actions);
+        Assert.Empty(actions);
+
+        // A quarter second before it runs out: renewed from its expiry by the conditional optimum, value refreshed.
+        time.Advance(TimeSpan.FromSeconds(ttl - 0.25));
+        p.OnPinsExpiring(time.GetUtcNow().AddSeconds(0.25), actions);
+        var renew = Assert.Single(actions);
+        var (extra, prob) = p.BestRenewal(ToolGaps, pin.TtlMs / 1000.0, 5, 0.05, 300 - (pin.TtlMs / 1000.0));
+        Assert.Equal(RetentionActionKind.Retain, renew.Kind);
+        Assert.Equal(("a", 0, 1000), (renew.SessionId, renew.Worker, renew.Blocks));
+        Assert.Equal((0.25 + extra) * 1000, renew.TtlMs, 1.0);
+        Assert.Equal(prob * 5, renew.Value, 4);
+        Assert.Equal(1, p.Stats.Renewals);
+        Assert.True(p.NextPinExpiry > time.GetUtcNow().AddSeconds(extra));
+
+        // The session comes back after the first TTL but within the renewal: a hit of one continuous pin.
+        time.Advance(TimeSpan.FromSeconds(0.25 + (extra / 2)));
+        var gap = p.OnTurnArrived("a");
+        Assert.True(gap.Pinned);
+        Assert.Equal((1, 0), (p.Stats.Hits, p.Stats.Misses));
+        Assert.Equal(1000 * (ttl + (extra / 2)), p.Stats.PinnedBlockSeconds, 0);
+        Assert.Equal(0, p.Stats.UnusedBlockSeconds);
+        Assert.Null(p.NextPinExpiry);
+    }
+
+    [Fact]
+    public void Predictive_RenewalOffByDefault_PinLapses_LateReturnIsAMiss()
+    {
+        var time = new ManualTimeProvider();
+        var p = new PredictiveRetentionPolicy(time);
+        Assert.Equal(0, new RetentionOptions().MaxRenewals);
+        var actions = new List<RetentionAction>();
+        p.OnTurnCompleted(Tool("a"), actions);
+        double ttl = Assert.Single(actions).TtlMs / 1000.0;
+        Assert.Null(p.NextPinExpiry);
+        actions.Clear();
+        time.Advance(TimeSpan.FromSeconds(ttl - 0.25));
+        p.OnPinsExpiring(time.GetUtcNow().AddSeconds(0.25), actions);
+        Assert.Empty(actions);
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.False(p.OnTurnArrived("a").Pinned);
+        Assert.Equal((0, 1, 0), (p.Stats.Hits, p.Stats.Misses, p.Stats.Renewals));
+    }
+
+    [Fact]
+    public void Predictive_HumanGapOrReleasedPin_IsNeverRenewed()
+    {
+        var time = new ManualTimeProvider();
+        var p = new PredictiveRetentionPolicy(time, new RetentionOptions { MaxRenewals = 1 });
+        var actions = new List<RetentionAction>();
+        p.OnTurnCompleted(Tool("h") with { Outcome = new TurnOutcome(GapKind.Human, "*") }, actions);
+        p.OnTurnCompleted(Tool("a"), actions);
+        p.OnTurnCompleted(Tool("a", ended: true), actions);
+        Assert.Null(p.NextPinExpiry);
+        actions.Clear();
+        time.Advance(TimeSpan.FromSeconds(400));
+        p.OnPinsExpiring(time.GetUtcNow(), actions);
+        Assert.Empty(actions);
+        Assert.Equal(0, p.Stats.Renewals);
+    }
+
+    [Fact]
+    public void Predictive_RenewalStopsInTheTail_AndTheTotalStaysUnderMaxTtl()
+    {
+        var time = new ManualTimeProvider();
+        var p = new PredictiveRetentionPolicy(time, new RetentionOptions { MaxRenewals = 1000 });
+        var actions = new List<RetentionAction>();
+        var start = time.GetUtcNow();
+        p.OnTurnCompleted(Tool("a"), actions);
+        double firstTtl = Assert.Single(actions).TtlMs / 1000.0;
+        int rounds = 0;
+        while (p.NextPinExpiry is { } at && rounds < 1000)
+        {
+            rounds++;
+            time.Advance((at - time.GetUtcNow()) - TimeSpan.FromSeconds(0.25));
+            actions.Clear();
+            p.OnPinsExpiring(time.GetUtcNow().AddSeconds(0.25), actions);
+        }
+
+        Assert.InRange(p.Stats.Renewals, 1, 50);
+        Assert.True(time.GetUtcNow() - start <= TimeSpan.FromSeconds(300), $"held until {(time.GetUtcNow() - start).TotalSeconds} s");
+
+        // Never came back: the whole (renewed) pin is scored unused once the session is forgotten.
+        time.Advance(TimeSpan.FromSeconds(1));
+        p.OnTurnCompleted(Tool("a", ended: true), actions);
+        Assert.Equal(1, p.Stats.Misses);
+        Assert.Equal(p.Stats.PinnedBlockSeconds, p.Stats.UnusedBlockSeconds, 6);
+        Assert.True(p.Stats.UnusedBlockSeconds > 1000 * (firstTtl + 1), $"{p.Stats.UnusedBlockSeconds}");
+    }
+
+    [Fact]
+    public void Predictive_MaxRenewals_BoundsTheRenewalsOfOneGap_AndIsValidated()
+    {
+        var time = new ManualTimeProvider();
+        var p = new PredictiveRetentionPolicy(time, new RetentionOptions { MaxRenewals = 2 });
+        var actions = new List<RetentionAction>();
+        p.OnTurnCompleted(Tool("a"), actions);
+        for (int i = 0; i < 10 && p.NextPinExpiry is { } at; i++)
+        {
+            time.Advance((at - time.GetUtcNow()) - TimeSpan.FromSeconds(0.25));
+            p.OnPinsExpiring(time.GetUtcNow().AddSeconds(0.25), actions);
+        }
+
+        Assert.Equal(2, p.Stats.Renewals);
+        Assert.Null(p.NextPinExpiry);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new PredictiveRetentionPolicy(time, new RetentionOptions { MaxRenewals = -1 }));
+    }
+
+    [Fact]
+    public void Predictive_RenewedPin_KeepsItsBudgetShare_PastTheFirstTtl()
+    {
+        var time = new ManualTimeProvider();
+        var p = new PredictiveRetentionPolicy(time, new RetentionOptions { PinBudgetFraction = 0.1, MemoryCostWeight = 0.01, MaxRenewals = 1 });
+        var actions = new List<RetentionAction>();
+
+        // Budget 2,000 of 20,000 blocks: a renewed 1,500-block pin still holds it after its first TTL, so a cheaper
+        // 1,000-block pin finds no room.
+        p.OnTurnCompleted(Tool("a", blocks: 1500, prefill: 5), actions);
+        double ttl = Assert.Single(actions).TtlMs / 1000.0;
+        time.Advance(TimeSpan.FromSeconds(ttl - 0.25));
+        actions.Clear();
+        p.OnPinsExpiring(time.GetUtcNow().AddSeconds(0.25), actions);
+        Assert.Equal(RetentionActionKind.Retain, Assert.Single(actions).Kind);
+        time.Advance(TimeSpan.FromSeconds(0.5));
+
+        actions.Clear();
+        p.OnTurnCompleted(Tool("b", blocks: 1000, prefill: 0.5), actions);
+        Assert.Equal(RetentionActionKind.Release, Assert.Single(actions).Kind);
+        Assert.Equal(1, p.Stats.BudgetSkipped);
+    }
+
+    [Fact]
+    public void OffAndFixed_NeverRenew()
+    {
+        var time = new ManualTimeProvider();
+        foreach (var name in new[] { "off", "fixed:2" })
+        {
+            var policy = RetentionPolicies.Create(name, time);
+            var actions = new List<RetentionAction>();
+            policy.OnTurnCompleted(Tool("a"), actions);
+            Assert.Null(policy.NextPinExpiry);
+            actions.Clear();
+            policy.OnPinsExpiring(time.GetUtcNow().AddSeconds(10), actions);
+            Assert.Empty(actions);
+        }
+    }
+
+    [Fact]
+    public void GapBook_ExpiryOrder_StaysBounded_WhenGapsReopenWithoutTicks()
+    {
+        var time = new ManualTimeProvider();
+        var book = new GapBook(time, 1.0, 16, trackExpiry: true);
+        for (int i = 0; i < 10_000; i++)
+        {
+            book.Open(Tool("s" + (i % 8)), 60, 1, double.NaN);
+        }
+
+        Assert.Equal(8, book.OpenGaps);
+        Assert.True(book.ExpiryEntries <= (2 * 8) + 64 + 1, $"{book.ExpiryEntries}");
+        var due = new List<GapBook.OpenGap>();
+        book.TakeExpiring(time.GetUtcNow().AddSeconds(60), due);
+        Assert.Equal(8, due.Count);
+    }
 }

@@ -16,9 +16,18 @@ public sealed class AgentRetentionOptionsTests
     {
         Assert.Equal(new RetentionOptions().MemoryCostWeight, new AgentRetentionOptions().PolicyOptions().MemoryCostWeight);
         Assert.Equal(new RetentionOptions().PinBudgetFraction, new AgentRetentionOptions().PolicyOptions().PinBudgetFraction);
-        var o = new AgentRetentionOptions { MemoryCostWeight = 0.1, PinBudgetFraction = 0.25 }.PolicyOptions();
+        Assert.Equal(new RetentionOptions().MaxRenewals, new AgentRetentionOptions().PolicyOptions().MaxRenewals);
+        var o = new AgentRetentionOptions { MemoryCostWeight = 0.1, PinBudgetFraction = 0.25, MaxRenewals = 3 }.PolicyOptions();
         Assert.Equal(0.1, o.MemoryCostWeight);
         Assert.Equal(0.25, o.PinBudgetFraction);
+        Assert.Equal(3, o.MaxRenewals);
+    }
+
+    [Fact]
+    public void NegativeMaxRenewals_IsRejectedAtStart()
+    {
+        var e = Assert.Throws<OptionsValidationException>(() => Create(new AgentRetentionOptions { MaxRenewals = -1 }));
+        Assert.Contains("Gateway:Agents:MaxRenewals", e.Message, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -176,6 +176,49 @@ public class AgentRetentionPlannerTests
         Assert.All(aware, t => Assert.Equal(0, t)); // the simulator reports the engines' free blocks to the router
     }
 
+    // RunWith's workload (one 100-block context, a tool gap of GAP seconds, 90-block one-shots flushing the LRU) under
+    // predictive, memory priced so the first TTL falls short of the gap.
+    private static RunResult RunRenewal(bool renew, double gap, double cost)
+    {
+        var reqs = new List<TraceRequest>
+        {
+            Req(0, "s", 1, 100, stop: "tool_use"),
+            Req(0, "s", 1, 110, think: gap, stop: "end_turn"),
+        };
+        for (int i = 0; i < 8; i++)
+        {
+            reqs.Add(Req(2 + (2 * i), null, 10_000 + (i * 1000), 90));
+        }
+
+        var scenario = new Scenario { Workers = 1, KvBlocks = 200, Retention = ["predictive"], RetentionCostWeight = cost, RetentionRenewals = renew ? 10 : 0 };
+        return new SimulationRun(SimWorkload.Build(reqs, scenario), scenario, "round-robin", "fcfs", "predictive").Run();
+    }
+
+    [Fact]
+    public void Run_PredictivePinShorterThanTheGap_RenewedBeforeTheEngineExpiresIt_ReturnFindsOneContinuousPin()
+    {
+        // The first TTL (~2.5 s at this price) runs out before the 6 s gap closes.
+        var lapsed = RunRenewal(renew: false, gap: 6, cost: 0.01);
+        var renewed = RunRenewal(renew: true, gap: 6, cost: 0.01);
+        string Show(RunResult r) => $"renewals {r.RetentionStats!.Renewals} reprefill {r.ResumedAfterTool.ReprefillTokens} byPin {string.Join(',', r.ResumedAfterTool.ByPinFate)} pinned {r.PinnedBlockSeconds:F0} unused {r.PinnedUnusedBlockSeconds:F0}";
+        string all = Show(lapsed) + " | " + Show(renewed);
+
+        Assert.Equal(0, lapsed.RetentionStats!.Renewals);
+        Assert.True(lapsed.ResumedAfterTool.ReprefillTokens > 100 * 16 / 2, all);
+        Assert.Equal(lapsed.ResumedAfterTool.ReprefillTokens, lapsed.ResumedAfterTool.ByPinFate[(int)PinFate.Expired]);
+        Assert.InRange(lapsed.PinnedUnusedBlockSeconds, 100 * 1.0, 100 * 5.0); // the first TTL, unused
+
+        // Renewed by the conditional rule each time it was about to run out: the return finds it held.
+        Assert.True(renewed.RetentionStats!.Renewals >= 1, all);
+        Assert.Equal(0, renewed.ResumedAfterTool.ByPinFate[(int)PinFate.Expired]);
+        Assert.True(renewed.ResumedAfterTool.ReprefillTokens < 0.3 * lapsed.ResumedAfterTool.ReprefillTokens, all);
+        Assert.Equal(1, renewed.RetentionStats.Hits);
+
+        // One continuous pin from the first turn's end to the return, all of it used.
+        Assert.Equal(0, renewed.PinnedUnusedBlockSeconds);
+        Assert.True(renewed.PinnedBlockSeconds > lapsed.PinnedBlockSeconds + (100 * 1.0), all);
+    }
+
     [Fact]
     public void Create_AcceptsAnyFixedTtlAndPredictive_RejectsUnknown()
     {
