@@ -71,6 +71,17 @@ public static class ResultWriter
                 Num(w, "pinned_unused_block_seconds", r.PinnedUnusedBlockSeconds);
                 Resumed(w, "resumed_after_tool", r.ResumedAfterTool);
                 Resumed(w, "resumed_after_human", r.ResumedAfterHuman);
+                if (r.AgentWorkingSet is { } ws)
+                {
+                    w.WriteStartObject("agent_working_set");
+                    Num(w, "tau_seconds", ws.TauSeconds);
+                    Num(w, "mean_alive_tokens", ws.MeanAliveTokens);
+                    Num(w, "mean_recent_tokens", ws.MeanRecentTokens);
+                    Num(w, "p90_recent_tokens", ws.P90RecentTokens);
+                    Num(w, "pool_tokens", ws.PoolTokens);
+                    w.WriteEndObject();
+                }
+
                 if (r.RetentionStats is { } rs)
                 {
                     Retention(w, rs);
@@ -230,6 +241,20 @@ public static class ResultWriter
                 foreach (var t in a.Tenants)
                 {
                     sb.Append(c, $"| {a.Routing} | {a.Scheduling} | {a.Retention} | {a.Seeds.Count} | {a.ReprefillTokensAfterTool:F0} | {a.ReprefillTokensResumed:F0} | {a.PinnedBlockSeconds:F0} | {(double.IsNaN(a.UnusedShare) ? "-" : a.UnusedShare.ToString("P1", c))} | {a.PrefixHitRatioMean:F4} | {t.Tenant} | {F(t.TtftP99Median)} [{F(t.TtftP99Min)}–{F(t.TtftP99Max)}] | {F(t.TtftP99Pooled)} |\n");
+                }
+            }
+        }
+
+        if (runs.Any(r => r.AgentWorkingSet is not null))
+        {
+            sb.Append("\n## Agent KV working set (averaged over agent turn arrivals; W(τ) = contexts running or used within τ s, Denning)\n\n");
+            sb.Append("| routing | scheduling | retention | seed | alive sessions' contexts (tokens) | W(τ) mean | W(τ) p90 | τ s | pool (tokens) | pool / W(τ) mean |\n");
+            sb.Append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+            foreach (var r in runs)
+            {
+                if (r.AgentWorkingSet is { } ws)
+                {
+                    sb.Append(c, $"| {r.Routing} | {r.Scheduling} | {r.Retention} | {r.Seed} | {ws.MeanAliveTokens:F0} | {ws.MeanRecentTokens:F0} | {ws.P90RecentTokens:F0} | {ws.TauSeconds:F0} | {ws.PoolTokens} | {(ws.MeanRecentTokens > 0 ? ws.PoolTokens / ws.MeanRecentTokens : 0):F2} |\n");
                 }
             }
         }

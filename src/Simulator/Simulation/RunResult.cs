@@ -115,6 +115,9 @@ public sealed class RunResult
 
     /// <summary>Dispatches that took a reserved slot.</summary>
     public long ReservedPicks { get; init; }
+
+    /// <summary>The agent sessions' KV working set next to the fleet's pool (null without agent sessions).</summary>
+    public WorkingSet? AgentWorkingSet { get; init; }
 }
 
 /// <summary>One request's outcome (seconds of virtual time).</summary>

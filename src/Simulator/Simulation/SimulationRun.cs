@@ -45,6 +45,9 @@ public sealed class SimulationRun
     private readonly WorkerSlot[] _workers;
     private readonly List<WorkerInfo> _infos = [];
     private readonly SessionState[] _sessions;
+
+    // Denning window of the agent working-set report: a tool-gap scale (median ~9 s, p90 ~71 s in the WEKA traces).
+    private const double WorkingSetTauSeconds = 60;
     private readonly Dictionary<string, SimRequest> _live = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> _tenantIndex = new(StringComparer.Ordinal);
     private readonly string[] _tenants;
@@ -722,6 +725,26 @@ public sealed class SimulationRun
         TurnDone(s, r.Turn, t);
     }
 
+    private WorkingSet? AgentWorkingSetOf()
+    {
+        var agents = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var s in _sessions)
+        {
+            if (!s.Session.OneShot)
+            {
+                agents.Add(s.Session.Id);
+            }
+        }
+
+        long pool = 0;
+        foreach (var w in _workers)
+        {
+            pool += (long)w.Engine.KvBlocksTotal * _scenario.BlockSize;
+        }
+
+        return agents.Count == 0 ? null : WorkingSet.Of(_records, agents, WorkingSetTauSeconds, pool);
+    }
+
     private void RelayKvEvents(int worker, WorkerSlot w)
     {
         _kvBuffer.Clear();
@@ -858,6 +881,7 @@ public sealed class SimulationRun
             ServiceBucketSeconds = ServiceBucketSeconds,
             Events = _eventCount,
             Requests = _records,
+            AgentWorkingSet = AgentWorkingSetOf(),
             Locality = _pick.Enabled,
             LagBound = _scenario.LagBound,
             LocalityPicks = (_scheduler as HierarchicalFairScheduler)?.LocalityPicks ?? 0,
