@@ -264,6 +264,14 @@ public sealed class GatewayFairQueueTests(Xunit.Abstractions.ITestOutputHelper o
         using var http = TestGateway.Client(gw, KeyA);
         var answers = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => http.PostAsync("v1/chat/completions", TestGateway.Json(Body(2)))));
         Assert.All(answers, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+
+        // A response can reach the client before the gateway's completion bookkeeping has run: wait (bounded) for the
+        // last one to be accounted; a gateway that forgot the report would show MaxInFlightPerWorker (4) here instead.
+        for (int i = 0; i < 100 && sched.FreeCapacity() == 0; i++)
+        {
+            await Task.Delay(50);
+        }
+
         Assert.Equal(1, sched.FreeCapacity()); // still saturated by the report: one slot, not MaxInFlightPerWorker
     }
 
