@@ -478,6 +478,7 @@ public sealed class SimulationRun
             foreach (var w in _workers)
             {
                 w.Info.KvBlocksFree = w.Engine.KvBlocksFree;
+                w.Info.KvUsage = (double)w.Engine.KvBlocksUsed / w.Engine.KvBlocksTotal;
             }
 
             var decision = _routing.Route(r.Route, _infos);

@@ -592,5 +592,51 @@ public class KvAwarePolicyTests(ITestOutputHelper output)
         Assert.Equal(0, new KvAwareOptions().MemoryPressureWeight);
         Assert.Equal(1.5, KvAwareOptions.Parse("memory_pressure_weight=1.5").MemoryPressureWeight);
         Assert.False(RoutingPolicies.IsKnown("kv-aware:memory_pressure_weight=-1"));
+        Assert.Single(new KvAwareOptions { MemoryHotWindow = TimeSpan.FromSeconds(-1) }.Validate());
+        Assert.Equal(TimeSpan.FromSeconds(30), KvAwareOptions.Parse("memory_hot_window_s=30").MemoryHotWindow);
+    }
+
+    [Fact]
+    public void Route_SmallEvictionNextToALongPrefill_StillDecidesAmongNearTies()
+    {
+        // 15,000 blocks (240k tokens): ~120 s to prefill, so the 5 % tie window is 6 s. Worker 0 would evict 1,004
+        // blocks (1.6 s): within the window, but an eviction is not noise: the tie goes to the worker with room.
+        for (int seed = 1; seed <= 16; seed++)
+        {
+            var fleet = Fleet(2);
+            fleet[0].KvBlocksFree = 14_000;
+            fleet[1].KvBlocksFree = 20_000;
+            var d = NewPolicy(new KvAwareOptions { MemoryPressureWeight = 1 }, seed).Route(Req(Chains.Of(seed * 100_000, 15_000)), fleet);
+            Assert.Equal(1, d.WorkerIndex);
+        }
+    }
+
+    [Fact]
+    public void Route_HotWindow_IdleContextOfASessionBetweenTurnsCountsAsClaimed_UntilTheWindowPasses()
+    {
+        // Nothing pinned (retention off): session a's 6,000-block context sits idle on worker 0 after its turn.
+        var options = new KvAwareOptions { MemoryPressureWeight = 1, MemoryHotWindow = TimeSpan.FromSeconds(30) };
+        int onIdleHolderLater = 0;
+        for (int seed = 1; seed <= 16; seed++)
+        {
+            var p = NewPolicy(options, seed);
+            var fleet = Fleet(2);
+            fleet[1].Draining = true;
+            var a = Req(Chains.Of(1, 6_000), session: "a");
+            RouteAndDispatch(p, a, fleet, charge: false);
+            p.OnCompleted(a, fleet[0], 0);
+            fleet[1].Draining = false;
+            fleet[0].KvBlocksFree = fleet[1].KvBlocksFree = 20_000; // the engine's LRU would hand a's blocks out
+
+            // A new 15,000-block context: 20,000 − 6,004 idle leaves 13,996 on worker 0.
+            Assert.Equal(1, p.Route(Req(Chains.Of(seed * 100_000, 15_000), session: "n"), fleet).WorkerIndex);
+            // a's own return is not charged for its own context.
+            Assert.Equal(0, p.Route(Req(Chains.Extend(Chains.Of(1, 6_000), 7_000_000, 20), session: "a"), fleet).WorkerIndex);
+
+            _time.Advance(TimeSpan.FromSeconds(31));
+            onIdleHolderLater += p.Route(Req(Chains.Of(seed * 100_000 + 50_000, 15_000), session: "m"), fleet).WorkerIndex == 0 ? 1 : 0;
+        }
+
+        Assert.InRange(onIdleHolderLater, 1, 15); // past the window: an even draw again
     }
 }

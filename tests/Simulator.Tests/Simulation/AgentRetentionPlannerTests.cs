@@ -155,7 +155,7 @@ public class AgentRetentionPlannerTests
     // Two workers of 200 blocks, kv-aware routing, fixed:30 pins. Session s's 100-block context is pinned on its worker
     // during a 10 s tool gap; at t = 2 a 150-block one-shot request arrives. Where the pin sits only 100 blocks are
     // free, so placing it there drops the pin and evicts s's context; the other worker is empty.
-    private static RunResult RunPlacement(string routing, int seed)
+    private static RunResult RunPlacement(string routing, int seed, string retention = "fixed:30")
     {
         var reqs = new List<TraceRequest>
         {
@@ -163,8 +163,8 @@ public class AgentRetentionPlannerTests
             Req(0, "s", 1, 110, think: 10, stop: "end_turn"),
             Req(2, null, 10_000, 150),
         };
-        var scenario = new Scenario { Workers = 2, KvBlocks = 200, Seed = seed, Retention = ["fixed:30"] };
-        return new SimulationRun(SimWorkload.Build(reqs, scenario), scenario, routing, "fcfs", "fixed:30").Run();
+        var scenario = new Scenario { Workers = 2, KvBlocks = 200, Seed = seed, Retention = [retention] };
+        return new SimulationRun(SimWorkload.Build(reqs, scenario), scenario, routing, "fcfs", retention).Run();
     }
 
     [Fact]
@@ -217,6 +217,16 @@ public class AgentRetentionPlannerTests
         // One continuous pin from the first turn's end to the return, all of it used.
         Assert.Equal(0, renewed.PinnedUnusedBlockSeconds);
         Assert.True(renewed.PinnedBlockSeconds > lapsed.PinnedBlockSeconds + (100 * 1.0), all);
+    }
+
+    [Fact]
+    public void Run_MemoryAwarePlacementWithHotWindow_ProtectsAnUnpinnedContextBetweenTurns()
+    {
+        // Retention off: s's context is only in the LRU cache during its gap, so the free blocks alone do not show it.
+        var weightOnly = Enumerable.Range(1, 8).Select(seed => RunPlacement("kv-aware:memory_pressure_weight=1", seed, "off").ReprefillTokensResumed).ToList();
+        var hot = Enumerable.Range(1, 8).Select(seed => RunPlacement("kv-aware:memory_pressure_weight=1+memory_hot_window_s=30", seed, "off").ReprefillTokensResumed).ToList();
+        Assert.Contains(weightOnly, t => t > 0);
+        Assert.All(hot, t => Assert.Equal(0, t)); // the simulator reports blocks in use, the router knows s is between turns
     }
 
     [Fact]

@@ -108,6 +108,13 @@ public sealed record KvAwareOptions
     /// </summary>
     public double MemoryPressureWeight { get; init; }
 
+    /// <summary>
+    /// Memory-aware placement, hot contexts: a session whose turn finished on a worker within this window counts its
+    /// context (prompt + expected output blocks) as claimed there, pinned or not, so free blocks are
+    /// min(reported free, total − in use − these idle contexts). Default 0 (only running requests and pins count).
+    /// </summary>
+    public TimeSpan MemoryHotWindow { get; init; }
+
     /// <summary>Predicted and actual cached tokens within this many tokens count as a correct prediction. Default 0 (exact, in whole blocks).</summary>
     public int RegretToleranceTokens { get; init; }
 
@@ -146,6 +153,7 @@ public sealed record KvAwareOptions
                 case "session_overload_factor": o = o with { SessionOverloadFactor = v }; break;
                 case "session_ttl_s": o = o with { SessionTtl = TimeSpan.FromSeconds(v) }; break;
                 case "memory_pressure_weight": o = o with { MemoryPressureWeight = v }; break;
+                case "memory_hot_window_s": o = o with { MemoryHotWindow = TimeSpan.FromSeconds(v) }; break;
                 default: errors.Add($"unknown kv-aware knob '{key}'"); break;
             }
         }
@@ -216,6 +224,11 @@ public sealed record KvAwareOptions
         if (!(MemoryPressureWeight >= 0) || double.IsInfinity(MemoryPressureWeight))
         {
             errors.Add("MemoryPressureWeight must be a finite number >= 0 (0 = off)");
+        }
+
+        if (MemoryHotWindow < TimeSpan.Zero)
+        {
+            errors.Add("MemoryHotWindow must be >= 0 (0 = off)");
         }
 
         return errors;

@@ -32,7 +32,10 @@ namespace Gateway.Core.Routing.KvAware;
 /// pressure = MemoryPressureWeight x max(0, uncached + expected output blocks - KvBlocksFree(w)) x block size / prefill tok/s
 /// </code>
 /// is added to the placement cost (not to the time to first token): the re-prefill the placement forces on the
-/// contexts it displaces. Pins are how the retention layer tells the router where hot memory is.
+/// contexts it displaces. Pins are how the retention layer tells the router where hot memory is; with
+/// MemoryHotWindow &gt; 0 the contexts of sessions whose turn finished on w within the window (<see cref="IdleContextBook"/>)
+/// count as claimed too, pinned or not (free = min(reported free, total − in use − idle contexts)). Among
+/// near-least-cost workers with the same cached match the least pressure wins before the random draw.
 /// </para>
 /// Knobs: <see cref="KvAwareOptions"/>. Indexes: <see cref="ApproximatePrefixIndex"/> for workers without KV events,
 /// <see cref="PreciseIndex"/> (fed by the host) for workers with them. Thread-safe (one lock per decision).
@@ -48,6 +51,7 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity
     private readonly Random _random;
     private readonly KvAwareOptions _options;
     private readonly SessionAffinityTable _sessions;
+    private readonly IdleContextBook _idle;
     private readonly TimeProvider _time;
     private readonly double[] _work;       // recent work per worker index (tokens, decayed)
     private readonly long[] _workTicks;    // when _work was last decayed
@@ -71,6 +75,7 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity
         Approximate = new ApproximatePrefixIndex(time, _options.ApproximateTtl, _options.MaxIndexEntries, _options.MaxWorkers);
         Precise = new PreciseIndex(time, _options.SpeculativeTtl, _options.PreciseMaxBlocksPerWorker, _options.SpeculativeBudget, _options.MaxWorkers);
         _sessions = new SessionAffinityTable(time, _options.SessionTtl, _options.MaxSessions);
+        _idle = new IdleContextBook(time, _options.MemoryHotWindow, _options.MaxSessions, _options.MaxWorkers);
     }
 
     /// <inheritdoc />
@@ -122,12 +127,13 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity
         Span<double> cost = n <= StackLimit ? stackalloc double[n] : new double[n];
         Span<double> firstToken = n <= StackLimit ? stackalloc double[n] : new double[n];
         Span<double> load = n <= StackLimit ? stackalloc double[n] : new double[n];
+        Span<double> pressure = n <= StackLimit ? stackalloc double[n] : new double[n];
 
         RouteDecision decision;
         lock (_lock)
         {
             MatchAll(request.BlockHashes, workers, matched);
-            decision = Decide(request, workers, matched, cost, firstToken, load);
+            decision = Decide(request, workers, matched, cost, firstToken, load, pressure);
         }
 
         request.Decision = decision;
@@ -153,6 +159,7 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity
             if (request.SessionId is { Length: > 0 } session)
             {
                 _sessions.Bind(session, worker.Id, worker.Index);
+                _idle.Busy(session);
             }
 
             // Recent work: the uncached prompt this worker will prefill plus the tokens it will decode.
@@ -166,6 +173,16 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity
     {
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(worker);
+        if (request.SessionId is { Length: > 0 } session && _options.MemoryHotWindow > TimeSpan.Zero)
+        {
+            int bs = Math.Max(1, request.BlockSize);
+            long tokens = (long)Math.Max(0, request.PromptTokens) + Math.Max(0, request.ExpectedOutputTokens);
+            lock (_lock)
+            {
+                _idle.Idle(session, worker.Index, (int)Math.Min(int.MaxValue, (tokens + bs - 1) / bs));
+            }
+        }
+
         if (request.Decision is not { } d || d.WorkerIndex < 0)
         {
             return;
@@ -206,6 +223,7 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity
     {
         lock (_lock)
         {
+            _idle.Busy(sessionId);
             return _sessions.Forget(sessionId);
         }
     }
@@ -245,10 +263,18 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity
             return 0;
         }
 
+        long free = w.KvBlocksFree;
+        if (_options.MemoryHotWindow > TimeSpan.Zero && w.KvBlocksTotal > 0)
+        {
+            // Idle contexts of sessions between turns are claimed too, pinned or not (pins are inside both counts).
+            long inUse = (long)Math.Round(Math.Clamp(w.KvUsage, 0, 1) * w.KvBlocksTotal);
+            free = Math.Min(free, w.KvBlocksTotal - inUse - _idle.IdleBlocks(w.Index, r.SessionId));
+        }
+
         int bs = Math.Max(1, r.BlockSize);
         long needTokens = Math.Max(0, r.PromptTokens - cachedTokens) + (long)Math.Max(0, r.ExpectedOutputTokens);
         long need = (needTokens + bs - 1) / bs;
-        long overflow = need - w.KvBlocksFree;
+        long overflow = need - Math.Max(0, free);
         if (overflow <= 0)
         {
             return 0;
@@ -410,13 +436,15 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity
         _workTicks[index] = now;
     }
 
-    private RouteDecision Decide(RouteRequest r, IReadOnlyList<WorkerInfo> workers, ReadOnlySpan<int> matched, Span<double> cost, Span<double> firstToken, Span<double> load)
+    private RouteDecision Decide(RouteRequest r, IReadOnlyList<WorkerInfo> workers, ReadOnlySpan<int> matched, Span<double> cost, Span<double> firstToken, Span<double> load, Span<double> pressure)
     {
         int n = workers.Count;
         double min = double.PositiveInfinity, minFirstToken = 0;
+        _idle.ExpireNow();
         for (int i = 0; i < n; i++)
         {
             var w = workers[i];
+            pressure[i] = 0;
             if (!w.Eligible)
             {
                 cost[i] = firstToken[i] = double.PositiveInfinity;
@@ -425,7 +453,8 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity
 
             int cached = CachedTokens(MatchedOf(w, matched), r);
             firstToken[i] = QueueSeconds(w) + PrefillSeconds(w, r.PromptTokens, cached);
-            cost[i] = firstToken[i] + DecodeSeconds(w, r.PromptTokens, r.ExpectedOutputTokens) + PressureSeconds(w, r, cached);
+            pressure[i] = PressureSeconds(w, r, cached);
+            cost[i] = firstToken[i] + DecodeSeconds(w, r.PromptTokens, r.ExpectedOutputTokens) + pressure[i];
             if (cost[i] < min)
             {
                 min = cost[i];
@@ -510,7 +539,8 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity
 
         if (chosen < 0)
         {
-            // Near-least-cost candidates; the longest cached match among them wins, ties drawn at random.
+            // Near-least-cost candidates; the longest cached match among them wins, then the least memory pressure
+            // (an eviction is not noise to spread over, whatever its size next to a long prefill), ties drawn at random.
             // The window is relative to the time-to-first-token part: the decode part is nearly the same everywhere
             // and would otherwise widen the window until it swallows real queue differences.
             double limit = min + minFirstToken * _options.TieRelativeEpsilon + _options.TieAbsoluteSeconds;
@@ -523,13 +553,13 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity
                 }
 
                 int m = MatchedOf(workers[i], matched);
-                if (m > bestMatch)
+                if (m > bestMatch || (m == bestMatch && pressure[i] < pressure[chosen]))
                 {
                     bestMatch = m;
                     chosen = i;
                     ties = 1;
                 }
-                else if (m == bestMatch && _random.Next(++ties) == 0)
+                else if (m == bestMatch && pressure[i] == pressure[chosen] && _random.Next(++ties) == 0)
                 {
                     chosen = i;
                 }
