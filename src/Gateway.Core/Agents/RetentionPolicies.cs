@@ -203,23 +203,8 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
     /// Continuum's rule on a log-spaced grid: the TTL maximising P(gap ≤ t)·saved − costPerSecond·t, and P at it; (0, 0) when
     /// no TTL has a positive net benefit.
     /// </summary>
-    public (double TtlSeconds, double Probability) BestTtl(GapDistribution gap, double savedSeconds, double costPerSecond)
-    {
-        double best = 0, bestT = 0, bestP = 0;
-        foreach (double t in _grid)
-        {
-            double p = gap.Cdf(t);
-            double net = p * savedSeconds - costPerSecond * t;
-            if (net > best)
-            {
-                best = net;
-                bestT = t;
-                bestP = p;
-            }
-        }
-
-        return (bestT, bestP);
-    }
+    public (double TtlSeconds, double Probability) BestTtl(GapDistribution gap, double savedSeconds, double costPerSecond) =>
+        BestRenewal(gap, 0, savedSeconds, costPerSecond, double.PositiveInfinity); // nothing held yet: P(gap ≤ t | gap > 0) = P(gap ≤ t)
 
     /// <summary>
     /// The renewal rule for a pin that has held <paramref name="heldSeconds"/> (x) with no return: the extension t ≤
