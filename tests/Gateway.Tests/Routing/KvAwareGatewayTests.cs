@@ -71,15 +71,21 @@ public sealed class KvAwareGatewayTests : IAsyncLifetime
     [Fact]
     public async Task SamePrompt_TwoTenants_DoNotShareCache()
     {
+        // One worker, so every request lands where the other tenant's KV is: B finding nothing there is the salt
+        // working, not routing sending it elsewhere (and routing cannot make A's second request miss).
+        await using var one = await TestGateway.StartEmbeddedAsync(
+            [(KeyA, "org-a/team/key"), (KeyB, "org-b/team/key")], new Dictionary<string, string?> { ["Gateway:Workers:Embedded:Count"] = "1" });
+        ChatClient On(string key) =>
+            new("llama3-8b", new ApiKeyCredential(key), new OpenAIClientOptions { Endpoint = new Uri(one.BaseAddress, "v1"), RetryPolicy = new ClientRetryPolicy(0) });
         string prompt = LongPrompt("isolation");
         var options = new ChatCompletionOptions { MaxOutputTokenCount = 4 };
-        ChatCompletion a1 = await Chat(KeyA).CompleteChatAsync([new UserChatMessage(prompt)], options);
-        ChatCompletion a2 = await Chat(KeyA).CompleteChatAsync([new UserChatMessage(prompt)], options);
-        ChatCompletion b1 = await Chat(KeyB).CompleteChatAsync([new UserChatMessage(prompt)], options);
-        ChatCompletion b2 = await Chat(KeyB).CompleteChatAsync([new UserChatMessage(prompt)], options);
+        ChatCompletion a1 = await On(KeyA).CompleteChatAsync([new UserChatMessage(prompt)], options);
+        ChatCompletion a2 = await On(KeyA).CompleteChatAsync([new UserChatMessage(prompt)], options);
+        ChatCompletion b1 = await On(KeyB).CompleteChatAsync([new UserChatMessage(prompt)], options);
+        ChatCompletion b2 = await On(KeyB).CompleteChatAsync([new UserChatMessage(prompt)], options);
         Assert.Equal(0, a1.Usage.InputTokenDetails.CachedTokenCount);
         Assert.True(a2.Usage.InputTokenDetails.CachedTokenCount > 1000);
-        Assert.Equal(0, b1.Usage.InputTokenDetails.CachedTokenCount); // different org, different salt: no shared KV
+        Assert.Equal(0, b1.Usage.InputTokenDetails.CachedTokenCount); // different org, different salt: no shared KV on the same worker
         Assert.True(b2.Usage.InputTokenDetails.CachedTokenCount > 1000);
     }
 
