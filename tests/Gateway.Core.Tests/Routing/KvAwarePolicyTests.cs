@@ -122,6 +122,43 @@ public class KvAwarePolicyTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Route_HolderLastReportShowedOurOwnFinishedRequestWaiting_StaysOnHolder()
+    {
+        // The worker's last poll caught this host's request in its queue; the request has finished since. That report
+        // is stale, not foreign work: charging it (0.25 s) cost more than the 0.1 s re-prefill and moved the repeat
+        // off the holder (the flaky 4-worker isolation test of session 5).
+        var fleet = Fleet(4);
+        var p = NewPolicy();
+        var prefix = Chains.Of(1, 64); // 1024 tokens: 0.1 s of prefill saved on the holder
+        var first = Req(prefix);
+        int holder = RouteAndDispatch(p, first, fleet);
+        fleet[holder].ReportedWaiting = 1;
+        fleet[holder].InFlightAtReport = fleet[holder].InFlight;
+        fleet[holder].OnCompleted(first.PromptTokens, first.PromptTokens, reachedDecode: false);
+
+        var d = p.Route(Req(prefix), fleet);
+        Assert.Equal(holder, d.WorkerIndex);
+        Assert.Equal(1024, d.PredictedCachedTokens);
+    }
+
+    [Fact]
+    public void Route_HolderReportsOtherReplicasRequestsWaiting_LeavesHolder()
+    {
+        // Waiting requests beyond those this host had in flight at the report are other gateways' work: 3 x 0.25 s
+        // outweigh the 0.1 s the held prefix saves.
+        var fleet = Fleet(4);
+        var p = NewPolicy();
+        var prefix = Chains.Of(1, 64);
+        int holder = RouteAndDispatch(p, Req(prefix), fleet, charge: false);
+        fleet[holder].ReportedWaiting = 3;
+        fleet[holder].InFlightAtReport = 0;
+
+        var d = p.Route(Req(prefix), fleet);
+        Assert.NotEqual(holder, d.WorkerIndex);
+        Assert.Equal(1024, d.BestOtherCachedTokens);
+    }
+
+    [Fact]
     public void Route_HotPrefixHolderQueuePastBound_SpillsToSecondWorker()
     {
         var fleet = Fleet(4);

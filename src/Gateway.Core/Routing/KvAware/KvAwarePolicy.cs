@@ -11,6 +11,7 @@ namespace Gateway.Core.Routing.KvAware;
 /// Cost of worker w, in seconds (so affinity and load share one unit, no tuned thresholds between them):
 /// <code>
 /// queue   = pending prefill tokens charged at dispatch / prefill tok/s + foreign waiting requests x ForeignWaitingRequestSeconds
+///           (foreign = reported waiting − this host's requests finished since the report − this host's in flight)
 /// prefill = uncached(w) x (1 + (cached(w) + uncached(w) / 2) / AttentionTokensPerDoubling) / prefill tok/s
 /// decode  = expected output x decode step s x (1 + (active decode context + prompt) / DecodeContextTokensPerDoubling)
 /// </code>
@@ -238,7 +239,8 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity
     private double QueueSeconds(WorkerInfo w)
     {
         double tps = w.PrefillTokensPerSecond > 0 ? w.PrefillTokensPerSecond : 10_000;
-        int foreign = Math.Max(0, w.ReportedWaiting - w.InFlight);
+        // Waiting now (the last report less this host's requests that finished since), less this host's own in flight.
+        int foreign = Math.Max(0, w.EstimatedWaiting - w.InFlight);
         return Math.Max(0, w.PendingPrefillTokens) / tps + foreign * _options.ForeignWaitingRequestSeconds;
     }
 
