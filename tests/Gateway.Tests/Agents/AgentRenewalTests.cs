@@ -24,7 +24,26 @@ public sealed class AgentRenewalTests
         public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + TimeSpan.FromTicks(Interlocked.Read(ref _offsetTicks));
     }
 
-    private static async Task<(WorkerHost Worker, GatewayHost Gateway, OffsetTime Time)> StartAsync(int maxRenewals)
+    /// <summary>A worker and a gateway (hints enabled, predictive) after one streamed tool-call turn whose retain was sent.</summary>
+    private sealed class PinnedToolTurn : IAsyncDisposable
+    {
+        public required WorkerHost Worker { get; init; }
+        public required GatewayHost Gateway { get; init; }
+        public required OffsetTime Time { get; init; }
+        public required HttpClient Http { get; init; }
+        public required AgentRetentionService Service { get; init; }
+        public required string ToolCallId { get; init; }
+        public required string Arguments { get; init; }
+
+        public async ValueTask DisposeAsync()
+        {
+            Http.Dispose();
+            await Gateway.DisposeAsync();
+            await Worker.DisposeAsync();
+        }
+    }
+
+    private static async Task<PinnedToolTurn> StartAsync(int maxRenewals)
     {
         var worker = await WorkerHost.StartAsync(new WorkerOptions { KvBlocks = 65_536, TimeScale = 1.0 });
         var time = new OffsetTime();
@@ -41,7 +60,11 @@ public sealed class AgentRenewalTests
             ["Gateway:Agents:MaxRenewals"] = maxRenewals.ToString(System.Globalization.CultureInfo.InvariantCulture),
         };
         var gw = await GatewayHost.StartAsync(settings, services => services.AddSingleton<TimeProvider>(time));
-        return (worker, gw, time);
+        var http = TestGateway.Client(gw);
+        var service = gw.Services.GetRequiredService<AgentRetentionService>();
+        var (id, args) = await AgentRetentionTests.ToolCallTurnAsync(http);
+        await WaitForAsync(() => service.Hints.Sent == 1, $"first retain sent: {service.Hints}");
+        return new PinnedToolTurn { Worker = worker, Gateway = gw, Time = time, Http = http, Service = service, ToolCallId = id, Arguments = args };
     }
 
     private static async Task WaitForAsync(Func<bool> condition, string what)
@@ -71,31 +94,25 @@ public sealed class AgentRenewalTests
     [Fact]
     public async Task PinRunningOut_SessionNotBack_IsRenewedOnTheWorker_AtMostMaxRenewalsTimes()
     {
-        var (worker, gw, time) = await StartAsync(maxRenewals: 1);
-        await using var _w = worker;
-        await using var _g = gw;
-        using var http = TestGateway.Client(gw);
-        var service = gw.Services.GetRequiredService<AgentRetentionService>();
-
-        var (id, args) = await AgentRetentionTests.ToolCallTurnAsync(http);
-        await WaitForAsync(() => service.Hints.Sent == 1, $"first retain sent: {service.Hints}");
-        Assert.Equal(1, worker.GetEngineState().PinsActive);
+        await using var t = await StartAsync(maxRenewals: 1);
+        var service = t.Service;
+        Assert.Equal(1, t.Worker.GetEngineState().PinsActive);
 
         // The tool runs long: the gateway's clock passes the pin's TTL while the session has not come back.
-        double renewedAfter = AdvanceUntil(time, service, () => service.Stats.Renewals > 0);
+        double renewedAfter = AdvanceUntil(t.Time, service, () => service.Stats.Renewals > 0);
         Assert.True(service.Stats.Renewals == 1, $"no renewal within {renewedAfter} s of gateway time");
         await WaitForAsync(() => service.Hints.Sent == 2, $"renewal sent to the worker: {service.Hints}");
         Assert.Equal(0, service.Hints.Failed);
-        Assert.Equal(1, worker.GetEngineState().PinsActive); // the worker replaced the session's pin, it did not add one
+        Assert.Equal(1, t.Worker.GetEngineState().PinsActive); // the worker replaced the session's pin, it did not add one
 
         // One renewal allowed: the rest of the gap brings no other.
-        AdvanceUntil(time, service, () => false);
+        AdvanceUntil(t.Time, service, () => false);
         Assert.Equal(1, service.Stats.Renewals);
 
         // The session comes back (long after both TTLs in the gateway's view): the gap closes as a miss.
-        using var req = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = TestGateway.Json(AgentRetentionTests.SecondTurn(id, args)) };
+        using var req = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = TestGateway.Json(AgentRetentionTests.SecondTurn(t.ToolCallId, t.Arguments)) };
         req.Headers.Add("x-session-id", "agent-1");
-        using var resp = await http.SendAsync(req);
+        using var resp = await t.Http.SendAsync(req);
         Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());
         Assert.Equal(1, service.Stats.ToolGapsClosed);
         Assert.Equal(1, service.Stats.Misses);
@@ -104,15 +121,9 @@ public sealed class AgentRenewalTests
     [Fact]
     public async Task RenewalsOff_PinRunsOut_NothingMoreIsSent()
     {
-        var (worker, gw, time) = await StartAsync(maxRenewals: 0);
-        await using var _w = worker;
-        await using var _g = gw;
-        using var http = TestGateway.Client(gw);
-        var service = gw.Services.GetRequiredService<AgentRetentionService>();
-
-        await AgentRetentionTests.ToolCallTurnAsync(http);
-        await WaitForAsync(() => service.Hints.Sent == 1, $"first retain sent: {service.Hints}");
-        AdvanceUntil(time, service, () => false);
+        await using var t = await StartAsync(maxRenewals: 0);
+        var service = t.Service;
+        AdvanceUntil(t.Time, service, () => false);
         await Task.Delay(200);
         Assert.Equal(0, service.Stats.Renewals);
         Assert.Equal(1, service.Hints.Sent);
