@@ -106,6 +106,7 @@ The gateway configuration file (mounted as GATEWAY_CONFIG). Keys follow src/Gate
   "Listen" (printf "http://0.0.0.0:%d" (int .Values.gateway.port))
   "Workers" $workers
   "Routing" (dict "Policy" .Values.config.routing.policy "Seed" (int .Values.config.routing.seed) "BlockSize" (int .Values.config.routing.blockSize))
+  "Agents" (dict "Mode" (.Values.config.agents.mode | default "shadow") "Policy" (.Values.config.agents.policy | default "predictive"))
   "Resilience" (dict "MaxAttempts" (int .Values.config.resilience.maxAttempts) "RetryAfterSeconds" (int .Values.config.resilience.retryAfterSeconds))
   "Scheduling" (dict "Policy" .Values.config.scheduling.policy "MaxInFlightPerWorker" (int .Values.config.scheduling.maxInFlightPerWorker) "LocalityLagBound" .Values.config.scheduling.localityLagBound "ReservedSlots" (int .Values.config.scheduling.reservedSlots) "DefaultQueueTimeout" (include "llm-gateway.timespan" .Values.config.scheduling.queueTimeoutSeconds) "Tenants" (.Values.config.scheduling.tenants | default list))
   "Auth" (dict "Keys" $keys "DemoKey" (dict "Enabled" .Values.auth.demoKey.enabled))

@@ -123,6 +123,8 @@ public class HelmChartTests
         Assert.Equal($"{headless.Name}.llm.svc.cluster.local", gwCfg.Str("Gateway", "Workers", "Dns", "Host"));
         Assert.Equal("false", gwCfg.Str("Gateway", "Auth", "DemoKey", "Enabled"), ignoreCase: true);
         Assert.Equal("hfair", gwCfg.Str("Gateway", "Scheduling", "Policy"));
+        Assert.Equal("shadow", gwCfg.Str("Gateway", "Agents", "Mode")); // retention hints validated before they are sent
+        Assert.Equal("predictive", gwCfg.Str("Gateway", "Agents", "Policy"));
         Assert.Equal("0.0.0.0", new Uri(gwCfg.Str("Gateway", "Listen")!).Host);
 
         // Bundled Redis, reachable under the address given to the gateway.
@@ -239,6 +241,8 @@ public class HelmChartTests
     [InlineData("workers.mode=gpu-magic", "workers/mode")]
     [InlineData("config.scheduling.policy=round-robin", "config/scheduling/policy")]
     [InlineData("workers.drainTimeoutSeconds=200", "workers.terminationGracePeriodSeconds")]
+    [InlineData("config.agents.mode=on", "config/agents/mode")]
+    [InlineData("config.agents.policy=fixed:soon", "config/agents/policy")]
     public void Template_InvalidValues_FailWithClearMessage(string set, string message)
     {
         var r = Helm("template", "llm", Chart, "--set", set);
