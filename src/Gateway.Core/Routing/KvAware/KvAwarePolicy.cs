@@ -35,7 +35,9 @@ namespace Gateway.Core.Routing.KvAware;
 /// is added to the placement cost (not to the time to first token): the re-prefill the placement forces on the
 /// contexts it displaces. Pins are how the retention layer tells the router where hot memory is; with
 /// MemoryHotWindow &gt; 0 the contexts of sessions whose turn finished on w within the window (<see cref="IdleContextBook"/>)
-/// count as claimed too, pinned or not (free = min(reported free, total − in use − idle contexts)). Among
+/// count as claimed too, pinned or not (free = min(reported free, total − in use − idle contexts)); on workers whose
+/// KV events feed <see cref="Precise"/>, only the idle contexts whose last prompt block the worker still holds count
+/// (an evicted context is free memory; kept event by event, O(1) per worker per decision). Among
 /// near-least-cost workers with the same cached match the least pressure wins before the random draw.
 /// </para>
 /// Knobs: <see cref="KvAwareOptions"/>. Indexes: <see cref="ApproximatePrefixIndex"/> for workers without KV events,
@@ -76,7 +78,7 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity
         Approximate = new ApproximatePrefixIndex(time, _options.ApproximateTtl, _options.MaxIndexEntries, _options.MaxWorkers);
         Precise = new PreciseIndex(time, _options.SpeculativeTtl, _options.PreciseMaxBlocksPerWorker, _options.SpeculativeBudget, _options.MaxWorkers);
         _sessions = new SessionAffinityTable(time, _options.SessionTtl, _options.MaxSessions);
-        _idle = new IdleContextBook(time, _options.MemoryHotWindow, _options.MaxSessions, _options.MaxWorkers);
+        _idle = new IdleContextBook(time, _options.MemoryHotWindow, _options.MaxSessions, _options.MaxWorkers, Precise);
     }
 
     /// <inheritdoc />
@@ -180,7 +182,8 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity
             long tokens = (long)Math.Max(0, request.PromptTokens) + Math.Max(0, request.ExpectedOutputTokens);
             lock (_lock)
             {
-                _idle.Idle(session, worker.Index, (int)Math.Min(int.MaxValue, (tokens + bs - 1) / bs));
+                ulong? last = request.BlockHashes.Length > 0 ? request.BlockHashes[^1] : null;
+                _idle.Idle(session, worker.Index, (int)Math.Min(int.MaxValue, (tokens + bs - 1) / bs), last);
             }
         }
 
@@ -269,8 +272,12 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity
         if (_options.MemoryHotWindow > TimeSpan.Zero && w.KvBlocksTotal > 0)
         {
             // Idle contexts of sessions between turns are claimed too, pinned or not (pins are inside both counts).
+            // Workers whose KV events feed the precise index: only the idle contexts they still hold (an evicted one is
+            // free memory, not hot memory); others have no eviction signal, so every idle context counts.
             long inUse = (long)Math.Round(Math.Clamp(w.KvUsage, 0, 1) * w.KvBlocksTotal);
-            free = Math.Min(free, w.KvBlocksTotal - inUse - _idle.IdleBlocks(w.Index, r.SessionId));
+            bool precise = w.PublishesKvEvents && Precise.IsTracking(w.Index);
+            long idle = precise ? _idle.HeldBlocks(w.Index, r.SessionId) : _idle.IdleBlocks(w.Index, r.SessionId);
+            free = Math.Min(free, w.KvBlocksTotal - inUse - idle);
         }
 
         int bs = Math.Max(1, r.BlockSize);

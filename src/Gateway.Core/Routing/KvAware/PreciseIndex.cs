@@ -13,6 +13,13 @@ namespace Gateway.Core.Routing.KvAware;
 /// Speculative entries: on routing, the request's chain is inserted for the chosen worker with a short TTL
 /// (llm-d uses 2 s) so siblings that arrive before the worker's stored event still see the overlap.
 /// </para>
+/// <para>
+/// Watches: an owner may watch (worker, block hash) pairs with a weight (<see cref="Watch"/>); the index keeps, per
+/// worker, the summed weight of the watched pairs whose block the worker holds (confirmed, not speculative), updated as
+/// events and snapshots arrive (<see cref="WatchedHeld"/>). Memory-aware placement watches the last prompt block of each
+/// idle session context, so it counts only contexts the worker still holds. Cost: one dictionary probe per stored /
+/// removed block of a worker that has watches, O(1) per watch change, O(watches of the worker) per snapshot or clear.
+/// </para>
 /// Knobs: speculative TTL, per-worker block cap (a misbehaving stream cannot grow memory without bound),
 /// speculative budget, max workers. Thread-safe: events arrive on subscriber threads while routing reads;
 /// every public member takes the index's lock (the routing policy takes it once per decision).
@@ -29,6 +36,8 @@ public sealed class PreciseIndex
     private int _nodeSlots;
     private readonly Stack<int> _freeNodes = new();
     private readonly WorkerState?[] _workers;
+    private readonly Dictionary<ulong, long>?[] _watched; // per worker: block hash -> summed watch weight
+    private readonly long[] _watchedHeld;                // per worker: weight of watched blocks the worker holds
 
     /// <summary>Creates a precise index.</summary>
     /// <param name="time">Clock for speculative entries.</param>
@@ -43,6 +52,8 @@ public sealed class PreciseIndex
         _maxBlocksPerWorker = maxBlocksPerWorker;
         _words = (maxWorkers + 63) / 64;
         _workers = new WorkerState?[maxWorkers];
+        _watched = new Dictionary<ulong, long>?[maxWorkers];
+        _watchedHeld = new long[maxWorkers];
         Speculative = new ApproximatePrefixIndex(time, speculativeTtl, speculativeBudget, maxWorkers);
     }
 
@@ -201,6 +212,67 @@ public sealed class PreciseIndex
         }
     }
 
+    /// <summary>
+    /// Adds <paramref name="weight"/> to the watch on (<paramref name="worker"/>, <paramref name="blockHash"/>): while the
+    /// worker holds that block (confirmed by its events), the weight counts in <see cref="WatchedHeld"/>. Watches of the
+    /// same pair add up; <see cref="Unwatch"/> takes a weight back. O(1).
+    /// </summary>
+    public void Watch(int worker, ulong blockHash, long weight)
+    {
+        lock (_lock)
+        {
+            ChangeWatch(worker, blockHash, weight);
+        }
+    }
+
+    /// <summary>Takes back <paramref name="weight"/> watched on (<paramref name="worker"/>, <paramref name="blockHash"/>). O(1).</summary>
+    public void Unwatch(int worker, ulong blockHash, long weight)
+    {
+        lock (_lock)
+        {
+            ChangeWatch(worker, blockHash, -weight);
+        }
+    }
+
+    /// <summary>Summed weight of <paramref name="worker"/>'s watched blocks that it holds now (confirmed). O(1).</summary>
+    public long WatchedHeld(int worker)
+    {
+        lock (_lock)
+        {
+            return (uint)worker < (uint)_maxWorkers ? _watchedHeld[worker] : 0;
+        }
+    }
+
+    /// <summary>True when <paramref name="worker"/>'s events confirm it holds <paramref name="blockHash"/> (speculative entries do not count).</summary>
+    public bool Holds(int worker, ulong blockHash)
+    {
+        lock (_lock)
+        {
+            return Get(worker)?.Blocks.Contains(blockHash) ?? false;
+        }
+    }
+
+    private void ChangeWatch(int worker, ulong blockHash, long delta)
+    {
+        if ((uint)worker >= (uint)_maxWorkers || delta == 0)
+        {
+            return;
+        }
+
+        var watched = _watched[worker] ??= [];
+        ref long slot = ref CollectionsMarshal.GetValueRefOrAddDefault(watched, blockHash, out _);
+        slot += delta;
+        if (slot == 0)
+        {
+            watched.Remove(blockHash);
+        }
+
+        if (Get(worker)?.Blocks.Contains(blockHash) == true)
+        {
+            _watchedHeld[worker] += delta;
+        }
+    }
+
     /// <summary>Forgets a worker entirely (it left the fleet); its next event starts it afresh.</summary>
     public void RemoveWorker(int worker)
     {
@@ -298,6 +370,11 @@ public sealed class PreciseIndex
             return;
         }
 
+        if (_watched[worker] is { Count: > 0 } watched && watched.TryGetValue(hash, out long weight))
+        {
+            _watchedHeld[worker] += weight;
+        }
+
         ref int slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_nodes, hash, out bool exists);
         if (!exists)
         {
@@ -335,6 +412,11 @@ public sealed class PreciseIndex
             return;
         }
 
+        if (_watched[worker] is { Count: > 0 } watched && watched.TryGetValue(hash, out long weight))
+        {
+            _watchedHeld[worker] -= weight;
+        }
+
         DropPresence(worker, hash);
     }
 
@@ -361,6 +443,7 @@ public sealed class PreciseIndex
         }
 
         s.Blocks.Clear();
+        _watchedHeld[worker] = 0; // the watches stay: a block stored again counts again
     }
 
     private sealed class WorkerState
