@@ -20,4 +20,5 @@ internal static class EventIds
     public const int Draining = 30;
     public const int AgentDecision = 70;
     public const int AgentHintFailed = 71;
+    public const int AgentPinDropped = 72;
 }

@@ -280,16 +280,39 @@ internal sealed class GapBook
             actions.Add(new RetentionAction(RetentionActionKind.Release, victim.Turn.SessionId, victim.Turn.Worker, 0, 0, 0));
             Stats.Releases++;
             Stats.BudgetEvictions++;
-            if (_open.Remove(victim.Turn.SessionId))
-            {
-                Abandon(victim, now);
-            }
-
-            // Its gap stays observable: re-open it unretained so the return is still learnt from.
-            _open.Set(victim.Turn.SessionId, victim with { TtlSeconds = 0, Value = 0, OpenedAt = victim.OpenedAt });
+            Unpin(victim, now);
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// The worker dropped the session's pin (memory pressure): it ends unused now and frees its budget share; false when
+    /// the session's open gap holds no live pin on <paramref name="worker"/> (already closed, released, expired or moved).
+    /// </summary>
+    public bool Dropped(string sessionId, int worker)
+    {
+        var now = _time.GetUtcNow();
+        if (!_open.TryGetValue(sessionId, out var gap) || !gap.Retained || gap.Turn.Worker != worker || gap.OpenedAt.AddSeconds(gap.TtlSeconds) <= now)
+        {
+            return false;
+        }
+
+        Stats.EngineDrops++;
+        Unpin(gap, now);
+        return true;
+    }
+
+    // Ends a live pin before its return (budget eviction, engine drop): scored unused for the time it was held; the gap
+    // stays observable, re-opened unretained, so the return is still learnt from.
+    private void Unpin(OpenGap gap, DateTimeOffset now)
+    {
+        if (_open.Remove(gap.Turn.SessionId))
+        {
+            Abandon(gap, now);
+        }
+
+        _open.Set(gap.Turn.SessionId, gap with { TtlSeconds = 0, Value = 0, OpenedAt = gap.OpenedAt });
     }
 
     private void Abandon(OpenGap gap, DateTimeOffset now)

@@ -85,6 +85,9 @@ public sealed class RetentionStats
     /// <summary>Pins evicted by the planner's budget for a more valuable one.</summary>
     public long BudgetEvictions { get; internal set; }
 
+    /// <summary>Pins the worker dropped under memory pressure before their session came back (its <c>pin_dropped</c> KV events).</summary>
+    public long EngineDrops { get; internal set; }
+
     /// <summary>Gaps that closed (the session's next turn arrived).</summary>
     public long GapsClosed { get; internal set; }
 
@@ -160,4 +163,12 @@ public interface IRetentionPolicy
     /// nothing.
     /// </summary>
     void OnPinsExpiring(DateTimeOffset dueBy, List<RetentionAction> actions);
+
+    /// <summary>
+    /// The worker dropped the session's pin under memory pressure (its <c>pin_dropped</c> KV event): the pin stops counting
+    /// against that worker's budget, is not renewed, and the gap is scored as a pin that ended unused (its return, if it
+    /// comes, as uncovered); the gap stays open so the return is still learnt from. Ignored unless the session's open gap
+    /// holds a live pin on <paramref name="worker"/>.
+    /// </summary>
+    void OnPinDropped(string sessionId, int worker);
 }

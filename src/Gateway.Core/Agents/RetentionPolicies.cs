@@ -81,6 +81,9 @@ public sealed class OffRetentionPolicy(TimeProvider time, int maxOpenGaps = 65_5
     public void OnPinsExpiring(DateTimeOffset dueBy, List<RetentionAction> actions)
     {
     }
+
+    /// <inheritdoc />
+    public void OnPinDropped(string sessionId, int worker) => _book.Dropped(sessionId, worker);
 }
 
 /// <summary>
@@ -145,6 +148,9 @@ public sealed class FixedRetentionPolicy : IRetentionPolicy
     public void OnPinsExpiring(DateTimeOffset dueBy, List<RetentionAction> actions)
     {
     }
+
+    /// <inheritdoc />
+    public void OnPinDropped(string sessionId, int worker) => _book.Dropped(sessionId, worker);
 }
 
 /// <summary>
@@ -356,6 +362,9 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
 
         _expiring.Clear();
     }
+
+    /// <inheritdoc />
+    public void OnPinDropped(string sessionId, int worker) => _book.Dropped(sessionId, worker);
 }
 
 /// <summary>Retention policies by name: <c>off</c>, <c>fixed:SECONDS</c>, <c>predictive</c>.</summary>

@@ -3,6 +3,8 @@ using System.Net.Http.Json;
 using System.Text.Json.Serialization;
 using Gateway.Core.Agents;
 using Gateway.Core.Collections;
+using Gateway.Core.Routing;
+using Gateway.Core.Routing.KvAware;
 using Gateway.Fleet;
 using Gateway.Proxy;
 using Microsoft.Extensions.Options;
@@ -93,6 +95,7 @@ public sealed partial class AgentRetentionService : IDisposable
     private const int UnknownPoolBlocks = 65_536;
     private const double NominalPrefillTokensPerSecond = 10_000;
     private const long MaxRememberedHashes = 4 * 1024 * 1024;
+    private const int MaxPinnedSessions = 65_536;
 
     /// <summary>How often the renewal timer asks the policy about pins running out.</summary>
     public static readonly TimeSpan RenewPeriod = TimeSpan.FromSeconds(0.5);
@@ -112,6 +115,9 @@ public sealed partial class AgentRetentionService : IDisposable
     // session the worker does not know, goes by hash; a renewal re-pins them), at most MaxRememberedHashes in all (8 bytes
     // each), oldest pins forgotten first (they expire by TTL anyway).
     private readonly BoundedMap<string, PinnedContext> _lastHashes = new(MaxRememberedHashes, StringComparer.Ordinal, weight: static h => h.Hashes.Length);
+    // (worker index, last block hash of a live pin) → session, to tell the policy which pin a worker's pin_dropped event
+    // ended; bounded like the policy's open gaps.
+    private readonly BoundedMap<(int Worker, ulong Hash), string> _pinByLastHash = new(MaxPinnedSessions);
     private readonly TimeProvider _time;
     private readonly ITimer? _renewTimer;
     private readonly Telemetry.GatewayMetrics? _metrics;
@@ -321,13 +327,55 @@ public sealed partial class AgentRetentionService : IDisposable
                 {
                     last = partial ? hashes[..a.Blocks] : hashes;
                     _lastHashes.Set(a.SessionId, new PinnedContext(workerSession, last)); // a budget eviction from another session's turn releases it by hash
+                    if (last.Length > 0)
+                    {
+                        _pinByLastHash.Set((target.Info.Index, last[^1]), a.SessionId);
+                    }
                 }
                 else
                 {
                     last = _lastHashes.Remove(a.SessionId, out var known) ? known.Hashes : null;
+                    if (last is { Length: > 0 })
+                    {
+                        _pinByLastHash.Remove((target.Info.Index, last[^1]), out _);
+                    }
                 }
 
                 _ = SendAsync(target, a, workerSession, last, partial);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A worker's <c>pin_dropped</c> KV event (<paramref name="workerIndex"/> = <see cref="WorkerInfo.Index"/>): finds the pin
+    /// among the event's blocks (a worker pins the prompt's blocks, possibly with the answer's after them) and tells the
+    /// policy, which frees its budget share, does not renew it and scores it as ended unused. Cost: one lookup per block of
+    /// the dropped pin, only on drops.
+    /// </summary>
+    public void OnPinDropped(int workerIndex, KvEvent e)
+    {
+        if (!Enabled)
+        {
+            return;
+        }
+
+        lock (_lock)
+        {
+            foreach (ulong h in e.BlockHashes ?? [])
+            {
+                if (!_pinByLastHash.Remove((workerIndex, h), out var session))
+                {
+                    continue;
+                }
+
+                int index = _workers.FindIndex(w => w.Info.Index == workerIndex);
+                if (index >= 0)
+                {
+                    _policy.OnPinDropped(session, index);
+                    Log.PinDropped(_logger, _workers[index].Prefix);
+                }
+
+                return;
             }
         }
     }
@@ -377,6 +425,8 @@ public sealed partial class AgentRetentionService : IDisposable
             [Tagged(s.Retains, "kind", "retain"), Tagged(s.Releases, "kind", "release"), Tagged(s.Skipped, "kind", "skip"),
              Tagged(s.BudgetEvictions, "kind", "budget_eviction")]), "{decision}",
             "Retention decisions: retain (pin sent or, in shadow mode, would be), release, skip (not worth it or no budget), budget_eviction (a pin released for a more valuable one).");
+        meter.CreateObservableCounter("gateway.agent.retention.pins_dropped", () => Observe(s => [Tagged(s.EngineDrops)]), "{pin}",
+            "Pins the workers dropped under memory pressure before their session came back (pin_dropped KV events; enabled mode, kv-aware routing with KV events).");
         meter.CreateObservableCounter("gateway.agent.retention.gaps", () => Observe(s =>
             [Tagged(s.Hits, "outcome", "hit"), Tagged(s.Misses, "outcome", "miss"), Tagged(s.Uncovered, "outcome", "uncovered"),
              Tagged(s.GapsClosed - s.Hits - s.Uncovered, "outcome", "other")]), "{gap}",
@@ -461,6 +511,9 @@ public sealed partial class AgentRetentionService : IDisposable
 
         [LoggerMessage(EventId = EventIds.AgentHintFailed, Level = LogLevel.Warning, Message = "agent retention hint to {Worker} failed (status {Status})")]
         public static partial void HintFailed(ILogger logger, string worker, int status);
+
+        [LoggerMessage(EventId = EventIds.AgentPinDropped, Level = LogLevel.Debug, Message = "agent retention: worker {Worker} dropped a pin under memory pressure")]
+        public static partial void PinDropped(ILogger logger, string worker);
     }
 }
 

@@ -11,7 +11,8 @@ namespace Gateway.Hosting;
 /// Keeps one <see cref="KvEventSubscriber"/> running per worker that publishes KV events (its <c>/worker/state</c>
 /// carries <c>kv_event_seq</c>), feeding the <c>kv-aware</c> policy's <see cref="PreciseIndex"/>. Starts a subscriber
 /// when such a worker appears (membership change or first good probe), stops it and forgets the worker's index entries
-/// when the worker is removed. Does nothing when the routing policy is not <see cref="KvAwarePolicy"/>.
+/// when the worker is removed; pin drops go to the agent retention layer. Does nothing when the routing policy is not
+/// <see cref="KvAwarePolicy"/>.
 /// </summary>
 public sealed class KvEventSubscriptions : BackgroundService
 {
@@ -24,7 +25,7 @@ public sealed class KvEventSubscriptions : BackgroundService
     private readonly Dictionary<WorkerEndpoint, (CancellationTokenSource Cts, Task Run)> _running = [];
 
     /// <summary>Creates the manager.</summary>
-    public KvEventSubscriptions(WorkerRegistry registry, IRoutingPolicy policy, TimeProvider time, ILoggerFactory loggers)
+    public KvEventSubscriptions(WorkerRegistry registry, IRoutingPolicy policy, TimeProvider time, ILoggerFactory loggers, Gateway.Agents.AgentRetentionService? agents = null)
     {
         ArgumentNullException.ThrowIfNull(loggers);
         _registry = registry;
@@ -34,7 +35,7 @@ public sealed class KvEventSubscriptions : BackgroundService
         _http = new HttpClient(new SocketsHttpHandler { UseProxy = false, ConnectTimeout = TimeSpan.FromSeconds(2) }) { Timeout = Timeout.InfiniteTimeSpan };
         if (_policy is not null)
         {
-            _subscriber = new KvEventSubscriber(_http, _policy.Precise, time, loggers.CreateLogger<KvEventSubscriber>());
+            _subscriber = new KvEventSubscriber(_http, _policy.Precise, time, loggers.CreateLogger<KvEventSubscriber>(), agents is null ? null : agents.OnPinDropped);
         }
     }
 

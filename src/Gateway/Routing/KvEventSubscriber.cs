@@ -11,8 +11,10 @@ namespace Gateway.Routing;
 /// applies <c>kv</c> events in order, and on an <c>event: resync</c>, a sequence gap, or a worker restart fetches
 /// <c>GET /worker/kv/snapshot</c>, replaces the worker's set and skips stream events the snapshot already covers.
 /// Reconnects with capped exponential backoff. One <see cref="RunAsync"/> per worker; the caller owns cancellation.
+/// <c>pin_dropped</c> events (a retention pin the worker gave up under memory pressure) also go to <c>pinDropped</c>;
+/// those lost in a gap the snapshot papers over are not seen (the pin then just counts as held until its TTL).
 /// </summary>
-public sealed partial class KvEventSubscriber(HttpClient http, PreciseIndex index, TimeProvider time, ILogger<KvEventSubscriber> logger)
+public sealed partial class KvEventSubscriber(HttpClient http, PreciseIndex index, TimeProvider time, ILogger<KvEventSubscriber> logger, Action<int, KvEvent>? pinDropped = null)
 {
     private static readonly TimeSpan MinBackoff = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(10);
@@ -92,6 +94,11 @@ public sealed partial class KvEventSubscriber(HttpClient http, PreciseIndex inde
                         {
                             var result = index.Apply(worker, e);
                             Interlocked.Increment(ref _applied);
+                            if (e.Type == KvEventType.PinDropped && result != KvApplyResult.Duplicate)
+                            {
+                                pinDropped?.Invoke(worker, e); // the retention layer scores and un-budgets the pin
+                            }
+
                             if (result is KvApplyResult.GapNeedsResync or KvApplyResult.AwaitingResync)
                             {
                                 skipThrough = await ResyncAsync(baseUri, worker, ct).ConfigureAwait(false);

@@ -149,6 +149,7 @@ public static class ResultWriter
         w.WriteNumber("skipped", s.Skipped);
         w.WriteNumber("budget_skipped", s.BudgetSkipped);
         w.WriteNumber("budget_evictions", s.BudgetEvictions);
+        w.WriteNumber("engine_drops", s.EngineDrops);
         w.WriteNumber("renewals", s.Renewals);
         w.WriteNumber("gaps_closed", s.GapsClosed);
         w.WriteNumber("tool_gaps_closed", s.ToolGapsClosed);

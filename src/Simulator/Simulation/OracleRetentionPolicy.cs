@@ -97,4 +97,14 @@ public sealed class OracleRetentionPolicy(TimeProvider time, double horizonSecon
     public void OnPinsExpiring(DateTimeOffset dueBy, List<RetentionAction> actions)
     {
     }
+
+    /// <inheritdoc />
+    public void OnPinDropped(string sessionId, int worker)
+    {
+        var now = time.GetUtcNow();
+        if (_open.TryGetValue(sessionId, out var g) && g.Until > now)
+        {
+            _open[sessionId] = g with { Until = now }; // the pin ended here: a later return was not covered
+        }
+    }
 }

@@ -223,9 +223,9 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
     public TurnArrival OnTurnArrived(TurnArrivedContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        var gap = _policy.OnTurnArrived(context.SessionId);
         double now = Now();
-        SyncDrops(now);
+        SyncDrops(now); // first, so the policy hears of a drop before it scores the gap
+        var gap = _policy.OnTurnArrived(context.SessionId);
         if (!_pins.Remove(context.SessionId, out var pin) || !_engines.TryGetValue(pin.Worker, out var engine))
         {
             return new(_dropped.Remove(context.SessionId) ? PinFate.Dropped : PinFate.None, gap);
@@ -300,6 +300,7 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
                 }
 
                 _dropped.Add(session);
+                _policy.OnPinDropped(session, worker); // frees its budget share; not renewed
             }
         }
     }

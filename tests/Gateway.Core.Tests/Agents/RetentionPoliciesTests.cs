@@ -194,6 +194,46 @@ public class RetentionPoliciesTests
     }
 
     [Fact]
+    public void Predictive_PinDroppedByTheWorker_FreesItsBudget_IsNotRenewed_AndTheReturnIsNotAHit()
+    {
+        var time = new ManualTimeProvider();
+        var p = new PredictiveRetentionPolicy(time, new RetentionOptions { PinBudgetFraction = 0.1, MemoryCostWeight = 0.01, MaxRenewals = 1 });
+        var actions = new List<RetentionAction>();
+        p.OnTurnCompleted(Tool("dear", blocks: 1500, prefill: 20), actions); // budget 2,000 of 20,000 blocks
+        Assert.Equal(RetentionActionKind.Retain, Assert.Single(actions).Kind);
+
+        // A drop reported for another worker, or a session with no pin, changes nothing.
+        p.OnPinDropped("dear", worker: 1);
+        p.OnPinDropped("nobody", worker: 0);
+        Assert.Equal(0, p.Stats.EngineDrops);
+
+        time.Advance(TimeSpan.FromSeconds(2));
+        p.OnPinDropped("dear", worker: 0);
+        Assert.Equal(1, p.Stats.EngineDrops);
+        Assert.Equal(1, p.Stats.Misses);
+        Assert.Equal(1500 * 2, p.Stats.UnusedBlockSeconds, 6); // unused for the two seconds it was held
+        p.OnPinDropped("dear", worker: 0); // reported twice: counted once
+        Assert.Equal(1, p.Stats.EngineDrops);
+
+        // Its budget share is free again: a cheap pin fits without evicting anything, and the dropped one is not renewed.
+        actions.Clear();
+        p.OnTurnCompleted(Tool("cheap", blocks: 1500, prefill: 0.5), actions);
+        Assert.Equal(RetentionActionKind.Retain, Assert.Single(actions).Kind);
+        Assert.Equal(0, p.Stats.BudgetEvictions);
+        actions.Clear();
+        time.Advance(TimeSpan.FromSeconds(300));
+        p.OnPinsExpiring(time.GetUtcNow(), actions);
+        Assert.DoesNotContain(actions, a => a.SessionId == "dear");
+
+        // The session comes back: not covered by a pin (it was dropped), and still learnt from.
+        var gap = p.OnTurnArrived("dear");
+        Assert.True(gap.Closed);
+        Assert.False(gap.Pinned);
+        Assert.Equal(0, p.Stats.Hits);
+        Assert.Equal(1, p.Stats.Uncovered);
+    }
+
+    [Fact]
     public void Predictive_SessionEnd_ReleasesAndCountsUnusedPin()
     {
         var time = new ManualTimeProvider();

@@ -141,6 +141,53 @@ public sealed class AgentRetentionTests
     }
 
     [Fact]
+    public async Task Enabled_WorkerDropsThePinForAnAdmission_GatewayHearsItFromTheKvEvents_ReturnIsNotAHit()
+    {
+        // 800 blocks: the ~250-block tool-turn context pinned for 30 s, then a one-shot prompt that needs more than the
+        // unpinned rest, so the worker drops the pin to admit it and says so on its KV event stream.
+        var worker = await WorkerHost.StartAsync(new WorkerOptions { KvBlocks = 800, TimeScale = 1.0 });
+        await using var _w = worker;
+        await using var gw = await TestGateway.StartAsync([worker.BaseAddress.GetLeftPart(UriPartial.Authority)], new Dictionary<string, string?>
+        {
+            ["Gateway:Agents:Mode"] = "enabled",
+            ["Gateway:Agents:Policy"] = "fixed:30",
+        });
+        var subs = gw.Services.GetRequiredService<Gateway.Hosting.KvEventSubscriptions>();
+        await WaitForAsync(() => subs.Active == 1, "KV event subscription running");
+        using var http = TestGateway.Client(gw);
+        var service = gw.Services.GetRequiredService<AgentRetentionService>();
+        var (id, args) = await ToolCallTurnAsync(http);
+        await WaitForAsync(() => worker.GetEngineState().PinsActive == 1, "tool-turn context pinned");
+
+        string big = string.Join(' ', Enumerable.Range(0, 2_300).Select(i => $"unrelated{i} text"));
+        using (var resp = await http.PostAsync("/v1/chat/completions", TestGateway.Json(JsonSerializer.Serialize(new { model = "llama3-8b", max_tokens = 1, messages = new[] { new { role = "user", content = big } } }))))
+        {
+            Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());
+        }
+
+        Assert.Equal(1, worker.GetEngineState().PinsDroppedTotal);
+        await WaitForAsync(() => service.Stats.EngineDrops == 1, $"pin drop reached the retention layer (drops {service.Stats.EngineDrops})");
+        Assert.Equal(1, service.Stats.Misses); // ended unused
+
+        // The session comes back within the 30 s TTL: not a hit (the pin was gone), a tool gap nothing covered.
+        using var req = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = TestGateway.Json(SecondTurn(id, args)) };
+        req.Headers.Add("x-session-id", "agent-1");
+        using var second = await http.SendAsync(req);
+        Assert.True(second.IsSuccessStatusCode, await second.Content.ReadAsStringAsync());
+        Assert.Equal((0, 1), (service.Stats.Hits, service.Stats.Uncovered));
+    }
+
+    private static async Task WaitForAsync(Func<bool> condition, string what)
+    {
+        for (int i = 0; i < 200 && !condition(); i++)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.True(condition(), what);
+    }
+
+    [Fact]
     public async Task Shadow_ToolCallTurn_DecidesButSendsNothing()
     {
         var (worker, gw) = await StartAsync("shadow");

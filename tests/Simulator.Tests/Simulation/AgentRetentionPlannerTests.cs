@@ -10,7 +10,7 @@ public class AgentRetentionPlannerTests
     // One worker of 200 blocks. Session s: a 100-block turn ending in a tool call, then a 10 s tool gap, then a turn that
     // extends it. During the gap, one-shot requests of 90 fresh blocks each push s's blocks out of the LRU cache unless
     // they are pinned (100 pinned + 90 in use still fit, so the pin is never dropped for admission).
-    private static RunResult RunWith(string retention)
+    private static RunResult RunWith(string retention, int oneShotBlocks = 90)
     {
         var reqs = new List<TraceRequest>
         {
@@ -19,7 +19,7 @@ public class AgentRetentionPlannerTests
         };
         for (int i = 0; i < 4; i++)
         {
-            reqs.Add(Req(2 + i, null, 10_000 + i * 1000, 90));
+            reqs.Add(Req(2 + i, null, 10_000 + i * 1000, oneShotBlocks));
         }
 
         var scenario = new Scenario { Workers = 1, KvBlocks = 200, Retention = [retention] };
@@ -53,6 +53,17 @@ public class AgentRetentionPlannerTests
         Assert.Equal(100 * 16, fixed2.ReprefillTokensResumed);
         Assert.Equal(100 * 2, fixed2.PinnedUnusedBlockSeconds, 1);
         Assert.True(fixed2.PinnedUnusedBlockSeconds <= fixed2.PinnedBlockSeconds * 1.1, $"unused {fixed2.PinnedUnusedBlockSeconds} pinned {fixed2.PinnedBlockSeconds}");
+    }
+
+    [Fact]
+    public void Run_PinDroppedForAnAdmission_IsToldToThePolicy_WhoseScoreIsNoHit()
+    {
+        // One-shot requests of 150 blocks: with 100 pinned on the 200-block worker, the engine drops the pin to admit them.
+        var fixed30 = RunWith("fixed:30", oneShotBlocks: 150);
+        Assert.Equal(6, fixed30.Completed);
+        Assert.Equal(100 * 16, fixed30.ResumedAfterTool.ByPinFate[(int)PinFate.Dropped]);
+        Assert.Equal(1, fixed30.RetentionStats!.EngineDrops);
+        Assert.Equal((0, 1, 1), (fixed30.RetentionStats.Hits, fixed30.RetentionStats.Misses, fixed30.RetentionStats.Uncovered));
     }
 
     [Fact]
