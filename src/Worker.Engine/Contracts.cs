@@ -167,6 +167,11 @@ public sealed record EngineState
     public required int KvBlocksCached { get; init; }
     /// <summary>Blocks allocatable now without dropping pins (free + evictable cached).</summary>
     public required int KvBlocksFree { get; init; }
+    /// <summary>
+    /// Eviction age of the prefix cache's LRU in seconds (Che's characteristic time: the time-decayed mean age of the cached
+    /// blocks it evicted, at least the age of the oldest idle one); +∞ until the first eviction.
+    /// </summary>
+    public double KvEvictionAgeSeconds { get; init; } = double.PositiveInfinity;
     public required int WaitingRequests { get; init; }
     public required int RunningRequests { get; init; }
     /// <summary>Tokens still to prefill for waiting requests.</summary>

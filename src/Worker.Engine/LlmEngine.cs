@@ -112,6 +112,12 @@ public sealed class LlmEngine
     /// <summary>Blocks allocatable now without dropping pins (free + evictable cached; pins as of the last expiry check).</summary>
     public int KvBlocksFree => _blocks.AvailableBlocks;
 
+    /// <summary>
+    /// Che's characteristic time of the prefix cache's LRU, measured as the eviction age (<see cref="KvBlockManager.EvictionAgeSeconds"/>):
+    /// roughly how long an unreferenced, unpinned cached block survives; +∞ until the first eviction.
+    /// </summary>
+    public double KvEvictionAgeSeconds => _blocks.EvictionAgeSeconds;
+
     public int RunningCount => _running.Count;
 
     internal KvBlockManager Blocks => _blocks;
@@ -229,6 +235,7 @@ public sealed class LlmEngine
             KvBlocksPinned = _blocks.PinnedBlocks,
             KvBlocksCached = _blocks.CachedBlocks,
             KvBlocksFree = _blocks.AvailableBlocks,
+            KvEvictionAgeSeconds = _blocks.EvictionAgeSeconds,
             WaitingRequests = _waiting.Count,
             RunningRequests = _running.Count,
             WaitingTokens = _waitingTokens,

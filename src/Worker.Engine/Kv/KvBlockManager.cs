@@ -15,6 +15,11 @@ namespace Worker.Engine;
 /// <see cref="TimeProvider"/>) passes or it is released. Pinned blocks never exceed <c>maxPinnedFraction</c> of the pool.
 /// When an allocation would fail, pins are dropped lowest (value, priority, expiry, age) first, each reported as a
 /// <see cref="KvEventType.PinDropped"/> event and counted.</item>
+/// <item>Eviction age (Che's characteristic time T_c of the LRU, <see cref="EvictionAgeSeconds"/>): each cached block
+/// remembers when it last entered the LRU (became unreferenced and unpinned); when the LRU evicts it, its age
+/// now − that time is folded into a time-decayed mean (each evicted block weighs 1; older evictions are discounted by
+/// 2^(−Δt / half-life), <c>evictionAgeHalfLifeSeconds</c>, default 60 s of the <see cref="TimeProvider"/>'s time).
+/// Measurement only: it changes no eviction decision.</item>
 /// </list>
 /// Not thread-safe (the engine serialises calls); events go to a thread-safe <see cref="KvEventLog"/>.
 /// </summary>
@@ -29,6 +34,7 @@ public sealed class KvBlockManager
     private readonly int[] _prev;
     private readonly int[] _next;
     private readonly bool[] _inLru;
+    private readonly long[] _idleSince; // UTC ticks (TimeProvider) when the block last entered the LRU
     private readonly int[] _free;
     private readonly Dictionary<ulong, int> _cache = [];
     private readonly Dictionary<long, PinEntry> _pins = [];
@@ -45,9 +51,14 @@ public sealed class KvBlockManager
     private int _pinnedIdleBlocks; // pinned and referenced by no sequence: what dropping every pin would free
     private long _nextPinId;
     private DateTimeOffset _nextExpiry = DateTimeOffset.MaxValue;
+    private readonly double _ageHalfLifeTicks;
+    private double _ageWeight; // decayed count of evictions
+    private double _ageSum; // decayed sum of their ages (ticks)
+    private long _lastEvictionAt;
 
-    public KvBlockManager(int totalBlocks, int blockSize, double maxPinnedFraction, TimeProvider time, KvEventLog events)
+    public KvBlockManager(int totalBlocks, int blockSize, double maxPinnedFraction, TimeProvider time, KvEventLog events, double evictionAgeHalfLifeSeconds = 60)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(evictionAgeHalfLifeSeconds, 0.0);
         ArgumentOutOfRangeException.ThrowIfLessThan(totalBlocks, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(blockSize, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxPinnedFraction, 0.0);
@@ -66,6 +77,8 @@ public sealed class KvBlockManager
         _prev = new int[totalBlocks];
         _next = new int[totalBlocks];
         _inLru = new bool[totalBlocks];
+        _idleSince = new long[totalBlocks];
+        _ageHalfLifeTicks = evictionAgeHalfLifeSeconds * TimeSpan.TicksPerSecond;
         _free = new int[totalBlocks];
         for (int i = 0; i < totalBlocks; i++)
         {
@@ -110,6 +123,31 @@ public sealed class KvBlockManager
 
     /// <summary>Cached blocks evicted to make room.</summary>
     public long EvictionsTotal { get; private set; }
+
+    /// <summary>
+    /// Che's characteristic time of the LRU as measured: the time-decayed mean age (seconds since it last became idle) of
+    /// the cached blocks the LRU evicted, or, when larger, the age of the oldest idle cached block now (it has survived
+    /// that long: once evictions stop, the estimate grows with it). <see cref="double.PositiveInfinity"/> until the first
+    /// eviction (nothing has had to leave: an idle block survives any gap so far).
+    /// </summary>
+    public double EvictionAgeSeconds
+    {
+        get
+        {
+            if (_ageWeight <= 0)
+            {
+                return double.PositiveInfinity;
+            }
+
+            double ticks = _ageSum / _ageWeight;
+            if (_lruHead != None)
+            {
+                ticks = Math.Max(ticks, _time.GetUtcNow().UtcTicks - _idleSince[_lruHead]);
+            }
+
+            return ticks / TimeSpan.TicksPerSecond;
+        }
+    }
 
     /// <summary>How many leading hashes are cached now.</summary>
     public int CachedPrefixBlocks(ReadOnlySpan<ulong> hashes)
@@ -169,6 +207,7 @@ public sealed class KvBlockManager
         }
 
         _scratchHashes.Clear();
+        long now = 0;
         for (int i = 0; i < count; i++)
         {
             int block;
@@ -179,6 +218,13 @@ public sealed class KvBlockManager
             else
             {
                 block = _lruHead;
+                if (_scratchHashes.Count == 0)
+                {
+                    now = DecayEvictionAges();
+                }
+
+                _ageWeight += 1;
+                _ageSum += Math.Max(0, now - _idleSince[block]);
                 LruRemove(block);
                 _cache.Remove(_hash[block]);
                 _hasHash[block] = false;
@@ -436,7 +482,7 @@ public sealed class KvBlockManager
             expired.Sort(static (a, b) => a.Id.CompareTo(b.Id));
             foreach (var pin in expired)
             {
-                Unpin(pin);
+                Unpin(pin, pin.ExpiresAt.UtcTicks); // idle since the TTL ran out, not since this check
             }
 
             PinsExpiredTotal += expired.Count;
@@ -473,6 +519,21 @@ public sealed class KvBlockManager
         _events.Append(KvEventType.Cleared, []);
     }
 
+    /// <summary>Discounts the eviction-age sums by the time since the last eviction; returns now in UTC ticks.</summary>
+    private long DecayEvictionAges()
+    {
+        long now = _time.GetUtcNow().UtcTicks;
+        if (_ageWeight > 0 && now > _lastEvictionAt)
+        {
+            double decay = Math.Pow(2, -(now - _lastEvictionAt) / _ageHalfLifeTicks);
+            _ageWeight *= decay;
+            _ageSum *= decay;
+        }
+
+        _lastEvictionAt = now;
+        return now;
+    }
+
     private void EmitStored(ReadOnlySpan<ulong> hashes, int runStart)
     {
         ulong? parent = runStart == 0 ? null : hashes[runStart - 1];
@@ -497,7 +558,8 @@ public sealed class KvBlockManager
         }
     }
 
-    private void ReleaseIfIdle(int block)
+    /// <summary>An unreferenced, unpinned block goes to the LRU if cached (idle since <paramref name="idleSince"/> ticks, −1 = now), else to the free list.</summary>
+    private void ReleaseIfIdle(int block, long idleSince = -1)
     {
         if (_refCount[block] != 0 || _pinCount[block] != 0)
         {
@@ -506,6 +568,7 @@ public sealed class KvBlockManager
 
         if (_hasHash[block])
         {
+            _idleSince[block] = idleSince >= 0 ? idleSince : _time.GetUtcNow().UtcTicks;
             LruAppend(block);
         }
         else
@@ -593,11 +656,11 @@ public sealed class KvBlockManager
         _events.Append(KvEventType.PinDropped, hashes);
     }
 
-    private void Unpin(PinEntry pin)
+    private void Unpin(PinEntry pin, long idleSince = -1)
     {
         for (int i = pin.Blocks.Count - 1; i >= 0; i--)
         {
-            UnpinBlock(pin.Blocks[i]);
+            UnpinBlock(pin.Blocks[i], idleSince);
         }
 
         RemovePin(pin);
@@ -612,7 +675,7 @@ public sealed class KvBlockManager
         }
     }
 
-    private void UnpinBlock(int block)
+    private void UnpinBlock(int block, long idleSince = -1)
     {
         if (--_pinCount[block] == 0)
         {
@@ -622,7 +685,7 @@ public sealed class KvBlockManager
                 _pinnedIdleBlocks--;
             }
 
-            ReleaseIfIdle(block);
+            ReleaseIfIdle(block, idleSince);
         }
     }
 

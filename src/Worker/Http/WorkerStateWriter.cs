@@ -36,6 +36,14 @@ internal static class WorkerStateWriter
         w.WriteNumber("time_scale", scale);
         w.WriteNumber("max_model_len", ctx.MaxModelLength);
         w.WriteNumber("kv_blocks_free", s.KvBlocksFree);
+        if (double.IsFinite(s.KvEvictionAgeSeconds))
+        {
+            w.WriteNumber("kv_eviction_age_s", Math.Round(s.KvEvictionAgeSeconds, 3)); // already wall seconds (the engine's TimeProvider)
+        }
+        else
+        {
+            w.WriteNull("kv_eviction_age_s"); // nothing evicted yet
+        }
         w.WriteNumber("pins_active", s.PinsActive);
         w.WriteNumber("preemptions_total", s.PreemptionsTotal);
         w.WriteNumber("prompt_tokens_total", s.PromptTokensTotal);

@@ -100,6 +100,75 @@ public class KvBlockManagerTests
     }
 
     [Fact]
+    public void EvictionAge_NothingEvictedYet_IsInfinite()
+    {
+        var (blocks, _, time) = Create(total: 4);
+        blocks.Free(Compute(blocks, Chain(1, 2)));
+        time.Advance(TimeSpan.FromSeconds(30));
+        blocks.Free(Compute(blocks, Chain(2, 2))); // the never-cached blocks suffice: nothing leaves the cache
+
+        Assert.Equal(0, blocks.EvictionsTotal);
+        Assert.Equal(double.PositiveInfinity, blocks.EvictionAgeSeconds);
+    }
+
+    [Fact]
+    public void EvictionAge_IsHowLongTheEvictedBlockSatIdle()
+    {
+        var (blocks, _, time) = Create(total: 1);
+        blocks.Free(Compute(blocks, Chain(1, 1)));      // idle from t = 0
+        time.Advance(TimeSpan.FromSeconds(10));
+        var held = Compute(blocks, Chain(2, 1));         // evicts it at t = 10; the LRU is then empty
+
+        Assert.Equal(1, blocks.EvictionsTotal);
+        Assert.Equal(10, blocks.EvictionAgeSeconds, 6);
+        blocks.Free(held);
+    }
+
+    [Fact]
+    public void EvictionAge_OnceEvictionsStop_IsAtLeastTheAgeOfTheOldestIdleBlock()
+    {
+        var (blocks, _, time) = Create(total: 2);
+        blocks.Free(Compute(blocks, Chain(1, 2)));
+        time.Advance(TimeSpan.FromSeconds(10));
+        blocks.Free(Compute(blocks, Chain(2, 1)));       // evicts doc 1's tail block, idle 10 s; its first block stays
+
+        Assert.Equal(10, blocks.EvictionAgeSeconds, 6);
+        time.Advance(TimeSpan.FromSeconds(100));         // no pressure: doc 1's first block has now survived 110 s
+        Assert.Equal(110, blocks.EvictionAgeSeconds, 6);
+    }
+
+    [Fact]
+    public void EvictionAge_OldEvictionsFadeWithTheHalfLife()
+    {
+        var (blocks, _, time) = Create(total: 1);
+        blocks.Free(Compute(blocks, Chain(1, 1)));
+        time.Advance(TimeSpan.FromSeconds(10));
+        var y = Compute(blocks, Chain(2, 1));            // eviction of age 10 at t = 10
+        blocks.Free(y);
+        time.Advance(TimeSpan.FromSeconds(600));         // ten 60 s half-lives later
+        var z = Compute(blocks, Chain(3, 1));            // eviction of age 600
+
+        // (10 · 2^-10 + 600) / (2^-10 + 1): the old eviction weighs about a thousandth.
+        Assert.InRange(blocks.EvictionAgeSeconds, 599, 600);
+        blocks.Free(z);
+    }
+
+    [Fact]
+    public void EvictionAge_TimePinnedDoesNotCount_TheBlockIsIdleFromWhenItsPinLapsed()
+    {
+        var (blocks, _, time) = Create(total: 1);
+        var x = Chain(1, 1);
+        blocks.Free(Compute(blocks, x));
+        blocks.Pin("s", x, TimeSpan.FromSeconds(50), 0, 1);
+        time.Advance(TimeSpan.FromSeconds(60));          // the pin lapsed at t = 50
+        var held = Compute(blocks, Chain(2, 1));
+
+        Assert.Equal(1, blocks.EvictionsTotal);
+        Assert.Equal(10, blocks.EvictionAgeSeconds, 6);
+        blocks.Free(held);
+    }
+
+    [Fact]
     public void TryAllocate_Hit_RemovesBlockFromLruSoItIsNotEvicted()
     {
         var (blocks, _, _) = Create(total: 4);

@@ -30,6 +30,7 @@ public sealed class WorkerProtocolTests
         Assert.Equal(1000, before.GetProperty("kv_blocks_total").GetInt32());
         Assert.Equal(16, before.GetProperty("block_size").GetInt32());
         Assert.Equal(0, before.GetProperty("kv_event_seq").GetInt64());
+        Assert.Equal(JsonValueKind.Null, before.GetProperty("kv_eviction_age_s").ValueKind); // nothing evicted yet
 
         string body = TestWorkers.ChatBody(TestWorkers.Text(400, "state"), 3);
         await TestWorkers.PostJsonAsync(http, "/v1/chat/completions", body);
@@ -41,6 +42,22 @@ public sealed class WorkerProtocolTests
         Assert.True(after.GetProperty("kv_event_seq").GetInt64() > 0);
         Assert.Equal(0, after.GetProperty("running_requests").GetInt32());
         Assert.Equal(0, after.GetProperty("kv_blocks_used").GetInt32());
+    }
+
+    [Fact]
+    public async Task State_ReportsTheEvictionAge_OnceThePrefixCacheHasEvicted()
+    {
+        await using var host = await TestWorkers.StartAsync(kvBlocks: 64);
+        using var http = TestWorkers.Http(host);
+        string a = TestWorkers.ChatBody(TestWorkers.Text(400, "evict-a"), 2);
+        string b = TestWorkers.ChatBody(TestWorkers.Text(400, "evict-b"), 2);
+        Assert.True(TestWorkers.BlockHashesOf(a, OpenAiEndpoint.ChatCompletions).Length > 32); // two do not fit in 64 blocks
+        await TestWorkers.PostJsonAsync(http, "/v1/chat/completions", a);
+        await TestWorkers.PostJsonAsync(http, "/v1/chat/completions", b);
+
+        var state = await TestWorkers.GetJsonAsync(http, "/worker/state");
+        Assert.Equal(JsonValueKind.Number, state.GetProperty("kv_eviction_age_s").ValueKind);
+        Assert.True(state.GetProperty("kv_eviction_age_s").GetDouble() >= 0);
     }
 
     [Fact]
