@@ -46,13 +46,14 @@ var retention = new Option<string?>("--retention") { Description = "retention po
 var retentionCost = new Option<double?>("--retention-cost") { Description = "predictive: GPU-s per second of holding a whole pool, default 1" };
 var retentionBudget = new Option<double?>("--retention-budget") { Description = "predictive: share of a worker's blocks its pins may hold, default 0.4" };
 var retentionRenewals = new Option<int?>("--retention-renewals") { Description = "predictive: renewals of a pin whose TTL runs out before the session came back, by the conditional gap distribution; default 0 (none)" };
+var retentionEvictionAge = new Option<string?>("--retention-eviction-age") { Description = "predictive: price pins by the worker's measured eviction age (Che's characteristic time of its LRU): off (default) | cover | shift" };
 var programPriority = new Option<string?>("--program-priority") { Description = "off (default) | on | pinned: resumed agent turns (after a tool call; pinned: only while their pin holds) go ahead of fresh work in the gateway queue (within their tenant) and the engine's waiting queue" };
 var output = new Option<string?>("--out") { Description = "result.json path (.md and .svg next to it)" };
 var parallel = new Option<int?>("--parallel") { Description = "runs at once, default: processor count" };
 var strict = new Option<bool>("--strict") { Description = "stop at the first malformed trace line" };
 
 var root = new RootCommand("Replays LLM traces through the gateway's routing/scheduling policies and the worker engine model in virtual time.");
-foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, maxPinned, blockSize, maxBatch, longPrefill, maxRunning, maxWaiting, maxPending, kvHigh, maxModelLen, weights, rates, mix, exclude, locality, lagBound, reserve, overShare, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, seeds, routing, scheduling, retention, retentionCost, retentionBudget, retentionRenewals, programPriority, output, parallel, strict })
+foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, maxPinned, blockSize, maxBatch, longPrefill, maxRunning, maxWaiting, maxPending, kvHigh, maxModelLen, weights, rates, mix, exclude, locality, lagBound, reserve, overShare, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, seeds, routing, scheduling, retention, retentionCost, retentionBudget, retentionRenewals, retentionEvictionAge, programPriority, output, parallel, strict })
 {
     root.Options.Add(o);
 }
@@ -145,6 +146,7 @@ root.SetAction(parse =>
         if (parse.GetValue(retentionCost) is { } rc) s.RetentionCostWeight = rc;
         if (parse.GetValue(retentionBudget) is { } rb) s.RetentionPinBudget = rb;
         if (parse.GetValue(retentionRenewals) is { } rr) s.RetentionRenewals = rr;
+        if (parse.GetValue(retentionEvictionAge) is { } rea) s.RetentionEvictionAge = rea;
 
         if (parse.GetValue(programPriority) is { } pp) s.ProgramPriority = pp;
 

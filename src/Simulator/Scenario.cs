@@ -203,6 +203,12 @@ public sealed class Scenario
     public int RetentionRenewals { get; set; } = new Gateway.Core.Agents.RetentionOptions().MaxRenewals;
 
     /// <summary>
+    /// Predictive retention: pricing by each engine's measured eviction age (RetentionOptions.EvictionAge): "off" (default),
+    /// "cover" or "shift".
+    /// </summary>
+    public string RetentionEvictionAge { get; set; } = "off";
+
+    /// <summary>
     /// Program-level ordering of resumed turns (Gateway.Core.Agents.ResumedTurnPriority): "off" (default); "on": a turn
     /// closing a tool gap gets the gateway-queue credit and the engine priority, as the gateway does with
     /// Gateway:Agents:ResumedTurnPriority; "pinned": only when the retention policy's pin still covers it (ResumedPinnedOnly).
@@ -258,6 +264,11 @@ public sealed class Scenario
         if (RetentionRenewals is < 0 or > 1000)
         {
             errors.Add("--retention-renewals must be 0..1000");
+        }
+
+        if (!Gateway.Core.Agents.RetentionPolicies.TryParseEvictionAge(RetentionEvictionAge, out _))
+        {
+            errors.Add("--retention-eviction-age must be off, cover or shift");
         }
 
         if (!ProgramPriorityModes.Contains(ProgramPriority))
@@ -439,6 +450,7 @@ public sealed class Scenario
                     case "retention_cost": s.RetentionCostWeight = p.Value.GetDouble(); break;
                     case "retention_budget": s.RetentionPinBudget = p.Value.GetDouble(); break;
                     case "retention_renewals": s.RetentionRenewals = p.Value.GetInt32(); break;
+                    case "retention_eviction_age": s.RetentionEvictionAge = p.Value.GetString()!; break;
                     case "program_priority":
                         s.ProgramPriority = p.Value.ValueKind switch
                         {

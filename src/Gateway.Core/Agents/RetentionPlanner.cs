@@ -29,6 +29,13 @@ public sealed record TurnCompletion
 
     /// <summary>The host knows the session is over (no further turn): release.</summary>
     public bool SessionEnded { get; init; }
+
+    /// <summary>
+    /// The worker's measured eviction age in seconds (Che's characteristic time T_c of its LRU prefix cache: about how long
+    /// an unused cached block survives there): NaN = unknown, +∞ = nothing evicted lately. Read by
+    /// <see cref="RetentionOptions.EvictionAge"/>.
+    /// </summary>
+    public double EvictionAgeSeconds { get; init; } = double.NaN;
 }
 
 /// <summary>

@@ -37,8 +37,38 @@ public sealed record RetentionOptions
     /// <summary>Learn each session's own gaps as the most specific level of the hierarchy.</summary>
     public bool PerSessionLevel { get; init; } = true;
 
+    /// <summary>
+    /// How the predictive planner uses the worker's eviction age T_c (<see cref="TurnCompletion.EvictionAgeSeconds"/>, Che's
+    /// characteristic time of its LRU) to price a pin by what it changes: <see cref="EvictionAgeMode.Off"/> (default: ignore it);
+    /// <see cref="EvictionAgeMode.Cover"/>; <see cref="EvictionAgeMode.Shift"/>. Unknown T_c (NaN) = the rule without it.
+    /// </summary>
+    public EvictionAgeMode EvictionAge { get; init; } = EvictionAgeMode.Off;
+
     /// <summary>Predictor knobs.</summary>
     public GapPredictorOptions Predictor { get; init; } = new();
+}
+
+/// <summary>
+/// How a pin is priced given the worker's eviction age T_c (Che's approximation: an unused cached block survives an idle
+/// period g iff g &lt; T_c). A return within T_c is a hit without a pin, so only the part of the gap distribution beyond T_c
+/// counts, and only the residency the pin adds is charged. Names as accepted by <see cref="RetentionPolicies.TryParseEvictionAge"/>.
+/// </summary>
+public enum EvictionAgeMode
+{
+    /// <summary>Ignore T_c: benefit P(gap ≤ t)·saved, cost c·t (Continuum's rule).</summary>
+    Off,
+
+    /// <summary>
+    /// The pin keeps the context to t; without it the LRU keeps it to T_c: benefit [P(gap ≤ t) − P(gap ≤ T_c)]⁺·saved, cost
+    /// c·max(0, t − T_c). TTL sent: t. (Ignores that a lapsed pin's blocks re-enter the LRU as new.)
+    /// </summary>
+    Cover,
+
+    /// <summary>
+    /// As the engine behaves: a lapsed pin's blocks re-enter the LRU as just used and survive another T_c, so a TTL t keeps the
+    /// context to t + T_c: benefit [P(gap ≤ t + T_c) − P(gap ≤ T_c)]·saved, cost c·t (the residency added). TTL sent: t.
+    /// </summary>
+    Shift,
 }
 
 /// <summary>
@@ -163,7 +193,11 @@ public sealed class FixedRetentionPolicy : IRetentionPolicy
 /// session has not come back, the TTL is re-decided with the conditional distribution, t' maximising
 /// P(x &lt; gap ≤ x+t' | gap &gt; x)·saved − cost·t' (a log-normal's hazard can exceed its density, so a long-tailed gap
 /// may deserve more time once it has lasted x); renew with value = that probability·saved if positive and the budget
-/// has room, else let the pin lapse. The total TTL stays ≤ MaxTtlSeconds. Knobs: <see cref="RetentionOptions"/>.
+/// has room, else let the pin lapse. The total TTL stays ≤ MaxTtlSeconds. Eviction-age pricing
+/// (<see cref="RetentionOptions.EvictionAge"/>, off by default): with the worker's measured eviction age T_c, returns within
+/// T_c are not credited (the LRU keeps the context that long anyway) and only the residency the pin adds is charged
+/// (<see cref="EvictionAgeMode"/>); renewal is priced the same way from the held time x (without renewal the context
+/// stays to x + T_c under Shift, to max(x, T_c) under Cover). Knobs: <see cref="RetentionOptions"/>.
 /// </summary>
 public sealed class PredictiveRetentionPolicy : IRetentionPolicy
 {
@@ -213,11 +247,29 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
         BestRenewal(gap, 0, savedSeconds, costPerSecond, double.PositiveInfinity); // nothing held yet: P(gap ≤ t | gap > 0) = P(gap ≤ t)
 
     /// <summary>
+    /// <see cref="BestTtl(GapDistribution, double, double)"/> priced by the worker's eviction age T_c under
+    /// <see cref="RetentionOptions.EvictionAge"/>: the TTL maximising the net benefit of what the pin adds over the LRU, and
+    /// the probability credited at it (a return the LRU alone would have missed); (0, 0) when nothing is worth pinning
+    /// (T_c = +∞: the LRU keeps everything).
+    /// </summary>
+    public (double TtlSeconds, double Probability) BestTtl(GapDistribution gap, double savedSeconds, double costPerSecond, double evictionAgeSeconds) =>
+        BestRenewal(gap, 0, savedSeconds, costPerSecond, double.PositiveInfinity, evictionAgeSeconds);
+
+    /// <summary>
     /// The renewal rule for a pin that has held <paramref name="heldSeconds"/> (x) with no return: the extension t ≤
     /// <paramref name="maxExtraSeconds"/> maximising P(x &lt; gap ≤ x+t | gap &gt; x)·saved − costPerSecond·t, and that
     /// conditional probability; (0, 0) when no extension has a positive net benefit.
     /// </summary>
-    public (double ExtraSeconds, double Probability) BestRenewal(GapDistribution gap, double heldSeconds, double savedSeconds, double costPerSecond, double maxExtraSeconds)
+    public (double ExtraSeconds, double Probability) BestRenewal(GapDistribution gap, double heldSeconds, double savedSeconds, double costPerSecond, double maxExtraSeconds) =>
+        BestRenewal(gap, heldSeconds, savedSeconds, costPerSecond, maxExtraSeconds, double.NaN);
+
+    /// <summary>
+    /// The renewal rule priced by the eviction age T_c (<paramref name="evictionAgeSeconds"/>; NaN, ≤ 0 or mode
+    /// <see cref="EvictionAgeMode.Off"/>: as without it). Without the extension the LRU keeps the context to x + T_c
+    /// (<see cref="EvictionAgeMode.Shift"/>) or max(x, T_c) (<see cref="EvictionAgeMode.Cover"/>); an extension t is credited
+    /// only with the returns after that and charged only for the residency it adds.
+    /// </summary>
+    public (double ExtraSeconds, double Probability) BestRenewal(GapDistribution gap, double heldSeconds, double savedSeconds, double costPerSecond, double maxExtraSeconds, double evictionAgeSeconds)
     {
         double f0 = gap.Cdf(heldSeconds);
         double survive = 1 - f0;
@@ -225,6 +277,27 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
         {
             return (0, 0);
         }
+
+        var mode = _o.EvictionAge;
+        double tc = evictionAgeSeconds;
+        if (mode == EvictionAgeMode.Off || double.IsNaN(tc) || tc <= 0)
+        {
+            mode = EvictionAgeMode.Off;
+            tc = 0;
+        }
+        else if (double.IsPositiveInfinity(tc))
+        {
+            return (0, 0); // nothing is evicted: a pin saves nothing
+        }
+
+        // Where the context stays without this pin (relative to the gap's start) and P(return by then).
+        double kept = mode switch
+        {
+            EvictionAgeMode.Shift => heldSeconds + tc,
+            EvictionAgeMode.Cover => Math.Max(heldSeconds, tc),
+            _ => heldSeconds,
+        };
+        double fKept = mode == EvictionAgeMode.Off ? f0 : gap.Cdf(kept);
 
         double best = 0, bestT = 0, bestP = 0;
         foreach (double t in _grid)
@@ -234,8 +307,11 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
                 break;
             }
 
-            double p = (gap.Cdf(heldSeconds + t) - f0) / survive;
-            double net = p * savedSeconds - costPerSecond * t;
+            // With the pin the context stays to x + t (+ T_c under Shift); charged for the residency beyond `kept`.
+            double until = mode == EvictionAgeMode.Shift ? heldSeconds + t + tc : heldSeconds + t;
+            double charged = mode == EvictionAgeMode.Cover ? Math.Max(0, heldSeconds + t - kept) : t;
+            double p = Math.Max(0, gap.Cdf(until) - fKept) / survive;
+            double net = p * savedSeconds - costPerSecond * charged;
             if (net > best)
             {
                 best = net;
@@ -278,7 +354,7 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
         }
 
         double share = turn.WorkerKvBlocks > 0 ? (double)blocks / turn.WorkerKvBlocks : 1;
-        var (ttl, p) = blocks > 0 ? BestTtl(dist, turn.PrefillSeconds, _o.MemoryCostWeight * share) : (0, 0);
+        var (ttl, p) = blocks > 0 ? BestTtl(dist, turn.PrefillSeconds, _o.MemoryCostWeight * share, turn.EvictionAgeSeconds) : (0, 0);
         double value = p * turn.PrefillSeconds;
         if (ttl > 0 && !_book.MakeRoom(turn, value / blocks, actions))
         {
@@ -348,7 +424,7 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
             var o = turn.Outcome;
             var dist = _predictor.Predict(o.Gap, turn.Tenant, turn.AgentKind, o.Tool, _o.PerSessionLevel ? turn.SessionId : null);
             double share = turn.WorkerKvBlocks > 0 ? (double)turn.Blocks / turn.WorkerKvBlocks : 1;
-            var (extra, p) = BestRenewal(dist, held, turn.PrefillSeconds, _o.MemoryCostWeight * share, _o.MaxTtlSeconds - held);
+            var (extra, p) = BestRenewal(dist, held, turn.PrefillSeconds, _o.MemoryCostWeight * share, _o.MaxTtlSeconds - held, turn.EvictionAgeSeconds);
             double value = p * turn.PrefillSeconds;
             if (extra <= 0 || !_book.MakeRoom(turn, value / Math.Max(1, turn.Blocks), actions))
             {
@@ -396,6 +472,19 @@ public static class RetentionPolicies
         }
 
         throw new ArgumentException($"unknown retention policy '{name}'; known: off, fixed:SECONDS (e.g. fixed:2), predictive", nameof(name));
+    }
+
+    /// <summary>Parses an eviction-age mode name: <c>off</c>, <c>cover</c>, <c>shift</c> (case-insensitive).</summary>
+    public static bool TryParseEvictionAge(string? name, out EvictionAgeMode mode)
+    {
+        mode = EvictionAgeMode.Off;
+        switch (name?.Trim().ToLowerInvariant())
+        {
+            case "off": mode = EvictionAgeMode.Off; return true;
+            case "cover": mode = EvictionAgeMode.Cover; return true;
+            case "shift": mode = EvictionAgeMode.Shift; return true;
+            default: return false;
+        }
     }
 
     private static bool TryParseFixed(string? name, out double seconds)

@@ -187,6 +187,7 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
             WorkerKvBlocks = engine.KvBlocksTotal,
             PrefillSeconds = PrefillSeconds(engine, context.BlockHashes.Length * blockSize),
             SessionEnded = context.LastTurn,
+            EvictionAgeSeconds = engine.KvEvictionAgeSeconds, // simulated seconds, as the gaps
         };
         _actions.Clear();
         _dropped.Remove(context.SessionId);

@@ -102,6 +102,7 @@ public sealed class SimulationRun
             MemoryCostWeight = scenario.RetentionCostWeight,
             PinBudgetFraction = scenario.RetentionPinBudget,
             MaxRenewals = scenario.RetentionRenewals,
+            EvictionAge = Gateway.Core.Agents.RetentionPolicies.TryParseEvictionAge(scenario.RetentionEvictionAge, out var evictionAge) ? evictionAge : default,
         });
         _programPriority = scenario.ProgramPriority == "off" ? null
             : new Gateway.Core.Agents.ResumedTurnPriority(new Gateway.Core.Agents.ProgramPriorityOptions { PinnedOnly = scenario.ProgramPriority == "pinned" });

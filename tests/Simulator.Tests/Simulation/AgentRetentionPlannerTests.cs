@@ -230,6 +230,45 @@ public class AgentRetentionPlannerTests
         Assert.True(renewed.PinnedBlockSeconds > lapsed.PinnedBlockSeconds + (100 * 1.0), all);
     }
 
+    [Theory]
+    [InlineData("off", true)]
+    [InlineData("shift", false)]
+    [InlineData("cover", false)]
+    public void Run_EvictionAgePricing_PoolNeverEvicts_NoPinIsSent_AndTheReturnStillHits(string mode, bool pins)
+    {
+        // One session on a pool that never fills: the engine's eviction age stays +inf, so a priced pin adds nothing.
+        var reqs = new List<TraceRequest>
+        {
+            Req(0, "s", 1, 100, stop: "tool_use"),
+            Req(0, "s", 1, 110, think: 10, stop: "end_turn"),
+        };
+        var scenario = new Scenario { Workers = 1, KvBlocks = 2000, Retention = ["predictive"], RetentionEvictionAge = mode, RetentionCostWeight = 0.001 };
+        Assert.DoesNotContain(scenario.Validate(), e => e.Contains("eviction", StringComparison.Ordinal));
+        var r = new SimulationRun(SimWorkload.Build(reqs, scenario), scenario, "round-robin", "fcfs", "predictive").Run();
+
+        Assert.True(r.ReprefillTokensResumed < 100 * 16 / 2, $"reprefill {r.ReprefillTokensResumed}"); // most of the context is still there
+        Assert.Equal(pins, r.PinnedBlockSeconds > 0);
+    }
+
+    [Fact]
+    public void Run_EvictionAgePricing_UnderPressure_StillPinsTheContextTheFillersWouldEvict()
+    {
+        var reqs = new List<TraceRequest>
+        {
+            Req(2.5, "s", 1, 100, stop: "tool_use"),
+            Req(2.5, "s", 1, 110, think: 10, stop: "end_turn"),
+        };
+        for (int i = 0; i < 16; i++)
+        {
+            reqs.Add(Req(i, null, 10_000 + (i * 1000), 90)); // evictions before and during the gap: T_c is about a second
+        }
+
+        var scenario = new Scenario { Workers = 1, KvBlocks = 200, Retention = ["predictive"], RetentionEvictionAge = "shift", RetentionCostWeight = 0.001 };
+        var r = new SimulationRun(SimWorkload.Build(reqs, scenario), scenario, "round-robin", "fcfs", "predictive").Run();
+        Assert.True(r.PinnedBlockSeconds > 0);
+        Assert.True(r.ReprefillTokensResumed < 100 * 16 / 2, $"reprefill {r.ReprefillTokensResumed}"); // most of the context is still there
+    }
+
     [Fact]
     public void Run_MemoryAwarePlacementWithHotWindow_ProtectsAnUnpinnedContextBetweenTurns()
     {
@@ -246,9 +285,10 @@ public class AgentRetentionPlannerTests
         Assert.True(RetentionPlanners.IsValid("fixed:7.5"));
         Assert.True(RetentionPlanners.IsValid("predictive"));
         Assert.False(RetentionPlanners.IsValid("fixed:x"));
-        var s = new Scenario { Trace = "x", Retention = ["off", "fixed:2", "predictive", "bogus"] };
+        var s = new Scenario { Trace = "x", Retention = ["off", "fixed:2", "predictive", "bogus"], RetentionEvictionAge = "sometimes" };
         var errors = s.Validate();
         Assert.Contains(errors, e => e.Contains("'bogus'", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Contains("--retention-eviction-age", StringComparison.Ordinal));
         Assert.DoesNotContain(errors, e => e.Contains("'fixed:2'", StringComparison.Ordinal) || e.Contains("'predictive'", StringComparison.Ordinal));
     }
 
