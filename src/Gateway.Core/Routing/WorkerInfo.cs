@@ -67,6 +67,13 @@ public sealed class WorkerInfo
     /// </summary>
     public int KvBlocksFree { get; set; } = -1;
 
+    /// <summary>
+    /// Worker-reported eviction age of its prefix cache in seconds (<c>kv_eviction_age_s</c>, Che's characteristic time of
+    /// its LRU): NaN when unknown, +∞ when it has evicted nothing. Read by the predictive retention policy's
+    /// <c>EvictionAge</c> pricing.
+    /// </summary>
+    public double KvEvictionAgeSeconds { get; set; } = double.NaN;
+
     /// <summary>Prefill throughput of this worker in tokens/s (from its published profile or measured).</summary>
     public double PrefillTokensPerSecond { get; set; } = 10_000;
 

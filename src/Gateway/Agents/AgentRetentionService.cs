@@ -38,6 +38,10 @@ public sealed class AgentRetentionOptions
     /// the simulator's <c>--retention-renewals</c>; 0 = none); null = the policy's default.</summary>
     public int? MaxRenewals { get; set; }
 
+    /// <summary>predictive: price pins by each worker's reported eviction age (<see cref="RetentionOptions.EvictionAge"/>, the
+    /// simulator's <c>--retention-eviction-age</c>): <c>off</c>, <c>cover</c> or <c>shift</c>; null = the policy's default (off).</summary>
+    public string? EvictionAge { get; set; }
+
     /// <summary>The policy knobs these settings give (defaults where unset).</summary>
     public RetentionOptions PolicyOptions()
     {
@@ -55,6 +59,11 @@ public sealed class AgentRetentionOptions
         if (PinBudgetFraction is double b)
         {
             o = o with { PinBudgetFraction = b };
+        }
+
+        if (EvictionAge is not null && RetentionPolicies.TryParseEvictionAge(EvictionAge, out var mode))
+        {
+            o = o with { EvictionAge = mode };
         }
 
         return o;
@@ -134,6 +143,12 @@ public sealed partial class AgentRetentionService : IDisposable
         {
             throw new OptionsValidationException(AgentRetentionOptions.SectionName, typeof(AgentRetentionOptions),
                 ["Gateway:Agents:MemoryCostWeight must be >= 0, Gateway:Agents:PinBudgetFraction in (0, 1] and Gateway:Agents:MaxRenewals >= 0"]);
+        }
+
+        if (_options.EvictionAge is not null && !RetentionPolicies.TryParseEvictionAge(_options.EvictionAge, out _))
+        {
+            throw new OptionsValidationException(AgentRetentionOptions.SectionName, typeof(AgentRetentionOptions),
+                ["Gateway:Agents:EvictionAge must be off, cover or shift"]);
         }
 
         _time = time;
@@ -292,6 +307,7 @@ public sealed partial class AgentRetentionService : IDisposable
             // Until the worker's state has been read, assume a large pool and a nominal prefill rate.
             WorkerKvBlocks = info.KvBlocksTotal > 0 ? info.KvBlocksTotal : UnknownPoolBlocks,
             PrefillSeconds = prompt / (info.PrefillTokensPerSecond > 0 ? info.PrefillTokensPerSecond : NominalPrefillTokensPerSecond),
+            EvictionAgeSeconds = info.KvEvictionAgeSeconds, // wall seconds (the worker's clock), as the gaps
         };
         var actions = new List<RetentionAction>(2);
         lock (_lock)

@@ -179,6 +179,9 @@ public sealed partial class HealthProber : BackgroundService
         }
 
         info.KvBlocksFree = root.TryGetProperty("kv_blocks_free", out var f) && f.TryGetInt32(out int free) && free >= 0 ? free : -1;
+        info.KvEvictionAgeSeconds = !root.TryGetProperty("kv_eviction_age_s", out var ea) ? double.NaN // not measured
+            : ea.ValueKind == JsonValueKind.Null ? double.PositiveInfinity // nothing evicted yet
+            : ea.TryGetDouble(out double age) && age >= 0 ? age : double.NaN;
 
         if (root.TryGetProperty("prefill_tokens_per_second", out var p) && p.TryGetDouble(out double pt) && pt > 0)
         {

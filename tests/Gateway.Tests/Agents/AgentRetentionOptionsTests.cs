@@ -17,7 +17,9 @@ public sealed class AgentRetentionOptionsTests
         Assert.Equal(new RetentionOptions().MemoryCostWeight, new AgentRetentionOptions().PolicyOptions().MemoryCostWeight);
         Assert.Equal(new RetentionOptions().PinBudgetFraction, new AgentRetentionOptions().PolicyOptions().PinBudgetFraction);
         Assert.Equal(new RetentionOptions().MaxRenewals, new AgentRetentionOptions().PolicyOptions().MaxRenewals);
-        var o = new AgentRetentionOptions { MemoryCostWeight = 0.1, PinBudgetFraction = 0.25, MaxRenewals = 3 }.PolicyOptions();
+        Assert.Equal(EvictionAgeMode.Off, new AgentRetentionOptions().PolicyOptions().EvictionAge);
+        var o = new AgentRetentionOptions { MemoryCostWeight = 0.1, PinBudgetFraction = 0.25, MaxRenewals = 3, EvictionAge = "shift" }.PolicyOptions();
+        Assert.Equal(EvictionAgeMode.Shift, o.EvictionAge);
         Assert.Equal(0.1, o.MemoryCostWeight);
         Assert.Equal(0.25, o.PinBudgetFraction);
         Assert.Equal(3, o.MaxRenewals);
@@ -28,6 +30,13 @@ public sealed class AgentRetentionOptionsTests
     {
         var e = Assert.Throws<OptionsValidationException>(() => Create(new AgentRetentionOptions { MaxRenewals = -1 }));
         Assert.Contains("Gateway:Agents:MaxRenewals", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void UnknownEvictionAgeMode_IsRejectedAtStart()
+    {
+        var e = Assert.Throws<OptionsValidationException>(() => Create(new AgentRetentionOptions { EvictionAge = "sometimes" }));
+        Assert.Contains("Gateway:Agents:EvictionAge", e.Message, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -34,6 +34,7 @@ public sealed class DiscoveryTests
         Assert.Equal(1000, info.KvBlocksTotal);
         Assert.Equal(0.01, info.KvUsage, 3);
         Assert.Equal(990, info.KvBlocksFree); // memory-aware placement reads it
+        Assert.Equal(12.5, info.KvEvictionAgeSeconds); // retention's eviction-age pricing reads it
         Assert.Equal(20000.0, info.PrefillTokensPerSecond);
         Assert.True(info.PublishesKvEvents);
     }

@@ -63,7 +63,7 @@ public sealed class FakeWorker : IAsyncDisposable
         FakeWorker? self = null;
         app.MapGet("/v1/models", () => Results.Json(new { @object = "list", data = new[] { new { id = model, @object = "model", created = 0, owned_by = "fake" } } }));
         app.MapGet("/healthz", () => "ok");
-        app.MapGet("/worker/state", () => Results.Json(new { model, waiting_requests = 0, running_requests = 0, kv_blocks_total = 1000, kv_blocks_used = 10, kv_blocks_free = 990, prefill_tokens_per_second = 20000.0, decode_step_seconds = 0.01, kv_event_seq = 0 }));
+        app.MapGet("/worker/state", () => Results.Json(new { model, waiting_requests = 0, running_requests = 0, kv_blocks_total = 1000, kv_blocks_used = 10, kv_blocks_free = 990, kv_eviction_age_s = 12.5, prefill_tokens_per_second = 20000.0, decode_step_seconds = 0.01, kv_event_seq = 0 }));
         app.MapPost("/v1/chat/completions", ctx => self!.HandleAsync(ctx, "chat"));
         app.MapPost("/v1/completions", ctx => self!.HandleAsync(ctx, "completion"));
         app.MapPost("/v1/embeddings", ctx => self!.HandleAsync(ctx, "embedding"));
