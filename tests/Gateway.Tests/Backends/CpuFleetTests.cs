@@ -4,6 +4,7 @@ using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using Gateway.Core.Routing.KvAware;
 using Gateway.Hosting;
 using Gateway.Proxy;
 using Gateway.Tests.Infrastructure;
@@ -109,11 +110,15 @@ public sealed class CpuFleetTests : IAsyncLifetime
         await WaitUntilAsync(() => subs.Active == 2);
         var chat = Chat();
         var options = new ChatCompletionOptions { MaxOutputTokenCount = 2 };
+        var precise = ((KvAwarePolicy)_gw.Services.GetRequiredService<ProxyHandler>().Policy).Precise;
         const int docs = 3;
         for (int doc = 0; doc < docs; doc++)
         {
             string prompt = string.Join(' ', Enumerable.Range(0, 25).Select(i => $"document {doc} sentence {i} about KV reuse."));
             ChatCompletion first = await chat.CompleteChatAsync([new UserChatMessage(prompt)], options);
+            // The first prompt's blocks reach the index as the workers' KV events (its speculative entry lasts 2 s, which a
+            // loaded test machine can outlast): the repeat is routed once the index has every event the workers emitted.
+            await WaitUntilAsync(() => precise.LastSeq(0) + precise.LastSeq(1) >= _w1.GetEngineState().KvEventSeq + _w2.GetEngineState().KvEventSeq);
             ChatCompletion again = await chat.CompleteChatAsync([new UserChatMessage(prompt)], options);
             Assert.True(first.Usage.InputTokenDetails.CachedTokenCount <= 32, "at most the chat template's shared head is cached on a first sight");
             Assert.True(again.Usage.InputTokenDetails.CachedTokenCount >= first.Usage.InputTokenCount - 32,
