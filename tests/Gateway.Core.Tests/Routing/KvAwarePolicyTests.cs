@@ -9,7 +9,7 @@ public class KvAwarePolicyTests(ITestOutputHelper output)
     private const int Bs = 16;
     private readonly ManualTimeProvider _time = new();
 
-    private static List<WorkerInfo> Fleet(int n, bool events = false)
+    internal static List<WorkerInfo> Fleet(int n, bool events = false)
     {
         var list = new List<WorkerInfo>();
         for (int i = 0; i < n; i++)

@@ -15,22 +15,7 @@ public class KvAwareHotWindowResidencyTests
 
     private static readonly KvAwareOptions Placement = new() { MemoryPressureWeight = 1, MemoryHotWindow = TimeSpan.FromSeconds(30) };
 
-    private static List<WorkerInfo> Fleet(bool events)
-    {
-        var list = new List<WorkerInfo>();
-        for (int i = 0; i < 2; i++)
-        {
-            list.Add(new WorkerInfo($"w{i}", i)
-            {
-                PrefillTokensPerSecond = 10_000,
-                DecodeStepSeconds = 0.02,
-                KvBlocksTotal = 20_000,
-                PublishesKvEvents = events,
-            });
-        }
-
-        return list;
-    }
+    private static List<WorkerInfo> Fleet(bool events) => KvAwarePolicyTests.Fleet(2, events);
 
     private static RouteRequest Req(ulong[] blocks, string session) => new()
     {
