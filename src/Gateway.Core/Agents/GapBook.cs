@@ -164,12 +164,30 @@ internal sealed class GapBook
     }
 
     /// <summary>Closes the session's open gap (its next turn arrived); <see cref="ClosedGap.None"/> if none was open.</summary>
-    public ClosedGap Close(string sessionId, out TurnCompletion? turn, out double predictedMedian)
+    /// <remarks>
+    /// With <paramref name="priorTurns"/> and the gap's turn's <see cref="TurnCompletion.PriorTurns"/> both known and the
+    /// arrival more than one model turn ahead, the gap is superseded instead (turns served elsewhere): removed with its pin
+    /// (no hit, no miss, no block-seconds: whether it was used is unknown here) and counted in
+    /// <see cref="RetentionStats.Superseded"/>. Fewer turns than expected (a client that compacted its history) close it
+    /// as usual.
+    /// </remarks>
+    public ClosedGap Close(string sessionId, int priorTurns, out TurnCompletion? turn, out double predictedMedian)
     {
         turn = null;
         predictedMedian = double.NaN;
         if (!_open.Remove(sessionId, out var gap))
         {
+            return ClosedGap.None;
+        }
+
+        if (priorTurns >= 0 && gap.Turn.PriorTurns >= 0 && priorTurns > gap.Turn.PriorTurns + 1)
+        {
+            Stats.Superseded++;
+            if (gap.Retained)
+            {
+                RemovePin(gap);
+            }
+
             return ClosedGap.None;
         }
 

@@ -27,6 +27,13 @@ public sealed record TurnCompletion
     /// <summary>Seconds of prefill a cache hit on the context saves (from the worker's profile).</summary>
     public required double PrefillSeconds { get; init; }
 
+    /// <summary>
+    /// Model turns before this one in its conversation (the prompt's assistant messages; -1 = unknown). The session's next
+    /// turn has one more; a turn with more than that follows turns served elsewhere (see
+    /// <see cref="IRetentionPolicy.OnTurnArrived"/>).
+    /// </summary>
+    public int PriorTurns { get; init; } = -1;
+
     /// <summary>The host knows the session is over (no further turn): release.</summary>
     public bool SessionEnded { get; init; }
 
@@ -98,6 +105,12 @@ public sealed class RetentionStats
     /// <summary>Gaps that closed (the session's next turn arrived).</summary>
     public long GapsClosed { get; internal set; }
 
+    /// <summary>
+    /// Gaps ended without an observation because the session's next turns were served elsewhere (another gateway replica):
+    /// the arriving turn had more model turns before it than the gap's turn plus one. Not counted in <see cref="GapsClosed"/>.
+    /// </summary>
+    public long Superseded { get; internal set; }
+
     /// <summary>Closed tool gaps.</summary>
     public long ToolGapsClosed { get; internal set; }
 
@@ -153,9 +166,13 @@ public interface IRetentionPolicy
 
     /// <summary>
     /// The session's next turn arrived: closes its gap (one observation) and says what it was (kind, seconds, whether a
-    /// pin of this policy still covered it); <see cref="ClosedGap.None"/> if none was open.
+    /// pin of this policy still covered it); <see cref="ClosedGap.None"/> if none was open. With
+    /// <paramref name="priorTurns"/> known (the arriving prompt's model turns) and more than one above the turn that opened
+    /// the gap, the session's intervening turns were served elsewhere (another gateway replica): the gap is
+    /// <see cref="RetentionStats.Superseded"/> — ended without an observation (its length would span several turns) and
+    /// without a hit or miss (this replica cannot see whether its pin was used) — and <see cref="ClosedGap.None"/> returned.
     /// </summary>
-    ClosedGap OnTurnArrived(string sessionId);
+    ClosedGap OnTurnArrived(string sessionId, int priorTurns = -1);
 
     /// <summary>
     /// When the earliest pin this policy may still renew runs out (null: none). The host calls <see cref="OnPinsExpiring"/>

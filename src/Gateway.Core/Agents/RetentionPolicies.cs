@@ -102,7 +102,7 @@ public sealed class OffRetentionPolicy(TimeProvider time, int maxOpenGaps = 65_5
     }
 
     /// <inheritdoc />
-    public ClosedGap OnTurnArrived(string sessionId) => _book.Close(sessionId, out _, out _);
+    public ClosedGap OnTurnArrived(string sessionId, int priorTurns = -1) => _book.Close(sessionId, priorTurns, out _, out _);
 
     /// <inheritdoc />
     public DateTimeOffset? NextPinExpiry => null;
@@ -169,7 +169,7 @@ public sealed class FixedRetentionPolicy : IRetentionPolicy
     }
 
     /// <inheritdoc />
-    public ClosedGap OnTurnArrived(string sessionId) => _book.Close(sessionId, out _, out _);
+    public ClosedGap OnTurnArrived(string sessionId, int priorTurns = -1) => _book.Close(sessionId, priorTurns, out _, out _);
 
     /// <inheritdoc />
     public DateTimeOffset? NextPinExpiry => null;
@@ -376,9 +376,9 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
     }
 
     /// <inheritdoc />
-    public ClosedGap OnTurnArrived(string sessionId)
+    public ClosedGap OnTurnArrived(string sessionId, int priorTurns = -1)
     {
-        var closed = _book.Close(sessionId, out var turn, out double median);
+        var closed = _book.Close(sessionId, priorTurns, out var turn, out double median);
         double gap = closed.Seconds;
         if (turn is not null && closed.Closed)
         {

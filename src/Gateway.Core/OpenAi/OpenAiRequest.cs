@@ -64,6 +64,13 @@ public sealed class OpenAiRequest
     /// <summary>Number of chat messages (0 for other endpoints).</summary>
     public int MessageCount { get; init; }
 
+    /// <summary>
+    /// Model turns already in the conversation: the chat's <c>assistant</c> messages (-1 for other endpoints). The agent layer
+    /// compares it with the turn that opened a session's gap, to tell the session's next turn from one that follows turns
+    /// served elsewhere (another gateway replica).
+    /// </summary>
+    public int PriorTurns { get; init; } = -1;
+
     /// <summary>Role of the last chat message ("tool" when the turn returns a tool result).</summary>
     public string? LastRole { get; init; }
 }

@@ -115,11 +115,15 @@ public static class OpenAiRequestParser
                     throw Fail("'messages' must contain at least one message.", "messages");
                 }
 
-                int i = 0;
+                int i = 0, assistants = 0;
                 string? lastRole = null;
                 foreach (var m in messages.EnumerateArray())
                 {
                     lastRole = ValidateMessage(m, i++);
+                    if (lastRole == "assistant")
+                    {
+                        assistants++;
+                    }
                 }
 
                 return new OpenAiRequest
@@ -127,7 +131,7 @@ public static class OpenAiRequestParser
                     Endpoint = endpoint, Model = model, Stream = stream, IncludeUsage = includeUsage, MaxTokens = maxTokens, N = n,
                     Stop = stop, Seed = seed, ToolNames = toolNames, ToolChoice = toolChoice, User = user, PromptCacheKey = cacheKey,
                     PromptText = PromptRenderer.RenderChat(messages, root.TryGetProperty("tools", out var t) ? t : default),
-                    MessageCount = i, LastRole = lastRole,
+                    MessageCount = i, LastRole = lastRole, PriorTurns = assistants,
                 };
             }
 

@@ -270,7 +270,7 @@ public sealed partial class AgentRetentionService : IDisposable
         lock (_lock)
         {
             var id = _tracker.Resolve(ctx.Tenant.Path, explicitId, parent, parent is null ? kind : "subagent", ctx.Route.BlockHashes);
-            var gap = _policy.OnTurnArrived(id.SessionId);
+            var gap = _policy.OnTurnArrived(id.SessionId, ctx.Request.PriorTurns);
             if (_priority is not null)
             {
                 ctx.Priority = _priority.Decide(gap);
@@ -308,6 +308,7 @@ public sealed partial class AgentRetentionService : IDisposable
             WorkerKvBlocks = info.KvBlocksTotal > 0 ? info.KvBlocksTotal : UnknownPoolBlocks,
             PrefillSeconds = prompt / (info.PrefillTokensPerSecond > 0 ? info.PrefillTokensPerSecond : NominalPrefillTokensPerSecond),
             EvictionAgeSeconds = info.KvEvictionAgeSeconds, // wall seconds (the worker's clock), as the gaps
+            PriorTurns = ctx.Request.PriorTurns,
         };
         var actions = new List<RetentionAction>(2);
         lock (_lock)
@@ -445,8 +446,8 @@ public sealed partial class AgentRetentionService : IDisposable
             "Pins the workers dropped under memory pressure before their session came back (pin_dropped KV events; enabled mode, kv-aware routing with KV events).");
         meter.CreateObservableCounter("gateway.agent.retention.gaps", () => Observe(s =>
             [Tagged(s.Hits, "outcome", "hit"), Tagged(s.Misses, "outcome", "miss"), Tagged(s.Uncovered, "outcome", "uncovered"),
-             Tagged(s.GapsClosed - s.Hits - s.Uncovered, "outcome", "other")]), "{gap}",
-            "Session gaps by outcome: hit (the session came back within the pin's TTL), miss (the pin expired or was released unused), uncovered (a tool gap closed with no pin), other (closed gaps with no pin after a human turn).");
+             Tagged(s.GapsClosed - s.Hits - s.Uncovered, "outcome", "other"), Tagged(s.Superseded, "outcome", "superseded")]), "{gap}",
+            "Session gaps by outcome: hit (the session came back within the pin's TTL), miss (the pin expired or was released unused), uncovered (a tool gap closed with no pin), other (closed gaps with no pin after a human turn), superseded (the session's next turns were served by another gateway replica: not scored, not learnt from).");
         meter.CreateObservableCounter("gateway.agent.retention.block_seconds", () => Observe(s =>
             [Tagged(s.PinnedBlockSeconds, "state", "pinned"), Tagged(s.UnusedBlockSeconds, "state", "unused")]), "{block}.s",
             "KV block-seconds pinned as decided: pinned (all), unused (pins nobody came back to).");

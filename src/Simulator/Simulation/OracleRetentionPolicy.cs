@@ -79,7 +79,7 @@ public sealed class OracleRetentionPolicy(TimeProvider time, double horizonSecon
     }
 
     /// <inheritdoc />
-    public ClosedGap OnTurnArrived(string sessionId)
+    public ClosedGap OnTurnArrived(string sessionId, int priorTurns = -1)
     {
         if (!_open.Remove(sessionId, out var g))
         {

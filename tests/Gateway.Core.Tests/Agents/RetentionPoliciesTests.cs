@@ -60,6 +60,70 @@ public class RetentionPoliciesTests
         Assert.False(p.OnTurnArrived("s5").Closed);                // a forgotten one is a first turn again
     }
 
+    [Theory]
+    [InlineData("off")]
+    [InlineData("fixed:30")]
+    [InlineData("predictive")]
+    public void TurnFollowingTurnsServedElsewhere_SupersedesTheGap_WithoutObservationOrScore(string name)
+    {
+        // Replica A served model turn 3 (three assistant messages before it); turns 4 and 5 went to another gateway replica;
+        // turn 6 arrives here 200 s later. The gap A opened spans three turns: neither an observation nor a hit or miss.
+        var time = new ManualTimeProvider();
+        var p = RetentionPolicies.Create(name, time);
+        var actions = new List<RetentionAction>();
+        p.OnTurnCompleted(Tool("s") with { PriorTurns = 3 }, actions);
+        time.Advance(TimeSpan.FromSeconds(200));
+
+        var gap = p.OnTurnArrived("s", priorTurns: 6);
+
+        Assert.False(gap.Closed);
+        Assert.Equal(1, p.Stats.Superseded);
+        Assert.Equal(0, p.Stats.GapsClosed);
+        Assert.Equal(0, p.Stats.Hits + p.Stats.Misses + p.Stats.Uncovered);
+        Assert.Equal(0, p.Stats.AbsLogErrorCount);
+        Assert.Equal(0, p.Stats.PinnedBlockSeconds);
+        Assert.False(p.OnTurnArrived("s", priorTurns: 7).Closed); // the gap is gone
+    }
+
+    [Theory]
+    [InlineData(4)]  // the session's next turn
+    [InlineData(1)]  // a client that compacted its history: fewer turns, still this session's next turn
+    [InlineData(-1)] // unknown (completions endpoint, simulator)
+    public void TurnThatCanBeTheNextOne_ClosesTheGapAsBefore(int priorTurns)
+    {
+        var time = new ManualTimeProvider();
+        var p = RetentionPolicies.Create("predictive", time);
+        var actions = new List<RetentionAction>();
+        p.OnTurnCompleted(Tool("s") with { PriorTurns = 3 }, actions);
+        time.Advance(TimeSpan.FromSeconds(4));
+
+        var gap = p.OnTurnArrived("s", priorTurns);
+
+        Assert.True(gap.Closed);
+        Assert.Equal(4, gap.Seconds, 3);
+        Assert.Equal(0, p.Stats.Superseded);
+        Assert.Equal(1, p.Stats.AbsLogErrorCount);
+    }
+
+    [Fact]
+    public void Predictive_SupersededPin_FreesItsBudgetShare()
+    {
+        // Budget 0.4 of 20,000 blocks: one 7,000-block pin fits, a second on the same worker does not (equal value per block).
+        var time = new ManualTimeProvider();
+        var p = RetentionPolicies.Create("predictive", time);
+        var actions = new List<RetentionAction>();
+        p.OnTurnCompleted(Tool("a", blocks: 7000, prefill: 40) with { PriorTurns = 0 }, actions);
+        p.OnTurnCompleted(Tool("b", blocks: 7000, prefill: 40) with { PriorTurns = 0 }, actions);
+        Assert.Equal(1, p.Stats.Retains);
+
+        p.OnTurnArrived("a", priorTurns: 2); // a's next turn went elsewhere: its pin is no longer this replica's to count
+        actions.Clear();
+        p.OnTurnCompleted(Tool("c", blocks: 7000, prefill: 40) with { PriorTurns = 0 }, actions);
+
+        Assert.Equal(2, p.Stats.Retains);
+        Assert.Contains(actions, a => a.Kind == RetentionActionKind.Retain && a.SessionId == "c");
+    }
+
     [Fact]
     public void Off_NeverSendsHints_CountsUncoveredToolGaps()
     {

@@ -39,6 +39,21 @@ public class OpenAiRequestParserTests
         Assert.StartsWith(prefix, b!.PromptText);
     }
 
+    [Fact]
+    public void Chat_PriorTurns_CountsTheAssistantMessages_AndIsUnknownForCompletions()
+    {
+        var (first, _) = Parse("""{"model":"m","messages":[{"role":"system","content":"s"},{"role":"user","content":"go"}]}""");
+        var (third, _) = Parse("""
+            {"model":"m","messages":[{"role":"user","content":"go"},
+             {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"bash","arguments":"{}"}}]},
+             {"role":"tool","tool_call_id":"c1","content":"ok"},{"role":"assistant","content":"done"},{"role":"user","content":"next"}]}
+            """);
+        var (completion, _) = Parse("""{"model":"m","prompt":"hi"}""", OpenAiEndpoint.Completions);
+        Assert.Equal(0, first!.PriorTurns);
+        Assert.Equal(2, third!.PriorTurns);
+        Assert.Equal(-1, completion!.PriorTurns);
+    }
+
     [Theory]
     [InlineData("{not json", null, "invalid_json")]
     [InlineData("[]", null, null)]

@@ -53,9 +53,9 @@ public sealed class AgentRetentionTests
         return (worker, gw);
     }
 
-    internal static async Task<(string Id, string Args)> ToolCallTurnAsync(HttpClient http)
+    internal static async Task<(string Id, string Args)> ToolCallTurnAsync(HttpClient http, string session = "agent-1")
     {
-        using var req = Sse.ChatStream(FirstTurn(stream: true), ("x-session-id", "agent-1"));
+        using var req = Sse.ChatStream(FirstTurn(stream: true), ("x-session-id", session));
         using var resp = await http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead);
         Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());
         var events = await Sse.ReadAllAsync(resp);
