@@ -1,6 +1,6 @@
 using Gateway.Core.Routing.KvAware;
 
-namespace Gateway.Core.Tests.Routing;
+namespace Gateway.Core.Tests.Routing.KvAware;
 
 public class IdleContextBookTests
 {

@@ -2,7 +2,7 @@ using Xunit.Abstractions;
 using Gateway.Core.Routing;
 using Gateway.Core.Routing.KvAware;
 
-namespace Gateway.Core.Tests.Routing;
+namespace Gateway.Core.Tests.Routing.KvAware;
 
 public class KvAwarePolicyTests(ITestOutputHelper output)
 {
