@@ -259,14 +259,16 @@ public sealed partial class AgentRetentionService : IDisposable
             return null;
         }
 
-        string? parent = FirstHeader(headers, "x-parent-session-id", "x-claude-code-parent-session-id", "x-parent-agent-id");
+        // Client ids are scoped to the tenant like ctx.SessionId (SessionIdentity.Scope): tenants never share a session.
+        string path = ctx.Tenant.Path;
+        string? parent = SessionIdentity.Scope(path, FirstHeader(headers, "x-parent-session-id", "x-claude-code-parent-session-id", "x-parent-agent-id"));
         string kind = ctx.SessionSource switch
         {
             "x-claude-code-session-id" => "claude-code",
             "session_id" => "codex",
             _ => headers.ContainsKey("x-opencode-session-id") ? "opencode" : "unknown",
         };
-        string? explicitId = ctx.SessionId ?? FirstHeader(headers, "x-opencode-session-id");
+        string? explicitId = ctx.SessionId ?? SessionIdentity.Scope(path, FirstHeader(headers, "x-opencode-session-id"));
         lock (_lock)
         {
             var id = _tracker.Resolve(ctx.Tenant.Path, explicitId, parent, parent is null ? kind : "subagent", ctx.Route.BlockHashes);

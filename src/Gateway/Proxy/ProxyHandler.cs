@@ -258,7 +258,8 @@ public sealed partial class ProxyHandler : IDisposable
         }
 
         long arrived = _time.GetTimestamp();
-        var (sessionId, sessionSource) = SessionIdentity.Resolve(context.Request.Headers, request);
+        var (clientSession, sessionSource) = SessionIdentity.Resolve(context.Request.Headers, request);
+        string? sessionId = SessionIdentity.Scope(tenant.Path, clientSession);
         bool strip = request.Stream && !request.IncludeUsage && endpoint != OpenAiEndpoint.Embeddings;
         bool dropSalt = BodyRewriter.MentionsCacheSalt(body.Span);
         var forwardBody = strip || dropSalt ? BodyRewriter.Rewrite(body, strip, dropSalt) : body;

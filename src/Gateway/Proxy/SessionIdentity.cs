@@ -6,7 +6,8 @@ namespace Gateway.Proxy;
 /// <summary>
 /// Finds the session a request belongs to, first match wins: <c>x-session-id</c> (our hint header),
 /// <c>x-claude-code-session-id</c> (Claude Code), <c>session_id</c> (Codex CLI header), body <c>prompt_cache_key</c>,
-/// body <c>user</c>. Values longer than 256 characters are ignored (a header is not a place to smuggle data).
+/// body <c>user</c>. Values longer than 256 characters are ignored (a header is not a place to smuggle data). The id
+/// is then scoped to the tenant (<see cref="Scope"/>).
 /// </summary>
 public static class SessionIdentity
 {
@@ -40,4 +41,15 @@ public static class SessionIdentity
 
         return (null, null);
     }
+
+    /// <summary>
+    /// The id the gateway uses for a client's session everywhere past authentication — routing affinity, the scheduler's
+    /// session leaves, the agent layer and the <c>x-session-id</c> sent to workers: an opaque 64-bit hash of the tenant
+    /// path and the client's id ("s" + 16 hex digits), so two tenants that send the same id (say <c>user: "default"</c>)
+    /// never share a session, a worker-side pin or a routing binding, and workers never see the client's raw id.
+    /// </summary>
+    public static string? Scope(string tenantPath, string? clientSessionId) =>
+        clientSessionId is null
+            ? null
+            : "s" + Gateway.Core.Hashing.XxHash64.HashString(tenantPath + "\u0000" + clientSessionId, 0x5E55_1D00UL).ToString("x16", System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -79,7 +79,8 @@ public sealed class StreamingTests : IAsyncLifetime
             ("x-claude-code-session-id", "sess-42"), ("x-cache-salt", "forged"), ("x-request-priority", "1000"));
         (await http.SendAsync(req)).EnsureSuccessStatusCode();
         var h = _w.Requests.Last().Headers;
-        Assert.Equal("sess-42", h["x-session-id"]);
+        Assert.Equal(SessionIdentity.Scope("demo/default/demo-key", "sess-42"), h["x-session-id"]); // tenant-scoped, opaque
+        Assert.Matches("^s[0-9a-f]{16}$", h["x-session-id"]);
         Assert.NotEqual("forged", h["x-cache-salt"]);
         Assert.Equal(32, h["x-cache-salt"].Length);
         Assert.False(h.ContainsKey("authorization"));
@@ -87,6 +88,15 @@ public sealed class StreamingTests : IAsyncLifetime
         var ctxSalt = _gw.Services.GetService(typeof(Gateway.Auth.ApiKeyAuthenticator)) as Gateway.Auth.ApiKeyAuthenticator;
         Assert.Equal(ctxSalt!.SaltFor("demo/x/y"), h["x-cache-salt"]); // per org
         Assert.NotEqual(ctxSalt.SaltFor("other/x/y"), h["x-cache-salt"]);
+    }
+
+    [Fact]
+    public void SessionScope_SameIdOfTwoTenants_Differs_SameTenantIsStable()
+    {
+        Assert.Equal(SessionIdentity.Scope("a/t/k", "default"), SessionIdentity.Scope("a/t/k", "default"));
+        Assert.NotEqual(SessionIdentity.Scope("a/t/k", "default"), SessionIdentity.Scope("b/t/k", "default"));
+        Assert.NotEqual(SessionIdentity.Scope("a/t/k", "x"), SessionIdentity.Scope("a/t/kx", "")); // the separator keeps (path, id) pairs apart
+        Assert.Null(SessionIdentity.Scope("a/t/k", null));
     }
 
     [Fact]
