@@ -269,9 +269,19 @@ public sealed partial class AgentRetentionService : IDisposable
             _ => headers.ContainsKey("x-opencode-session-id") ? "opencode" : "unknown",
         };
         string? explicitId = ctx.SessionId ?? SessionIdentity.Scope(path, FirstHeader(headers, "x-opencode-session-id"));
+
+        // A program stream is (tenant, session, model): KV lives per model, and a client's side calls to another model in
+        // the same session (Claude Code asks its small/fast model for titles and command checks while a tool runs) must
+        // neither close the main model's gap nor open one that releases its pin.
+        string stream = "\u001f" + ctx.Request.Model;
+        if (explicitId is not null)
+        {
+            explicitId += stream;
+        }
+
         lock (_lock)
         {
-            var id = _tracker.Resolve(ctx.Tenant.Path, explicitId, parent, parent is null ? kind : "subagent", ctx.Route.BlockHashes);
+            var id = _tracker.Resolve(path + stream, explicitId, parent, parent is null ? kind : "subagent", ctx.Route.BlockHashes);
             var gap = _policy.OnTurnArrived(id.SessionId, ctx.Request.PriorTurns);
             if (_priority is not null)
             {

@@ -100,6 +100,47 @@ public sealed class AgentRetentionTests
     }
 
     [Fact]
+    public async Task SideCallToAnotherModelDuringAToolGap_LeavesTheMainModelsGapOpen()
+    {
+        // Two workers, two models; the agent's main loop runs on llama3-8b, its side calls on llama3-70b, one session id.
+        await using var main = await WorkerHost.StartAsync(new WorkerOptions { KvBlocks = 65_536, TimeScale = 1.0 });
+        await using var side = await WorkerHost.StartAsync(new WorkerOptions { KvBlocks = 65_536, TimeScale = 1.0, Profile = "h100-llama3-70b-tp4" });
+        await using var gw = await TestGateway.StartAsync(
+            [main.BaseAddress.GetLeftPart(UriPartial.Authority), side.BaseAddress.GetLeftPart(UriPartial.Authority)],
+            new Dictionary<string, string?> { ["Gateway:Agents:Mode"] = "enabled", ["Gateway:Agents:Policy"] = "fixed:30" });
+        using var http = TestGateway.Client(gw);
+        var stats = gw.Services.GetRequiredService<AgentRetentionService>().Stats;
+
+        var (id, args) = await ToolCallTurnAsync(http, "agent-side");
+        using (var req = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        {
+            Content = TestGateway.Json("""{"model":"llama3-70b","max_tokens":4,"messages":[{"role":"user","content":"one-line title for: fix the failing test"}]}"""),
+        })
+        {
+            req.Headers.Add("x-session-id", "agent-side");
+            using var resp = await http.SendAsync(req);
+            Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());
+        }
+
+        for (int i = 0; i < 500 && stats.Retains + stats.Releases < 2; i++)
+        {
+            await Task.Delay(10); // both turns decided (the side call's plain answer: a release on its own stream)
+        }
+
+        using (var req = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = TestGateway.Json(SecondTurn(id, args)) })
+        {
+            req.Headers.Add("x-session-id", "agent-side");
+            using var resp = await http.SendAsync(req);
+            Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());
+        }
+
+        // The return closed the tool gap, within its pin; the side call's own gap (other model) is still open, not closed by it.
+        Assert.Equal(1, stats.GapsClosed);
+        Assert.Equal(1, stats.ToolGapsClosed);
+        Assert.Equal(1, stats.Hits);
+    }
+
+    [Fact]
     public async Task Enabled_ToolCallTurn_PinsContextOnWorker_ReturningTurnHitsCache()
     {
         var (worker, gw) = await StartAsync("enabled");
