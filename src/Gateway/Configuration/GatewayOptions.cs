@@ -13,6 +13,15 @@ public sealed class GatewayOptions
     /// <summary>Listen URL (scheme http, host an IP or localhost, port 0 = ephemeral).</summary>
     public string Listen { get; set; } = "http://127.0.0.1:8080";
 
+    /// <summary>
+    /// Operator listener (same URL rules as <see cref="Listen"/>). When set, <c>/metrics</c> and <c>/status</c> — which show
+    /// every tenant's usage — are served only there and the API listener answers them 404, while the OpenAI API is not
+    /// served on it; <c>/healthz</c> and <c>/readyz</c> answer on both. Unset (the embedded default): everything on
+    /// <see cref="Listen"/>. Production deployments (the Helm chart) set it, so API clients cannot read other tenants'
+    /// figures.
+    /// </summary>
+    public string? ManagementListen { get; set; }
+
     /// <summary>Kestrel and request limits.</summary>
     public LimitsOptions Limits { get; set; } = new();
 

@@ -15,6 +15,18 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             errors.Add($"Gateway:Listen must be an absolute http URL, got '{o.Listen}'.");
         }
 
+        if (!string.IsNullOrEmpty(o.ManagementListen))
+        {
+            if (!Uri.TryCreate(o.ManagementListen, UriKind.Absolute, out var management) || management.Scheme != Uri.UriSchemeHttp)
+            {
+                errors.Add($"Gateway:ManagementListen must be an absolute http URL, got '{o.ManagementListen}'.");
+            }
+            else if (listen is not null && management.Port != 0 && management.Port == listen.Port)
+            {
+                errors.Add($"Gateway:ManagementListen must use another port than Gateway:Listen ({listen.Port}).");
+            }
+        }
+
         if (o.Limits.MaxBodyBytes < 1024)
         {
             errors.Add("Gateway:Limits:MaxBodyBytes must be at least 1024.");

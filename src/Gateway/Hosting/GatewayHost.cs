@@ -25,10 +25,11 @@ namespace Gateway.Hosting;
 /// </summary>
 public sealed partial class GatewayHost : IAsyncDisposable
 {
-    private GatewayHost(WebApplication app, Uri baseAddress)
+    private GatewayHost(WebApplication app, Uri baseAddress, Uri? managementAddress)
     {
         App = app;
         BaseAddress = baseAddress;
+        ManagementAddress = managementAddress;
     }
 
     /// <summary>The running application.</summary>
@@ -36,6 +37,9 @@ public sealed partial class GatewayHost : IAsyncDisposable
 
     /// <summary>Bound address, e.g. <c>http://127.0.0.1:51234/</c>.</summary>
     public Uri BaseAddress { get; }
+
+    /// <summary>Bound operator address (<c>/metrics</c>, <c>/status</c>) when <c>Gateway:ManagementListen</c> is set, else null.</summary>
+    public Uri? ManagementAddress { get; }
 
     /// <summary>Services.</summary>
     public IServiceProvider Services => App.Services;
@@ -89,13 +93,11 @@ public sealed partial class GatewayHost : IAsyncDisposable
             k.Limits.RequestHeadersTimeout = l.RequestHeadersTimeout;
             k.Limits.KeepAliveTimeout = l.KeepAliveTimeout;
             var listen = new Uri(options.Listen);
-            var ip = listen.Host switch
+            k.Listen(ManagementListener.Address(listen), listen.Port);
+            if (!string.IsNullOrEmpty(options.ManagementListen))
             {
-                "localhost" => IPAddress.Loopback,
-                "*" or "+" or "0.0.0.0" => IPAddress.Any,
-                _ => IPAddress.Parse(listen.Host.Trim('[', ']')),
-            };
-            k.Listen(ip, listen.Port);
+                ManagementListener.Listen(k, new Uri(options.ManagementListen)); // bound second: GatewayHost.ManagementAddress
+            }
         });
 
         AddGatewayServices(builder.Services, options);
@@ -103,6 +105,11 @@ public sealed partial class GatewayHost : IAsyncDisposable
         configureServices?.Invoke(builder.Services);
 
         var app = builder.Build();
+        if (!string.IsNullOrEmpty(options.ManagementListen))
+        {
+            ManagementListener.UseSplit(app);
+        }
+
         app.MapGatewayEndpoints();
         app.MapPrometheusMetrics();
         Status.StatusPage.MapStatusPage(app);
@@ -185,8 +192,10 @@ public sealed partial class GatewayHost : IAsyncDisposable
     {
         var app = Build(configFile is null ? [] : ["--config", configFile], settings, configureServices);
         await app.StartAsync(ct).ConfigureAwait(false);
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        var host = new GatewayHost(app, new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal) + "/"));
+        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses
+            .Select(a => new Uri(a.Replace("[::]", "127.0.0.1", StringComparison.Ordinal) + "/")).ToList();
+        bool management = !string.IsNullOrEmpty(app.Services.GetRequiredService<IOptions<GatewayOptions>>().Value.ManagementListen);
+        var host = new GatewayHost(app, addresses[0], management && addresses.Count > 1 ? addresses[1] : null);
         if (waitForReady)
         {
             await host.WaitForReadyAsync(TimeSpan.FromSeconds(20), ct).ConfigureAwait(false);

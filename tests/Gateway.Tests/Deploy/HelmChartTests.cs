@@ -127,6 +127,18 @@ public class HelmChartTests
         Assert.Equal("predictive", gwCfg.Str("Gateway", "Agents", "Policy"));
         Assert.Equal("0.0.0.0", new Uri(gwCfg.Str("Gateway", "Listen")!).Host);
 
+        // /metrics and /status (every tenant's figures) only on the management port, behind a ClusterIP Service of its
+        // own; the client Service carries the API port alone.
+        var ports = ((List<object>)c["ports"]).Cast<Dictionary<object, object>>().ToDictionary(p => p["name"].ToString()!, p => p["containerPort"].ToString());
+        Assert.Equal("9090", ports["management"]);
+        var managementEnv = ((List<object>)c["env"]).Cast<Dictionary<object, object>>().Single(e => (string)e["name"] == "Gateway__ManagementListen");
+        Assert.Equal("http://0.0.0.0:9090", managementEnv["value"]);
+        var clientSvc = One(objs, "Service", "-gateway");
+        Assert.Equal(["http"], ((List<object>)clientSvc.At("spec", "ports")!).Cast<Dictionary<object, object>>().Select(p => p["name"].ToString()));
+        var managementSvc = One(objs, "Service", "-gateway-management");
+        Assert.Equal("ClusterIP", managementSvc.Str("spec", "type"));
+        Assert.Equal("management", managementSvc.Str("spec", "ports", 0, "targetPort"));
+
         // Bundled Redis, reachable under the address given to the gateway.
         var redisSvc = One(objs, "Service", "-redis");
         var env = (List<object>)c["env"];
@@ -153,7 +165,17 @@ public class HelmChartTests
     public void Template_ProductionValues_ScaledMonitoredExternalRedisGpus()
     {
         var objs = Template("-f", ProductionValues);
-        Assert.Single(objs, o => o.Kind == "ServiceMonitor");
+        var monitor = Assert.Single(objs, o => o.Kind == "ServiceMonitor");
+        Assert.Equal("management", monitor.Str("spec", "endpoints", 0, "port"));
+        var managementSvc = One(objs, "Service", "-gateway-management");
+        foreach (var label in (Dictionary<object, object>)monitor.At("spec", "selector", "matchLabels")!)
+            Assert.Equal(label.Value.ToString(), managementSvc.Str("metadata", "labels", label.Key.ToString()!)); // it selects that Service
+        Assert.Null(One(objs, "Service", "-gateway").Str("metadata", "labels", "llm-gateway/port")); // and not the client one
+        var gwNp = One(objs, "NetworkPolicy", "-gateway");
+        Assert.Equal("management", gwNp.Str("spec", "ingress", 1, "ports", 0, "port"));
+        Assert.Equal("monitoring", gwNp.Str("spec", "ingress", 1, "from", 0, "namespaceSelector", "matchLabels", "kubernetes.io/metadata.name"));
+        Assert.Equal("ingress-nginx", gwNp.Str("spec", "ingress", 0, "from", 0, "namespaceSelector", "matchLabels", "kubernetes.io/metadata.name"));
+        Assert.Single((List<object>)gwNp.At("spec", "ingress", 0, "from")!); // scrapers no longer reach the API port
         Assert.DoesNotContain(objs, o => o.Kind == "StatefulSet" && o.Name.EndsWith("-redis", StringComparison.Ordinal));
         var hpa = One(objs, "HorizontalPodAutoscaler", "-gateway");
         Assert.Equal("3", hpa.Str("spec", "minReplicas"));
