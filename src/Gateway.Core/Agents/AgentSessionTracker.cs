@@ -7,20 +7,33 @@ namespace Gateway.Core.Agents;
 /// <param name="ParentSessionId">Parent session of a sub-agent, else null.</param>
 /// <param name="AgentKind">Agent kind label ("claude-code", "codex", a sub-agent type such as "Explore", or "unknown").</param>
 /// <param name="Source">"header" (an explicit id was sent), "chain" (extends an earlier request's chain) or "new" (first request of a chain).</param>
-public readonly record struct AgentIdentity(string SessionId, string? ParentSessionId, string AgentKind, string Source);
+public readonly record struct AgentIdentity(string SessionId, string? ParentSessionId, string AgentKind, string Source)
+{
+    /// <summary>
+    /// A side call of the session: it does not extend the session's main line (the prompt of its latest turn) and is less
+    /// than half its size — a client asking for a title or a command check while a tool runs. It must not close the
+    /// session's gap; if it ends with tool calls after all, the host adopts it as the main line
+    /// (<see cref="AgentSessionTracker.Adopt"/>).
+    /// </summary>
+    public bool Detached { get; init; }
+}
 
 /// <summary>
 /// Session / program identity for agent traffic (issue 7). An explicit id (x-claude-code-session-id, Codex/OpenCode
 /// ids, x-session-id, prompt_cache_key, user: whatever the gateway already resolved) wins. Without one, a request whose
 /// block-hash chain contains the last block hash of an earlier request of the same tenant continues that request's
 /// session (agents re-send the whole context, so turn k+1 extends turn k's chain). Sub-agents are children of their
-/// parent session (parent id sent as a header, or known from the sub-agent's own id). Memory is bounded: the
-/// last-block-hash map forgets its oldest entries first. Not thread-safe: the caller serialises.
+/// parent session (parent id sent as a header, or known from the sub-agent's own id). Each session's main line is its
+/// latest turn's prompt (last block hash and length): a request that extends it continues the session, one that does not
+/// and is under half its length is a side call (<see cref="AgentIdentity.Detached"/>; checked in O(1): the previous
+/// prompt's last block must sit at the same index of the new chain). Memory is bounded: every map forgets its oldest
+/// entries first. Not thread-safe: the caller serialises.
 /// </summary>
 public sealed class AgentSessionTracker
 {
     private readonly BoundedMap<(string Tenant, ulong Hash), string> _byLastHash;
     private readonly BoundedMap<string, string> _parents;
+    private readonly BoundedMap<string, (ulong Last, int Blocks)> _mainLine;
     private long _next;
 
     /// <summary>Creates a tracker that remembers at most <paramref name="capacity"/> chains (and as many parent links).</summary>
@@ -29,6 +42,7 @@ public sealed class AgentSessionTracker
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         _byLastHash = new(capacity);
         _parents = new(capacity, StringComparer.Ordinal);
+        _mainLine = new(capacity, StringComparer.Ordinal);
     }
 
     /// <summary>Chains remembered now.</summary>
@@ -60,9 +74,20 @@ public sealed class AgentSessionTracker
             source = "new";
         }
 
+        bool detached = false;
         if (blockHashes.Length > 0)
         {
             Remember(tenant, blockHashes[^1], id);
+            if (_mainLine.TryGetValue(id, out var main))
+            {
+                bool extends = blockHashes.Length >= main.Blocks && blockHashes[main.Blocks - 1] == main.Last;
+                detached = !extends && 2L * blockHashes.Length < main.Blocks;
+            }
+
+            if (!detached)
+            {
+                _mainLine.Set(id, (blockHashes[^1], blockHashes.Length));
+            }
         }
 
         string? parent = parentSessionId;
@@ -75,7 +100,17 @@ public sealed class AgentSessionTracker
             parent = null;
         }
 
-        return new AgentIdentity(id, parent, kind, source);
+        return new AgentIdentity(id, parent, kind, source) { Detached = detached };
+    }
+
+    /// <summary>A detached request turned out to carry the session on (it ended with tool calls): its prompt becomes the main line.</summary>
+    public void Adopt(string sessionId, ReadOnlySpan<ulong> blockHashes)
+    {
+        ArgumentNullException.ThrowIfNull(sessionId);
+        if (blockHashes.Length > 0)
+        {
+            _mainLine.Set(sessionId, (blockHashes[^1], blockHashes.Length));
+        }
     }
 
     /// <summary>The parent session of <paramref name="sessionId"/>, if it is a known sub-agent.</summary>

@@ -131,7 +131,7 @@ public sealed partial class AgentRetentionService : IDisposable
     private readonly ITimer? _renewTimer;
     private readonly Telemetry.GatewayMetrics? _metrics;
     private readonly KeyValuePair<string, object?>[] _tags;
-    private long _hintsSent, _hintsFailed, _resumedTurns;
+    private long _hintsSent, _hintsFailed, _resumedTurns, _sideCalls;
 
     /// <summary>Creates the service; with <paramref name="metrics"/> its shadow score is exported on the gateway's meter.</summary>
     public AgentRetentionService(IOptions<AgentRetentionOptions> options, TimeProvider time, ILogger<AgentRetentionService> logger, Telemetry.GatewayMetrics? metrics = null)
@@ -241,6 +241,9 @@ public sealed partial class AgentRetentionService : IDisposable
     /// <summary>Turns that closed a tool gap and were given the resumed-turn priority.</summary>
     public long ResumedTurns => Interlocked.Read(ref _resumedTurns);
 
+    /// <summary>Side calls (<see cref="AgentIdentity.Detached"/> requests answered without tool calls): they neither closed nor opened a gap.</summary>
+    public long SideCalls => Interlocked.Read(ref _sideCalls);
+
     /// <summary>Hint requests sent / failed (enabled mode).</summary>
     public (long Sent, long Failed) Hints => (Interlocked.Read(ref _hintsSent), Interlocked.Read(ref _hintsFailed));
 
@@ -282,7 +285,8 @@ public sealed partial class AgentRetentionService : IDisposable
         lock (_lock)
         {
             var id = _tracker.Resolve(path + stream, explicitId, parent, parent is null ? kind : "subagent", ctx.Route.BlockHashes);
-            var gap = _policy.OnTurnArrived(id.SessionId, ctx.Request.PriorTurns);
+            // A side call (id.Detached) leaves the session's gap open: the main line has not come back yet.
+            var gap = id.Detached ? ClosedGap.None : _policy.OnTurnArrived(id.SessionId, ctx.Request.PriorTurns);
             if (_priority is not null)
             {
                 ctx.Priority = _priority.Decide(gap);
@@ -325,6 +329,17 @@ public sealed partial class AgentRetentionService : IDisposable
         var actions = new List<RetentionAction>(2);
         lock (_lock)
         {
+            if (id.Detached)
+            {
+                if (turn.Outcome.Gap != GapKind.Tool)
+                {
+                    Interlocked.Increment(ref _sideCalls); // a side call's answer opens no gap and sends no hint
+                    return;
+                }
+
+                _tracker.Adopt(id.SessionId, hashes); // it ended with tool calls: the session goes on from here
+            }
+
             int index = _workers.IndexOf(worker);
             if (index < 0)
             {
@@ -469,6 +484,8 @@ public sealed partial class AgentRetentionService : IDisposable
             "Mean |ln(actual tool gap / predicted median)| over closed tool gaps (0.69: off by 2x on geometric average).");
         meter.CreateObservableCounter("gateway.agent.gap.predictions", () => Observe(s => [Tagged((double)s.AbsLogErrorCount)]), "{gap}",
             "Closed tool gaps scored against their prediction.");
+        meter.CreateObservableCounter("gateway.agent.side_calls", () => Tagged(Interlocked.Read(ref _sideCalls)), "{request}",
+            "Side calls of agent sessions (a short request that does not extend the session's last prompt, answered without tool calls): they leave the session's gap open.");
         meter.CreateObservableCounter("gateway.agent.resumed_turns", () => Tagged(Interlocked.Read(ref _resumedTurns)), "{request}",
             "Turns that closed a tool gap and were served as resumed turns (ahead of fresh work of their tenant; Gateway:Agents:ResumedTurnPriority).");
         meter.CreateObservableCounter("gateway.agent.retention.hints", () =>

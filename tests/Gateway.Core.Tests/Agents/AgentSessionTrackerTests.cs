@@ -16,6 +16,49 @@ public class AgentSessionTrackerTests
     }
 
     [Fact]
+    public void Resolve_ShortRequestNotExtendingTheMainLine_IsASideCall_AndTheNextTurnStillContinues()
+    {
+        var t = new AgentSessionTracker();
+        var turn1 = Chains.Of(1, 400);
+        Assert.False(t.Resolve("org-a", "s-1", null, "claude-code", turn1).Detached);
+
+        // While a tool runs, the client asks for a title: same session id, a 10-block prompt of its own.
+        var side = t.Resolve("org-a", "s-1", null, "claude-code", Chains.Of(9000, 10));
+        Assert.True(side.Detached);
+        Assert.Equal("s-1", side.SessionId);
+
+        // The tool result comes back: the prompt extends turn 1 (not the side call), so it continues the session.
+        var turn2 = Chains.Extend(turn1, 500, 30);
+        Assert.False(t.Resolve("org-a", "s-1", null, "claude-code", turn2).Detached);
+        Assert.False(t.Resolve("org-a", "s-1", null, "claude-code", Chains.Extend(turn2, 600, 5)).Detached);
+    }
+
+    [Fact]
+    public void Resolve_RewrittenHistoryOfSimilarSize_IsTheNewMainLine_NotASideCall()
+    {
+        // An edited earlier message (a fork) or a retry with changes: not an extension, but not small either.
+        var t = new AgentSessionTracker();
+        t.Resolve("org-a", "s-1", null, null, Chains.Of(1, 400));
+        var fork = Chains.Of(7000, 390);
+        Assert.False(t.Resolve("org-a", "s-1", null, null, fork).Detached);
+        Assert.False(t.Resolve("org-a", "s-1", null, null, Chains.Extend(fork, 8000, 20)).Detached); // the fork is the main line now
+    }
+
+    [Fact]
+    public void Adopt_MakesASideCallTheMainLine()
+    {
+        // After a history compaction the prompt is short and new; once it ends with tool calls the host adopts it.
+        var t = new AgentSessionTracker();
+        t.Resolve("org-a", "s-1", null, null, Chains.Of(1, 400));
+        var compacted = Chains.Of(3000, 40);
+        Assert.True(t.Resolve("org-a", "s-1", null, null, compacted).Detached);
+
+        t.Adopt("s-1", compacted);
+
+        Assert.False(t.Resolve("org-a", "s-1", null, null, Chains.Extend(compacted, 4000, 10)).Detached);
+    }
+
+    [Fact]
     public void Resolve_NoId_RequestExtendingEarlierChain_JoinsItsSession()
     {
         var t = new AgentSessionTracker();

@@ -20,7 +20,7 @@ public sealed class AgentRetentionReplicasTests
     {
         var messages = new List<object>
         {
-            new { role = "system", content = "you are a coding agent" },
+            new { role = "system", content = AgentRetentionTests.Context }, // the conversation turn 0 (FirstTurn) began
             new { role = "user", content = "fix the failing test" },
             new { role = "assistant", content = (string?)null, tool_calls = new[] { new { id = toolCallId, type = "function", function = new { name = "bash", arguments } } } },
             new { role = "tool", tool_call_id = toolCallId, content = "1 passed" },

@@ -11,7 +11,7 @@ namespace Gateway.Tests.Agents;
 /// <summary>The agent layer end to end: real in-process workers, a tool-call turn, the retain hint, the returning turn.</summary>
 public sealed class AgentRetentionTests
 {
-    private static readonly string Context = string.Join(' ', Enumerable.Range(0, 400).Select(i => $"line{i} of the repository context;"));
+    internal static readonly string Context = string.Join(' ', Enumerable.Range(0, 400).Select(i => $"line{i} of the repository context;"));
 
     internal static string FirstTurn(bool stream) => JsonSerializer.Serialize(new
     {
@@ -97,6 +97,46 @@ public sealed class AgentRetentionTests
         Assert.Equal("tool_calls", finish);
         Assert.NotNull(id);
         return (id!, args.ToString());
+    }
+
+    [Fact]
+    public async Task SideCallToTheSameModelDuringAToolGap_LeavesTheGapOpen_AndOpensNone()
+    {
+        var (worker, gw) = await StartAsync("enabled");
+        await using var _w = worker;
+        await using var _g = gw;
+        using var http = TestGateway.Client(gw);
+        var service = gw.Services.GetRequiredService<AgentRetentionService>();
+
+        var (id, args) = await ToolCallTurnAsync(http, "agent-same");
+        using (var req = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        {
+            Content = TestGateway.Json("""{"model":"llama3-8b","max_tokens":4,"messages":[{"role":"user","content":"one-line title for: fix the failing test"}]}"""),
+        })
+        {
+            req.Headers.Add("x-session-id", "agent-same");
+            using var resp = await http.SendAsync(req);
+            Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());
+        }
+
+        for (int i = 0; i < 500 && service.SideCalls < 1; i++)
+        {
+            await Task.Delay(10); // the side call's answer was seen and set aside
+        }
+
+        Assert.Equal(1, service.SideCalls);
+        using (var req = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = TestGateway.Json(SecondTurn(id, args)) })
+        {
+            req.Headers.Add("x-session-id", "agent-same");
+            using var resp = await http.SendAsync(req);
+            Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());
+        }
+
+        // One gap closed: the tool gap, by the returning turn and within its pin; the side call closed nothing.
+        Assert.Equal(1, service.Stats.GapsClosed);
+        Assert.Equal(1, service.Stats.ToolGapsClosed);
+        Assert.Equal(1, service.Stats.Hits);
+        Assert.Equal(1, service.Stats.Retains);
     }
 
     [Fact]
