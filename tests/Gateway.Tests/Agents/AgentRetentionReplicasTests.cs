@@ -34,13 +34,7 @@ public sealed class AgentRetentionReplicasTests
         return JsonSerializer.Serialize(new { model = "llama3-8b", max_tokens = 8, messages });
     }
 
-    private static async Task SendAsync(HttpClient http, string body)
-    {
-        using var req = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = TestGateway.Json(body) };
-        req.Headers.Add("x-session-id", Session);
-        using var resp = await http.SendAsync(req);
-        Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());
-    }
+    private static Task SendAsync(HttpClient http, string body) => AgentRetentionTests.SendTurnAsync(http, body, Session);
 
     // The decision on a delivered turn is made as the handler finishes, possibly just after the client has its answer: wait
     // (bounded) until the replica has decided on n turns before sending the session's next one.

@@ -42,6 +42,15 @@ public sealed class AgentRetentionTests
         },
     });
 
+    /// <summary>Sends a non-streamed chat turn of <paramref name="session"/> and asserts it was answered.</summary>
+    internal static async Task SendTurnAsync(HttpClient http, string body, string session)
+    {
+        using var req = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = TestGateway.Json(body) };
+        req.Headers.Add("x-session-id", session);
+        using var resp = await http.SendAsync(req);
+        Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());
+    }
+
     private static async Task<(WorkerHost Worker, Gateway.Hosting.GatewayHost Gateway)> StartAsync(string mode)
     {
         var worker = await WorkerHost.StartAsync(new WorkerOptions { KvBlocks = 65_536, TimeScale = 1.0 });
@@ -109,15 +118,7 @@ public sealed class AgentRetentionTests
         var service = gw.Services.GetRequiredService<AgentRetentionService>();
 
         var (id, args) = await ToolCallTurnAsync(http, "agent-same");
-        using (var req = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
-        {
-            Content = TestGateway.Json("""{"model":"llama3-8b","max_tokens":4,"messages":[{"role":"user","content":"one-line title for: fix the failing test"}]}"""),
-        })
-        {
-            req.Headers.Add("x-session-id", "agent-same");
-            using var resp = await http.SendAsync(req);
-            Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());
-        }
+        await SendTurnAsync(http, """{"model":"llama3-8b","max_tokens":4,"messages":[{"role":"user","content":"one-line title for: fix the failing test"}]}""", "agent-same");
 
         for (int i = 0; i < 500 && service.SideCalls < 1; i++)
         {
@@ -125,12 +126,7 @@ public sealed class AgentRetentionTests
         }
 
         Assert.Equal(1, service.SideCalls);
-        using (var req = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = TestGateway.Json(SecondTurn(id, args)) })
-        {
-            req.Headers.Add("x-session-id", "agent-same");
-            using var resp = await http.SendAsync(req);
-            Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());
-        }
+        await SendTurnAsync(http, SecondTurn(id, args), "agent-same");
 
         // One gap closed: the tool gap, by the returning turn and within its pin; the side call closed nothing.
         Assert.Equal(1, service.Stats.GapsClosed);
@@ -152,27 +148,14 @@ public sealed class AgentRetentionTests
         var stats = gw.Services.GetRequiredService<AgentRetentionService>().Stats;
 
         var (id, args) = await ToolCallTurnAsync(http, "agent-side");
-        using (var req = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
-        {
-            Content = TestGateway.Json("""{"model":"llama3-70b","max_tokens":4,"messages":[{"role":"user","content":"one-line title for: fix the failing test"}]}"""),
-        })
-        {
-            req.Headers.Add("x-session-id", "agent-side");
-            using var resp = await http.SendAsync(req);
-            Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());
-        }
+        await SendTurnAsync(http, """{"model":"llama3-70b","max_tokens":4,"messages":[{"role":"user","content":"one-line title for: fix the failing test"}]}""", "agent-side");
 
         for (int i = 0; i < 500 && stats.Retains + stats.Releases < 2; i++)
         {
             await Task.Delay(10); // both turns decided (the side call's plain answer: a release on its own stream)
         }
 
-        using (var req = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = TestGateway.Json(SecondTurn(id, args)) })
-        {
-            req.Headers.Add("x-session-id", "agent-side");
-            using var resp = await http.SendAsync(req);
-            Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());
-        }
+        await SendTurnAsync(http, SecondTurn(id, args), "agent-side");
 
         // The return closed the tool gap, within its pin; the side call's own gap (other model) is still open, not closed by it.
         Assert.Equal(1, stats.GapsClosed);

@@ -43,15 +43,7 @@ public sealed class AgentTenantIsolationTests
         Assert.True(pinned > 10, $"pinned blocks {pinned}");
 
         // Tenant B, same session id, a plain answer (a human gap): fixed:30 sends a release for B's session.
-        using (var req = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
-        {
-            Content = TestGateway.Json("""{"model":"llama3-8b","max_tokens":4,"messages":[{"role":"user","content":"hello from b"}]}"""),
-        })
-        {
-            req.Headers.Add("x-session-id", "shared");
-            using var resp = await httpB.SendAsync(req);
-            Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());
-        }
+        await AgentRetentionTests.SendTurnAsync(httpB, """{"model":"llama3-8b","max_tokens":4,"messages":[{"role":"user","content":"hello from b"}]}""", "shared");
 
         for (int i = 0; i < 200 && service.Hints.Sent < 2; i++)
         {
