@@ -66,21 +66,31 @@ public sealed class CpuBackendHostTests : IAsyncLifetime
         string prompt = string.Concat(Enumerable.Repeat("a long prompt keeps the engine busy; ", 60)); // 2,220 bytes, one step
         (await _http.GetAsync("worker/state")).Dispose(); // connection and JIT out of the way, so the step dominates the request
         await PostAsync("v1/completions", """{"model":"m","prompt":"warm up","max_tokens":1}""");
-        var request = PostAsync("v1/completions", $$"""{"model":"m","prompt":"{{prompt}}","max_tokens":1}""");
-        var sw = System.Diagnostics.Stopwatch.StartNew();
+        // On a loaded CI machine the prefill's compute can starve the HTTP handlers so that no read lands while the request
+        // is in the engine (the first read is answered before the submit, the next after the step): such a run says
+        // nothing either way and is repeated, at most three times. A read that blocked behind the step would never see
+        // the request, so that failure still shows.
         var latencies = new List<TimeSpan>();
         bool sawWork = false;
-        while (!request.IsCompleted && sw.Elapsed < TimeSpan.FromSeconds(60))
+        TimeSpan total = TimeSpan.Zero;
+        for (int attempt = 0; attempt < 3 && !sawWork; attempt++)
         {
-            var t = System.Diagnostics.Stopwatch.StartNew();
-            using var state = JsonDocument.Parse(await _http.GetStringAsync("worker/state"));
-            latencies.Add(t.Elapsed);
-            var s = state.RootElement;
-            sawWork |= s.GetProperty("waiting_requests").GetInt32() + s.GetProperty("running_requests").GetInt32() > 0;
+            latencies.Clear();
+            var request = PostAsync("v1/completions", $$"""{"model":"m","prompt":"{{prompt}} {{attempt}}","max_tokens":1}""");
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            while (!request.IsCompleted && sw.Elapsed < TimeSpan.FromSeconds(60))
+            {
+                var t = System.Diagnostics.Stopwatch.StartNew();
+                using var state = JsonDocument.Parse(await _http.GetStringAsync("worker/state"));
+                latencies.Add(t.Elapsed);
+                var s = state.RootElement;
+                sawWork |= s.GetProperty("waiting_requests").GetInt32() + s.GetProperty("running_requests").GetInt32() > 0;
+            }
+
+            await request;
+            total = sw.Elapsed;
         }
 
-        await request;
-        var total = sw.Elapsed;
         Assert.True(sawWork, "the snapshot taken at submit shows the request");
         // A read that waited behind the one-step prefill would take about the whole request: then only one or two reads fit.
         var median = latencies.Order().ElementAt(latencies.Count / 2);
