@@ -26,7 +26,7 @@ public static class BlockHasher
     public static int FullBlocks(int tokenCount, int blockSize) => tokenCount / blockSize;
 
     /// <summary>Derives a 64-bit salt from a tenant's salt string (empty → 0, i.e. unsalted).</summary>
-    public static ulong SaltOf(string? salt) => string.IsNullOrEmpty(salt) ? 0UL : XxHash64.HashString(salt, 0x5A17UL);
+    public static ulong SaltOf(string? salt) => string.IsNullOrEmpty(salt) ? 0UL : TextHash.Utf8XxHash64(salt, 0x5A17UL);
 
     /// <summary>Hash of one block given its parent's hash.</summary>
     public static ulong HashBlock(ulong parent, ulong salt, ReadOnlySpan<int> blockTokens)
@@ -51,7 +51,7 @@ public static class BlockHasher
             }
         }
 
-        return XxHash64.Hash(buf);
+        return System.IO.Hashing.XxHash64.HashToUInt64(buf);
     }
 
     /// <summary>

@@ -1,5 +1,3 @@
-using Gateway.Core.Hashing;
-
 namespace Gateway.Core.Tokenization;
 
 /// <summary>
@@ -57,7 +55,7 @@ public sealed class DefaultTokenizer : ITokenizer
 
     /// <summary>Id of one piece.</summary>
     public static int IdOf(ReadOnlySpan<char> piece) =>
-        (int)(XxHash64.Hash(System.Runtime.InteropServices.MemoryMarshal.AsBytes(piece), 0x70C3UL) & 0x7FFFFFFF);
+        (int)(System.IO.Hashing.XxHash64.HashToUInt64(System.Runtime.InteropServices.MemoryMarshal.AsBytes(piece), 0x70C3) & 0x7FFFFFFF);
 
     private static int NextPiece(ReadOnlySpan<char> s, int start)
     {

@@ -46,6 +46,14 @@ internal sealed class GatewayTransformer : HttpTransformer
 
     public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
     {
+        // YARP streams the outgoing body from HttpContext.Request.Body and refuses a replaced HttpContent, so each attempt
+        // puts a fresh stream over the buffered (possibly rewritten) body there, with its length and type, before the
+        // base transform copies the request headers onto the outgoing message.
+        var request = httpContext.Request;
+        request.Body = BodyStream(_ctx.ForwardBody);
+        request.ContentLength = _ctx.ForwardBody.Length;
+        request.ContentType = JsonContentType.MediaType;
+        request.Headers.Remove("Transfer-Encoding");
         await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken).ConfigureAwait(false);
         var h = proxyRequest.Headers;
         h.Authorization = null;
@@ -72,10 +80,24 @@ internal sealed class GatewayTransformer : HttpTransformer
             h.TryAddWithoutValidation(HintHeaders.RequestPriority, _ctx.Priority.EnginePriority.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
 
-        var content = new ReadOnlyMemoryContent(_ctx.ForwardBody);
-        content.Headers.ContentType = JsonContentType;
-        proxyRequest.Content = content;
+        if (proxyRequest.Content is { } forwarded)
+        {
+            forwarded.Headers.ContentLength = _ctx.ForwardBody.Length;
+            forwarded.Headers.ContentType = JsonContentType;
+        }
+        else
+        {
+            // The client's request declared no body (YARP made no content for it): the gateway's body goes as its own.
+            var content = new ReadOnlyMemoryContent(_ctx.ForwardBody);
+            content.Headers.ContentType = JsonContentType;
+            proxyRequest.Content = content;
+        }
     }
+
+    private static MemoryStream BodyStream(ReadOnlyMemory<byte> body) =>
+        System.Runtime.InteropServices.MemoryMarshal.TryGetArray(body, out var segment) && segment.Array is not null
+            ? new MemoryStream(segment.Array, segment.Offset, segment.Count, writable: false)
+            : new MemoryStream(body.ToArray(), writable: false);
 
     public override async ValueTask<bool> TransformResponseAsync(HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
     {

@@ -51,5 +51,5 @@ public static class SessionIdentity
     public static string? Scope(string tenantPath, string? clientSessionId) =>
         clientSessionId is null
             ? null
-            : "s" + Gateway.Core.Hashing.XxHash64.HashString(tenantPath + "\u0000" + clientSessionId, 0x5E55_1D00UL).ToString("x16", System.Globalization.CultureInfo.InvariantCulture);
+            : "s" + Gateway.Core.Hashing.TextHash.Utf8XxHash64(tenantPath + "\u0000" + clientSessionId, 0x5E55_1D00UL).ToString("x16", System.Globalization.CultureInfo.InvariantCulture);
 }

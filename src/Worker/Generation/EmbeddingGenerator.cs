@@ -11,7 +11,7 @@ internal static class EmbeddingGenerator
 {
     public static float[] Embed(string text, int dimensions)
     {
-        var rng = new DeterministicRandom(XxHash64.HashString(text, 0xE3BEDUL));
+        var rng = new DeterministicRandom(TextHash.Utf8XxHash64(text, 0xE3BEDUL));
         var v = new float[dimensions];
         double norm = 0;
         for (int i = 0; i < v.Length; i++)

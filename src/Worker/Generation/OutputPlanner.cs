@@ -90,7 +90,7 @@ internal sealed class OutputPlanner
     public OutputPlanner(WorkerOptions options) => _options = options;
 
     /// <summary>Seed of a request: (seed, prompt) hashed together.</summary>
-    public static ulong SeedOf(long seed, string promptText) => XxHash64.HashString(promptText, unchecked((ulong)seed) ^ 0xC0FFEE5EEDUL);
+    public static ulong SeedOf(long seed, string promptText) => TextHash.Utf8XxHash64(promptText, unchecked((ulong)seed) ^ 0xC0FFEE5EEDUL);
 
     /// <summary>Draws the output length of a request without max_tokens.</summary>
     public int DrawLength(ulong seed, int cap)
