@@ -165,6 +165,8 @@ public sealed class WorkerHost : IAsyncDisposable
 
     private static void MapRoutes(WebApplication app, WorkerContext context)
     {
+        // Safety net: an exception no handler caught still answers in OpenAI shape, never an empty 500.
+        app.UseExceptionHandler(new ExceptionHandlerOptions { ExceptionHandler = static ctx => HttpJson.WriteErrorAsync(ctx, HttpJson.Unhandled(ctx)) });
         var openai = new OpenAiHandlers(context);
         var protocol = new ProtocolHandlers(context);
         app.Map("/v1/chat/completions", ctx => openai.GenerateAsync(ctx, OpenAiEndpoint.ChatCompletions));

@@ -17,6 +17,10 @@ public sealed record OpenAiError(int Status, string Message, string Type, string
     public static OpenAiError TooLarge(long limit) =>
         new(413, $"Request body too large: the limit is {limit} bytes.", "invalid_request_error", null, "request_too_large");
 
+    /// <summary>500 for a failure the server did not foresee: the shaped body its safety net answers with.</summary>
+    public static OpenAiError Internal { get; } =
+        new(500, "The server had an error while processing your request.", "server_error", null, "internal_error");
+
     /// <summary>Serialises the error body.</summary>
     public byte[] ToJsonBytes()
     {

@@ -4,7 +4,8 @@ namespace Gateway.Core.OpenAi;
 
 /// <summary>
 /// Parses and validates an OpenAI request body once (gateway and worker share it). Every problem comes back as an
-/// <see cref="OpenAiError"/> naming the parameter, never as an exception. JSON depth is bounded.
+/// <see cref="OpenAiError"/> naming the parameter, never as an exception. JSON depth is bounded, and every string
+/// must be text (<see cref="JsonTextCheck"/>), so nothing reading an accepted body can throw on it.
 /// </summary>
 public static class OpenAiRequestParser
 {
@@ -34,6 +35,12 @@ public static class OpenAiRequestParser
 
         using (doc)
         {
+            if (JsonTextCheck.Check(utf8Body.Span, MaxDepth) is { } textError)
+            {
+                error = textError;
+                return false;
+            }
+
             try
             {
                 request = Parse(doc.RootElement, endpoint);

@@ -105,6 +105,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         configureServices?.Invoke(builder.Services);
 
         var app = builder.Build();
+        app.UseOpenAiShapedErrors();
         if (!string.IsNullOrEmpty(options.ManagementListen))
         {
             ManagementListener.UseSplit(app);

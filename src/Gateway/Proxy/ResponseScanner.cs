@@ -144,9 +144,9 @@ internal static class ResponseScanner
                 }
             }
         }
-        catch (JsonException)
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
         {
-            // Not JSON we understand: pass it through uninspected.
+            // Not JSON we understand (or a string that is not text, which GetString refuses): pass it through uninspected.
             return false;
         }
 

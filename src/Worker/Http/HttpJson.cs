@@ -113,6 +113,15 @@ internal static class HttpJson
     public static OpenAiError Draining { get; } =
         new(503, "This worker is draining and takes no new requests; retry on another worker.", "server_error", null, "worker_draining");
 
+    /// <summary>
+    /// The error for an exception no handler caught (read from the exception handler's feature): a malformed request
+    /// Kestrel reported keeps its 4xx; anything else is a 500 <c>internal_error</c>.
+    /// </summary>
+    public static OpenAiError Unhandled(HttpContext ctx) =>
+        ctx.Features.Get<Microsoft.AspNetCore.Diagnostics.IExceptionHandlerFeature>()?.Error is BadHttpRequestException bad && bad.StatusCode is >= 400 and < 500
+            ? new OpenAiError(bad.StatusCode, "Malformed request: " + bad.Message, "invalid_request_error", null, "bad_request")
+            : OpenAiError.Internal;
+
     /// <summary>404 for an unknown route, in OpenAI shape.</summary>
     public static OpenAiError UnknownRoute(HttpContext ctx) =>
         new(404, $"Invalid URL ({ctx.Request.Method} {Trim(ctx.Request.Path.Value ?? "")}).", "invalid_request_error", null, "unknown_url");

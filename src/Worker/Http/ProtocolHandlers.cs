@@ -311,6 +311,11 @@ internal sealed class ProtocolHandlers
 
         using (doc)
         {
+            if ((error = JsonTextCheck.Check(body, 8)) is not null)
+            {
+                return null;
+            }
+
             var root = doc.RootElement;
             if (root.ValueKind != JsonValueKind.Object)
             {

@@ -103,12 +103,29 @@ public sealed class ErrorTests : IAsyncLifetime
     [InlineData("{\"model\":\"llama3-8b\"}", "messages")]
     [InlineData("{\"model\":\"llama3-8b\",\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}", "role")]
     [InlineData("[1,2]", "JSON object")]
+    [InlineData("{\"model\":\"llama3-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"\\ud800\"}]}", "lone UTF-16 surrogate")]
+    [InlineData("{\"model\":\"llama3-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"cache_salt\":\"\\udc00\"}", "lone UTF-16 surrogate")]
     public async Task Chat_MalformedBody_400WithMessageNamingProblem(string body, string expected)
     {
         using var http = TestGateway.Client(_gw);
         var resp = await http.PostAsync("v1/chat/completions", TestGateway.Json(body));
         Assert.Equal(HttpStatusCode.BadRequest, resp.StatusCode);
         Assert.Contains(expected, (await ErrorOf(resp)).GetProperty("message").GetString());
+        Assert.Equal(0, _w.InferenceCount);
+    }
+
+    [Fact]
+    public async Task Chat_BytesThatAreNotUtf8_400InvalidJson()
+    {
+        using var http = TestGateway.Client(_gw);
+        byte[] body = [.. "{\"model\":\"llama3-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"a"u8, 0xC0, 0x80, 0xFF, .. "\"}]}"u8];
+        var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        var resp = await http.PostAsync("v1/chat/completions", content);
+        Assert.Equal(HttpStatusCode.BadRequest, resp.StatusCode);
+        var error = await ErrorOf(resp);
+        Assert.Equal("invalid_json", error.GetProperty("code").GetString());
+        Assert.Equal("messages", error.GetProperty("param").GetString());
         Assert.Equal(0, _w.InferenceCount);
     }
 

@@ -50,7 +50,27 @@ public sealed class BadInputTests : IAsyncLifetime
         { "/worker/kv/retain", """{"block_hashes":[-3],"ttl_ms":10}""", 400, "block_hashes", null },
         { "/worker/kv/release", """{"block_hashes":"x"}""", 400, "block_hashes", null },
         { "/worker/kv/release", "nope", 400, null, "invalid_json" },
+        // valid JSON grammar that is not text: a lone UTF-16 surrogate escape, wherever it sits
+        { "/v1/chat/completions", """{"model":"llama3-8b","messages":[{"role":"user","content":"\ud800"}]}""", 400, "messages", "invalid_json" },
+        { "/v1/chat/completions", """{"model":"llama3-8b","messages":[{"role":"user","content":"x"}],"cache_salt":"\udfff"}""", 400, "cache_salt", "invalid_json" },
+        { "/v1/chat/completions", """{"model":"llama3-8b","messages":[{"role":"user","content":"x"}],"tool_choice":"auto","tools":[{"type":"function","function":{"name":"f","parameters":{"type":"\ud83d"}}}]}""", 400, "tools", "invalid_json" },
+        { "/v1/completions", """{"model":"llama3-8b","prompt":"\ud800"}""", 400, "prompt", "invalid_json" },
+        { "/v1/embeddings", """{"model":"llama3-8b","input":"x","encoding_format":"\ud800"}""", 400, "encoding_format", "invalid_json" },
+        { "/worker/kv/retain", """{"session_id":"\ud800","ttl_ms":10}""", 400, "session_id", "invalid_json" },
     };
+
+    [Fact]
+    public async Task BytesThatAreNotUtf8_400InvalidJson()
+    {
+        using var http = TestWorkers.Http(_host);
+        byte[] body = [.. "{\"model\":\"llama3-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"a"u8, 0xED, 0xA0, 0x80, .. "\"}]}"u8];
+        using var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        using var resp = await http.PostAsync("/v1/chat/completions", content);
+        Assert.Equal(400, (int)resp.StatusCode);
+        AssertErrorShape(await resp.Content.ReadAsStringAsync(), "messages", "invalid_json");
+        await AssertStillServingAsync(http);
+    }
 
     [Theory]
     [MemberData(nameof(Cases))]
