@@ -9,16 +9,17 @@ namespace Gateway.Hosting;
 
 /// <summary>
 /// Keeps one <see cref="KvEventSubscriber"/> running per worker that publishes KV events (its <c>/worker/state</c>
-/// carries <c>kv_event_seq</c>), feeding the <c>kv-aware</c> policy's <see cref="PreciseIndex"/>. Starts a subscriber
+/// carries <c>kv_event_seq</c>), feeding the routing policy's <see cref="PreciseIndex"/> (<c>kv-aware</c>, <c>dynamo-kv</c>,
+/// <c>llm-d-precise</c>: any <see cref="IKvEventConsumer"/>). Starts a subscriber
 /// when such a worker appears (membership change or first good probe), stops it and forgets the worker's index entries
-/// when the worker is removed; pin drops go to the agent retention layer. Does nothing when the routing policy is not
-/// <see cref="KvAwarePolicy"/>.
+/// when the worker is removed; pin drops go to the agent retention layer. Does nothing when the routing policy reads no
+/// KV events.
 /// </summary>
 public sealed class KvEventSubscriptions : BackgroundService
 {
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(250);
     private readonly WorkerRegistry _registry;
-    private readonly KvAwarePolicy? _policy;
+    private readonly PreciseIndex? _index;
     private readonly KvEventSubscriber? _subscriber;
     private readonly HttpClient _http;
     private readonly TimeProvider _time;
@@ -30,12 +31,12 @@ public sealed class KvEventSubscriptions : BackgroundService
         ArgumentNullException.ThrowIfNull(loggers);
         _registry = registry;
         _time = time;
-        _policy = policy as KvAwarePolicy;
+        _index = (policy as IKvEventConsumer)?.Precise;
         // Long-lived SSE streams: no overall timeout (cancellation stops them); connect timeout bounds dead workers.
         _http = new HttpClient(new SocketsHttpHandler { UseProxy = false, ConnectTimeout = TimeSpan.FromSeconds(2) }) { Timeout = Timeout.InfiniteTimeSpan };
-        if (_policy is not null)
+        if (_index is not null)
         {
-            _subscriber = new KvEventSubscriber(_http, _policy.Precise, time, loggers.CreateLogger<KvEventSubscriber>(), agents is null ? null : agents.OnPinDropped);
+            _subscriber = new KvEventSubscriber(_http, _index, time, loggers.CreateLogger<KvEventSubscriber>(), agents is null ? null : agents.OnPinDropped);
         }
     }
 
@@ -60,7 +61,7 @@ public sealed class KvEventSubscriptions : BackgroundService
     /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        if (_policy is null || _subscriber is null)
+        if (_index is null || _subscriber is null)
         {
             return;
         }
@@ -135,7 +136,7 @@ public sealed class KvEventSubscriptions : BackgroundService
                 _running.Remove(w);
                 cts.Cancel();
                 int index = w.Info.Index;
-                var precise = _policy!.Precise;
+                var precise = _index!;
                 precise.RemoveWorker(index);
                 // Again once the subscriber has stopped, in case it applied an event between the cancel and its exit.
                 _ = run.ContinueWith(_ =>

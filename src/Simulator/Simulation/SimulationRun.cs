@@ -73,7 +73,7 @@ public sealed class SimulationRun
     private readonly ResumedStats _resumedTool = new(), _resumedHuman = new();
     private double _pinnedBlockSeconds;
     private long _eventCount;
-    private readonly KvAwarePolicy? _kvConsumer;
+    private readonly PreciseIndex? _kvConsumer;
     private readonly List<Worker.Engine.KvEvent> _kvBuffer = [];
     private readonly List<RequestRecord> _records = [];
 
@@ -132,11 +132,11 @@ public sealed class SimulationRun
             _infos.Add(info);
         }
 
-        // Precise KV index: policies that consume worker KV events get them relayed from the engines at each step's
-        // end (the live gateway reads the same events over SSE). Only kv-aware consumes them today.
-        if (scenario.KvEvents && _routing is KvAwarePolicy kv)
+        // Precise KV index: policies that consume worker KV events (kv-aware, dynamo-kv, llm-d-precise) get them relayed
+        // from the engines at each step's end (the live gateway reads the same events over SSE).
+        if (scenario.KvEvents && _routing is IKvEventConsumer { Precise: { } precise })
         {
-            _kvConsumer = kv;
+            _kvConsumer = precise;
             foreach (var info in _infos)
             {
                 info.PublishesKvEvents = true;
@@ -475,11 +475,15 @@ public sealed class SimulationRun
                 _entitledCache = null;
             }
 
-            // The engines' pools as a worker's state poll would report them (memory-aware placement reads free blocks).
+            // The engines' pools and queues as a worker's state poll would report them (memory-aware placement reads free
+            // blocks, llm-d's scorers KV usage and waiting requests).
             foreach (var w in _workers)
             {
                 w.Info.KvBlocksFree = w.Engine.KvBlocksFree;
                 w.Info.KvUsage = (double)w.Engine.KvBlocksUsed / w.Engine.KvBlocksTotal;
+                w.Info.ReportedWaiting = w.Engine.WaitingCount;
+                w.Info.ReportedRunning = w.Engine.RunningCount;
+                w.Info.InFlightAtReport = w.Info.InFlight;
             }
 
             var decision = _routing.Route(r.Route, _infos);
@@ -754,7 +758,7 @@ public sealed class SimulationRun
         if (gap)
         {
             var snap = w.Engine.KvEvents.Snapshot();
-            _kvConsumer!.Precise.ApplySnapshot(worker, snap.Seq, snap.BlockHashes);
+            _kvConsumer!.ApplySnapshot(worker, snap.Seq, snap.BlockHashes);
             w.KvSeq = snap.Seq;
             return;
         }
@@ -768,7 +772,7 @@ public sealed class SimulationRun
                 Worker.Engine.KvEventType.Cleared => Gateway.Core.Routing.KvAware.KvEventType.Cleared,
                 _ => Gateway.Core.Routing.KvAware.KvEventType.PinDropped,
             };
-            _kvConsumer!.Precise.Apply(worker, new Gateway.Core.Routing.KvAware.KvEvent(e.Seq, type, e.BlockHashes, e.ParentBlockHash));
+            _kvConsumer!.Apply(worker, new Gateway.Core.Routing.KvAware.KvEvent(e.Seq, type, e.BlockHashes, e.ParentBlockHash));
             w.KvSeq = e.Seq;
         }
     }

@@ -1,61 +1,62 @@
 namespace Gateway.Core.Routing.Baselines;
 
 /// <summary>
-/// Baseline: SGLang's cache-aware router, reimplemented over our block hashes.
-/// <para>Source followed: sgl-project/sglang <c>sgl-router/src/policies/cache_aware.rs</c> (same code as
-/// sgl-model-gateway <c>policies/cache_aware.rs</c>) and its <c>CacheAwareConfig::default()</c> in
-/// <c>policies/mod.rs</c>: cache_threshold 0.5, balance_abs_threshold 32, balance_rel_threshold 1.1,
-/// eviction_interval_secs 30, max_tree_size 10000.</para>
+/// Baseline: SGLang's cache-aware router, reimplemented over our block hashes. Presets (knobs and upstream sources in
+/// <see cref="SglangCacheAwareOptions"/>): <c>sglang-cache-aware</c> = the current model gateway's CLI defaults,
+/// <c>sglang-cache-aware-v0</c> = the older sglang-router's; <c>name:knob=value+…</c> overrides any knob.
+/// <para>Source followed: sgl-project/sglang <c>sgl-model-gateway/src/policies/cache_aware.rs</c> (<c>select_worker</c>,
+/// <c>select_worker_min_load</c>) and <c>policies/tree.rs</c> (<c>prefix_match</c>, <c>evict_tenant_by_size</c>).</para>
 /// <para>Algorithm (as upstream): load = requests in flight per worker (charged at dispatch).
 /// If <c>max - min &gt; abs</c> and <c>max &gt; rel * min</c> the system is imbalanced: pick the least-loaded worker
 /// (and still insert the prompt into its tree). Otherwise match the prompt against every worker's approximate
 /// prefix tree of previously routed prompts; if matched/length &gt; cache_threshold route to the best-matching
-/// worker, else to the worker with the smallest tree. The chosen worker's tree gets the prompt inserted.
-/// Every eviction interval (here: checked lazily on the injected clock, upstream: a background thread) each
-/// tree is cut back to max_tree_size by evicting least-recently-used leaves.</para>
+/// worker, else to the least-loaded worker (current gateway) or the worker with the smallest tree (older router).
+/// The chosen worker's tree gets the prompt inserted. Every eviction interval (here: checked lazily on the injected
+/// clock, upstream: a background thread) each tree is cut back to its budget by evicting least-recently-used leaves.</para>
 /// <para>Differences, on purpose: upstream's tree holds raw characters of the request text; ours holds the
-/// prompt's chained block hashes, so one node is one block (16 tokens by default) and max_tree_size counts
-/// blocks, not characters (10,000 blocks ≈ 160k tokens, where 10,000 characters are ≈ 2.5k tokens: ours keeps
-/// more). Match rate is matched tokens / prompt tokens (partial last block never matches). Ties between
-/// equally matching workers go to the most recently used (upstream returns an arbitrary tenant of the node),
-/// ties on load or tree size to the lowest index (upstream: first in iteration order).</para>
+/// prompt's chained block hashes, so one node is one block (16 tokens by default) and the character budget is
+/// converted to blocks (<see cref="SglangCacheAwareOptions.MaxTreeBlocks"/>). Match rate is matched tokens / prompt
+/// tokens (a partial last block never matches). Ties between equally matching workers go to the most recently used
+/// (upstream returns a tenant of the deepest matched node), ties on load or tree size to the lowest index (upstream:
+/// first in iteration order, <c>min_by_key</c>).</para>
 /// </summary>
 public sealed class SglangCacheAwarePolicy : IRoutingPolicy
 {
-    /// <summary>Policy name.</summary>
+    /// <summary>Name of the current model gateway preset.</summary>
     public const string PolicyName = "sglang-cache-aware";
 
+    /// <summary>Name of the older sglang-router preset.</summary>
+    public const string V0PolicyName = "sglang-cache-aware-v0";
+
     private readonly TimeProvider _time;
-    private readonly double _cacheThreshold;
-    private readonly int _balanceAbsThreshold;
-    private readonly double _balanceRelThreshold;
-    private readonly TimeSpan _evictionInterval;
-    private readonly int _maxTreeSize;
+    private readonly SglangCacheAwareOptions _options;
     private readonly Lock _lock = new();
     private readonly List<WorkerTree> _trees = [];
     private long _lastEviction;
     private long _tick;
+    private int _blockSize = Hashing.BlockHasher.DefaultBlockSize;
 
-    /// <summary>Creates the policy with upstream defaults unless overridden.</summary>
-    public SglangCacheAwarePolicy(
-        TimeProvider time,
-        double cacheThreshold = 0.5,
-        int balanceAbsThreshold = 32,
-        double balanceRelThreshold = 1.1,
-        TimeSpan? evictionInterval = null,
-        int maxTreeSize = 10_000)
+    /// <summary>Creates the policy (default: the current model gateway preset).</summary>
+    public SglangCacheAwarePolicy(TimeProvider time, SglangCacheAwareOptions? options = null, string name = PolicyName)
     {
+        ArgumentNullException.ThrowIfNull(time);
         _time = time;
-        _cacheThreshold = cacheThreshold;
-        _balanceAbsThreshold = balanceAbsThreshold;
-        _balanceRelThreshold = balanceRelThreshold;
-        _evictionInterval = evictionInterval ?? TimeSpan.FromSeconds(30);
-        _maxTreeSize = maxTreeSize;
+        _options = options ?? SglangCacheAwareOptions.Current;
+        var errors = _options.Validate();
+        if (errors.Count > 0)
+        {
+            throw new ArgumentException("invalid sglang-cache-aware options: " + string.Join("; ", errors), nameof(options));
+        }
+
+        Name = name;
         _lastEviction = time.GetTimestamp();
     }
 
     /// <inheritdoc />
-    public string Name => PolicyName;
+    public string Name { get; }
+
+    /// <summary>The knobs.</summary>
+    public SglangCacheAwareOptions Options => _options;
 
     /// <summary>Nodes (blocks) in worker <paramref name="workerIndex"/>'s tree (for tests and diagnostics).</summary>
     public int TreeSize(int workerIndex)
@@ -98,7 +99,8 @@ public sealed class SglangCacheAwarePolicy : IRoutingPolicy
             }
 
             ReadOnlySpan<ulong> hashes = request.BlockHashes;
-            bool imbalanced = maxLoad - minLoad > _balanceAbsThreshold && maxLoad > _balanceRelThreshold * minLoad;
+            _blockSize = Math.Max(1, request.BlockSize);
+            bool imbalanced = maxLoad - minLoad > _options.BalanceAbsThreshold && maxLoad > _options.BalanceRelThreshold * minLoad;
             if (imbalanced)
             {
                 int cached = _trees[minIdx].Match(hashes) * request.BlockSize;
@@ -125,9 +127,14 @@ public sealed class SglangCacheAwarePolicy : IRoutingPolicy
             }
 
             double rate = request.PromptTokens <= 0 ? 0 : (double)bestMatch * request.BlockSize / request.PromptTokens;
-            if (best >= 0 && rate > _cacheThreshold)
+            if (best >= 0 && rate > _options.CacheThreshold)
             {
                 return new RouteDecision(best, bestMatch * request.BlockSize, BestOther(hashes, workers, best) * request.BlockSize, "affinity");
+            }
+
+            if (!_options.MissToSmallestTree)
+            {
+                return new RouteDecision(minIdx, _trees[minIdx].Match(hashes) * request.BlockSize, BestOther(hashes, workers, minIdx) * request.BlockSize, "least-load");
             }
 
             int smallest = -1, smallestSize = int.MaxValue;
@@ -185,15 +192,16 @@ public sealed class SglangCacheAwarePolicy : IRoutingPolicy
     private void MaybeEvict()
     {
         long now = _time.GetTimestamp();
-        if (_time.GetElapsedTime(_lastEviction, now) < _evictionInterval)
+        if (_time.GetElapsedTime(_lastEviction, now) < _options.EvictionInterval)
         {
             return;
         }
 
         _lastEviction = now;
+        int max = _options.MaxTreeBlocks(_blockSize);
         foreach (var tree in _trees)
         {
-            tree.EvictTo(_maxTreeSize);
+            tree.EvictTo(max);
         }
     }
 

@@ -43,7 +43,7 @@ namespace Gateway.Core.Routing.KvAware;
 /// Knobs: <see cref="KvAwareOptions"/>. Indexes: <see cref="ApproximatePrefixIndex"/> for workers without KV events,
 /// <see cref="PreciseIndex"/> (fed by the host) for workers with them. Thread-safe (one lock per decision).
 /// </summary>
-public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity
+public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity, IKvEventConsumer
 {
     /// <summary>Policy name.</summary>
     public const string PolicyName = "kv-aware";
