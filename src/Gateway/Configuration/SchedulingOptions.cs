@@ -143,7 +143,7 @@ public sealed class TenantNodeOptions
 public sealed class StateOptions
 {
     /// <summary>
-    /// Redis address (<c>host:port[,password=..][,user=..][,db=N]</c>, see <c>RedisOptions.Parse</c>); empty keeps
+    /// Redis address (<c>host:port[,password=..][,user=..][,db=N]</c> or any StackExchange.Redis configuration string, see <c>RedisConnection.ParseOptions</c>); empty keeps
     /// state in memory (one replica). Environment: <c>Gateway__State__Redis</c>.
     /// </summary>
     public string Redis { get; set; } = "";

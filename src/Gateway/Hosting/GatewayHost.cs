@@ -157,6 +157,20 @@ public sealed partial class GatewayHost : IAsyncDisposable
         }));
         services.AddSingleton<KvEventSubscriptions>();
         services.AddHostedService(sp => sp.GetRequiredService<KvEventSubscriptions>());
+        if (!string.IsNullOrWhiteSpace(options.State.Redis))
+        {
+            // One multiplexer per gateway host, shared by the state store, the quota ledger and the slot table.
+            services.AddSingleton(sp =>
+            {
+                var mux = StackExchange.Redis.ConnectionMultiplexer.Connect(State.RedisConnection.ParseOptions(options.State.Redis));
+                return new State.RedisConnection(mux, ownsMultiplexer: true)
+                {
+                    CommandObserver = sp.GetRequiredService<GatewayMetrics>().RecordRedisCommand,
+                };
+            });
+            services.AddSingleton<StackExchange.Redis.IConnectionMultiplexer>(sp => sp.GetRequiredService<State.RedisConnection>().Multiplexer);
+        }
+
         services.AddSingleton<Scheduling.GatewayScheduling>();
         services.AddSingleton<RecentRegret>();
         services.AddOptions<Gateway.Agents.AgentRetentionOptions>();

@@ -364,7 +364,7 @@ public sealed class FairDispatcher : IAsyncDisposable
                     {
                         await _sync.SyncStoreAsync(_stop.Token).ConfigureAwait(false);
                     }
-                    catch (Exception ex) when (ex is RedisConnectionException or TimeoutException or RedisServerException)
+                    catch (Exception ex) when (RedisConnection.IsUnavailable(ex))
                     {
                         // local state keeps serving; the store retries on the next tick
                     }

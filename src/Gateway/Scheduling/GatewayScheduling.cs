@@ -32,7 +32,7 @@ public sealed class GatewayScheduling : IAsyncDisposable
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, double> _settled = new(StringComparer.Ordinal);
 
     /// <summary>Builds the queue and starts the dispatcher's tick.</summary>
-    public GatewayScheduling(IOptions<GatewayOptions> options, WorkerRegistry registry, GatewayMetrics metrics, IMeterFactory meterFactory, TimeProvider time, IRoutingPolicy routing)
+    public GatewayScheduling(IOptions<GatewayOptions> options, WorkerRegistry registry, GatewayMetrics metrics, IMeterFactory meterFactory, TimeProvider time, IRoutingPolicy routing, RedisConnection? redis = null)
     {
         ArgumentNullException.ThrowIfNull(routing);
         ArgumentNullException.ThrowIfNull(options);
@@ -58,20 +58,18 @@ public sealed class GatewayScheduling : IAsyncDisposable
             RetryAfter = _options.RetryAfter,
         }, time, cost);
 
-        if (string.IsNullOrWhiteSpace(o.State.Redis))
+        if (redis is null)
         {
             Store = new InMemoryStateStore(time);
         }
         else
         {
-            var client = RedisClient.ConnectInBackground(RedisOptions.Parse(o.State.Redis));
-            client.CommandObserver = metrics.RecordRedisCommand;
             int instance = Interlocked.Increment(ref s_instances) - 1;
             string replica = o.State.ReplicaId.Length > 0 ? o.State.ReplicaId
                 : Environment.MachineName + "-" + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)
                   + (instance > 0 ? "-" + instance.ToString(System.Globalization.CultureInfo.InvariantCulture) : "");
-            Store = new RedisStateStore(client, new RedisStateStoreOptions { Prefix = o.State.Prefix, ReplicaId = replica }, time, ownsClient: true);
-            SharedQuota = new SharedQuotaLedger(client, ledger, o.State.Prefix, replica, o.State.QuotaFailMode, time);
+            Store = new RedisStateStore(redis, new RedisStateStoreOptions { Prefix = o.State.Prefix, ReplicaId = replica }, time);
+            SharedQuota = new SharedQuotaLedger(redis, ledger, o.State.Prefix, replica, o.State.QuotaFailMode, time);
             metrics.SetRedisHealthSource(() => Store.IsShared);
         }
 

@@ -1,8 +1,8 @@
 namespace Gateway.State;
 
 /// <summary>
-/// State the gateway replicas share: tenant service counters (fairness), quota windows, session → worker bindings
-/// and in-flight requests per worker. The in-memory store is the embedded default; the Redis store shares it across
+/// State the gateway replicas share: tenant service counters (fairness), quota windows and session → worker
+/// bindings (per-worker in-flight counts and slot shares: <see cref="SharedSlots"/>). The in-memory store is the embedded default; the Redis store shares it across
 /// replicas and keeps serving on local state while Redis is away (see docs/policies/hfair.md, "Shared state").
 /// Thread-safe.
 /// </summary>
@@ -28,12 +28,6 @@ public interface IStateStore : IAsyncDisposable
 
     /// <summary>Binds a session to a worker for <paramref name="ttl"/>.</summary>
     ValueTask SetSessionAsync(string sessionId, string worker, TimeSpan ttl, CancellationToken ct = default);
-
-    /// <summary>Changes this replica's in-flight count for <paramref name="worker"/> (no I/O).</summary>
-    void AddInFlight(string worker, long delta);
-
-    /// <summary>Cluster-wide in-flight requests per worker as of the last sync, plus this replica's changes since (no I/O).</summary>
-    IReadOnlyDictionary<string, long> GetInFlight();
 
     /// <summary>Publishes local changes and refreshes the cluster-wide snapshots (no-op for the in-memory store).</summary>
     ValueTask SyncAsync(CancellationToken ct = default);

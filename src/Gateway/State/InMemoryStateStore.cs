@@ -6,7 +6,6 @@ public sealed class InMemoryStateStore : IStateStore
     private readonly object _lock = new();
     private readonly TimeProvider _time;
     private readonly Dictionary<string, double> _service = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, long> _inFlight = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (double Value, DateTimeOffset Expires)> _windows = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (string Worker, DateTimeOffset Expires)> _sessions = new(StringComparer.Ordinal);
     private int _writes;
@@ -76,24 +75,6 @@ public sealed class InMemoryStateStore : IStateStore
         }
 
         return ValueTask.CompletedTask;
-    }
-
-    /// <inheritdoc />
-    public void AddInFlight(string worker, long delta)
-    {
-        lock (_lock)
-        {
-            _inFlight[worker] = _inFlight.GetValueOrDefault(worker) + delta;
-        }
-    }
-
-    /// <inheritdoc />
-    public IReadOnlyDictionary<string, long> GetInFlight()
-    {
-        lock (_lock)
-        {
-            return new Dictionary<string, long>(_inFlight, StringComparer.Ordinal);
-        }
     }
 
     /// <inheritdoc />

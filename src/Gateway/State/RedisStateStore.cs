@@ -1,4 +1,5 @@
 using System.Globalization;
+using StackExchange.Redis;
 
 namespace Gateway.State;
 
@@ -10,30 +11,27 @@ public sealed record RedisStateStoreOptions
 
     /// <summary>This replica's id (stable across restarts, e.g. the pod name).</summary>
     public string ReplicaId { get; init; } = Environment.MachineName + "-" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
-
-    /// <summary>How long a replica's in-flight counts live in Redis without a sync (a dead replica's load fades out).</summary>
-    public TimeSpan InFlightTtl { get; init; } = TimeSpan.FromSeconds(15);
 }
 
 /// <summary>
-/// <see cref="IStateStore"/> over Redis (via <see cref="RedisClient"/>), degrading to local state while Redis is away.
+/// <see cref="IStateStore"/> over Redis (StackExchange.Redis through <see cref="RedisConnection"/>), degrading to local
+/// state while Redis is away.
 /// Layout (prefix <c>gw:</c>):
 /// <list type="bullet">
 /// <item><c>gw:replicas</c> SET of replica ids;</item>
 /// <item><c>gw:svc:{replica}</c> HASH tenant path → this replica's cumulative service (absolute values, written with
 /// HSET, so re-sending after an outage or a Redis restart is idempotent); cluster service = sum over replicas
-/// (Lua, EVALSHA);</item>
-/// <item><c>gw:inflight:{replica}</c> HASH worker → requests in flight from this replica, expiring after
-/// <see cref="RedisStateStoreOptions.InFlightTtl"/> without a sync;</item>
+/// (one Lua script);</item>
 /// <item><c>gw:win:{key}</c> quota window counters: INCRBYFLOAT + PEXPIRE in one Lua script; increments made while
 /// Redis is away are kept locally and flushed (INCRBYFLOAT) when it returns, if the window has not expired;</item>
-/// <item><c>gw:sess:{id}</c> session → worker, SET PX; bindings made while away are written when it returns with
-/// their remaining TTL.</item>
+/// <item><c>gw:sess:{id}</c> session → worker, SET PX (the binding's TTL); bindings made while away are written
+/// when it returns with their remaining TTL.</item>
 /// </list>
 /// </summary>
 public sealed class RedisStateStore : IStateStore
 {
-    private static readonly LuaScript SumHashes = new("""
+    // KEYS[1] the replica set; ARGV[1] the per-replica hash key prefix. Returns field, sum, field, sum, ...
+    private const string SumHashes = """
         local ids = redis.call('SMEMBERS', KEYS[1])
         local acc = {}
         local order = {}
@@ -51,15 +49,15 @@ public sealed class RedisStateStore : IStateStore
           out[#out + 1] = string.format('%.17g', acc[f])
         end
         return out
-        """);
+        """;
 
-    private static readonly LuaScript IncrWindow = new("""
-        local v = redis.call('INCRBYFLOAT', KEYS[1], ARGV[1])
-        if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+    private static readonly LuaScript IncrWindow = LuaScript.Prepare("""
+        local v = redis.call('INCRBYFLOAT', @key, @amount)
+        if redis.call('PTTL', @key) < 0 then redis.call('PEXPIRE', @key, @ttl) end
         return v
         """);
 
-    private readonly RedisClient _redis;
+    private readonly RedisConnection _redis;
     private readonly RedisStateStoreOptions _options;
     private readonly TimeProvider _time;
     private readonly object _lock = new();
@@ -68,13 +66,10 @@ public sealed class RedisStateStore : IStateStore
     // This replica's own cumulative totals, and which changed since the last successful push.
     private readonly Dictionary<string, double> _ownService = new(StringComparer.Ordinal);
     private readonly HashSet<string> _dirtyService = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, long> _ownInFlight = new(StringComparer.Ordinal);
 
     // Cluster snapshots from the last successful sync, and our own totals at that moment.
     private Dictionary<string, double> _clusterService = new(StringComparer.Ordinal);
     private Dictionary<string, double> _ownServiceAtSnapshot = new(StringComparer.Ordinal);
-    private Dictionary<string, long> _clusterInFlight = new(StringComparer.Ordinal);
-    private Dictionary<string, long> _ownInFlightAtSnapshot = new(StringComparer.Ordinal);
 
     // Local fallbacks while Redis is away.
     private readonly Dictionary<string, LocalWindow> _windows = new(StringComparer.Ordinal);
@@ -83,8 +78,8 @@ public sealed class RedisStateStore : IStateStore
     private volatile bool _fullResync = true;
     private volatile bool _shared;
 
-    /// <summary>Creates the store over a client (the store does not own the client unless <paramref name="ownsClient"/>).</summary>
-    public RedisStateStore(RedisClient redis, RedisStateStoreOptions? options = null, TimeProvider? time = null, bool ownsClient = false)
+    /// <summary>Creates the store over a connection (the store does not own it unless <paramref name="ownsClient"/>).</summary>
+    public RedisStateStore(RedisConnection redis, RedisStateStoreOptions? options = null, TimeProvider? time = null, bool ownsClient = false)
     {
         _redis = redis ?? throw new ArgumentNullException(nameof(redis));
         _options = options ?? new RedisStateStoreOptions();
@@ -133,31 +128,6 @@ public sealed class RedisStateStore : IStateStore
     }
 
     /// <inheritdoc />
-    public void AddInFlight(string worker, long delta)
-    {
-        ArgumentNullException.ThrowIfNull(worker);
-        lock (_lock)
-        {
-            _ownInFlight[worker] = _ownInFlight.GetValueOrDefault(worker) + delta;
-        }
-    }
-
-    /// <inheritdoc />
-    public IReadOnlyDictionary<string, long> GetInFlight()
-    {
-        lock (_lock)
-        {
-            var result = new Dictionary<string, long>(_clusterInFlight, StringComparer.Ordinal);
-            foreach (var (w, own) in _ownInFlight)
-            {
-                result[w] = result.GetValueOrDefault(w) + own - _ownInFlightAtSnapshot.GetValueOrDefault(w);
-            }
-
-            return result;
-        }
-    }
-
-    /// <inheritdoc />
     public async ValueTask<double> IncrementWindowAsync(string key, double amount, TimeSpan expiry, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(key);
@@ -166,8 +136,9 @@ public sealed class RedisStateStore : IStateStore
         {
             try
             {
-                var reply = await _redis.ScriptAsync(IncrWindow, [Key("win:", key)], [Num(amount), Ms(expiry)], ct).ConfigureAwait(false);
-                var total = reply.AsDouble();
+                var reply = await _redis.RunAsync("EVALSHA", db => db.ScriptEvaluateAsync(IncrWindow,
+                    new { key = (RedisKey)Key("win:", key), amount, ttl = MsValue(expiry) })).ConfigureAwait(false);
+                var total = (double)reply;
                 lock (_lock)
                 {
                     var w = LocalWindowFor(key, expiry, now);
@@ -175,7 +146,7 @@ public sealed class RedisStateStore : IStateStore
                     return total + w.Unflushed;
                 }
             }
-            catch (Exception ex) when (ex is RedisConnectionException or TimeoutException)
+            catch (Exception ex) when (RedisConnection.IsUnavailable(ex))
             {
                 // fall through to local accounting
             }
@@ -197,13 +168,13 @@ public sealed class RedisStateStore : IStateStore
         {
             try
             {
-                var reply = await _redis.ExecuteAsync(["GET", Key("sess:", sessionId)], ct).ConfigureAwait(false);
+                var reply = await _redis.RunAsync("GET", db => db.StringGetAsync(Key("sess:", sessionId))).ConfigureAwait(false);
                 if (!reply.IsNull)
                 {
-                    return reply.Text;
+                    return reply.ToString();
                 }
             }
-            catch (Exception ex) when (ex is RedisConnectionException or TimeoutException)
+            catch (Exception ex) when (RedisConnection.IsUnavailable(ex))
             {
                 // local fallback below
             }
@@ -234,10 +205,10 @@ public sealed class RedisStateStore : IStateStore
         {
             try
             {
-                await _redis.ExecuteAsync(["SET", Key("sess:", sessionId), worker, "PX", Ms(ttl)], ct).ConfigureAwait(false);
+                await _redis.RunAsync("SET", db => db.StringSetAsync(Key("sess:", sessionId), worker, Positive(ttl))).ConfigureAwait(false);
                 return;
             }
-            catch (Exception ex) when (ex is RedisConnectionException or TimeoutException)
+            catch (Exception ex) when (RedisConnection.IsUnavailable(ex))
             {
                 // queue for the next sync
             }
@@ -264,7 +235,7 @@ public sealed class RedisStateStore : IStateStore
             await SyncCoreAsync(ct).ConfigureAwait(false);
             _shared = true;
         }
-        catch (Exception ex) when (ex is RedisConnectionException or TimeoutException)
+        catch (Exception ex) when (RedisConnection.IsUnavailable(ex))
         {
             _shared = false;
             _fullResync = true; // we do not know which writes landed; absolute values make re-sending safe
@@ -291,43 +262,19 @@ public sealed class RedisStateStore : IStateStore
         var now = _time.GetUtcNow();
         var full = _fullResync;
         _fullResync = false;
-        var commands = new List<IReadOnlyList<string>> { new[] { "SADD", _options.Prefix + "replicas", _options.ReplicaId } };
         Dictionary<string, double> ownSnapshot;
-        Dictionary<string, long> inflightSnapshot;
+        List<HashEntry> service = [];
         List<(string Key, LocalWindow W, double Amount)> windowFlush = [];
         List<KeyValuePair<string, (string Worker, DateTimeOffset Expires)>> sessionFlush;
         lock (_lock)
         {
             ownSnapshot = new Dictionary<string, double>(_ownService, StringComparer.Ordinal);
-            inflightSnapshot = new Dictionary<string, long>(_ownInFlight, StringComparer.Ordinal);
-            var svc = new List<string> { "HSET", Key("svc:", _options.ReplicaId) };
             foreach (var path in full ? (IEnumerable<string>)_ownService.Keys : _dirtyService)
             {
-                svc.Add(path);
-                svc.Add(Num(_ownService[path]));
+                service.Add(new HashEntry(path, _ownService[path])); // absolute values: re-sending is idempotent
             }
 
             _dirtyService.Clear();
-            if (svc.Count > 2)
-            {
-                commands.Add(svc);
-            }
-
-            var inflightKey = Key("inflight:", _options.ReplicaId);
-            var hset = new List<string> { "HSET", inflightKey };
-            foreach (var (w, n) in _ownInFlight)
-            {
-                // Absolute values, zeros included (no DEL + HSET gap for readers).
-                hset.Add(w);
-                hset.Add(n.ToString(CultureInfo.InvariantCulture));
-            }
-
-            if (hset.Count > 2)
-            {
-                commands.Add(hset);
-                commands.Add(["PEXPIRE", inflightKey, Ms(_options.InFlightTtl)]);
-            }
-
             foreach (var (key, w) in _windows)
             {
                 if (w.Unflushed != 0 && w.Expires > now)
@@ -342,32 +289,39 @@ public sealed class RedisStateStore : IStateStore
 
         try
         {
-            var windowReplyIndex = new int[windowFlush.Count];
-            for (var i = 0; i < windowFlush.Count; i++)
+            // One batch (one round trip): membership, own service, windows and sessions made while Redis was away.
+            var windowTotals = await _redis.RunAsync("PIPELINE", async db =>
             {
-                var (key, w, amount) = windowFlush[i];
-                windowReplyIndex[i] = commands.Count;
-                commands.Add(["INCRBYFLOAT", Key("win:", key), Num(amount)]);
-                commands.Add(["PEXPIRE", Key("win:", key), Ms(w.Expires - now), "NX"]); // a restarted Redis lost the key's TTL too
-            }
-
-            foreach (var (id, s) in sessionFlush)
-            {
-                var left = s.Expires - now;
-                if (left > TimeSpan.Zero)
+                var batch = db.CreateBatch();
+                var pending = new List<Task> { batch.SetAddAsync(_options.Prefix + "replicas", _options.ReplicaId) };
+                if (service.Count > 0)
                 {
-                    commands.Add(["SET", Key("sess:", id), s.Worker, "PX", Ms(left)]);
+                    pending.Add(batch.HashSetAsync(Key("svc:", _options.ReplicaId), [.. service]));
                 }
-            }
 
-            var replies = await _redis.PipelineAsync(commands, ct).ConfigureAwait(false);
-            foreach (var r in replies)
-            {
-                if (r.Kind == RespKind.Error)
+                var totals = new Task<double>[windowFlush.Count];
+                for (var i = 0; i < windowFlush.Count; i++)
                 {
-                    throw new RedisServerException(r.Text!);
+                    var (key, w, amount) = windowFlush[i];
+                    totals[i] = batch.StringIncrementAsync(Key("win:", key), amount);
+                    pending.Add(totals[i]);
+                    // A restarted Redis lost the key's TTL too.
+                    pending.Add(batch.KeyExpireAsync(Key("win:", key), Positive(w.Expires - now), ExpireWhen.HasNoExpiry));
                 }
-            }
+
+                foreach (var (id, s) in sessionFlush)
+                {
+                    var left = s.Expires - now;
+                    if (left > TimeSpan.Zero)
+                    {
+                        pending.Add(batch.StringSetAsync(Key("sess:", id), s.Worker, Positive(left)));
+                    }
+                }
+
+                batch.Execute();
+                await Task.WhenAll(pending).ConfigureAwait(false);
+                return Array.ConvertAll(totals, t => t.Result);
+            }).ConfigureAwait(false);
 
             lock (_lock)
             {
@@ -375,7 +329,7 @@ public sealed class RedisStateStore : IStateStore
                 {
                     var (key, w, amount) = windowFlush[i];
                     w.Unflushed -= amount;
-                    w.LastRemote = replies[windowReplyIndex[i]].AsDouble();
+                    w.LastRemote = windowTotals[i];
                     if (w.Expires <= now && w.Unflushed == 0)
                     {
                         _windows.Remove(key);
@@ -383,28 +337,19 @@ public sealed class RedisStateStore : IStateStore
                 }
             }
 
-            var svcReply = await _redis.ScriptAsync(SumHashes, [_options.Prefix + "replicas"], [_options.Prefix + "svc:"], ct).ConfigureAwait(false);
-            var inflightReply = await _redis.ScriptAsync(SumHashes, [_options.Prefix + "replicas"], [_options.Prefix + "inflight:"], ct).ConfigureAwait(false);
+            var svcReply = await _redis.RunAsync("EVALSHA", db => db.ScriptEvaluateAsync(SumHashes,
+                [(RedisKey)(_options.Prefix + "replicas")], [(RedisValue)(_options.Prefix + "svc:")])).ConfigureAwait(false);
             var cluster = new Dictionary<string, double>(StringComparer.Ordinal);
-            var items = svcReply.Items ?? [];
-            for (var i = 0; i + 1 < items.Count; i += 2)
+            var items = (RedisResult[]?)svcReply ?? [];
+            for (var i = 0; i + 1 < items.Length; i += 2)
             {
-                cluster[items[i].Text!] = items[i + 1].AsDouble();
-            }
-
-            var clusterInFlight = new Dictionary<string, long>(StringComparer.Ordinal);
-            items = inflightReply.Items ?? [];
-            for (var i = 0; i + 1 < items.Count; i += 2)
-            {
-                clusterInFlight[items[i].Text!] = (long)Math.Round(items[i + 1].AsDouble());
+                cluster[(string)items[i]!] = double.Parse((string)items[i + 1]!, CultureInfo.InvariantCulture);
             }
 
             lock (_lock)
             {
                 _clusterService = cluster;
                 _ownServiceAtSnapshot = ownSnapshot;
-                _clusterInFlight = clusterInFlight;
-                _ownInFlightAtSnapshot = inflightSnapshot;
             }
         }
         catch
@@ -453,9 +398,9 @@ public sealed class RedisStateStore : IStateStore
         }
     }
 
-    private static string Num(double v) => v.ToString("R", CultureInfo.InvariantCulture);
+    private static TimeSpan Positive(TimeSpan t) => t > TimeSpan.FromMilliseconds(1) ? t : TimeSpan.FromMilliseconds(1);
 
-    private static string Ms(TimeSpan t) => Math.Max(1, (long)Math.Ceiling(t.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture);
+    private static long MsValue(TimeSpan t) => Math.Max(1, (long)Math.Ceiling(t.TotalMilliseconds));
 
     private sealed class LocalWindow
     {

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Gateway.Core.Scheduling;
 using Gateway.Core.Tenancy;
+using StackExchange.Redis;
 
 namespace Gateway.State;
 
@@ -50,7 +51,7 @@ public sealed class SharedQuotaReservation
 /// </summary>
 public sealed class SharedQuotaLedger
 {
-    private static readonly LuaScript Reserve = new("""
+    private const string Reserve = """
         local n = #KEYS / 4
         local now = tonumber(ARGV[1])
         local tokens = tonumber(ARGV[2])
@@ -91,10 +92,10 @@ public sealed class SharedQuotaLedger
           end
         end
         return {0, -1, '0', '0'}
-        """);
+        """;
 
     // KEYS: token-window keys..., concurrency keys..., budget keys... (counts in ARGV[1..3]); ARGV[4] member, [5] dTokens, [6] dCost.
-    private static readonly LuaScript Settle = new("""
+    private const string Settle = """
         local nt = tonumber(ARGV[1])
         local nc = tonumber(ARGV[2])
         local nb = tonumber(ARGV[3])
@@ -117,9 +118,9 @@ public sealed class SharedQuotaLedger
           end
         end
         return 1
-        """);
+        """;
 
-    private readonly RedisClient _redis;
+    private readonly RedisConnection _redis;
     private readonly QuotaLedger _window;
     private readonly string _prefix;
     private readonly string _replica;
@@ -127,7 +128,7 @@ public sealed class SharedQuotaLedger
     private long _seq;
 
     /// <summary>Creates the ledger over <paramref name="redis"/>; <paramref name="window"/> supplies window positions (the local ledger).</summary>
-    public SharedQuotaLedger(RedisClient redis, QuotaLedger window, string prefix, string replicaId, QuotaFailMode failMode, TimeProvider time, TimeSpan? lease = null)
+    public SharedQuotaLedger(RedisConnection redis, QuotaLedger window, string prefix, string replicaId, QuotaFailMode failMode, TimeProvider time, TimeSpan? lease = null)
     {
         _redis = redis ?? throw new ArgumentNullException(nameof(redis));
         _window = window ?? throw new ArgumentNullException(nameof(window));
@@ -196,35 +197,31 @@ public sealed class SharedQuotaLedger
             if (q.Budget is not null) { budgetKeys.Add(keys[^1]); }
         }
 
-        RespValue reply;
+        RedisResult[] items;
         try
         {
-            if (!_redis.IsConnected)
-            {
-                throw new RedisConnectionException("redis is not connected");
-            }
-
-            reply = await _redis.ScriptAsync(Reserve, keys, args, ct).ConfigureAwait(false);
+            var reply = await _redis.RunAsync("EVALSHA", db => db.ScriptEvaluateAsync(Reserve,
+                keys.ConvertAll(k => (RedisKey)k).ToArray(), args.ConvertAll(a => (RedisValue)a).ToArray())).ConfigureAwait(false);
+            items = (RedisResult[])reply!;
         }
-        catch (Exception ex) when (ex is RedisConnectionException or TimeoutException or RedisServerException)
+        catch (Exception ex) when (RedisConnection.IsUnavailable(ex))
         {
             return FailMode == QuotaFailMode.Open
                 ? (null, null)
                 : (null, new AdmissionResult(AdmissionOutcome.QuotaStoreUnavailable, TimeSpan.FromSeconds(1), "Quota state is unavailable. Retry later."));
         }
 
-        var items = reply.Items!;
-        var code = items[0].AsInt64();
+        var code = (long)items[0];
         if (code == 0)
         {
             return (new SharedQuotaReservation(args[5], [.. tokenKeys], [.. concKeys], [.. budgetKeys], tokens, cost), null);
         }
 
-        var at = limited[(int)items[1].AsInt64()];
+        var at = limited[(int)(long)items[1]];
         return code switch
         {
             1 => (null, GatewayQueue.QuotaRefusal(QuotaLimit.TokensPerMinute,
-                QuotaLedger.RetryAfterTokens(items[2].AsDouble(), items[3].AsDouble(), frac, tokens, at.Config.Quota!.TokensPerMinute!.Value, _window.Window), at.Path)),
+                QuotaLedger.RetryAfterTokens(Dbl(items[2]), Dbl(items[3]), frac, tokens, at.Config.Quota!.TokensPerMinute!.Value, _window.Window), at.Path)),
             2 => (null, GatewayQueue.QuotaRefusal(QuotaLimit.Concurrency, TimeSpan.FromSeconds(1), at.Path)),
             _ => (null, GatewayQueue.QuotaRefusal(QuotaLimit.Budget, null, at.Path)),
         };
@@ -254,13 +251,16 @@ public sealed class SharedQuotaLedger
         ];
         try
         {
-            await _redis.ScriptAsync(Settle, keys, args, ct).ConfigureAwait(false);
+            await _redis.RunAsync("EVALSHA", db => db.ScriptEvaluateAsync(Settle,
+                keys.ConvertAll(k => (RedisKey)k).ToArray(), Array.ConvertAll(args, a => (RedisValue)a))).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is RedisConnectionException or TimeoutException or RedisServerException)
+        catch (Exception ex) when (RedisConnection.IsUnavailable(ex))
         {
             // Lost settlement: the window over-counts until it expires, the slot until its lease ends (documented).
         }
     }
+
+    private static double Dbl(RedisResult r) => double.Parse((string)r!, CultureInfo.InvariantCulture);
 
     private static string Num(double v) => v.ToString("R", CultureInfo.InvariantCulture);
 

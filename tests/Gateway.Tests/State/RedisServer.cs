@@ -23,14 +23,12 @@ public sealed class RedisServer : IAsyncDisposable
 
     public string? Password { get; }
 
-    public RedisOptions Options => new()
-    {
-        Port = Port,
-        Password = Password,
-        CommandTimeout = TimeSpan.FromSeconds(15), // generous: the shared CI box can be very loaded; the timeout test sets its own
-        MinReconnectDelay = TimeSpan.FromMilliseconds(20),
-        MaxReconnectDelay = TimeSpan.FromMilliseconds(200),
-    };
+    /// <summary>The gateway's address spec for this server (generous command timeout: the shared CI box can be very loaded).</summary>
+    public string Spec => "127.0.0.1:" + Port.ToString(System.Globalization.CultureInfo.InvariantCulture)
+        + (Password is null ? "" : ",password=" + Password) + ",asyncTimeout=15000,syncTimeout=15000";
+
+    /// <summary>A fresh connection (StackExchange.Redis multiplexer, owned by the returned object).</summary>
+    public Task<RedisConnection> ConnectAsync(string extra = "") => RedisConnection.ConnectAsync(RedisConnection.ParseOptions(Spec + extra));
 
     public static async Task<RedisServer> StartAsync(string? password = null)
     {

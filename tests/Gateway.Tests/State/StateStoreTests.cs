@@ -1,4 +1,5 @@
 using Gateway.State;
+using StackExchange.Redis;
 
 namespace Gateway.Tests.State;
 
@@ -11,10 +12,10 @@ public sealed class StateStoreTests : IAsyncLifetime
     public async Task DisposeAsync() => await _server.DisposeAsync();
 
     private async Task<RedisStateStore> Replica(string id) =>
-        new(await RedisClient.ConnectAsync(_server.Options), new RedisStateStoreOptions { ReplicaId = id }, ownsClient: true);
+        new(await _server.ConnectAsync(), new RedisStateStoreOptions { ReplicaId = id }, ownsClient: true);
 
     [Fact]
-    public async Task InMemory_CountersWindowsSessionsInFlight_Work()
+    public async Task InMemory_CountersWindowsSessions_Work()
     {
         await using var s = new InMemoryStateStore();
         s.AddService("t/k", 10);
@@ -27,22 +28,17 @@ public sealed class StateStoreTests : IAsyncLifetime
         await s.SetSessionAsync("short", "worker-2", TimeSpan.FromMilliseconds(1));
         await Task.Delay(20);
         Assert.Null(await s.GetSessionAsync("short"));
-        s.AddInFlight("w1", 2);
-        s.AddInFlight("w1", -1);
-        Assert.Equal(1, s.GetInFlight()["w1"]);
         Assert.False(s.IsShared);
     }
 
     [Fact]
-    public async Task Redis_TwoReplicas_SeeClusterWideServiceAndInFlight()
+    public async Task Redis_TwoReplicas_SeeClusterWideService()
     {
         await using var a = await Replica("a");
         await using var b = await Replica("b");
         a.AddService("org/k1", 100);
         b.AddService("org/k1", 50);
         b.AddService("org/k2", 7);
-        a.AddInFlight("worker-1", 3);
-        b.AddInFlight("worker-1", 2);
         await a.SyncAsync();
         await b.SyncAsync();
         await a.SyncAsync();
@@ -50,7 +46,6 @@ public sealed class StateStoreTests : IAsyncLifetime
         Assert.Equal(150, a.GetService()["org/k1"]);
         Assert.Equal(7, a.GetService()["org/k2"]);
         Assert.Equal(150, b.GetService()["org/k1"]);
-        Assert.Equal(5, a.GetInFlight()["worker-1"]);
         a.AddService("org/k1", 1); // visible locally before the next sync
         Assert.Equal(151, a.GetService()["org/k1"]);
     }
@@ -62,9 +57,9 @@ public sealed class StateStoreTests : IAsyncLifetime
         await using var b = await Replica("b");
         Assert.Equal(10, await a.IncrementWindowAsync("tpm:org:1", 10, TimeSpan.FromSeconds(60)));
         Assert.Equal(25, await b.IncrementWindowAsync("tpm:org:1", 15, TimeSpan.FromSeconds(60)));
-        await using var raw = await RedisClient.ConnectAsync(_server.Options);
-        var ttl = (await raw.ExecuteAsync("PTTL", "gw:win:tpm:org:1")).Integer;
-        Assert.InRange(ttl, 1, 60_000);
+        await using var raw = await _server.ConnectAsync();
+        var ttl = await raw.Database.KeyTimeToLiveAsync("gw:win:tpm:org:1");
+        Assert.InRange(ttl!.Value.TotalMilliseconds, 1, 60_000);
         await a.SetSessionAsync("s1", "worker-9", TimeSpan.FromSeconds(30));
         Assert.Equal("worker-9", await b.GetSessionAsync("s1"));
         await a.SetSessionAsync("s2", "worker-1", TimeSpan.FromMilliseconds(50));
@@ -100,7 +95,7 @@ public sealed class StateStoreTests : IAsyncLifetime
 
         // Redis returns empty (no persistence): totals are re-sent (absolute per replica), deltas flushed.
         await _server.RestartAsync();
-        await using var raw = await RedisClient.ConnectAsync(_server.Options);
+        await using var raw = await _server.ConnectAsync();
         await RedisServer.WaitUntilAsync(() => a.IsShared || TrySync(a), "replica a reconnects and syncs");
         await RedisServer.WaitUntilAsync(() => TrySync(b) && b.IsShared, "replica b reconnects and syncs");
         await a.SyncAsync();
@@ -109,8 +104,8 @@ public sealed class StateStoreTests : IAsyncLifetime
         Assert.Equal(170, b.GetService()["t/k"]);
         Assert.Equal("worker-2", await b.GetSessionAsync("sess")); // binding made during the outage was written back
         // The window's pre-outage 5 lived only in the dead Redis; the outage's 3 was flushed.
-        Assert.Equal(3, (await raw.ExecuteAsync("GET", "gw:win:win")).AsDouble());
-        Assert.InRange((await raw.ExecuteAsync("PTTL", "gw:win:win")).Integer, 1, 300_000);
+        Assert.Equal(3, (double)await raw.Database.StringGetAsync("gw:win:win"));
+        Assert.InRange((await raw.Database.KeyTimeToLiveAsync("gw:win:win"))!.Value.TotalMilliseconds, 1, 300_000);
     }
 
     private static bool TrySync(RedisStateStore s)

@@ -20,8 +20,8 @@ public sealed class TwoReplicaFairnessTests(ITestOutputHelper output) : IAsyncLi
     [Fact]
     public async Task SharedRedis_SkewedIngress8020_DeliversConfiguredSharesWithin5Percent()
     {
-        await using var s1 = new RedisStateStore(await RedisClient.ConnectAsync(_server.Options), new() { ReplicaId = "r1" }, ownsClient: true);
-        await using var s2 = new RedisStateStore(await RedisClient.ConnectAsync(_server.Options), new() { ReplicaId = "r2" }, ownsClient: true);
+        await using var s1 = new RedisStateStore(await _server.ConnectAsync(), new() { ReplicaId = "r1" }, ownsClient: true);
+        await using var s2 = new RedisStateStore(await _server.ConnectAsync(), new() { ReplicaId = "r2" }, ownsClient: true);
         var (a, b) = await RunAsync(s1, s2);
         var shareA = a / (a + b);
         output.WriteLine($"shared redis: share of A {shareA:F4} (target 0.6667)");
