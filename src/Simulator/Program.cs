@@ -209,6 +209,40 @@ convert.SetAction(parse =>
 });
 root.Subcommands.Add(convert);
 
+var compare = new Command("compare", "Runs a comparison suite (traces x load levels x routing policies x seeds) and writes the tables and charts the docs quote.");
+var kSuite = new Option<string>("--suite") { Description = "suite file (JSON), e.g. bench/compare/routing-suite.json", Required = true };
+var kTraces = new Option<string?>("--traces") { Description = "trace folder (overrides the suite's \"traces\")" };
+var kOut = new Option<string?>("--out") { Description = "report folder (overrides the suite's \"out\")" };
+var kRaw = new Option<string?>("--raw") { Description = "folder for each cell's result.json/.md/.svg, default artifacts/compare" };
+var kParallel = new Option<int?>("--parallel") { Description = "runs at once, default: processor count" };
+foreach (var o in new Option[] { kSuite, kTraces, kOut, kRaw, kParallel })
+{
+    compare.Options.Add(o);
+}
+
+compare.SetAction(parse =>
+{
+    try
+    {
+        var suite = Simulator.Compare.Suite.Load(parse.GetValue(kSuite)!, parse.GetValue(kTraces), parse.GetValue(kOut));
+        int par = parse.GetValue(kParallel) ?? Environment.ProcessorCount;
+        if (par < 1)
+        {
+            Console.Error.WriteLine("error: --parallel must be >= 1");
+            return 2;
+        }
+
+        Simulator.Compare.CompareRunner.Run(suite, parse.GetValue(kRaw) ?? "artifacts/compare", par, Console.Error, "simulator " + string.Join(' ', args));
+        return 0;
+    }
+    catch (Exception e) when (e is TraceFormatException or FormatException or IOException or System.Text.Json.JsonException or ArgumentException)
+    {
+        Console.Error.WriteLine("error: " + e.Message);
+        return 1;
+    }
+});
+root.Subcommands.Add(compare);
+
 return root.Parse(args).Invoke();
 
 // A trace format named on the command line, or null after printing which names are known.

@@ -417,17 +417,33 @@ public sealed class Scenario
     /// <summary>Loads a scenario file (JSON, snake_case keys); unknown keys are errors.</summary>
     public static Scenario Load(string path)
     {
-        var s = new Scenario();
         using var doc = JsonDocument.Parse(File.ReadAllText(path), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
         if (doc.RootElement.ValueKind != JsonValueKind.Object)
         {
             throw new FormatException($"{path}: a scenario file is a JSON object");
         }
 
-        string baseDir = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
+        var s = new Scenario();
+        s.Apply(doc.RootElement, Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".", path);
+        return s;
+    }
+
+    /// <summary>
+    /// Applies the settings of a scenario object (snake_case keys, as in a scenario file) on top of this scenario;
+    /// relative paths resolve against <paramref name="baseDir"/>; keys listed in <paramref name="skip"/> are left to the
+    /// caller. Every unknown key or bad value is reported at once, prefixed with <paramref name="source"/>.
+    /// </summary>
+    public void Apply(JsonElement obj, string baseDir, string source, IReadOnlySet<string>? skip = null)
+    {
+        var s = this;
         var errors = new List<string>();
-        foreach (var p in doc.RootElement.EnumerateObject())
+        foreach (var p in obj.EnumerateObject())
         {
+            if (skip?.Contains(p.Name) == true)
+            {
+                continue;
+            }
+
             try
             {
                 switch (p.Name)
@@ -512,10 +528,8 @@ public sealed class Scenario
 
         if (errors.Count > 0)
         {
-            throw new FormatException($"{path}: " + string.Join("; ", errors));
+            throw new FormatException($"{source}: " + string.Join("; ", errors));
         }
-
-        return s;
     }
 
     private static string ResolvePath(string baseDir, string value) => Path.IsPathRooted(value) ? value : Path.Combine(baseDir, value);
