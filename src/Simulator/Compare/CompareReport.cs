@@ -45,7 +45,7 @@ public static class CompareReport
         sb.Append("# Routing comparison\n\n");
         sb.Append(C, $"Written by `scripts/compare.sh` (`{commandLine}`, suite `{suite.Path.Replace('\\', '/')}`); do not edit by hand. ");
         sb.Append(C, $"{suite.Scenarios.Count} scenarios × {suite.Loads.Count} load levels ({string.Join(", ", suite.Loads.Select(SuiteScenario.LoadLabel))} the trace's own rate) × ");
-        sb.Append(C, $"{suite.Routing.Count} routing policies × {suite.Seeds.Count} seeds ({string.Join(", ", suite.Seeds)}) = {timing.Runs} simulator runs, ");
+        sb.Append(C, $"{suite.Routing.Count} routing policies × seeds {string.Join(", ", suite.Seeds)} (unless a scenario names its own) = {timing.Runs} simulator runs, ");
         sb.Append(C, $"{timing.SimulatedRequests:N0} simulated requests, {timing.WallSeconds:F0} s wall / {timing.CpuSeconds:F0} s CPU on {timing.Cores} cores.\n\n");
         sb.Append("Each cell is the median over the seeds, with the lowest and highest seed in brackets. TTFT includes the ");
         sb.Append("gateway queue. Prefix hit = engine-reported cached tokens / prompt tokens; ideal = one infinite cache fed the whole stream.\n\n");
@@ -88,7 +88,7 @@ public static class CompareReport
             sb.Append(set.KvBlocks > 0 ? string.Create(C, $", {set.KvBlocks:N0} KV blocks each") : ", the profile's KV pool");
             sb.Append(C, $"), {string.Join(",", set.Scheduling)}, load by {sc.LoadBy} ");
             sb.Append(sc.LoadBy == "session_rate" ? string.Create(C, $"(1x = {set.SessionRate:0.###} root sessions/s)") : string.Create(C, $"(1x = time scale {set.TimeScale:0.###})"));
-            sb.Append(".\n");
+            sb.Append(C, $", seeds {string.Join(", ", group.First().Runs.Select(r => r.Seed).Distinct())}.\n");
             foreach (var cell in group)
             {
                 sb.Append(C, $"\n### {sc.Name} at {SuiteScenario.LoadLabel(cell.Load)}: {cell.Requests:N0} requests, ideal prefix hit {cell.IdealHit:F3}\n\n");

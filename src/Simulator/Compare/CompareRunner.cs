@@ -34,7 +34,7 @@ public static class CompareRunner
             {
                 var s = sc.At(load);
                 s.Routing = [.. suite.Routing];
-                s.Seeds = [.. suite.Seeds];
+                s.Seeds = s.Seeds.Count > 0 ? s.Seeds : [.. suite.Seeds]; // a scenario's own "seeds" win
                 s.Parallelism = parallel;
                 s.Out = Path.Combine(rawDir, $"{sc.Name}-{SuiteScenario.LoadLabel(load)}.json");
                 Check(s, sc.Name);
