@@ -28,6 +28,13 @@ public sealed class EngineOptions
     /// <summary>Longest prompt + output accepted (vLLM max_model_len).</summary>
     public int MaxModelLength { get; init; } = 131072;
 
+    /// <summary>
+    /// Blocks of the host-memory tier (<see cref="HostKvTier"/>): 0 = none; −1 = the profile default,
+    /// <see cref="ModelProfile.DefaultHostKvRatio"/> × the HBM pool. Needs a timing executor (the roofline): a token-producing
+    /// backend has no host copy of its K/V.
+    /// </summary>
+    public int HostKvBlocks { get; init; }
+
     /// <summary>Pins never hold more than this share of the pool.</summary>
     public double MaxPinnedFraction { get; init; } = 0.5;
 
@@ -39,6 +46,9 @@ public sealed class EngineOptions
 
     /// <summary>The pool size actually used.</summary>
     public int EffectiveKvBlocks => KvBlocks > 0 ? KvBlocks : Profile.DefaultKvBlocks(BlockSize);
+
+    /// <summary>The host tier's size actually used (0 = none).</summary>
+    public int EffectiveHostKvBlocks => HostKvBlocks >= 0 ? HostKvBlocks : (int)Math.Min(int.MaxValue, Math.Floor(EffectiveKvBlocks * Profile.DefaultHostKvRatio));
 }
 
 /// <summary>
@@ -125,7 +135,8 @@ public enum FinishReason
 /// <paramref name="TokenId"/> is the sampled token of a FirstToken/Token event when the executor produces tokens (else -1);
 /// <paramref name="Reason"/> says why a Finished event finished.
 /// </summary>
-public readonly record struct SequenceEvent(string RequestId, SequenceEventKind Kind, int TokenIndex, int CachedTokens, int TokenId = -1, FinishReason Reason = FinishReason.None);
+/// <paramref name="ReloadedTokens"/> is the part of <paramref name="CachedTokens"/> reloaded from the host tier (the rest was in HBM).
+public readonly record struct SequenceEvent(string RequestId, SequenceEventKind Kind, int TokenIndex, int CachedTokens, int TokenId = -1, FinishReason Reason = FinishReason.None, int ReloadedTokens = 0);
 
 /// <summary>The outcome of one engine iteration. The host waits <see cref="Duration"/> and then delivers <see cref="Events"/>.</summary>
 public sealed class StepResult
@@ -141,6 +152,9 @@ public sealed class StepResult
 
     /// <summary>Sequences that took part in the step.</summary>
     public int BatchSize { get; init; }
+
+    /// <summary>Tokens of KV reloaded from the host tier for requests admitted in this step.</summary>
+    public int ReloadedTokens { get; init; }
 
     /// <summary>Sequences preempted (recompute) while planning this step.</summary>
     public int Preempted { get; init; }
@@ -178,8 +192,26 @@ public sealed record EngineState
     public required long WaitingTokens { get; init; }
     /// <summary>Prompt tokens looked up in the prefix cache (first admission of each request).</summary>
     public required long PrefixCacheQueryTokens { get; init; }
-    /// <summary>Of those, tokens served from the cache.</summary>
+    /// <summary>Of those, tokens served from the cache (HBM hits plus host-tier hits; the rest were recomputed).</summary>
     public required long PrefixCacheHitTokens { get; init; }
+    /// <summary>Of the hits, tokens reloaded from the host tier.</summary>
+    public long PrefixCacheHostHitTokens { get; init; }
+    /// <summary>Blocks of the host tier (0 = none).</summary>
+    public int HostKvBlocksTotal { get; init; }
+    /// <summary>Blocks held by the host tier.</summary>
+    public int HostKvBlocksCached { get; init; }
+    /// <summary>Host-tier blocks held by host pins (retain hints naming the host tier).</summary>
+    public int HostKvBlocksPinned { get; init; }
+    /// <summary>Blocks written to the host tier (demotions and host retains).</summary>
+    public long HostKvStoresTotal { get; init; }
+    /// <summary>Blocks the host tier's LRU evicted.</summary>
+    public long HostKvEvictionsTotal { get; init; }
+    /// <summary>Blocks copied from the host tier into HBM (reloads on admission and prefetches).</summary>
+    public long HostKvReloadedBlocksTotal { get; init; }
+    /// <summary>Host-to-device bandwidth the engine models, bytes/s (routers price a host hit with it).</summary>
+    public double HostToDeviceBytesPerSecond { get; init; }
+    /// <summary>KV bytes per token on one GPU (with <see cref="HostToDeviceBytesPerSecond"/>: the reload time of a token).</summary>
+    public double KvBytesPerToken { get; init; }
     public required long PinsDroppedTotal { get; init; }
     /// <summary>Pins that reached their TTL.</summary>
     public long PinsExpiredTotal { get; init; }
@@ -197,10 +229,15 @@ public sealed record EngineState
     public required long KvEventSeq { get; init; }
 }
 
-/// <summary>Pin a session's blocks (its most recent request) or explicit block hashes.</summary>
+/// <summary>Pin a session's blocks (its most recent request) or explicit block hashes, in HBM or in the host tier.</summary>
 public sealed record RetainRequest
 {
     public string? SessionId { get; init; }
+    /// <summary>
+    /// Where to keep the blocks: <see cref="KvTier.Hbm"/> pins them in the GPU pool; <see cref="KvTier.Host"/> writes them to the
+    /// host tier, pins them there and lets their HBM copies go first (demote).
+    /// </summary>
+    public KvTier Tier { get; init; }
     public IReadOnlyList<ulong>? BlockHashes { get; init; }
     /// <summary>Pin lifetime in milliseconds (&gt; 0).</summary>
     public long TtlMs { get; init; }
@@ -218,3 +255,22 @@ public sealed record ReleaseRequest
     public string? SessionId { get; init; }
     public IReadOnlyList<ulong>? BlockHashes { get; init; }
 }
+
+/// <summary>Bring a session's blocks (its most recent request) or explicit block hashes from the host tier into HBM.</summary>
+public sealed record PrefetchRequest
+{
+    public string? SessionId { get; init; }
+    public IReadOnlyList<ulong>? BlockHashes { get; init; }
+    /// <summary>Most blocks to copy (0 = no limit besides the engine's budget).</summary>
+    public int MaxBlocks { get; init; }
+    /// <summary>If &gt; 0, the prefix is pinned in HBM for this long once copied (as a retain naming the hbm tier).</summary>
+    public long TtlMs { get; init; }
+    public int Priority { get; init; }
+    public double Value { get; init; }
+}
+
+/// <summary>
+/// Result of a prefetch: blocks copied from host, blocks of the prefix already in HBM, and seconds until the copy is done
+/// (the link is shared with on-demand reloads; a request that arrives earlier waits for the rest).
+/// </summary>
+public readonly record struct PrefetchResult(int LoadedBlocks, int ResidentBlocks, double ReadySeconds, int BudgetBlocks);

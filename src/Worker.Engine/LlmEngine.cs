@@ -25,7 +25,7 @@ namespace Worker.Engine;
 /// Deterministic: no wall clock, no randomness; time (pin TTLs only) comes from the <see cref="TimeProvider"/>.
 /// Not thread-safe: the host serialises calls (the KV event log is thread-safe for readers).
 /// </summary>
-public sealed class LlmEngine
+public sealed partial class LlmEngine
 {
     private readonly KvBlockManager _blocks;
     private readonly IStepExecutor? _executor;
@@ -47,6 +47,10 @@ public sealed class LlmEngine
     private long _generatedTokens;
     private long _steps;
     private double _busySeconds;
+    private long _hostHitTokens;
+    private int _stepReloadTokens;
+    private long _stepReadyAt;
+    private long _linkFreeAt; // UTC ticks: when the host-to-device link has finished the copies queued so far
 
     public LlmEngine(EngineOptions options, TimeProvider time)
         : this(options, time, new RooflineStepExecutor(options?.Profile ?? throw new ArgumentNullException(nameof(options))))
@@ -79,7 +83,13 @@ public sealed class LlmEngine
         _tokenExecutor = tokenExecutor;
         _blockSize = options.BlockSize;
         KvEvents = new KvEventLog(options.BlockSize, options.KvEventCapacity);
-        _blocks = new KvBlockManager(options.EffectiveKvBlocks, options.BlockSize, options.MaxPinnedFraction, time, KvEvents);
+        int hostBlocks = options.EffectiveHostKvBlocks;
+        if (hostBlocks > 0 && tokenExecutor is not null)
+        {
+            throw new ArgumentException("a host KV tier needs a timing executor (the roofline); this backend keeps no host copy of its K/V", nameof(options));
+        }
+
+        _blocks = new KvBlockManager(options.EffectiveKvBlocks, options.BlockSize, options.MaxPinnedFraction, time, KvEvents, hostBlocks: hostBlocks);
     }
 
     public EngineOptions Options { get; }
@@ -94,6 +104,9 @@ public sealed class LlmEngine
 
     /// <summary>Total KV blocks in the pool.</summary>
     public int KvBlocksTotal => _blocks.TotalBlocks;
+
+    /// <summary>Blocks of the host tier (0 = none).</summary>
+    public int HostKvBlocksTotal => _blocks.Host?.CapacityBlocks ?? 0;
 
     /// <summary>True while any request is waiting or running.</summary>
     public bool HasWork => _waiting.Count > 0 || _running.Count > 0;
@@ -179,6 +192,8 @@ public sealed class LlmEngine
             return StepResult.Idle;
         }
 
+        _stepReloadTokens = 0;
+        _stepReadyAt = 0;
         int preempted = Plan();
         if (_plan.Chunks.Count == 0)
         {
@@ -198,6 +213,10 @@ public sealed class LlmEngine
         else
         {
             duration = _executor!.Execute(_plan);
+            if (_stepReloadTokens > 0 || _stepReadyAt > 0)
+            {
+                duration = WithReloads(duration);
+            }
         }
 
         var events = Commit();
@@ -209,6 +228,7 @@ public sealed class LlmEngine
             PrefillTokens = _plan.PrefillTokens,
             DecodeTokens = _plan.DecodeTokens,
             BatchSize = _plan.Chunks.Count,
+            ReloadedTokens = _stepReloadTokens,
             Preempted = preempted,
             Events = events,
         };
@@ -241,6 +261,15 @@ public sealed class LlmEngine
             WaitingTokens = _waitingTokens,
             PrefixCacheQueryTokens = _queryTokens,
             PrefixCacheHitTokens = _hitTokens,
+            PrefixCacheHostHitTokens = _hostHitTokens,
+            HostKvBlocksTotal = _blocks.Host?.CapacityBlocks ?? 0,
+            HostKvBlocksCached = _blocks.Host?.CachedBlocks ?? 0,
+            HostKvBlocksPinned = _blocks.Host?.PinnedBlocks ?? 0,
+            HostKvStoresTotal = _blocks.Host?.StoresTotal ?? 0,
+            HostKvEvictionsTotal = _blocks.Host?.EvictionsTotal ?? 0,
+            HostKvReloadedBlocksTotal = _blocks.ReloadedBlocksTotal,
+            HostToDeviceBytesPerSecond = profile.HostToDeviceBytesPerSecond,
+            KvBytesPerToken = profile.KvBytesPerTokenPerGpu,
             PinsDroppedTotal = _blocks.PinsDroppedTotal,
             PinsExpiredTotal = _blocks.PinsExpiredTotal,
             PinsActive = _blocks.ActivePins,
@@ -282,6 +311,12 @@ public sealed class LlmEngine
             return new RetainResult(0, 0);
         }
 
+        if (r.Tier == KvTier.Host)
+        {
+            string key = r.SessionId ?? (hashes.Length > 0 ? "#" + hashes[^1].ToString("x16", System.Globalization.CultureInfo.InvariantCulture) : "#");
+            return _blocks.PinHost(key, hashes, TimeSpan.FromMilliseconds(r.TtlMs), r.Value);
+        }
+
         return _blocks.Pin(r.SessionId, hashes, TimeSpan.FromMilliseconds(r.TtlMs), r.Priority, r.Value);
     }
 
@@ -303,8 +338,11 @@ public sealed class LlmEngine
         return released;
     }
 
-    /// <summary>How many leading blocks of <paramref name="hashes"/> are cached now.</summary>
+    /// <summary>How many leading blocks of <paramref name="hashes"/> are cached in HBM now.</summary>
     public int CachedPrefixBlocks(ReadOnlySpan<ulong> hashes) => _blocks.CachedPrefixBlocks(hashes);
+
+    /// <summary>How many leading blocks of <paramref name="hashes"/> are in HBM or the host tier; <paramref name="hostBlocks"/> of them only in host.</summary>
+    public int TieredPrefixBlocks(ReadOnlySpan<ulong> hashes, out int hostBlocks) => _blocks.TieredPrefixBlocks(hashes, out hostBlocks);
 
     /// <summary>Clears the prefix cache and every pin (one cleared event).</summary>
     public void ClearPrefixCache() => _blocks.Clear();
@@ -442,8 +480,11 @@ public sealed class LlmEngine
             {
                 // At least one token must be computed to produce logits, so a fully cached prompt recomputes its last block.
                 int maxHit = (seq.Tokens - 1) / _blockSize;
-                hitBlocks = _blocks.AcquireCachedPrefix(seq.Request.BlockHashes, maxHit, seq.BlockTable);
+                hitBlocks = _blocks.AcquireTieredPrefix(seq.Request.BlockHashes, maxHit, seq.BlockTable, out int reloaded, out long readyAt);
                 seq.Computed = hitBlocks * _blockSize;
+                seq.PendingReloadTokens += reloaded * _blockSize;
+                seq.ReloadedTokens = reloaded * _blockSize;
+                seq.ReadyAtTicks = readyAt;
             }
 
             int left = seq.Tokens - seq.Computed;
@@ -462,9 +503,15 @@ public sealed class LlmEngine
             {
                 seq.Admitted = true;
                 seq.CachedTokens = hitBlocks * _blockSize;
+                seq.FirstReloadedTokens = seq.ReloadedTokens;
                 _queryTokens += seq.Request.PromptTokens;
                 _hitTokens += seq.CachedTokens;
+                _hostHitTokens += seq.ReloadedTokens;
             }
+
+            _stepReloadTokens += seq.PendingReloadTokens;
+            seq.PendingReloadTokens = 0;
+            _stepReadyAt = Math.Max(_stepReadyAt, seq.ReadyAtTicks);
 
             seq.Running = true;
             _running.Add(seq);
@@ -539,12 +586,12 @@ public sealed class LlmEngine
 
             seq.Emitted++;
             _generatedTokens++;
-            events.Add(new SequenceEvent(seq.Request.Id, index == 0 ? SequenceEventKind.FirstToken : SequenceEventKind.Token, index, seq.CachedTokens, token));
+            events.Add(new SequenceEvent(seq.Request.Id, index == 0 ? SequenceEventKind.FirstToken : SequenceEventKind.Token, index, seq.CachedTokens, token, ReloadedTokens: seq.FirstReloadedTokens));
             bool stop = token >= 0 && token == eos;
             if (stop || seq.Emitted >= seq.Request.OutputTokens)
             {
                 var reason = stop ? FinishReason.Stop : FinishReason.Length;
-                events.Add(new SequenceEvent(seq.Request.Id, SequenceEventKind.Finished, seq.Emitted, seq.CachedTokens, -1, reason));
+                events.Add(new SequenceEvent(seq.Request.Id, SequenceEventKind.Finished, seq.Emitted, seq.CachedTokens, -1, reason, seq.FirstReloadedTokens));
                 Finish(seq);
                 anyFinished = true;
             }

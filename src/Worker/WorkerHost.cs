@@ -77,6 +77,7 @@ public sealed class WorkerHost : IAsyncDisposable
         {
             Profile = profile,
             KvBlocks = cpu?.KvBlocks ?? options.KvBlocks,
+            HostKvBlocks = options.HostKvBlocks,
             BlockSize = options.BlockSize,
             MaxBatchTokens = options.MaxBatchTokens,
             LongPrefillTokenThreshold = options.LongPrefillTokenThreshold,
@@ -182,6 +183,7 @@ public sealed class WorkerHost : IAsyncDisposable
         app.Map("/worker/kv/snapshot", protocol.SnapshotAsync);
         app.Map("/worker/kv/retain", protocol.RetainAsync);
         app.Map("/worker/kv/release", protocol.ReleaseAsync);
+        app.Map("/worker/kv/prefetch", protocol.PrefetchAsync);
         app.MapFallback(ctx => HttpJson.WriteErrorAsync(ctx, HttpJson.UnknownRoute(ctx)));
     }
 

@@ -30,6 +30,9 @@ public sealed class WorkerOptions
     /// <summary>KV blocks in the pool; 0 = the profile's default for the block size.</summary>
     public int KvBlocks { get; init; }
 
+    /// <summary>Host-memory KV tier in blocks: 0 = none (default), −1 (<c>--host-kv-blocks auto</c>) = the profile's ratio × the HBM pool.</summary>
+    public int HostKvBlocks { get; init; }
+
     /// <summary>Tokens per KV block.</summary>
     public int BlockSize { get; init; } = 16;
 
@@ -95,7 +98,7 @@ public sealed class WorkerOptions
     public const string Usage =
         """
         Reference LLM worker (OpenAI API + worker protocol over a modelled engine).
-        usage: Worker [--urls URL] [--backend roofline|cpu] [--model FILE.gguf] [--threads N] [--profile NAME] [--kv-blocks N] [--block-size N] [--time-scale X]
+        usage: Worker [--urls URL] [--backend roofline|cpu] [--model FILE.gguf] [--threads N] [--profile NAME] [--kv-blocks N] [--host-kv-blocks N|auto] [--block-size N] [--time-scale X]
                       [--model-name ID] [--seed N] [--max-batch-tokens N] [--long-prefill-threshold N] [--max-running N] [--max-model-len N]
                       [--output-median N] [--output-sigma X] [--output-max N] [--embedding-dims N]
                       [--max-body-bytes N] [--kv-event-capacity N] [--max-pinned-fraction X]
@@ -106,6 +109,8 @@ public sealed class WorkerOptions
           --threads         kernel threads of the cpu backend (default: processor count)
           --profile         roofline profile: h100-llama3-8b, h200-llama3-8b, h100-llama3-70b-tp4
           --kv-blocks       KV pool size in blocks (default: from the profile's free HBM; cpu: 64k tokens, at most 1 GiB)
+          --host-kv-blocks  host-memory KV tier in blocks: evicted blocks are demoted there and reloaded over PCIe
+                            (0 = none, default; auto = 2x the HBM pool, SGLang HiCache's default ratio; roofline backend only)
           --block-size      tokens per KV block (default 16)
           --time-scale      wall seconds per modelled second (default 1; 0.1 = 10x faster; 0 = no sleeping)
           --model-name      model id served (default: the profile's)
@@ -167,7 +172,7 @@ public sealed class WorkerOptions
 
         var known = new HashSet<string>(StringComparer.Ordinal)
         {
-            "urls", "url", "profile", "kv-blocks", "block-size", "time-scale", "model-name", "seed", "max-batch-tokens", "long-prefill-threshold",
+            "urls", "url", "profile", "kv-blocks", "host-kv-blocks", "block-size", "time-scale", "model-name", "seed", "max-batch-tokens", "long-prefill-threshold",
             "max-running", "max-model-len", "output-median", "output-sigma", "output-max", "embedding-dims", "max-body-bytes",
             "log-level", "kv-event-capacity", "max-pinned-fraction", "drain-timeout", "backend", "model", "threads",
         };
@@ -253,6 +258,7 @@ public sealed class WorkerOptions
             Threads = Int("threads", Environment.ProcessorCount, 1, 1024),
             Profile = values.GetValueOrDefault("profile") ?? "h100-llama3-8b",
             KvBlocks = Int("kv-blocks", 0, 0, 100_000_000),
+            HostKvBlocks = values.GetValueOrDefault("host-kv-blocks") == "auto" ? -1 : Int("host-kv-blocks", 0, 0, 1_000_000_000),
             BlockSize = Int("block-size", 16, 1, 1024),
             TimeScale = Double("time-scale", 1.0, 0, 1000),
             ModelName = values.GetValueOrDefault("model-name"),
@@ -308,6 +314,15 @@ public sealed class WorkerOptions
         if (KvBlocks < 0)
         {
             errors.Add("kv blocks must be >= 0");
+        }
+
+        if (HostKvBlocks < -1)
+        {
+            errors.Add("host kv blocks must be >= 0 or auto");
+        }
+        else if (HostKvBlocks != 0 && Backend == "cpu")
+        {
+            errors.Add("--host-kv-blocks needs the roofline backend (the cpu backend keeps no host copy of its K/V)");
         }
 
         if (!(TimeScale >= 0) || double.IsInfinity(TimeScale))

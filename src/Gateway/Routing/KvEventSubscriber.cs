@@ -141,12 +141,12 @@ public sealed partial class KvEventSubscriber(HttpClient http, PreciseIndex inde
         var root = doc.RootElement;
         long seq = root.GetProperty("seq").GetInt64();
         var hashes = ReadHashes(root);
-        index.ApplySnapshot(worker, seq, hashes);
+        index.ApplySnapshot(worker, seq, hashes, ReadHashes(root, "host_block_hashes"));
         Interlocked.Increment(ref _resyncs);
         return seq;
     }
 
-    /// <summary>Parses one <c>kv</c> event's data (<c>{"seq","type","block_hashes","parent_block_hash","block_size"}</c>).</summary>
+    /// <summary>Parses one <c>kv</c> event's data (<c>{"seq","type","block_hashes","parent_block_hash","block_size","medium"}</c>).</summary>
     public static KvEvent ParseEvent(string json)
     {
         using var doc = JsonDocument.Parse(json);
@@ -159,12 +159,18 @@ public sealed partial class KvEventSubscriber(HttpClient http, PreciseIndex inde
         }
 
         ulong? parent = root.TryGetProperty("parent_block_hash", out var p) && p.ValueKind == JsonValueKind.Number ? p.GetUInt64() : null;
-        return new KvEvent(seq, type, ReadHashes(root), parent);
+        string? mediumName = root.TryGetProperty("medium", out var m) && m.ValueKind == JsonValueKind.String ? m.GetString() : null;
+        if (!KvEvent.TryParseMedium(mediumName, out var medium))
+        {
+            throw new FormatException($"unknown kv event medium '{mediumName}'");
+        }
+
+        return new KvEvent(seq, type, ReadHashes(root), parent, medium);
     }
 
-    private static ulong[] ReadHashes(JsonElement root)
+    private static ulong[] ReadHashes(JsonElement root, string property = "block_hashes")
     {
-        if (!root.TryGetProperty("block_hashes", out var arr) || arr.ValueKind != JsonValueKind.Array)
+        if (!root.TryGetProperty(property, out var arr) || arr.ValueKind != JsonValueKind.Array)
         {
             return [];
         }

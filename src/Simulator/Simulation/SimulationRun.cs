@@ -758,7 +758,7 @@ public sealed class SimulationRun
         if (gap)
         {
             var snap = w.Engine.KvEvents.Snapshot();
-            _kvConsumer!.ApplySnapshot(worker, snap.Seq, snap.BlockHashes);
+            _kvConsumer!.ApplySnapshot(worker, snap.Seq, snap.BlockHashes, snap.HostBlockHashes);
             w.KvSeq = snap.Seq;
             return;
         }
@@ -772,7 +772,8 @@ public sealed class SimulationRun
                 Worker.Engine.KvEventType.Cleared => Gateway.Core.Routing.KvAware.KvEventType.Cleared,
                 _ => Gateway.Core.Routing.KvAware.KvEventType.PinDropped,
             };
-            _kvConsumer!.Apply(worker, new Gateway.Core.Routing.KvAware.KvEvent(e.Seq, type, e.BlockHashes, e.ParentBlockHash));
+            var medium = e.Tier == KvTier.Host ? Gateway.Core.Routing.KvAware.KvMedium.Cpu : Gateway.Core.Routing.KvAware.KvMedium.Gpu;
+            _kvConsumer!.Apply(worker, new Gateway.Core.Routing.KvAware.KvEvent(e.Seq, type, e.BlockHashes, e.ParentBlockHash, medium));
             w.KvSeq = e.Seq;
         }
     }

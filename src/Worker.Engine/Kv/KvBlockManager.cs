@@ -20,10 +20,12 @@ namespace Worker.Engine;
 /// now − that time is folded into a time-decayed mean (each evicted block weighs 1; older evictions are discounted by
 /// 2^(−Δt / half-life), <c>evictionAgeHalfLifeSeconds</c>, default 60 s of the <see cref="TimeProvider"/>'s time).
 /// Measurement only: it changes no eviction decision.</item>
+/// <item>Host tier (optional, <see cref="HostKvTier"/>): evicted cached blocks are written back to host memory instead of
+/// discarded; a prefix walk continues into the host tier and reloads what it finds (KvBlockManager.Tiers.cs).</item>
 /// </list>
 /// Not thread-safe (the engine serialises calls); events go to a thread-safe <see cref="KvEventLog"/>.
 /// </summary>
-public sealed class KvBlockManager
+public sealed partial class KvBlockManager
 {
     private const int None = -1;
 
@@ -56,8 +58,9 @@ public sealed class KvBlockManager
     private double _ageSum; // decayed sum of their ages (ticks)
     private long _lastEvictionAt;
 
-    public KvBlockManager(int totalBlocks, int blockSize, double maxPinnedFraction, TimeProvider time, KvEventLog events, double evictionAgeHalfLifeSeconds = 60)
+    public KvBlockManager(int totalBlocks, int blockSize, double maxPinnedFraction, TimeProvider time, KvEventLog events, double evictionAgeHalfLifeSeconds = 60, int hostBlocks = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(hostBlocks, 0);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(evictionAgeHalfLifeSeconds, 0.0);
         ArgumentOutOfRangeException.ThrowIfLessThan(totalBlocks, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(blockSize, 1);
@@ -79,6 +82,8 @@ public sealed class KvBlockManager
         _inLru = new bool[totalBlocks];
         _idleSince = new long[totalBlocks];
         _ageHalfLifeTicks = evictionAgeHalfLifeSeconds * TimeSpan.TicksPerSecond;
+        _readyAt = new long[totalBlocks];
+        Host = hostBlocks > 0 ? new HostKvTier(hostBlocks, maxPinnedFraction, time, events) : null;
         _free = new int[totalBlocks];
         for (int i = 0; i < totalBlocks; i++)
         {
@@ -233,6 +238,7 @@ public sealed class KvBlockManager
             }
 
             _refCount[block] = 1;
+            _readyAt[block] = 0;
             _usedBlocks++;
             table.Add(block);
         }
@@ -240,6 +246,7 @@ public sealed class KvBlockManager
         if (_scratchHashes.Count > 0)
         {
             _events.Append(KvEventType.Removed, [.. _scratchHashes]);
+            Host?.Store(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_scratchHashes)); // write-back (demotion)
         }
 
         return true;
@@ -329,6 +336,11 @@ public sealed class KvBlockManager
             Unpin(_pins[old]);
         }
 
+        if (session is not null)
+        {
+            Host?.Release(session); // one retention intent per session: an HBM pin replaces a host pin
+        }
+
         var blocks = new List<int>();
         for (int i = 0; i < hashes.Length && _cache.TryGetValue(hashes[i], out int b); i++)
         {
@@ -396,19 +408,20 @@ public sealed class KvBlockManager
         return new RetainResult(blocks.Count, dropped);
     }
 
-    /// <summary>Releases a session's pin; returns the number of blocks it held (0 if none).</summary>
+    /// <summary>Releases a session's pins in both tiers; returns the number of blocks they held (0 if none).</summary>
     public int ReleaseSession(string session)
     {
         ExpirePins();
+        int host = Host?.Release(session) ?? 0;
         if (!_pinBySession.TryGetValue(session, out long id))
         {
-            return 0;
+            return host;
         }
 
         var pin = _pins[id];
         int n = pin.Blocks.Count;
         Unpin(pin);
-        return n;
+        return n + host;
     }
 
     /// <summary>Removes the given blocks from every pin that holds them; returns the number of (pin, block) holds released.</summary>
@@ -452,6 +465,7 @@ public sealed class KvBlockManager
     /// <summary>Removes pins whose TTL has passed (their blocks become evictable). Cheap when none is due.</summary>
     public void ExpirePins()
     {
+        Host?.ExpirePins();
         if (_pins.Count == 0)
         {
             return;
@@ -516,6 +530,7 @@ public sealed class KvBlockManager
         }
 
         _cache.Clear();
+        Host?.Clear();
         _events.Append(KvEventType.Cleared, []);
     }
 

@@ -16,9 +16,25 @@ public enum KvEventType
     PinDropped,
 }
 
-/// <summary>One KV event. <see cref="Seq"/> is strictly increasing, starting at 1.</summary>
-public sealed record KvEvent(long Seq, KvEventType Type, ulong[] BlockHashes, ulong? ParentBlockHash, int BlockSize)
+/// <summary>Which memory tier a KV event is about (vLLM's KV events call it the medium).</summary>
+public enum KvTier
 {
+    /// <summary>The GPU's HBM block pool: blocks a request can attend to at once (wire medium <c>gpu</c>).</summary>
+    Hbm,
+
+    /// <summary>The host-memory tier: blocks that must be reloaded over PCIe before use (wire medium <c>cpu</c>).</summary>
+    Host,
+}
+
+/// <summary>
+/// One KV event. <see cref="Seq"/> is strictly increasing, starting at 1. <see cref="Tier"/> says which tier the blocks
+/// entered or left (a demotion is a removed event on HBM plus, for blocks not yet held there, a stored event on the host).
+/// </summary>
+public sealed record KvEvent(long Seq, KvEventType Type, ulong[] BlockHashes, ulong? ParentBlockHash, int BlockSize, KvTier Tier = KvTier.Hbm)
+{
+    /// <summary>Wire name of the tier: gpu or cpu.</summary>
+    public string MediumName => Tier == KvTier.Host ? "cpu" : "gpu";
+
     /// <summary>Wire name: stored, removed, cleared, pin_dropped.</summary>
     public string TypeName => Type switch
     {
@@ -29,8 +45,15 @@ public sealed record KvEvent(long Seq, KvEventType Type, ulong[] BlockHashes, ul
     };
 }
 
-/// <summary>Snapshot of the cached block hashes as of event <see cref="Seq"/> (consumers continue after it).</summary>
-public sealed record KvSnapshot(long Seq, int BlockSize, ulong[] BlockHashes);
+/// <summary>
+/// Snapshot of the cached block hashes as of event <see cref="Seq"/> (consumers continue after it): those in HBM, and
+/// those held by the host tier (empty without one).
+/// </summary>
+public sealed record KvSnapshot(long Seq, int BlockSize, ulong[] BlockHashes)
+{
+    /// <summary>Hashes held by the host tier (sorted).</summary>
+    public ulong[] HostBlockHashes { get; init; } = [];
+}
 
 /// <summary>
 /// Bounded ring of KV events with a mirror of the cached-hash set, so SSE consumers on other threads can read,
@@ -42,6 +65,7 @@ public sealed class KvEventLog
     private readonly object _gate = new();
     private readonly KvEvent[] _ring;
     private readonly HashSet<ulong> _cached = [];
+    private readonly HashSet<ulong> _hostCached = [];
     private long _lastSeq;
     private int _count;
     private TaskCompletionSource _signal = NewSignal();
@@ -72,37 +96,39 @@ public sealed class KvEventLog
     }
 
     /// <summary>Appends an event and wakes waiters. Returns its seq.</summary>
-    public long Append(KvEventType type, ulong[] blockHashes, ulong? parentBlockHash = null)
+    public long Append(KvEventType type, ulong[] blockHashes, ulong? parentBlockHash = null, KvTier tier = KvTier.Hbm)
     {
         TaskCompletionSource toSignal;
         long seq;
         lock (_gate)
         {
             seq = ++_lastSeq;
-            _ring[(int)(seq % _ring.Length)] = new KvEvent(seq, type, blockHashes, parentBlockHash, BlockSize);
+            _ring[(int)(seq % _ring.Length)] = new KvEvent(seq, type, blockHashes, parentBlockHash, BlockSize, tier);
             if (_count < _ring.Length)
             {
                 _count++;
             }
 
+            var set = tier == KvTier.Host ? _hostCached : _cached;
             switch (type)
             {
                 case KvEventType.Stored:
                     foreach (var h in blockHashes)
                     {
-                        _cached.Add(h);
+                        set.Add(h);
                     }
 
                     break;
                 case KvEventType.Removed:
                     foreach (var h in blockHashes)
                     {
-                        _cached.Remove(h);
+                        set.Remove(h);
                     }
 
                     break;
                 case KvEventType.Cleared:
                     _cached.Clear();
+                    _hostCached.Clear();
                     break;
             }
 
@@ -155,7 +181,7 @@ public sealed class KvEventLog
         return wait.WaitAsync(cancellationToken);
     }
 
-    /// <summary>The cached hashes (sorted) as of <see cref="KvSnapshot.Seq"/>, consistent with the event stream.</summary>
+    /// <summary>The cached hashes of each tier (sorted) as of <see cref="KvSnapshot.Seq"/>, consistent with the event stream.</summary>
     public KvSnapshot Snapshot()
     {
         lock (_gate)
@@ -163,7 +189,10 @@ public sealed class KvEventLog
             var hashes = new ulong[_cached.Count];
             _cached.CopyTo(hashes);
             Array.Sort(hashes);
-            return new KvSnapshot(_lastSeq, BlockSize, hashes);
+            var host = new ulong[_hostCached.Count];
+            _hostCached.CopyTo(host);
+            Array.Sort(host);
+            return new KvSnapshot(_lastSeq, BlockSize, hashes) { HostBlockHashes = host };
         }
     }
 

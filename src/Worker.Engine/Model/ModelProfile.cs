@@ -69,6 +69,39 @@ public sealed record ModelProfile
     /// <summary>HBM reserved per GPU for activations, CUDA graphs and the allocator (not weights, not KV).</summary>
     public required long ActivationReserveBytes { get; init; }
 
+    /// <summary>
+    /// Host-to-device copy bandwidth of one GPU's link in bytes/s, used to reload KV from the host tier. Default 50 GB/s:
+    /// PCIe Gen5 x16 is 32 GT/s × 16 lanes × 128/130 ≈ 63 GB/s per direction in theory, and pinned-memory copies measured
+    /// with NVIDIA's nvbandwidth on H100 hosts reach about 53 GB/s (docs/worker.md, "Host KV tier").
+    /// </summary>
+    public double HostToDeviceBytesPerSecond { get; init; } = 50e9;
+
+    /// <summary>
+    /// Host tier size as a multiple of the HBM pool when the worker asks for the profile default: 2, SGLang HiCache's
+    /// default <c>--hicache-ratio</c>.
+    /// </summary>
+    public double DefaultHostKvRatio { get; init; } = 2.0;
+
+    /// <summary>Seconds to copy the KV of <paramref name="tokens"/> tokens from host memory into one GPU's HBM.</summary>
+    public double HostLoadSeconds(long tokens) => tokens <= 0 ? 0 : tokens * KvBytesPerTokenPerGpu / HostToDeviceBytesPerSecond;
+
+    /// <summary>
+    /// A step that computes for <paramref name="computeSeconds"/> while <paramref name="loadSeconds"/> of KV is reloaded
+    /// layer by layer (LMCache / HiCache layer-wise loading): layer l's copy overlaps layer l−1's compute, so with L equal
+    /// layers the step ends at max(load + compute/L, load/L + compute), after <paramref name="startDelaySeconds"/> waiting
+    /// for the link or for a prefetch still in flight.
+    /// </summary>
+    public double TieredStepSeconds(double computeSeconds, double loadSeconds, double startDelaySeconds)
+    {
+        double delay = Math.Max(0, startDelaySeconds);
+        if (loadSeconds <= 0)
+        {
+            return delay + computeSeconds;
+        }
+
+        return delay + Math.Max(loadSeconds + computeSeconds / Layers, loadSeconds / Layers + computeSeconds);
+    }
+
     /// <summary>KV bytes per token for the whole model: 2 (K and V) × layers × kv_heads × head_dim × bytes.</summary>
     public long KvBytesPerToken => 2L * Layers * KvHeads * HeadDim * KvBytesPerElement;
 

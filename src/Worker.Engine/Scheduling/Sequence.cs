@@ -22,6 +22,18 @@ internal sealed class Sequence(EngineRequest request, long arrival)
     /// <summary>Prefix-cache hit of the first admission, in tokens.</summary>
     public int CachedTokens { get; set; }
 
+    /// <summary>Of <see cref="CachedTokens"/>, tokens reloaded from the host tier at the first admission.</summary>
+    public int FirstReloadedTokens { get; set; }
+
+    /// <summary>Tokens reloaded from the host tier by the latest prefix walk.</summary>
+    public int ReloadedTokens { get; set; }
+
+    /// <summary>Reloaded tokens whose copy time is still to be charged to the step that schedules the sequence.</summary>
+    public int PendingReloadTokens { get; set; }
+
+    /// <summary>UTC ticks until which a prefetched block among its hits is still being copied (0 = none).</summary>
+    public long ReadyAtTicks { get; set; }
+
     public bool Admitted { get; set; }
 
     public bool Running { get; set; }

@@ -95,6 +95,7 @@ internal sealed class ProtocolHandlers
         var snapshot = _w.Loop.KvEvents.Snapshot();
         long seq = snapshot.Seq;
         var hashes = snapshot.BlockHashes;
+        var host = snapshot.HostBlockHashes;
         await HttpJson.WriteJsonAsync(ctx, 200, w =>
         {
             w.WriteStartObject();
@@ -102,6 +103,13 @@ internal sealed class ProtocolHandlers
             w.WriteNumber("block_size", _w.Options.BlockSize);
             w.WriteStartArray("block_hashes");
             foreach (var h in hashes)
+            {
+                w.WriteNumberValue(h);
+            }
+
+            w.WriteEndArray();
+            w.WriteStartArray("host_block_hashes");
+            foreach (var h in host)
             {
                 w.WriteNumberValue(h);
             }
@@ -221,6 +229,7 @@ internal sealed class ProtocolHandlers
             w.WriteEndArray();
             if (e.ParentBlockHash is ulong parent) { w.WriteNumber("parent_block_hash", parent); } else { w.WriteNull("parent_block_hash"); }
             w.WriteNumber("block_size", e.BlockSize);
+            w.WriteString("medium", e.MediumName);
             w.WriteEndObject();
         });
     }
@@ -233,6 +242,12 @@ internal sealed class ProtocolHandlers
             return;
         }
 
+        if (pin.Tier == KvTier.Host && _w.Loop.Read(e => e.HostKvBlocksTotal) == 0)
+        {
+            await HttpJson.WriteErrorAsync(ctx, OpenAiError.Invalid("This worker has no host KV tier (start it with --host-kv-blocks).", "tier", "host_tier_unavailable")).ConfigureAwait(false);
+            return;
+        }
+
         var request = new RetainRequest
         {
             SessionId = pin.SessionId,
@@ -240,6 +255,7 @@ internal sealed class ProtocolHandlers
             TtlMs = pin.TtlMs,
             Priority = pin.Priority,
             Value = pin.Value,
+            Tier = pin.Tier,
         };
         var result = _w.Loop.Mutate(e => e.Retain(request));
         await HttpJson.WriteJsonAsync(ctx, 200, w =>
@@ -247,6 +263,47 @@ internal sealed class ProtocolHandlers
             w.WriteStartObject();
             w.WriteNumber("pinned_blocks", result.PinnedBlocks);
             w.WriteNumber("dropped_pins", result.DroppedPins);
+            w.WriteString("tier", pin.Tier == KvTier.Host ? "host" : "hbm");
+            w.WriteEndObject();
+        }).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// <c>POST /worker/kv/prefetch</c>: copy a session's (or the given hashes') host-resident blocks into HBM ahead of its
+    /// next request, within the engine's budget (never memory running or queued work needs, never a pin).
+    /// </summary>
+    public async Task PrefetchAsync(HttpContext ctx)
+    {
+        var pin = await ReadPinBodyAsync(ctx, requireTtl: false).ConfigureAwait(false);
+        if (pin is null)
+        {
+            return;
+        }
+
+        if (pin.MaxBlocks < 0)
+        {
+            await HttpJson.WriteErrorAsync(ctx, OpenAiError.Invalid("'max_blocks' must be an integer >= 0.", "max_blocks")).ConfigureAwait(false);
+            return;
+        }
+
+        var request = new PrefetchRequest
+        {
+            SessionId = pin.SessionId,
+            BlockHashes = pin.BlockHashes,
+            MaxBlocks = pin.MaxBlocks,
+            TtlMs = pin.TtlMs,
+            Priority = pin.Priority,
+            Value = pin.Value,
+        };
+        var result = _w.Loop.Mutate(e => e.Prefetch(request));
+        double scale = _w.Loop.TimeScale;
+        await HttpJson.WriteJsonAsync(ctx, 200, w =>
+        {
+            w.WriteStartObject();
+            w.WriteNumber("loaded_blocks", result.LoadedBlocks);
+            w.WriteNumber("resident_blocks", result.ResidentBlocks);
+            w.WriteNumber("budget_blocks", result.BudgetBlocks);
+            w.WriteNumber("ready_ms", Math.Round(result.ReadySeconds * 1000 * (scale > 0 ? scale : 1.0), 3));
             w.WriteEndObject();
         }).ConfigureAwait(false);
     }
@@ -269,7 +326,7 @@ internal sealed class ProtocolHandlers
         }).ConfigureAwait(false);
     }
 
-    private sealed record PinBody(string? SessionId, ulong[]? BlockHashes, long TtlMs, int Priority, double Value);
+    private sealed record PinBody(string? SessionId, ulong[]? BlockHashes, long TtlMs, int Priority, double Value, KvTier Tier = KvTier.Hbm, int MaxBlocks = 0);
 
     private async Task<PinBody?> ReadPinBodyAsync(HttpContext ctx, bool requireTtl)
     {
@@ -395,7 +452,28 @@ internal sealed class ProtocolHandlers
                 return null;
             }
 
-            return new PinBody(session, hashes, ttl, priority, value);
+            var tier = KvTier.Hbm;
+            if (root.TryGetProperty("tier", out var tierValue) && tierValue.ValueKind != JsonValueKind.Null)
+            {
+                switch (tierValue.ValueKind == JsonValueKind.String ? tierValue.GetString() : null)
+                {
+                    case "hbm": tier = KvTier.Hbm; break;
+                    case "host": tier = KvTier.Host; break;
+                    default:
+                        error = OpenAiError.Invalid("'tier' must be \"hbm\" or \"host\".", "tier");
+                        return null;
+                }
+            }
+
+            int maxBlocks = 0;
+            if (root.TryGetProperty("max_blocks", out var mb) && mb.ValueKind != JsonValueKind.Null
+                && (mb.ValueKind != JsonValueKind.Number || !mb.TryGetInt32(out maxBlocks) || maxBlocks < 0))
+            {
+                error = OpenAiError.Invalid("'max_blocks' must be an integer >= 0.", "max_blocks");
+                return null;
+            }
+
+            return new PinBody(session, hashes, ttl, priority, value, tier, maxBlocks);
         }
     }
 }

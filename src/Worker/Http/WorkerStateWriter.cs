@@ -45,6 +45,15 @@ internal static class WorkerStateWriter
             w.WriteNull("kv_eviction_age_s"); // nothing evicted yet
         }
         w.WriteNumber("pins_active", s.PinsActive);
+        w.WriteNumber("prefix_cache_host_hit_tokens", s.PrefixCacheHostHitTokens);
+        w.WriteNumber("host_kv_blocks_total", s.HostKvBlocksTotal);
+        w.WriteNumber("host_kv_blocks_cached", s.HostKvBlocksCached);
+        w.WriteNumber("host_kv_blocks_pinned", s.HostKvBlocksPinned);
+        w.WriteNumber("host_kv_stores_total", s.HostKvStoresTotal);
+        w.WriteNumber("host_kv_evictions_total", s.HostKvEvictionsTotal);
+        w.WriteNumber("host_kv_reloaded_blocks_total", s.HostKvReloadedBlocksTotal);
+        // Wall seconds to reload one token's KV from host (the modelled copy time stretched by the time scale), for routers.
+        w.WriteNumber("host_reload_seconds_per_token", s.HostToDeviceBytesPerSecond > 0 ? s.KvBytesPerToken / s.HostToDeviceBytesPerSecond * (scale > 0 ? scale : 1.0) : 0);
         w.WriteNumber("preemptions_total", s.PreemptionsTotal);
         w.WriteNumber("prompt_tokens_total", s.PromptTokensTotal);
         w.WriteNumber("generated_tokens_total", s.GeneratedTokensTotal);

@@ -16,13 +16,35 @@ public enum KvEventType
     PinDropped,
 }
 
+/// <summary>Which memory tier a KV event is about (the wire field <c>medium</c>, as vLLM's KV events name it).</summary>
+public enum KvMedium
+{
+    /// <summary>GPU HBM (<c>gpu</c>; the default when a worker sends no medium).</summary>
+    Gpu,
+
+    /// <summary>The worker's host-memory tier (<c>cpu</c>): a hit there is reloaded over PCIe, not recomputed.</summary>
+    Cpu,
+}
+
 /// <summary>One KV event as parsed from the worker's stream.</summary>
 /// <param name="Seq">Monotonic sequence number (per worker incarnation, first event is 1).</param>
 /// <param name="Type">Event kind.</param>
 /// <param name="BlockHashes">Block hashes the event names (empty for cleared).</param>
 /// <param name="ParentBlockHash">Parent of the first stored block (null for a chain root or other kinds).</param>
-public readonly record struct KvEvent(long Seq, KvEventType Type, ulong[]? BlockHashes, ulong? ParentBlockHash = null)
+/// <param name="Medium">The tier the blocks entered or left.</param>
+public readonly record struct KvEvent(long Seq, KvEventType Type, ulong[]? BlockHashes, ulong? ParentBlockHash = null, KvMedium Medium = KvMedium.Gpu)
 {
+    /// <summary>Parses the wire medium ("gpu", "cpu"; absent = gpu).</summary>
+    public static bool TryParseMedium(string? name, out KvMedium medium)
+    {
+        switch (name)
+        {
+            case null or "gpu" or "GPU": medium = KvMedium.Gpu; return true;
+            case "cpu" or "CPU": medium = KvMedium.Cpu; return true;
+            default: medium = default; return false;
+        }
+    }
+
     /// <summary>Parses the wire name ("stored", "removed", "cleared", "pin_dropped").</summary>
     public static bool TryParseType(string? name, out KvEventType type)
     {

@@ -157,6 +157,12 @@ public sealed class PreciseIndex
 
             s.LastSeq = e.Seq;
             var hashes = e.BlockHashes ?? [];
+            if (e.Medium == KvMedium.Cpu)
+            {
+                ApplyHost(s, e.Type, hashes);
+                return result;
+            }
+
             switch (e.Type)
             {
                 case KvEventType.Stored:
@@ -181,8 +187,11 @@ public sealed class PreciseIndex
         }
     }
 
-    /// <summary>Replaces <paramref name="worker"/>'s set with a snapshot taken at <paramref name="seq"/>; events continue after it.</summary>
-    public void ApplySnapshot(int worker, long seq, ReadOnlySpan<ulong> blockHashes)
+    /// <summary>
+    /// Replaces <paramref name="worker"/>'s sets with a snapshot taken at <paramref name="seq"/> (HBM hashes and, from a
+    /// worker with a host tier, <paramref name="hostBlockHashes"/>); events continue after it.
+    /// </summary>
+    public void ApplySnapshot(int worker, long seq, ReadOnlySpan<ulong> blockHashes, ReadOnlySpan<ulong> hostBlockHashes = default)
     {
         lock (_lock)
         {
@@ -196,6 +205,14 @@ public sealed class PreciseIndex
             foreach (ulong h in blockHashes)
             {
                 AddBlock(worker, s, h);
+            }
+
+            foreach (ulong h in hostBlockHashes)
+            {
+                if (s.HostBlocks.Count < _maxBlocksPerWorker)
+                {
+                    s.HostBlocks.Add(h);
+                }
             }
 
             s.LastSeq = seq;
@@ -240,6 +257,56 @@ public sealed class PreciseIndex
         lock (_lock)
         {
             return (uint)worker < (uint)_maxWorkers ? _watchedHeld[worker] : 0;
+        }
+    }
+
+    /// <summary>
+    /// How many blocks of <paramref name="blockHashes"/>, from <paramref name="from"/> on, <paramref name="worker"/> holds in
+    /// HBM or its host tier without a break; <paramref name="hostBlocks"/> of them only in host (to be reloaded). Used
+    /// after the HBM match: the context a worker would reload instead of recomputing.
+    /// </summary>
+    public int TieredRun(int worker, ReadOnlySpan<ulong> blockHashes, int from, out int hostBlocks)
+    {
+        lock (_lock)
+        {
+            return TieredRunUnlocked(worker, blockHashes, from, out hostBlocks);
+        }
+    }
+
+    /// <summary>Same as <see cref="TieredRun"/>; caller holds <see cref="SyncRoot"/>.</summary>
+    internal int TieredRunUnlocked(int worker, ReadOnlySpan<ulong> blockHashes, int from, out int hostBlocks)
+    {
+        hostBlocks = 0;
+        var s = Get(worker);
+        if (s is null || s.HostBlocks.Count == 0)
+        {
+            return 0;
+        }
+
+        int n = 0;
+        for (int i = Math.Max(0, from); i < blockHashes.Length; i++, n++)
+        {
+            ulong h = blockHashes[i];
+            if (!s.Blocks.Contains(h))
+            {
+                if (!s.HostBlocks.Contains(h))
+                {
+                    break;
+                }
+
+                hostBlocks++;
+            }
+        }
+
+        return n;
+    }
+
+    /// <summary>Blocks the worker's host tier holds (confirmed by its events).</summary>
+    public int HostCountFor(int worker)
+    {
+        lock (_lock)
+        {
+            return Get(worker)?.HostBlocks.Count ?? 0;
         }
     }
 
@@ -435,6 +502,30 @@ public sealed class PreciseIndex
         }
     }
 
+    private void ApplyHost(WorkerState s, KvEventType type, ulong[] hashes)
+    {
+        if (type == KvEventType.Stored)
+        {
+            foreach (ulong h in hashes)
+            {
+                if (s.HostBlocks.Count >= _maxBlocksPerWorker)
+                {
+                    DroppedBlocks++;
+                    continue;
+                }
+
+                s.HostBlocks.Add(h);
+            }
+        }
+        else if (type == KvEventType.Removed)
+        {
+            foreach (ulong h in hashes)
+            {
+                s.HostBlocks.Remove(h);
+            }
+        }
+    }
+
     private void ClearWorker(int worker, WorkerState s)
     {
         foreach (ulong h in s.Blocks)
@@ -443,12 +534,14 @@ public sealed class PreciseIndex
         }
 
         s.Blocks.Clear();
+        s.HostBlocks.Clear();
         _watchedHeld[worker] = 0; // the watches stay: a block stored again counts again
     }
 
     private sealed class WorkerState
     {
         public readonly HashSet<ulong> Blocks = [];
+        public readonly HashSet<ulong> HostBlocks = []; // held by the worker's host tier (reload, not recompute)
         public long LastSeq;
         public bool NeedsResync;
     }
