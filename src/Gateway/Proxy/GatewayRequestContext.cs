@@ -35,6 +35,9 @@ public sealed class GatewayRequestContext
     /// <summary>Body bytes sent to the worker (original, or rewritten for include_usage).</summary>
     public required ReadOnlyMemory<byte> ForwardBody { get; set; }
 
+    /// <summary>Path sent to the worker instead of the client's (a translated request goes to chat completions); null keeps the client's.</summary>
+    public string? UpstreamPath { get; init; }
+
     /// <summary>True when the gateway added stream_options.include_usage and must strip the usage-only chunk.</summary>
     public bool StripUsageChunk { get; init; }
 

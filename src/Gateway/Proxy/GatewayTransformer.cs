@@ -55,8 +55,14 @@ internal sealed class GatewayTransformer : HttpTransformer
         request.ContentType = JsonContentType.MediaType;
         request.Headers.Remove("Transfer-Encoding");
         await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken).ConfigureAwait(false);
+        if (_ctx.UpstreamPath is { } path)
+        {
+            proxyRequest.RequestUri = RequestUtilities.MakeDestinationAddress(destinationPrefix, new PathString(path), QueryString.Empty);
+        }
+
         var h = proxyRequest.Headers;
         h.Authorization = null;
+        h.Remove(Gateway.Auth.ApiCredential.ApiKeyHeader);
         h.Remove(HintHeaders.CacheSalt);
         h.Remove(HintHeaders.SessionId);
         h.Remove(HintHeaders.RetentionTtl);

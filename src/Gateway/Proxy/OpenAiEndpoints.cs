@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Gateway.Anthropic;
 using Gateway.Auth;
 using Gateway.Core.OpenAi;
 using Gateway.Fleet;
@@ -26,6 +27,7 @@ public static class OpenAiEndpoints
         app.MapPost("/v1/embeddings", ctx => handler.HandleAsync(ctx, OpenAiEndpoint.Embeddings));
         app.MapGet("/v1/models", ctx => WriteModelsAsync(ctx, auth, registry));
         app.MapGet("/v1/models/{id}", ctx => WriteModelAsync(ctx, auth, registry, (string)ctx.Request.RouteValues["id"]!));
+        app.MapAnthropicEndpoints();
         app.Map("/v1/{**rest}", ctx => OpenAiErrors.WriteAsync(ctx, OpenAiErrors.NotFound(ctx.Request.Method, ctx.Request.Path)));
 
         app.MapGet("/healthz", static ctx =>
@@ -45,7 +47,7 @@ public static class OpenAiEndpoints
 
     private static async Task WriteModelsAsync(HttpContext ctx, ApiKeyAuthenticator auth, WorkerRegistry registry)
     {
-        var tenant = auth.Authenticate(ctx.Request.Headers.Authorization.ToString());
+        var tenant = auth.Authenticate(ApiCredential.Of(ctx.Request.Headers));
         if (tenant is null)
         {
             await OpenAiErrors.WriteAsync(ctx, OpenAiErrors.InvalidKey).ConfigureAwait(false);
@@ -76,7 +78,7 @@ public static class OpenAiEndpoints
 
     private static async Task WriteModelAsync(HttpContext ctx, ApiKeyAuthenticator auth, WorkerRegistry registry, string id)
     {
-        var tenant = auth.Authenticate(ctx.Request.Headers.Authorization.ToString());
+        var tenant = auth.Authenticate(ApiCredential.Of(ctx.Request.Headers));
         if (tenant is null)
         {
             await OpenAiErrors.WriteAsync(ctx, OpenAiErrors.InvalidKey).ConfigureAwait(false);

@@ -150,19 +150,26 @@ public sealed partial class ProxyHandler : IDisposable
     public void Dispose() => _invoker.Dispose();
 
     /// <summary>Handles one OpenAI request to <paramref name="endpoint"/>.</summary>
-    public async Task HandleAsync(HttpContext context, OpenAiEndpoint endpoint)
+    public Task HandleAsync(HttpContext context, OpenAiEndpoint endpoint) => HandleAsync(context, endpoint, null);
+
+    /// <summary>
+    /// Handles one request. With a <paramref name="translation"/> (another client API: Anthropic Messages, OpenAI
+    /// Responses) the client's body is first translated into a chat completions body, which then takes exactly the
+    /// path a chat completion takes; the caller translates the answer back (see <see cref="TranslatingResponseStream"/>).
+    /// </summary>
+    public async Task HandleAsync(HttpContext context, OpenAiEndpoint endpoint, IRequestTranslation? translation)
     {
         using var inFlight = _inFlight.Enter();
         long started = _time.GetTimestamp();
         Tenant? tenant = null;
         try
         {
-            tenant = _auth.Authenticate(context.Request.Headers.Authorization.ToString());
-            await HandleAuthenticatedAsync(context, endpoint, tenant).ConfigureAwait(false);
+            tenant = _auth.Authenticate(ApiCredential.Of(context.Request.Headers));
+            await HandleAuthenticatedAsync(context, endpoint, tenant, translation).ConfigureAwait(false);
         }
         finally
         {
-            string name = endpoint switch
+            string name = translation?.EndpointName ?? endpoint switch
             {
                 OpenAiEndpoint.ChatCompletions => "chat_completions",
                 OpenAiEndpoint.Completions => "completions",
@@ -200,7 +207,7 @@ public sealed partial class ProxyHandler : IDisposable
         }
     }
 
-    private async Task HandleAuthenticatedAsync(HttpContext context, OpenAiEndpoint endpoint, Tenant? tenant)
+    private async Task HandleAuthenticatedAsync(HttpContext context, OpenAiEndpoint endpoint, Tenant? tenant, IRequestTranslation? translation)
     {
         if (tenant is null)
         {
@@ -217,7 +224,19 @@ public sealed partial class ProxyHandler : IDisposable
 
         try
         {
-            await HandleParsedAsync(context, endpoint, tenant, buffer.AsMemory(0, length)).ConfigureAwait(false);
+            ReadOnlyMemory<byte> body = buffer.AsMemory(0, length);
+            if (translation is not null)
+            {
+                if (!translation.TryTranslate(body, tenant, out var translated, out var translateError))
+                {
+                    await OpenAiErrors.WriteAsync(context, translateError!).ConfigureAwait(false);
+                    return;
+                }
+
+                body = translated;
+            }
+
+            await HandleParsedAsync(context, endpoint, tenant, body, translation is not null).ConfigureAwait(false);
         }
         finally
         {
@@ -225,23 +244,18 @@ public sealed partial class ProxyHandler : IDisposable
         }
     }
 
-    private async Task HandleParsedAsync(HttpContext context, OpenAiEndpoint endpoint, Tenant tenant, ReadOnlyMemory<byte> body)
+    private async Task HandleParsedAsync(HttpContext context, OpenAiEndpoint endpoint, Tenant tenant, ReadOnlyMemory<byte> body, bool translated)
     {
-        if (!OpenAiRequestParser.TryParse(body, endpoint, out var request, out var parseError))
+        if (!OpenAiRequestParser.TryParse(body, endpoint, out var parsed, out var parseError))
         {
             await OpenAiErrors.WriteAsync(context, parseError!).ConfigureAwait(false);
             return;
         }
 
-        if (!_registry.KnowsModel(request!.Model))
+        var request = parsed!;
+        if (ModelError(tenant, request) is { } modelError)
         {
-            await OpenAiErrors.WriteAsync(context, OpenAiError.ModelNotFound(request.Model)).ConfigureAwait(false);
-            return;
-        }
-
-        if (!tenant.MayUse(request.Model))
-        {
-            await OpenAiErrors.WriteAsync(context, OpenAiErrors.ModelNotAllowed(request.Model)).ConfigureAwait(false);
+            await OpenAiErrors.WriteAsync(context, modelError).ConfigureAwait(false);
             return;
         }
 
@@ -274,6 +288,7 @@ public sealed partial class ProxyHandler : IDisposable
             Route = route,
             ForwardBody = forwardBody,
             StripUsageChunk = strip,
+            UpstreamPath = translated ? "/v1/chat/completions" : null,
             StartTimestamp = arrived,
             Time = _time,
         };
@@ -332,6 +347,11 @@ public sealed partial class ProxyHandler : IDisposable
             }
         }
     }
+
+    private OpenAiError? ModelError(Tenant tenant, OpenAiRequest request) =>
+        !_registry.KnowsModel(request.Model) ? OpenAiError.ModelNotFound(request.Model)
+        : !tenant.MayUse(request.Model) ? OpenAiErrors.ModelNotAllowed(request.Model)
+        : null;
 
     private bool HasEligibleWorker(string model)
     {
