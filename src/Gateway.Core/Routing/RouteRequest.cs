@@ -12,6 +12,12 @@ public sealed class RouteRequest
     /// <summary>Session id when the client sent one (or the agent layer inferred one).</summary>
     public string? SessionId { get; init; }
 
+    /// <summary>
+    /// The worker id the session is bound to in shared state (another gateway replica may have made the binding), or
+    /// null. Policies with session affinity treat it as the session's binding when it names a candidate.
+    /// </summary>
+    public string? SharedBinding { get; set; }
+
     /// <summary>Chained, tenant-salted hashes of the prompt's full blocks (see <see cref="Hashing.BlockHasher"/>).</summary>
     public required ulong[] BlockHashes { get; init; }
 

@@ -160,4 +160,16 @@ public sealed class StateOptions
     /// of tenants with quotas (503 <c>quota_store_unavailable</c> + Retry-After).
     /// </summary>
     public Gateway.State.QuotaFailMode QuotaFailMode { get; set; } = Gateway.State.QuotaFailMode.Open;
+
+    /// <summary>
+    /// With Redis: how long a session → worker binding lives in Redis after its last turn (each turn refreshes it);
+    /// every replica routes a bound session's next turn to the same worker (kv-aware's session affinity).
+    /// </summary>
+    public TimeSpan SessionTtl { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// With Redis: how long a replica's slot grants and in-flight counts live in Redis without a sync (a dead replica's
+    /// share heals away after this). Replicas sync every <c>Scheduling:TickInterval</c>.
+    /// </summary>
+    public TimeSpan SlotLeaseTtl { get; set; } = TimeSpan.FromSeconds(10);
 }

@@ -332,6 +332,12 @@ public sealed partial class ProxyHandler : IDisposable
             ctx.OnTokenGap = gap => _metrics.RecordInterTokenLatency(tenantPath, gap);
         }
 
+        if (sessionId is not null && _scheduling?.SharedSessions is { } sessions)
+        {
+            // Another replica may have served this session's last turn: route to the worker it bound (kv-aware affinity).
+            route.SharedBinding = await sessions.GetSessionAsync(sessionId, context.RequestAborted).ConfigureAwait(false);
+        }
+
         try
         {
             await ForwardAsync(context, ctx, request, tenant, agentTurn).ConfigureAwait(false);
@@ -565,6 +571,13 @@ public sealed partial class ProxyHandler : IDisposable
         info.OnDispatched(uncached);
         _scheduling?.OnPrefillChanged();
         _policy.OnRouted(ctx.Route, info);
+        if (ctx.SessionId is { } session && _scheduling?.SharedSessions is { } sessions)
+        {
+            // Bind (or rebind, refreshing the TTL) the session in shared state so every replica sends its next turn
+            // here; not awaited: the write is off the request's path (a failed write is kept and retried by the store).
+            ctx.Route.SharedBinding = info.Id;
+            _ = BindSessionAsync(sessions, session, info.Id);
+        }
         ctx.OnFirstEvent = () =>
         {
             reachedDecode = true;
@@ -639,6 +652,18 @@ public sealed partial class ProxyHandler : IDisposable
         return error is ForwarderError.Request or ForwarderError.RequestTimedOut or ForwarderError.RequestBodyDestination
             ? new AttemptOutcome(AttemptKind.ConnectFailed, Detail: error.ToString())
             : new AttemptOutcome(AttemptKind.DiedBeforeFirstByte, Detail: error.ToString());
+    }
+
+    private async Task BindSessionAsync(State.IStateStore store, string session, string worker)
+    {
+        try
+        {
+            await store.SetSessionAsync(session, worker, _options.State.SessionTtl).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (State.RedisConnection.IsUnavailable(ex))
+        {
+            // the store keeps the binding locally and writes it when Redis returns
+        }
     }
 
     private async Task<(byte[] Buffer, int Length, OpenAiError? Error)> ReadBodyAsync(HttpContext context)

@@ -105,6 +105,10 @@ public sealed class FairDispatcher : IAsyncDisposable
     private readonly Dictionary<long, TaskCompletionSource<DispatchResult>> _waiting = [];
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _ticker;
+    private readonly Task? _kicker;
+    private readonly Func<CancellationToken, ValueTask>? _shareCapacity;
+    private readonly SemaphoreSlim _kick = new(0, 1);
+    private readonly SemaphoreSlim _shareGate = new(1, 1);
     private int _inFlight;
 
     /// <summary>
@@ -114,8 +118,10 @@ public sealed class FairDispatcher : IAsyncDisposable
     /// </summary>
     public FairDispatcher(GatewayQueue queue, Func<int>? freeCapacity = null, FairDispatcherOptions? options = null,
         TimeProvider? time = null, SharedServiceSync? sync = null, Meter? meter = null, Func<string, string>? tenantLabel = null,
-        LocalityPick? locality = null, SharedQuotaLedger? sharedQuota = null, ReservedCapacity? reserve = null)
+        LocalityPick? locality = null, SharedQuotaLedger? sharedQuota = null, ReservedCapacity? reserve = null,
+        Func<CancellationToken, ValueTask>? shareCapacity = null)
     {
+        _shareCapacity = shareCapacity;
         _locality = locality;
         _reserve = reserve ?? new ReservedCapacity(0);
         _sharedQuota = sharedQuota;
@@ -143,6 +149,7 @@ public sealed class FairDispatcher : IAsyncDisposable
         }
 
         _ticker = Task.Run(TickLoopAsync);
+        _kicker = shareCapacity is null ? null : Task.Run(KickLoopAsync);
     }
 
     /// <summary>Requests waiting.</summary>
@@ -250,6 +257,11 @@ public sealed class FairDispatcher : IAsyncDisposable
     {
         await _stop.CancelAsync().ConfigureAwait(false);
         await _ticker.ConfigureAwait(false);
+        if (_kicker is not null)
+        {
+            await _kicker.ConfigureAwait(false);
+        }
+
         _stop.Dispose();
     }
 
@@ -304,6 +316,18 @@ public sealed class FairDispatcher : IAsyncDisposable
                 // The estimate may have shrunk by more than this one slot (e.g. a released request now counts as a
                 // prompt in transit under the pending-prefill rule): never release more than it says now.
                 free = Math.Min(free, _freeCapacity() + 1);
+            }
+        }
+
+        if (_shareCapacity is not null && _queue.Count > 0 && free <= 0 && _kick.CurrentCount == 0)
+        {
+            // Requests wait and this replica's share of the fleet is used up: ask for more now, not at the next tick.
+            try
+            {
+                _kick.Release();
+            }
+            catch (SemaphoreFullException)
+            {
             }
         }
     }
@@ -375,11 +399,52 @@ public sealed class FairDispatcher : IAsyncDisposable
                     }
                 }
 
+                await ShareCapacityAsync().ConfigureAwait(false);
                 Pump();
             }
         }
         catch (OperationCanceledException)
         {
+        }
+    }
+
+    private async Task KickLoopAsync()
+    {
+        try
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                await _kick.WaitAsync(_stop.Token).ConfigureAwait(false);
+                await ShareCapacityAsync().ConfigureAwait(false);
+                Pump();
+                // At most one out-of-tick share sync per 5 ms, however often completions pump a full queue.
+                await Task.Delay(TimeSpan.FromMilliseconds(5), _time, _stop.Token).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private async Task ShareCapacityAsync()
+    {
+        if (_shareCapacity is null)
+        {
+            return;
+        }
+
+        await _shareGate.WaitAsync(_stop.Token).ConfigureAwait(false);
+        try
+        {
+            await _shareCapacity(_stop.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (RedisConnection.IsUnavailable(ex))
+        {
+            // the share keeps its fallback; the next tick retries
+        }
+        finally
+        {
+            _shareGate.Release();
         }
     }
 

@@ -20,7 +20,8 @@ namespace Gateway.Scheduling;
 /// <para>Capacity (<see cref="FreeCapacity"/>): each eligible worker offers <c>MaxInFlightPerWorker</c> slots, or only
 /// the slots it already uses (at least one) while it is saturated (its last report shows more than <c>MaxReportedWaiting</c>
 /// waiting requests, less those this gateway saw finish since (<see cref="WorkerInfo.EstimatedWaiting"/>), or
-/// KV use at or above <c>KvHighWatermark</c>); free = total − requests this gateway has dispatched and not finished.</para>
+/// KV use at or above <c>KvHighWatermark</c>), and with Redis no more than this replica's share of them
+/// (<see cref="SharedSlots"/>); free = total − requests this gateway has dispatched and not finished.</para>
 /// </summary>
 public sealed class GatewayScheduling : IAsyncDisposable
 {
@@ -70,6 +71,7 @@ public sealed class GatewayScheduling : IAsyncDisposable
                   + (instance > 0 ? "-" + instance.ToString(System.Globalization.CultureInfo.InvariantCulture) : "");
             Store = new RedisStateStore(redis, new RedisStateStoreOptions { Prefix = o.State.Prefix, ReplicaId = replica }, time);
             SharedQuota = new SharedQuotaLedger(redis, ledger, o.State.Prefix, replica, o.State.QuotaFailMode, time);
+            Slots = new SharedSlots(redis, o.State.Prefix, replica, o.State.SlotLeaseTtl);
             metrics.SetRedisHealthSource(() => Store.IsShared);
         }
 
@@ -84,7 +86,8 @@ public sealed class GatewayScheduling : IAsyncDisposable
         var meter = meterFactory.Create(new MeterOptions(GatewayMetrics.MeterName) { Version = "1.0" });
         Locality = new LocalityPick(routing, _options.Locality);
         Reserve = new ReservedCapacity(_options.ReservedSlots, _options.OverShareFactor);
-        _dispatcher = new FairDispatcher(Queue, FreeCapacity, new FairDispatcherOptions { TickInterval = _options.TickInterval }, time, sync, meter, metrics.TenantLabel, Locality, SharedQuota, Reserve);
+        _dispatcher = new FairDispatcher(Queue, FreeCapacity, new FairDispatcherOptions { TickInterval = _options.TickInterval }, time, sync, meter, metrics.TenantLabel, Locality, SharedQuota, Reserve,
+            Slots is null ? null : ShareSlotsAsync);
     }
 
     /// <summary>The tenant tree in use (replaced by <see cref="ReloadTenants"/>).</summary>
@@ -118,6 +121,12 @@ public sealed class GatewayScheduling : IAsyncDisposable
 
     /// <summary>Cross-replica service sync (null for schedulers that do not account service, e.g. fcfs).</summary>
     public SharedServiceSync? Sync { get; }
+
+    /// <summary>The store holding session → worker bindings for every replica (null without Redis: the routing policy's own table).</summary>
+    public IStateStore? SharedSessions => Store is RedisStateStore ? Store : null;
+
+    /// <summary>Each worker's slots split across replicas through Redis (null without Redis: this replica has them all).</summary>
+    public SharedSlots? Slots { get; }
 
     /// <summary>Quotas shared across replicas through Redis (null without Redis: the local ledger is the cluster).</summary>
     public SharedQuotaLedger? SharedQuota { get; }
@@ -230,10 +239,37 @@ public sealed class GatewayScheduling : IAsyncDisposable
             // A saturated worker keeps at least one slot: when its queue was filled by others (other replicas, direct
             // clients) this gateway has nothing there whose completion would free a slot, and it would otherwise stall
             // every request for this worker until the next state poll (Health:Interval, 1 s by default).
-            total += saturated ? Math.Min(_options.MaxInFlightPerWorker, Math.Max(1, i.InFlight)) : _options.MaxInFlightPerWorker;
+            int cap = saturated ? Math.Min(_options.MaxInFlightPerWorker, Math.Max(1, i.InFlight)) : _options.MaxInFlightPerWorker;
+            // With Redis: no more than this replica's share of the worker's slots (SharedSlots).
+            total += Slots is null ? cap : Math.Min(cap, Slots.LimitOf(i.Id, _options.MaxInFlightPerWorker));
         }
 
         return total - _dispatcher.InFlight;
+    }
+
+    /// <summary>One slot-share sync: this replica's in-flight count and demand per worker, then its new grants.</summary>
+    private ValueTask ShareSlotsAsync(CancellationToken ct)
+    {
+        var workers = _registry.All;
+        int routed = 0;
+        foreach (var w in workers)
+        {
+            routed += w.Info.InFlight;
+        }
+
+        // Released by the queue but not yet on a worker (routing, connect): counted on every worker, so a grant never
+        // shrinks below what this replica may be about to send there.
+        int transit = Math.Max(0, _dispatcher.InFlight - routed);
+        int queued = _dispatcher.Queued;
+        int slots = _options.MaxInFlightPerWorker;
+        var demands = new List<SlotDemand>(workers.Count);
+        foreach (var w in workers)
+        {
+            int inFlight = w.Info.InFlight + transit;
+            demands.Add(new SlotDemand(w.Info.Id, slots, inFlight, Math.Min(slots, inFlight + queued)));
+        }
+
+        return Slots!.SyncAsync(demands, ct);
     }
 
     /// <summary>Builds the request the queue sees for a tenant path (<paramref name="resumeCredit"/>: a resumed agent turn's credit).</summary>

@@ -49,10 +49,18 @@ public sealed class FakeWorker : IAsyncDisposable
 
     public int Aborted => Volatile.Read(ref _aborted);
 
+    /// <summary>Inference requests being answered now.</summary>
+    public int Running => Volatile.Read(ref _running);
+
+    /// <summary>The most inference requests answered at once since start.</summary>
+    public int MaxRunning => Volatile.Read(ref _maxRunning);
+
     public TaskCompletionSource AbortSeen { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private int _inference;
     private int _aborted;
+    private int _running;
+    private int _maxRunning;
 
     public static async Task<FakeWorker> StartAsync(string model = "llama3-8b")
     {
@@ -90,6 +98,23 @@ public sealed class FakeWorker : IAsyncDisposable
     }
 
     private async Task HandleAsync(HttpContext ctx, string kind)
+    {
+        int now = Interlocked.Increment(ref _running);
+        for (int seen = Volatile.Read(ref _maxRunning); now > seen && Interlocked.CompareExchange(ref _maxRunning, now, seen) != seen; seen = Volatile.Read(ref _maxRunning))
+        {
+        }
+
+        try
+        {
+            await HandleCoreAsync(ctx, kind);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _running);
+        }
+    }
+
+    private async Task HandleCoreAsync(HttpContext ctx, string kind)
     {
         Interlocked.Increment(ref _inference);
         string body;

@@ -22,7 +22,8 @@ namespace Gateway.Core.Routing.KvAware;
 /// workers instead of piling onto one "emptiest" worker (sglang #14305). Hot-spot guard: when the chosen holder of a
 /// prefix already has more than SpillQueueSeconds of queued prefill, the request spills to the cheapest worker
 /// without the prefix (replicating it) if its time to first token is at most SpillMaxCostRatio times the holder's. Session affinity: a session
-/// seen within SessionTtl returns to its worker unless that worker costs SessionOverloadFactor times the best, and
+/// seen within SessionTtl (or bound in shared state by another gateway replica: <see cref="RouteRequest.SharedBinding"/>)
+/// returns to its worker unless that worker costs SessionOverloadFactor times the best, and
 /// is rebound when the worker is ineligible (failover). Load-spread guard (Preble): a worker whose recent work
 /// (decayed over LoadWindow) exceeds BalanceFactor x the least-loaded worker's (+ BalanceSlackTokens) is charged the
 /// excess, in seconds at its prefill rate, on top of its cost; it loses a request only when that charge outweighs the
@@ -532,7 +533,22 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity, IKvEventCon
         bool rebind = false;
 
         // Session affinity: back to the last worker unless it is overloaded (or gone: rebind).
-        if (r.SessionId is { Length: > 0 } session && _sessions.TryGet(session, out string boundId, out int boundIndex))
+        // A binding from shared state (another replica served the session's last turn) wins over this host's own.
+        string? boundId = null;
+        int boundIndex = -1;
+        if (r.SessionId is { Length: > 0 } session)
+        {
+            if (r.SharedBinding is { Length: > 0 } shared)
+            {
+                boundId = shared;
+            }
+            else if (_sessions.TryGet(session, out var id, out var index))
+            {
+                (boundId, boundIndex) = (id, index);
+            }
+        }
+
+        if (boundId is not null)
         {
             int b = FindWorker(workers, boundId, boundIndex);
             if (b >= 0 && workers[b].Eligible && cost[b] - min <= minFirstToken * (_options.SessionOverloadFactor - 1) + _options.TieAbsoluteSeconds)

@@ -268,6 +268,33 @@ public class KvAwarePolicyTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Route_SharedBindingFromAnotherReplica_WinsOverThisHostsOwnBinding_UnlessItsWorkerIsGone()
+    {
+        var fleet = Fleet(6);
+        var p = NewPolicy();
+        int mine = RouteAndDispatch(p, Req(Chains.Of(1, 8), session: "s1"), fleet, charge: false);
+        int other = (mine + 3) % fleet.Count;
+
+        // Another gateway replica served the session's last turn on `other` and bound it there in shared state.
+        var shared = Req(Chains.Of(500, 8), session: "s1"); // a new prompt: no cached prefix pulls it either way
+        shared.SharedBinding = fleet[other].Id;
+        var d = p.Route(shared, fleet);
+        Assert.Equal(other, d.WorkerIndex);
+        Assert.Equal("session", d.Reason);
+
+        // A session this host never saw follows its shared binding too.
+        var fresh = Req(Chains.Of(900, 8), session: "s2");
+        fresh.SharedBinding = fleet[other].Id;
+        Assert.Equal(other, p.Route(fresh, fleet).WorkerIndex);
+
+        // The bound worker is gone (not a candidate, or unhealthy): rebound like a local binding.
+        fleet[other].Healthy = false;
+        var moved = p.Route(fresh, fleet);
+        Assert.NotEqual(other, moved.WorkerIndex);
+        Assert.Equal("session-rebind", moved.Reason);
+    }
+
+    [Fact]
     public void Route_SessionWithLongCachedContext_StaysUnderModerateImbalance_MovesWhenHolderOverloaded()
     {
         // An agent session re-sends a 100k-token context every turn. Its first turn's own prefill makes its worker the

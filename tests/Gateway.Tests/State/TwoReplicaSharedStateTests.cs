@@ -1,0 +1,171 @@
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
+using Gateway.Auth;
+using Gateway.Hosting;
+using Gateway.Scheduling;
+using Gateway.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+using Xunit.Abstractions;
+
+namespace Gateway.Tests.State;
+
+/// <summary>
+/// Two real gateways (Kestrel on 127.0.0.1) over one real redis-server, behind a client that alternates between them
+/// on every request (a non-sticky balancer): a session's turns reach the same worker whichever replica takes them; the
+/// replicas together never run more requests on a worker than its slots, yet one replica alone may use all of them;
+/// with Redis killed mid-run, serving continues, and it is shared again when Redis returns.
+/// </summary>
+public sealed class TwoReplicaSharedStateTests(ITestOutputHelper output)
+{
+    private const string Key = "sk-two-replica-state";
+    private const int Slots = 4;
+
+    private static Dictionary<string, string?> Settings(RedisServer? redis, string prefix) => new()
+    {
+        ["Gateway:Auth:Keys:0:Hash"] = ApiKeyAuthenticator.HashKey(TestGateway.Secret, Key),
+        ["Gateway:Auth:Keys:0:Tenant"] = "org/team/key",
+        ["Gateway:Scheduling:MaxInFlightPerWorker"] = Slots.ToString(CultureInfo.InvariantCulture),
+        ["Gateway:Scheduling:TickInterval"] = "00:00:00.050",
+        ["Gateway:Scheduling:DefaultQueueTimeout"] = "00:01:00",
+        ["Gateway:State:Redis"] = redis is null ? "" : redis.Spec,
+        ["Gateway:State:Prefix"] = prefix,
+        ["Gateway:State:SlotLeaseTtl"] = "00:00:02",
+    };
+
+    private static StringContent Body(string content) => TestGateway.Json(JsonSerializer.Serialize(new
+    {
+        model = "llama3-8b",
+        stream = true,
+        max_tokens = 8,
+        messages = new[] { new { role = "user", content } },
+    }));
+
+    /// <summary>Sends <paramref name="total"/> streamed requests from <paramref name="concurrency"/> loops, alternating clients per request.</summary>
+    private static async Task<int> AlternateAsync(HttpClient[] clients, int total, int concurrency, CancellationToken ct)
+    {
+        int next = 0, ok = 0;
+        async Task Loop()
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref next)) <= total)
+            {
+                using var r = await clients[i % clients.Length].PostAsync("v1/chat/completions", Body("alternating request " + i), ct);
+                Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+                await r.Content.ReadAsStringAsync(ct);
+                Interlocked.Increment(ref ok);
+            }
+        }
+
+        await Task.WhenAll(Enumerable.Range(0, concurrency).Select(_ => Loop()));
+        return ok;
+    }
+
+    private static async Task<int> MaxRunningAsync(RedisServer? redis, bool onlyFirst)
+    {
+        await using var worker = await FakeWorker.StartAsync();
+        worker.StreamChunks = 6;
+        worker.ChunkDelay = TimeSpan.FromMilliseconds(25);
+        var settings = Settings(redis, "gw2s:" + Guid.NewGuid().ToString("N")[..8] + ":");
+        await using var gw1 = await TestGateway.StartAsync([worker.Url], settings);
+        await using var gw2 = await TestGateway.StartAsync([worker.Url], settings);
+        using var c1 = TestGateway.Client(gw1, Key);
+        using var c2 = TestGateway.Client(gw2, Key);
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        int ok = await AlternateAsync(onlyFirst ? [c1] : [c1, c2], 96, 16, deadline.Token);
+        Assert.Equal(96, ok);
+        return worker.MaxRunning;
+    }
+
+    [Fact]
+    public async Task SlotsShared_TwoReplicasNeverExceedTheWorkersSlots_OneReplicaAloneUsesThemAll_LocalStateOverfills()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        int shared = await MaxRunningAsync(redis, onlyFirst: false);
+        int alone = await MaxRunningAsync(redis, onlyFirst: true);
+        int local = await MaxRunningAsync(null, onlyFirst: false);
+        output.WriteLine($"max concurrent on the worker ({Slots} slots): shared {shared}, one replica alone {alone}, local state {local}");
+        Assert.InRange(shared, 1, Slots);
+        Assert.Equal(Slots, alone);   // work-conserving: the idle replica's share is lent
+        Assert.True(local > Slots, $"without Redis each replica fills the worker on its own: {local}");
+    }
+
+    [Fact]
+    public async Task SessionTurns_AlternatingReplicas_ReachTheSameWorker()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var w1 = await FakeWorker.StartAsync();
+        await using var w2 = await FakeWorker.StartAsync();
+        var settings = Settings(redis, "gw2b:" + Guid.NewGuid().ToString("N")[..8] + ":");
+        await using var gw1 = await TestGateway.StartAsync([w1.Url, w2.Url], settings);
+        await using var gw2 = await TestGateway.StartAsync([w1.Url, w2.Url], settings);
+        using var c1 = TestGateway.Client(gw1, Key);
+        using var c2 = TestGateway.Client(gw2, Key);
+        HttpClient[] clients = [c1, c2];
+        const int Sessions = 10, Turns = 4;
+
+        async Task Session(int s)
+        {
+            string history = "";
+            for (int t = 0; t < Turns; t++)
+            {
+                history += $" [session {s} turn {t}] tell me more about topic {s * 7919 % 101}.";
+                using var req = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions") { Content = Body(history) };
+                req.Headers.Add("x-session-id", "agent-session-" + s.ToString(CultureInfo.InvariantCulture));
+                using var r = await clients[(s + t) % 2].SendAsync(req);
+                Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+                await r.Content.ReadAsStringAsync();
+            }
+        }
+
+        await Task.WhenAll(Enumerable.Range(0, Sessions).Select(Session));
+
+        int WorkersOf(int s)
+        {
+            string mark = $"[session {s} turn ";
+            int Turned(FakeWorker w) => w.Requests.Count(q => q.Body.Contains(mark, StringComparison.Ordinal));
+            return (Turned(w1) > 0 ? 1 : 0) + (Turned(w2) > 0 ? 1 : 0);
+        }
+
+        for (int s = 0; s < Sessions; s++)
+        {
+            Assert.True(WorkersOf(s) == 1, $"session {s}'s turns went to both workers");
+        }
+
+        output.WriteLine($"worker 1 served {w1.InferenceCount} turns, worker 2 {w2.InferenceCount}");
+        Assert.Equal(Sessions * Turns, w1.InferenceCount + w2.InferenceCount);
+    }
+
+    [Fact]
+    public async Task RedisKilledMidRun_ServingContinues_AndIsSharedAgainWhenItReturns()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var worker = await FakeWorker.StartAsync();
+        worker.StreamChunks = 4;
+        worker.ChunkDelay = TimeSpan.FromMilliseconds(10);
+        var settings = Settings(redis, "gw2k:" + Guid.NewGuid().ToString("N")[..8] + ":");
+        await using var gw1 = await TestGateway.StartAsync([worker.Url], settings);
+        await using var gw2 = await TestGateway.StartAsync([worker.Url], settings);
+        var s1 = gw1.Services.GetRequiredService<GatewayScheduling>();
+        var s2 = gw2.Services.GetRequiredService<GatewayScheduling>();
+        using var c1 = TestGateway.Client(gw1, Key);
+        using var c2 = TestGateway.Client(gw2, Key);
+        HttpClient[] clients = [c1, c2];
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        await RedisServer.WaitUntilAsync(() => s1.Slots!.IsShared && s2.Slots!.IsShared, "both replicas share slots");
+
+        var before = AlternateAsync(clients, 60, 6, deadline.Token);
+        await Task.Delay(100);
+        redis.Kill(); // mid-run
+        Assert.Equal(60, await before);
+        await RedisServer.WaitUntilAsync(() => !s1.Slots!.IsShared && !s2.Slots!.IsShared, "both replicas notice Redis is gone");
+        Assert.Equal(40, await AlternateAsync(clients, 40, 6, deadline.Token)); // outage: still served
+
+        await redis.RestartAsync();
+        await RedisServer.WaitUntilAsync(() => s1.Slots!.IsShared && s2.Slots!.IsShared && s1.Store.IsShared && s2.Store.IsShared,
+            "both replicas share state again", 30_000);
+        Assert.Equal(40, await AlternateAsync(clients, 40, 6, deadline.Token));
+        Assert.Equal(2, s1.Slots!.Replicas);
+        Assert.True(worker.MaxRunning <= 2 * Slots, $"max concurrent {worker.MaxRunning}");
+    }
+}
