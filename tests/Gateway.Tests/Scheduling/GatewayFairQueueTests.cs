@@ -120,7 +120,8 @@ public sealed class GatewayFairQueueTests(Xunit.Abstractions.ITestOutputHelper o
         await using var gw = await StartGatewayAsync();
         var sched = gw.Services.GetRequiredService<GatewayScheduling>();
         using var http = TestGateway.Client(gw, KeyA);
-        var busy = http.PostAsync("v1/chat/completions", TestGateway.Json(Body(60)));
+        // Long enough (about 1 s at time scale 0.1) that the second request is surely queued behind it, even on a loaded machine.
+        var busy = http.PostAsync("v1/chat/completions", TestGateway.Json(Body(1500)));
         await WaitUntilAsync(() => sched.Dispatcher.InFlight == 1);
 
         using var cts = new CancellationTokenSource();
