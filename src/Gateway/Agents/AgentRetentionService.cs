@@ -268,7 +268,7 @@ public sealed partial class AgentRetentionService : IDisposable
         string kind = ctx.SessionSource switch
         {
             "x-claude-code-session-id" => "claude-code",
-            "session_id" => "codex",
+            "session_id" or SessionIdentity.CodexMetadataHeader => "codex",
             _ => headers.ContainsKey("x-opencode-session-id") ? "opencode" : "unknown",
         };
         string? explicitId = ctx.SessionId ?? SessionIdentity.Scope(path, FirstHeader(headers, "x-opencode-session-id"));

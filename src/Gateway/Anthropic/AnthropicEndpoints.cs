@@ -29,13 +29,13 @@ public static class AnthropicEndpoints
     private static async Task HandleMessagesAsync(HttpContext context, ProxyHandler handler)
     {
         var translator = new AnthropicResponseTranslator("", () => context.Features.Get<GatewayRequestContext>()?.Route.PromptTokens ?? 0);
-        await TranslatedAsync(context, translator, () => handler.HandleAsync(context, OpenAiEndpoint.ChatCompletions, new MessagesTranslation(translator))).ConfigureAwait(false);
+        await TranslatingResponseStream.RunAsync(context, translator, () => handler.HandleAsync(context, OpenAiEndpoint.ChatCompletions, new MessagesTranslation(translator))).ConfigureAwait(false);
     }
 
     private static async Task HandleCountTokensAsync(HttpContext context, ProxyHandler handler)
     {
         var translator = new CountAnswer(new AnthropicResponseTranslator(""));
-        await TranslatedAsync(context, translator, () => handler.CountPromptTokensAsync(context, new CountTranslation(), static n =>
+        await TranslatingResponseStream.RunAsync(context, translator, () => handler.CountPromptTokensAsync(context, new CountTranslation(), static n =>
         {
             var buffer = new System.Buffers.ArrayBufferWriter<byte>(32);
             using (var w = new System.Text.Json.Utf8JsonWriter(buffer))
@@ -47,26 +47,6 @@ public static class AnthropicEndpoints
 
             return buffer.WrittenSpan.ToArray();
         })).ConfigureAwait(false);
-    }
-
-    /// <summary>Runs <paramref name="pipeline"/> with the response body standing behind a translator.</summary>
-    internal static async Task TranslatedAsync(HttpContext context, IResponseTranslator translator, Func<Task> pipeline)
-    {
-        var original = context.Response.Body;
-        var translating = new TranslatingResponseStream(original, context.Response, translator);
-        context.Response.Body = translating;
-        try
-        {
-            await pipeline().ConfigureAwait(false);
-            if (!context.RequestAborted.IsCancellationRequested)
-            {
-                await translating.CompleteAsync(context.RequestAborted).ConfigureAwait(false);
-            }
-        }
-        finally
-        {
-            context.Response.Body = original;
-        }
     }
 
     private sealed class MessagesTranslation(AnthropicResponseTranslator translator) : IRequestTranslation

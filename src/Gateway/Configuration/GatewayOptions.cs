@@ -25,6 +25,9 @@ public sealed class GatewayOptions
     /// <summary>Kestrel and request limits.</summary>
     public LimitsOptions Limits { get; set; } = new();
 
+    /// <summary>The Responses API's store of responses (TTL, size bound).</summary>
+    public Gateway.Responses.ResponsesOptions Responses { get; set; } = new();
+
     /// <summary>API keys and tenants.</summary>
     public AuthOptions Auth { get; set; } = new();
 

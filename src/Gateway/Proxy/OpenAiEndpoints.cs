@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Gateway.Anthropic;
 using Gateway.Auth;
+using Gateway.Responses;
 using Gateway.Core.OpenAi;
 using Gateway.Fleet;
 using Gateway.Hosting;
@@ -28,6 +29,7 @@ public static class OpenAiEndpoints
         app.MapGet("/v1/models", ctx => WriteModelsAsync(ctx, auth, registry));
         app.MapGet("/v1/models/{id}", ctx => WriteModelAsync(ctx, auth, registry, (string)ctx.Request.RouteValues["id"]!));
         app.MapAnthropicEndpoints();
+        app.MapResponsesEndpoints();
         app.Map("/v1/{**rest}", ctx => OpenAiErrors.WriteAsync(ctx, OpenAiErrors.NotFound(ctx.Request.Method, ctx.Request.Path)));
 
         app.MapGet("/healthz", static ctx =>

@@ -5,12 +5,16 @@ namespace Gateway.Proxy;
 
 /// <summary>
 /// Finds the session a request belongs to, first match wins: <c>x-session-id</c> (our hint header),
-/// <c>x-claude-code-session-id</c> (Claude Code), <c>session_id</c> (Codex CLI header), body <c>prompt_cache_key</c>,
-/// body <c>user</c>. Values longer than 256 characters are ignored (a header is not a place to smuggle data). The id
+/// <c>x-claude-code-session-id</c> (Claude Code), <c>session_id</c> (Codex CLI header), the session (else thread) id in
+/// Codex's <c>x-codex-turn-metadata</c> JSON header, body <c>prompt_cache_key</c> (a Responses chain sets it to the id
+/// of its first response), body <c>user</c>. Values longer than 256 characters are ignored (a header is not a place to smuggle data). The id
 /// is then scoped to the tenant (<see cref="Scope"/>).
 /// </summary>
 public static class SessionIdentity
 {
+    /// <summary>Codex's per-turn JSON header (session, thread and turn ids).</summary>
+    public const string CodexMetadataHeader = "x-codex-turn-metadata";
+
     private const int MaxLength = 256;
     private static readonly string[] Headers = ["x-session-id", "x-claude-code-session-id", "session_id"];
 
@@ -29,6 +33,11 @@ public static class SessionIdentity
             }
         }
 
+        if (CodexTurnMetadata(headers) is { } codex)
+        {
+            return (codex, CodexMetadataHeader);
+        }
+
         if (!string.IsNullOrWhiteSpace(request.PromptCacheKey) && request.PromptCacheKey.Length <= MaxLength)
         {
             return (request.PromptCacheKey, "prompt_cache_key");
@@ -40,6 +49,39 @@ public static class SessionIdentity
         }
 
         return (null, null);
+    }
+
+    private static string? CodexTurnMetadata(IHeaderDictionary headers)
+    {
+        string raw = headers[CodexMetadataHeader].ToString();
+        if (raw.Length == 0 || raw.Length > 4096)
+        {
+            return null;
+        }
+
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(raw);
+            if (doc.RootElement.ValueKind != System.Text.Json.JsonValueKind.Object)
+            {
+                return null;
+            }
+
+            foreach (var name in (ReadOnlySpan<string>)["session_id", "conversation_id", "thread_id"])
+            {
+                if (doc.RootElement.TryGetProperty(name, out var v) && v.ValueKind == System.Text.Json.JsonValueKind.String
+                    && v.GetString() is { Length: > 0 and <= MaxLength } id && !string.IsNullOrWhiteSpace(id))
+                {
+                    return id;
+                }
+            }
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            // not JSON: ignored like an over-long header
+        }
+
+        return null;
     }
 
     /// <summary>

@@ -62,6 +62,26 @@ public sealed class TranslatingResponseStream : Stream
         _translator = translator;
     }
 
+    /// <summary>Runs <paramref name="pipeline"/> with the response body standing behind <paramref name="translator"/>.</summary>
+    public static async Task RunAsync(HttpContext context, IResponseTranslator translator, Func<Task> pipeline)
+    {
+        var original = context.Response.Body;
+        var translating = new TranslatingResponseStream(original, context.Response, translator);
+        context.Response.Body = translating;
+        try
+        {
+            await pipeline().ConfigureAwait(false);
+            if (!context.RequestAborted.IsCancellationRequested)
+            {
+                await translating.CompleteAsync(context.RequestAborted).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            context.Response.Body = original;
+        }
+    }
+
     /// <inheritdoc />
     public override bool CanRead => false;
 

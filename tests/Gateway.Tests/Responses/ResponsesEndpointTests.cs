@@ -1,0 +1,163 @@
+using System.Net;
+using System.Text.Json;
+using Gateway.Tests.Infrastructure;
+
+namespace Gateway.Tests.Responses;
+
+/// <summary>POST/GET/DELETE /v1/responses on a live gateway in front of a fake worker.</summary>
+public sealed class ResponsesEndpointTests : IAsyncLifetime
+{
+    private const string OtherKey = "sk-other-tenant-1111";
+    private FakeWorker _w = null!;
+    private Gateway.Hosting.GatewayHost _gw = null!;
+
+    public async Task InitializeAsync()
+    {
+        _w = await FakeWorker.StartAsync();
+        _gw = await TestGateway.StartAsync([_w.Url], new Dictionary<string, string?>
+        {
+            ["Gateway:Auth:Keys:0:Hash"] = Gateway.Auth.ApiKeyAuthenticator.HashKey(TestGateway.Secret, OtherKey),
+            ["Gateway:Auth:Keys:0:Tenant"] = "other/team/key",
+        });
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _gw.DisposeAsync();
+        await _w.DisposeAsync();
+    }
+
+    private async Task<JsonElement> PostAsync(HttpClient c, string json, HttpStatusCode expected = HttpStatusCode.OK)
+    {
+        var resp = await c.PostAsync("/v1/responses", TestGateway.Json(json));
+        string text = await resp.Content.ReadAsStringAsync();
+        Assert.True(expected == resp.StatusCode, text);
+        return JsonDocument.Parse(text).RootElement.Clone();
+    }
+
+    [Fact]
+    public async Task Create_TranslatesInstructionsAndInput_AndAnswersAResponseObject()
+    {
+        using var c = TestGateway.Client(_gw);
+        var r = await PostAsync(c, """{"model":"llama3-8b","instructions":"be brief","input":"hello"}""");
+        Assert.Equal("response", r.GetProperty("object").GetString());
+        Assert.StartsWith("resp_", r.GetProperty("id").GetString(), StringComparison.Ordinal);
+        Assert.Equal("completed", r.GetProperty("status").GetString());
+        var item = r.GetProperty("output")[0];
+        Assert.Equal("message", item.GetProperty("type").GetString());
+        Assert.Equal("Hello from fake", item.GetProperty("content")[0].GetProperty("text").GetString());
+        Assert.Equal(10, r.GetProperty("usage").GetProperty("input_tokens").GetInt32());
+        Assert.Equal(3, r.GetProperty("usage").GetProperty("input_tokens_details").GetProperty("cached_tokens").GetInt32());
+        var (path, _, body) = Assert.Single(_w.Requests);
+        Assert.Equal("/v1/chat/completions", path);
+        var chat = JsonDocument.Parse(body).RootElement;
+        Assert.Equal("system", chat.GetProperty("messages")[0].GetProperty("role").GetString());
+        Assert.Equal("hello", chat.GetProperty("messages")[1].GetProperty("content").GetString());
+    }
+
+    [Fact]
+    public async Task Chain_CarriesTheConversation_IsOneSession_AndGetAndDeleteWork()
+    {
+        using var c = TestGateway.Client(_gw);
+        var first = await PostAsync(c, """{"model":"llama3-8b","input":"look it up","tools":[{"type":"function","name":"lookup","parameters":{"type":"object","properties":{"q":{"type":"string"}}}}]}""");
+        var call = first.GetProperty("output")[0];
+        Assert.Equal("function_call", call.GetProperty("type").GetString());
+        Assert.Equal("lookup", call.GetProperty("name").GetString());
+        string callId = call.GetProperty("call_id").GetString()!;
+        string id1 = first.GetProperty("id").GetString()!;
+
+        var second = await PostAsync(c, $$$"""{"model":"llama3-8b","previous_response_id":"{{{id1}}}","input":[{"type":"function_call_output","call_id":"{{{callId}}}","output":"found"}]}""");
+        Assert.Equal(id1, second.GetProperty("previous_response_id").GetString());
+        var requests = _w.Requests.ToArray();
+        var chat = JsonDocument.Parse(requests[1].Body).RootElement.GetProperty("messages");
+        Assert.Equal(["user", "assistant", "tool"], chat.EnumerateArray().Select(m => m.GetProperty("role").GetString()));
+        Assert.Equal(callId, chat[1].GetProperty("tool_calls")[0].GetProperty("id").GetString());
+        Assert.Equal("found", chat[2].GetProperty("content").GetString());
+        Assert.Equal(requests[0].Headers["x-session-id"], requests[1].Headers["x-session-id"]);
+
+        var got = await c.GetAsync($"/v1/responses/{id1}");
+        Assert.Equal(HttpStatusCode.OK, got.StatusCode);
+        Assert.Equal(id1, JsonDocument.Parse(await got.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString());
+        var deleted = await c.DeleteAsync($"/v1/responses/{id1}");
+        Assert.True(JsonDocument.Parse(await deleted.Content.ReadAsStringAsync()).RootElement.GetProperty("deleted").GetBoolean());
+        Assert.Equal(HttpStatusCode.NotFound, (await c.GetAsync($"/v1/responses/{id1}")).StatusCode);
+    }
+
+    [Fact]
+    public async Task AnotherTenant_CanNeitherReadNorChainNorDelete()
+    {
+        using var a = TestGateway.Client(_gw);
+        using var b = TestGateway.Client(_gw, OtherKey);
+        string id = (await PostAsync(a, """{"model":"llama3-8b","input":"secret"}""")).GetProperty("id").GetString()!;
+        Assert.Equal(HttpStatusCode.NotFound, (await b.GetAsync($"/v1/responses/{id}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await b.DeleteAsync($"/v1/responses/{id}")).StatusCode);
+        var e = await PostAsync(b, $$"""{"model":"llama3-8b","previous_response_id":"{{id}}","input":"more"}""", HttpStatusCode.BadRequest);
+        Assert.Equal("previous_response_id", e.GetProperty("error").GetProperty("param").GetString());
+        Assert.Equal(HttpStatusCode.OK, (await a.GetAsync($"/v1/responses/{id}")).StatusCode);
+        Assert.Single(_w.Requests);
+    }
+
+    [Fact]
+    public async Task StoreFalse_KeepsNothing()
+    {
+        using var c = TestGateway.Client(_gw);
+        string id = (await PostAsync(c, """{"model":"llama3-8b","input":"x","store":false}""")).GetProperty("id").GetString()!;
+        Assert.Equal(HttpStatusCode.NotFound, (await c.GetAsync($"/v1/responses/{id}")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Stream_SendsTypedEvents_FunctionCallArgumentsThenText_ThenCompleted()
+    {
+        using var c = TestGateway.Client(_gw);
+        var resp = await c.PostAsync("/v1/responses", TestGateway.Json("""{"model":"llama3-8b","stream":true,"input":"go","tools":[{"type":"function","name":"lookup","parameters":{"type":"object"}}]}"""));
+        Assert.Equal("text/event-stream", resp.Content.Headers.ContentType?.MediaType);
+        var events = new List<JsonElement>();
+        foreach (var block in (await resp.Content.ReadAsStringAsync()).Split("\n\n", StringSplitOptions.RemoveEmptyEntries))
+        {
+            var lines = block.Split('\n');
+            var data = JsonDocument.Parse(lines.Single(l => l.StartsWith("data: ", StringComparison.Ordinal))[6..]).RootElement.Clone();
+            Assert.Equal(lines.Single(l => l.StartsWith("event: ", StringComparison.Ordinal))[7..], data.GetProperty("type").GetString());
+            events.Add(data);
+        }
+
+        var types = events.Select(e => e.GetProperty("type").GetString()).ToList();
+        Assert.Equal("response.created", types[0]);
+        Assert.Equal("response.completed", types[^1]);
+        Assert.Contains("response.function_call_arguments.done", types);
+        Assert.Contains("response.output_text.delta", types);
+        Assert.True(types.IndexOf("response.function_call_arguments.done") < types.IndexOf("response.output_text.delta"));
+        Assert.Equal(Enumerable.Range(0, events.Count), events.Select(e => e.GetProperty("sequence_number").GetInt32()));
+        var done = events[^1].GetProperty("response");
+        Assert.Equal(2, done.GetProperty("output").GetArrayLength());
+        Assert.Equal("tok1 tok2 tok3 tok4 ", done.GetProperty("output")[1].GetProperty("content")[0].GetProperty("text").GetString());
+        Assert.Equal(3, done.GetProperty("usage").GetProperty("input_tokens_details").GetProperty("cached_tokens").GetInt32());
+    }
+
+    [Fact]
+    public async Task CodexTurnMetadataHeader_FeedsTheSession()
+    {
+        using var c = TestGateway.Client(_gw);
+        foreach (var turn in new[] { "t1", "t2" })
+        {
+            using var req = new HttpRequestMessage(HttpMethod.Post, "/v1/responses") { Content = TestGateway.Json("""{"model":"llama3-8b","input":"x"}""") };
+            req.Headers.Add("x-codex-turn-metadata", $$"""{"session_id":"codex-1","turn_id":"{{turn}}"}""");
+            (await c.SendAsync(req)).EnsureSuccessStatusCode();
+        }
+
+        var ids = _w.Requests.Select(r => r.Headers["x-session-id"]).ToArray();
+        Assert.Equal(ids[0], ids[1]);
+    }
+
+    [Theory]
+    [InlineData("""{"input":"x"}""", "model")]
+    [InlineData("""{"model":"llama3-8b"}""", "input")]
+    [InlineData("""{"model":"llama3-8b","input":[{"type":"web_search_call"}]}""", "input[0].type")]
+    [InlineData("""{"model":"llama3-8b","input":"x","tools":[{"type":"web_search"}]}""", "tools[0]")]
+    public async Task BadRequests_Give400NamingTheParam(string json, string param)
+    {
+        using var c = TestGateway.Client(_gw);
+        var e = await PostAsync(c, json, HttpStatusCode.BadRequest);
+        Assert.Equal(param, e.GetProperty("error").GetProperty("param").GetString());
+        Assert.Empty(_w.Requests);
+    }
+}
