@@ -14,9 +14,10 @@ namespace Gateway.Core.OpenAi;
 public static class JsonTextCheck
 {
     /// <summary>
-    /// The first invalid string (property names included) of a body that already parsed as JSON, as a 400 naming the
+    /// The first invalid string (property names included) of a body, as a 400 naming the
     /// top-level field it sits in; null when every string is text. A body that is all UTF-8 and holds no surrogate
-    /// escape (<c>\uD800</c>–<c>\uDFFF</c>) is accepted by two vectorised scans without reading its tokens.
+    /// escape (<c>\uD800</c>–<c>\uDFFF</c>) is accepted by two vectorised scans without reading its tokens; a body
+    /// that is not JSON at all may come back as a grammar error here.
     /// </summary>
     public static OpenAiError? Check(ReadOnlySpan<byte> json, int maxDepth)
     {
@@ -52,7 +53,7 @@ public static class JsonTextCheck
         }
         catch (JsonException ex)
         {
-            // Not reached for a body JsonDocument accepted; kept so the check itself can never throw.
+            // Grammar or depth: the same answer JsonDocument would give.
             return OpenAiError.Invalid("Request body is not valid JSON: " + ex.Message, null, "invalid_json");
         }
 

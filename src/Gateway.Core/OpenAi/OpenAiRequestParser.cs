@@ -4,8 +4,8 @@ namespace Gateway.Core.OpenAi;
 
 /// <summary>
 /// Parses and validates an OpenAI request body once (gateway and worker share it). Every problem comes back as an
-/// <see cref="OpenAiError"/> naming the parameter, never as an exception. JSON depth is bounded, and every string
-/// must be text (<see cref="JsonTextCheck"/>), so nothing reading an accepted body can throw on it.
+/// <see cref="OpenAiError"/> naming the parameter, never as an exception. JSON depth is bounded, keys are unique, and
+/// every string must be text (<see cref="JsonTextCheck"/>), so nothing reading an accepted body can throw on it.
 /// </summary>
 public static class OpenAiRequestParser
 {
@@ -22,10 +22,19 @@ public static class OpenAiRequestParser
             return false;
         }
 
+        // Text first: the duplicate-key check below unescapes property names and would throw on a lone surrogate.
+        if (JsonTextCheck.Check(utf8Body.Span, MaxDepth) is { } textError)
+        {
+            error = textError;
+            return false;
+        }
+
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(utf8Body, new JsonDocumentOptions { MaxDepth = MaxDepth });
+            // Duplicate keys are refused: two readers of one body (gateway, worker, a re-serialiser) must never disagree
+            // on which value counts.
+            doc = JsonDocument.Parse(utf8Body, new JsonDocumentOptions { MaxDepth = MaxDepth, AllowDuplicateProperties = false });
         }
         catch (JsonException ex)
         {
@@ -35,12 +44,6 @@ public static class OpenAiRequestParser
 
         using (doc)
         {
-            if (JsonTextCheck.Check(utf8Body.Span, MaxDepth) is { } textError)
-            {
-                error = textError;
-                return false;
-            }
-
             try
             {
                 request = Parse(doc.RootElement, endpoint);

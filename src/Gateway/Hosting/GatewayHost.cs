@@ -85,7 +85,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         {
             var l = options.Limits;
             k.AddServerHeader = false;
-            k.Limits.MaxRequestBodySize = l.MaxBodyBytes;
+            k.Limits.MaxRequestBodySize = ProxyHandler.HardBodyLimit(l.MaxBodyBytes); // the handler enforces MaxBodyBytes itself (413)
             k.Limits.MaxRequestHeadersTotalSize = l.MaxRequestHeadersTotalSize;
             k.Limits.MaxRequestHeaderCount = l.MaxRequestHeaderCount;
             k.Limits.MaxRequestLineSize = l.MaxRequestLineSize;

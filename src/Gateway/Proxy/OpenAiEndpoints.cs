@@ -12,7 +12,7 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace Gateway.Proxy;
 
-/// <summary>Maps the OpenAI surface, the 404 fallback for unknown /v1 paths, and /healthz + /readyz.</summary>
+/// <summary>Maps the OpenAI surface, the OpenAI-shaped 404 for every unknown path, and /healthz + /readyz.</summary>
 public static class OpenAiEndpoints
 {
     /// <summary>Adds the gateway's endpoints.</summary>
@@ -31,6 +31,9 @@ public static class OpenAiEndpoints
         app.MapAnthropicEndpoints();
         app.MapResponsesEndpoints();
         app.Map("/v1/{**rest}", ctx => OpenAiErrors.WriteAsync(ctx, OpenAiErrors.NotFound(ctx.Request.Method, ctx.Request.Path)));
+
+        // Any other path (outside /v1 too) is a 404 in the same shape, never an empty one.
+        app.MapFallback(ctx => OpenAiErrors.WriteAsync(ctx, OpenAiErrors.NotFound(ctx.Request.Method, ctx.Request.Path)));
 
         app.MapGet("/healthz", static ctx =>
         {

@@ -669,16 +669,22 @@ public sealed partial class ProxyHandler : IDisposable
     private async Task<(byte[] Buffer, int Length, OpenAiError? Error)> ReadBodyAsync(HttpContext context)
     {
         long limit = _options.Limits.MaxBodyBytes;
+        long hard = HardBodyLimit(limit);
         long? declared = context.Request.ContentLength;
-        if (declared > limit)
-        {
-            return ([], 0, OpenAiError.TooLarge(limit));
-        }
-
         var sizeFeature = context.Features.Get<IHttpMaxRequestBodySizeFeature>();
         if (sizeFeature is { IsReadOnly: false })
         {
-            sizeFeature.MaxRequestBodySize = limit;
+            sizeFeature.MaxRequestBodySize = hard;
+        }
+
+        if (declared > limit)
+        {
+            if (declared <= hard)
+            {
+                await DrainAsync(context).ConfigureAwait(false);
+            }
+
+            return ([], 0, OpenAiError.TooLarge(limit));
         }
 
         var buffer = ArrayPool<byte>.Shared.Rent(declared is > 0 ? (int)declared.Value : 16 * 1024);
@@ -697,6 +703,7 @@ public sealed partial class ProxyHandler : IDisposable
                         if (await body.ReadAsync(probe, context.RequestAborted).ConfigureAwait(false) > 0)
                         {
                             ArrayPool<byte>.Shared.Return(buffer);
+                            await DrainAsync(context).ConfigureAwait(false);
                             return ([], 0, OpenAiError.TooLarge(limit));
                         }
 
@@ -719,6 +726,7 @@ public sealed partial class ProxyHandler : IDisposable
                 if (length > limit)
                 {
                     ArrayPool<byte>.Shared.Return(buffer);
+                    await DrainAsync(context).ConfigureAwait(false);
                     return ([], 0, OpenAiError.TooLarge(limit));
                 }
             }
@@ -729,6 +737,32 @@ public sealed partial class ProxyHandler : IDisposable
         {
             ArrayPool<byte>.Shared.Return(buffer);
             return ([], 0, OpenAiError.TooLarge(limit));
+        }
+    }
+
+    /// <summary>Kestrel's hard body limit for a soft one: room to read (and drop) an oversized upload before the 413.</summary>
+    internal static long HardBodyLimit(long limit) => limit > long.MaxValue / 2 ? long.MaxValue : limit * 2;
+
+    /// <summary>
+    /// Reads and drops the rest of an oversized upload (bounded by the hard limit), so the client finishes sending
+    /// and reads the 413 instead of a reset connection; past the hard limit Kestrel closes the connection.
+    /// </summary>
+    private static async Task DrainAsync(HttpContext context)
+    {
+        var scratch = ArrayPool<byte>.Shared.Rent(16 * 1024);
+        try
+        {
+            while (await context.Request.Body.ReadAsync(scratch, context.RequestAborted).ConfigureAwait(false) > 0)
+            {
+            }
+        }
+        catch (BadHttpRequestException)
+        {
+            // over the hard limit
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(scratch);
         }
     }
 

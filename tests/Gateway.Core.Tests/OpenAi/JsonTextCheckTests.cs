@@ -80,6 +80,19 @@ public class JsonTextCheckTests
     }
 
     [Theory]
+    [InlineData("""{"model":"m","model":"other","messages":[{"role":"user","content":"x"}]}""")]
+    [InlineData("""{"model":"m","messages":[{"role":"user","content":"x","role":"system"}]}""")]
+    [InlineData("""{"model":"m","messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true,"include_usage":false}}""")]
+    public void DuplicateKeys_Are400InvalidJson_AtAnyDepth(string json)
+    {
+        // Two readers of one body (gateway, worker, the body rewriter) must never disagree on which value counts.
+        Assert.False(OpenAiRequestParser.TryParse(Utf8(json), OpenAiEndpoint.ChatCompletions, out _, out var e));
+        Assert.Equal(400, e!.Status);
+        Assert.Equal("invalid_json", e.Code);
+        Assert.Contains("Duplicate", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("abc", false)]
     [InlineData("\\u00e9", false)]
     [InlineData("\\ud800", true)]
