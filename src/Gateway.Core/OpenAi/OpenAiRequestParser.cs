@@ -16,29 +16,8 @@ public static class OpenAiRequestParser
     public static bool TryParse(ReadOnlyMemory<byte> utf8Body, OpenAiEndpoint endpoint, out OpenAiRequest? request, out OpenAiError? error)
     {
         request = null;
-        if (utf8Body.IsEmpty)
+        if (!TryParseDocument(utf8Body, out var doc, out error))
         {
-            error = OpenAiError.Invalid("Request body is empty; expected a JSON object.", null, "invalid_json");
-            return false;
-        }
-
-        // Text first: the duplicate-key check below unescapes property names and would throw on a lone surrogate.
-        if (JsonTextCheck.Check(utf8Body.Span, MaxDepth) is { } textError)
-        {
-            error = textError;
-            return false;
-        }
-
-        JsonDocument doc;
-        try
-        {
-            // Duplicate keys are refused: two readers of one body (gateway, worker, a re-serialiser) must never disagree
-            // on which value counts.
-            doc = JsonDocument.Parse(utf8Body, new JsonDocumentOptions { MaxDepth = MaxDepth, AllowDuplicateProperties = false });
-        }
-        catch (JsonException ex)
-        {
-            error = OpenAiError.Invalid($"Request body is not valid JSON: {Trim(ex.Message)}", null, "invalid_json");
             return false;
         }
 
@@ -46,7 +25,7 @@ public static class OpenAiRequestParser
         {
             try
             {
-                request = Parse(doc.RootElement, endpoint);
+                request = Parse(doc!.RootElement, endpoint);
                 error = null;
                 return true;
             }
@@ -55,6 +34,41 @@ public static class OpenAiRequestParser
                 error = ex.Error;
                 return false;
             }
+        }
+    }
+
+    /// <summary>
+    /// The one way a request body becomes a <see cref="JsonDocument"/> (OpenAI and Anthropic surfaces alike): not
+    /// empty, JSON, at most <see cref="MaxDepth"/> deep, every string valid text (<see cref="JsonTextCheck"/>) and
+    /// no key twice in one object; otherwise a 400 <c>invalid_json</c>. Nothing reading the document afterwards
+    /// (renderers, the body rewriter, the worker's handlers) can then throw on its strings.
+    /// </summary>
+    public static bool TryParseDocument(ReadOnlyMemory<byte> utf8Body, out JsonDocument? document, out OpenAiError? error)
+    {
+        document = null;
+        if (utf8Body.IsEmpty)
+        {
+            error = OpenAiError.Invalid("Request body is empty; expected a JSON object.", null, "invalid_json");
+            return false;
+        }
+
+        // Text first: the duplicate-key check below unescapes property names and would throw on a lone surrogate.
+        if ((error = JsonTextCheck.Check(utf8Body.Span, MaxDepth)) is not null)
+        {
+            return false;
+        }
+
+        try
+        {
+            // Duplicate keys are refused: two readers of one body (gateway, worker, a re-serialiser) must never disagree
+            // on which value counts.
+            document = JsonDocument.Parse(utf8Body, new JsonDocumentOptions { MaxDepth = MaxDepth, AllowDuplicateProperties = false });
+            return true;
+        }
+        catch (JsonException ex)
+        {
+            error = OpenAiError.Invalid($"Request body is not valid JSON: {Trim(ex.Message)}", null, "invalid_json");
+            return false;
         }
     }
 

@@ -24,20 +24,8 @@ public static class AnthropicRequestMapper
     {
         chatBody = [];
         model = "";
-        if (body.IsEmpty)
+        if (!OpenAiRequestParser.TryParseDocument(body, out var doc, out error))
         {
-            error = OpenAiError.Invalid("Request body is empty; expected a JSON object.");
-            return false;
-        }
-
-        JsonDocument doc;
-        try
-        {
-            doc = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = OpenAiRequestParser.MaxDepth });
-        }
-        catch (JsonException ex)
-        {
-            error = OpenAiError.Invalid("Request body is not valid JSON: " + ex.Message.Split('.')[0] + ".");
             return false;
         }
 
@@ -45,7 +33,7 @@ public static class AnthropicRequestMapper
         {
             try
             {
-                chatBody = Map(doc.RootElement, requireMaxTokens);
+                chatBody = Map(doc!.RootElement, requireMaxTokens);
                 model = doc.RootElement.GetProperty("model").GetString()!;
                 error = null;
                 return true;

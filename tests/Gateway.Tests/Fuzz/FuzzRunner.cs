@@ -173,8 +173,13 @@ internal sealed class FuzzRunner(Uri target, Gen<FuzzInput> inputs, long bodyHar
 
         if (resp.Content.Headers.ContentType?.MediaType == "text/event-stream")
         {
-            string text = Encoding.UTF8.GetString(body);
-            return (text.TrimEnd().EndsWith("data: [DONE]", StringComparison.Ordinal) || body.Length >= ReadCap ? "" : "stream does not end with data: [DONE]", status + " stream");
+            // OpenAI streams end with data: [DONE]; Anthropic ones with a message_stop event.
+            string text = Encoding.UTF8.GetString(body).TrimEnd();
+            string end = input.Shape == ErrorShape.Anthropic ? "event: message_stop" : "data: [DONE]";
+            bool ended = input.Shape == ErrorShape.Anthropic
+                ? text.Contains(end, StringComparison.Ordinal) && text.LastIndexOf("event: ", StringComparison.Ordinal) == text.LastIndexOf(end, StringComparison.Ordinal)
+                : text.EndsWith(end, StringComparison.Ordinal);
+            return (ended || body.Length >= ReadCap ? "" : $"stream does not end with {end}: …{text[Math.Max(0, text.Length - 300)..]}", status + " stream");
         }
 
         return (body.Length >= ReadCap || IsJson(body) ? "" : "200 body is not JSON", status);

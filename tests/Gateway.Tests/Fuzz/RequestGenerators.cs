@@ -36,7 +36,7 @@ internal static class RequestGenerators
     public const string Model = "llama3-8b";
 
     public static FuzzEndpoint Chat { get; } = new("chat", "/v1/chat/completions", ErrorShape.OpenAi, Body(
-        Required("model", ModelName()), Required("messages", Messages()), Optional("max_tokens", Count(64)),
+        Required("model", ModelName()), Required("messages", ChatMessages()), Optional("max_tokens", Count(64)),
         Optional("max_completion_tokens", Count(64)), Optional("n", Count(2)), Optional("stream", Boolean()),
         Optional("stream_options", StreamOptions()), Optional("stop", Stop()), Optional("seed", Number()),
         Optional("temperature", Number()), Optional("user", Str().Select(s => (FuzzJson)s)), Optional("prompt_cache_key", Str().Select(s => (FuzzJson)s)),
@@ -53,6 +53,18 @@ internal static class RequestGenerators
         Optional("encoding_format", Gen.Frequency((3, Gen.Elements("float", "base64").Select(s => (FuzzJson)FuzzJson.Str.Of(s))), (1, Any()))),
         Optional("user", Str().Select(s => (FuzzJson)s))));
 
+    /// <summary>Anthropic's Messages API (gateway only): errors in Anthropic's shape.</summary>
+    public static FuzzEndpoint Messages { get; } = new("messages", "/v1/messages", ErrorShape.Anthropic, Body(
+        Required("model", ModelName()), Required("max_tokens", Count(64)), Required("messages", AnthropicMessages()),
+        Optional("system", Gen.Frequency((3, Str().Select(s => (FuzzJson)s)), (1, TextBlocks()), (1, Any()))),
+        Optional("stream", Boolean()), Optional("stop_sequences", Stop()), Optional("temperature", Number()),
+        Optional("tools", Gen.Frequency(
+            (3, from name in Word() from schema in Gen.Frequency((3, Gen.Constant<FuzzJson>(FuzzJson.Object(("type", FuzzJson.Str.Of("object"))))), (1, Any()))
+                select (FuzzJson)new FuzzJson.Arr([FuzzJson.Object(("name", name), ("description", FuzzJson.Str.Of("d")), ("input_schema", schema))])),
+            (1, Any()))),
+        Optional("tool_choice", Gen.Frequency((3, Gen.Elements("auto", "any", "none").Select(t => (FuzzJson)FuzzJson.Object(("type", FuzzJson.Str.Of(t))))), (1, Any()))),
+        Optional("metadata", Any())));
+
     /// <summary>The worker protocol's pin calls (worker only): session or block hashes, a TTL, a priority.</summary>
     public static FuzzEndpoint Retain { get; } = new("retain", "/worker/kv/retain", ErrorShape.OpenAi, Body(
         Optional("session_id", Str().Select(s => (FuzzJson)s)), Optional("block_hashes", Gen.Frequency((3, Gen.ListOf(Number()).Select(l => (FuzzJson)new FuzzJson.Arr(l.ToList()))), (1, Any()))),
@@ -68,7 +80,9 @@ internal static class RequestGenerators
         from route in Route(ep)
         from headers in Headers(authorization)
         from chunked in Gen.Frequency((9, Gen.Constant(false)), (1, Gen.Constant(true)))
-        select new FuzzInput(ep.Name, route.Method, route.Path, headers.List, route.Method is "GET" or "DELETE" ? null : body, chunked, headers.Flood, ep.Shape);
+        select new FuzzInput(ep.Name, route.Method, route.Path, headers.List, route.Method is "GET" or "DELETE" ? null : body, chunked, headers.Flood,
+            // Only the endpoint itself owes its own shape; a wrong method or an unknown path gets the gateway's 404.
+            route.Method == "POST" && route.Path.Split('?')[0].TrimEnd('/') == ep.Path ? ep.Shape : ErrorShape.OpenAi);
 
     private static Gen<byte[]> BodyBytes(FuzzEndpoint ep) => Gen.Frequency(
         (140, ep.Body.Select(b => b.Render())),
@@ -173,11 +187,31 @@ internal static class RequestGenerators
         (1, from n in Gen.Choose(2040, 2060) select (FuzzJson)new FuzzJson.Arr(Enumerable.Repeat<FuzzJson>(FuzzJson.Str.Of("x"), n).ToList())),
         (1, Any()));
 
-    private static Gen<FuzzJson> Messages() => Gen.Frequency(
+    private static Gen<FuzzJson> ChatMessages() => Gen.Frequency(
         (40, from n in Gen.Choose(1, 4) from l in Gen.ListOf(Message(), n) select (FuzzJson)new FuzzJson.Arr(l.ToList())),
         (4, Gen.Constant<FuzzJson>(new FuzzJson.Arr([]))),
         (1, from n in Gen.Choose(100, 3000) from m in Message() select (FuzzJson)new FuzzJson.Arr(Enumerable.Repeat(m, n).ToList())),
         (4, Any()));
+
+    private static Gen<FuzzJson> TextBlocks() =>
+        from n in Gen.Choose(0, 3)
+        from texts in Gen.ListOf(Str(), n)
+        select (FuzzJson)new FuzzJson.Arr(texts.Select(t => (FuzzJson)FuzzJson.Object(("type", FuzzJson.Str.Of("text")), ("text", t))).ToList());
+
+    private static Gen<FuzzJson> AnthropicMessages() => Gen.Frequency(
+        (10, from n in Gen.Choose(1, 4) from l in Gen.ListOf(AnthropicMessage(), n) select (FuzzJson)new FuzzJson.Arr(l.ToList())),
+        (1, Gen.Constant<FuzzJson>(new FuzzJson.Arr([]))),
+        (1, Any()));
+
+    private static Gen<FuzzJson> AnthropicMessage() =>
+        from role in Gen.Frequency((10, Gen.Elements("user", "assistant").Select(r => (FuzzJson)FuzzJson.Str.Of(r))), (1, Str().Select(s => (FuzzJson)s)), (1, Any()))
+        from content in Gen.Frequency(
+            (5, Str().Select(s => (FuzzJson)s)),
+            (2, TextBlocks()),
+            (1, from id in Str() from input in Any() select (FuzzJson)new FuzzJson.Arr([FuzzJson.Object(("type", FuzzJson.Str.Of("tool_use")), ("id", id), ("name", FuzzJson.Str.Of("read_file")), ("input", input))])),
+            (1, from id in Str() from result in Any() select (FuzzJson)new FuzzJson.Arr([FuzzJson.Object(("type", FuzzJson.Str.Of("tool_result")), ("tool_use_id", id), ("content", result))])),
+            (1, Any()))
+        select (FuzzJson)FuzzJson.Object(("role", role), ("content", content));
 
     private static Gen<FuzzJson> Message() =>
         from role in Gen.Frequency(
