@@ -14,6 +14,8 @@ internal static class EventIds
     public const int CircuitOpened = 13;
     public const int DnsResolved = 14;
     public const int DnsFailed = 15;
+    public const int KubernetesSynced = 16;
+    public const int KubernetesFailed = 17;
     public const int AttemptFailed = 20;
     public const int StreamFailed = 21;
     public const int NoWorker = 22;

@@ -20,6 +20,7 @@
 {{- define "llm-gateway.gatewayName" -}}{{ include "llm-gateway.fullname" . | trunc 55 | trimSuffix "-" }}-gateway{{- end }}
 {{- define "llm-gateway.workerName" -}}{{ include "llm-gateway.fullname" . | trunc 56 | trimSuffix "-" }}-worker{{- end }}
 {{- define "llm-gateway.workerHeadless" -}}{{ include "llm-gateway.fullname" . | trunc 47 | trimSuffix "-" }}-worker-headless{{- end }}
+{{- define "llm-gateway.kubernetesDiscovery" -}}{{ and (eq .Values.workers.mode "statefulset") (eq (.Values.workers.discovery | default "dns") "kubernetes") }}{{- end }}
 {{- define "llm-gateway.redisName" -}}{{ include "llm-gateway.fullname" . | trunc 57 | trimSuffix "-" }}-redis{{- end }}
 
 {{- define "llm-gateway.labels" -}}
@@ -70,6 +71,9 @@ app.kubernetes.io/component: {{ .component }}
 {{- if le (int $w.terminationGracePeriodSeconds) (add (int $w.preStopSleepSeconds) (int $w.drainTimeoutSeconds)) }}
 {{- fail (printf "workers.terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds + drainTimeoutSeconds (%d): Kubernetes would kill streams mid-drain" (int $w.terminationGracePeriodSeconds) (add (int $w.preStopSleepSeconds) (int $w.drainTimeoutSeconds))) }}
 {{- end }}
+{{- if and (eq (.Values.workers.discovery | default "dns") "kubernetes") (ne .Values.workers.mode "statefulset") }}
+{{- fail "workers.discovery=kubernetes watches the chart's worker Service: it needs workers.mode=statefulset" }}
+{{- end }}
 {{- if and (eq .Values.workers.mode "external") (eq (len .Values.workers.external.urls) 0) }}
 {{- fail "workers.mode=external needs workers.external.urls" }}
 {{- end }}
@@ -87,7 +91,10 @@ The gateway configuration file (mounted as GATEWAY_CONFIG). Keys follow src/Gate
 */}}
 {{- define "llm-gateway.gatewayConfig" -}}
 {{- $workers := dict "Mode" "Dns" -}}
-{{- if eq .Values.workers.mode "statefulset" }}
+{{- if eq (include "llm-gateway.kubernetesDiscovery" .) "true" }}
+{{- $_ := set $workers "Mode" "Kubernetes" }}
+{{- $_ := set $workers "Kubernetes" (dict "Service" (include "llm-gateway.workerHeadless" .) "Namespace" .Release.Namespace "PortName" "http" "Port" (int .Values.workers.port) "Scheme" "http") }}
+{{- else if eq .Values.workers.mode "statefulset" }}
 {{- $host := printf "%s.%s.svc.%s" (include "llm-gateway.workerHeadless" .) .Release.Namespace .Values.clusterDomain }}
 {{- $_ := set $workers "Dns" (dict "Host" $host "Port" (int .Values.workers.port) "Scheme" "http" "RefreshInterval" (include "llm-gateway.timespan" .Values.workers.dnsRefreshSeconds)) }}
 {{- else }}

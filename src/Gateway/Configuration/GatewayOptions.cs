@@ -149,6 +149,9 @@ public enum WorkerDiscoveryMode
 
     /// <summary>A DNS name (e.g. a Kubernetes headless Service) re-resolved periodically.</summary>
     Dns,
+
+    /// <summary>The ready endpoints of a Kubernetes Service, watched through its EndpointSlices (needs RBAC: get/list/watch endpointslices).</summary>
+    Kubernetes,
 }
 
 /// <summary>Worker fleet source.</summary>
@@ -165,6 +168,9 @@ public sealed class WorkersOptions
 
     /// <summary>Embedded mode settings.</summary>
     public EmbeddedWorkersOptions Embedded { get; set; } = new();
+
+    /// <summary>Kubernetes mode settings.</summary>
+    public KubernetesDiscoveryOptions Kubernetes { get; set; } = new();
 
     /// <summary>How long the fleet's model list (/v1/models) is cached per worker.</summary>
     public TimeSpan ModelsRefreshInterval { get; set; } = TimeSpan.FromSeconds(30);
@@ -190,6 +196,31 @@ public sealed class DnsDiscoveryOptions
 
     /// <summary>Re-resolution interval.</summary>
     public TimeSpan RefreshInterval { get; set; } = TimeSpan.FromSeconds(10);
+}
+
+/// <summary>Kubernetes discovery: the EndpointSlices of a Service, listed then watched.</summary>
+public sealed class KubernetesDiscoveryOptions
+{
+    /// <summary>The Service whose EndpointSlices list the workers (label <c>kubernetes.io/service-name</c>).</summary>
+    public string Service { get; set; } = "";
+
+    /// <summary>Its namespace; empty = the gateway pod's own (from the service account's namespace file).</summary>
+    public string Namespace { get; set; } = "";
+
+    /// <summary>The EndpointSlice port to use, by name; empty = the slice's first port, else <see cref="Port"/>.</summary>
+    public string PortName { get; set; } = "";
+
+    /// <summary>Worker port when the slice names none.</summary>
+    public int Port { get; set; } = 8000;
+
+    /// <summary>Scheme (http).</summary>
+    public string Scheme { get; set; } = "http";
+
+    /// <summary>API server URL; empty = in-cluster configuration (service account token and CA).</summary>
+    public string ApiServer { get; set; } = "";
+
+    /// <summary>First delay before listing again after a failed list or a broken watch (doubles up to 30 s).</summary>
+    public TimeSpan ResyncDelay { get; set; } = TimeSpan.FromSeconds(1);
 }
 
 /// <summary>In-process reference workers.</summary>

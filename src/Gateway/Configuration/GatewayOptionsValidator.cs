@@ -100,6 +100,28 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
                 }
 
                 break;
+            case WorkerDiscoveryMode.Kubernetes:
+                if (string.IsNullOrWhiteSpace(o.Workers.Kubernetes.Service))
+                {
+                    errors.Add("Gateway:Workers:Kubernetes:Service is required in Kubernetes mode.");
+                }
+
+                if (o.Workers.Kubernetes.Port is < 1 or > 65535)
+                {
+                    errors.Add("Gateway:Workers:Kubernetes:Port must be 1..65535.");
+                }
+
+                if (o.Workers.Kubernetes.ApiServer.Length > 0 && !Uri.TryCreate(o.Workers.Kubernetes.ApiServer, UriKind.Absolute, out _))
+                {
+                    errors.Add("Gateway:Workers:Kubernetes:ApiServer must be an absolute URL (or empty for in-cluster configuration).");
+                }
+
+                if (o.Workers.Kubernetes.ResyncDelay <= TimeSpan.Zero)
+                {
+                    errors.Add("Gateway:Workers:Kubernetes:ResyncDelay must be positive.");
+                }
+
+                break;
             case WorkerDiscoveryMode.Embedded:
                 if (o.Workers.Embedded.Count is < 1 or > 64)
                 {

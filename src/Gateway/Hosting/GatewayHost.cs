@@ -187,6 +187,10 @@ public sealed partial class GatewayHost : IAsyncDisposable
                 services.AddSingleton<DnsWorkerDiscovery>();
                 services.AddHostedService(sp => sp.GetRequiredService<DnsWorkerDiscovery>());
                 break;
+            case WorkerDiscoveryMode.Kubernetes:
+                services.AddSingleton<KubernetesWorkerDiscovery>();
+                services.AddHostedService(sp => sp.GetRequiredService<KubernetesWorkerDiscovery>());
+                break;
             case WorkerDiscoveryMode.Embedded:
                 services.AddSingleton<EmbeddedWorkers>();
                 services.AddHostedService(sp => sp.GetRequiredService<EmbeddedWorkers>());

@@ -265,6 +265,8 @@ public class HelmChartTests
     [InlineData("workers.drainTimeoutSeconds=200", "workers.terminationGracePeriodSeconds")]
     [InlineData("config.agents.mode=on", "config/agents/mode")]
     [InlineData("config.agents.policy=fixed:soon", "config/agents/policy")]
+    [InlineData("workers.discovery=consul", "workers/discovery")]
+    [InlineData("workers.mode=external,workers.external.urls[0]=http://x:8000,workers.discovery=kubernetes", "needs workers.mode=statefulset")]
     public void Template_InvalidValues_FailWithClearMessage(string set, string message)
     {
         var r = Helm("template", "llm", Chart, "--set", set);
@@ -283,5 +285,43 @@ public class HelmChartTests
         string config = One(objs, "ConfigMap", "-gateway").Str("data", "gateway.yaml")!;
         Assert.Contains("Mode: Static", config, StringComparison.Ordinal);
         Assert.Contains("http://vllm-0.vllm:8000", config, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Template_KubernetesDiscovery_WatchesTheWorkerServiceWithLeastRbac()
+    {
+        var dns = Template();
+        Assert.DoesNotContain(dns, o => o.Kind is "Role" or "RoleBinding");
+        Assert.Equal("false", One(dns, "Deployment", "-gateway").Str("spec", "template", "spec", "automountServiceAccountToken"));
+
+        var objs = Template("--set", "workers.discovery=kubernetes");
+        var headless = One(objs, "Service", "-worker-headless");
+        string config = One(objs, "ConfigMap", "-gateway").Str("data", "gateway.yaml")!;
+        var gw = new ConfigurationBuilder().AddInMemoryCollection(Gateway.Configuration.YamlConfigurationExtensions.FlattenYaml(config)).Build();
+        Assert.Equal("Kubernetes", gw["Gateway:Workers:Mode"]);
+        Assert.Equal(headless.Name, gw["Gateway:Workers:Kubernetes:Service"]);
+        Assert.Equal("llm", gw["Gateway:Workers:Kubernetes:Namespace"]);
+        Assert.Equal("http", gw["Gateway:Workers:Kubernetes:PortName"]);
+        Assert.Equal("http", headless.Str("spec", "ports", 0, "name"));
+
+        var role = One(objs, "Role", "-endpointslices");
+        var rule = (Dictionary<object, object>)Assert.Single((List<object>)role.At("rules")!);
+        Assert.Equal(["discovery.k8s.io"], ((List<object>)rule["apiGroups"]).Cast<string>());
+        Assert.Equal(["endpointslices"], ((List<object>)rule["resources"]).Cast<string>());
+        Assert.Equal(["get", "list", "watch"], ((List<object>)rule["verbs"]).Cast<string>());
+        var binding = One(objs, "RoleBinding", "-endpointslices");
+        Assert.Equal(role.Name, binding.Str("roleRef", "name"));
+        var deployment = One(objs, "Deployment", "-gateway");
+        Assert.Equal(deployment.Str("spec", "template", "spec", "serviceAccountName"), binding.Str("subjects", 0, "name"));
+        Assert.Equal(One(objs, "ServiceAccount", "").Name, binding.Str("subjects", 0, "name"));
+
+        // The token is mounted in the gateway pods only; the gateway may reach the API server.
+        Assert.Equal("true", deployment.Str("spec", "template", "spec", "automountServiceAccountToken"));
+        Assert.Equal("false", One(objs, "StatefulSet", "-worker").Str("spec", "template", "spec", "automountServiceAccountToken"));
+        var egress = (List<object>)One(objs, "NetworkPolicy", "-gateway").At("spec", "egress")!;
+        Assert.Contains(egress.Cast<Dictionary<object, object>>(), e => e.TryGetValue("ports", out var p)
+            && ((List<object>)p).Cast<Dictionary<object, object>>().Any(x => x["port"].ToString() == "443"));
+        var lint = Helm("lint", "--strict", Chart, "--set", "workers.discovery=kubernetes");
+        Assert.True(lint.ExitCode == 0, RepoTools.Describe(lint));
     }
 }
