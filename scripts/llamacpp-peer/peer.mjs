@@ -38,9 +38,13 @@ const input = prompt.map((t, i) => i === prompt.length - 1 ? [t, { generateNext:
     for (let i = 0; i < 4; i++) tok = (await seq.controlledEvaluate([[tok, { generateNext: greedyNext }]]))[0].next.token;
     await seq.clearHistory();
 }
+// CPU time of this process (llama.cpp's threads and node's), the figure that waiting for a core does not inflate.
+const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+let c0 = cpuMs();
 let t0 = performance.now();
 const out = await seq.controlledEvaluate(input);
 const promptMs = performance.now() - t0;
+const promptCpuMs = cpuMs() - c0;
 const last = out[prompt.length - 1].next;
 const logitsMap = last.logits;
 const nVocab = model.fileInfo?.metadata?.llama?.vocab_size ?? Math.max(...logitsMap.keys()) + 1;
@@ -50,6 +54,7 @@ for (const [tok, v] of logitsMap) firstLogits[tok] = v;
 let next = last.token;
 const greedy = [next];
 const teacherForced = [next];
+c0 = cpuMs();
 t0 = performance.now();
 const steps = force ? force.length : decode;
 for (let i = 0; i < steps; i++) {
@@ -59,12 +64,13 @@ for (let i = 0; i < steps; i++) {
     (force ? teacherForced : greedy).push(next);
 }
 const decodeMs = performance.now() - t0;
+const decodeCpuMs = cpuMs() - c0;
 
 process.stdout.write(JSON.stringify({
     peer: "llama.cpp via node-llama-cpp 3.22.1",
     buildType: llama.buildType, gpu: llama.gpu, threads: context.currentThreads ?? threads,
-    promptTokens: prompt.length, promptMs,
-    decodeSteps: steps, decodeMs, decodeTokensPerSecond: steps / (decodeMs / 1000),
+    promptTokens: prompt.length, promptMs, promptCpuMs,
+    decodeSteps: steps, decodeMs, decodeTokensPerSecond: steps / (decodeMs / 1000), decodeCpuMsPerToken: decodeCpuMs / steps,
     greedy: force ? undefined : greedy,
     teacherForced: force ? teacherForced : undefined,
     firstLogits,

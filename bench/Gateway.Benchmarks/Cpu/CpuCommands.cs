@@ -10,11 +10,12 @@ namespace Gateway.Benchmarks.Cpu;
 /// Console commands for the CPU backend (not BenchmarkDotNet runs):
 ///   cpu-gguf --out FILE [--vocab 32000 --dim 2048 --layers 4 --heads 32 --kv-heads 8 --hidden 5632 --ctx 4096 --type q8_0 --seed 1]
 ///   membw [--threads 2] [--mb 512]          read and copy bandwidth, median of 7 passes
-///   cpu-time --model FILE [--threads 1 --prompt-len 32 --reps 5]   median prefill and decode-step ms of this backend alone
-///   cpu-peer --model FILE [--threads 2 --prompt-len 32 --decode 32 --node node --script scripts/llamacpp-peer/peer.mjs]
-///       runs this backend and llama.cpp (node-llama-cpp) on the same GGUF, prompt and threads, one after the other,
-///       and prints next-token agreement (llama.cpp teacher-forced on our greedy sequence), the first-step logit
-///       difference, decode tokens/s of both and the bandwidth roofline.
+///   cpu-time --model FILE [--threads 1 --prompt-len 32 --reps 5 --isa avx512]   median prefill and decode-step ms (wall and CPU) of this backend alone
+///   cpu-peer --model FILE [--threads 2 --prompt-len 32 --decode 32 --rounds 1 --node node --script scripts/llamacpp-peer/peer.mjs]
+///       runs this backend and llama.cpp (node-llama-cpp) on the same GGUF, prompt and threads, back to back in each
+///       round, and prints next-token agreement (llama.cpp teacher-forced on our greedy sequence), the first-step
+///       logit difference, per round decode tokens/s, prompt ms and CPU ms of both, the median ratios and the
+///       bandwidth roofline.
 /// </summary>
 internal static class CpuCommands
 {
@@ -47,7 +48,7 @@ internal static class CpuCommands
     private static int Peer(Dictionary<string, string> o)
     {
         string modelPath = o["model"];
-        int threads = Int(o, "threads", 2), promptLen = Int(o, "prompt-len", 32), decode = Int(o, "decode", 32);
+        int threads = Int(o, "threads", 2), promptLen = Int(o, "prompt-len", 32), decode = Int(o, "decode", 32), rounds = Int(o, "rounds", 1);
         using var model = LlamaModel.Load(modelPath);
         var c = model.Config;
         var rng = new Random(Int(o, "seed", 1));
@@ -62,50 +63,61 @@ internal static class CpuCommands
         using var runner = new LlamaRunner(model, pool, promptLen, threads);
         var table = Enumerable.Range(0, blocks).ToArray();
         var logits = new float[c.Vocab];
-        // Run the whole prompt + decode twice and keep the second (JIT, page cache and allocator warm), as a server would be.
-        double promptMs = 0;
+        var proc = Process.GetCurrentProcess();
+        var one = new int[1];
         float[] firstLogits = [];
         List<int> ours = [];
-        List<double> stepMs = [];
-        var one = new int[1];
-        for (int round = 0; round < 2; round++)
+        OursRun RunOurs()
         {
+            proc.Refresh();
+            var cpu0 = proc.TotalProcessorTime;
             var sw = Stopwatch.StartNew();
             runner.Forward([new SeqChunk(prompt, 0, table, true)], logits);
-            promptMs = sw.Elapsed.TotalMilliseconds;
+            double promptMs = sw.Elapsed.TotalMilliseconds;
+            proc.Refresh();
+            var cpu1 = proc.TotalProcessorTime;
             firstLogits = (float[])logits.Clone();
             ours = [ArgMax(logits)];
-            stepMs = [];
+            long d0 = Stopwatch.GetTimestamp();
             for (int i = 0; i < decode; i++)
             {
                 one[0] = ours[^1];
-                long t0 = Stopwatch.GetTimestamp();
                 runner.Forward([new SeqChunk(one, promptLen + i, table, true)], logits);
-                stepMs.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
                 ours.Add(ArgMax(logits));
             }
+            double decodeMs = Stopwatch.GetElapsedTime(d0).TotalMilliseconds;
+            proc.Refresh();
+            return new OursRun(promptMs, (cpu1 - cpu0).TotalMilliseconds, decode / (decodeMs / 1000), (proc.TotalProcessorTime - cpu1).TotalMilliseconds / decode);
         }
-        double oursTps = decode / (stepMs.Sum() / 1000);
-
-        // llama.cpp on the same file, prompt and threads, fed our greedy tokens (teacher forcing).
-        var psi = new ProcessStartInfo(o.GetValueOrDefault("node", "node"))
+        // Warm-up (JIT, page cache, allocator), as a server would be; then each round runs ours and llama.cpp back to
+        // back, so both see the same moment of a shared machine's load.
+        RunOurs();
+        var roundsOut = new List<object>();
+        var ratios = new List<(double Decode, double Prompt, double DecodeCpu, double PromptCpu)>();
+        JsonDocument? peer = null;
+        for (int round = 0; round < rounds; round++)
         {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        foreach (var a in new[] { o.GetValueOrDefault("script", "scripts/llamacpp-peer/peer.mjs"), "--model", modelPath, "--threads", threads.ToString(CultureInfo.InvariantCulture),
-                     "--prompt", string.Join(",", prompt), "--force", string.Join(",", ours.Take(decode)) })
-            psi.ArgumentList.Add(a);
-        using var node = Process.Start(psi)!;
-        var stderr = node.StandardError.ReadToEndAsync();
-        string stdout = node.StandardOutput.ReadToEnd();
-        node.WaitForExit();
-        if (node.ExitCode != 0) { Console.Error.WriteLine($"peer failed ({node.ExitCode}): {stderr.Result}"); return 1; }
-        using var peer = JsonDocument.Parse(stdout.Trim().Split('\n')[^1]);
-        var r = peer.RootElement;
-        var peerLogits = r.GetProperty("firstLogits").EnumerateArray().Select(e => (float)e.GetDouble()).ToArray();
-        var peerNext = r.GetProperty("teacherForced").EnumerateArray().Select(e => e.GetInt32()).ToArray();
-        double peerTps = r.GetProperty("decodeTokensPerSecond").GetDouble();
+            string load = LoadAverage();
+            var us = RunOurs();
+            peer?.Dispose();
+            peer = RunPeer(o, modelPath, threads, prompt, ours.Take(decode));
+            if (peer is null) return 1;
+            var r = peer.RootElement;
+            double peerTps = r.GetProperty("decodeTokensPerSecond").GetDouble(), peerPromptMs = r.GetProperty("promptMs").GetDouble();
+            double peerDecodeCpu = r.GetProperty("decodeCpuMsPerToken").GetDouble(), peerPromptCpu = r.GetProperty("promptCpuMs").GetDouble();
+            ratios.Add((us.DecodeTokPerS / peerTps, peerPromptMs / us.PromptMs, peerDecodeCpu / us.DecodeCpuMsPerToken, peerPromptCpu / us.PromptCpuMs));
+            roundsOut.Add(new
+            {
+                loadAverage = load,
+                oursDecodeTokPerS = us.DecodeTokPerS, peerDecodeTokPerS = peerTps, decodeRatio = us.DecodeTokPerS / peerTps,
+                oursPromptMs = us.PromptMs, peerPromptMs, promptSpeedRatio = peerPromptMs / us.PromptMs,
+                oursDecodeCpuMsPerToken = us.DecodeCpuMsPerToken, peerDecodeCpuMsPerToken = peerDecodeCpu,
+                oursPromptCpuMs = us.PromptCpuMs, peerPromptCpuMs = peerPromptCpu,
+            });
+        }
+        var last = peer!.RootElement;
+        var peerLogits = last.GetProperty("firstLogits").EnumerateArray().Select(e => (float)e.GetDouble()).ToArray();
+        var peerNext = last.GetProperty("teacherForced").EnumerateArray().Select(e => e.GetInt32()).ToArray();
         int agree = ours.Zip(peerNext).Count(p => p.First == p.Second);
 
         float maxDiff = 0, maxAbs = 0;
@@ -114,11 +126,9 @@ internal static class CpuCommands
             maxDiff = MathF.Max(maxDiff, MathF.Abs(firstLogits[i] - peerLogits[i]));
             maxAbs = MathF.Max(maxAbs, MathF.Abs(peerLogits[i]));
         }
-        var top5Ours = Top(firstLogits, 5);
-        var top5Peer = Top(peerLogits, 5);
         var bw = MemoryBandwidth.Measure(threads, 512);
         double roofline = bw.ReadGBps * 1e9 / model.WeightBytes;
-        stepMs.Sort();
+        double Median(IEnumerable<double> v) { var a = v.Order().ToArray(); return a.Length % 2 == 1 ? a[a.Length / 2] : (a[a.Length / 2 - 1] + a[a.Length / 2]) / 2; }
         var report = new
         {
             model = Path.GetFileName(modelPath),
@@ -133,20 +143,39 @@ internal static class CpuCommands
             nextTokenAgreement = $"{agree}/{ours.Count} ({100.0 * agree / ours.Count:F1}%)",
             firstStepMaxAbsLogitDiffOverMaxLogit = maxDiff / maxAbs,
             firstStepMaxAbsLogitDiff = maxDiff,
-            top5Same = top5Ours.SequenceEqual(top5Peer),
-            oursPromptMs = promptMs,
-            peerPromptMs = r.GetProperty("promptMs").GetDouble(),
-            oursDecodeTokPerS = oursTps,
-            oursDecodeStepMedianMs = stepMs[stepMs.Count / 2],
-            peerDecodeTokPerS = peerTps,
-            ratioOursOverPeer = oursTps / peerTps,
+            top5Same = Top(firstLogits, 5).SequenceEqual(Top(peerLogits, 5)),
+            rounds = roundsOut,
+            medianDecodeRatio = Median(ratios.Select(x => x.Decode)),
+            medianPromptSpeedRatio = Median(ratios.Select(x => x.Prompt)),
+            medianDecodeCpuRatio = Median(ratios.Select(x => x.DecodeCpu)),
+            medianPromptCpuRatio = Median(ratios.Select(x => x.PromptCpu)),
             readBandwidthGBps = bw.ReadGBps,
             rooflineTokPerS = roofline,
-            oursFractionOfRoofline = oursTps / roofline,
-            peerFractionOfRoofline = peerTps / roofline,
         };
+        peer.Dispose();
         Console.WriteLine(JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
         return 0;
+    }
+
+    private readonly record struct OursRun(double PromptMs, double PromptCpuMs, double DecodeTokPerS, double DecodeCpuMsPerToken);
+
+    /// <summary>llama.cpp on the same file, prompt and threads, fed our greedy tokens (teacher forcing).</summary>
+    private static JsonDocument? RunPeer(Dictionary<string, string> o, string modelPath, int threads, int[] prompt, IEnumerable<int> force)
+    {
+        var psi = new ProcessStartInfo(o.GetValueOrDefault("node", "node"))
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        foreach (var a in new[] { o.GetValueOrDefault("script", "scripts/llamacpp-peer/peer.mjs"), "--model", modelPath, "--threads", threads.ToString(CultureInfo.InvariantCulture),
+                     "--prompt", string.Join(",", prompt), "--force", string.Join(",", force) })
+            psi.ArgumentList.Add(a);
+        using var node = Process.Start(psi)!;
+        var stderr = node.StandardError.ReadToEndAsync();
+        string stdout = node.StandardOutput.ReadToEnd();
+        node.WaitForExit();
+        if (node.ExitCode != 0) { Console.Error.WriteLine($"peer failed ({node.ExitCode}): {stderr.Result}"); return null; }
+        return JsonDocument.Parse(stdout.Trim().Split('\n')[^1]);
     }
 
     private static int Time(Dictionary<string, string> o)
@@ -157,24 +186,35 @@ internal static class CpuCommands
         const int blockSize = 16;
         int blocks = promptLen / blockSize + 2;
         var pool = new KvPool(c, blocks, blockSize);
-        using var runner = new LlamaRunner(model, pool, promptLen, threads);
+        var isa = o.TryGetValue("isa", out var isaName) ? Enum.Parse<CpuIsa>(isaName, ignoreCase: true) : CpuIsas.Best;
+        using var runner = new LlamaRunner(model, pool, promptLen, threads, isa);
         var table = Enumerable.Range(0, blocks).ToArray();
         var prompt = Enumerable.Range(0, promptLen).Select(i => 3 + i * 7919 % (c.Vocab - 3)).ToArray();
         var logits = new float[c.Vocab];
         var one = new[] { 5 };
-        double Median(Action a)
+        // Wall-clock median, and the process's CPU time per run: on a loaded machine the latter does not count the time
+        // spent waiting for a core, so it is the steadier figure for comparing kernels (it still feels cache and
+        // memory-bandwidth contention).
+        var proc = Process.GetCurrentProcess();
+        (double Wall, double Cpu) Median(Action a)
         {
             a();
             var t = new double[reps];
+            proc.Refresh();
+            var cpu0 = proc.TotalProcessorTime;
             for (int i = 0; i < reps; i++) { long t0 = Stopwatch.GetTimestamp(); a(); t[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds; }
+            proc.Refresh();
             Array.Sort(t);
-            return t[reps / 2];
+            return (t[reps / 2], (proc.TotalProcessorTime - cpu0).TotalMilliseconds / reps);
         }
-        double prefill = Median(() => runner.Forward([new SeqChunk(prompt, 0, table, true)], logits));
-        double decode = Median(() => runner.Forward([new SeqChunk(one, promptLen, table, true)], logits));
-        Console.WriteLine($"threads {threads} isa {runner.Isa}: prefill {promptLen} tokens {prefill:F1} ms ({promptLen / prefill * 1000:F0} tok/s), decode step {decode:F2} ms ({1000 / decode:F1} tok/s), median of {reps}");
+        var prefill = Median(() => runner.Forward([new SeqChunk(prompt, 0, table, true)], logits));
+        var decode = Median(() => runner.Forward([new SeqChunk(one, promptLen, table, true)], logits));
+        Console.WriteLine($"threads {threads} isa {runner.Isa}: prefill {promptLen} tokens {prefill.Wall:F1} ms ({promptLen / prefill.Wall * 1000:F0} tok/s, cpu {prefill.Cpu:F1} ms), " +
+            $"decode step {decode.Wall:F2} ms ({1000 / decode.Wall:F1} tok/s, cpu {decode.Cpu:F2} ms), median of {reps}; load average {LoadAverage()}");
         return 0;
     }
+
+    internal static string LoadAverage() => File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "n/a";
 
     private static int[] Top(float[] x, int k) => Enumerable.Range(0, x.Length).OrderByDescending(i => x[i]).Take(k).ToArray();
 

@@ -13,6 +13,7 @@ public unsafe class MatVecBenchmarks
 {
     private LlamaModel _model = null!;
     private float* _x, _y, _scratch, _xd;
+    private sbyte* _xn;
     private sbyte* _xq;
 
     [Params(GgufTensorType.F32, GgufTensorType.F16, GgufTensorType.Q8_0)]
@@ -35,9 +36,10 @@ public unsafe class MatVecBenchmarks
         _scratch = (float*)NativeMemory.AlignedAlloc((nuint)(w.Cols * 4), 64);
         _xq = (sbyte*)NativeMemory.AlignedAlloc((nuint)(16 * w.Cols), 64);
         _xd = (float*)NativeMemory.AlignedAlloc((nuint)(16 * w.Cols / 32 * 4), 64);
+        _xn = (sbyte*)NativeMemory.AlignedAlloc((nuint)(16 * w.Cols), 64);
         var rng = new Random(1);
         for (int i = 0; i < 16 * w.Cols; i++) _x[i] = (float)(rng.NextDouble() * 2 - 1);
-        for (int t = 0; t < 16; t++) Q8.QuantizeRow(_x + t * w.Cols, w.Cols, _xq + t * w.Cols, _xd + t * w.Cols / 32);
+        for (int t = 0; t < 16; t++) Q8.QuantizeRow(_x + t * w.Cols, w.Cols, _xq + t * w.Cols, _xd + t * w.Cols / 32, _xn + t * w.Cols);
     }
 
     [Benchmark]
@@ -45,7 +47,7 @@ public unsafe class MatVecBenchmarks
     {
         if (!CpuIsas.IsSupported(Isa)) throw new NotSupportedException(Isa.ToString());
         var w = _model.Layers[0].Up;
-        MatMul.Rows(w, 0, w.Rows, _x, _xq, _xd, Tokens, _y, w.Rows, Isa, _scratch);
+        MatMul.Rows(w, 0, w.Rows, _x, _xq, _xn, _xd, Tokens, _y, w.Rows, Isa, _scratch);
     }
 
     [GlobalCleanup]
@@ -53,6 +55,6 @@ public unsafe class MatVecBenchmarks
     {
         _model.Dispose();
         NativeMemory.AlignedFree(_x); NativeMemory.AlignedFree(_y); NativeMemory.AlignedFree(_scratch);
-        NativeMemory.AlignedFree(_xq); NativeMemory.AlignedFree(_xd);
+        NativeMemory.AlignedFree(_xq); NativeMemory.AlignedFree(_xd); NativeMemory.AlignedFree(_xn);
     }
 }

@@ -5,9 +5,8 @@ using System.Runtime.Intrinsics.X86;
 namespace Worker.Cpu;
 
 /// <summary>
-/// Dot products, the inner loop of every matrix kernel. F32: 512/256-bit FMA with two accumulators (Vector128 on
-/// <see cref="CpuIsa.Portable"/>). Q8: per 32-block int8 x int8 -> int32 (AVX-VNNI vpdpbusd, else maddubs + madd
-/// on |w| and sign(x, w) as llama.cpp does), converted to f32 and scaled by w_scale * x_scale.
+/// Dot products, the inner loop of the F32/F16 matrix kernels: 512/256-bit FMA with two accumulators (Vector128 on
+/// <see cref="CpuIsa.Portable"/>); f16 widened in registers. Q8_0 has its own tiled kernels (<see cref="Q8Gemm"/>).
 /// </summary>
 internal static unsafe class Dot
 {
@@ -48,81 +47,6 @@ internal static unsafe class Dot
         }
         for (; i < n; i++) sum += a[i] * b[i];
         return sum;
-    }
-
-    /// <summary>Q8_0 row dot: <paramref name="blocks"/> blocks of 32 int8 weights (scales wd) against int8 activations (scales xd).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static float Q8(sbyte* wq, float* wd, sbyte* xq, float* xd, int blocks, CpuIsa isa)
-    {
-        if (isa >= CpuIsa.Avx2)
-        {
-            var acc0 = Vector256<float>.Zero;
-            var acc1 = Vector256<float>.Zero;
-            int b = 0;
-            for (; b + 2 <= blocks; b += 2)
-            {
-                acc0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(BlockDot(wq + b * 32, xq + b * 32)), Vector256.Create(wd[b] * xd[b]), acc0);
-                acc1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(BlockDot(wq + b * 32 + 32, xq + b * 32 + 32)), Vector256.Create(wd[b + 1] * xd[b + 1]), acc1);
-            }
-            if (b < blocks)
-                acc0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(BlockDot(wq + b * 32, xq + b * 32)), Vector256.Create(wd[b] * xd[b]), acc0);
-            return Vector256.Sum(acc0 + acc1);
-        }
-        float sum = 0;
-        for (int b = 0; b < blocks; b++)
-        {
-            // Portable: the block's int32 dot via Vector128 widening (any SIMD the JIT accelerates, incl. Arm64 NEON),
-            // else scalar; the int sum is exact either way, so both give the same float result.
-            int s = Vector128.IsHardwareAccelerated ? BlockDot128(wq + b * 32, xq + b * 32) : BlockDotScalar(wq + b * 32, xq + b * 32);
-            sum += s * (wd[b] * xd[b]);
-        }
-        return sum;
-    }
-
-    /// <summary>
-    /// <see cref="Q8"/> for four activation rows at once (x row k at xq + k * xStride, scales at xd + k * dStride):
-    /// each weight block is loaded and made absolute once for all four. Per row the operations and their order are
-    /// those of <see cref="Q8"/>, so results are bit-identical whichever kernel a token lands in.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Q8x4(sbyte* wq, float* wd, sbyte* xq, float* xd, long xStride, long dStride, int blocks, float* result)
-    {
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
-        sbyte* x0 = xq, x1 = xq + xStride, x2 = xq + 2 * xStride, x3 = xq + 3 * xStride;
-        float* d0 = xd, d1 = xd + dStride, d2 = xd + 2 * dStride, d3 = xd + 3 * dStride;
-        int b = 0;
-        for (; b + 2 <= blocks; b += 2)
-        {
-            int o = b * 32;
-            var w = Avx.LoadVector256(wq + o);
-            var aw = Avx2.Abs(w);
-            var wn = Avx.LoadVector256(wq + o + 32);
-            var awn = Avx2.Abs(wn);
-            float s = wd[b], sn = wd[b + 1];
-            a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(SignedDot(aw, w, x0 + o)), Vector256.Create(s * d0[b]), a0);
-            b0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(SignedDot(awn, wn, x0 + o + 32)), Vector256.Create(sn * d0[b + 1]), b0);
-            a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(SignedDot(aw, w, x1 + o)), Vector256.Create(s * d1[b]), a1);
-            b1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(SignedDot(awn, wn, x1 + o + 32)), Vector256.Create(sn * d1[b + 1]), b1);
-            a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(SignedDot(aw, w, x2 + o)), Vector256.Create(s * d2[b]), a2);
-            b2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(SignedDot(awn, wn, x2 + o + 32)), Vector256.Create(sn * d2[b + 1]), b2);
-            a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(SignedDot(aw, w, x3 + o)), Vector256.Create(s * d3[b]), a3);
-            b3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(SignedDot(awn, wn, x3 + o + 32)), Vector256.Create(sn * d3[b + 1]), b3);
-        }
-        if (b < blocks)
-        {
-            int o = b * 32;
-            var w = Avx.LoadVector256(wq + o);
-            var aw = Avx2.Abs(w);
-            float s = wd[b];
-            a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(SignedDot(aw, w, x0 + o)), Vector256.Create(s * d0[b]), a0);
-            a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(SignedDot(aw, w, x1 + o)), Vector256.Create(s * d1[b]), a1);
-            a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(SignedDot(aw, w, x2 + o)), Vector256.Create(s * d2[b]), a2);
-            a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(SignedDot(aw, w, x3 + o)), Vector256.Create(s * d3[b]), a3);
-        }
-        result[0] = Vector256.Sum(a0 + b0);
-        result[1] = Vector256.Sum(a1 + b1);
-        result[2] = Vector256.Sum(a2 + b2);
-        result[3] = Vector256.Sum(a3 + b3);
     }
 
     /// <summary>
@@ -196,14 +120,6 @@ internal static unsafe class Dot
         result[0] = s0; result[1] = s1; result[2] = s2; result[3] = s3;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> SignedDot(Vector256<byte> absW, Vector256<sbyte> w, sbyte* x)
-    {
-        var sx = Avx2.Sign(Avx.LoadVector256(x), w);
-        if (AvxVnni.IsSupported) return AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, absW, sx);
-        return Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(absW, sx), Vector256.Create((short)1));
-    }
-
     /// <summary>
     /// f16 weight row · f32 activation row with the widening fused into the loop (decode: no scratch round trip).
     /// Same accumulator layout and order as <see cref="F32"/> on the widened row, so the result is bit-identical to
@@ -249,7 +165,7 @@ internal static unsafe class Dot
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Widen512(ushort* h)
+    internal static Vector512<float> Widen512(ushort* h)
     {
         var v = Avx512F.ConvertToVector512Int32(Avx.LoadVector256(h));
         var mag = Avx512F.ShiftLeftLogical(Avx512F.And(v, Vector512.Create(0x7fff)), 13).AsSingle() * Vector512.Create(5.192297e33f);
@@ -257,7 +173,7 @@ internal static unsafe class Dot
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Widen256(ushort* h)
+    internal static Vector256<float> Widen256(ushort* h)
     {
         var v = Avx2.ConvertToVector256Int32(h);
         var mag = Avx2.ShiftLeftLogical(Avx2.And(v, Vector256.Create(0x7fff)), 13).AsSingle() * Vector256.Create(5.192297e33f);
@@ -283,35 +199,5 @@ internal static unsafe class Dot
             for (; i + 8 <= n; i += 8) Avx.Store(dst + i, Widen256(h + i));
         }
         if (i < n) System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(src + i, n - i), new Span<float>(dst + i, n - i));
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int BlockDot128(sbyte* w, sbyte* x)
-    {
-        var acc = Vector128<int>.Zero;
-        for (int k = 0; k < 32; k += 16)
-        {
-            var (wl, wh) = Vector128.Widen(Vector128.Load(w + k));
-            var (xl, xh) = Vector128.Widen(Vector128.Load(x + k));
-            // |w|, |x| <= 128, so each 16-bit product fits; widen to 32 bits before summing.
-            var (p0, p1) = Vector128.Widen(wl * xl);
-            var (p2, p3) = Vector128.Widen(wh * xh);
-            acc += p0 + p1 + p2 + p3;
-        }
-        return Vector128.Sum(acc);
-    }
-
-    private static int BlockDotScalar(sbyte* w, sbyte* x)
-    {
-        int s = 0;
-        for (int i = 0; i < 32; i++) s += w[i] * x[i];
-        return s;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> BlockDot(sbyte* w, sbyte* x)
-    {
-        var wv = Avx.LoadVector256(w);
-        return SignedDot(Avx2.Abs(wv), wv, x);
     }
 }

@@ -6,63 +6,48 @@ namespace Worker.Cpu;
 /// Y = X W^T for a range of W's rows and all tokens of the step (decode: a batch of matvecs; prefill: a matmul).
 /// Tokens are taken in tiles of <see cref="TokenTile"/> so a tile's activations stay in L2 while W's rows stream past
 /// once per tile; each (row, token) result is the same dot product whatever the batch, so a token's output does not
-/// depend on what else is in the step. F16 rows are widened once per tile into per-thread scratch; Q8_0 rows are
-/// dotted in int8 against activations quantized per 32 (as llama.cpp's q8_0 x q8_0 path).
+/// depend on what else is in the step. F16 rows are widened once per tile into per-thread scratch; Q8_0 goes to
+/// <see cref="Q8Gemm"/> (int8 dots against activations quantized per 32, as llama.cpp's q8_0 x q8_0 path), whose row
+/// ranges must start on a multiple of <see cref="Q8Gemm.RowTile"/>.
 /// </summary>
 internal static unsafe class MatMul
 {
     public const int TokenTile = 16;
 
     /// <param name="x">f32 activations [tokens][w.Cols] (F32/F16 weights)</param>
-    /// <param name="xq">int8 activations [tokens][w.Cols] and <paramref name="xd"/> scales [tokens][w.Cols/32] (Q8_0 weights)</param>
+    /// <param name="xq">int8 activations [tokens][w.Cols], <paramref name="xn"/> the same negated, <paramref name="xd"/> scales [tokens][w.Cols/32] (Q8_0 weights)</param>
     /// <param name="y">output, element (t, r) at y[t * yStride + r]</param>
     /// <param name="rowScratch">w.Cols floats private to the calling thread (F16)</param>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Rows(WeightMatrix w, int r0, int r1, float* x, sbyte* xq, float* xd, int tokens, float* y, int yStride,
+    public static void Rows(WeightMatrix w, int r0, int r1, float* x, sbyte* xq, sbyte* xn, float* xd, int tokens, float* y, int yStride,
         CpuIsa isa, float* rowScratch)
     {
-        int cols = w.Cols, blocks = cols / Q8.Block;
-        float* four = stackalloc float[4];
+        int cols = w.Cols;
+        if (w.Type == GgufTensorType.Q8_0)
+        {
+            Q8Gemm.Rows(w.Quants, w.Scales, w.Rows, cols, r0 / Q8Gemm.RowTile, Q8Gemm.Tiles(r1), xq, xn, xd, tokens, y, yStride, isa);
+            return;
+        }
         for (int t0 = 0; t0 < tokens; t0 += TokenTile)
         {
             int t1 = Math.Min(tokens, t0 + TokenTile);
             for (int r = r0; r < r1; r++)
             {
-                switch (w.Type)
+                if (w.Type == GgufTensorType.F16)
                 {
-                    case GgufTensorType.F32:
+                    Half* wr = w.F16 + (long)r * cols;
+                    if (t1 - t0 < 4)
                     {
-                        F32Row(w.F32 + (long)r * cols, x, cols, t0, t1, y + r, yStride, isa);
-                        break;
+                        // Decode: widen inside the dot (bit-identical to widening first).
+                        for (int t = t0; t < t1; t++) y[(long)t * yStride + r] = Dot.F16(wr, x + (long)t * cols, cols, isa, rowScratch);
+                        continue;
                     }
-                    case GgufTensorType.F16:
-                    {
-                        Half* wr = w.F16 + (long)r * cols;
-                        if (t1 - t0 < 4)
-                        {
-                            // Decode: widen inside the dot (bit-identical to widening first).
-                            for (int t = t0; t < t1; t++) y[(long)t * yStride + r] = Dot.F16(wr, x + (long)t * cols, cols, isa, rowScratch);
-                            break;
-                        }
-                        Dot.HalfToSingle(wr, rowScratch, cols, isa);
-                        F32Row(rowScratch, x, cols, t0, t1, y + r, yStride, isa);
-                        break;
-                    }
-                    default:
-                    {
-                        sbyte* wq = w.Quants + (long)r * cols;
-                        float* wd = w.Scales + (long)r * blocks;
-                        int t = t0;
-                        if (isa >= CpuIsa.Avx2)
-                            for (; t + 4 <= t1; t += 4)
-                            {
-                                Dot.Q8x4(wq, wd, xq + (long)t * cols, xd + (long)t * blocks, cols, blocks, blocks, four);
-                                for (int k = 0; k < 4; k++) y[(long)(t + k) * yStride + r] = four[k];
-                            }
-                        for (; t < t1; t++)
-                            y[(long)t * yStride + r] = Dot.Q8(wq, wd, xq + (long)t * cols, xd + (long)t * blocks, blocks, isa);
-                        break;
-                    }
+                    Dot.HalfToSingle(wr, rowScratch, cols, isa);
+                    F32Row(rowScratch, x, cols, t0, t1, y + r, yStride, isa);
+                }
+                else
+                {
+                    F32Row(w.F32 + (long)r * cols, x, cols, t0, t1, y + r, yStride, isa);
                 }
             }
         }

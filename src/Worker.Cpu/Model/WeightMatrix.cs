@@ -4,8 +4,8 @@ namespace Worker.Cpu;
 
 /// <summary>
 /// A [Rows x Cols] weight matrix in 64-byte-aligned native memory, row-major (GGUF's dims[0] = Cols is contiguous).
-/// F32 and F16 keep GGUF's layout; Q8_0 is repacked at load into contiguous int8 quants (Rows*Cols) plus f32 scales
-/// (Rows*Cols/32), so each 32-quant block is one aligned 256-bit load and no f16 conversion sits in the dot loop.
+/// F32 and F16 keep GGUF's layout; Q8_0 is repacked at load into <see cref="Q8Gemm"/>'s row tiles (16 rows interleaved
+/// per 4 columns, int8 quants, f16 scales per tile and block; rows padded to a multiple of 16).
 /// </summary>
 internal sealed unsafe class WeightMatrix : IDisposable
 {
@@ -16,8 +16,10 @@ internal sealed unsafe class WeightMatrix : IDisposable
     public long FileBytes { get; }
     public float* F32 { get; private set; }
     public Half* F16 { get; private set; }
+    /// <summary>Q8_0: tiled int8 quants (<see cref="Q8Gemm"/>), Tiles(Rows) x 16 x Cols bytes.</summary>
     public sbyte* Quants { get; private set; }
-    public float* Scales { get; private set; }
+    /// <summary>Q8_0: f16 block scales, [tile][block][16 rows].</summary>
+    public Half* Scales { get; private set; }
 
     private WeightMatrix(GgufTensorType type, int rows, int cols, long fileBytes)
     {
@@ -43,19 +45,12 @@ internal sealed unsafe class WeightMatrix : IDisposable
                 file.ReadTensor(t, new Span<byte>(m.F16, checked((int)(n * 2))));
                 break;
             case GgufTensorType.Q8_0:
-                m.Quants = (sbyte*)Alloc(n);
-                m.Scales = (float*)Alloc(n / Q8.Block * 4);
+                long padded = (long)Q8Gemm.Tiles(m.Rows) * Q8Gemm.RowTile * m.Cols;
+                m.Quants = (sbyte*)Alloc(padded);
+                m.Scales = (Half*)Alloc(padded / Q8.Block * 2);
                 var raw = new byte[t.ByteSize];
                 file.ReadTensor(t, raw);
-                fixed (byte* src = raw)
-                {
-                    for (long b = 0; b < n / Q8.Block; b++)
-                    {
-                        byte* block = src + b * GgufTensorTypes.Q8BlockBytes;
-                        m.Scales[b] = (float)*(Half*)block;
-                        Buffer.MemoryCopy(block + 2, m.Quants + b * Q8.Block, Q8.Block, Q8.Block);
-                    }
-                }
+                fixed (byte* src = raw) Q8Gemm.Pack(src, m.Rows, m.Cols, m.Quants, m.Scales);
                 break;
         }
         return m;
@@ -70,7 +65,11 @@ internal sealed unsafe class WeightMatrix : IDisposable
             case GgufTensorType.F32: Buffer.MemoryCopy(F32 + off, dst, Cols * 4L, Cols * 4L); break;
             case GgufTensorType.F16: System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(F16 + off, Cols), new Span<float>(dst, Cols)); break;
             default:
-                for (int i = 0; i < Cols; i++) dst[i] = Quants[off + i] * Scales[(off + i) / Q8.Block];
+                for (int i = 0; i < Cols; i++)
+                {
+                    var (q, d) = Q8Gemm.At(Quants, Scales, Cols, row, i);
+                    dst[i] = q * d;
+                }
                 break;
         }
     }

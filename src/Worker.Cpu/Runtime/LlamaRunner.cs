@@ -34,6 +34,7 @@ public sealed unsafe class LlamaRunner : IDisposable
     private readonly float* _x, _xn, _q, _k, _v, _att, _tmp, _gate, _up;
     private readonly sbyte* _xq;
     private readonly float* _xd;
+    private readonly sbyte* _xqNeg;
     // Per-worker scratch.
     private readonly float*[] _rowScratch;
     private readonly float*[] _attnScratch;
@@ -92,6 +93,7 @@ public sealed unsafe class LlamaRunner : IDisposable
         _up = Alloc<float>((long)T * hidden);
         _xq = Alloc<sbyte>((long)T * widest);
         _xd = Alloc<float>((long)T * widest / Q8.Block + 1);
+        _xqNeg = Alloc<sbyte>((long)T * widest);
         _rowScratch = new float*[threads];
         _attnScratch = new float*[threads];
         int attnFloats = PagedAttention.ScratchFloats(QueryTile, _c.Heads / _c.KvHeads, _c.HeadDim, pool.BlockSize);
@@ -220,7 +222,7 @@ public sealed unsafe class LlamaRunner : IDisposable
         _mmTokens = tokens;
         if (w0.Type == GgufTensorType.Q8_0 || w1?.Type == GgufTensorType.Q8_0 || w2?.Type == GgufTensorType.Q8_0)
             for (int t = 0; t < tokens; t++)
-                Q8.QuantizeRow(x + (long)t * w0.Cols, w0.Cols, _xq + (long)t * w0.Cols, _xd + (long)t * (w0.Cols / Q8.Block));
+                Q8.QuantizeRow(x + (long)t * w0.Cols, w0.Cols, _xq + (long)t * w0.Cols, _xd + (long)t * (w0.Cols / Q8.Block), _xqNeg + (long)t * w0.Cols);
         _mmW[0] = w0; _mmOut[0] = (nint)y0; _mmOutStride[0] = s0;
         _mmW[1] = w1; _mmOut[1] = (nint)y1; _mmOutStride[1] = s1;
         _mmW[2] = w2; _mmOut[2] = (nint)y2; _mmOutStride[2] = s2;
@@ -229,9 +231,9 @@ public sealed unsafe class LlamaRunner : IDisposable
         {
             _mmFirstItem[m] = items;
             if (_mmW[m] is not { } w) continue;
-            // ~4 items per thread per matrix (dynamic balance), rows a multiple of 8, at least 16 rows per item.
+            // ~4 items per thread per matrix (dynamic balance), rows a multiple of the Q8_0 row tile (16).
             int rows = w.Rows;
-            int chunk = _gang.Threads == 1 ? rows : Math.Max(16, (rows / (_gang.Threads * 4) + 7) & ~7);
+            int chunk = _gang.Threads == 1 ? rows : Math.Max(Q8Gemm.RowTile, (rows / (_gang.Threads * 4) + Q8Gemm.RowTile - 1) & ~(Q8Gemm.RowTile - 1));
             _mmChunkRows[m] = chunk;
             items += (rows + chunk - 1) / chunk;
         }
@@ -245,7 +247,7 @@ public sealed unsafe class LlamaRunner : IDisposable
         var w = _mmW[m]!;
         int r0 = (item - _mmFirstItem[m]) * _mmChunkRows[m];
         int r1 = Math.Min(w.Rows, r0 + _mmChunkRows[m]);
-        MatMul.Rows(w, r0, r1, _mmX, _xq, _xd, _mmTokens, (float*)_mmOut[m], _mmOutStride[m], Isa, _rowScratch[worker]);
+        MatMul.Rows(w, r0, r1, _mmX, _xq, _xqNeg, _xd, _mmTokens, (float*)_mmOut[m], _mmOutStride[m], Isa, _rowScratch[worker]);
     }
 
     private T* Alloc<T>(long count) where T : unmanaged

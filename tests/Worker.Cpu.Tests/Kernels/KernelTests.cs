@@ -26,46 +26,114 @@ public sealed unsafe class KernelTests
         }
     }
 
+    /// <summary>A GGUF Q8_0 matrix (row-major blocks of f16 scale + 32 int8) with random quants and scales.</summary>
+    private static byte[] GgufQ8(Random rng, int rows, int cols)
+    {
+        var raw = new byte[rows * cols / 32 * 34];
+        for (int b = 0; b < raw.Length / 34; b++)
+        {
+            BitConverter.TryWriteBytes(raw.AsSpan(b * 34), (Half)(rng.NextDouble() * 0.01));
+            for (int i = 0; i < 32; i++) raw[b * 34 + 2 + i] = (byte)(sbyte)rng.Next(-127, 128);
+        }
+        return raw;
+    }
+
     [Theory]
     [MemberData(nameof(Isas))]
-    public void DotQ8_MatchesScalarIntegerDot(CpuIsa isa)
+    public void Q8Gemm_MatchesScalarDots_ForRaggedRowsAndAnyTokenCount(CpuIsa isa)
     {
         var rng = new Random(2);
-        foreach (int blocks in new[] { 1, 2, 3, 64, 65 })
+        foreach (var (rows, blocks) in new[] { (37, 1), (16, 3), (5, 64), (48, 65) })
         {
-            int n = blocks * 32;
-            var wq = Enumerable.Range(0, n).Select(_ => (sbyte)rng.Next(-127, 128)).ToArray();
-            var xq = Enumerable.Range(0, n).Select(_ => (sbyte)rng.Next(-127, 128)).ToArray();
-            var wd = Enumerable.Range(0, blocks).Select(_ => (float)rng.NextDouble() * 0.01f).ToArray();
-            var xd = Enumerable.Range(0, blocks).Select(_ => (float)rng.NextDouble() * 0.01f).ToArray();
-            double expected = 0;
-            for (int i = 0; i < n; i++) expected += (double)wq[i] * xq[i] * wd[i / 32] * xd[i / 32];
-            fixed (sbyte* pw = wq, px = xq)
-            fixed (float* pwd = wd, pxd = xd)
+            int cols = blocks * 32, tiles = Q8Gemm.Tiles(rows);
+            var raw = GgufQ8(rng, rows, cols);
+            var quants = new sbyte[tiles * 16 * cols];
+            var scales = new Half[tiles * 16 * blocks];
+            foreach (int tokens in new[] { 1, 4, 6 })
             {
-                float got = Dot.Q8(pw, pwd, px, pxd, blocks, isa);
-                Assert.True(Math.Abs(got - expected) <= 1e-4 * Math.Max(1, Math.Abs(expected)), $"blocks={blocks}: {got} vs {expected}");
+                var x = Enumerable.Range(0, tokens * cols).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
+                var xq = new sbyte[x.Length];
+                var xd = new float[x.Length / 32];
+                var xn = new sbyte[x.Length];
+                var y = Enumerable.Repeat(float.NaN, tokens * (rows + 3)).ToArray();
+                fixed (byte* pr = raw)
+        fixed (sbyte* pq = quants)
+                fixed (Half* ps = scales)
+                fixed (float* px = x, pxd = xd, py = y)
+                fixed (sbyte* pxq = xq, pxn = xn)
+                {
+                    Q8Gemm.Pack(pr, rows, cols, pq, ps);
+                    for (int t = 0; t < tokens; t++) Q8.QuantizeRow(px + t * cols, cols, pxq + t * cols, pxd + t * blocks, pxn + t * cols);
+                    Q8Gemm.Rows(pq, ps, rows, cols, 0, tiles, pxq, pxn, pxd, tokens, py, rows + 3, isa);
+                    for (int t = 0; t < tokens; t++)
+                    {
+                        for (int r = 0; r < rows; r++)
+                        {
+                            double expected = 0;
+                            for (int c = 0; c < cols; c++)
+                            {
+                                var (q, d) = Q8Gemm.At(pq, ps, cols, r, c);
+                                Assert.Equal((sbyte)raw[(r * blocks + c / 32) * 34 + 2 + c % 32], q);
+                                expected += (double)q * d * xq[t * cols + c] * xd[t * blocks + c / 32];
+                            }
+                            float got = y[t * (rows + 3) + r];
+                            Assert.True(Math.Abs(got - expected) <= 1e-5 * Math.Max(1, Math.Abs(expected)), $"rows={rows} blocks={blocks} t={t} r={r}: {got} vs {expected}");
+                        }
+                        for (int r = rows; r < rows + 3; r++) Assert.True(float.IsNaN(y[t * (rows + 3) + r]), "padding rows are not written");
+                    }
+                }
             }
         }
     }
 
     [Theory]
     [MemberData(nameof(Isas))]
-    public void FourTokenAndFusedF16Kernels_AreBitIdenticalToOneTokenF32Kernels(CpuIsa isa)
+    public void Q8Gemm_FourTokenTile_IsBitIdenticalToOneTokenAtATime_AndToPortable(CpuIsa isa)
+    {
+        var rng = new Random(5);
+        const int rows = 40, blocks = 7, cols = blocks * 32, tokens = 5;
+        var raw = GgufQ8(rng, rows, cols);
+        var quants = new sbyte[Q8Gemm.Tiles(rows) * 16 * cols];
+        var scales = new Half[Q8Gemm.Tiles(rows) * 16 * blocks];
+        var x = Enumerable.Range(0, tokens * cols).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var xq = new sbyte[x.Length]; var xd = new float[x.Length / 32]; var xn = new sbyte[x.Length];
+        var all = new float[tokens * rows]; var one = new float[rows];
+        fixed (byte* pr = raw)
+        fixed (sbyte* pq = quants)
+        fixed (Half* ps = scales)
+        fixed (float* px = x, pxd = xd, pa = all, po = one)
+        fixed (sbyte* pxq = xq, pxn = xn)
+        {
+            Q8Gemm.Pack(pr, rows, cols, pq, ps);
+            for (int t = 0; t < tokens; t++) Q8.QuantizeRow(px + t * cols, cols, pxq + t * cols, pxd + t * blocks, pxn + t * cols);
+            Q8Gemm.Rows(pq, ps, rows, cols, 0, Q8Gemm.Tiles(rows), pxq, pxn, pxd, tokens, pa, rows, isa);
+            for (int t = 0; t < tokens; t++)
+            {
+                Q8Gemm.Rows(pq, ps, rows, cols, 0, Q8Gemm.Tiles(rows), pxq + t * cols, pxn + t * cols, pxd + t * blocks, 1, po, rows, isa);
+                for (int r = 0; r < rows; r++) Assert.Equal(one[r], all[t * rows + r]);
+            }
+            // Every ISA level computes the same int32 block dots and the same fused multiply-adds.
+            Q8Gemm.Rows(pq, ps, rows, cols, 0, Q8Gemm.Tiles(rows), pxq, pxn, pxd, tokens, pa, rows, CpuIsa.Portable);
+            for (int t = 0; t < tokens; t++)
+            {
+                Q8Gemm.Rows(pq, ps, rows, cols, 0, Q8Gemm.Tiles(rows), pxq + t * cols, pxn + t * cols, pxd + t * blocks, 1, po, rows, isa);
+                for (int r = 0; r < rows; r++) Assert.Equal(all[t * rows + r], one[r]);
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Isas))]
+    public void FourTokenF32AndFusedF16Kernels_AreBitIdenticalToOneTokenF32Kernels(CpuIsa isa)
     {
         var rng = new Random(4);
         foreach (int n in new[] { 32, 96, 2048, 2080 })
         {
             var w = Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
             var x = Enumerable.Range(0, 4 * n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
-            var wq = new sbyte[n]; var wd = new float[n / 32];
-            var xq = new sbyte[4 * n]; var xd = new float[4 * n / 32];
             var four = new float[4];
-            fixed (float* pw = w, px = x, pwd = wd, pxd = xd, pf = four)
-            fixed (sbyte* pwq = wq, pxq = xq)
+            fixed (float* pw = w, px = x, pf = four)
             {
-                Q8.QuantizeRow(pw, n, pwq, pwd);
-                for (int t = 0; t < 4; t++) Q8.QuantizeRow(px + t * n, n, pxq + t * n, pxd + t * n / 32);
                 var half = w.Select(v => (Half)v).ToArray();
                 var widened = new float[n];
                 fixed (Half* ph = half)
@@ -76,9 +144,6 @@ public sealed unsafe class KernelTests
                 }
                 Dot.F32x4(pw, px, n, n, isa, pf);
                 for (int t = 0; t < 4; t++) Assert.Equal(Dot.F32(pw, px + t * n, n, isa), four[t]);
-                if (isa < CpuIsa.Avx2) continue;
-                Dot.Q8x4(pwq, pwd, pxq, pxd, n, n / 32, n / 32, pf);
-                for (int t = 0; t < 4; t++) Assert.Equal(Dot.Q8(pwq, pwd, pxq + t * n, pxd + t * n / 32, n / 32, isa), four[t]);
             }
         }
     }
@@ -109,6 +174,13 @@ public sealed unsafe class KernelTests
         var back = new float[32];
         Q8.Dequantize(q, [d], back);
         for (int i = 0; i < 32; i++) Assert.True(MathF.Abs(back[i] - x[i]) <= d * 0.5f + 1e-6f);
+        var q2 = new sbyte[32]; var nq = new sbyte[32]; var d2 = new float[1];
+        fixed (float* px = x, pd = d2)
+        fixed (sbyte* pq = q2, pn = nq)
+            Q8.QuantizeRow(px, 32, pq, pd, pn);
+        Assert.Equal(d, d2[0]);
+        Assert.Equal(q, q2);
+        Assert.Equal(q.Select(v => (sbyte)-v), nq);
         Assert.Equal(0f, Q8.QuantizeBlock(new float[32], q));
         Assert.All(q, v => Assert.Equal(0, v));
     }
