@@ -46,6 +46,25 @@ internal static unsafe class Q8Gemm
         }
     }
 
+    /// <summary>Unpacks rows back to row-major int8 quants and f32 block scales (for devices that keep GGUF's row order).</summary>
+    public static void Unpack(sbyte* quants, Half* scales, int rows, int cols, Span<sbyte> q, Span<float> d)
+    {
+        int blocks = cols / Q8.Block;
+        for (int r = 0; r < rows; r++)
+        {
+            int tile = r / RowTile, lane = r % RowTile;
+            for (int b = 0; b < blocks; b++)
+            {
+                long block = (long)tile * blocks + b;
+                d[r * blocks + b] = (float)scales[block * RowTile + lane];
+                sbyte* src = quants + block * TileBlockBytes + lane * 4;
+                int o = r * cols + b * Q8.Block;
+                for (int k = 0; k < 8; k++)
+                    for (int j = 0; j < 4; j++) q[o + k * 4 + j] = src[k * RowTile * 4 + j];
+            }
+        }
+    }
+
     /// <summary>Element (r, c) of the packed matrix as its signed quant and its block scale.</summary>
     public static (sbyte Quant, float Scale) At(sbyte* quants, Half* scales, int cols, int r, int c)
     {

@@ -17,7 +17,7 @@ public readonly record struct SeqChunk(ReadOnlyMemory<int> Tokens, int StartPosi
 /// (cached prefix blocks and the chunk just written alike). All scratch is allocated at construction for
 /// maxBatchTokens tokens, so a step allocates nothing. Not thread-safe: one step at a time per runner.
 /// </summary>
-public sealed unsafe class LlamaRunner : IDisposable
+public sealed unsafe class LlamaRunner : IForwardRunner
 {
     /// <summary>Query tokens per prefill attention work item.</summary>
     internal const int QueryTile = 16;
@@ -61,6 +61,8 @@ public sealed unsafe class LlamaRunner : IDisposable
     public LlamaConfig Config => _c;
     public int MaxBatchTokens { get; }
     public int Threads => _gang.Threads;
+    public int NumBlocks => _pool.NumBlocks;
+    public int BlockSize => _pool.BlockSize;
     public CpuIsa Isa { get; }
 
     public LlamaRunner(LlamaModel model, KvPool pool, int maxBatchTokens, int threads)
@@ -177,7 +179,7 @@ public sealed unsafe class LlamaRunner : IDisposable
     /// <summary>Validates the batch, records chunk boundaries, logit rows and attention work items; returns the token count.</summary>
     private int Prepare(ReadOnlySpan<SeqChunk> batch, out int logitCount)
     {
-        if (batch.Length == 0) throw new ArgumentException("empty batch");
+        SeqChunks.Validate(batch, _c, MaxBatchTokens, _pool.NumBlocks, _pool.BlockSize);
         int tokens = 0;
         logitCount = 0;
         _attnItemCount = 0;
@@ -185,17 +187,6 @@ public sealed unsafe class LlamaRunner : IDisposable
         {
             var ch = batch[ci];
             int n = ch.Tokens.Length;
-            if (n == 0) throw new ArgumentException($"chunk {ci} has no tokens");
-            if (tokens + n > MaxBatchTokens) throw new ArgumentException($"batch has more than {MaxBatchTokens} tokens");
-            if (ch.StartPosition < 0 || ch.StartPosition + n > _c.MaxContext)
-                throw new ArgumentException($"chunk {ci}: positions {ch.StartPosition}..{ch.StartPosition + n - 1} outside the context of {_c.MaxContext}");
-            var table = ch.BlockTable.Span;
-            int blocksNeeded = (ch.StartPosition + n - 1) / _pool.BlockSize + 1;
-            if (table.Length < blocksNeeded) throw new ArgumentException($"chunk {ci}: block table has {table.Length} blocks, positions need {blocksNeeded}");
-            for (int b = 0; b < blocksNeeded; b++)
-                if ((uint)table[b] >= (uint)_pool.NumBlocks) throw new ArgumentException($"chunk {ci}: block {table[b]} is outside the pool of {_pool.NumBlocks}");
-            foreach (int tok in ch.Tokens.Span)
-                if ((uint)tok >= (uint)_c.Vocab) throw new ArgumentException($"chunk {ci}: token {tok} outside the vocabulary of {_c.Vocab}");
             _chunks[ci] = ch;
             _chunkFirstToken[ci] = tokens;
             for (int q0 = 0; q0 < n; q0 += QueryTile)
