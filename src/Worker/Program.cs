@@ -26,10 +26,27 @@ if (errors.Count > 0)
     return 2;
 }
 
-await using var host = await WorkerHost.StartAsync(options).ConfigureAwait(false);
+WorkerHost startedHost;
+try
+{
+    startedHost = await WorkerHost.StartAsync(options).ConfigureAwait(false);
+}
+catch (Exception e) when (e is NotSupportedException or InvalidDataException)
+{
+    // The model or the machine cannot serve this backend (no CUDA device for gpu, unsupported GGUF): say so, no stack trace.
+    Console.Error.WriteLine("error: " + e.Message);
+    return 3;
+}
+
+await using var host = startedHost;
 Console.WriteLine(
     $"worker listening on {host.BaseAddress} (model {host.ServedModel}, {options.Backend} backend, profile {host.Profile.Name}, " +
     $"{host.GetEngineState().KvBlocksTotal} KV blocks of {options.BlockSize} tokens, " +
-    (options.Backend == "cpu" ? $"real compute on {options.Threads} threads)" : $"time scale {options.TimeScale})"));
+    (options.Backend switch
+    {
+        "cpu" => $"real compute on {options.Threads} threads)",
+        "gpu" => $"real compute on {host.Profile.Gpu})",
+        _ => $"time scale {options.TimeScale})",
+    }));
 await host.WaitForShutdownAsync().ConfigureAwait(false);
 return 0;

@@ -69,8 +69,8 @@ public sealed class WorkerHost : IAsyncDisposable
             throw new ArgumentException("invalid worker options: " + string.Join("; ", errors), nameof(options));
         }
 
-        CpuBackend? cpu = options.Backend == "cpu"
-            ? CpuBackend.Load(options, options.ModelName ?? Path.GetFileNameWithoutExtension(options.ModelPath!))
+        ComputeBackend? cpu = options.Backend is "cpu" or "gpu"
+            ? ComputeBackend.Load(options, options.ModelName ?? Path.GetFileNameWithoutExtension(options.ModelPath!))
             : null;
         var profile = cpu?.Profile ?? ModelProfiles.Get(options.Profile);
         var engineOptions = new EngineOptions
@@ -240,6 +240,6 @@ public sealed class WorkerHost : IAsyncDisposable
 
         await _loop.DisposeAsync().ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);
-        Context.Cpu?.Dispose();
+        Context.Compute?.Dispose();
     }
 }

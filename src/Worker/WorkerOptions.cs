@@ -98,14 +98,15 @@ public sealed class WorkerOptions
     public const string Usage =
         """
         Reference LLM worker (OpenAI API + worker protocol over a modelled engine).
-        usage: Worker [--urls URL] [--backend roofline|cpu] [--model FILE.gguf] [--threads N] [--profile NAME] [--kv-blocks N] [--host-kv-blocks N|auto] [--block-size N] [--time-scale X]
+        usage: Worker [--urls URL] [--backend roofline|cpu|gpu] [--model FILE.gguf] [--threads N] [--profile NAME] [--kv-blocks N] [--host-kv-blocks N|auto] [--block-size N] [--time-scale X]
                       [--model-name ID] [--seed N] [--max-batch-tokens N] [--long-prefill-threshold N] [--max-running N] [--max-model-len N]
                       [--output-median N] [--output-sigma X] [--output-max N] [--embedding-dims N]
                       [--max-body-bytes N] [--kv-event-capacity N] [--max-pinned-fraction X]
                       [--drain-timeout SECONDS] [--log-level Warning|Information|Debug]
           --urls            listen URL (default http://127.0.0.1:9001; port 0 = ephemeral)
-          --backend         roofline (modelled timing, invented text; default) or cpu (real Llama forward pass)
-          --model           GGUF model of the cpu backend (byte-level vocabulary; see `Worker make-model --help`)
+          --backend         roofline (modelled timing, invented text; default), cpu (real Llama forward pass on CPU
+                            threads) or gpu (the same forward pass as ILGPU kernels on the first CUDA device)
+          --model           GGUF model of the cpu/gpu backend (byte-level vocabulary; see `Worker make-model --help`)
           --threads         kernel threads of the cpu backend (default: processor count)
           --profile         roofline profile: h100-llama3-8b, h200-llama3-8b, h100-llama3-70b-tp4
           --kv-blocks       KV pool size in blocks (default: from the profile's free HBM; cpu: 64k tokens, at most 1 GiB)
@@ -285,14 +286,14 @@ public sealed class WorkerOptions
     public List<string> Validate()
     {
         var errors = new List<string>();
-        if (Backend is not ("roofline" or "cpu"))
+        if (Backend is not ("roofline" or "cpu" or "gpu"))
         {
-            errors.Add($"unknown backend '{Backend}'; known: roofline, cpu");
+            errors.Add($"unknown backend '{Backend}'; known: roofline, cpu, gpu");
         }
-        else if (Backend == "cpu" && (string.IsNullOrEmpty(ModelPath) || !File.Exists(ModelPath)))
+        else if (Backend is "cpu" or "gpu" && (string.IsNullOrEmpty(ModelPath) || !File.Exists(ModelPath)))
         {
             errors.Add(string.IsNullOrEmpty(ModelPath)
-                ? "the cpu backend needs --model FILE.gguf (Worker make-model --out FILE.gguf writes one)"
+                ? $"the {Backend} backend needs --model FILE.gguf (Worker make-model --out FILE.gguf writes one)"
                 : $"model file '{ModelPath}' does not exist");
         }
 

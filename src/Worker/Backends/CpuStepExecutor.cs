@@ -8,16 +8,21 @@ namespace Worker.Backends;
 public delegate void LogitsObserver(string requestId, int position, ReadOnlySpan<float> logits);
 
 /// <summary>
-/// The CPU backend's step executor: runs <see cref="LlamaRunner.Forward"/> on the engine's plan over one
-/// <see cref="KvPool"/> shaped like the engine's block pool (same block count and block size, so the engine's physical
-/// block ids address it directly), samples greedily (argmax, lowest id on ties) and returns the measured wall time of the
-/// step. Token ids and block tables are copied into buffers owned here (the plan's spans are only valid for the step);
+/// The cpu and gpu backends' step executor: runs an <see cref="IForwardRunner"/> (<see cref="LlamaRunner"/>, or the GPU
+/// runner) on the engine's plan over a K/V pool shaped like the engine's block pool (same block count and block size,
+/// so the engine's physical block ids address it directly), samples (argmax, lowest id on ties, or the seeded
+/// temperature draw; on the device when the runner samples there and no logits observer is set) and returns the
+/// measured wall time of the step. Token ids and block tables are copied into buffers owned here (the plan's spans are only valid for the step);
 /// the buffers grow to the largest step seen, so a steady state allocates nothing. Not thread-safe (the engine loop
 /// calls it under its lock).
 /// </summary>
 public sealed class CpuStepExecutor : ITokenStepExecutor, IDisposable
 {
-    private readonly LlamaRunner _runner;
+    private readonly IForwardRunner _runner;
+    private float[] _temperatures = new float[16];
+    private ulong[] _seeds = new ulong[16];
+    private int[] _positions = new int[16];
+    private int[] _sampled = new int[16];
     private readonly int _vocab;
     private int[] _tokens;
     private int[] _tables = new int[256];
@@ -30,21 +35,27 @@ public sealed class CpuStepExecutor : ITokenStepExecutor, IDisposable
     /// <param name="maxBatchTokens">The engine's per-step token budget.</param>
     /// <param name="threads">Worker threads of the kernels.</param>
     public CpuStepExecutor(LlamaModel model, int kvBlocks, int blockSize, int maxBatchTokens, int threads)
+        : this(model, new LlamaRunner(model, new KvPool(model.Config, kvBlocks, blockSize), maxBatchTokens, threads))
+    {
+    }
+
+    /// <param name="model">The loaded model (owned by the caller).</param>
+    /// <param name="runner">The forward pass (owned by this executor from now on).</param>
+    public CpuStepExecutor(LlamaModel model, IForwardRunner runner)
     {
         ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(runner);
         Model = model;
-        Pool = new KvPool(model.Config, kvBlocks, blockSize);
-        _runner = new LlamaRunner(model, Pool, maxBatchTokens, threads);
+        _runner = runner;
         _vocab = model.Config.Vocab;
-        _tokens = new int[maxBatchTokens];
+        _tokens = new int[runner.MaxBatchTokens];
         _logits = new float[_vocab * 4];
     }
 
     public LlamaModel Model { get; }
 
-    public KvPool Pool { get; }
-
-    public int Threads => _runner.Threads;
+    /// <summary>Kernel threads of a CPU runner (0 for a device runner).</summary>
+    public int Threads => _runner is LlamaRunner r ? r.Threads : 0;
 
     /// <inheritdoc />
     public int EosTokenId => Model.Config.EosToken;
@@ -103,6 +114,12 @@ public sealed class CpuStepExecutor : ITokenStepExecutor, IDisposable
         }
 
         _runner.Forward(_chunks.AsSpan(0, n), _logits);
+        if (OnLogits is null && _runner is IDeviceSampler device)
+        {
+            SampleOnDevice(plan, device, nextTokens);
+            return Stopwatch.GetElapsedTime(start);
+        }
+
         int row = 0;
         for (int i = 0; i < n; i++)
         {
@@ -122,6 +139,40 @@ public sealed class CpuStepExecutor : ITokenStepExecutor, IDisposable
         return Stopwatch.GetElapsedTime(start);
     }
 
+    private void SampleOnDevice(StepPlan plan, IDeviceSampler device, Span<int> nextTokens)
+    {
+        var chunks = plan.Chunks;
+        int rows = plan.LogitsChunks;
+        if (_temperatures.Length < rows)
+        {
+            int size = Math.Max(rows, _temperatures.Length * 2);
+            (_temperatures, _seeds, _positions, _sampled) = (new float[size], new ulong[size], new int[size], new int[size]);
+        }
+
+        for (int i = 0, row = 0; i < chunks.Count; i++)
+        {
+            var c = chunks[i];
+            if (!c.WantsLogits)
+            {
+                continue;
+            }
+
+            var r = plan.RequestAt(i);
+            _temperatures[row] = r.Temperature;
+            _seeds[row] = r.SamplingSeed;
+            _positions[row++] = c.ContextTokens + c.NewTokens - 1;
+        }
+
+        device.Sample(_temperatures.AsSpan(0, rows), _seeds.AsSpan(0, rows), _positions.AsSpan(0, rows), _sampled);
+        for (int i = 0, row = 0; i < chunks.Count; i++)
+        {
+            if (chunks[i].WantsLogits)
+            {
+                nextTokens[i] = _sampled[row++];
+            }
+        }
+    }
+
     /// <summary>
     /// Times a cold prefill of <paramref name="tokens"/> byte tokens and one decode step after it, writing K/V into the
     /// first blocks of the pool: call it only before the engine has allocated anything. Returns (prefill, decode) seconds,
@@ -129,8 +180,8 @@ public sealed class CpuStepExecutor : ITokenStepExecutor, IDisposable
     /// </summary>
     public (int Tokens, double PrefillSeconds, double DecodeSeconds) Calibrate(int tokens, int repeats = 2)
     {
-        int blockSize = Pool.BlockSize;
-        tokens = Math.Clamp(tokens, 1, Math.Min(_runner.MaxBatchTokens, Pool.NumBlocks * blockSize - 1));
+        int blockSize = _runner.BlockSize;
+        tokens = Math.Clamp(tokens, 1, Math.Min(_runner.MaxBatchTokens, _runner.NumBlocks * blockSize - 1));
         var ids = new int[tokens + 1];
         for (int i = 0; i < ids.Length; i++)
         {

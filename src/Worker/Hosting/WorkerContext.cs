@@ -10,12 +10,12 @@ internal sealed class WorkerContext
     private readonly string _idTag;
     private long _nextId;
 
-    public WorkerContext(WorkerOptions options, ModelProfile profile, EngineLoop loop, CpuBackend? cpu = null, int? maxModelLength = null)
+    public WorkerContext(WorkerOptions options, ModelProfile profile, EngineLoop loop, ComputeBackend? cpu = null, int? maxModelLength = null)
     {
         Options = options;
         Profile = profile;
         Loop = loop;
-        Cpu = cpu;
+        Compute = cpu;
         MaxModelLength = maxModelLength ?? options.MaxModelLength;
         ServedModel = options.ModelName ?? profile.ServedModel;
         Planner = new OutputPlanner(options);
@@ -64,8 +64,8 @@ internal sealed class WorkerContext
 
     public ModelProfile Profile { get; }
 
-    /// <summary>The cpu backend (real tokens), or null for the roofline backend.</summary>
-    public CpuBackend? Cpu { get; }
+    /// <summary>The cpu or gpu backend (real tokens), or null for the roofline backend.</summary>
+    public ComputeBackend? Compute { get; }
 
     /// <summary>Longest prompt + output served (the cpu backend caps it at the model's context length).</summary>
     public int MaxModelLength { get; }

@@ -278,10 +278,10 @@ internal sealed class OpenAiHandlers
             return null;
         }
 
-        bool real = _w.Cpu is not null;
+        bool real = _w.Compute is not null;
         if (real && req.ToolNames.Count > 0)
         {
-            error = OpenAiError.Invalid("The cpu backend generates plain text; tools are not supported.", "tools", "unsupported_value");
+            error = OpenAiError.Invalid($"The {_w.Compute!.Name} backend generates plain text; tools are not supported.", "tools", "unsupported_value");
             return null;
         }
 

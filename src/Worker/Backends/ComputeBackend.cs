@@ -1,17 +1,19 @@
 using Gateway.Core.Tokenization;
 using Worker.Cpu;
 using Worker.Engine;
+using Worker.Gpu;
 
 namespace Worker.Backends;
 
 /// <summary>
-/// Everything the cpu backend adds to a worker: the loaded GGUF model, the <see cref="CpuStepExecutor"/> over a K/V pool
-/// of the engine's shape, and a <see cref="ModelProfile"/> calibrated at startup (one timed prefill and decode) so that
-/// /worker/state reports this machine's prefill tokens/s and decode step time to routers instead of a GPU's.
+/// Everything the cpu or gpu backend adds to a worker: the loaded GGUF model, the <see cref="CpuStepExecutor"/> driving
+/// a forward runner (<see cref="LlamaRunner"/> on CPU threads, or <see cref="GpuRunner"/> on the first CUDA device) over a
+/// K/V pool of the engine's shape, and a <see cref="ModelProfile"/> calibrated at startup (one timed prefill and decode)
+/// so that /worker/state reports this machine's prefill tokens/s and decode step time to routers.
 /// Knobs (from <see cref="WorkerOptions"/>): model path, threads, KV blocks (0 = 64k tokens, at most 1 GiB of K/V),
 /// block size, max batch tokens, max model length (capped by the model's context length).
 /// </summary>
-internal sealed class CpuBackend : IDisposable
+internal sealed class ComputeBackend : IDisposable
 {
     /// <summary>Default K/V budget when --kv-blocks is 0.</summary>
     public const long DefaultKvBytes = 1L << 30;
@@ -19,14 +21,21 @@ internal sealed class CpuBackend : IDisposable
     /// <summary>Default K/V capacity in tokens when --kv-blocks is 0 (before the byte budget).</summary>
     public const int DefaultKvTokens = 65536;
 
-    private CpuBackend(LlamaModel model, CpuStepExecutor executor, ModelProfile profile, int kvBlocks, int maxModelLength)
+    private readonly GpuDevice? _device;
+
+    private ComputeBackend(string name, LlamaModel model, GpuDevice? device, CpuStepExecutor executor, ModelProfile profile, int kvBlocks, int maxModelLength)
     {
+        Name = name;
+        _device = device;
         Model = model;
         Executor = executor;
         Profile = profile;
         KvBlocks = kvBlocks;
         MaxModelLength = maxModelLength;
     }
+
+    /// <summary>"cpu" or "gpu".</summary>
+    public string Name { get; }
 
     public LlamaModel Model { get; }
 
@@ -38,10 +47,25 @@ internal sealed class CpuBackend : IDisposable
 
     public int MaxModelLength { get; }
 
-    /// <summary>Loads the model named by <paramref name="options"/>; throws with a clear message when it cannot serve.</summary>
-    public static CpuBackend Load(WorkerOptions options, string servedModel)
+    /// <summary>
+    /// Loads the model named by <paramref name="options"/> for --backend cpu or gpu; throws with a clear message when it
+    /// cannot serve (for gpu: <see cref="NotSupportedException"/> when the machine has no CUDA device).
+    /// </summary>
+    public static ComputeBackend Load(WorkerOptions options, string servedModel)
     {
-        var model = LlamaModel.Load(options.ModelPath!);
+        bool gpu = options.Backend == "gpu";
+        var device = gpu ? GpuDevice.OpenCuda() : null;
+        LlamaModel model;
+        try
+        {
+            model = LlamaModel.Load(options.ModelPath!);
+        }
+        catch
+        {
+            device?.Dispose();
+            throw;
+        }
+
         try
         {
             var c = model.Config;
@@ -51,13 +75,18 @@ internal sealed class CpuBackend : IDisposable
                 ? options.KvBlocks
                 : (int)Math.Max(1, Math.Min(DefaultKvTokens, DefaultKvBytes / bytesPerToken) / options.BlockSize);
             int maxLen = Math.Min(options.MaxModelLength, c.MaxContext);
-            var executor = new CpuStepExecutor(model, kvBlocks, options.BlockSize, options.MaxBatchTokens, options.Threads);
+            IForwardRunner runner = device is null
+                ? new LlamaRunner(model, new KvPool(c, kvBlocks, options.BlockSize), options.MaxBatchTokens, options.Threads)
+                : new GpuRunner(device.Accelerator, model, kvBlocks, options.BlockSize, options.MaxBatchTokens);
+            var executor = new CpuStepExecutor(model, runner);
             var (calibrated, prefill, decode) = executor.Calibrate(256);
-            return new CpuBackend(model, executor, CalibratedProfile(model, servedModel, options.Threads, calibrated, prefill, decode), kvBlocks, maxLen);
+            string where = device is null ? $"CPU, {options.Threads} threads" : $"GPU {device.Name}";
+            return new ComputeBackend(options.Backend, model, device, executor, CalibratedProfile(model, servedModel, options.Backend, where, calibrated, prefill, decode), kvBlocks, maxLen);
         }
         catch
         {
             model.Dispose();
+            device?.Dispose();
             throw;
         }
     }
@@ -66,7 +95,7 @@ internal sealed class CpuBackend : IDisposable
     /// A roofline whose compute rate reproduces the measured prefill and whose memory rate reproduces the measured decode
     /// step: MFU and bandwidth efficiency are 1 and the peaks are what this machine achieved.
     /// </summary>
-    internal static ModelProfile CalibratedProfile(LlamaModel model, string servedModel, int threads, int prefillTokens, double prefillSeconds, double decodeSeconds)
+    internal static ModelProfile CalibratedProfile(LlamaModel model, string servedModel, string backend, string where, int prefillTokens, double prefillSeconds, double decodeSeconds)
     {
         var c = model.Config;
         double bytesPerWeight = model.WeightType switch
@@ -78,9 +107,9 @@ internal sealed class CpuBackend : IDisposable
         double parameters = model.WeightBytes / bytesPerWeight;
         return new ModelProfile
         {
-            Name = "cpu",
+            Name = backend,
             ServedModel = servedModel,
-            Gpu = $"CPU, {threads} threads ({model.WeightType} weights)",
+            Gpu = $"{where} ({model.WeightType} weights)",
             PeakFlopsPerGpu = 2.0 * parameters * prefillTokens / Math.Max(prefillSeconds, 1e-9),
             Mfu = 1,
             HbmBytesPerSecond = model.WeightBytes / Math.Max(decodeSeconds, 1e-9),
@@ -111,7 +140,7 @@ internal sealed class CpuBackend : IDisposable
         if (!ok)
         {
             throw new NotSupportedException(
-                "the cpu backend tokenizes prompts as UTF-8 bytes and needs a vocabulary whose tokens 3..258 are <0x00>..<0xFF> " +
+                "the cpu and gpu backends tokenize prompts as UTF-8 bytes and needs a vocabulary whose tokens 3..258 are <0x00>..<0xFF> " +
                 "(the layout `Worker make-model` writes); this model's vocabulary is different");
         }
     }
@@ -120,5 +149,6 @@ internal sealed class CpuBackend : IDisposable
     {
         Executor.Dispose();
         Model.Dispose();
+        _device?.Dispose();
     }
 }
