@@ -27,6 +27,8 @@ var locality = new Option<string?>("--locality") { Description = "on (default) |
 var lagBound = new Option<double?>("--lag-bound") { Description = "hfair locality lag bound in cost units, default 4096" };
 var reserve = new Option<int?>("--reserve") { Description = "hfair: free dispatch slots held back for tenants not over their in-flight share, default 1 (0: off)" };
 var overShare = new Option<double?>("--over-share-factor") { Description = "hfair: a tenant holding this many times its weighted share of the in-flight requests may not take a reserved slot, default 1.5" };
+var underShare = new Option<int?>("--under-share-priority") { Description = "hfair: engine priority of a request dispatched within its tenant's share, default 1 (0: no hint)" };
+var exclusivePrefill = new Option<string?>("--exclusive-priority-prefill") { Description = "on (default) | off: an engine step's prefill tokens go only to its highest prefilling priority" };
 var timeScale = new Option<double?>("--time-scale") { Description = "open-loop arrivals X times faster (start / X)" };
 var maxRequests = new Option<int?>("--max-requests") { Description = "keep the first N requests" };
 var maxSessions = new Option<int?>("--max-sessions") { Description = "keep the first N root sessions" };
@@ -53,7 +55,7 @@ var parallel = new Option<int?>("--parallel") { Description = "runs at once, def
 var strict = new Option<bool>("--strict") { Description = "stop at the first malformed trace line" };
 
 var root = new RootCommand("Replays LLM traces through the gateway's routing/scheduling policies and the worker engine model in virtual time.");
-foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, maxPinned, blockSize, maxBatch, longPrefill, maxRunning, maxWaiting, maxPending, kvHigh, maxModelLen, weights, rates, mix, exclude, locality, lagBound, reserve, overShare, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, seeds, routing, scheduling, retention, retentionCost, retentionBudget, retentionRenewals, retentionEvictionAge, programPriority, output, parallel, strict })
+foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, maxPinned, blockSize, maxBatch, longPrefill, maxRunning, maxWaiting, maxPending, kvHigh, maxModelLen, weights, rates, mix, exclude, locality, lagBound, reserve, overShare, underShare, exclusivePrefill, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, seeds, routing, scheduling, retention, retentionCost, retentionBudget, retentionRenewals, retentionEvictionAge, programPriority, output, parallel, strict })
 {
     root.Options.Add(o);
 }
@@ -89,6 +91,18 @@ root.SetAction(parse =>
         if (parse.GetValue(lagBound) is { } lb) s.LagBound = lb;
         if (parse.GetValue(reserve) is { } rs) s.Reserve = rs;
         if (parse.GetValue(overShare) is { } osf) s.OverShareFactor = osf;
+        if (parse.GetValue(underShare) is { } usp) s.UnderSharePriority = usp;
+        if (parse.GetValue(exclusivePrefill) is { } epp)
+        {
+            if (epp is not ("on" or "off"))
+            {
+                Console.Error.WriteLine("error: --exclusive-priority-prefill must be on or off");
+                return 2;
+            }
+
+            s.ExclusivePriorityPrefill = epp == "on";
+        }
+
         if (parse.GetValue(locality) is { } lo)
         {
             if (lo is not ("on" or "off"))

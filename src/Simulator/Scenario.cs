@@ -124,6 +124,15 @@ public sealed class Scenario
     /// <summary>A tenant holding this many times its weighted share of the in-flight requests may not take a reserved slot (<see cref="ReservedCapacity.OverShareFactor"/>).</summary>
     public double OverShareFactor { get; set; } = ReservedCapacity.DefaultOverShareFactor;
 
+    /// <summary>
+    /// Engine priority of a request dispatched while its tenant was not over its share (hfair; the gateway's
+    /// <c>Gateway:Scheduling:UnderSharePriority</c>, sent as <c>x-request-priority</c>); 0 = no hint.
+    /// </summary>
+    public int UnderSharePriority { get; set; } = ReservedCapacity.DefaultUnderSharePriority;
+
+    /// <summary>Engines give a step's prefill tokens only to its highest prefilling priority (<see cref="EngineOptions.ExclusivePriorityPrefill"/>).</summary>
+    public bool ExclusivePriorityPrefill { get; set; } = true;
+
     /// <summary>Cache salt scope: "tenant" (full path), "org" (first path segment) or "none".</summary>
     public string CacheSalt { get; set; } = "tenant";
 
@@ -341,6 +350,11 @@ public sealed class Scenario
             errors.Add("--reserve must be >= 0");
         }
 
+        if (UnderSharePriority is < 0 or > 1000)
+        {
+            errors.Add("--under-share-priority must be 0..1000");
+        }
+
         if (!(OverShareFactor > 0) || double.IsInfinity(OverShareFactor))
         {
             errors.Add("--over-share-factor must be a finite number > 0");
@@ -490,6 +504,8 @@ public sealed class Scenario
                     case "lag_bound": s.LagBound = p.Value.GetDouble(); break;
                     case "reserve": s.Reserve = p.Value.GetInt32(); break;
                     case "over_share_factor": s.OverShareFactor = p.Value.GetDouble(); break;
+                    case "under_share_priority": s.UnderSharePriority = p.Value.GetInt32(); break;
+                    case "exclusive_priority_prefill": s.ExclusivePriorityPrefill = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() != "off" : p.Value.GetBoolean(); break;
                     case "time_scale": s.TimeScale = p.Value.GetDouble(); break;
                     case "max_requests": s.MaxRequests = p.Value.GetInt32(); break;
                     case "max_sessions": s.MaxSessions = p.Value.GetInt32(); break;

@@ -22,6 +22,14 @@ public sealed class EngineOptions
     /// </summary>
     public int LongPrefillTokenThreshold { get; init; }
 
+    /// <summary>
+    /// Priority isolation of prefills (on by default; the engine's own addition to vLLM's priority policy): a step that
+    /// carries prefill tokens of some priority gives no prefill tokens to sequences of lower priority (their decodes still
+    /// run), so an urgent prompt is prefilled as fast as it would be alone instead of sharing the step's budget (and
+    /// duration) with a flood of long prefills. Without priorities (all 0) it changes nothing.
+    /// </summary>
+    public bool ExclusivePriorityPrefill { get; init; } = true;
+
     /// <summary>Most sequences running at once (vLLM max_num_seqs).</summary>
     public int MaxRunningSequences { get; init; } = 256;
 
@@ -91,7 +99,11 @@ public sealed class EngineRequest
     /// <summary>Session id: retain-by-session pins the blocks of the session's most recent request.</summary>
     public string? SessionId { get; init; }
 
-    /// <summary>Higher is admitted first among waiting requests; equal priorities are FCFS.</summary>
+    /// <summary>
+    /// Urgency (the <c>x-request-priority</c> hint; higher first, equal priorities FCFS): admitted before lower priorities,
+    /// planned before them in each step (prefill budget first, <see cref="EngineOptions.ExclusivePriorityPrefill"/>), and
+    /// may preempt running sequences of lower priority by recompute when KV blocks or running slots are short.
+    /// </summary>
     public int Priority { get; init; }
 
     /// <summary>If &gt; 0, the prompt's cached blocks are pinned for this long when the request finishes (x-retention-ttl-ms).</summary>

@@ -4,12 +4,18 @@ namespace Worker.Engine;
 /// The engine model: a paged KV cache with prefix caching and pins (<see cref="KvBlockManager"/>) under a continuous
 /// batching scheduler in the style of vLLM V1 (Orca's iteration-level scheduling + Sarathi's chunked prefill):
 /// <list type="number">
-/// <item>Running sequences are served first, in admission order: each takes min(tokens left to compute, budget left)
-/// from the per-step budget <see cref="EngineOptions.MaxBatchTokens"/> (1 for a decoding sequence, a chunk for a prefill).
-/// When its KV blocks cannot be allocated, the most recently admitted running sequence is preempted by recompute
-/// (blocks freed, back to the waiting queue; it later re-prefills prompt + generated tokens, mostly from the prefix cache).</item>
-/// <item>If nothing was preempted, waiting sequences (priority, then FCFS) are admitted while budget, the running cap and
-/// KV blocks (for their prefix hit plus the next chunk) allow; the queue head blocks the rest (no skipping).</item>
+/// <item>Sequences are planned in priority order (<see cref="EngineRequest.Priority"/>, the gateway's urgency hint; vLLM's
+/// <c>--scheduling-policy priority</c>): running sequences, kept sorted by priority then admission, each take
+/// min(tokens left to compute, budget left) from the per-step budget <see cref="EngineOptions.MaxBatchTokens"/> (1 for a
+/// decoding sequence, a chunk for a prefill). When its KV blocks cannot be allocated, the lowest-priority, most recently
+/// admitted running sequence is preempted by recompute (blocks freed, back to the waiting queue; it later re-prefills
+/// prompt + generated tokens, mostly from the prefix cache).</item>
+/// <item>Waiting sequences (priority, then FCFS) are admitted in the same merge: the waiting head goes before running
+/// sequences of lower priority (after those of equal priority), while budget, the running cap and KV blocks (for its
+/// prefix hit plus the next chunk) allow, preempting running sequences of lower priority to make room (unlike vLLM V1,
+/// which never preempts for a waiting request); the head blocks the rest (no skipping). After a preemption only
+/// priorities above the preempted ones are admitted (vLLM: none). With <see cref="EngineOptions.ExclusivePriorityPrefill"/>
+/// a step's prefill tokens go only to its highest prefilling priority (decodes of all priorities still run).</item>
 /// <item>With <see cref="EngineOptions.LongPrefillTokenThreshold"/> (vLLM's <c>long_prefill_token_threshold</c>, Sarathi's
 /// fairness between prefills) every prefill chunk in steps 1–2 is capped at the threshold, so a 100k-token prefill no
 /// longer takes the whole budget for seconds while short requests wait behind it; budget left after admission is then
@@ -431,31 +437,72 @@ public sealed partial class LlmEngine
         _sessions[session] = hashes;
     }
 
-    /// <summary>Fills <see cref="_plan"/>; returns the number of sequences preempted.</summary>
+    /// <summary>
+    /// Fills <see cref="_plan"/>; returns the number of sequences preempted. Sequences are taken in priority order: running
+    /// ones (kept sorted by priority, then admission) and the waiting queue's head merge, so a waiting sequence of higher
+    /// priority is admitted before lower-priority running sequences take budget (equal priorities: running first).
+    /// </summary>
     private int Plan()
     {
         _plan.Clear();
         int budget = Options.MaxBatchTokens;
         int preempted = 0;
+        int preemptedTop = int.MinValue; // highest priority preempted this step: only higher ones may still be admitted
+        int prefillFloor = int.MinValue; // with ExclusivePriorityPrefill: lower priorities get no prefill tokens
         int cap = Options.LongPrefillTokenThreshold > 0 ? Options.LongPrefillTokenThreshold : int.MaxValue;
         bool capped = false;
-
-        // 1. Running sequences, in admission order.
-        for (int i = 0; i < _running.Count && budget > 0; i++)
+        bool admitting = true;
+        int i = 0;
+        while (budget > 0)
         {
-            var seq = _running[i];
-            int left = seq.Tokens - seq.Computed;
-            int n = Math.Min(Math.Min(left, cap), budget);
-            capped |= n == cap && left > cap;
-            int need = (int)BlocksFor(seq.Computed + n) - seq.BlockTable.Count;
-            bool selfPreempted = false;
-            while (!_blocks.TryAllocate(need, seq.BlockTable))
+            var run = i < _running.Count ? _running[i] : null;
+            var wait = admitting && _waiting.Count > 0 ? _waiting.Min : null;
+            if (wait is not null && (run is null || wait.Request.Priority > run.Request.Priority))
             {
+                // 2. Admission: the waiting head goes before every running sequence of lower priority.
+                if ((preempted > 0 && wait.Request.Priority <= preemptedTop) || wait.Request.Priority < prefillFloor
+                    || !TryAdmit(wait, i, ref budget, ref capped, ref preempted, ref preemptedTop, cap))
+                {
+                    admitting = false; // the head blocks the rest (no skipping)
+                    continue;
+                }
+
+                if (Options.ExclusivePriorityPrefill)
+                {
+                    prefillFloor = Math.Max(prefillFloor, wait.Request.Priority);
+                }
+
+                i++;
+                continue;
+            }
+
+            if (run is null)
+            {
+                break;
+            }
+
+            // 1. A running sequence: min(tokens left, cap, budget); a decode is one token.
+            int left = run.Tokens - run.Computed;
+            bool decode = run.Emitted > 0 && left == 1;
+            if (!decode && run.Request.Priority < prefillFloor)
+            {
+                i++; // a higher-priority prefill has this step to itself (decodes still ride along)
+                continue;
+            }
+
+            int n = Math.Min(Math.Min(left, cap), decode ? budget : PrefillBudget(budget, i + 1, run.Request.Priority));
+            int need = (int)BlocksFor(run.Computed + n) - run.BlockTable.Count;
+            bool selfPreempted = false;
+            while (!_blocks.TryAllocate(need, run.BlockTable))
+            {
+                // KV is short: preempt by recompute the lowest-priority, most recently admitted running sequence
+                // (the list's tail; vLLM's priority policy), possibly this one.
                 var victim = _running[^1];
                 _running.RemoveAt(_running.Count - 1);
                 Preempt(victim);
                 preempted++;
-                if (ReferenceEquals(victim, seq))
+                preemptedTop = Math.Max(preemptedTop, victim.Request.Priority);
+                if (ReferenceEquals(victim, run))
                 {
                     selfPreempted = true;
                     break;
@@ -467,66 +514,24 @@ public sealed partial class LlmEngine
                 break;
             }
 
-            Schedule(seq, n);
-            budget -= n;
-        }
-
-        // 2. Admission (skipped after a preemption, as in vLLM: memory is tight).
-        while (preempted == 0 && budget > 0 && _running.Count < Options.MaxRunningSequences && _waiting.Count > 0)
-        {
-            var seq = _waiting.Min!;
-            int hitBlocks = 0;
-            if (seq.BlockTable.Count == 0)
-            {
-                // At least one token must be computed to produce logits, so a fully cached prompt recomputes its last block.
-                int maxHit = (seq.Tokens - 1) / _blockSize;
-                hitBlocks = _blocks.AcquireTieredPrefix(seq.Request.BlockHashes, maxHit, seq.BlockTable, out int reloaded, out long readyAt);
-                seq.Computed = hitBlocks * _blockSize;
-                seq.PendingReloadTokens += reloaded * _blockSize;
-                seq.ReloadedTokens = reloaded * _blockSize;
-                seq.ReadyAtTicks = readyAt;
-            }
-
-            int left = seq.Tokens - seq.Computed;
-            int n = Math.Min(Math.Min(left, cap), budget);
-            int need = (int)BlocksFor(seq.Computed + n) - seq.BlockTable.Count;
-            if (!_blocks.TryAllocate(need, seq.BlockTable))
-            {
-                _blocks.Free(seq.BlockTable);
-                seq.Computed = 0;
-                break;
-            }
-
-            _waiting.Remove(seq);
-            _waitingTokens -= seq.Tokens;
-            if (!seq.Admitted)
-            {
-                seq.Admitted = true;
-                seq.CachedTokens = hitBlocks * _blockSize;
-                seq.FirstReloadedTokens = seq.ReloadedTokens;
-                _queryTokens += seq.Request.PromptTokens;
-                _hitTokens += seq.CachedTokens;
-                _hostHitTokens += seq.ReloadedTokens;
-            }
-
-            _stepReloadTokens += seq.PendingReloadTokens;
-            seq.PendingReloadTokens = 0;
-            _stepReadyAt = Math.Max(_stepReadyAt, seq.ReadyAtTicks);
-
-            seq.Running = true;
-            _running.Add(seq);
-            Schedule(seq, n);
             capped |= n == cap && left > cap;
+            Schedule(run, n);
             budget -= n;
+            if (!decode && Options.ExclusivePriorityPrefill)
+            {
+                prefillFloor = Math.Max(prefillFloor, run.Request.Priority);
+            }
+
+            i++;
         }
 
         // 3. Budget nobody else wanted goes back to the capped prefills, in plan order (no preemption for it).
-        for (int i = 0; capped && budget > 0 && i < _plan.Chunks.Count; i++)
+        for (int c = 0; capped && budget > 0 && c < _plan.Chunks.Count; c++)
         {
-            var seq = _plan.SequenceAt(i);
-            var chunk = _plan.Chunks[i];
+            var seq = _plan.SequenceAt(c);
+            var chunk = _plan.Chunks[c];
             int extra = Math.Min(seq.Tokens - chunk.ContextTokens - chunk.NewTokens, budget);
-            if (extra <= 0 || chunk.IsDecode)
+            if (extra <= 0 || chunk.IsDecode || seq.Request.Priority < prefillFloor)
             {
                 continue;
             }
@@ -534,12 +539,117 @@ public sealed partial class LlmEngine
             int need = (int)BlocksFor(chunk.ContextTokens + chunk.NewTokens + extra) - seq.BlockTable.Count;
             if (_blocks.TryAllocate(need, seq.BlockTable))
             {
-                _plan.Extend(i, extra, chunk.ContextTokens + chunk.NewTokens + extra == seq.Tokens);
+                _plan.Extend(c, extra, chunk.ContextTokens + chunk.NewTokens + extra == seq.Tokens);
                 budget -= extra;
             }
         }
 
         return preempted;
+    }
+
+    /// <summary>
+    /// Admits the waiting queue's head at running position <paramref name="at"/> (every running sequence from there on has
+    /// a lower priority and is not planned yet) if the running cap and KV blocks for its prefix hit plus the next chunk
+    /// allow, preempting running sequences of lower priority by recompute (lowest first) to make room. False: it stays
+    /// waiting and nothing changed but the preemptions.
+    /// </summary>
+    private bool TryAdmit(Sequence seq, int at, ref int budget, ref bool capped, ref int preempted, ref int preemptedTop, int cap)
+    {
+        int priority = seq.Request.Priority;
+        bool CanEvict() => _running.Count > at && _running[^1].Request.Priority < priority;
+        void Evict(ref int preempted, ref int preemptedTop)
+        {
+            var victim = _running[^1];
+            _running.RemoveAt(_running.Count - 1);
+            Preempt(victim);
+            preempted++;
+            preemptedTop = Math.Max(preemptedTop, victim.Request.Priority);
+        }
+
+        while (_running.Count >= Options.MaxRunningSequences)
+        {
+            if (!CanEvict())
+            {
+                return false;
+            }
+
+            Evict(ref preempted, ref preemptedTop);
+        }
+
+        int hitBlocks = 0;
+        if (seq.BlockTable.Count == 0)
+        {
+            // At least one token must be computed to produce logits, so a fully cached prompt recomputes its last block.
+            int maxHit = (seq.Tokens - 1) / _blockSize;
+            hitBlocks = _blocks.AcquireTieredPrefix(seq.Request.BlockHashes, maxHit, seq.BlockTable, out int reloaded, out long readyAt);
+            seq.Computed = hitBlocks * _blockSize;
+            seq.PendingReloadTokens += reloaded * _blockSize;
+            seq.ReloadedTokens = reloaded * _blockSize;
+            seq.ReadyAtTicks = readyAt;
+        }
+
+        int left = seq.Tokens - seq.Computed;
+        int n = Math.Min(Math.Min(left, cap), PrefillBudget(budget, at, priority));
+        int need = (int)BlocksFor(seq.Computed + n) - seq.BlockTable.Count;
+        while (!_blocks.TryAllocate(need, seq.BlockTable))
+        {
+            if (!CanEvict())
+            {
+                _blocks.Free(seq.BlockTable);
+                seq.Computed = 0;
+                return false;
+            }
+
+            Evict(ref preempted, ref preemptedTop);
+        }
+
+        _waiting.Remove(seq);
+        _waitingTokens -= seq.Tokens;
+        if (!seq.Admitted)
+        {
+            seq.Admitted = true;
+            seq.CachedTokens = hitBlocks * _blockSize;
+            seq.FirstReloadedTokens = seq.ReloadedTokens;
+            _queryTokens += seq.Request.PromptTokens;
+            _hitTokens += seq.CachedTokens;
+            _hostHitTokens += seq.ReloadedTokens;
+        }
+
+        _stepReloadTokens += seq.PendingReloadTokens;
+        seq.PendingReloadTokens = 0;
+        _stepReadyAt = Math.Max(_stepReadyAt, seq.ReadyAtTicks);
+
+        seq.Running = true;
+        _running.Insert(at, seq);
+        Schedule(seq, n);
+        capped |= n == cap && left > cap;
+        budget -= n;
+        return true;
+    }
+
+    /// <summary>
+    /// Budget a prefill of <paramref name="priority"/> may take: what is left minus one token for every decoding sequence of
+    /// lower priority still to be planned (from running position <paramref name="from"/>), so urgent prefills never starve
+    /// decodes (at least one token).
+    /// </summary>
+    private int PrefillBudget(int budget, int from, int priority)
+    {
+        if (_running.Count == 0 || _running[^1].Request.Priority >= priority)
+        {
+            return budget; // sorted: nothing of lower priority runs
+        }
+
+        int decodes = 0;
+        for (int k = from; k < _running.Count; k++)
+        {
+            var r = _running[k];
+            if (r.Request.Priority < priority && r.Emitted > 0 && r.Tokens - r.Computed == 1)
+            {
+                decodes++;
+            }
+        }
+
+        return Math.Max(1, budget - decodes);
     }
 
     private void Schedule(Sequence seq, int n)

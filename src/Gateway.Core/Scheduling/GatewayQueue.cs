@@ -233,6 +233,16 @@ public sealed class GatewayQueue
         return OnDequeued(reserve.Next(_scheduler, free, pick, worker));
     }
 
+    /// <summary>
+    /// With no slot free: a within-share request that takes back a slot <paramref name="reserve"/> lent to an over-share
+    /// one (<see cref="ReservedCapacity.Reclaim"/>), or null.
+    /// </summary>
+    public QueuedRequest? ReclaimFor(ReservedCapacity reserve)
+    {
+        ArgumentNullException.ThrowIfNull(reserve);
+        return OnDequeued(reserve.Reclaim(_scheduler, out _));
+    }
+
     /// <summary>Next request for <paramref name="worker"/>, which freed capacity (see <see cref="LocalityPick"/>).</summary>
     public QueuedRequest? DequeueFor(LocalityPick pick, Gateway.Core.Routing.WorkerInfo worker)
     {

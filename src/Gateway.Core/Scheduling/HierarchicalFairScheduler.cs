@@ -383,6 +383,23 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
         return null;
     }
 
+    /// <summary>Largest in-flight-to-share ratio on the path from <paramref name="node"/> up (see <see cref="QueuedRequest.ShareAtDispatch"/>).</summary>
+    private static double ShareRatio(Node? node)
+    {
+        double ratio = 0;
+        for (var n = node; n is not null && n.Parent is not null; n = n.Parent)
+        {
+            var parent = n.Parent;
+            var activeWeight = parent.ActiveWeight + (n.Work > 0 ? 0 : n.Weight);
+            if (activeWeight > 0 && n.Weight > 0)
+            {
+                ratio = Math.Max(ratio, n.InFlight / (n.Weight / activeWeight * (parent.InFlight + 1)));
+            }
+        }
+
+        return ratio;
+    }
+
     private static bool WithinShareAt(Node n, double factor)
     {
         var parent = n.Parent!;
@@ -507,6 +524,7 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
     {
         leaf.Queue![band].Remove(request);
         Unqueue(leaf, band);
+        request.ShareAtDispatch = ShareRatio(leaf.Parent);
         for (var n = leaf; n is not null; n = n.Parent)
         {
             n.InFlight++; // work (queued + in flight) is unchanged: the request moved from one to the other

@@ -65,6 +65,17 @@ public sealed class QueuedRequest
     /// <summary>Output tokens charged so far through <see cref="IRequestScheduler.ChargeOutput"/>.</summary>
     public int ChargedOutputTokens { get; internal set; }
 
+    /// <summary>
+    /// How far over its share the request's tenant path was when it was dispatched: the largest, over the levels of the
+    /// path, of the node's requests in flight divided by its weighted share of its parent's in flight counting this one
+    /// (<c>inFlight(n) / (weight(n) / activeWeight(parent) x (inFlight(parent) + 1))</c>). Below 1: under its share; a
+    /// tenant alone is at most 1. Set by <c>hfair</c> at dispatch; 0 for policies without shares.
+    /// </summary>
+    public double ShareAtDispatch { get; internal set; }
+
+    /// <summary>Slot lent to this request by <see cref="ReservedCapacity"/> (null: none, or taken back).</summary>
+    internal LinkedListNode<QueuedRequest>? ReserveNode { get; set; }
+
     /// <summary>Scheduler-private bookkeeping (queue node, in-flight marker).</summary>
     internal object? SchedulerState { get; set; }
 

@@ -3,26 +3,34 @@ using Gateway.Core.Routing;
 namespace Gateway.Core.Scheduling;
 
 /// <summary>
-/// Capacity held back for tenants within their share: the last <see cref="Reserve"/> free dispatch slots of the fleet go
-/// only to requests of tenants that are not over their share, i.e. hold fewer than <see cref="OverShareFactor"/> x their
-/// weighted share of the requests in flight (<see cref="IRequestScheduler.DequeueWithinShare(double)"/>); a tenant over
-/// its share waits for unreserved capacity. The idea of reserved headroom for high-priority work (Llumnix's headroom for
-/// priority requests, Sun et al. OSDI'24; vLLM's priority scheduling) applied to fair shares: under overload a tenant
-/// sending 10x its share otherwise fills every slot the moment it frees, and a within-share tenant's request waits for a
-/// worker to finish a long prefill first (docs/policies/hfair.md, noisy neighbour). The dispatch step shared by the
-/// gateway (<c>FairDispatcher</c>) and the simulator, wrapping <see cref="LocalityPick"/>.
+/// Capacity reserved for tenants within their share, work-conserving: the last <see cref="Reserve"/> free dispatch slots of
+/// the fleet go first to requests of tenants that are not over their share, i.e. hold fewer than
+/// <see cref="OverShareFactor"/> x their weighted share of the requests in flight
+/// (<see cref="IRequestScheduler.DequeueWithinShare(double)"/>). When no such request is queued the slot is <b>lent</b> to
+/// the usual pick (an over-share tenant) instead of staying idle; when a within-share request arrives while slots are lent
+/// and none is free, it <b>reclaims</b> one (<see cref="Reclaim"/>): it is dispatched at once, beyond the capacity rule, and
+/// tagged urgent (<see cref="IsUrgent"/>, the worker's priority hint), so the engine admits it, gives its prefill the step
+/// budget first and preempts lower-priority sequences by recompute when KV is short. Otherwise the next free slot takes it
+/// (reserved slots serve within-share tenants first). The idea of reserved headroom for high-priority work (Llumnix,
+/// Sun et al. OSDI'24; vLLM's priority scheduling) applied to fair shares. The dispatch step shared by the gateway
+/// (<c>FairDispatcher</c>) and the simulator, wrapping <see cref="LocalityPick"/>.
 /// <para>Knobs: <see cref="Reserve"/> (slots; 0 = off) and <see cref="OverShareFactor"/> (1.5: tenants of equal weight
-/// whose in-flight counts merely fluctuate around their share are all eligible, so balanced load keeps its fair order and
-/// locality). Cost: up to <see cref="Reserve"/> slots stay idle while only over-share tenants are queued; none while one
-/// tenant is alone (it holds its whole share) or nothing is in flight.</para>
+/// whose in-flight counts merely fluctuate around their share are all within it, so balanced load keeps its fair order and
+/// locality). Without contention nobody is over its share and nothing is lent or reclaimed: the reserve costs nothing.</para>
+/// Not thread-safe: the host serialises calls (as for the scheduler).
 /// </summary>
 public sealed class ReservedCapacity
 {
     /// <summary>Default <see cref="Reserve"/>: one slot (measured in docs/policies/hfair.md).</summary>
     public const int DefaultReserve = 1;
 
+    /// <summary>Default engine priority of a request dispatched within its share (<see cref="IsUrgent"/>); resumed agent turns use 1 too.</summary>
+    public const int DefaultUnderSharePriority = 1;
+
     /// <summary>Default <see cref="OverShareFactor"/>: 1.5.</summary>
     public const double DefaultOverShareFactor = 1.5;
+
+    private readonly LinkedList<QueuedRequest> _borrowers = new();
 
     /// <summary>Creates the rule; <paramref name="reserve"/> below 0 counts as 0 (off); <paramref name="overShareFactor"/> must be positive.</summary>
     public ReservedCapacity(int reserve = DefaultReserve, double overShareFactor = DefaultOverShareFactor)
@@ -36,52 +44,117 @@ public sealed class ReservedCapacity
         OverShareFactor = overShareFactor;
     }
 
-    /// <summary>Free slots held back for tenants not over their share.</summary>
+    /// <summary>Free slots reserved for tenants not over their share (lent to others while none of them waits).</summary>
     public int Reserve { get; }
 
     /// <summary>A tenant holding at least this many times its weighted share of the in-flight requests is over its share.</summary>
     public double OverShareFactor { get; }
 
-    /// <summary>Dispatches that took a reserved slot.</summary>
+    /// <summary>Dispatches of a within-share request into a reserved slot.</summary>
     public long ReservedPicks { get; private set; }
 
-    /// <summary>Times a reserved slot was left free because only over-share tenants had requests queued.</summary>
-    public long HeldBack { get; private set; }
+    /// <summary>Dispatches that borrowed a reserved slot because no within-share request was queued.</summary>
+    public long Lent { get; private set; }
+
+    /// <summary>Within-share requests dispatched beyond the capacity rule by taking back a lent slot (<see cref="Reclaim"/>).</summary>
+    public long Reclaimed { get; private set; }
+
+    /// <summary>Borrowers in flight: requests holding a lent slot that has not been reclaimed.</summary>
+    public int LentOut => _borrowers.Count;
 
     /// <summary>Whether a dispatch with <paramref name="free"/> slots free (this one included) takes a reserved slot.</summary>
     public bool IsReserved(int free) => free <= Reserve;
 
     /// <summary>
+    /// Whether <paramref name="request"/>, just dispatched by <paramref name="scheduler"/>, was within its share (the worker's
+    /// urgency hint). Only policies with a notion of share (<c>hfair</c>) mark requests; for the others this is false.
+    /// </summary>
+    public bool IsUrgent(IRequestScheduler scheduler, QueuedRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return scheduler is HierarchicalFairScheduler && request.ShareAtDispatch < OverShareFactor;
+    }
+
+    /// <summary>
     /// Next request for a dispatch while <paramref name="free"/> slots are free (this one included): the
     /// <paramref name="locality"/> pick for <paramref name="worker"/> (plain fair order without one) while unreserved slots
-    /// remain, else the same pick among tenants not over their share, or null (the slot stays free for them).
+    /// remain; in a reserved slot the same pick among tenants not over their share, else (none queued) the usual pick,
+    /// which borrows the slot. Null only when the queue is empty.
     /// </summary>
     public QueuedRequest? Next(IRequestScheduler scheduler, int free, LocalityPick? locality = null, WorkerInfo? worker = null)
     {
         ArgumentNullException.ThrowIfNull(scheduler);
-        bool reserved = IsReserved(free);
-        QueuedRequest? r;
-        if (locality is not null && worker is not null)
+        if (!IsReserved(free))
         {
-            r = locality.Next(scheduler, worker, reserved ? OverShareFactor : 0);
-        }
-        else
-        {
-            r = reserved ? scheduler.DequeueWithinShare(OverShareFactor) : scheduler.Dequeue();
+            return Pick(scheduler, 0, locality, worker);
         }
 
-        if (reserved)
+        var r = Pick(scheduler, OverShareFactor, locality, worker);
+        if (r is not null)
         {
-            if (r is null)
-            {
-                HeldBack++;
-            }
-            else
-            {
-                ReservedPicks++;
-            }
+            ReservedPicks++;
+            return r;
+        }
+
+        r = Pick(scheduler, 0, locality, worker);
+        if (r is not null)
+        {
+            Lent++;
+            r.ReserveNode = _borrowers.AddLast(r);
         }
 
         return r;
+    }
+
+    /// <summary>
+    /// While no slot is free: a queued within-share request takes back a slot lent to an over-share one (the borrower keeps
+    /// running; the engine serves the urgent request first), or null when nothing is lent or no within-share request is
+    /// queued. <paramref name="borrower"/>: the request whose lent slot was taken back (its worker is the natural target).
+    /// </summary>
+    public QueuedRequest? Reclaim(IRequestScheduler scheduler, out QueuedRequest? borrower, LocalityPick? locality = null, WorkerInfo? worker = null)
+    {
+        ArgumentNullException.ThrowIfNull(scheduler);
+        borrower = null;
+        if (_borrowers.First is not { } oldest || scheduler.Count == 0)
+        {
+            return null;
+        }
+
+        var r = Pick(scheduler, OverShareFactor, locality, worker);
+        if (r is null)
+        {
+            return null;
+        }
+
+        borrower = oldest.Value;
+        Release(borrower);
+        Reclaimed++;
+        return r;
+    }
+
+    /// <summary>A dispatched request finished (or was cancelled or failed): a slot it borrowed is no longer lent.</summary>
+    public void Complete(QueuedRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        Release(request);
+    }
+
+    private void Release(QueuedRequest request)
+    {
+        if (request.ReserveNode is { } node)
+        {
+            _borrowers.Remove(node);
+            request.ReserveNode = null;
+        }
+    }
+
+    private static QueuedRequest? Pick(IRequestScheduler scheduler, double withinShareFactor, LocalityPick? locality, WorkerInfo? worker)
+    {
+        if (locality is not null && worker is not null)
+        {
+            return locality.Next(scheduler, worker, withinShareFactor);
+        }
+
+        return withinShareFactor > 0 ? scheduler.DequeueWithinShare(withinShareFactor) : scheduler.Dequeue();
     }
 }

@@ -177,6 +177,11 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             errors.Add("Gateway:Scheduling: ReservedSlots must not be negative and OverShareFactor must be a finite number above 0.");
         }
 
+        if (sch.UnderSharePriority is < 0 or > 1000)
+        {
+            errors.Add("Gateway:Scheduling:UnderSharePriority must be 0..1000.");
+        }
+
         if (sch.MaxInFlightPerWorker < 1 || sch.MaxQueued < 1 || sch.DefaultTenantMaxQueued < 0 || sch.MaxReportedWaiting < 0 || sch.MaxPendingPrefillTokens < 0)
         {
             errors.Add("Gateway:Scheduling: MaxInFlightPerWorker and MaxQueued must be at least 1, DefaultTenantMaxQueued, MaxReportedWaiting and MaxPendingPrefillTokens not negative.");

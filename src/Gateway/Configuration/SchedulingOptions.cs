@@ -73,6 +73,13 @@ public sealed class SchedulingOptions
     /// <summary>A tenant holding at least this many times its weighted share of the in-flight requests may not take a reserved slot.</summary>
     public double OverShareFactor { get; set; } = Gateway.Core.Scheduling.ReservedCapacity.DefaultOverShareFactor;
 
+    /// <summary>
+    /// Worker priority (<c>x-request-priority</c>, 0..1000) of a request released while its tenant was not over its share
+    /// (hfair; <c>ReservedCapacity.IsUrgent</c>): the engine admits it first, gives its prefill the step and preempts
+    /// lower-priority sequences when KV is short. 0 = no hint. A resumed agent turn keeps its own priority if higher.
+    /// </summary>
+    public int UnderSharePriority { get; set; } = Gateway.Core.Scheduling.ReservedCapacity.DefaultUnderSharePriority;
+
     /// <summary>How often queue timeouts are expired and shared service is synced.</summary>
     public TimeSpan TickInterval { get; set; } = TimeSpan.FromMilliseconds(100);
 

@@ -320,6 +320,12 @@ public sealed partial class ProxyHandler : IDisposable
             }
 
             ticket = admitted.Ticket;
+            if (ticket.Urgent && _scheduling.UnderSharePriority > ctx.Priority.EnginePriority)
+            {
+                // Under its share (hfair): the worker serves it ahead of over-share work (x-request-priority).
+                ctx.Priority = ctx.Priority with { EnginePriority = _scheduling.UnderSharePriority };
+            }
+
             ctx.QueueWait = ticket.QueueWait;
             _metrics.RecordQueueWait(tenant.Path, ticket.QueueWait);
             var t = ticket;

@@ -41,12 +41,16 @@ public sealed class DispatchTicket : IDisposable
     private readonly FairDispatcher _owner;
     private int _done;
 
-    internal DispatchTicket(FairDispatcher owner, QueuedRequest request, TimeSpan queueWait)
+    internal DispatchTicket(FairDispatcher owner, QueuedRequest request, TimeSpan queueWait, bool urgent)
     {
         _owner = owner;
         Request = request;
         QueueWait = queueWait;
+        Urgent = urgent;
     }
+
+    /// <summary>Released while its tenant was not over its share (hfair): send the worker the under-share priority hint.</summary>
+    public bool Urgent { get; }
 
     /// <summary>The request as the scheduler saw it.</summary>
     public QueuedRequest Request { get; }
@@ -144,7 +148,8 @@ public sealed class FairDispatcher : IAsyncDisposable
                 meter.CreateObservableGauge("gateway.fair.locality.max_lag", () => Locked(() => hfair.MaxDispatchLag), "{cost}", "Largest lag (cost units) seen at a locality pick; never above the configured lag bound.");
                 // Reserved slots (no labels): dispatches into them, and how often one was left free for a within-share tenant.
                 meter.CreateObservableCounter("gateway.fair.reserve.picks", () => Locked(() => _reserve.ReservedPicks), "{pick}", "Dispatches that took one of the slots reserved for tenants not over their in-flight share.");
-                meter.CreateObservableCounter("gateway.fair.reserve.held", () => Locked(() => _reserve.HeldBack), "{pick}", "Times a reserved slot was left free because only over-share tenants were queued.");
+                meter.CreateObservableCounter("gateway.fair.reserve.lent", () => Locked(() => _reserve.Lent), "{pick}", "Releases that borrowed a reserved slot because no within-share request was queued.");
+                meter.CreateObservableCounter("gateway.fair.reserve.reclaimed", () => Locked(() => _reserve.Reclaimed), "{pick}", "Within-share requests released beyond capacity by taking back a lent slot.");
             }
         }
 
@@ -278,6 +283,7 @@ public sealed class FairDispatcher : IAsyncDisposable
         lock (_lock)
         {
             _queue.Complete(r, cached, output);
+            _reserve.Complete(r);
             var (tokens, cost) = _queue.UsageOf(r, cached, output);
             SettleShared(r.Id, tokens, cost);
             _service?.Add(r.ChargedCost, new KeyValuePair<string, object?>("tenant", _label(r.TenantPath)));
@@ -289,8 +295,9 @@ public sealed class FairDispatcher : IAsyncDisposable
     /// <summary>
     /// Releases requests while there is capacity. The first pick after a request finished on <paramref name="freed"/>
     /// is made for that worker (locality within hfair's lag bound); the others in plain fair order. The last
-    /// <see cref="ReservedCapacity.Reserve"/> free slots go only to tenants not over their in-flight share; when only
-    /// over-share tenants are queued they stay free (the next completion or arrival pumps again).
+    /// <see cref="ReservedCapacity.Reserve"/> free slots go first to tenants not over their in-flight share, and are lent
+    /// to the others when none of them waits; with no slot free, a within-share request takes a lent slot back
+    /// (<see cref="ReservedCapacity.Reclaim"/>) and is released at once with the urgency hint.
     /// </summary>
     private void PumpLocked(WorkerInfo? freed = null)
     {
@@ -305,11 +312,7 @@ public sealed class FairDispatcher : IAsyncDisposable
                 break;
             }
 
-            Interlocked.Increment(ref _inFlight);
-            if (_waiting.Remove(r.Id, out var tcs))
-            {
-                tcs.TrySetResult(DispatchResult.Go(new DispatchTicket(this, r, _time.GetElapsedTime(r.EnqueuedTimestamp, now))));
-            }
+            Release(r, now);
 
             if (_freeCapacity is not null)
             {
@@ -317,6 +320,12 @@ public sealed class FairDispatcher : IAsyncDisposable
                 // prompt in transit under the pending-prefill rule): never release more than it says now.
                 free = Math.Min(free, _freeCapacity() + 1);
             }
+        }
+
+        // No slot free: within-share requests take back slots lent to over-share ones (one each), hint urgent.
+        while (free <= 0 && _reserve.LentOut > 0 && _queue.Count > 0 && _queue.ReclaimFor(_reserve) is { } reclaimed)
+        {
+            Release(reclaimed, now);
         }
 
         if (_shareCapacity is not null && _queue.Count > 0 && free <= 0 && _kick.CurrentCount == 0)
@@ -329,6 +338,15 @@ public sealed class FairDispatcher : IAsyncDisposable
             catch (SemaphoreFullException)
             {
             }
+        }
+    }
+
+    private void Release(QueuedRequest r, long now)
+    {
+        Interlocked.Increment(ref _inFlight);
+        if (_waiting.Remove(r.Id, out var tcs))
+        {
+            tcs.TrySetResult(DispatchResult.Go(new DispatchTicket(this, r, _time.GetElapsedTime(r.EnqueuedTimestamp, now), _reserve.IsUrgent(_queue.Scheduler, r))));
         }
     }
 

@@ -134,6 +134,9 @@ public sealed class GatewayScheduling : IAsyncDisposable
     /// <summary>The dispatch-time locality pick (the same <see cref="LocalityPick"/> the simulator uses).</summary>
     public LocalityPick Locality { get; }
 
+    /// <summary>Worker priority sent with requests released within their share (<c>Gateway:Scheduling:UnderSharePriority</c>).</summary>
+    public int UnderSharePriority => _options.UnderSharePriority;
+
     /// <summary>Slots held back for tenants not over their in-flight share (the same <see cref="ReservedCapacity"/> the simulator uses).</summary>
     public ReservedCapacity Reserve { get; }
 

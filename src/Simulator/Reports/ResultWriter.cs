@@ -51,6 +51,9 @@ public static class ResultWriter
                 w.WriteNumber("resumed_turns_boosted", r.ResumedTurnsBoosted);
                 w.WriteNumber("reserve", r.Reserve);
                 w.WriteNumber("reserved_picks", r.ReservedPicks);
+                w.WriteNumber("reserve_lent", r.ReserveLent);
+                w.WriteNumber("reserve_reclaimed", r.ReserveReclaimed);
+                w.WriteNumber("urgent_dispatches", r.UrgentDispatches);
                 w.WriteStartArray("tenants");
                 foreach (var t in r.Tenants)
                 {

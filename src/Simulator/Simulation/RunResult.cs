@@ -116,6 +116,15 @@ public sealed class RunResult
     /// <summary>Dispatches that took a reserved slot.</summary>
     public long ReservedPicks { get; init; }
 
+    /// <summary>Dispatches that borrowed a reserved slot because no within-share request was queued.</summary>
+    public long ReserveLent { get; init; }
+
+    /// <summary>Within-share requests dispatched beyond capacity by taking back a lent slot.</summary>
+    public long ReserveReclaimed { get; init; }
+
+    /// <summary>Requests sent to their engine with the under-share priority (<c>--under-share-priority</c>).</summary>
+    public long UrgentDispatches { get; init; }
+
     /// <summary>The agent sessions' KV working set next to the fleet's pool (null without agent sessions).</summary>
     public WorkingSet? AgentWorkingSet { get; init; }
 }

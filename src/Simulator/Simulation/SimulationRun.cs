@@ -40,6 +40,7 @@ public sealed class SimulationRun
     private double _renewCheckAt = double.PositiveInfinity;
     private readonly Gateway.Core.Agents.ResumedTurnPriority? _programPriority;
     private long _resumedBoosted;
+    private long _urgentDispatches;
     private readonly CostModel _cost = CostModel.Default;
     private readonly Func<string, double> _weightOf;
     private readonly WorkerSlot[] _workers;
@@ -121,6 +122,7 @@ public sealed class SimulationRun
                 MaxRunningSequences = scenario.MaxRunningSequences,
                 MaxModelLength = scenario.MaxModelLength,
                 MaxPinnedFraction = scenario.MaxPinnedFraction,
+                ExclusivePriorityPrefill = scenario.ExclusivePriorityPrefill,
             }, _time);
             var info = new WorkerInfo("worker-" + i.ToString(CultureInfo.InvariantCulture), i)
             {
@@ -456,12 +458,36 @@ public sealed class SimulationRun
                 }
             }
 
+            QueuedRequest? q;
+            int only = -1;
             if (target < 0)
             {
-                break;
+                // No capacity anywhere: a within-share request may take back a reserved slot lent to an over-share one,
+                // on the borrower's worker, where its engine priority puts it first.
+                QueuedRequest? borrower = null;
+                q = _scenario.Reserve > 0 ? _reserve.Reclaim(_scheduler, out borrower) : null;
+                if (q is null || borrower is null)
+                {
+                    break;
+                }
+
+                // The worker nearest to taking work: least prompt still to prefill (the pending-prefill rule's measure).
+                only = 0;
+                for (int k = 1; k < _workers.Length; k++)
+                {
+                    if (_workers[k].Info.PendingPrefillTokens < _workers[only].Info.PendingPrefillTokens)
+                    {
+                        only = k;
+                    }
+                }
+
+                target = only;
+            }
+            else
+            {
+                q = _reserve.Next(_scheduler, free, _pick, _workers[target].Info);
             }
 
-            var q = _reserve.Next(_scheduler, free, _pick, _workers[target].Info);
             if (q is null)
             {
                 break;
@@ -484,6 +510,10 @@ public sealed class SimulationRun
                 w.Info.ReportedWaiting = w.Engine.WaitingCount;
                 w.Info.ReportedRunning = w.Engine.RunningCount;
                 w.Info.InFlightAtReport = w.Info.InFlight;
+                if (only >= 0)
+                {
+                    w.Info.Draining = w.Info.Index != only;
+                }
             }
 
             var decision = _routing.Route(r.Route, _infos);
@@ -494,6 +524,8 @@ public sealed class SimulationRun
             }
 
             var slot = _workers[decision.WorkerIndex];
+            bool urgent = _reserve.IsUrgent(_scheduler, q);
+            _urgentDispatches += urgent ? 1 : 0;
             if (!slot.Engine.Submit(new EngineRequest
             {
                 Id = r.EngineId,
@@ -501,7 +533,7 @@ public sealed class SimulationRun
                 BlockHashes = r.Hashes,
                 OutputTokens = r.Output,
                 SessionId = r.Route.SessionId,
-                Priority = r.EnginePriority,
+                Priority = Math.Max(r.EnginePriority, urgent ? _scenario.UnderSharePriority : 0),
             }, out _))
             {
                 Reject(r, t);
@@ -537,6 +569,7 @@ public sealed class SimulationRun
         _rejected++;
         _records.Add(new RequestRecord(r.Session.Session.Id, r.Turn, r.Session.Session.Tenant, r.Arrival, double.NaN, t, -1, r.Trace.In, 0, 0, true));
         _scheduler.Complete(r.Queued, 0, 0);
+        _reserve.Complete(r.Queued);
         _tenantActive[r.Session.Tenant]--;
 
         _lastFinish = Math.Max(_lastFinish, t);
@@ -672,6 +705,7 @@ public sealed class SimulationRun
         w.Info.OnCompleted(r.PredictedUncached, r.Trace.In, r.ReachedDecode);
         _routing.OnCompleted(r.Route, w.Info, r.Cached);
         _scheduler.Complete(r.Queued, r.Cached, r.Emitted);
+        _reserve.Complete(r.Queued);
         int tenant = r.Session.Tenant;
         _tenantActive[tenant]--;
 
@@ -896,6 +930,9 @@ public sealed class SimulationRun
             MaxDispatchLag = (_scheduler as HierarchicalFairScheduler)?.MaxDispatchLag ?? 0,
             Reserve = _scheduler is HierarchicalFairScheduler ? _reserve.Reserve : 0, // fcfs and vtc have no notion of share
             ReservedPicks = _scheduler is HierarchicalFairScheduler ? _reserve.ReservedPicks : 0,
+            ReserveLent = _reserve.Lent,
+            ReserveReclaimed = _reserve.Reclaimed,
+            UrgentDispatches = _urgentDispatches,
         };
     }
 

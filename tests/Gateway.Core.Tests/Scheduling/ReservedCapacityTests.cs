@@ -131,20 +131,117 @@ public class ReservedCapacityTests
     }
 
     [Fact]
-    public void Next_ReservedSlotWithOnlyOverShareTenantsQueued_IsHeldBack_UntilASlotIsUnreserved()
+    public void Next_ReservedSlotWithOnlyOverShareTenantsQueued_IsLent_NotLeftIdle()
     {
         var s = Create();
         InFlight(s, "noisy", 10);
         InFlight(s, "quiet", 1); // quiet is active (in flight) but has nothing queued
-        var n = Request("noisy");
-        s.Enqueue(n);
+        var n1 = Request("noisy");
+        var n2 = Request("noisy");
+        s.Enqueue(n1);
+        s.Enqueue(n2);
         var reserve = new ReservedCapacity(reserve: 2);
 
-        Assert.Null(reserve.Next(s, free: 2));
-        Assert.Null(reserve.Next(s, free: 1));
-        Assert.Equal(2, reserve.HeldBack);
-        Assert.Equal(1, s.Count); // still queued
-        Assert.Same(n, reserve.Next(s, free: 3));
+        Assert.Same(n1, reserve.Next(s, free: 2)); // work-conserving: borrowed, not held back
+        Assert.Same(n2, reserve.Next(s, free: 1));
+        Assert.Equal(2, reserve.Lent);
+        Assert.Equal(2, reserve.LentOut);
+        Assert.Equal(0, reserve.ReservedPicks);
+
+        reserve.Complete(n1);
+        Assert.Equal(1, reserve.LentOut);
+    }
+
+    [Fact]
+    public void Reclaim_WithinShareArrivalWhileSlotsAreLent_IsDispatchedAtOnce_OncePerLentSlot()
+    {
+        var s = Create();
+        InFlight(s, "noisy", 10);
+        InFlight(s, "quiet", 1);
+        var borrowed = Request("noisy");
+        s.Enqueue(borrowed);
+        var reserve = new ReservedCapacity(reserve: 1);
+        Assert.Same(borrowed, reserve.Next(s, free: 1));
+
+        var waitingNoisy = Request("noisy");
+        var q1 = Request("quiet");
+        var q2 = Request("quiet");
+        s.Enqueue(waitingNoisy);
+        s.Enqueue(q1);
+        s.Enqueue(q2);
+
+        // No slot is free: the first quiet request takes the lent slot back; the second waits for a free slot.
+        Assert.Same(q1, reserve.Reclaim(s, out var from));
+        Assert.Same(borrowed, from);
+        Assert.Null(reserve.Reclaim(s, out _));
+        Assert.Equal(1, reserve.Reclaimed);
+        Assert.Equal(0, reserve.LentOut);
+        reserve.Complete(borrowed); // already taken back: nothing changes
+        Assert.Equal(0, reserve.LentOut);
+    }
+
+    [Fact]
+    public void Reclaim_NothingLent_OrOnlyOverShareRequestsQueued_DispatchesNothing()
+    {
+        var s = Create();
+        InFlight(s, "noisy", 10);
+        InFlight(s, "quiet", 1);
+        var reserve = new ReservedCapacity(reserve: 1);
+        var q = Request("quiet");
+        s.Enqueue(q);
+        Assert.Null(reserve.Reclaim(s, out _)); // nothing lent
+        Assert.Same(q, reserve.Next(s, free: 1));
+
+        var n1 = Request("noisy");
+        var n2 = Request("noisy");
+        s.Enqueue(n1);
+        s.Enqueue(n2);
+        Assert.Same(n1, reserve.Next(s, free: 1)); // lent
+        Assert.Null(reserve.Reclaim(s, out _));   // only the over-share tenant waits
+        Assert.Equal(1, s.Count);
+    }
+
+    [Fact]
+    public void NoContention_TenantAloneIsNeverOverItsShare_NothingLentAndEveryDispatchUrgent()
+    {
+        var s = Create();
+        var reserve = new ReservedCapacity(reserve: 1);
+        for (int i = 0; i < 20; i++)
+        {
+            s.Enqueue(Request("alone"));
+        }
+
+        var dispatched = new List<QueuedRequest>();
+        while (reserve.Next(s, free: 1) is { } r)
+        {
+            dispatched.Add(r);
+        }
+
+        Assert.Equal(20, dispatched.Count);
+        Assert.Equal(0, reserve.Lent);
+        Assert.All(dispatched, r => Assert.True(reserve.IsUrgent(s, r), $"share {r.ShareAtDispatch}"));
+        Assert.False(reserve.IsUrgent(SchedulingPolicies.Create("fcfs", new SchedulingPolicyContext()), dispatched[0])); // no shares: no hint
+    }
+
+    [Fact]
+    public void ShareAtDispatch_FloodIsOverItsShare_QuietTenantUnder()
+    {
+        var s = Create();
+        var noisy = InFlight(s, "noisy", 10);
+        var q = Request("quiet");
+        var n = Request("noisy");
+        s.Enqueue(q);
+        s.Enqueue(n);
+        var reserve = new ReservedCapacity();
+
+        Assert.Same(q, s.DequeueWithinShare(1.5));
+        Assert.Same(n, s.Dequeue());
+
+        Assert.Equal(0, q.ShareAtDispatch);                 // nothing of quiet's in flight
+        Assert.Equal(10 / (0.5 * 12), n.ShareAtDispatch, 6); // 10 in flight against half of 11 + 1
+        Assert.True(reserve.IsUrgent(s, q));
+        Assert.False(reserve.IsUrgent(s, n));
+        Assert.True(noisy[0].ShareAtDispatch < 1);          // the first one was dispatched alone
     }
 
     [Fact]

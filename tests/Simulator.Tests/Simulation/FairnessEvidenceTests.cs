@@ -25,40 +25,46 @@ public sealed class FairnessEvidenceTests(ITestOutputHelper output)
     private static double QuietP99(RunResult run) => run.Tenants.Where(t => t.Tenant != "tenant-0").Max(t => t.TtftMs.P99);
 
     [Fact]
-    public void NoisyNeighbour_HfairWithReservedSlotKeepsQuietTenantsNearTheirAloneTtft_FcfsDoesNot()
+    public void NoisyNeighbour_HfairWithWorkerPriorityKeepsQuietTenantsNearTheirAloneTtft_WithoutLosingThroughput()
     {
         // tenant-0 gets 20 of every 23 requests (--tenant-mix tenant-0=20): far above its quarter of the fleet;
-        // tenants 1-3 each send 1/20 of that, well within their share. Alone = the same quiet requests without tenant-0.
+        // tenants 1-3 each send 1/20 of that, well within their share. Alone = the same quiet requests with nothing else
+        // running, under fcfs (work-conserving; never the scheduler under test). 2,048-token engine steps: a quiet request
+        // still waits for the step in progress, so the step size bounds what priority can do (docs/policies/hfair.md).
         var reqs = new List<TraceRequest>();
         for (int i = 0; i < 920; i++)
         {
             reqs.Add(OneShot(i * 0.02, 1_000_000L * (i + 1), 64 << (i % 5), 64)); // 1k..16k-token prompts
         }
 
-        var noisy = new Scenario { Workers = 4, Tenants = 4, TenantMix = "tenant-0=20", MaxWaitingPerWorker = 1, MaxPendingPrefillTokens = 4096 };
-        var alone = new Scenario { Workers = 4, Tenants = 4, TenantMix = "tenant-0=20", MaxWaitingPerWorker = 1, MaxPendingPrefillTokens = 4096, ExcludeTenants = "tenant-0" };
-        var wNoisy = SimWorkload.Build(reqs, noisy);
-        var wAlone = SimWorkload.Build(reqs, alone);
-        var hfair = new SimulationRun(wNoisy, noisy, "least-load", "hfair", "off").Run();
-        var noReserve = new SimulationRun(wNoisy, new Scenario { Workers = 4, Tenants = 4, TenantMix = "tenant-0=20", MaxWaitingPerWorker = 1, MaxPendingPrefillTokens = 4096, Reserve = 0 }, "least-load", "hfair", "off").Run();
-        var fcfs = new SimulationRun(wNoisy, noisy, "least-load", "fcfs", "off").Run();
-        var baseline = new SimulationRun(wAlone, alone, "least-load", "hfair", "off").Run();
-        foreach (var (name, run) in new[] { ("hfair", hfair), ("hfair, no reserve", noReserve), ("fcfs", fcfs), ("alone", baseline) })
+        Scenario Make(string? exclude = null, int underSharePriority = 1) => new()
         {
-            output.WriteLine($"{name}: {run.ThroughputTokensPerSecond:F0} output tok/s; " + string.Join(", ", run.Tenants.Select(t => $"{t.Tenant} p99 {t.TtftMs.P99:F0} ms ({t.Completed})")));
+            Workers = 4, Tenants = 4, TenantMix = "tenant-0=20", MaxWaitingPerWorker = 1, MaxPendingPrefillTokens = 4096,
+            MaxBatchTokens = 2048, ExcludeTenants = exclude, UnderSharePriority = underSharePriority,
+        };
+        var wNoisy = SimWorkload.Build(reqs, Make());
+        var wAlone = SimWorkload.Build(reqs, Make("tenant-0"));
+        var hfair = new SimulationRun(wNoisy, Make(), "least-load", "hfair", "off").Run();
+        var noHint = new SimulationRun(wNoisy, Make(underSharePriority: 0), "least-load", "hfair", "off").Run();
+        var fcfs = new SimulationRun(wNoisy, Make(), "least-load", "fcfs", "off").Run();
+        var baseline = new SimulationRun(wAlone, Make("tenant-0"), "least-load", "fcfs", "off").Run();
+        var quietHfair = new SimulationRun(wAlone, Make("tenant-0"), "least-load", "hfair", "off").Run();
+        foreach (var (name, run) in new[] { ("hfair", hfair), ("hfair, no worker hint", noHint), ("fcfs", fcfs), ("alone (fcfs)", baseline), ("alone (hfair)", quietHfair) })
+        {
+            output.WriteLine($"{name}: {run.ThroughputTokensPerSecond:F0} output tok/s, lent {run.ReserveLent}, reclaimed {run.ReserveReclaimed}; "
+                + string.Join(", ", run.Tenants.Select(t => $"{t.Tenant} p99 {t.TtftMs.P99:F0} ms ({t.Completed})")));
         }
 
         Assert.Equal(3 * 40, baseline.Completed);
         double alone99 = QuietP99(baseline);
-        // Issue 6 asks for <= 1.25x. With the default reserved slot (ReservedCapacity: the last free worker goes only to
-        // tenants not over their in-flight share) the worst quiet tenant is at 1.26x here (1.40x without it): the three
-        // quiet tenants together sometimes need more than the one reserved worker (see docs/policies/hfair.md; on the
-        // Mooncake trace it is 1.00-1.06x). Deterministic: the bound keeps the measured level with a margin, the reserve
-        // must beat no reserve, and fcfs puts the quiet tenants behind the whole flood.
-        Assert.True(QuietP99(hfair) <= 1.32 * alone99, $"hfair quiet p99 {QuietP99(hfair):F0} ms vs alone {alone99:F0} ms");
-        Assert.True(hfair.ReservedPicks > 0);
-        Assert.True(QuietP99(hfair) < 0.95 * QuietP99(noReserve), $"reserve {QuietP99(hfair):F0} ms vs none {QuietP99(noReserve):F0} ms");
+        Assert.True(QuietP99(hfair) <= 1.25 * alone99, $"hfair quiet p99 {QuietP99(hfair):F0} ms vs alone {alone99:F0} ms");
+        Assert.True(hfair.ReserveLent > 0 && hfair.ReserveReclaimed > 0); // the reserved slot worked for the flood too
+        Assert.True(QuietP99(noHint) > 1.1 * QuietP99(hfair), $"no hint {QuietP99(noHint):F0} ms vs hint {QuietP99(hfair):F0} ms");
+        Assert.True(hfair.ThroughputTokensPerSecond >= 0.95 * fcfs.ThroughputTokensPerSecond);
         Assert.True(QuietP99(fcfs) > 10 * alone99, $"fcfs quiet p99 {QuietP99(fcfs):F0} ms vs alone {alone99:F0} ms");
+
+        // No contention: hfair serves the quiet tenants exactly as fcfs does (nothing is over its share for long).
+        Assert.InRange(QuietP99(quietHfair), 0.95 * alone99, 1.05 * alone99);
     }
 
     [Fact]
