@@ -76,6 +76,17 @@ public sealed class ReservedCapacity
     }
 
     /// <summary>
+    /// Worker priority of a dispatched request: <paramref name="basePriority"/> (a resumed agent turn's, else 0) plus
+    /// <paramref name="underSharePriority"/> when it was <paramref name="urgent"/> (within its share), at most 1000 (the
+    /// worker protocol's range). Additive, so a resumed turn still ranks above its tenant's fresh work.
+    /// </summary>
+    public static int EnginePriority(int basePriority, bool urgent, int underSharePriority) =>
+        Math.Min(MaxEnginePriority, basePriority + (urgent ? Math.Max(0, underSharePriority) : 0));
+
+    /// <summary>Largest priority the worker protocol accepts (<c>x-request-priority</c>).</summary>
+    public const int MaxEnginePriority = 1000;
+
+    /// <summary>
     /// Next request for a dispatch while <paramref name="free"/> slots are free (this one included): the
     /// <paramref name="locality"/> pick for <paramref name="worker"/> (plain fair order without one) while unreserved slots
     /// remain; in a reserved slot the same pick among tenants not over their share, else (none queued) the usual pick,

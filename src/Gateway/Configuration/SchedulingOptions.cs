@@ -76,7 +76,7 @@ public sealed class SchedulingOptions
     /// <summary>
     /// Worker priority (<c>x-request-priority</c>, 0..1000) of a request released while its tenant was not over its share
     /// (hfair; <c>ReservedCapacity.IsUrgent</c>): the engine admits it first, gives its prefill the step and preempts
-    /// lower-priority sequences when KV is short. 0 = no hint. A resumed agent turn keeps its own priority if higher.
+    /// lower-priority sequences when KV is short. 0 = no hint. Added to a resumed agent turn's priority.
     /// </summary>
     public int UnderSharePriority { get; set; } = Gateway.Core.Scheduling.ReservedCapacity.DefaultUnderSharePriority;
 

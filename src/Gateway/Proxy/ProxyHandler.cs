@@ -320,10 +320,11 @@ public sealed partial class ProxyHandler : IDisposable
             }
 
             ticket = admitted.Ticket;
-            if (ticket.Urgent && _scheduling.UnderSharePriority > ctx.Priority.EnginePriority)
+            if (ticket.Urgent && _scheduling.UnderSharePriority > 0)
             {
-                // Under its share (hfair): the worker serves it ahead of over-share work (x-request-priority).
-                ctx.Priority = ctx.Priority with { EnginePriority = _scheduling.UnderSharePriority };
+                // Under its share (hfair): the worker serves it ahead of over-share work (x-request-priority); on top of a
+                // resumed agent turn's priority, so a resumed turn still goes before its tenant's fresh work.
+                ctx.Priority = ctx.Priority with { EnginePriority = ReservedCapacity.EnginePriority(ctx.Priority.EnginePriority, urgent: true, _scheduling.UnderSharePriority) };
             }
 
             ctx.QueueWait = ticket.QueueWait;

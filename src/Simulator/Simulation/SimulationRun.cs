@@ -533,7 +533,7 @@ public sealed class SimulationRun
                 BlockHashes = r.Hashes,
                 OutputTokens = r.Output,
                 SessionId = r.Route.SessionId,
-                Priority = Math.Max(r.EnginePriority, urgent ? _scenario.UnderSharePriority : 0),
+                Priority = ReservedCapacity.EnginePriority(r.EnginePriority, urgent, _scenario.UnderSharePriority),
             }, out _))
             {
                 Reject(r, t);
