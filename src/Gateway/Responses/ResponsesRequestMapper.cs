@@ -31,11 +31,19 @@ public static class ResponsesRequestMapper
     public static bool TryMap(ReadOnlyMemory<byte> body, string responseId, Func<string, StoredResponse?> lookup, out MappedResponsesRequest? mapped, out OpenAiError? error)
     {
         mapped = null;
+        // The shared parse (text check, unique keys, depth); the nodes read the document while it lives.
+        if (!OpenAiRequestParser.TryParseDocument(body, out var doc, out error))
+        {
+            return false;
+        }
+
+        using var owner = doc!;
         JsonObject root;
         try
         {
-            root = JsonNode.Parse(body.Span, documentOptions: new JsonDocumentOptions { MaxDepth = OpenAiRequestParser.MaxDepth }) as JsonObject
-                ?? throw new MappingException("Request body must be a JSON object.", null);
+            root = owner.RootElement.ValueKind == JsonValueKind.Object
+                ? JsonObject.Create(owner.RootElement)!
+                : throw new MappingException("Request body must be a JSON object.", null);
             mapped = Map(root, responseId, lookup);
             error = null;
             return true;

@@ -175,10 +175,15 @@ internal sealed class FuzzRunner(Uri target, Gen<FuzzInput> inputs, long bodyHar
         {
             // OpenAI streams end with data: [DONE]; Anthropic ones with a message_stop event.
             string text = Encoding.UTF8.GetString(body).TrimEnd();
-            string end = input.Shape == ErrorShape.Anthropic ? "event: message_stop" : "data: [DONE]";
-            bool ended = input.Shape == ErrorShape.Anthropic
-                ? text.Contains(end, StringComparison.Ordinal) && text.LastIndexOf("event: ", StringComparison.Ordinal) == text.LastIndexOf(end, StringComparison.Ordinal)
-                : text.EndsWith(end, StringComparison.Ordinal);
+            // Responses streams end with a response.completed / incomplete / failed event.
+            string[] ends = input.Shape == ErrorShape.Anthropic ? ["event: message_stop"]
+                : input.Endpoint == "responses" ? ["event: response.completed", "event: response.incomplete", "event: response.failed"]
+                : ["data: [DONE]"];
+            int lastEvent = text.LastIndexOf("event: ", StringComparison.Ordinal);
+            bool ended = ends.Any(e => e.StartsWith("event: ", StringComparison.Ordinal)
+                ? lastEvent >= 0 && text.AsSpan(lastEvent).StartsWith(e, StringComparison.Ordinal)
+                : text.EndsWith(e, StringComparison.Ordinal));
+            string end = string.Join(" or ", ends);
             return (ended || body.Length >= ReadCap ? "" : $"stream does not end with {end}: …{text[Math.Max(0, text.Length - 300)..]}", status + " stream");
         }
 

@@ -30,7 +30,7 @@ public sealed class FuzzTests(ITestOutputHelper output)
             ["Gateway:Workers:Embedded:TimeScale"] = "0",
             ["Logging:LogLevel:Default"] = "None",
         });
-        var runner = new FuzzRunner(gw.BaseAddress, RequestGenerators.Request([RequestGenerators.Chat, RequestGenerators.Completions, RequestGenerators.Embeddings, RequestGenerators.Messages], TestGateway.DemoKey), 8L << 20);
+        var runner = new FuzzRunner(gw.BaseAddress, RequestGenerators.Request([RequestGenerators.Chat, RequestGenerators.Completions, RequestGenerators.Embeddings, RequestGenerators.Messages, RequestGenerators.Responses], TestGateway.DemoKey), 8L << 20);
         var report = await runner.RunAsync("gateway (4 embedded reference workers)", Inputs, Seed, Parallel, async http =>
         {
             using var ready = await http.GetAsync("/readyz");

@@ -65,6 +65,19 @@ internal static class RequestGenerators
         Optional("tool_choice", Gen.Frequency((3, Gen.Elements("auto", "any", "none").Select(t => (FuzzJson)FuzzJson.Object(("type", FuzzJson.Str.Of(t))))), (1, Any()))),
         Optional("metadata", Any())));
 
+    /// <summary>OpenAI's Responses API (gateway only).</summary>
+    public static FuzzEndpoint Responses { get; } = new("responses", "/v1/responses", ErrorShape.OpenAi, Body(
+        Required("model", ModelName()), Required("input", Gen.Frequency(
+            (4, Str().Select(s => (FuzzJson)s)),
+            (3, from n in Gen.Choose(1, 3) from items in Gen.ListOf(ResponseItem(), n) select (FuzzJson)new FuzzJson.Arr(items.ToList())),
+            (1, Any()))),
+        Optional("instructions", Str().Select(s => (FuzzJson)s)), Optional("max_output_tokens", Count(64)), Optional("stream", Boolean()),
+        Optional("previous_response_id", Gen.Frequency((3, Gen.Elements("resp_missing", "", "resp_" + new string('0', 64)).Select(r => (FuzzJson)FuzzJson.Str.Of(r))), (1, Any()))),
+        Optional("store", Boolean()), Optional("temperature", Number()), Optional("prompt_cache_key", Str().Select(s => (FuzzJson)s)),
+        Optional("tools", Gen.Frequency(
+            (3, from name in Word() select (FuzzJson)new FuzzJson.Arr([FuzzJson.Object(("type", FuzzJson.Str.Of("function")), ("name", name), ("parameters", FuzzJson.Object(("type", FuzzJson.Str.Of("object")))))])),
+            (1, Any())))));
+
     /// <summary>The worker protocol's pin calls (worker only): session or block hashes, a TTL, a priority.</summary>
     public static FuzzEndpoint Retain { get; } = new("retain", "/worker/kv/retain", ErrorShape.OpenAi, Body(
         Optional("session_id", Str().Select(s => (FuzzJson)s)), Optional("block_hashes", Gen.Frequency((3, Gen.ListOf(Number()).Select(l => (FuzzJson)new FuzzJson.Arr(l.ToList()))), (1, Any()))),
@@ -192,6 +205,16 @@ internal static class RequestGenerators
         (4, Gen.Constant<FuzzJson>(new FuzzJson.Arr([]))),
         (1, from n in Gen.Choose(100, 3000) from m in Message() select (FuzzJson)new FuzzJson.Arr(Enumerable.Repeat(m, n).ToList())),
         (4, Any()));
+
+    private static Gen<FuzzJson> ResponseItem() => Gen.Frequency(
+        (4, from role in Gen.Elements("user", "system", "developer", "assistant") from text in Str()
+            select (FuzzJson)FuzzJson.Object(("role", FuzzJson.Str.Of(role)), ("content", text))),
+        (2, from text in Str()
+            select (FuzzJson)FuzzJson.Object(("type", FuzzJson.Str.Of("message")), ("role", FuzzJson.Str.Of("user")),
+                ("content", new FuzzJson.Arr([FuzzJson.Object(("type", FuzzJson.Str.Of("input_text")), ("text", text))])))),
+        (1, from id in Str() from output in Any()
+            select (FuzzJson)FuzzJson.Object(("type", FuzzJson.Str.Of("function_call_output")), ("call_id", id), ("output", output))),
+        (1, Any()));
 
     private static Gen<FuzzJson> TextBlocks() =>
         from n in Gen.Choose(0, 3)
