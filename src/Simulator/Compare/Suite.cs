@@ -149,6 +149,7 @@ public sealed class SuiteScenario
     public Scenario At(double load)
     {
         var s = Settings.WithSeed(Settings.Seed);
+        s.Seeds = [.. Settings.Seeds];
         s.Routing = [.. Settings.Routing];
         s.Scheduling = [.. Settings.Scheduling];
         s.Retention = [.. Settings.Retention];

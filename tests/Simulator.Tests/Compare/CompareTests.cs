@@ -74,6 +74,8 @@ public class CompareTests
         Assert.Equal(0.25, closed.At(0.5).SessionRate);
         Assert.Equal(1.0, closed.At(0.5).TimeScale);
         Assert.Equal(1.5, open.Settings.TimeScale); // the suite's settings are not changed
+        var own = new SuiteScenario { Name = "s", Title = "s", LoadBy = "time_scale", Settings = new Scenario { Seeds = [4, 5] } };
+        Assert.Equal([4, 5], own.At(2).Seeds); // a scenario's own seeds survive
     }
 
     [Fact]
