@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Regenerates every routing comparison table and chart the docs quote (docs/results/routing.md, routing-ttft.svg)
-# from bench/compare/routing-suite.json. Traces: ../shared/traces (beside the repository), or TRACES=/path.
-# Extra arguments go to `simulator compare` (e.g. --parallel 2, --suite other.json).
+# Regenerates every routing comparison table and chart the docs quote (docs/results/NAME.md, NAME-ttft.svg) from
+# the suites in bench/compare/*-suite.json (routing-suite.json first). Traces: ../shared/traces (beside the
+# repository), or TRACES=/path. Extra arguments go to every `simulator compare` run (e.g. --parallel 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 traces="${TRACES:-../shared/traces}"
@@ -11,5 +11,7 @@ if [ ! -d "$traces" ]; then
 fi
 start=$(date +%s)
 dotnet build src/Simulator -c Release -nologo -clp:ErrorsOnly >&2
-dotnet src/Simulator/bin/Release/net10.0/Simulator.dll compare --suite bench/compare/routing-suite.json --traces "$traces" "$@"
+for suite in bench/compare/routing-suite.json $(ls bench/compare/*-suite.json | grep -v '/routing-suite.json$'); do
+  dotnet src/Simulator/bin/Release/net10.0/Simulator.dll compare --suite "$suite" --traces "$traces" "$@"
+done
 echo "compare.sh: done in $(( $(date +%s) - start )) s (build included)" >&2

@@ -42,7 +42,7 @@ public static class CompareReport
     public static string Markdown(Suite suite, IReadOnlyList<CompareCell> cells, CompareTiming timing, string commandLine)
     {
         var sb = new StringBuilder();
-        sb.Append("# Routing comparison\n\n");
+        sb.Append(C, $"# Routing comparison: {suite.Name}\n\n");
         sb.Append(C, $"Written by `scripts/compare.sh` (`{commandLine}`, suite `{suite.Path.Replace('\\', '/')}`); do not edit by hand. ");
         sb.Append(C, $"{suite.Scenarios.Count} scenarios × {suite.Loads.Count} load levels ({string.Join(", ", suite.Loads.Select(SuiteScenario.LoadLabel))} the trace's own rate) × ");
         sb.Append(C, $"{suite.Routing.Count} routing policies × seeds {string.Join(", ", suite.Seeds)} (unless a scenario names its own) = {timing.Runs} simulator runs, ");

@@ -36,7 +36,7 @@ public static class CompareRunner
                 s.Routing = [.. suite.Routing];
                 s.Seeds = s.Seeds.Count > 0 ? s.Seeds : [.. suite.Seeds]; // a scenario's own "seeds" win
                 s.Parallelism = parallel;
-                s.Out = Path.Combine(rawDir, $"{sc.Name}-{SuiteScenario.LoadLabel(load)}.json");
+                s.Out = Path.Combine(rawDir, $"{suite.Name}-{sc.Name}-{SuiteScenario.LoadLabel(load)}.json");
                 Check(s, sc.Name);
                 log.WriteLine($"== {sc.Name} at {SuiteScenario.LoadLabel(load)} ({suite.Routing.Count} policies x {suite.Seeds.Count} seeds)");
                 var o = SimulatorApp.Run(s, log, commandLine);
@@ -60,10 +60,10 @@ public static class CompareRunner
         int runs = cells.Sum(c => c.Runs.Count);
         Directory.CreateDirectory(suite.Out);
         var timing = new CompareTiming(seconds, cpuSeconds, Environment.ProcessorCount, parallel, runs, cells.Sum(c => (long)c.Requests * c.Runs.Count));
-        File.WriteAllText(Path.Combine(suite.Out, "routing.md"), CompareReport.Markdown(suite, cells, timing, commandLine), new UTF8Encoding(false));
-        File.WriteAllText(Path.Combine(suite.Out, "routing-ttft.svg"), CompareChart.Render(suite, cells), new UTF8Encoding(false));
+        File.WriteAllText(Path.Combine(suite.Out, suite.Name + ".md"), CompareReport.Markdown(suite, cells, timing, commandLine), new UTF8Encoding(false));
+        File.WriteAllText(Path.Combine(suite.Out, suite.Name + "-ttft.svg"), CompareChart.Render(suite, cells), new UTF8Encoding(false));
         log.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"compare: {runs} runs, {timing.SimulatedRequests:N0} simulated requests in {seconds:F0} s wall, {cpuSeconds:F0} s CPU on {timing.Cores} cores (parallel {parallel}); wrote {Path.Combine(suite.Out, "routing.md")} and routing-ttft.svg"));
+            $"compare: {runs} runs, {timing.SimulatedRequests:N0} simulated requests in {seconds:F0} s wall, {cpuSeconds:F0} s CPU on {timing.Cores} cores (parallel {parallel}); wrote {Path.Combine(suite.Out, suite.Name + ".md")} and {suite.Name}-ttft.svg"));
         return cells;
     }
 

@@ -7,12 +7,12 @@ namespace Simulator.Compare;
 /// A comparison suite (JSON, comments allowed): traces, load levels, seeds and routing policies, run by
 /// <c>simulator compare --suite FILE</c>, which writes the tables and charts the docs quote.
 /// <code>
-/// {"traces": "../shared/traces", "out": "docs/results", "seeds": [1,2,3], "loads": [0.5,1,2],
+/// {"name": "routing", "traces": "../shared/traces", "out": "docs/results", "seeds": [1,2,3], "loads": [0.5,1,2],
 ///  "routing": ["round-robin", "kv-aware", ...], "reference": "kv-aware",
 ///  "scenarios": [{"name": "mooncake", "trace": "mooncake_fast25/synthetic_trace.jsonl", "format": "mooncake", "workers": 8}],
 ///  "isolation": []}
 /// </code>
-/// <c>traces</c> and <c>out</c> resolve against the working directory (the repository root); a scenario's <c>trace</c>
+/// The report is <c>out/NAME.md</c> and <c>out/NAME-ttft.svg</c>. <c>traces</c> and <c>out</c> resolve against the working directory (the repository root); a scenario's <c>trace</c>
 /// against <c>traces</c>. A scenario takes every scenario-file key (docs/simulator.md) plus <c>name</c>, <c>title</c> and
 /// <c>load_by</c> (<c>time_scale</c>: open-loop arrivals sped up by the load factor; <c>session_rate</c>: root sessions
 /// start that much faster; default <c>session_rate</c> for weka, else <c>time_scale</c>). <c>isolation</c> holds
@@ -22,6 +22,9 @@ namespace Simulator.Compare;
 public sealed class Suite
 {
     private static readonly HashSet<string> SuiteKeys = ["name", "title", "load_by"];
+
+    /// <summary>File name stem of the report (<c>NAME.md</c>, <c>NAME-ttft.svg</c>). Default <c>routing</c>.</summary>
+    public string Name { get; private set; } = "routing";
 
     /// <summary>Where the tables and charts go.</summary>
     public string Out { get; private set; } = "docs/results";
@@ -70,6 +73,7 @@ public sealed class Suite
             {
                 switch (p.Name)
                 {
+                    case "name": suite.Name = p.Value.GetString()!; break;
                     case "out": suite.Out = p.Value.GetString()!; break;
                     case "traces": suite.Traces = p.Value.GetString()!; break;
                     case "seeds": suite.Seeds = [.. p.Value.EnumerateArray().Select(x => x.GetInt32())]; break;
@@ -114,6 +118,11 @@ public sealed class Suite
         if (suite.Scenarios.Count == 0 || suite.Routing.Count == 0)
         {
             errors.Add("a suite needs scenarios and routing policies");
+        }
+
+        if (string.IsNullOrEmpty(suite.Name) || suite.Name.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '-' or '_')))
+        {
+            errors.Add("name: letters, digits, - and _ only");
         }
 
         if (!suite.Routing.Contains(suite.Reference))

@@ -44,7 +44,7 @@ public class CompareTests
         Assert.Contains("| **kv-aware** |", md, StringComparison.Ordinal);
         Assert.Contains("of 6 TTFT percentiles within 1.02×", md, StringComparison.Ordinal);
         Assert.StartsWith("<svg", File.ReadAllText(Path.Combine(f.Dir, "results", "routing-ttft.svg")), StringComparison.Ordinal);
-        Assert.True(File.Exists(Path.Combine(f.Dir, "raw", "tiny-2x.json")));
+        Assert.True(File.Exists(Path.Combine(f.Dir, "raw", "routing-tiny-2x.json")));
         Assert.Contains("compare: 12 runs", log.ToString(), StringComparison.Ordinal);
     }
 
