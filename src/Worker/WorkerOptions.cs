@@ -69,6 +69,16 @@ public sealed class WorkerOptions
     /// <summary>Upper cap of a drawn output length.</summary>
     public int OutputLengthMax { get; init; } = 1024;
 
+    /// <summary>
+    /// False (default): a request's max_tokens is its exact output length (load tests and trace replay set lengths so).
+    /// True: max_tokens only caps the drawn length, as with a real model, so agents that always send a large max_tokens
+    /// (Claude Code) get answers that end by themselves.
+    /// </summary>
+    public bool MaxTokensAsCap { get; init; }
+
+    /// <summary>Tool results after which a chat turn with <c>tool_choice: auto</c> always answers in text (agent loops end by then).</summary>
+    public int MaxToolResults { get; init; } = Generation.ToolCallRule.MaxToolResults;
+
     /// <summary>Default dimension of /v1/embeddings vectors (a request's <c>dimensions</c> overrides it).</summary>
     public int EmbeddingDimensions { get; init; } = 256;
 
@@ -271,6 +281,8 @@ public sealed class WorkerOptions
             OutputLengthMedian = Double("output-median", 128, 1, 1_000_000),
             OutputLengthSigma = Double("output-sigma", 0.8, 0, 10),
             OutputLengthMax = Int("output-max", 1024, 1, 10_000_000),
+            MaxTokensAsCap = values.GetValueOrDefault("max-tokens-as-cap") is "true" or "1",
+            MaxToolResults = Int("max-tool-results", Generation.ToolCallRule.MaxToolResults, 0, 1_000_000),
             EmbeddingDimensions = Int("embedding-dims", 256, 1, 65536),
             MaxRequestBodyBytes = Long("max-body-bytes", 16 * 1024 * 1024, 1024, 1L << 34),
             KvEventCapacity = Int("kv-event-capacity", 100_000, 1, 100_000_000),

@@ -160,8 +160,19 @@ public static class AnthropicRequestMapper
                 case "assistant":
                     WriteAssistant(w, content, at);
                     break;
+                case "system":
+                    w.WriteStartObject();
+                    w.WriteString("role", "system");
+                    w.WriteString("content", content.ValueKind switch
+                    {
+                        JsonValueKind.String => content.GetString(),
+                        JsonValueKind.Array => JoinText(content, at + ".content"),
+                        _ => throw new MappingException($"{at}.content: must be a string or an array of text blocks.", at + ".content"),
+                    });
+                    w.WriteEndObject();
+                    break;
                 default:
-                    throw new MappingException($"{at}.role: Input should be 'user' or 'assistant'.", at + ".role");
+                    throw new MappingException($"{at}.role: Input should be 'user', 'assistant' or 'system'.", at + ".role");
             }
 
             i++;

@@ -246,6 +246,12 @@ public sealed class EmbeddedWorkersOptions
 
     /// <summary>Kernel threads per cpu-backend worker (0 = processor count / worker count, at least 1).</summary>
     public int Threads { get; set; }
+
+    /// <summary>Workers take max_tokens as a cap on a drawn length instead of the exact length (worker <c>--max-tokens-as-cap true</c>).</summary>
+    public bool MaxTokensAsCap { get; set; }
+
+    /// <summary>Tool results after which the workers answer an agent's <c>tool_choice: auto</c> turn in text (worker <c>--max-tool-results</c>).</summary>
+    public int MaxToolResults { get; set; } = 8;
 }
 
 /// <summary>Active (polling) and passive (request outcome) health.</summary>

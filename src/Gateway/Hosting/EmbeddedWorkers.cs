@@ -36,6 +36,8 @@ public sealed class EmbeddedWorkers(WorkerRegistry registry, InFlightTracker inF
                 Seed = i + 1,
                 Backend = e.Backend,
                 ModelPath = e.Model,
+                MaxToolResults = e.MaxToolResults,
+                MaxTokensAsCap = e.MaxTokensAsCap,
                 Threads = e.Threads > 0 ? e.Threads : Math.Max(1, Environment.ProcessorCount / Math.Max(1, e.Count)),
             }, cancellationToken);
         }

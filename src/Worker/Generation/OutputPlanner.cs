@@ -103,14 +103,28 @@ internal sealed class OutputPlanner
 
     /// <summary>Plans a text turn.</summary>
     /// <param name="seed">Request seed from <see cref="SeedOf"/>.</param>
-    /// <param name="maxTokens">The request's max_tokens (null: drawn length, finish "stop").</param>
+    /// <param name="maxTokens">The request's max_tokens (null: drawn length, finish "stop"; else exactly that many, finish
+    /// "length", or with <see cref="WorkerOptions.MaxTokensAsCap"/> the drawn length cut at max_tokens).</param>
     /// <param name="cap">Tokens the context still has room for.</param>
     /// <param name="stop">Stop strings.</param>
     public OutputPlan PlanText(ulong seed, int? maxTokens, int cap, IReadOnlyList<string> stop)
     {
-        int n = maxTokens is int m ? Math.Min(m, cap) : DrawLength(seed, cap);
+        int n;
+        string finish;
+        if (maxTokens is int m && _options.MaxTokensAsCap)
+        {
+            // As a model does: the answer has its own length and max_tokens only cuts it.
+            int drawn = DrawLength(seed, cap);
+            n = Math.Min(drawn, m);
+            finish = drawn > m ? "length" : "stop";
+        }
+        else
+        {
+            n = maxTokens is int exact ? Math.Min(exact, cap) : DrawLength(seed, cap);
+            finish = maxTokens is null ? "stop" : "length";
+        }
+
         n = Math.Max(1, n);
-        string finish = maxTokens is null ? "stop" : "length";
         var pieces = new string[n];
         var rng = new DeterministicRandom(seed);
         int untilPeriod = 6 + rng.Next(12);

@@ -11,9 +11,10 @@ namespace Worker.Generation;
 /// <item>no <c>tools</c>, or <c>tool_choice: "none"</c> → a text answer;</item>
 /// <item><c>tool_choice: "required"</c> → a tool call (the function picked from the tools by the request seed);
 ///   a named function → a call of that function;</item>
-/// <item><c>"auto"</c> (the default): last message from the <c>user</c> → a tool call; last message a <c>tool</c>
-///   result → a tool call unless the seeded draw falls under <see cref="StopAfterToolProbability"/> (30%), or the
-///   conversation already holds <see cref="MaxToolResults"/> tool results; any other last role → text.</item>
+/// <item><c>"auto"</c> (the default): text once the conversation holds <see cref="MaxToolResults"/> tool results
+///   (<c>--max-tool-results</c>); else last message from the <c>user</c> → a tool call; last message a <c>tool</c>
+///   result → a tool call unless the seeded draw falls under <see cref="StopAfterToolProbability"/> (30%); any other
+///   last role → text.</item>
 /// </list>
 /// Arguments are a JSON object with a value for every property of the function's <c>parameters</c> schema
 /// (string → a few words or an enum member, integer/number, boolean, array → one item, object → {}).
@@ -23,13 +24,16 @@ internal static class ToolCallRule
     /// <summary>Chance (by seeded hash) that a turn after a tool result is the final answer.</summary>
     public const double StopAfterToolProbability = 0.3;
 
-    /// <summary>After this many tool results in the conversation, "auto" always answers in text.</summary>
+    /// <summary>After this many tool results in the conversation, "auto" always answers in text (the default of <c>--max-tool-results</c>).</summary>
     public const int MaxToolResults = 8;
 
     private static readonly string[] ArgWords = ["alpha", "beta", "gamma", "delta", "paris", "tokyo", "blue", "green", "fast", "report", "index", "notes"];
 
     /// <summary>What the request's body says about tools (parsed once more, only when it has tools).</summary>
-    public sealed record ToolContext(IReadOnlyDictionary<string, JsonElement?> Schemas, int ToolResults);
+    /// <param name="Schemas">Parameters schema of each function.</param>
+    /// <param name="ToolResults">Tool-result messages in the conversation.</param>
+    /// <param name="LastTurnRole">Role of the last message that is not a system message (clients such as Claude Code end a turn with a system reminder).</param>
+    public sealed record ToolContext(IReadOnlyDictionary<string, JsonElement?> Schemas, int ToolResults, string? LastTurnRole = null);
 
     /// <summary>Validates tool_choice against tools; null when fine.</summary>
     public static OpenAiError? Validate(OpenAiRequest request)
@@ -58,6 +62,7 @@ internal static class ToolCallRule
     {
         var schemas = new Dictionary<string, JsonElement?>(StringComparer.Ordinal);
         int toolResults = 0;
+        string? lastTurnRole = null;
         using var doc = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = OpenAiRequestParser.MaxDepth });
         var root = doc.RootElement;
         if (root.TryGetProperty("tools", out var tools) && tools.ValueKind == JsonValueKind.Array)
@@ -74,18 +79,24 @@ internal static class ToolCallRule
         {
             foreach (var m in messages.EnumerateArray())
             {
-                if (m.TryGetProperty("role", out var r) && r.ValueKind == JsonValueKind.String && r.ValueEquals("tool"u8))
+                if (m.TryGetProperty("role", out var r) && r.ValueKind == JsonValueKind.String)
                 {
-                    toolResults++;
+                    toolResults += r.ValueEquals("tool"u8) ? 1 : 0;
+                    lastTurnRole = r.ValueEquals("system"u8) || r.ValueEquals("developer"u8) ? lastTurnRole : r.GetString();
                 }
             }
         }
 
-        return new ToolContext(schemas, toolResults);
+        return new ToolContext(schemas, toolResults, lastTurnRole);
     }
 
     /// <summary>The function to call this turn, or null for a text turn.</summary>
-    public static string? Decide(OpenAiRequest request, int toolResults, ulong seed)
+    /// <param name="request">The parsed request.</param>
+    /// <param name="toolResults">Tool results in the conversation.</param>
+    /// <param name="seed">Request seed.</param>
+    /// <param name="maxToolResults">Tool results after which the answer is text.</param>
+    /// <param name="lastTurnRole">Role of the last non-system message (default: the last message's role).</param>
+    public static string? Decide(OpenAiRequest request, int toolResults, ulong seed, int maxToolResults = MaxToolResults, string? lastTurnRole = null)
     {
         if (request.ToolNames.Count == 0)
         {
@@ -110,12 +121,17 @@ internal static class ToolCallRule
             return choice;
         }
 
-        switch (request.LastRole)
+        if (toolResults >= maxToolResults)
+        {
+            return null; // whatever the last message (an Anthropic client's tool results arrive with text beside them)
+        }
+
+        switch (lastTurnRole ?? request.LastRole)
         {
             case "user":
                 return picked;
             case "tool" or "function":
-                if (toolResults >= MaxToolResults || rng.NextDouble() < StopAfterToolProbability)
+                if (rng.NextDouble() < StopAfterToolProbability)
                 {
                     return null;
                 }

@@ -329,7 +329,7 @@ internal sealed class OpenAiHandlers
         if (endpoint == OpenAiEndpoint.ChatCompletions && req.ToolNames.Count > 0)
         {
             tools = ToolCallRule.ReadContext(body);
-            function = ToolCallRule.Decide(req, tools.ToolResults, seed);
+            function = ToolCallRule.Decide(req, tools.ToolResults, seed, _w.Options.MaxToolResults, tools.LastTurnRole);
         }
 
         if (function is not null)

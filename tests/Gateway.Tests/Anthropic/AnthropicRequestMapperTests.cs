@@ -129,7 +129,7 @@ public sealed class AnthropicRequestMapperTests
     [InlineData("""{"model":"m","messages":[{"role":"user","content":"x"}]}""", "max_tokens")]
     [InlineData("""{"max_tokens":1,"messages":[{"role":"user","content":"x"}]}""", "model")]
     [InlineData("""{"model":"m","max_tokens":1,"messages":[]}""", "messages")]
-    [InlineData("""{"model":"m","max_tokens":1,"messages":[{"role":"system","content":"x"}]}""", "messages.0.role")]
+    [InlineData("""{"model":"m","max_tokens":1,"messages":[{"role":"tool","content":"x"}]}""", "messages.0.role")]
     [InlineData("""{"model":"m","max_tokens":0,"messages":[{"role":"user","content":"x"}]}""", "max_tokens")]
     [InlineData("""{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"video"}]}]}""", "messages.0.content")]
     [InlineData("""{"model":"m","max_tokens":1,"tools":[{"type":"web_search_20250305","name":"web_search"}],"messages":[{"role":"user","content":"x"}]}""", "tools.0.type")]

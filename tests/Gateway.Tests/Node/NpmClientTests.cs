@@ -53,9 +53,14 @@ public sealed class NpmClientTests
         return new Uri(entry).AbsoluteUri;
     }
 
-    private static async Task<(int Code, string Stdout, string Stderr)> RunAsync(string file, string[] args, Dictionary<string, string> env, TimeSpan timeout)
+    internal static async Task<(int Code, string Stdout, string Stderr)> RunAsync(string file, string[] args, Dictionary<string, string> env, TimeSpan timeout, string? workingDirectory = null)
     {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
+        if (workingDirectory is not null)
+        {
+            psi.WorkingDirectory = workingDirectory;
+        }
+
         foreach (var a in args)
         {
             psi.ArgumentList.Add(a);
@@ -67,6 +72,7 @@ public sealed class NpmClientTests
         }
 
         using var p = Process.Start(psi)!;
+        p.StandardInput.Close(); // a CLI in print mode must not wait for input
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
         using var cts = new CancellationTokenSource(timeout);

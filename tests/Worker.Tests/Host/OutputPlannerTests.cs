@@ -75,4 +75,28 @@ public sealed class OutputPlannerTests
         var afterAssistant = new OpenAiRequest { Endpoint = OpenAiEndpoint.ChatCompletions, Model = "m", ToolNames = ["a"], LastRole = "assistant" };
         Assert.Null(ToolCallRule.Decide(afterAssistant, 0, 1));
     }
+
+    [Fact]
+    public void MaxTokensAsCap_CutsTheDrawnLength_AndEndsByItselfUnderTheCap()
+    {
+        var capPlanner = new OutputPlanner(new WorkerOptions { MaxTokensAsCap = true });
+        var plans = Enumerable.Range(1, 200).Select(i => (Drawn: capPlanner.DrawLength((ulong)i, 10_000), Plan: capPlanner.PlanText((ulong)i, 100, 10_000, []))).ToArray();
+        Assert.All(plans, p => Assert.Equal(Math.Min(p.Drawn, 100), p.Plan.OutputTokens));
+        Assert.All(plans, p => Assert.Equal(p.Drawn > 100 ? "length" : "stop", p.Plan.FinishReason));
+        Assert.Contains(plans, p => p.Plan.FinishReason == "stop");
+        Assert.Contains(plans, p => p.Plan.FinishReason == "length");
+        Assert.Equal("length", Planner.PlanText(1, 100, 10_000, []).FinishReason); // default: max_tokens is the exact length
+    }
+
+    [Fact]
+    public void ToolRule_CapAppliesWhateverTheLastRole_AndTrailingSystemMessagesDoNotEndTheTurn()
+    {
+        var afterUser = new OpenAiRequest { Endpoint = OpenAiEndpoint.ChatCompletions, Model = "m", ToolNames = ["a"], LastRole = "user" };
+        Assert.Null(ToolCallRule.Decide(afterUser, 1, 1, maxToolResults: 1)); // tool results arrived with text beside them
+        var endsWithSystem = new OpenAiRequest { Endpoint = OpenAiEndpoint.ChatCompletions, Model = "m", ToolNames = ["a"], LastRole = "system" };
+        Assert.Null(ToolCallRule.Decide(endsWithSystem, 0, 1));
+        Assert.Equal("a", ToolCallRule.Decide(endsWithSystem, 0, 1, lastTurnRole: "user"));
+        var context = ToolCallRule.ReadContext(System.Text.Encoding.UTF8.GetBytes("""{"messages":[{"role":"user","content":"x"},{"role":"system","content":"reminder"}],"tools":[{"type":"function","function":{"name":"a"}}]}"""));
+        Assert.Equal("user", context.LastTurnRole);
+    }
 }
