@@ -19,7 +19,9 @@ public readonly record struct SlotDemand(string WorkerId, int Slots, int InFligh
 /// <item>the max-min fair <em>target</em> of every live replica's demand (water-filling over the slots; with no
 /// contention every demand is met in full);</item>
 /// <item>the new <em>grant</em>: growing toward the target only into slots no other live replica holds (so the sum of
-/// grants never exceeds the slots), shrinking to the target at once, but never below what is in flight.</item>
+/// grants never exceeds the slots), shrinking to the target, but never below what this replica may have in flight
+/// while the script runs (its in-flight count, or its limit in force if higher: the queue keeps dispatching during
+/// the sync), so releasing an unused share takes two syncs.</item>
 /// </list>
 /// A replica dispatches to a worker up to min(grant, target) (<see cref="LimitOf"/>): a replica over its target stops
 /// taking new requests there and its grant falls as its requests finish, which frees slots the other replicas claim
@@ -29,7 +31,9 @@ public readonly record struct SlotDemand(string WorkerId, int Slots, int InFligh
 /// </summary>
 public sealed class SharedSlots
 {
-    // KEYS[1] the set of replicas with slot hashes (dead ones leave it when their hash has expired). ARGV: [1] hash prefix, [2] this replica, [3] lease ms, then (worker, slots, want, inflight)*.
+    // KEYS[1] the set of replicas with slot hashes (dead ones leave it when their hash has expired). ARGV: [1] hash
+    // prefix, [2] this replica, [3] lease ms, then (worker, slots, want, in flight, floor)*; floor = the most this
+    // replica may have in flight there while the script runs (a grant never falls below it).
     // Returns grant, target, cluster in-flight per worker, then the number of live replicas.
     private const string Claim = """
         local base = ARGV[1]
@@ -44,12 +48,13 @@ public sealed class SharedSlots
           end
         end
         local out = {}
-        local n = (#ARGV - 3) / 4
+        local n = (#ARGV - 3) / 5
         for i = 0, n - 1 do
-          local w = ARGV[4 + i * 4]
-          local slots = tonumber(ARGV[5 + i * 4])
-          local want = tonumber(ARGV[6 + i * 4])
-          local inflight = tonumber(ARGV[7 + i * 4])
+          local w = ARGV[4 + i * 5]
+          local slots = tonumber(ARGV[5 + i * 5])
+          local want = tonumber(ARGV[6 + i * 5])
+          local inflight = tonumber(ARGV[7 + i * 5])
+          local floor = tonumber(ARGV[8 + i * 5])
           local held = 0
           local busy = inflight
           local wants = { want }
@@ -67,10 +72,10 @@ public sealed class SharedSlots
             if wants[j] <= fair then left = left - wants[j] else level = fair; break end
           end
           local target = math.min(want, math.ceil(level))
-          local cur = tonumber(redis.call('HGET', mine, 'g:' .. w) or inflight)
+          local cur = tonumber(redis.call('HGET', mine, 'g:' .. w) or floor)
           local grant = target
           if target > cur then grant = math.max(cur, math.min(target, slots - held)) end
-          if grant < inflight then grant = inflight end
+          if grant < floor then grant = floor end
           redis.call('HSET', mine, 'g:' .. w, grant, 'd:' .. w, want, 'i:' .. w, inflight)
           out[#out + 1] = grant
           out[#out + 1] = target
@@ -168,17 +173,20 @@ public sealed class SharedSlots
         await _syncLock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            var args = new RedisValue[3 + demands.Count * 4];
+            var args = new RedisValue[3 + demands.Count * 5];
             args[0] = _prefix + "slots:";
             args[1] = _replica;
             args[2] = Math.Max(1, (long)LeaseTtl.TotalMilliseconds);
             for (int i = 0; i < demands.Count; i++)
             {
                 var d = demands[i];
-                args[3 + i * 4] = d.WorkerId;
-                args[4 + i * 4] = d.Slots;
-                args[5 + i * 4] = Math.Clamp(d.Want, 0, d.Slots);
-                args[6 + i * 4] = Math.Max(0, d.InFlight);
+                int inFlight = Math.Max(0, d.InFlight);
+                args[3 + i * 5] = d.WorkerId;
+                args[4 + i * 5] = d.Slots;
+                args[5 + i * 5] = Math.Clamp(d.Want, 0, d.Slots);
+                args[6 + i * 5] = inFlight;
+                // The queue may dispatch up to the limit in force while this script runs: never grant less than that.
+                args[7 + i * 5] = Math.Max(inFlight, LimitOf(d.WorkerId, d.Slots));
             }
 
             RedisResult[] reply;

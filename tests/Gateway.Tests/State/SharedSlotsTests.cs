@@ -83,6 +83,23 @@ public sealed class SharedSlotsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ShrinkingReplica_KeepsTheSlotsItMayDispatchIntoDuringTheSync_UntilItsLimitHasFallen()
+    {
+        var a = await Replica("a");
+        var b = await Replica("b");
+        await Sync(a, inFlight: 0, want: 4);
+        await Sync(b, inFlight: 0, want: 4);
+        // a reports 2 in flight, but its queue may fill its limit in force (4) while the script runs: a keeps 4.
+        await Sync(a, inFlight: 2, want: 4);
+        Assert.Equal(2, a.LimitOf(W, 4)); // from now on a dispatches up to its target only
+        await Sync(b, inFlight: 0, want: 4);
+        Assert.Equal(0, b.LimitOf(W, 4));
+        await Sync(a, inFlight: 2, want: 4); // limit in force 2: the grant falls to 2
+        await Sync(b, inFlight: 0, want: 4);
+        Assert.Equal(2, b.LimitOf(W, 4));
+    }
+
+    [Fact]
     public async Task DeadReplica_ItsShareHealsAfterTheLease()
     {
         var lease = TimeSpan.FromMilliseconds(400);
