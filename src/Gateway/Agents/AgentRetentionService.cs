@@ -1,4 +1,3 @@
-using System.Diagnostics.Metrics;
 using System.Net.Http.Json;
 using System.Text.Json.Serialization;
 using Gateway.Core.Agents;
@@ -130,7 +129,7 @@ public sealed partial class AgentRetentionService : IDisposable
     private readonly TimeProvider _time;
     private readonly ITimer? _renewTimer;
     private readonly Telemetry.GatewayMetrics? _metrics;
-    private readonly KeyValuePair<string, object?>[] _tags;
+    private readonly string[] _tags;
     private long _hintsSent, _hintsFailed, _resumedTurns, _sideCalls;
 
     /// <summary>Creates the service; with <paramref name="metrics"/> its shadow score is exported on the gateway's meter.</summary>
@@ -179,10 +178,10 @@ public sealed partial class AgentRetentionService : IDisposable
         }
 
         // Labels: the policy name and mode only (both from config: bounded); never sessions or tenants.
-        _tags = [new("policy", _policy.Name), new("mode", _options.Mode)];
+        _tags = [_policy.Name, _options.Mode];
         if (metrics is not null && Active)
         {
-            CreateInstruments(metrics.Meter);
+            CreateInstruments(metrics);
         }
 
         if (Active && _options.PolicyOptions().MaxRenewals > 0 && _policy is PredictiveRetentionPolicy)
@@ -461,49 +460,59 @@ public sealed partial class AgentRetentionService : IDisposable
         }
     }
 
-    // Shadow / prediction score as observable instruments, read from the policy's RetentionStats under the lock at each
-    // collection: identical in shadow and enabled mode, so an operator can validate the predictor before enabling hints.
-    private void CreateInstruments(Meter meter)
+    // Shadow / prediction score read from the policy's RetentionStats under the lock before each scrape: identical in
+    // shadow and enabled mode, so an operator can validate the predictor before enabling hints.
+    private void CreateInstruments(Telemetry.GatewayMetrics metrics)
     {
-        meter.CreateObservableCounter("gateway.agent.retention.decisions", () => Observe(s =>
-            [Tagged(s.Retains, "kind", "retain"), Tagged(s.Releases, "kind", "release"), Tagged(s.Skipped, "kind", "skip"),
-             Tagged(s.BudgetEvictions, "kind", "budget_eviction")]), "{decision}",
-            "Retention decisions: retain (pin sent or, in shadow mode, would be), release, skip (not worth it or no budget), budget_eviction (a pin released for a more valuable one).");
-        meter.CreateObservableCounter("gateway.agent.retention.pins_dropped", () => Observe(s => [Tagged(s.EngineDrops)]), "{pin}",
-            "Pins the workers dropped under memory pressure before their session came back (pin_dropped KV events; enabled mode, kv-aware routing with KV events).");
-        meter.CreateObservableCounter("gateway.agent.retention.gaps", () => Observe(s =>
-            [Tagged(s.Hits, "outcome", "hit"), Tagged(s.Misses, "outcome", "miss"), Tagged(s.Uncovered, "outcome", "uncovered"),
-             Tagged(s.GapsClosed - s.Hits - s.Uncovered, "outcome", "other"), Tagged(s.Superseded, "outcome", "superseded")]), "{gap}",
-            "Session gaps by outcome: hit (the session came back within the pin's TTL), miss (the pin expired or was released unused), uncovered (a tool gap closed with no pin), other (closed gaps with no pin after a human turn), superseded (the session's next turns were served by another gateway replica: not scored, not learnt from).");
-        meter.CreateObservableCounter("gateway.agent.retention.block_seconds", () => Observe(s =>
-            [Tagged(s.PinnedBlockSeconds, "state", "pinned"), Tagged(s.UnusedBlockSeconds, "state", "unused")]), "{block}.s",
-            "KV block-seconds pinned as decided: pinned (all), unused (pins nobody came back to).");
-        meter.CreateObservableCounter("gateway.agent.retention.saved_prefill", () => Observe(s => [Tagged(s.SavedPrefillSeconds)]), "s",
-            "Prefill seconds the hits save (context prefill time of each session that came back to its pin).");
-        meter.CreateObservableGauge("gateway.agent.gap.prediction_error", () => Observe(s => [Tagged(s.MeanAbsLogError)]), null,
-            "Mean |ln(actual tool gap / predicted median)| over closed tool gaps (0.69: off by 2x on geometric average).");
-        meter.CreateObservableCounter("gateway.agent.gap.predictions", () => Observe(s => [Tagged((double)s.AbsLogErrorCount)]), "{gap}",
-            "Closed tool gaps scored against their prediction.");
-        meter.CreateObservableCounter("gateway.agent.side_calls", () => Tagged(Interlocked.Read(ref _sideCalls)), "{request}",
-            "Side calls of agent sessions (a short request that does not extend the session's last prompt, answered without tool calls): they leave the session's gap open.");
-        meter.CreateObservableCounter("gateway.agent.resumed_turns", () => Tagged(Interlocked.Read(ref _resumedTurns)), "{request}",
-            "Turns that closed a tool gap and were served as resumed turns (ahead of fresh work of their tenant; Gateway:Agents:ResumedTurnPriority).");
-        meter.CreateObservableCounter("gateway.agent.retention.hints", () =>
-            new Measurement<double>[] { Tagged(Interlocked.Read(ref _hintsSent), "result", "sent"), Tagged(Interlocked.Read(ref _hintsFailed), "result", "failed") },
-            "{request}", "Retain/release requests sent to workers (enabled mode): sent, failed.");
-    }
-
-    private Measurement<double>[] Observe(Func<RetentionStats, Measurement<double>[]> read)
-    {
-        lock (_lock)
+        var f = metrics.Factory;
+        string[] labels = ["policy", "mode"];
+        var decisions = f.CreateCounter("gateway_agent_retention_decisions_total",
+            "Retention decisions: retain (pin sent or, in shadow mode, would be), release, skip (not worth it or no budget), budget_eviction (a pin released for a more valuable one).", [.. labels, "kind"]);
+        var pinsDropped = f.CreateCounter("gateway_agent_retention_pins_dropped_total",
+            "Pins the workers dropped under memory pressure before their session came back (pin_dropped KV events; enabled mode, kv-aware routing with KV events).", labels);
+        var gaps = f.CreateCounter("gateway_agent_retention_gaps_total",
+            "Session gaps by outcome: hit (the session came back within the pin's TTL), miss (the pin expired or was released unused), uncovered (a tool gap closed with no pin), other (closed gaps with no pin after a human turn), superseded (the session's next turns were served by another gateway replica: not scored, not learnt from).", [.. labels, "outcome"]);
+        var blockSeconds = f.CreateCounter("gateway_agent_retention_block_seconds_total",
+            "KV block-seconds pinned as decided: pinned (all), unused (pins nobody came back to).", [.. labels, "state"]);
+        var savedPrefill = f.CreateCounter("gateway_agent_retention_saved_prefill_seconds_total",
+            "Prefill seconds the hits save (context prefill time of each session that came back to its pin).", labels);
+        var predictionError = f.CreateGauge("gateway_agent_gap_prediction_error",
+            "Mean |ln(actual tool gap / predicted median)| over closed tool gaps (0.69: off by 2x on geometric average).", labels);
+        var predictions = f.CreateCounter("gateway_agent_gap_predictions_total", "Closed tool gaps scored against their prediction.", labels);
+        var sideCalls = f.CreateCounter("gateway_agent_side_calls_total",
+            "Side calls of agent sessions (a short request that does not extend the session's last prompt, answered without tool calls): they leave the session's gap open.", labels);
+        var resumed = f.CreateCounter("gateway_agent_resumed_turns_total",
+            "Turns that closed a tool gap and were served as resumed turns (ahead of fresh work of their tenant; Gateway:Agents:ResumedTurnPriority).", labels);
+        var hints = f.CreateCounter("gateway_agent_retention_hints_total", "Retain/release requests sent to workers (enabled mode): sent, failed.", [.. labels, "result"]);
+        string p = _tags[0], m = _tags[1];
+        metrics.OnCollect(() =>
         {
-            return read(_policy.Stats);
-        }
+            lock (_lock)
+            {
+                var s = _policy.Stats;
+                decisions.WithLabels(p, m, "retain").IncTo(s.Retains);
+                decisions.WithLabels(p, m, "release").IncTo(s.Releases);
+                decisions.WithLabels(p, m, "skip").IncTo(s.Skipped);
+                decisions.WithLabels(p, m, "budget_eviction").IncTo(s.BudgetEvictions);
+                pinsDropped.WithLabels(p, m).IncTo(s.EngineDrops);
+                gaps.WithLabels(p, m, "hit").IncTo(s.Hits);
+                gaps.WithLabels(p, m, "miss").IncTo(s.Misses);
+                gaps.WithLabels(p, m, "uncovered").IncTo(s.Uncovered);
+                gaps.WithLabels(p, m, "other").IncTo(s.GapsClosed - s.Hits - s.Uncovered);
+                gaps.WithLabels(p, m, "superseded").IncTo(s.Superseded);
+                blockSeconds.WithLabels(p, m, "pinned").IncTo(s.PinnedBlockSeconds);
+                blockSeconds.WithLabels(p, m, "unused").IncTo(s.UnusedBlockSeconds);
+                savedPrefill.WithLabels(p, m).IncTo(s.SavedPrefillSeconds);
+                predictionError.WithLabels(p, m).Set(s.MeanAbsLogError);
+                predictions.WithLabels(p, m).IncTo(s.AbsLogErrorCount);
+            }
+
+            sideCalls.WithLabels(p, m).IncTo(Interlocked.Read(ref _sideCalls));
+            resumed.WithLabels(p, m).IncTo(Interlocked.Read(ref _resumedTurns));
+            hints.WithLabels(p, m, "sent").IncTo(Interlocked.Read(ref _hintsSent));
+            hints.WithLabels(p, m, "failed").IncTo(Interlocked.Read(ref _hintsFailed));
+        });
     }
-
-    private Measurement<double> Tagged(double value) => new(value, _tags);
-
-    private Measurement<double> Tagged(double value, string key, string label) => new(value, [.. _tags, new(key, label)]);
 
     private static string? FirstHeader(IHeaderDictionary headers, params string[] names)
     {

@@ -111,6 +111,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
             ManagementListener.UseSplit(app);
         }
 
+        app.UseGatewayHttpMetrics();
         app.MapGatewayEndpoints();
         app.MapPrometheusMetrics();
         Status.StatusPage.MapStatusPage(app);

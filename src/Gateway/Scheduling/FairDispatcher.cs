@@ -1,7 +1,7 @@
-using System.Diagnostics.Metrics;
 using Gateway.Core.Routing;
 using Gateway.Core.Scheduling;
 using Gateway.State;
+using Gateway.Telemetry;
 
 namespace Gateway.Scheduling;
 
@@ -104,8 +104,8 @@ public sealed class FairDispatcher : IAsyncDisposable
     private readonly SharedQuotaLedger? _sharedQuota;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<long, SharedQuotaReservation> _shared = new();
     private readonly Func<string, string> _label;
-    private readonly Counter<double>? _service;
-    private readonly Counter<long>? _rejections;
+    private readonly Prometheus.Counter? _service;
+    private readonly Prometheus.Counter? _rejections;
     private readonly Dictionary<long, TaskCompletionSource<DispatchResult>> _waiting = [];
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _ticker;
@@ -121,7 +121,7 @@ public sealed class FairDispatcher : IAsyncDisposable
     /// <see cref="Pump"/> whenever the fleet's capacity grows for reasons the dispatcher does not see.
     /// </summary>
     public FairDispatcher(GatewayQueue queue, Func<int>? freeCapacity = null, FairDispatcherOptions? options = null,
-        TimeProvider? time = null, SharedServiceSync? sync = null, Meter? meter = null, Func<string, string>? tenantLabel = null,
+        TimeProvider? time = null, SharedServiceSync? sync = null, GatewayMetrics? metrics = null, Func<string, string>? tenantLabel = null,
         LocalityPick? locality = null, SharedQuotaLedger? sharedQuota = null, ReservedCapacity? reserve = null,
         Func<CancellationToken, ValueTask>? shareCapacity = null)
     {
@@ -135,21 +135,41 @@ public sealed class FairDispatcher : IAsyncDisposable
         _time = time ?? TimeProvider.System;
         _sync = sync;
         _label = tenantLabel ?? DefaultLabel;
-        if (meter is not null)
+        if (metrics is not null)
         {
-            _service = meter.CreateCounter<double>("gateway.fair.service", "{cost}", "Effective token cost served per tenant (org/team).");
-            _rejections = meter.CreateCounter<long>("gateway.fair.rejections", "{request}", "Requests refused or dropped by the fair queue, by tenant and reason.");
-            meter.CreateObservableGauge("gateway.fair.queued", ObserveQueued, "{request}", "Requests waiting in the fair queue per top-level tenant.");
+            var f = metrics.Factory;
+            _service = f.CreateCounter("gateway_fair_service_total", "Effective token cost served per tenant (org/team).", ["tenant"]);
+            _rejections = f.CreateCounter("gateway_fair_rejections_total", "Requests refused or dropped by the fair queue, by tenant and reason.", ["tenant", "reason"]);
+            var queued = new ObservedGauge(f.CreateGauge("gateway_fair_queued", "Requests waiting in the fair queue per top-level tenant.", ["tenant"]));
+            metrics.OnCollect(() =>
+            {
+                lock (_lock)
+                {
+                    queued.Update(_queue.Tree.Roots, r => _label(r.Path), r => _queue.QueuedUnder(r.Path));
+                }
+            });
             if (queue.Scheduler is HierarchicalFairScheduler hfair)
             {
                 // Locality within the lag bound, observable next to the bound (no labels).
-                meter.CreateObservableCounter("gateway.fair.locality.picks", () => Locked(() => hfair.LocalityPicks), "{pick}", "Dispatches made with the locality pick (a worker freed a slot).");
-                meter.CreateObservableCounter("gateway.fair.locality.reorders", () => Locked(() => hfair.LocalityReorders), "{pick}", "Locality picks that served another request than strict fair order would have.");
-                meter.CreateObservableGauge("gateway.fair.locality.max_lag", () => Locked(() => hfair.MaxDispatchLag), "{cost}", "Largest lag (cost units) seen at a locality pick; never above the configured lag bound.");
+                var picks = f.CreateCounter("gateway_fair_locality_picks_total", "Dispatches made with the locality pick (a worker freed a slot).");
+                var reorders = f.CreateCounter("gateway_fair_locality_reorders_total", "Locality picks that served another request than strict fair order would have.");
+                var maxLag = f.CreateGauge("gateway_fair_locality_max_lag", "Largest lag (cost units) seen at a locality pick; never above the configured lag bound.");
                 // Reserved slots (no labels): dispatches into them, and how often one was left free for a within-share tenant.
-                meter.CreateObservableCounter("gateway.fair.reserve.picks", () => Locked(() => _reserve.ReservedPicks), "{pick}", "Dispatches that took one of the slots reserved for tenants not over their in-flight share.");
-                meter.CreateObservableCounter("gateway.fair.reserve.lent", () => Locked(() => _reserve.Lent), "{pick}", "Releases that borrowed a reserved slot because no within-share request was queued.");
-                meter.CreateObservableCounter("gateway.fair.reserve.reclaimed", () => Locked(() => _reserve.Reclaimed), "{pick}", "Within-share requests released beyond capacity by taking back a lent slot.");
+                var reservePicks = f.CreateCounter("gateway_fair_reserve_picks_total", "Dispatches that took one of the slots reserved for tenants not over their in-flight share.");
+                var reserveLent = f.CreateCounter("gateway_fair_reserve_lent_total", "Releases that borrowed a reserved slot because no within-share request was queued.");
+                var reserveReclaimed = f.CreateCounter("gateway_fair_reserve_reclaimed_total", "Within-share requests released beyond capacity by taking back a lent slot.");
+                metrics.OnCollect(() =>
+                {
+                    lock (_lock)
+                    {
+                        picks.IncTo(hfair.LocalityPicks);
+                        reorders.IncTo(hfair.LocalityReorders);
+                        maxLag.Set(hfair.MaxDispatchLag);
+                        reservePicks.IncTo(_reserve.ReservedPicks);
+                        reserveLent.IncTo(_reserve.Lent);
+                        reserveReclaimed.IncTo(_reserve.Reclaimed);
+                    }
+                });
             }
         }
 
@@ -286,7 +306,7 @@ public sealed class FairDispatcher : IAsyncDisposable
             _reserve.Complete(r);
             var (tokens, cost) = _queue.UsageOf(r, cached, output);
             SettleShared(r.Id, tokens, cost);
-            _service?.Add(r.ChargedCost, new KeyValuePair<string, object?>("tenant", _label(r.TenantPath)));
+            _service?.WithLabels(_label(r.TenantPath)).Inc(Math.Max(0, r.ChargedCost));
             Interlocked.Decrement(ref _inFlight);
             PumpLocked(worker);
         }
@@ -378,7 +398,7 @@ public sealed class FairDispatcher : IAsyncDisposable
     }
 
     private void Reject(string tenantPath, AdmissionOutcome why) =>
-        _rejections?.Add(1, new KeyValuePair<string, object?>("tenant", _label(tenantPath)), new KeyValuePair<string, object?>("reason", why.ToString()));
+        _rejections?.WithLabels(_label(tenantPath), why.ToString()).Inc();
 
     private async Task TickLoopAsync()
     {
@@ -464,28 +484,6 @@ public sealed class FairDispatcher : IAsyncDisposable
         {
             _shareGate.Release();
         }
-    }
-
-    private T Locked<T>(Func<T> read)
-    {
-        lock (_lock)
-        {
-            return read();
-        }
-    }
-
-    private IEnumerable<Measurement<long>> ObserveQueued()
-    {
-        var result = new List<Measurement<long>>();
-        lock (_lock)
-        {
-            foreach (var root in _queue.Tree.Roots)
-            {
-                result.Add(new Measurement<long>(_queue.QueuedUnder(root.Path), new KeyValuePair<string, object?>("tenant", _label(root.Path))));
-            }
-        }
-
-        return result;
     }
 
     private static string DefaultLabel(string path)

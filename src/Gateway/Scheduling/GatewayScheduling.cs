@@ -1,4 +1,3 @@
-using System.Diagnostics.Metrics;
 using Gateway.Auth;
 using Gateway.Configuration;
 using Gateway.Core.Routing;
@@ -33,7 +32,7 @@ public sealed class GatewayScheduling : IAsyncDisposable
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, double> _settled = new(StringComparer.Ordinal);
 
     /// <summary>Builds the queue and starts the dispatcher's tick.</summary>
-    public GatewayScheduling(IOptions<GatewayOptions> options, WorkerRegistry registry, GatewayMetrics metrics, IMeterFactory meterFactory, TimeProvider time, IRoutingPolicy routing, RedisConnection? redis = null)
+    public GatewayScheduling(IOptions<GatewayOptions> options, WorkerRegistry registry, GatewayMetrics metrics, TimeProvider time, IRoutingPolicy routing, RedisConnection? redis = null)
     {
         ArgumentNullException.ThrowIfNull(routing);
         ArgumentNullException.ThrowIfNull(options);
@@ -83,10 +82,9 @@ public sealed class GatewayScheduling : IAsyncDisposable
         }
 
         Sync = sync;
-        var meter = meterFactory.Create(new MeterOptions(GatewayMetrics.MeterName) { Version = "1.0" });
         Locality = new LocalityPick(routing, _options.Locality);
         Reserve = new ReservedCapacity(_options.ReservedSlots, _options.OverShareFactor);
-        _dispatcher = new FairDispatcher(Queue, FreeCapacity, new FairDispatcherOptions { TickInterval = _options.TickInterval }, time, sync, meter, metrics.TenantLabel, Locality, SharedQuota, Reserve,
+        _dispatcher = new FairDispatcher(Queue, FreeCapacity, new FairDispatcherOptions { TickInterval = _options.TickInterval }, time, sync, metrics, metrics.TenantLabel, Locality, SharedQuota, Reserve,
             Slots is null ? null : ShareSlotsAsync);
     }
 

@@ -1,5 +1,4 @@
-using System.Diagnostics;
-using System.Diagnostics.Metrics;
+using Prometheus;
 
 namespace Gateway.Telemetry;
 
@@ -33,15 +32,16 @@ public sealed class GatewayMetricsOptions
 }
 
 /// <summary>
-/// The gateway's own instruments (meter <see cref="MeterName"/>). The request path calls the <c>Record…</c>
-/// methods; worker load, pins and Redis health are observed at scrape time through callbacks the host sets.
-/// Labels carry tenant paths cut to <see cref="GatewayMetricsOptions.TenantLabelDepth"/> segments with bounded
-/// cardinality, policy and worker names, status codes and endpoint names: never API keys or prompt text.
-/// Prometheus names are listed in <see cref="Names"/> (docs/operations.md has the table).
+/// The gateway's Prometheus series, declared with prometheus-net on a registry of this gateway's own (two gateways
+/// in one process never mix their series). The request path calls the <c>Record…</c> methods; worker load, pins and
+/// Redis health are read at scrape time through callbacks the host sets. Labels carry tenant paths cut to
+/// <see cref="GatewayMetricsOptions.TenantLabelDepth"/> segments with bounded cardinality, policy and worker names,
+/// status codes and endpoint names: never API keys or prompt text. Names are listed in <see cref="Names"/>
+/// (docs/operations.md has the table).
 /// </summary>
 public sealed class GatewayMetrics : IDisposable
 {
-    /// <summary>Meter name; also the ActivitySource name (<see cref="GatewayTracing.SourceName"/>).</summary>
+    /// <summary>ActivitySource name of the gateway's spans (<see cref="GatewayTracing.SourceName"/>).</summary>
     public const string MeterName = "Gateway";
 
     /// <summary>Prometheus names of the series this class produces (what dashboards and alerts may reference).</summary>
@@ -72,6 +72,7 @@ public sealed class GatewayMetrics : IDisposable
         public const string RedisUp = "gateway_redis_up";
         public const string RedisErrors = "gateway_redis_errors_total";
         public const string RedisCommandDuration = "gateway_redis_command_duration_seconds";
+        public const string LabelOverflow = "telemetry_exporter_overflow_measurements_total";
 #pragma warning restore CS1591
 
         /// <summary>Every name above.</summary>
@@ -80,10 +81,13 @@ public sealed class GatewayMetrics : IDisposable
             Requests, TimeToFirstToken, InterTokenLatency, RequestDuration, QueueWait, QueueRejections, RoutingDecision, PromptTokens,
             PredictedCachedTokens, ActualCachedTokens, CachePredictionError, Retries, WorkerInFlight, WorkerKvUsage,
             WorkerCircuitState, WorkerDraining, CircuitTransitions, RetentionPinsActive, RetentionPinsCreated,
-            RetentionPinsExpired, RetentionPinsDropped, RedisUp, RedisErrors, RedisCommandDuration,
+            RetentionPinsExpired, RetentionPinsDropped, RedisUp, RedisErrors, RedisCommandDuration, LabelOverflow,
         ];
     }
 
+    /// <summary>Buckets (seconds) of TTFT, end-to-end and queue-wait histograms: 1 ms … 5 min.</summary>
+    public static readonly double[] LatencyBuckets =
+        [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300];
     private static readonly double[] s_routingBuckets =
         [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
     private static readonly double[] s_itlBuckets =
@@ -91,88 +95,80 @@ public sealed class GatewayMetrics : IDisposable
     private static readonly double[] s_redisBuckets =
         [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
 
-    private readonly Meter _meter;
-    private readonly bool _ownsMeter;
     private readonly BoundedLabelValues _tenants;
-    private readonly Counter<long> _requests;
-    private readonly Counter<long> _queueRejections;
-    private readonly Histogram<double> _ttft, _itl, _e2e, _queueWait, _routing, _redisDuration;
-    private readonly Counter<long> _promptTokens, _predicted, _actual, _predictionError, _retries;
-    private readonly Counter<long> _pinsCreated, _pinsExpired, _pinsDropped, _circuitTransitions, _redisErrors;
+    private readonly Counter _requests, _queueRejections, _promptTokens, _predicted, _actual, _predictionError, _retries;
+    private readonly Counter _pinsCreated, _pinsExpired, _pinsDropped, _circuitTransitions, _redisErrors, _overflow;
+    private readonly Histogram _ttft, _itl, _e2e, _queueWait, _routing, _redisDuration;
+    private readonly Gauge _activePinsGauge, _redisUp;
+    private readonly ObservedGauge _inFlight, _kvUsage, _circuit, _draining;
+    private readonly Counter.Child _overflowRequests, _overflowTtft, _overflowItl, _overflowE2e, _overflowQueueWait, _overflowRejections;
     private Func<IReadOnlyList<WorkerTelemetry>>? _workers;
     private Func<long>? _activePins;
     private int _redisHealth = -1; // -1 unknown, 0 down, 1 up
     private Func<bool?>? _redisHealthSource;
 
-    /// <summary>Creates the instruments on a meter from <paramref name="meterFactory"/> (scoped to the app).</summary>
-    public GatewayMetrics(IMeterFactory meterFactory, GatewayMetricsOptions? options = null)
-        : this(meterFactory.Create(new MeterOptions(MeterName) { Version = "1.0" }), ownsMeter: false, options) { }
-
-    /// <summary>Creates the instruments on a new unscoped meter (tools, benchmarks); disposed with this object.</summary>
-    public GatewayMetrics(GatewayMetricsOptions? options = null) : this(new Meter(MeterName, "1.0"), ownsMeter: true, options) { }
-
-    private GatewayMetrics(Meter meter, bool ownsMeter, GatewayMetricsOptions? options)
+    /// <summary>Declares the series on a new registry of this gateway's own.</summary>
+    public GatewayMetrics(GatewayMetricsOptions? options = null)
     {
         options ??= new GatewayMetricsOptions();
-        _meter = meter;
-        _ownsMeter = ownsMeter;
+        Registry = Metrics.NewCustomRegistry();
+        Factory = Metrics.WithCustomRegistry(Registry);
         _tenants = new BoundedLabelValues(options.MaxTenantLabels, options.TenantLabelDepth);
-        _requests = meter.CreateCounter<long>("gateway.requests", "{request}",
-            "Completed gateway requests by tenant (org/team), HTTP status and endpoint.");
-        _ttft = meter.CreateHistogram<double>("gateway.time_to_first_token", "s",
-            "Time from request arrival at the gateway to the first streamed token.");
-        _itl = meter.CreateHistogram<double>("gateway.inter_token_latency", "s",
-            "Gap between consecutive streamed tokens (chunks) of one response.",
-            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = s_itlBuckets });
-        _e2e = meter.CreateHistogram<double>("gateway.request.duration", "s",
-            "End-to-end request duration at the gateway, from arrival to last byte.");
-        _queueWait = meter.CreateHistogram<double>("gateway.queue.wait", "s",
-            "Time a request waited in the fair scheduler before dispatch.");
-        _queueRejections = meter.CreateCounter<long>("gateway.queue.rejections", "{request}",
-            "Requests refused or dropped by the gateway's fair queue, by tenant and reason.");
-        _routing = meter.CreateHistogram<double>("gateway.routing.decision.duration", "s",
-            "Time the routing policy took to choose a worker.",
-            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = s_routingBuckets });
-        _promptTokens = meter.CreateCounter<long>("gateway.prompt_tokens", "{token}",
-            "Prompt tokens of routed requests (denominator of the cache hit ratios).");
-        _predicted = meter.CreateCounter<long>("gateway.cache.predicted_tokens", "{token}",
-            "Prompt tokens the routing policy predicted the chosen worker had cached.");
-        _actual = meter.CreateCounter<long>("gateway.cache.actual_tokens", "{token}",
-            "Prompt tokens the worker reported as cached (usage.prompt_tokens_details.cached_tokens).");
-        _predictionError = meter.CreateCounter<long>("gateway.cache.prediction_error", "{token}",
-            "Absolute difference between predicted and actual cached tokens, summed.");
-        _retries = meter.CreateCounter<long>("gateway.upstream.retries", "{retry}",
-            "Upstream attempts retried on another worker, by reason.");
-        _pinsCreated = meter.CreateCounter<long>("gateway.retention.pins.created", "{pin}",
-            "KV retention pins requested from workers.");
-        _pinsExpired = meter.CreateCounter<long>("gateway.retention.pins.expired", "{pin}",
-            "Retention pins whose TTL ran out on a worker (neither released nor dropped first).");
-        _pinsDropped = meter.CreateCounter<long>("gateway.retention.pins.dropped", "{pin}",
-            "Retention pins a worker dropped under memory pressure.");
-        _circuitTransitions = meter.CreateCounter<long>("gateway.circuit.transitions", "{transition}",
-            "Circuit-breaker state changes by worker and new state.");
-        _redisErrors = meter.CreateCounter<long>("gateway.redis.errors", "{error}",
-            "Failed Redis commands by operation.");
-        _redisDuration = meter.CreateHistogram<double>("gateway.redis.command.duration", "s",
-            "Redis command round-trip time by operation.",
-            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = s_redisBuckets });
+        var f = Factory;
+        _requests = f.CreateCounter(Names.Requests, "Completed gateway requests by tenant (org/team), HTTP status and endpoint.", ["tenant", "status", "endpoint"]);
+        _ttft = Histogram(Names.TimeToFirstToken, "Time from request arrival at the gateway to the first streamed token.", LatencyBuckets, ["tenant"]);
+        _itl = Histogram(Names.InterTokenLatency, "Gap between consecutive streamed tokens (chunks) of one response.", s_itlBuckets, ["tenant"]);
+        _e2e = Histogram(Names.RequestDuration, "End-to-end request duration at the gateway, from arrival to last byte.", LatencyBuckets, "tenant", "stream");
+        _queueWait = Histogram(Names.QueueWait, "Time a request waited in the fair scheduler before dispatch.", LatencyBuckets, ["tenant"]);
+        _queueRejections = f.CreateCounter(Names.QueueRejections, "Requests refused or dropped by the gateway's fair queue, by tenant and reason.", ["tenant", "reason"]);
+        _routing = Histogram(Names.RoutingDecision, "Time the routing policy took to choose a worker.", s_routingBuckets, "policy");
+        _promptTokens = f.CreateCounter(Names.PromptTokens, "Prompt tokens of routed requests (denominator of the cache hit ratios).", ["policy"]);
+        _predicted = f.CreateCounter(Names.PredictedCachedTokens, "Prompt tokens the routing policy predicted the chosen worker had cached.", ["policy"]);
+        _actual = f.CreateCounter(Names.ActualCachedTokens, "Prompt tokens the worker reported as cached (usage.prompt_tokens_details.cached_tokens).", ["policy"]);
+        _predictionError = f.CreateCounter(Names.CachePredictionError, "Absolute difference between predicted and actual cached tokens, summed.", ["policy"]);
+        _retries = f.CreateCounter(Names.Retries, "Upstream attempts retried on another worker, by reason.", ["reason"]);
+        _pinsCreated = f.CreateCounter(Names.RetentionPinsCreated, "KV retention pins requested from workers.");
+        _pinsExpired = f.CreateCounter(Names.RetentionPinsExpired, "Retention pins whose TTL ran out on a worker (neither released nor dropped first).");
+        _pinsDropped = f.CreateCounter(Names.RetentionPinsDropped, "Retention pins a worker dropped under memory pressure.", ["worker"]);
+        _circuitTransitions = f.CreateCounter(Names.CircuitTransitions, "Circuit-breaker state changes by worker and new state.", ["worker", "state"]);
+        _redisErrors = f.CreateCounter(Names.RedisErrors, "Failed Redis commands by operation.", ["operation"]);
+        _redisDuration = Histogram(Names.RedisCommandDuration, "Redis command round-trip time by operation.", s_redisBuckets, "operation");
+        _overflow = f.CreateCounter(Names.LabelOverflow,
+            "Measurements whose tenant label was folded into 'other' because the distinct tenant labels reached their cap, by metric.", ["metric"]);
+        _overflowRequests = _overflow.WithLabels([Names.Requests]);
+        _overflowTtft = _overflow.WithLabels([Names.TimeToFirstToken]);
+        _overflowItl = _overflow.WithLabels([Names.InterTokenLatency]);
+        _overflowE2e = _overflow.WithLabels([Names.RequestDuration]);
+        _overflowQueueWait = _overflow.WithLabels([Names.QueueWait]);
+        _overflowRejections = _overflow.WithLabels([Names.QueueRejections]);
 
-        meter.CreateObservableGauge("gateway.worker.in_flight", ObserveInFlight, "{request}",
-            "Requests in flight per worker, as the gateway charged them.");
-        meter.CreateObservableGauge("gateway.worker.kv_usage", ObserveKvUsage, "1",
-            "KV-cache blocks used / total per worker (last reported state).");
-        meter.CreateObservableGauge("gateway.worker.circuit_state", ObserveCircuit, "",
-            "Circuit-breaker state per worker: 0 closed, 1 half-open, 2 open.");
-        meter.CreateObservableGauge("gateway.worker.draining", ObserveDraining, "",
-            "1 while the worker is draining (gets no new requests).");
-        meter.CreateObservableGauge("gateway.retention.pins.active", ObserveActivePins, "{pin}",
-            "KV retention pins currently held on workers.");
-        meter.CreateObservableGauge("gateway.redis.up", ObserveRedis, "",
-            "1 when the shared-state Redis answered its last health check, 0 when not.");
+        _inFlight = new ObservedGauge(f.CreateGauge(Names.WorkerInFlight, "Requests in flight per worker, as the gateway charged them.", ["worker"]));
+        _kvUsage = new ObservedGauge(f.CreateGauge(Names.WorkerKvUsage, "KV-cache blocks used / total per worker (last reported state).", ["worker"]));
+        _circuit = new ObservedGauge(f.CreateGauge(Names.WorkerCircuitState, "Circuit-breaker state per worker: 0 closed, 1 half-open, 2 open.", ["worker"]));
+        _draining = new ObservedGauge(f.CreateGauge(Names.WorkerDraining, "1 while the worker is draining (gets no new requests).", ["worker"]));
+        _activePinsGauge = f.CreateGauge(Names.RetentionPinsActive, "KV retention pins currently held on workers.",
+            new GaugeConfiguration { SuppressInitialValue = true });
+        _redisUp = f.CreateGauge(Names.RedisUp, "1 when the shared-state Redis answered its last health check, 0 when not.",
+            new GaugeConfiguration { SuppressInitialValue = true });
+        Registry.AddBeforeCollectCallback(ObserveAtScrape);
     }
 
-    /// <summary>The meter the instruments live on.</summary>
-    public Meter Meter => _meter;
+    /// <summary>This gateway's registry: what <c>/metrics</c> serves.</summary>
+    public CollectorRegistry Registry { get; }
+
+    /// <summary>Factory on <see cref="Registry"/> for series declared elsewhere (fair queue, agent layer).</summary>
+    public IMetricFactory Factory { get; }
+
+    /// <summary>Runs <paramref name="observe"/> before every scrape (series whose values are read, not recorded).</summary>
+    public void OnCollect(Action observe) => Registry.AddBeforeCollectCallback(observe);
+
+    /// <summary>The current exposition in Prometheus text format 0.0.4 (tools and tests; <c>/metrics</c> streams it).</summary>
+    public async Task<string> ScrapeAsync(CancellationToken cancellationToken = default)
+    {
+        using var stream = new MemoryStream();
+        await Registry.CollectAndExportAsTextAsync(stream, cancellationToken).ConfigureAwait(false);
+        return System.Text.Encoding.UTF8.GetString(stream.GetBuffer(), 0, (int)stream.Length);
+    }
 
     /// <summary>Tenant label value for a tenant path: first segments only, bounded distinct values.</summary>
     public string TenantLabel(string? tenantPath) => _tenants.Get(tenantPath);
@@ -190,134 +186,98 @@ public sealed class GatewayMetrics : IDisposable
     public void SetRedisHealth(bool healthy) => Volatile.Write(ref _redisHealth, healthy ? 1 : 0);
 
     /// <summary>A finished request.</summary>
-    public void RecordRequest(string? tenantPath, int statusCode, string endpoint)
-    {
-        if (!_requests.Enabled) return;
-        var tags = new TagList
-        {
-            { "tenant", _tenants.Get(tenantPath) },
-            { "status", StatusText(statusCode) },
-            { "endpoint", endpoint },
-        };
-        _requests.Add(1, tags);
-    }
+    public void RecordRequest(string? tenantPath, int statusCode, string endpoint) =>
+        _requests.WithLabels([Tenant(tenantPath, _overflowRequests), StatusText(statusCode), endpoint]).Inc();
 
     /// <summary>Time to first token of a streamed (or first byte of a non-streamed) response.</summary>
     public void RecordTimeToFirstToken(string? tenantPath, TimeSpan ttft) =>
-        _ttft.Record(ttft.TotalSeconds, new KeyValuePair<string, object?>("tenant", _tenants.Get(tenantPath)));
+        _ttft.WithLabels([Tenant(tenantPath, _overflowTtft)]).Observe(ttft.TotalSeconds);
 
     /// <summary>One inter-token gap.</summary>
     public void RecordInterTokenLatency(string? tenantPath, TimeSpan gap) =>
-        _itl.Record(gap.TotalSeconds, new KeyValuePair<string, object?>("tenant", _tenants.Get(tenantPath)));
+        _itl.WithLabels([Tenant(tenantPath, _overflowItl)]).Observe(gap.TotalSeconds);
 
     /// <summary>End-to-end duration of a finished request.</summary>
     public void RecordRequestDuration(string? tenantPath, TimeSpan duration, bool streamed) =>
-        _e2e.Record(duration.TotalSeconds,
-            new KeyValuePair<string, object?>("tenant", _tenants.Get(tenantPath)),
-            new KeyValuePair<string, object?>("stream", streamed ? "true" : "false"));
+        _e2e.WithLabels([Tenant(tenantPath, _overflowE2e), streamed ? "true" : "false"]).Observe(duration.TotalSeconds);
 
     /// <summary>Time spent queued before dispatch.</summary>
     public void RecordQueueWait(string? tenantPath, TimeSpan wait) =>
-        _queueWait.Record(wait.TotalSeconds, new KeyValuePair<string, object?>("tenant", _tenants.Get(tenantPath)));
+        _queueWait.WithLabels([Tenant(tenantPath, _overflowQueueWait)]).Observe(wait.TotalSeconds);
 
     /// <summary>A request refused or dropped by the gateway's fair queue (<paramref name="reason"/>: a small fixed vocabulary).</summary>
     public void RecordQueueRejection(string? tenantPath, string reason) =>
-        _queueRejections.Add(1, new KeyValuePair<string, object?>("tenant", _tenants.Get(tenantPath)), new KeyValuePair<string, object?>("reason", reason));
+        _queueRejections.WithLabels([Tenant(tenantPath, _overflowRejections), reason]).Inc();
 
     /// <summary>Duration of one routing decision by <paramref name="policy"/>.</summary>
-    public void RecordRoutingDecision(string policy, TimeSpan duration) =>
-        _routing.Record(duration.TotalSeconds, new KeyValuePair<string, object?>("policy", policy));
+    public void RecordRoutingDecision(string policy, TimeSpan duration) => _routing.WithLabels([policy]).Observe(duration.TotalSeconds);
 
     /// <summary>Predicted vs actual prefix-cache hit of one routed request.</summary>
     public void RecordCachedTokens(string policy, long promptTokens, long predictedCachedTokens, long actualCachedTokens)
     {
-        var tag = new KeyValuePair<string, object?>("policy", policy);
-        _promptTokens.Add(Math.Max(0, promptTokens), tag);
-        _predicted.Add(Math.Max(0, predictedCachedTokens), tag);
-        _actual.Add(Math.Max(0, actualCachedTokens), tag);
-        _predictionError.Add(Math.Abs(predictedCachedTokens - actualCachedTokens), tag);
+        _promptTokens.WithLabels([policy]).Inc(Math.Max(0, promptTokens));
+        _predicted.WithLabels([policy]).Inc(Math.Max(0, predictedCachedTokens));
+        _actual.WithLabels([policy]).Inc(Math.Max(0, actualCachedTokens));
+        _predictionError.WithLabels([policy]).Inc(Math.Abs(predictedCachedTokens - actualCachedTokens));
     }
 
     /// <summary>An upstream attempt was retried (<paramref name="reason"/>: a small fixed vocabulary, e.g. connect, 503, timeout).</summary>
-    public void RecordRetry(string reason) => _retries.Add(1, new KeyValuePair<string, object?>("reason", reason));
+    public void RecordRetry(string reason) => _retries.WithLabels([reason]).Inc();
 
     /// <summary>Retention pins requested.</summary>
-    public void RecordRetentionPinsCreated(long count) => _pinsCreated.Add(count);
+    public void RecordRetentionPinsCreated(long count) => _pinsCreated.Inc(Math.Max(0, count));
 
     /// <summary>Retention pins that reached their TTL on a worker (from the workers' <c>pins_expired_total</c>).</summary>
-    public void RecordRetentionPinsExpired(long count) => _pinsExpired.Add(count);
+    public void RecordRetentionPinsExpired(long count) => _pinsExpired.Inc(Math.Max(0, count));
 
     /// <summary>Retention pins a worker reported dropped.</summary>
-    public void RecordRetentionPinsDropped(string worker, long count) =>
-        _pinsDropped.Add(count, new KeyValuePair<string, object?>("worker", worker));
+    public void RecordRetentionPinsDropped(string worker, long count) => _pinsDropped.WithLabels([worker]).Inc(Math.Max(0, count));
 
     /// <summary>A worker's circuit breaker changed state.</summary>
-    public void RecordCircuitTransition(string worker, CircuitState state) =>
-        _circuitTransitions.Add(1, new KeyValuePair<string, object?>("worker", worker),
-            new KeyValuePair<string, object?>("state", CircuitText(state)));
+    public void RecordCircuitTransition(string worker, CircuitState state) => _circuitTransitions.WithLabels([worker, CircuitText(state)]).Inc();
 
     /// <summary>A Redis command finished (<paramref name="operation"/>: a fixed command name, never a key).</summary>
     public void RecordRedisCommand(string operation, TimeSpan duration, bool failed)
     {
-        var tag = new KeyValuePair<string, object?>("operation", operation);
-        _redisDuration.Record(duration.TotalSeconds, tag);
-        if (failed) _redisErrors.Add(1, tag);
+        _redisDuration.WithLabels([operation]).Observe(duration.TotalSeconds);
+        if (failed) _redisErrors.WithLabels([operation]).Inc();
     }
 
-    /// <summary>Disposes the meter when this object created it.</summary>
+    /// <summary>Stops reading the host's callbacks (the registry itself holds no unmanaged state).</summary>
     public void Dispose()
     {
-        if (_ownsMeter) _meter.Dispose();
+        _workers = null;
+        _activePins = null;
+        _redisHealthSource = null;
     }
 
-    private IEnumerable<Measurement<long>> ObserveInFlight()
+    private Histogram Histogram(string name, string help, double[] buckets, params string[] labels) =>
+        Factory.CreateHistogram(name, help, labels, new HistogramConfiguration { Buckets = buckets });
+
+    private string Tenant(string? tenantPath, Counter.Child overflow)
     {
-        var ws = _workers?.Invoke();
-        if (ws is null) yield break;
-        foreach (var w in ws) yield return new Measurement<long>(w.InFlight, new KeyValuePair<string, object?>("worker", w.Worker));
+        string label = _tenants.Get(tenantPath, out bool folded);
+        if (folded) overflow.Inc();
+        return label;
     }
 
-    private IEnumerable<Measurement<double>> ObserveKvUsage()
+    private void ObserveAtScrape()
     {
-        var ws = _workers?.Invoke();
-        if (ws is null) yield break;
-        foreach (var w in ws)
-            yield return new Measurement<double>(Math.Clamp(w.KvUsage, 0, 1), new KeyValuePair<string, object?>("worker", w.Worker));
+        var ws = _workers?.Invoke() ?? [];
+        _inFlight.Update(ws, Worker, w => w.InFlight);
+        _kvUsage.Update(ws, Worker, w => Math.Clamp(w.KvUsage, 0, 1));
+        _circuit.Update(ws, Worker, w => (int)w.Circuit);
+        _draining.Update(ws, Worker, w => w.Draining ? 1 : 0);
+
+        if (_activePins is { } pins) _activePinsGauge.Set(pins());
+        else _activePinsGauge.Unpublish();
+
+        bool? up = _redisHealthSource is { } source ? source() : Volatile.Read(ref _redisHealth) switch { 1 => true, 0 => false, _ => null };
+        if (up is bool b) _redisUp.Set(b ? 1 : 0);
+        else _redisUp.Unpublish();
     }
 
-    private IEnumerable<Measurement<int>> ObserveCircuit()
-    {
-        var ws = _workers?.Invoke();
-        if (ws is null) yield break;
-        foreach (var w in ws) yield return new Measurement<int>((int)w.Circuit, new KeyValuePair<string, object?>("worker", w.Worker));
-    }
-
-    private IEnumerable<Measurement<int>> ObserveDraining()
-    {
-        var ws = _workers?.Invoke();
-        if (ws is null) yield break;
-        foreach (var w in ws) yield return new Measurement<int>(w.Draining ? 1 : 0, new KeyValuePair<string, object?>("worker", w.Worker));
-    }
-
-    private IEnumerable<Measurement<long>> ObserveActivePins()
-    {
-        var f = _activePins;
-        if (f is null) yield break;
-        yield return new Measurement<long>(f());
-    }
-
-    private IEnumerable<Measurement<int>> ObserveRedis()
-    {
-        var f = _redisHealthSource;
-        if (f is not null)
-        {
-            bool? up = f();
-            if (up is bool b) yield return new Measurement<int>(b ? 1 : 0);
-            yield break;
-        }
-        int h = Volatile.Read(ref _redisHealth);
-        if (h >= 0) yield return new Measurement<int>(h);
-    }
+    private static string Worker(WorkerTelemetry w) => w.Worker;
 
     private static readonly string[] s_status = CreateStatusTexts();
 
@@ -355,10 +315,18 @@ internal sealed class BoundedLabelValues(int max, int depth)
 
     public int Count => _labels.Count;
 
-    public string Get(string? raw)
+    public string Get(string? raw) => Get(raw, out _);
+
+    /// <summary>As <see cref="Get(string?)"/>; <paramref name="folded"/> is true when the cap turned the value into <see cref="Other"/>.</summary>
+    public string Get(string? raw, out bool folded)
     {
+        folded = false;
         if (string.IsNullOrEmpty(raw)) return Unknown;
-        if (_byRaw.TryGetValue(raw, out string? cached)) return cached;
+        if (_byRaw.TryGetValue(raw, out string? cached))
+        {
+            folded = ReferenceEquals(cached, FoldedOther);
+            return cached;
+        }
         string label = Normalise(raw);
         if (!_labels.ContainsKey(label))
         {
@@ -366,7 +334,11 @@ internal sealed class BoundedLabelValues(int max, int depth)
             {
                 if (!_labels.ContainsKey(label))
                 {
-                    if (_labels.Count >= _max) label = Other;
+                    if (_labels.Count >= _max)
+                    {
+                        label = FoldedOther;
+                        folded = true;
+                    }
                     else _labels.TryAdd(label, 0);
                 }
             }
@@ -374,6 +346,9 @@ internal sealed class BoundedLabelValues(int max, int depth)
         if (_byRaw.Count < _max * 4) _byRaw.TryAdd(raw, label); // bounded memo of raw → label
         return label;
     }
+
+    // A distinct instance of "other" marks values the cap folded (a tenant literally named "other" is not counted).
+    private static readonly string FoldedOther = new(Other.AsSpan());
 
     private string Normalise(string raw)
     {

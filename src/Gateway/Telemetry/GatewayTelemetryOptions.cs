@@ -8,9 +8,6 @@ public sealed class GatewayTelemetryOptions
     /// <summary>Configuration section bound by <c>AddGatewayTelemetry(IConfiguration, …)</c>.</summary>
     public const string SectionName = "Gateway:Telemetry";
 
-    /// <summary>Prometheus exposition knobs.</summary>
-    public PrometheusExporterOptions Prometheus { get; set; } = new();
-
     /// <summary>Gateway instrument knobs.</summary>
     public GatewayMetricsOptions Metrics { get; set; } = new();
 

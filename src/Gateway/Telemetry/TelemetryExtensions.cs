@@ -1,6 +1,6 @@
-using System.Diagnostics.Metrics;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
+using Prometheus;
 
 namespace Gateway.Telemetry;
 
@@ -8,26 +8,24 @@ namespace Gateway.Telemetry;
 public static class TelemetryExtensions
 {
     /// <summary>
-    /// Registers <see cref="PrometheusExporter"/>, <see cref="GatewayMetrics"/> and <see cref="GatewayTracerProvider"/>
-    /// as singletons (started with the host), scoped to this app's <see cref="IMeterFactory"/>.
+    /// Registers <see cref="GatewayMetrics"/> (this app's own prometheus-net registry, with the process and .NET runtime
+    /// collectors of prometheus-net) and <see cref="GatewayTracerProvider"/> as singletons (started with the host).
     /// </summary>
     public static IServiceCollection AddGatewayTelemetry(this IServiceCollection services, Action<GatewayTelemetryOptions>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(services);
         var options = new GatewayTelemetryOptions();
         configure?.Invoke(options);
-        services.AddMetrics();
         services.TryAddSingleton(options);
         services.TryAddSingleton(sp =>
         {
-            var o = sp.GetRequiredService<GatewayTelemetryOptions>().Prometheus;
-            o.MeterScope ??= sp.GetRequiredService<IMeterFactory>();
-            return new PrometheusExporter(o);
-        });
-        services.TryAddSingleton(sp =>
-        {
-            sp.GetRequiredService<PrometheusExporter>(); // listen before the first measurement, whatever is resolved first
-            return new GatewayMetrics(sp.GetRequiredService<IMeterFactory>(), sp.GetRequiredService<GatewayTelemetryOptions>().Metrics);
+            var metrics = new GatewayMetrics(sp.GetRequiredService<GatewayTelemetryOptions>().Metrics);
+            DotNetStats.Register(metrics.Registry); // process_* and dotnet_* series
+            // Allocation rate per request is the benchmarks' cost figure (bench/PlainYarp/run-overhead.sh reads it).
+            var allocated = metrics.Factory.CreateCounter("dotnet_gc_heap_total_allocated_bytes_total",
+                "Bytes allocated on the managed heap since the process started (GC.GetTotalAllocatedBytes).");
+            metrics.OnCollect(() => allocated.IncTo(GC.GetTotalAllocatedBytes()));
+            return metrics;
         });
         services.TryAddSingleton(sp => new GatewayTracerProvider(sp.GetRequiredService<GatewayTelemetryOptions>().Tracing));
         services.AddHostedService<TelemetryStartup>();
@@ -47,26 +45,30 @@ public static class TelemetryExtensions
         });
     }
 
-    /// <summary>Maps <c>GET {pattern}</c> to the Prometheus text exposition (format 0.0.4).</summary>
+    /// <summary>Maps <c>GET {pattern}</c> to prometheus-net's exposition of this app's registry.</summary>
     public static IEndpointConventionBuilder MapPrometheusMetrics(this IEndpointRouteBuilder endpoints, string pattern = "/metrics")
     {
         ArgumentNullException.ThrowIfNull(endpoints);
-        var exporter = endpoints.ServiceProvider.GetRequiredService<PrometheusExporter>(); // starts listening now
-        return endpoints.MapGet(pattern, async context =>
-        {
-            string text = exporter.Collect();
-            context.Response.ContentType = PrometheusText.ContentType;
-            context.Response.Headers.CacheControl = "no-store";
-            await context.Response.WriteAsync(text, context.RequestAborted).ConfigureAwait(false);
-        });
+        var registry = endpoints.ServiceProvider.GetRequiredService<GatewayMetrics>().Registry;
+        return endpoints.MapMetrics(pattern, registry);
     }
 
-    /// <summary>Creates the exporter, metrics and tracer provider when the host starts (singletons are lazy).</summary>
+    /// <summary>
+    /// prometheus-net's ASP.NET Core HTTP metrics (<c>http_requests_received_total</c>, <c>http_request_duration_seconds</c>,
+    /// <c>http_requests_in_progress</c> by code, method and route) on this app's registry.
+    /// </summary>
+    public static IApplicationBuilder UseGatewayHttpMetrics(this IApplicationBuilder app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        var factory = app.ApplicationServices.GetRequiredService<GatewayMetrics>().Factory;
+        return app.UseHttpMetrics(o => o.SetMetricFactory(factory));
+    }
+
+    /// <summary>Creates the metrics and tracer provider when the host starts (singletons are lazy).</summary>
     private sealed class TelemetryStartup(IServiceProvider services) : IHostedService
     {
         public Task StartAsync(CancellationToken cancellationToken)
         {
-            services.GetRequiredService<PrometheusExporter>();
             services.GetRequiredService<GatewayMetrics>();
             services.GetRequiredService<GatewayTracerProvider>();
             return Task.CompletedTask;

@@ -1,4 +1,3 @@
-using System.Diagnostics.Metrics;
 using System.Text;
 using System.Text.Json;
 using Gateway.Agents;
@@ -281,44 +280,34 @@ public sealed class AgentRetentionTests
             Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());
         }
 
-        var meter = gw.Services.GetRequiredService<Gateway.Telemetry.GatewayMetrics>().Meter;
+        var e = Gateway.Tests.Telemetry.Exposition.Parse(await gw.Services.GetRequiredService<Gateway.Telemetry.GatewayMetrics>().ScrapeAsync());
         var seen = new Dictionary<string, double>(StringComparer.Ordinal);
         var labelKeys = new HashSet<string>(StringComparer.Ordinal);
-        using var listener = new MeterListener();
-        listener.InstrumentPublished = (i, l) =>
+        foreach (var sample in e.Samples.Where(s => s.Name.StartsWith("gateway_agent_", StringComparison.Ordinal)))
         {
-            if (i.Meter == meter && i.Name.StartsWith("gateway.agent.", StringComparison.Ordinal))
+            string key = sample.Name;
+            foreach (var (k, v) in sample.Labels)
             {
-                l.EnableMeasurementEvents(i);
-            }
-        };
-        listener.SetMeasurementEventCallback<double>((i, v, tags, _) =>
-        {
-            string key = i.Name;
-            foreach (var t in tags)
-            {
-                labelKeys.Add(t.Key);
-                if (t.Key is not ("policy" or "mode"))
+                labelKeys.Add(k);
+                if (k is not ("policy" or "mode"))
                 {
-                    key += "|" + t.Value;
+                    key += "|" + v;
                 }
                 else
                 {
-                    Assert.Equal(t.Key == "policy" ? "predictive" : "shadow", t.Value);
+                    Assert.Equal(k == "policy" ? "predictive" : "shadow", v);
                 }
             }
 
-            seen[key] = v;
-        });
-        listener.Start();
-        listener.RecordObservableInstruments();
+            seen[key] = sample.Value;
+        }
 
-        Assert.Equal(1, seen["gateway.agent.retention.decisions|retain"]);
-        Assert.Equal(1, seen["gateway.agent.retention.gaps|hit"]);
-        Assert.Equal(0, seen["gateway.agent.retention.hints|sent"]);
-        Assert.True(seen["gateway.agent.retention.block_seconds|pinned"] > 0);
-        Assert.Equal(1, seen["gateway.agent.gap.predictions"]);
-        Assert.True(seen["gateway.agent.gap.prediction_error"] > 0);
+        Assert.Equal(1, seen["gateway_agent_retention_decisions_total|retain"]);
+        Assert.Equal(1, seen["gateway_agent_retention_gaps_total|hit"]);
+        Assert.Equal(0, seen["gateway_agent_retention_hints_total|sent"]);
+        Assert.True(seen["gateway_agent_retention_block_seconds_total|pinned"] > 0);
+        Assert.Equal(1, seen["gateway_agent_gap_predictions_total"]);
+        Assert.True(seen["gateway_agent_gap_prediction_error"] > 0);
         Assert.Subset(new HashSet<string>(["policy", "mode", "kind", "outcome", "state", "result"]), labelKeys);
     }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics.Metrics;
 using Gateway.Core.Scheduling;
 using Gateway.Core.Tenancy;
 using Gateway.Scheduling;
@@ -75,24 +74,15 @@ public class FairDispatcherTests
     [Fact]
     public async Task EnterAsync_TenantCapReached_RefusedAndCountedWithoutKeyInLabel()
     {
-        using var meter = new Meter("test.fair." + Guid.NewGuid());
-        var labels = new List<string>();
-        using var listener = new MeterListener();
-        listener.InstrumentPublished = (i, l) => { if (i.Meter == meter) { l.EnableMeasurementEvents(i); } };
-        listener.SetMeasurementEventCallback<long>((i, v, tags, _) =>
-        {
-            if (i.Name == "gateway.fair.rejections")
-            {
-                foreach (var t in tags) { if (t.Key == "tenant") { labels.Add((string)t.Value!); } }
-            }
-        });
-        listener.Start();
+        using var metrics = new Gateway.Telemetry.GatewayMetrics();
         await using var d = new FairDispatcher(Queue(new OverloadOptions { DefaultTenantMaxQueued = 1 }),
-            options: new FairDispatcherOptions { MaxInFlight = 0 }, meter: meter);
+            options: new FairDispatcherOptions { MaxInFlight = 0 }, metrics: metrics);
         var queued = d.EnterAsync(Req("org/team/secret-key-name"), CancellationToken.None);
         var refused = await d.EnterAsync(Req("org/team/secret-key-name"), CancellationToken.None);
         Assert.Equal(AdmissionOutcome.TenantQueueFull, refused.Refusal.Outcome);
-        Assert.Equal("org/team", Assert.Single(labels));
+        var rejections = Gateway.Tests.Telemetry.Exposition.Parse(await metrics.ScrapeAsync()).Named("gateway_fair_rejections_total").ToList();
+        Assert.Equal("org/team", Assert.Single(rejections).Labels["tenant"]);
+        Assert.Equal(1, rejections[0].Value);
         Assert.False(queued.IsCompleted);
     }
 }

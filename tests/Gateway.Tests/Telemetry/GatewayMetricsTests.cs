@@ -5,7 +5,7 @@ namespace Gateway.Tests.Telemetry;
 
 public class GatewayMetricsTests
 {
-    /// <summary>A DI container with its own IMeterFactory, so parallel tests do not see each other's "Gateway" meter.</summary>
+    /// <summary>A DI container with its own GatewayMetrics (and so its own registry): parallel tests never share series.</summary>
     private static ServiceProvider CreateServices(Action<GatewayTelemetryOptions>? configure = null)
     {
         var services = new ServiceCollection();
@@ -45,13 +45,13 @@ public class GatewayMetricsTests
     }
 
     [Fact]
-    public void Collect_EveryGatewayInstrumentRecorded_EveryDeclaredNameExported()
+    public async Task Scrape_EveryGatewayInstrumentRecorded_EveryDeclaredNameExported()
     {
         using var sp = CreateServices();
-        var exporter = sp.GetRequiredService<PrometheusExporter>();
-        RecordEverything(sp.GetRequiredService<GatewayMetrics>());
+        var m = sp.GetRequiredService<GatewayMetrics>();
+        RecordEverything(m);
 
-        var e = Exposition.Parse(exporter.Collect());
+        var e = Exposition.Parse(await m.ScrapeAsync());
 
         foreach (string name in GatewayMetrics.Names.All)
             Assert.True(e.Types.ContainsKey(name), $"{name} missing from the exposition; families: {string.Join(", ", e.Types.Keys)}");
@@ -67,57 +67,73 @@ public class GatewayMetricsTests
         Assert.Equal(960, e.Value(GatewayMetrics.Names.ActualCachedTokens, ("policy", "prefix-affinity")));
         Assert.Equal(64, e.Value(GatewayMetrics.Names.CachePredictionError, ("policy", "prefix-affinity")));
         Assert.Equal(0.18, e.Value(GatewayMetrics.Names.TimeToFirstToken + "_sum", ("tenant", "acme/search")), 9);
-        Assert.Equal(1, e.Value(GatewayMetrics.Names.RoutingDecision + "_bucket", ("policy", "prefix-affinity"), ("le", "5E-05")));
+        Assert.Equal(1, e.Named(GatewayMetrics.Names.RoutingDecision + "_bucket")
+            .Single(b => b.Labels["policy"] == "prefix-affinity" && b.Labels["le"] != "+Inf" && double.Parse(b.Labels["le"], System.Globalization.CultureInfo.InvariantCulture) == 5e-5).Value);
         Assert.Equal(1, e.Value(GatewayMetrics.Names.RedisErrors, ("operation", "get")));
     }
 
     [Fact]
-    public void RecordRequest_TenantPathWithKeyLevel_LabelStopsAtTeam()
+    public async Task RecordRequest_TenantPathWithKeyLevel_LabelStopsAtTeam()
     {
         using var sp = CreateServices();
         var m = sp.GetRequiredService<GatewayMetrics>();
         const string secretLooking = "sk-live-THIS-MUST-NOT-LEAK";
         m.RecordRequest("acme/search/" + secretLooking, 200, "chat/completions");
-        string text = sp.GetRequiredService<PrometheusExporter>().Collect();
+        string text = await m.ScrapeAsync();
         Assert.DoesNotContain(secretLooking, text, StringComparison.Ordinal);
         Assert.Contains("tenant=\"acme/search\"", text, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void TenantLabel_ManyTenants_BoundedWithOther()
+    public async Task TenantLabel_ManyTenants_BoundedWithOtherAndFoldsCounted()
     {
         using var sp = CreateServices(o => o.Metrics.MaxTenantLabels = 5);
         var m = sp.GetRequiredService<GatewayMetrics>();
         for (int i = 0; i < 100; i++) m.RecordRequest($"org{i}/team", 200, "completions");
-        var e = Exposition.Parse(sp.GetRequiredService<PrometheusExporter>().Collect());
+        var e = Exposition.Parse(await m.ScrapeAsync());
         var tenants = e.Named(GatewayMetrics.Names.Requests).Select(s => s.Labels["tenant"]).ToHashSet();
         Assert.Equal(6, tenants.Count);
         Assert.Contains("other", tenants);
         Assert.Equal(95, e.Value(GatewayMetrics.Names.Requests, ("tenant", "other")));
+        Assert.Equal(95, e.Value(GatewayMetrics.Names.LabelOverflow, ("metric", GatewayMetrics.Names.Requests)));
+        Assert.Equal(0, e.Value(GatewayMetrics.Names.LabelOverflow, ("metric", GatewayMetrics.Names.TimeToFirstToken)));
         Assert.Equal("unknown", m.TenantLabel(null));
         Assert.Equal("org0/team", m.TenantLabel("/org0/team/k/"));
     }
 
     [Fact]
-    public void Observables_NoSourcesSet_NoSeries()
+    public async Task Observables_NoSourcesSet_NoSeries()
     {
         using var sp = CreateServices();
-        sp.GetRequiredService<GatewayMetrics>();
-        string text = sp.GetRequiredService<PrometheusExporter>().Collect();
-        Assert.DoesNotContain(GatewayMetrics.Names.WorkerInFlight, text, StringComparison.Ordinal);
-        Assert.DoesNotContain(GatewayMetrics.Names.RedisUp, text, StringComparison.Ordinal);
+        var e = Exposition.Parse(await sp.GetRequiredService<GatewayMetrics>().ScrapeAsync());
+        Assert.Empty(e.Named(GatewayMetrics.Names.WorkerInFlight));
+        Assert.Empty(e.Named(GatewayMetrics.Names.RedisUp));
+        Assert.Empty(e.Named(GatewayMetrics.Names.RetentionPinsActive));
     }
 
     [Fact]
-    public void SetRedisHealthSource_NotConfigured_NoSeriesThenDown()
+    public async Task WorkerGauges_WorkerLeavesFleet_ItsSeriesLeaveTheScrape()
     {
         using var sp = CreateServices();
         var m = sp.GetRequiredService<GatewayMetrics>();
-        var exporter = sp.GetRequiredService<PrometheusExporter>();
+        IReadOnlyList<WorkerTelemetry> fleet = [new("worker-0", 1, 0.5, CircuitState.Closed, false), new("worker-1", 2, 0.5, CircuitState.Closed, false)];
+        m.SetWorkerSource(() => fleet);
+        Assert.Equal(2, Exposition.Parse(await m.ScrapeAsync()).Value(GatewayMetrics.Names.WorkerInFlight, ("worker", "worker-1")));
+        fleet = [fleet[0]];
+        var e = Exposition.Parse(await m.ScrapeAsync());
+        Assert.Single(e.Named(GatewayMetrics.Names.WorkerInFlight));
+        Assert.Single(e.Named(GatewayMetrics.Names.WorkerDraining));
+    }
+
+    [Fact]
+    public async Task SetRedisHealthSource_NotConfigured_NoSeriesThenDown()
+    {
+        using var sp = CreateServices();
+        var m = sp.GetRequiredService<GatewayMetrics>();
         bool? health = null;
         m.SetRedisHealthSource(() => health);
-        Assert.DoesNotContain(GatewayMetrics.Names.RedisUp, exporter.Collect(), StringComparison.Ordinal);
+        Assert.Empty(Exposition.Parse(await m.ScrapeAsync()).Named(GatewayMetrics.Names.RedisUp));
         health = false;
-        Assert.Equal(0, Exposition.Parse(exporter.Collect()).Value(GatewayMetrics.Names.RedisUp));
+        Assert.Equal(0, Exposition.Parse(await m.ScrapeAsync()).Value(GatewayMetrics.Names.RedisUp));
     }
 }

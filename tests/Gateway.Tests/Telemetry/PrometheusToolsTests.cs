@@ -18,6 +18,7 @@ public class PrometheusToolsTests
     private static Task<KestrelApp> StartMetricsAppAsync() =>
         KestrelApp.StartAsync(b => b.Services.AddGatewayTelemetry(o => o.Tracing.Enabled = false), app =>
         {
+            app.UseGatewayHttpMetrics();
             app.MapPrometheusMetrics("/metrics");
             app.MapGet("/v1/models", () => Results.Ok(new { data = Array.Empty<object>() }));
         });
@@ -40,7 +41,8 @@ public class PrometheusToolsTests
         await using var app = await StartMetricsAppAsync();
         string text = await ScrapeAfterTrafficAsync(app);
 
-        Assert.Contains("http_server_request_duration_seconds_bucket", text, StringComparison.Ordinal); // ASP.NET Core's own meter
+        Assert.Contains("http_request_duration_seconds_bucket", text, StringComparison.Ordinal); // prometheus-net's HTTP metrics
+        Assert.Contains("process_cpu_seconds_total", text, StringComparison.Ordinal); // and its process collector
         Assert.Contains(GatewayMetrics.Names.Requests, text, StringComparison.Ordinal);
         var r = RepoTools.Run(promtool, ["check", "metrics"], stdin: text);
         Assert.True(r.ExitCode == 0 && r.All.Trim().Length == 0, "promtool check metrics: " + RepoTools.Describe(r));
