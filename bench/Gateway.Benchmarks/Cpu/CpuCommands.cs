@@ -11,11 +11,11 @@ namespace Gateway.Benchmarks.Cpu;
 ///   cpu-gguf --out FILE [--vocab 32000 --dim 2048 --layers 4 --heads 32 --kv-heads 8 --hidden 5632 --ctx 4096 --type q8_0 --seed 1]
 ///   membw [--threads 2] [--mb 512]          read and copy bandwidth, median of 7 passes
 ///   cpu-time --model FILE [--threads 1 --prompt-len 32 --reps 5 --isa avx512]   median prefill and decode-step ms (wall and CPU) of this backend alone
-///   cpu-peer --model FILE [--threads 2 --prompt-len 32 --decode 32 --rounds 1 --node node --script scripts/llamacpp-peer/peer.mjs]
+///   cpu-peer --model FILE [--threads 2 --prompt-len 32 --decode 32 --rounds 1 --markdown FILE.md --label TEXT --node node --script scripts/llamacpp-peer/peer.mjs]
 ///       runs this backend and llama.cpp (node-llama-cpp) on the same GGUF, prompt and threads, back to back in each
 ///       round, and prints next-token agreement (llama.cpp teacher-forced on our greedy sequence), the first-step
 ///       logit difference, per round decode tokens/s, prompt ms and CPU ms of both, the median ratios and the
-///       bandwidth roofline.
+///       bandwidth roofline; --markdown appends the rounds as a table to FILE.md.
 /// </summary>
 internal static class CpuCommands
 {
@@ -92,7 +92,7 @@ internal static class CpuCommands
         // Warm-up (JIT, page cache, allocator), as a server would be; then each round runs ours and llama.cpp back to
         // back, so both see the same moment of a shared machine's load.
         RunOurs();
-        var roundsOut = new List<object>();
+        var roundsOut = new List<PeerRound>();
         var ratios = new List<(double Decode, double Prompt, double DecodeCpu, double PromptCpu)>();
         JsonDocument? peer = null;
         for (int round = 0; round < rounds; round++)
@@ -106,14 +106,8 @@ internal static class CpuCommands
             double peerTps = r.GetProperty("decodeTokensPerSecond").GetDouble(), peerPromptMs = r.GetProperty("promptMs").GetDouble();
             double peerDecodeCpu = r.GetProperty("decodeCpuMsPerToken").GetDouble(), peerPromptCpu = r.GetProperty("promptCpuMs").GetDouble();
             ratios.Add((us.DecodeTokPerS / peerTps, peerPromptMs / us.PromptMs, peerDecodeCpu / us.DecodeCpuMsPerToken, peerPromptCpu / us.PromptCpuMs));
-            roundsOut.Add(new
-            {
-                loadAverage = load,
-                oursDecodeTokPerS = us.DecodeTokPerS, peerDecodeTokPerS = peerTps, decodeRatio = us.DecodeTokPerS / peerTps,
-                oursPromptMs = us.PromptMs, peerPromptMs, promptSpeedRatio = peerPromptMs / us.PromptMs,
-                oursDecodeCpuMsPerToken = us.DecodeCpuMsPerToken, peerDecodeCpuMsPerToken = peerDecodeCpu,
-                oursPromptCpuMs = us.PromptCpuMs, peerPromptCpuMs = peerPromptCpu,
-            });
+            roundsOut.Add(new PeerRound(load, us.DecodeTokPerS, peerTps, us.DecodeTokPerS / peerTps, us.PromptMs, peerPromptMs, peerPromptMs / us.PromptMs,
+                us.DecodeCpuMsPerToken, peerDecodeCpu, us.PromptCpuMs, peerPromptCpu));
         }
         var last = peer!.RootElement;
         var peerLogits = last.GetProperty("firstLogits").EnumerateArray().Select(e => (float)e.GetDouble()).ToArray();
@@ -154,8 +148,34 @@ internal static class CpuCommands
         };
         peer.Dispose();
         Console.WriteLine(JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
+        if (o.TryGetValue("markdown", out var md))
+        {
+            // One table per run, appended: the figures docs quote, next to the command that made them.
+            var sb = new System.Text.StringBuilder();
+            sb.AppendLine(CultureInfo.InvariantCulture, $"### {o.GetValueOrDefault("label", Path.GetFileName(modelPath))}");
+            sb.AppendLine();
+            sb.AppendLine(CultureInfo.InvariantCulture, $"`Gateway.Benchmarks cpu-peer --model {Path.GetFileName(modelPath)} --threads {threads} --prompt-len {promptLen} --decode {decode} --rounds {rounds}` " +
+                $"({DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, ISA {runner.Isa}, AVX-VNNI {CpuIsas.Vnni}, huge pages {(HugePagesEnabled ? "on" : "off")}; " +
+                $"agreement {report.nextTokenAgreement}, first-step max|Δlogit|/max|logit| {report.firstStepMaxAbsLogitDiffOverMaxLogit:P2})");
+            sb.AppendLine();
+            sb.AppendLine("| round | load avg | ours decode tok/s | llama.cpp decode tok/s | ratio | ours prompt ms | llama.cpp prompt ms | prompt speed ratio | ours CPU ms/token | llama.cpp CPU ms/token | ours prompt CPU ms | llama.cpp prompt CPU ms |");
+            sb.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+            int n = 0;
+            foreach (var r in roundsOut)
+                sb.AppendLine(CultureInfo.InvariantCulture, $"| {++n} | {r.loadAverage} | {r.oursDecodeTokPerS:F1} | {r.peerDecodeTokPerS:F1} | {r.decodeRatio:F2} | {r.oursPromptMs:F0} | {r.peerPromptMs:F0} | {r.promptSpeedRatio:F2} | {r.oursDecodeCpuMsPerToken:F1} | {r.peerDecodeCpuMsPerToken:F1} | {r.oursPromptCpuMs:F0} | {r.peerPromptCpuMs:F0} |");
+            sb.AppendLine(CultureInfo.InvariantCulture, $"| **median ratio** | | | | **{report.medianDecodeRatio:F2}** | | | **{report.medianPromptSpeedRatio:F2}** | CPU ratio **{report.medianDecodeCpuRatio:F2}** | | CPU ratio **{report.medianPromptCpuRatio:F2}** | |");
+            sb.AppendLine();
+            File.AppendAllText(md, sb.ToString());
+        }
         return 0;
     }
+
+    private static bool HugePagesEnabled => Environment.GetEnvironmentVariable("WORKER_CPU_HUGE_PAGES") != "0";
+
+#pragma warning disable IDE1006, SA1300 // camelCase members: they are the JSON report's field names
+    private sealed record PeerRound(string loadAverage, double oursDecodeTokPerS, double peerDecodeTokPerS, double decodeRatio, double oursPromptMs,
+        double peerPromptMs, double promptSpeedRatio, double oursDecodeCpuMsPerToken, double peerDecodeCpuMsPerToken, double oursPromptCpuMs, double peerPromptCpuMs);
+#pragma warning restore IDE1006, SA1300
 
     private readonly record struct OursRun(double PromptMs, double PromptCpuMs, double DecodeTokPerS, double DecodeCpuMsPerToken);
 

@@ -81,7 +81,7 @@ internal sealed unsafe class WeightMatrix : IDisposable
         return r;
     }
 
-    private static void* Alloc(long bytes) => NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 64), 64);
+    private static void* Alloc(long bytes) => HugePages.Alloc(bytes);
 
     public void Dispose()
     {
