@@ -10,6 +10,7 @@ namespace Gateway.Benchmarks.Cpu;
 /// Console commands for the CPU backend (not BenchmarkDotNet runs):
 ///   cpu-gguf --out FILE [--vocab 32000 --dim 2048 --layers 4 --heads 32 --kv-heads 8 --hidden 5632 --ctx 4096 --type q8_0 --seed 1]
 ///   membw [--threads 2] [--mb 512]          read and copy bandwidth, median of 7 passes
+///   gpu-time --model FILE [--prompt-len 32 --context 512 --reps 20 --peak-gbps 3350]   the GPU backend on the first CUDA device (GpuTimeCommand)
 ///   cpu-time --model FILE [--threads 1 --prompt-len 32 --reps 5 --isa avx512]   median prefill and decode-step ms (wall and CPU) of this backend alone
 ///   cpu-peer --model FILE [--threads 2 --prompt-len 32 --decode 32 --rounds 1 --markdown FILE.md --label TEXT --node node --script scripts/llamacpp-peer/peer.mjs]
 ///       runs this backend and llama.cpp (node-llama-cpp) on the same GGUF, prompt and threads, back to back in each
@@ -22,7 +23,7 @@ internal static class CpuCommands
     public static bool TryRun(string[] args, out int exitCode)
     {
         exitCode = 0;
-        if (args.Length == 0 || args[0] is not ("cpu-gguf" or "membw" or "cpu-peer" or "cpu-time")) return false;
+        if (args.Length == 0 || args[0] is not ("cpu-gguf" or "membw" or "cpu-peer" or "cpu-time" or "gpu-time")) return false;
         var opts = Options(args[1..]);
         switch (args[0])
         {
@@ -30,6 +31,7 @@ internal static class CpuCommands
             case "membw": Console.WriteLine(JsonSerializer.Serialize(MemoryBandwidth.Measure(Int(opts, "threads", 2), Int(opts, "mb", 512)))); return true;
             case "cpu-peer": exitCode = Peer(opts); return true;
             case "cpu-time": exitCode = Time(opts); return true;
+            case "gpu-time": exitCode = GpuTimeCommand.Run(opts); return true;
             default: return false;
         }
     }
