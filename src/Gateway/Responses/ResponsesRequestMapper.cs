@@ -282,14 +282,9 @@ public static class ResponsesRequestMapper
         if (root["tools"] is JsonArray tools && tools.Count > 0)
         {
             var chatTools = new JsonArray();
-            int i = 0;
-            foreach (var t in tools)
+            foreach (var (t, at) in FunctionTools(tools))
             {
-                string at = $"tools[{i++}]";
-                if (t is not JsonObject tool || String(tool, "type") != "function")
-                {
-                    throw new MappingException($"'{at}': only function tools are supported by this gateway.", at);
-                }
+                var tool = t;
 
                 var function = new JsonObject { ["name"] = String(tool, "name") ?? throw new MappingException($"'{at}.name' is required.", at + ".name") };
                 if (tool["description"] is { } d)
@@ -302,7 +297,10 @@ public static class ResponsesRequestMapper
                 echo.Add(tool.DeepClone());
             }
 
-            chat["tools"] = chatTools;
+            if (chatTools.Count > 0)
+            {
+                chat["tools"] = chatTools;
+            }
         }
         else if (root["tools"] is { } other && other is not JsonArray)
         {
@@ -329,6 +327,38 @@ public static class ResponsesRequestMapper
         }
 
         return echo;
+    }
+
+    /// <summary>
+    /// The function tools of <paramref name="tools"/>: <c>function</c> tools, and the function tools grouped in a
+    /// <c>namespace</c> (Codex groups its sub-agent tools so); hosted tools (<c>web_search</c>, <c>file_search</c>, …)
+    /// are left out: no worker runs them, and the model is then simply not offered them.
+    /// </summary>
+    private static IEnumerable<(JsonObject Tool, string At)> FunctionTools(JsonArray tools, string prefix = "tools")
+    {
+        int i = 0;
+        foreach (var t in tools)
+        {
+            string at = $"{prefix}[{i++}]";
+            if (t is not JsonObject tool)
+            {
+                throw new MappingException($"'{at}' must be an object.", at);
+            }
+
+            switch (String(tool, "type"))
+            {
+                case "function":
+                    yield return (tool, at);
+                    break;
+                case "namespace" when tool["tools"] is JsonArray inner:
+                    foreach (var f in FunctionTools(inner, at + ".tools"))
+                    {
+                        yield return f;
+                    }
+
+                    break;
+            }
+        }
     }
 
     private static string JoinText(JsonArray? parts)

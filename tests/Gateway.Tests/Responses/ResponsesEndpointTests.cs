@@ -134,6 +134,15 @@ public sealed class ResponsesEndpointTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task NamespacedFunctionTools_AreOffered_HostedToolsAreNot()
+    {
+        using var c = TestGateway.Client(_gw);
+        await PostAsync(c, """{"model":"llama3-8b","input":"x","tools":[{"type":"web_search"},{"type":"namespace","name":"agents","tools":[{"type":"function","name":"spawn","parameters":{"type":"object"}}]}]}""");
+        var tools = JsonDocument.Parse(_w.Requests.Single().Body).RootElement.GetProperty("tools");
+        Assert.Equal(["spawn"], tools.EnumerateArray().Select(t => t.GetProperty("function").GetProperty("name").GetString()));
+    }
+
+    [Fact]
     public async Task CodexTurnMetadataHeader_FeedsTheSession()
     {
         using var c = TestGateway.Client(_gw);
@@ -152,7 +161,7 @@ public sealed class ResponsesEndpointTests : IAsyncLifetime
     [InlineData("""{"input":"x"}""", "model")]
     [InlineData("""{"model":"llama3-8b"}""", "input")]
     [InlineData("""{"model":"llama3-8b","input":[{"type":"web_search_call"}]}""", "input[0].type")]
-    [InlineData("""{"model":"llama3-8b","input":"x","tools":[{"type":"web_search"}]}""", "tools[0]")]
+    [InlineData("""{"model":"llama3-8b","input":"x","tools":[{"type":"web_search"},{"type":"function"}]}""", "tools[1].name")]
     public async Task BadRequests_Give400NamingTheParam(string json, string param)
     {
         using var c = TestGateway.Client(_gw);
