@@ -106,6 +106,15 @@ gateway_dll=src/Gateway/bin/Release/net10.0/Gateway.dll
 loadgen_dll=loadtests/LoadGen/bin/Release/net10.0/LoadGen.dll
 yarp_dll=bench/PlainYarp/bin/Release/net10.0/PlainYarp.dll
 
+# The noisy-neighbour "alone" baseline (--noisy-factor 0) is work-conserving: the quiet tenants' same requests with
+# nothing else running, under fcfs, never under the scheduler being compared (docs/policies/hfair.md).
+for ((k = 0; k < ${#loadgen_extra[@]}; k++)); do
+  if [ "${loadgen_extra[k]}" = --noisy-factor ] && [[ "${loadgen_extra[k + 1]:-}" =~ ^0(\.0*)?$ ]]; then
+    gateway_env+=("Gateway__Scheduling__Policy=fcfs")
+    log "alone baseline (--noisy-factor 0): gateway runs fcfs"
+  fi
+done
+
 if [ $redis = 1 ]; then
   command -v redis-server >/dev/null || { log "redis-server not installed (apt-get install -y redis-server)"; exit 1; }
   redis-server --port $((base_port + 100)) --bind 127.0.0.1 --save '' --appendonly no > "$out_dir/redis.log" 2>&1 &

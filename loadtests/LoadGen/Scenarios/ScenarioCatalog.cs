@@ -210,7 +210,7 @@ public static class ScenarioCatalog
 
         return new ScenarioPlan("noisy-neighbour", flows, [],
             $"{o.Tenants.Count} tenants; {o.Tenants[0].Name} "
-            + (o.NoisyFactor == 0 ? "sends nothing (alone baseline)" : $"at {o.NoisyFactor}x the others' rate")
+            + (o.NoisyFactor == 0 ? "sends nothing (alone baseline: compare against the gateway under fcfs, never the scheduler under test)" : $"at {o.NoisyFactor}x the others' rate")
             + $"; {prompt}-token prompts, max_tokens {max}");
     }
 
