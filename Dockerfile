@@ -15,6 +15,7 @@ COPY .editorconfig Directory.Build.props Directory.Packages.props ./
 COPY src/Gateway.Core/Gateway.Core.csproj src/Gateway.Core/
 COPY src/Worker.Engine/Worker.Engine.csproj src/Worker.Engine/
 COPY src/Worker.Cpu/Worker.Cpu.csproj src/Worker.Cpu/
+COPY src/Worker.Gpu/Worker.Gpu.csproj src/Worker.Gpu/
 COPY src/Worker/Worker.csproj src/Worker/
 COPY src/Gateway/Gateway.csproj src/Gateway/
 RUN dotnet restore src/Gateway/Gateway.csproj \
