@@ -580,10 +580,17 @@ public sealed partial class ProxyHandler : IDisposable
         _policy.OnRouted(ctx.Route, info);
         if (ctx.SessionId is { } session && _scheduling?.SharedSessions is { } sessions)
         {
-            // Bind (or rebind, refreshing the TTL) the session in shared state so every replica sends its next turn
-            // here; not awaited: the write is off the request's path (a failed write is kept and retried by the store).
+            // Bind (or rebind) the session in shared state so every replica sends its next turn here. A new or moved
+            // binding is written before the request is forwarded, so the next turn (sent after this answer, maybe to
+            // another replica) reads it: one Redis round trip on a session's first turn and on a move. An unchanged
+            // binding only refreshes its TTL, off the request's path (a failed write is kept and retried by the store).
+            var write = BindSessionAsync(sessions, session, info.Id);
+            bool changed = !string.Equals(ctx.Route.SharedBinding, info.Id, StringComparison.Ordinal);
             ctx.Route.SharedBinding = info.Id;
-            _ = BindSessionAsync(sessions, session, info.Id);
+            if (changed)
+            {
+                await write.ConfigureAwait(false);
+            }
         }
         ctx.OnFirstEvent = () =>
         {

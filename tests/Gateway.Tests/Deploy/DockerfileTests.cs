@@ -56,7 +56,7 @@ public partial class DockerfileTests
             var doc = XDocument.Load(RepoTools.InRepo(p));
             foreach (var r in doc.Descendants("ProjectReference"))
             {
-                string full = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(RepoTools.InRepo(p))!, r.Attribute("Include")!.Value));
+                string full = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(RepoTools.InRepo(p))!, r.Attribute("Include")!.Value.Replace('\\', '/')));
                 todo.Push(Path.GetRelativePath(RepoTools.RepoRoot, full).Replace('\\', '/'));
             }
         }
