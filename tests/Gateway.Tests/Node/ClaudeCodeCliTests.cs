@@ -69,7 +69,7 @@ public sealed partial class ClaudeCodeCliTests
         }
     }
 
-    private static double Metric(string text, string name, string labelPart)
+    internal static double Metric(string text, string name, string labelPart)
     {
         double sum = 0;
         foreach (Match m in MetricLine().Matches(text))
