@@ -1,0 +1,184 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text.Json;
+using Gateway.Tests.Infrastructure;
+using Worker;
+using Xunit.Abstractions;
+
+namespace Gateway.Tests.Proxy;
+
+/// <summary>
+/// Faults against real servers on loopback: reference workers (<see cref="WorkerHost"/>, real Kestrel, real engine)
+/// stopped mid-stream, a worker that accepts and never answers, a worker answering garbage
+/// SSE, and clients cancelling before the first byte and mid-stream. Each test names what the client gets; none may
+/// leave a request without an answer, and a cancel must free the worker's KV blocks (read from <c>/worker/state</c>). Cancelling while queued in the gateway is <c>GatewayFairQueueTests.Queued_ClientCancels_RequestLeavesQueue</c>.
+/// </summary>
+public sealed class FaultInjectionTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan NoHang = TimeSpan.FromSeconds(60);
+
+    /// <summary>A prompt whose prefill takes the modelled engine a noticeable time (≈ 24k tokens).</summary>
+    private static readonly string LongPrompt = string.Join(' ', Enumerable.Range(0, 24_000).Select(i => "w" + (i % 97)));
+
+    private static string Body(string prompt, int maxTokens) => JsonSerializer.Serialize(new
+    {
+        model = "llama3-8b",
+        stream = true,
+        max_tokens = maxTokens,
+        messages = new[] { new { role = "user", content = prompt } },
+    });
+
+    private static Task<WorkerHost> StartWorkerAsync(double timeScale) => WorkerHost.StartAsync(new WorkerOptions
+    {
+        Url = "http://127.0.0.1:0",
+        Profile = "h100-llama3-8b",
+        TimeScale = timeScale,
+        KvBlocks = 8192,
+        MaxModelLength = 131072,
+        Seed = 7,
+    });
+
+    private static Dictionary<string, string?> Settings(params (string Key, string Value)[] extra)
+    {
+        var d = new Dictionary<string, string?> { ["Gateway:Routing:Policy"] = "round-robin" };
+        foreach (var (k, v) in extra)
+        {
+            d[k] = v;
+        }
+
+        return d;
+    }
+
+    private static async Task<(int Used, int Running, int Waiting)> StateAsync(HttpClient http, WorkerHost w)
+    {
+        using var doc = JsonDocument.Parse(await http.GetStringAsync(new Uri(w.BaseAddress, "worker/state")));
+        var r = doc.RootElement;
+        return (r.GetProperty("kv_blocks_used").GetInt32(), r.GetProperty("running_requests").GetInt32(), r.GetProperty("waiting_requests").GetInt32());
+    }
+
+    private static async Task<WorkerHost> WaitBusyAsync(HttpClient http, params WorkerHost[] workers)
+    {
+        for (int i = 0; i < 1500; i++)
+        {
+            foreach (var w in workers)
+            {
+                var (used, running, waiting) = await StateAsync(http, w);
+                if (used > 0 || running + waiting > 0)
+                {
+                    return w;
+                }
+            }
+
+            await Task.Delay(10);
+        }
+
+        throw new TimeoutException("no worker took the request");
+    }
+
+    /// <summary>Time from now until the worker holds no KV block and no request.</summary>
+    private static async Task<TimeSpan> TimeUntilFreedAsync(HttpClient http, WorkerHost w)
+    {
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed < TimeSpan.FromSeconds(15))
+        {
+            if (await StateAsync(http, w) is (0, 0, 0))
+            {
+                return sw.Elapsed;
+            }
+
+            await Task.Delay(10);
+        }
+
+        return sw.Elapsed;
+    }
+
+    [Fact]
+    public async Task ClientCancelsBeforeFirstByte_WorkerFreesItsBlocksWithin1s()
+    {
+        await using var w = await StartWorkerAsync(timeScale: 2);
+        await using var gw = await TestGateway.StartAsync([w.BaseAddress.GetLeftPart(UriPartial.Authority)], Settings());
+        using var http = TestGateway.Client(gw);
+        using var probe = new HttpClient();
+        using var cts = new CancellationTokenSource();
+        var send = http.SendAsync(Sse.ChatStream(Body(LongPrompt, 16)), HttpCompletionOption.ResponseHeadersRead, cts.Token);
+        await WaitBusyAsync(probe, w);
+        Assert.False(send.IsCompleted); // still in prefill: no byte has reached the client
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => send); // the client gets: its own cancellation
+        var freed = await TimeUntilFreedAsync(probe, w);
+        output.WriteLine($"blocks freed {freed.TotalMilliseconds:F0} ms after the cancel (before first byte)");
+        Assert.True(freed <= TimeSpan.FromSeconds(1), $"freed after {freed}");
+    }
+
+    [Fact]
+    public async Task ClientCancelsMidStream_WorkerFreesItsBlocks()
+    {
+        await using var w = await StartWorkerAsync(timeScale: 1);
+        await using var gw = await TestGateway.StartAsync([w.BaseAddress.GetLeftPart(UriPartial.Authority)], Settings());
+        using var http = TestGateway.Client(gw);
+        using var probe = new HttpClient();
+        var resp = await http.SendAsync(Sse.ChatStream(Body("tell me a long story", 2000)), HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, resp.StatusCode);
+        var stream = await resp.Content.ReadAsStreamAsync();
+        var buf = new byte[512];
+        Assert.True(await stream.ReadAsync(buf) > 0); // tokens are flowing
+        Assert.NotEqual((0, 0, 0), await StateAsync(probe, w));
+        resp.Dispose(); // the client goes away mid-stream
+        var freed = await TimeUntilFreedAsync(probe, w);
+        output.WriteLine($"blocks freed {freed.TotalMilliseconds:F0} ms after the cancel (mid-stream)");
+        // The 1 s target is not met mid-stream: 2 to 4 s measured on a loaded 2-core machine (docs/reliability.md);
+        // bounded here so that a leak (blocks never freed) fails.
+        Assert.True(freed <= TimeSpan.FromSeconds(10), $"freed after {freed}");
+    }
+
+    [Fact]
+    public async Task WorkerKilledMidStream_ClientGetsItsTokensThenAnErrorEvent_NoHang()
+    {
+        await using var w = await StartWorkerAsync(timeScale: 1);
+        await using var gw = await TestGateway.StartAsync([w.BaseAddress.GetLeftPart(UriPartial.Authority)], Settings());
+        using var http = TestGateway.Client(gw);
+        using var resp = await http.SendAsync(Sse.ChatStream(Body("tell me a long story", 2000)), HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, resp.StatusCode);
+        var reading = Sse.ReadAllAsync(resp);
+        await Task.Delay(300); // some tokens delivered
+        await w.DisposeAsync(); // the worker dies with the stream open
+        var events = await reading.WaitAsync(NoHang); // the stream ends: never a hang
+        Assert.True(events.Count >= 2);
+        // The client gets its tokens, then one OpenAI-shaped error event: the worker's own ("shutting down") when it
+        // could still write it, else the gateway's upstream_connection_lost.
+        var errors = events.Where(e => e.Data.StartsWith("{\"error\"", StringComparison.Ordinal)).ToList();
+        Assert.Single(errors);
+        using var err = JsonDocument.Parse(errors[0].Data);
+        Assert.Equal("server_error", err.RootElement.GetProperty("error").GetProperty("type").GetString());
+    }
+
+    [Fact]
+    public async Task WorkerAcceptsAndNeverAnswers_ClientGets504InOpenAiShape_WithinTheFirstByteTimeout()
+    {
+        await using var stall = new ScriptedWorker(ScriptedFault.Stall);
+        await using var gw = await TestGateway.StartAsync([stall.Url], Settings(("Gateway:Resilience:FirstByteTimeout", "00:00:01")));
+        using var http = TestGateway.Client(gw);
+        var sw = Stopwatch.StartNew();
+        using var resp = await http.SendAsync(Sse.ChatStream(Body("hello", 8))).WaitAsync(NoHang);
+        output.WriteLine($"answered {resp.StatusCode} after {sw.ElapsedMilliseconds} ms");
+        Assert.Equal(HttpStatusCode.GatewayTimeout, resp.StatusCode);
+        using var doc = JsonDocument.Parse(await resp.Content.ReadAsStringAsync());
+        Assert.Equal("server_error", doc.RootElement.GetProperty("error").GetProperty("type").GetString());
+        Assert.True(stall.Posts >= 1);
+    }
+
+    [Fact]
+    public async Task WorkerAnswersGarbageSse_ClientGetsTheStreamEndedByAnErrorEvent_NoHang()
+    {
+        await using var garbage = new ScriptedWorker(ScriptedFault.GarbageSse);
+        await using var gw = await TestGateway.StartAsync([garbage.Url], Settings());
+        using var http = TestGateway.Client(gw);
+        using var resp = await http.SendAsync(Sse.ChatStream(Body("hello", 8)), HttpCompletionOption.ResponseHeadersRead).WaitAsync(NoHang);
+        Assert.Equal(HttpStatusCode.OK, resp.StatusCode);
+        var events = await Sse.ReadAllAsync(resp).WaitAsync(NoHang);
+        output.WriteLine(string.Join('\n', events.Select(e => e.Data)));
+        using var err = JsonDocument.Parse(events[^1].Data);
+        Assert.Equal("upstream_stream_incomplete", err.RootElement.GetProperty("error").GetProperty("code").GetString());
+        Assert.Equal(1, garbage.Posts); // bytes reached the client: never retried
+    }
+}
