@@ -70,6 +70,7 @@ public sealed class GatewayMetrics : IDisposable
         public const string RetentionPinsExpired = "gateway_retention_pins_expired_total";
         public const string RetentionPinsDropped = "gateway_retention_pins_dropped_total";
         public const string RedisUp = "gateway_redis_up";
+        public const string ProcessGcHeap = "gateway_process_gc_heap_bytes";
         public const string RedisErrors = "gateway_redis_errors_total";
         public const string RedisCommandDuration = "gateway_redis_command_duration_seconds";
         public const string LabelOverflow = "telemetry_exporter_overflow_measurements_total";
@@ -81,7 +82,7 @@ public sealed class GatewayMetrics : IDisposable
             Requests, TimeToFirstToken, InterTokenLatency, RequestDuration, QueueWait, QueueRejections, RoutingDecision, PromptTokens,
             PredictedCachedTokens, ActualCachedTokens, CachePredictionError, Retries, WorkerInFlight, WorkerKvUsage,
             WorkerCircuitState, WorkerDraining, CircuitTransitions, RetentionPinsActive, RetentionPinsCreated,
-            RetentionPinsExpired, RetentionPinsDropped, RedisUp, RedisErrors, RedisCommandDuration, LabelOverflow,
+            RetentionPinsExpired, RetentionPinsDropped, RedisUp, RedisErrors, RedisCommandDuration, LabelOverflow, ProcessGcHeap,
         ];
     }
 
@@ -99,7 +100,7 @@ public sealed class GatewayMetrics : IDisposable
     private readonly Counter _requests, _queueRejections, _promptTokens, _predicted, _actual, _predictionError, _retries;
     private readonly Counter _pinsCreated, _pinsExpired, _pinsDropped, _circuitTransitions, _redisErrors, _overflow;
     private readonly Histogram _ttft, _itl, _e2e, _queueWait, _routing, _redisDuration;
-    private readonly Gauge _activePinsGauge, _redisUp;
+    private readonly Gauge _activePinsGauge, _redisUp, _gcHeap;
     private readonly ObservedGauge _inFlight, _kvUsage, _circuit, _draining;
     private readonly Counter.Child _overflowRequests, _overflowTtft, _overflowItl, _overflowE2e, _overflowQueueWait, _overflowRejections;
     private Func<IReadOnlyList<WorkerTelemetry>>? _workers;
@@ -150,6 +151,7 @@ public sealed class GatewayMetrics : IDisposable
             new GaugeConfiguration { SuppressInitialValue = true });
         _redisUp = f.CreateGauge(Names.RedisUp, "1 when the shared-state Redis answered its last health check, 0 when not.",
             new GaugeConfiguration { SuppressInitialValue = true });
+        _gcHeap = f.CreateGauge(Names.ProcessGcHeap, "Managed heap size after the last garbage collection (what a soak run watches for growth).");
         Registry.AddBeforeCollectCallback(ObserveAtScrape);
     }
 
@@ -275,6 +277,8 @@ public sealed class GatewayMetrics : IDisposable
         bool? up = _redisHealthSource is { } source ? source() : Volatile.Read(ref _redisHealth) switch { 1 => true, 0 => false, _ => null };
         if (up is bool b) _redisUp.Set(b ? 1 : 0);
         else _redisUp.Unpublish();
+
+        _gcHeap.Set(GC.GetGCMemoryInfo().HeapSizeBytes);
     }
 
     private static string Worker(WorkerTelemetry w) => w.Worker;
