@@ -50,7 +50,7 @@ for _ in $(seq 1 120); do curl -sf "$url/readyz" >/dev/null 2>&1 && break; sleep
 curl -sf "$url/readyz" >/dev/null || { echo "gateway did not become ready" >&2; tail -20 "$work/gateway.log" >&2; exit 1; }
 echo "soak: gateway pid $gw on $url, ${duration}s, warm-up ${warmup}s, sample every ${sample}s" >&2
 
-lg() { dotnet "$loadgen_dll" --target "$url" --key "$key" --duration "${duration}s" --warmup 0 --plain "$@"; }
+lg() { dotnet "$loadgen_dll" --target "$url" --key "$key" --duration "${duration}s" --warmup 1 --plain "$@"; }
 lg --scenario multi-turn --rate 1 --out "$work/multi-turn.json" > "$work/multi-turn.log" 2>&1 & pids+=("$!")
 lg --scenario overhead --rate 10 --out "$work/overhead.json" > "$work/overhead.log" 2>&1 & pids+=("$!")
 lg --scenario overhead --rate 3 --max-tokens 2000 --ignore-eos --timeout 1s --out "$work/cancels.json" > "$work/cancels.log" 2>&1 & pids+=("$!")
