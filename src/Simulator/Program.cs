@@ -10,6 +10,7 @@ var scenarioFile = new Option<string?>("--scenario") { Description = "JSON scena
 var workers = new Option<int?>("--workers") { Description = "workers (one engine each), default 4" };
 var profile = new Option<string?>("--profile") { Description = "engine profile, default h100-llama3-8b" };
 var kvBlocks = new Option<int?>("--kv-blocks") { Description = "KV blocks per worker (0: profile default)" };
+var hostKvBlocks = new Option<int?>("--host-kv-blocks") { Description = "host-memory KV tier per worker in blocks, for every run of the invocation (0: none, default; -1: 2x the HBM pool, HiCache's ratio)" };
 var maxPinned = new Option<double?>("--max-pinned-fraction") { Description = "largest share of an engine's KV blocks pins may hold, default 0.5 (as the worker)" };
 var blockSize = new Option<int?>("--block-size") { Description = "engine block size in tokens, default 16" };
 var maxBatch = new Option<int?>("--max-batch-tokens") { Description = "per-step token budget, default 8192" };
@@ -55,7 +56,7 @@ var parallel = new Option<int?>("--parallel") { Description = "runs at once, def
 var strict = new Option<bool>("--strict") { Description = "stop at the first malformed trace line" };
 
 var root = new RootCommand("Replays LLM traces through the gateway's routing/scheduling policies and the worker engine model in virtual time.");
-foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, maxPinned, blockSize, maxBatch, longPrefill, maxRunning, maxWaiting, maxPending, kvHigh, maxModelLen, weights, rates, mix, exclude, locality, lagBound, reserve, overShare, underShare, exclusivePrefill, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, seeds, routing, scheduling, retention, retentionCost, retentionBudget, retentionRenewals, retentionEvictionAge, programPriority, output, parallel, strict })
+foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, hostKvBlocks, maxPinned, blockSize, maxBatch, longPrefill, maxRunning, maxWaiting, maxPending, kvHigh, maxModelLen, weights, rates, mix, exclude, locality, lagBound, reserve, overShare, underShare, exclusivePrefill, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, seeds, routing, scheduling, retention, retentionCost, retentionBudget, retentionRenewals, retentionEvictionAge, programPriority, output, parallel, strict })
 {
     root.Options.Add(o);
 }
@@ -75,6 +76,7 @@ root.SetAction(parse =>
         if (parse.GetValue(workers) is { } w) s.Workers = w;
         if (parse.GetValue(profile) is { } p) s.Profile = p;
         if (parse.GetValue(kvBlocks) is { } kb) s.KvBlocks = kb;
+        if (parse.GetValue(hostKvBlocks) is { } hkb) s.HostKvBlocks = hkb;
         if (parse.GetValue(blockSize) is { } bs) s.BlockSize = bs;
         if (parse.GetValue(maxPinned) is { } mp) s.MaxPinnedFraction = mp;
         if (parse.GetValue(maxBatch) is { } mb) s.MaxBatchTokens = mb;

@@ -33,6 +33,9 @@ public sealed class Scenario
     /// <summary>KV blocks per worker (0: the profile's default).</summary>
     public int KvBlocks { get; set; }
 
+    /// <summary>Host-memory KV tier per worker in blocks (the worker's --host-kv-blocks): 0 = none, −1 = 2 × the HBM pool.</summary>
+    public int HostKvBlocks { get; set; }
+
     /// <summary>Largest share of each engine's KV blocks retention pins may hold (the worker's --max-pinned-fraction).</summary>
     public double MaxPinnedFraction { get; set; } = 0.5;
 
@@ -260,6 +263,11 @@ public sealed class Scenario
             errors.Add($"unknown --profile '{Profile}'; known: {string.Join(", ", ModelProfiles.Names)}");
         }
 
+        if (HostKvBlocks < -1)
+        {
+            errors.Add("--host-kv-blocks must be >= 0, or -1 for twice the HBM pool");
+        }
+
         if (KvBlocks < 0)
         {
             errors.Add("--kv-blocks must be >= 0");
@@ -475,6 +483,7 @@ public sealed class Scenario
                     case "workers": s.Workers = p.Value.GetInt32(); break;
                     case "profile": s.Profile = p.Value.GetString()!; break;
                     case "kv_blocks": s.KvBlocks = p.Value.GetInt32(); break;
+                    case "host_kv_blocks": s.HostKvBlocks = p.Value.GetInt32(); break;
                     case "block_size": s.BlockSize = p.Value.GetInt32(); break;
                     case "max_pinned_fraction": s.MaxPinnedFraction = p.Value.GetDouble(); break;
                     case "retention_cost": s.RetentionCostWeight = p.Value.GetDouble(); break;

@@ -28,8 +28,8 @@ public sealed partial class LlmEngine
     /// <summary>
     /// Copies the host-resident part of a session's prefix (its most recent request's blocks when only
     /// <see cref="PrefetchRequest.SessionId"/> is given) into HBM ahead of its next request. Budgeted so that it never
-    /// takes memory running or queued work will need: it uses only free and evictable blocks beyond what the running and
-    /// waiting requests still have to allocate to finish, and never drops a pin. The copy is queued on the host-to-device
+    /// takes memory running or queued work will need and never displaces another context: it uses only never-cached free
+    /// blocks beyond what the running and waiting requests still have to allocate to finish (no eviction, no pin dropped). The copy is queued on the host-to-device
     /// link; a request that uses the blocks before it is done waits for the rest. With <see cref="PrefetchRequest.TtlMs"/>
     /// the prefix is then pinned in HBM (as a retain naming the hbm tier).
     /// </summary>
@@ -57,7 +57,7 @@ public sealed partial class LlmEngine
             return new PrefetchResult(0, hashes is null ? 0 : _blocks.CachedPrefixBlocks(hashes), 0, 0);
         }
 
-        int budget = Math.Max(0, _blocks.AvailableBlocks - BlocksStillNeeded());
+        int budget = Math.Max(0, _blocks.FreeBlocks - BlocksStillNeeded());
         int max = r.MaxBlocks > 0 ? Math.Min(r.MaxBlocks, budget) : budget;
         var loaded = new List<int>();
         _blocks.Prefetch(hashes, max, loaded);
@@ -80,7 +80,7 @@ public sealed partial class LlmEngine
         return new PrefetchResult(loaded.Count, resident - loaded.Count, ready, budget);
     }
 
-    /// <summary>Blocks the running and waiting requests still have to allocate to reach their last token.</summary>
+    /// <summary>Blocks the running and waiting requests still have to allocate to reach their last token (waiting ones: beyond their cached prefix).</summary>
     private int BlocksStillNeeded()
     {
         long need = 0;
@@ -91,7 +91,9 @@ public sealed partial class LlmEngine
 
         foreach (var s in _waiting)
         {
-            need += Math.Max(0, BlocksFor((long)s.Request.PromptTokens + s.Request.OutputTokens - 1) - s.BlockTable.Count);
+            // Its uncached part: what admission will allocate (the cached prefix is already in HBM).
+            int cached = s.BlockTable.Count > 0 ? s.BlockTable.Count : _blocks.CachedPrefixBlocks(s.Request.BlockHashes);
+            need += Math.Max(0, BlocksFor((long)s.Request.PromptTokens + s.Request.OutputTokens - 1) - cached);
         }
 
         return (int)Math.Min(int.MaxValue, need);

@@ -37,6 +37,12 @@ public sealed record TurnCompletion
     /// <summary>The host knows the session is over (no further turn): release.</summary>
     public bool SessionEnded { get; init; }
 
+    /// <summary>Blocks of the worker's host-memory tier (0 = none: the policy pins in HBM or drops).</summary>
+    public int WorkerHostKvBlocks { get; init; }
+
+    /// <summary>Seconds the worker needs to reload the context from its host tier (PCIe), to weigh against <see cref="PrefillSeconds"/>.</summary>
+    public double ReloadSeconds { get; init; }
+
     /// <summary>
     /// The worker's measured eviction age in seconds (Che's characteristic time T_c of its LRU prefix cache: about how long
     /// an unused cached block survives there): NaN = unknown, +∞ = nothing evicted lately. Read by
@@ -70,10 +76,22 @@ public enum RetentionActionKind
 
     /// <summary>POST /worker/kv/release for the session.</summary>
     Release,
+
+    /// <summary>POST /worker/kv/prefetch for the session, <see cref="RetentionAction.PrefetchAfterMs"/> after the hint (unless its turn came first).</summary>
+    Prefetch,
 }
 
 /// <summary>One hint to a worker. <paramref name="Blocks"/>: pin only this many leading blocks of the context (0: all).</summary>
-public readonly record struct RetentionAction(RetentionActionKind Kind, string SessionId, int Worker, long TtlMs, double Value, int Priority, int Blocks = 0);
+/// <see cref="Tier"/>: where the worker should keep it; <see cref="PrefetchAfterMs"/> (host tier only, 0 = none): ask the worker to
+/// bring it back into HBM (<c>POST /worker/kv/prefetch</c>) this long after the hint.
+public readonly record struct RetentionAction(RetentionActionKind Kind, string SessionId, int Worker, long TtlMs, double Value, int Priority, int Blocks = 0)
+{
+    /// <summary>The tier the context should wait in.</summary>
+    public RetentionTier Tier { get; init; }
+
+    /// <summary>Milliseconds after the hint at which to prefetch the context back into HBM (0 = no prefetch).</summary>
+    public long PrefetchAfterMs { get; init; }
+}
 
 /// <summary>
 /// Shadow-mode score of a retention policy: what its decisions would have done against the gaps that really happened
@@ -101,6 +119,12 @@ public sealed class RetentionStats
 
     /// <summary>Pins the worker dropped under memory pressure before their session came back (its <c>pin_dropped</c> KV events).</summary>
     public long EngineDrops { get; internal set; }
+
+    /// <summary>Contexts left to the host tier with a prefetch before their predicted return (instead of an HBM pin).</summary>
+    public long HostRetains { get; internal set; }
+
+    /// <summary>HBM pins the guard turned down on workers where recent pins were being dropped.</summary>
+    public long GuardSkips { get; internal set; }
 
     /// <summary>Gaps that closed (the session's next turn arrived).</summary>
     public long GapsClosed { get; internal set; }

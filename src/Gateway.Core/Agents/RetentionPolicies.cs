@@ -210,6 +210,7 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
     private readonly TimeProvider _time;
     private readonly double[] _grid;
     private readonly List<GapBook.OpenGap> _expiring = [];
+    private readonly PinGuard _guard = new();
 
     /// <summary>Creates the policy.</summary>
     public PredictiveRetentionPolicy(TimeProvider time, RetentionOptions? options = null)
@@ -344,6 +345,18 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
         var o = turn.Outcome;
         string? session = _o.PerSessionLevel ? turn.SessionId : null;
         var dist = _predictor.Predict(o.Gap, turn.Tenant, turn.AgentKind, o.Tool, session);
+        if (turn.WorkerHostKvBlocks > 0)
+        {
+            // A host tier keeps what HBM cannot: no pin; prefetch before the predicted return.
+            _book.Open(turn, 0, 0, dist.Median);
+            if (TierPlacement.Decide(turn, dist) is { } prefetch)
+            {
+                _book.Stats.HostRetains++;
+                actions.Add(prefetch);
+            }
+
+            return;
+        }
 
         // A context larger than the worker's pin budget is pinned as its leading prefix (what a return reuses first).
         int budget = (int)Math.Floor(turn.WorkerKvBlocks * _o.PinBudgetFraction);
@@ -356,6 +369,12 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
         double share = turn.WorkerKvBlocks > 0 ? (double)blocks / turn.WorkerKvBlocks : 1;
         var (ttl, p) = blocks > 0 ? BestTtl(dist, turn.PrefillSeconds, _o.MemoryCostWeight * share, turn.EvictionAgeSeconds) : (0, 0);
         double value = p * turn.PrefillSeconds;
+        if (ttl > 0 && !_guard.Allows(turn.Worker))
+        {
+            _book.Stats.GuardSkips++;
+            ttl = 0;
+        }
+
         if (ttl > 0 && !_book.MakeRoom(turn, value / blocks, actions))
         {
             _book.Stats.BudgetSkipped++;
@@ -380,6 +399,11 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
     {
         var closed = _book.Close(sessionId, priorTurns, out var turn, out double median);
         double gap = closed.Seconds;
+        if (turn is not null && closed.Pinned)
+        {
+            _guard.Outcome(turn.Worker, dropped: false);
+        }
+
         if (turn is not null && closed.Closed)
         {
             var o = turn.Outcome;
@@ -440,7 +464,13 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
     }
 
     /// <inheritdoc />
-    public void OnPinDropped(string sessionId, int worker) => _book.Dropped(sessionId, worker);
+    public void OnPinDropped(string sessionId, int worker)
+    {
+        if (_book.Dropped(sessionId, worker))
+        {
+            _guard.Outcome(worker, dropped: true);
+        }
+    }
 }
 
 /// <summary>Retention policies by name: <c>off</c>, <c>fixed:SECONDS</c>, <c>predictive</c>.</summary>

@@ -74,6 +74,12 @@ public sealed class WorkerInfo
     /// </summary>
     public double KvEvictionAgeSeconds { get; set; } = double.NaN;
 
+    /// <summary>
+    /// Seconds to reload one token's KV from the worker's host tier (its <c>host_reload_seconds_per_token</c>; 0 = no host
+    /// tier or unknown). <c>kv-aware</c> charges a host hit this instead of a recompute.
+    /// </summary>
+    public double HostReloadSecondsPerToken { get; set; }
+
     /// <summary>Prefill throughput of this worker in tokens/s (from its published profile or measured).</summary>
     public double PrefillTokensPerSecond { get; set; } = 10_000;
 

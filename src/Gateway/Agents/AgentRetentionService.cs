@@ -360,6 +360,11 @@ public sealed partial class AgentRetentionService : IDisposable
             for (int i = 0; i < actions.Count; i++)
             {
                 var a = actions[i];
+                if (a.Kind == RetentionActionKind.Prefetch)
+                {
+                    continue; // the gateway does not report workers' host tiers to the policy yet, so it never decides one
+                }
+
                 var target = _workers[a.Worker];
                 bool partial = a.Kind == RetentionActionKind.Retain && a.Blocks > 0 && a.Blocks < hashes.Length;
 

@@ -182,6 +182,7 @@ public sealed partial class HealthProber : BackgroundService
         info.KvEvictionAgeSeconds = !root.TryGetProperty("kv_eviction_age_s", out var ea) ? double.NaN // not measured
             : ea.ValueKind == JsonValueKind.Null ? double.PositiveInfinity // nothing evicted yet
             : ea.TryGetDouble(out double age) && age >= 0 ? age : double.NaN;
+        info.HostReloadSecondsPerToken = root.TryGetProperty("host_reload_seconds_per_token", out var hr) && hr.TryGetDouble(out double reload) && reload >= 0 && double.IsFinite(reload) ? reload : 0;
 
         if (root.TryGetProperty("prefill_tokens_per_second", out var p) && p.TryGetDouble(out double pt) && pt > 0)
         {

@@ -42,6 +42,10 @@ public static class ResultWriter
                 Num(w, "contended_seconds", r.ContendedSeconds);
                 Num(w, "makespan_seconds", r.MakespanSeconds);
                 w.WriteNumber("preemptions", r.Preemptions);
+                w.WriteNumber("host_kv_blocks", r.HostKvBlocks);
+                w.WriteNumber("host_reloaded_tokens", r.HostReloadedTokens);
+                w.WriteNumber("host_retains", r.HostRetains);
+                w.WriteNumber("prefetched_blocks", r.PrefetchedBlocks);
                 w.WriteBoolean("locality", r.Locality);
                 Num(w, "lag_bound", r.LagBound);
                 w.WriteNumber("locality_picks", r.LocalityPicks);
@@ -153,6 +157,8 @@ public static class ResultWriter
         w.WriteNumber("budget_skipped", s.BudgetSkipped);
         w.WriteNumber("budget_evictions", s.BudgetEvictions);
         w.WriteNumber("engine_drops", s.EngineDrops);
+        w.WriteNumber("host_retains", s.HostRetains);
+        w.WriteNumber("guard_skips", s.GuardSkips);
         w.WriteNumber("renewals", s.Renewals);
         w.WriteNumber("gaps_closed", s.GapsClosed);
         w.WriteNumber("tool_gaps_closed", s.ToolGapsClosed);

@@ -188,9 +188,12 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
             PrefillSeconds = PrefillSeconds(engine, context.BlockHashes.Length * blockSize),
             SessionEnded = context.LastTurn,
             EvictionAgeSeconds = engine.KvEvictionAgeSeconds, // simulated seconds, as the gaps
+            WorkerHostKvBlocks = engine.HostKvBlocksTotal,
+            ReloadSeconds = engine.Options.Profile.HostLoadSeconds((long)context.BlockHashes.Length * blockSize),
         };
         _actions.Clear();
         _dropped.Remove(context.SessionId);
+        _hostPinned.Remove(context.SessionId);
         if (_policy is OracleRetentionPolicy oracle)
         {
             oracle.NextGapSeconds = context.NextThinkSeconds;
@@ -205,6 +208,15 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
                 continue;
             }
 
+            if (a.Kind == Gateway.Core.Agents.RetentionActionKind.Prefetch)
+            {
+                ReleasePin(a.SessionId, now); // no pin in either tier while it waits
+                HostRetains++;
+                _hostPinned[a.SessionId] = a.Worker;
+                PendingPrefetches.Add((a.PrefetchAfterMs / 1000.0, a.Worker, a.SessionId));
+                continue;
+            }
+
             // Retaining by session replaces the session's in-flight pin (used: nothing to count).
             if (_pins.Remove(a.SessionId, out var replaced))
             {
@@ -212,6 +224,23 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
             }
 
             var hashes = a.Blocks > 0 && a.Blocks < context.BlockHashes.Length ? context.BlockHashes[..a.Blocks] : context.BlockHashes;
+            if (a.Tier == Gateway.Core.Agents.RetentionTier.Host)
+            {
+                // Demoted to the host tier: it holds no HBM, so it is not an HBM pin record; a prefetch may follow.
+                var host = engine.Retain(new RetainRequest { SessionId = a.SessionId, BlockHashes = hashes, TtlMs = a.TtlMs, Value = a.Value, Tier = KvTier.Host });
+                if (host.PinnedBlocks > 0)
+                {
+                    HostRetains++;
+                    _hostPinned[a.SessionId] = a.Worker;
+                    if (a.PrefetchAfterMs > 0)
+                    {
+                        PendingPrefetches.Add((now + a.PrefetchAfterMs / 1000.0, a.Worker, a.SessionId));
+                    }
+                }
+
+                continue;
+            }
+
             var result = engine.Retain(new RetainRequest { SessionId = a.SessionId, BlockHashes = hashes, TtlMs = a.TtlMs, Priority = a.Priority, Value = a.Value });
             if (result.PinnedBlocks > 0)
             {
@@ -227,6 +256,11 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
         double now = Now();
         SyncDrops(now); // first, so the policy hears of a drop before it scores the gap
         var gap = _policy.OnTurnArrived(context.SessionId);
+        if (_hostPinned.Remove(context.SessionId, out int hostWorker) && _engines.TryGetValue(hostWorker, out var hostEngine))
+        {
+            hostEngine.Release(new ReleaseRequest { SessionId = context.SessionId }); // the return uses it now: the host pin has done its job
+        }
+
         if (!_pins.Remove(context.SessionId, out var pin) || !_engines.TryGetValue(pin.Worker, out var engine))
         {
             return new(_dropped.Remove(context.SessionId) ? PinFate.Dropped : PinFate.None, gap);
@@ -351,6 +385,39 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
     }
 
     private double Now() => (_time.GetUtcNow() - DateTimeOffset.UnixEpoch).TotalSeconds;
+
+    private readonly Dictionary<string, int> _hostPinned = new(StringComparer.Ordinal); // session -> worker holding its host pin
+
+    /// <summary>Contexts demoted to a host tier (retain hints naming it).</summary>
+    public long HostRetains { get; private set; }
+
+    /// <summary>Prefetches asked for (seconds from now, worker, session), for the run loop to schedule; it clears the list.</summary>
+    public List<(double Delay, int Worker, string Session)> PendingPrefetches { get; } = [];
+
+    /// <summary>Prefetches that found their session still waiting in the host tier and copied blocks back.</summary>
+    public long PrefetchesDone { get; private set; }
+
+    /// <summary>Blocks copied back into HBM by prefetches.</summary>
+    public long PrefetchedBlocks { get; private set; }
+
+    /// <summary>
+    /// A prefetch is due: if the session is still waiting in <paramref name="worker"/>'s host tier (its turn has not arrived
+    /// and no newer decision replaced it), its context is copied back into HBM within the engine's budget.
+    /// </summary>
+    public void Prefetch(int worker, string session)
+    {
+        if (!_hostPinned.TryGetValue(session, out int w) || w != worker || !_engines.TryGetValue(worker, out var engine))
+        {
+            return;
+        }
+
+        var result = engine.Prefetch(new PrefetchRequest { SessionId = session });
+        if (result.LoadedBlocks > 0)
+        {
+            PrefetchesDone++;
+            PrefetchedBlocks += result.LoadedBlocks;
+        }
+    }
 
     /// <summary>Prefill seconds of <paramref name="tokens"/> from scratch, chunked like the engine (MaxBatchTokens per step).</summary>
     internal static double PrefillSeconds(LlmEngine engine, int tokens)

@@ -57,6 +57,18 @@ public sealed class RunResult
     public double ContendedSeconds { get; init; }
     public double MakespanSeconds { get; init; }
     public long Preemptions { get; init; }
+
+    /// <summary>Prompt tokens served by reloading KV from the host tier instead of recomputing it (part of the prefix hits).</summary>
+    public long HostReloadedTokens { get; init; }
+
+    /// <summary>Contexts the retention policy demoted to the host tier.</summary>
+    public long HostRetains { get; init; }
+
+    /// <summary>Blocks prefetched from host into HBM ahead of a predicted return.</summary>
+    public long PrefetchedBlocks { get; init; }
+
+    /// <summary>Host-tier blocks per worker (0 = none).</summary>
+    public int HostKvBlocks { get; init; }
     public required List<TenantResult> Tenants { get; init; }
     public double ReprefillTokensResumed { get; init; }
     public double PinnedBlockSeconds { get; init; }

@@ -71,6 +71,7 @@ public sealed class SimulationRun
     private int _completed, _rejected;
     private double _firstArrival = double.NaN, _lastFinish;
     private double _reprefill;
+    private long _reloadedTokens;
     private readonly ResumedStats _resumedTool = new(), _resumedHuman = new();
     private double _pinnedBlockSeconds;
     private long _eventCount;
@@ -116,6 +117,7 @@ public sealed class SimulationRun
             {
                 Profile = profile,
                 KvBlocks = scenario.KvBlocks,
+                HostKvBlocks = scenario.HostKvBlocks,
                 BlockSize = scenario.BlockSize,
                 MaxBatchTokens = scenario.MaxBatchTokens,
                 LongPrefillTokenThreshold = scenario.LongPrefillTokenThreshold,
@@ -129,6 +131,7 @@ public sealed class SimulationRun
                 KvBlocksTotal = engine.KvBlocksTotal,
                 PrefillTokensPerSecond = profile.PrefillTokensPerSecond,
                 DecodeStepSeconds = profile.DecodeStepSeconds(16, 16 * 2048),
+                HostReloadSecondsPerToken = engine.HostKvBlocksTotal > 0 ? profile.HostLoadSeconds(1) : 0,
             };
             _workers[i] = new WorkerSlot(engine, info);
             _infos.Add(info);
@@ -197,6 +200,10 @@ public sealed class SimulationRun
                     break;
                 case EventKind.Retry:
                     _workers[e.Worker].RetryPending = false;
+                    Kick(e.Worker, t);
+                    break;
+                case EventKind.Prefetch:
+                    _retention.Prefetch(e.Worker, e.SessionId!);
                     Kick(e.Worker, t);
                     break;
                 case EventKind.RenewCheck:
@@ -656,6 +663,7 @@ public sealed class SimulationRun
                 case SequenceEventKind.FirstToken:
                     r.FirstToken = t;
                     r.Cached = ev.CachedTokens;
+                    _reloadedTokens += ev.ReloadedTokens;
                     r.Emitted = 1;
                     w.Info.OnFirstToken(r.PredictedUncached, r.Trace.In);
                     r.ReachedDecode = true;
@@ -756,6 +764,12 @@ public sealed class SimulationRun
                 AgentKind = s.Session.Parent is null ? "main" : "subagent",
                 NextThinkSeconds = r.Turn + 1 < s.Session.Turns.Count ? s.Session.Turns[r.Turn + 1].Think : double.NaN,
             });
+            foreach (var (delay, worker, session) in _retention.PendingPrefetches)
+            {
+                _events.Schedule(t + delay, Event.Prefetch(worker, session));
+            }
+
+            _retention.PendingPrefetches.Clear();
             foreach (var ws in _workers)
             {
                 SamplePins(ws, t, force: true);
@@ -908,6 +922,10 @@ public sealed class SimulationRun
             ContendedSeconds = _contendedSeconds,
             MakespanSeconds = span,
             Preemptions = preemptions,
+            HostReloadedTokens = _reloadedTokens,
+            HostRetains = _retention.HostRetains,
+            PrefetchedBlocks = _retention.PrefetchedBlocks,
+            HostKvBlocks = _workers.Length > 0 ? _workers[0].Engine.HostKvBlocksTotal : 0,
             Tenants = tenants,
             ReprefillTokensResumed = _reprefill,
             ResumedAfterTool = _resumedTool,
@@ -945,6 +963,7 @@ public sealed class SimulationRun
         StepDone,
         Retry,
         RenewCheck,
+        Prefetch,
     }
 
     private sealed class Event
@@ -954,6 +973,7 @@ public sealed class SimulationRun
         public int Turn;
         public int Worker;
         public StepResult? Step;
+        public string? SessionId;
 
         public static Event StartSession(SessionState s) => new() { Kind = EventKind.StartSession, Session = s };
 
@@ -964,6 +984,8 @@ public sealed class SimulationRun
         public static Event Retry(int worker) => new() { Kind = EventKind.Retry, Worker = worker };
 
         public static Event RenewCheck() => new() { Kind = EventKind.RenewCheck };
+
+        public static Event Prefetch(int worker, string session) => new() { Kind = EventKind.Prefetch, Worker = worker, SessionId = session };
     }
 
     private sealed class WorkerSlot(LlmEngine engine, WorkerInfo info)

@@ -11,6 +11,9 @@ public sealed partial class KvBlockManager
     /// <summary>Host-tier blocks reloaded into HBM (on demand or by prefetch).</summary>
     public long ReloadedBlocksTotal { get; private set; }
 
+    /// <summary>Never-cached free blocks (allocatable without evicting anything).</summary>
+    public int FreeBlocks => _freeCount;
+
     /// <summary>True if the block is held by the host tier (it may be in HBM too).</summary>
     public bool IsInHost(ulong hash) => Host?.Contains(hash) ?? false;
 
@@ -90,8 +93,8 @@ public sealed partial class KvBlockManager
     /// <summary>
     /// Prefetch: copies the host-resident blocks of the leading prefix of <paramref name="hashes"/> (walking through blocks
     /// already in HBM, which are refreshed in the LRU) into HBM, at most <paramref name="maxBlocks"/> of them, taking only
-    /// never-cached free blocks and evictable cached ones (never a pin, never a block in use, never a block of the prefix
-    /// itself). The whole prefix then sits in the LRU as most recently used; they are listed in <paramref name="loaded"/> so the caller can time the copy
+    /// never-cached free blocks: it displaces nothing (no cached block is demoted for it, no pin dropped, no block in use
+    /// taken). The whole prefix then sits in the LRU as most recently used; they are listed in <paramref name="loaded"/> so the caller can time the copy
     /// (<see cref="MarkLoading"/>). Returns the blocks copied.
     /// </summary>
     public int Prefetch(ReadOnlySpan<ulong> hashes, int maxBlocks, List<int> loaded)
@@ -116,7 +119,7 @@ public sealed partial class KvBlockManager
                 continue;
             }
 
-            if (loaded.Count >= maxBlocks || !Host.Contains(h) || AvailableBlocks < 1 || !TryAllocate(1, held))
+            if (loaded.Count >= maxBlocks || !Host.Contains(h) || _freeCount < 1 || !TryAllocate(1, held))
             {
                 break;
             }

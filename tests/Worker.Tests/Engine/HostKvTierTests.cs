@@ -151,22 +151,23 @@ public class HostKvTierTests
     }
 
     [Fact]
-    public void Prefetch_CopiesOnlyHostBlocksAndNeverDropsAPin()
+    public void Prefetch_UsesOnlyFreeBlocks_DisplacingNoCachedContext()
     {
-        var (blocks, _, _) = Create(total: 5, host: 8);
+        var (blocks, _, _) = Create(total: 6, host: 8);
+        var scratch = new List<int>();
+        Assert.True(blocks.TryAllocate(1, scratch));        // an uncached block, freed later: the one free block
         var a = Chain(1, 3);
         blocks.Free(Compute(blocks, a));
         var other = Chain(2, 4);
-        blocks.Free(Compute(blocks, other));                // a[1], a[2] → host; a[0] and other in HBM
-        blocks.Pin("p", other.AsSpan(0, 3), TimeSpan.FromSeconds(60), 0, 1); // other[3] is the one evictable block left
+        blocks.Free(Compute(blocks, other));                // a[1], a[2] → host; a[0] and other cached in HBM
+        blocks.Free(scratch);
 
         var loaded = new List<int>();
         int n = blocks.Prefetch(a, maxBlocks: 10, loaded);
 
-        Assert.Equal(1, n);                                 // a[1]: a[2] would need a pinned block or a[0]
+        Assert.Equal(1, n);                                 // a[1] into the free block; a[2] would have to evict
         Assert.Equal(2, blocks.CachedPrefixBlocks(a));
-        Assert.Equal(3, blocks.CachedPrefixBlocks(other));
-        Assert.True(blocks.IsInHost(other[3]));             // the block it took was demoted, not lost
+        Assert.Equal(4, blocks.CachedPrefixBlocks(other));  // nothing displaced
         Assert.Equal(0, blocks.UsedBlocks);
     }
 }

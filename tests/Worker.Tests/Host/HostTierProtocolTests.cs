@@ -17,7 +17,8 @@ public class HostTierProtocolTests
         Assert.Equal(200, (await TestWorkers.PostJsonAsync(http, "/v1/chat/completions", body, ("x-session-id", "s1"))).Status);
         for (int i = 0; i < 4; i++)
         {
-            var flush = TestWorkers.ChatBody(TestWorkers.Text(1500, "flush" + i), 2);
+            // The last one decodes 2,500 tokens: blocks never cached, free again once it finishes (room a prefetch may use).
+            var flush = TestWorkers.ChatBody(TestWorkers.Text(1500, "flush" + i), i == 3 ? 2500 : 2);
             Assert.Equal(200, (await TestWorkers.PostJsonAsync(http, "/v1/chat/completions", flush)).Status);
         }
 
@@ -27,7 +28,7 @@ public class HostTierProtocolTests
     [Fact]
     public async Task ContextPushedOutOfHbm_IsReloadedFromHost_AndStateCountsTheHostHit()
     {
-        await using var host = await StartAsync(kvBlocks: 300, hostKvBlocks: 3000);
+        await using var host = await StartAsync(kvBlocks: 400, hostKvBlocks: 3000);
         using var http = TestWorkers.Http(host);
         string body = await RunThenFlushAsync(http);
         int full = TestWorkers.BlockHashesOf(body, OpenAiEndpoint.ChatCompletions).Length * 16;
@@ -45,7 +46,7 @@ public class HostTierProtocolTests
     [Fact]
     public async Task Prefetch_BringsTheSessionBackIntoHbm_SoTheNextTurnReloadsNothing()
     {
-        await using var host = await StartAsync(kvBlocks: 300, hostKvBlocks: 3000);
+        await using var host = await StartAsync(kvBlocks: 400, hostKvBlocks: 3000);
         using var http = TestWorkers.Http(host);
         string body = await RunThenFlushAsync(http);
 

@@ -132,12 +132,14 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity, IKvEventCon
         Span<double> firstToken = n <= StackLimit ? stackalloc double[n] : new double[n];
         Span<double> load = n <= StackLimit ? stackalloc double[n] : new double[n];
         Span<double> pressure = n <= StackLimit ? stackalloc double[n] : new double[n];
+        Span<int> hostBlocks = span <= StackLimit ? stackalloc int[span] : new int[span];
 
         RouteDecision decision;
         lock (_lock)
         {
             MatchAll(request.BlockHashes, workers, matched);
-            decision = Decide(request, workers, matched, cost, firstToken, load, pressure);
+            ExtendThroughHost(request.BlockHashes, workers, matched, hostBlocks);
+            decision = Decide(request, workers, matched, cost, firstToken, load, pressure, hostBlocks);
         }
 
         request.Decision = decision;
@@ -215,9 +217,11 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity, IKvEventCon
         // The same walk as a routing decision (precise index for event workers, approximate otherwise), one worker.
         int span = worker.Index + 1;
         Span<int> matched = span <= StackLimit ? stackalloc int[span] : new int[span];
+        Span<int> hostBlocks = span <= StackLimit ? stackalloc int[span] : new int[span];
         lock (_lock)
         {
             MatchAll(request.BlockHashes, [worker], matched);
+            ExtendThroughHost(request.BlockHashes, [worker], matched, hostBlocks);
         }
 
         return CachedTokens(matched[worker.Index], request);
@@ -446,7 +450,31 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity, IKvEventCon
         _workTicks[index] = now;
     }
 
-    private RouteDecision Decide(RouteRequest r, IReadOnlyList<WorkerInfo> workers, ReadOnlySpan<int> matched, Span<double> cost, Span<double> firstToken, Span<double> load, Span<double> pressure)
+    /// <summary>
+    /// Tiered match: on event-fed workers with a host tier, the HBM match continues through blocks the worker holds in
+    /// host memory (<see cref="PreciseIndex.TieredRun"/>); those count as cached (reloaded, not recomputed) and
+    /// <paramref name="hostBlocks"/> records how many of them each worker would reload, charged at its
+    /// <see cref="WorkerInfo.HostReloadSecondsPerToken"/>.
+    /// </summary>
+    private void ExtendThroughHost(ReadOnlySpan<ulong> blocks, IReadOnlyList<WorkerInfo> workers, Span<int> matched, Span<int> hostBlocks)
+    {
+        hostBlocks.Clear();
+        lock (Precise.SyncRoot)
+        {
+            foreach (var w in workers)
+            {
+                if ((uint)w.Index >= (uint)matched.Length || !w.PublishesKvEvents || !Precise.IsTrackingUnlocked(w.Index))
+                {
+                    continue;
+                }
+
+                matched[w.Index] += Precise.TieredRunUnlocked(w.Index, blocks, matched[w.Index], out int host);
+                hostBlocks[w.Index] = host;
+            }
+        }
+    }
+
+    private RouteDecision Decide(RouteRequest r, IReadOnlyList<WorkerInfo> workers, ReadOnlySpan<int> matched, Span<double> cost, Span<double> firstToken, Span<double> load, Span<double> pressure, ReadOnlySpan<int> hostBlocks)
     {
         int n = workers.Count;
         double min = double.PositiveInfinity, minFirstToken = 0;
@@ -462,7 +490,8 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity, IKvEventCon
             }
 
             int cached = CachedTokens(MatchedOf(w, matched), r);
-            firstToken[i] = QueueSeconds(w) + PrefillSeconds(w, r.PromptTokens, cached);
+            int reload = (uint)w.Index < (uint)hostBlocks.Length ? hostBlocks[w.Index] * r.BlockSize : 0;
+            firstToken[i] = QueueSeconds(w) + PrefillSeconds(w, r.PromptTokens, cached) + reload * w.HostReloadSecondsPerToken;
             pressure[i] = PressureSeconds(w, r, cached);
             cost[i] = firstToken[i] + DecodeSeconds(w, r.PromptTokens, r.ExpectedOutputTokens) + pressure[i];
             if (cost[i] < min)
