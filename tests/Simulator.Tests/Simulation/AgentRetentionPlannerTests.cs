@@ -122,17 +122,7 @@ public class AgentRetentionPlannerTests
     // slow ones; the predictive policy learns the session's own gaps.
     private static RunResult RunToolLoop(string retention)
     {
-        var reqs = new List<TraceRequest>();
-        double[] gaps = [7, 5, 9, 45, 6, 11, 8, 45, 7, 5, 9, 45, 6, 11, 8, 45];
-        for (int k = 0; k < gaps.Length; k++)
-        {
-            reqs.Add(Req(0, "s", 1, 2_300 + (5 * k), think: k == 0 ? 0 : gaps[k - 1], stop: "tool_use"));
-        }
-
-        for (int i = 0; i < 420; i++)
-        {
-            reqs.Add(Req(1 + i, null, 10_000_000 + (i * 10_000L), 1_000));
-        }
+        var reqs = ToolLoopUnderPressure();
 
         // This pool turns over in seconds while the context's prefill takes ~1.3 s, so memory priced at the default (a
         // whole pool-second = a GPU-second) would price every pin out; 0.1 lets the policy's TTL choice show.

@@ -12,18 +12,7 @@ public class HostTierSimulationTests
     // blocks arrive every second and flush an unpinned idle context within seconds (the retention mechanism spec's workload).
     private static RunResult RunToolLoop(string retention, int hostBlocks)
     {
-        var reqs = new List<TraceRequest>();
-        double[] gaps = [7, 5, 9, 45, 6, 11, 8, 45, 7, 5, 9, 45, 6, 11, 8, 45];
-        for (int k = 0; k < gaps.Length; k++)
-        {
-            reqs.Add(Req(0, "s", 1, 2_300 + (5 * k), think: k == 0 ? 0 : gaps[k - 1], stop: "tool_use"));
-        }
-
-        for (int i = 0; i < 420; i++)
-        {
-            reqs.Add(Req(1 + i, null, 10_000_000 + (i * 10_000L), 1_000));
-        }
-
+        var reqs = ToolLoopUnderPressure();
         var scenario = new Scenario { Workers = 1, KvBlocks = 6_000, HostKvBlocks = hostBlocks, Retention = [retention] };
         return new SimulationRun(SimWorkload.Build(reqs, scenario), scenario, "round-robin", "fcfs", retention).Run();
     }
