@@ -84,7 +84,8 @@ public sealed class StreamingTests : IAsyncLifetime
         Assert.NotEqual("forged", h["x-cache-salt"]);
         Assert.Equal(32, h["x-cache-salt"].Length);
         Assert.False(h.ContainsKey("authorization"));
-        Assert.False(h.ContainsKey("x-request-priority")); // only the gateway prioritises (resumed agent turns)
+        // Only the gateway prioritises (under-share urgency, resumed agent turns): the client's value never reaches the worker.
+        Assert.NotEqual("1000", h.GetValueOrDefault("x-request-priority"));
         var ctxSalt = _gw.Services.GetService(typeof(Gateway.Auth.ApiKeyAuthenticator)) as Gateway.Auth.ApiKeyAuthenticator;
         Assert.Equal(ctxSalt!.SaltFor("demo/x/y"), h["x-cache-salt"]); // per org
         Assert.NotEqual(ctxSalt.SaltFor("other/x/y"), h["x-cache-salt"]);
