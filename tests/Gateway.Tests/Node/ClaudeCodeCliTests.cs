@@ -22,6 +22,7 @@ public sealed partial class ClaudeCodeCliTests
         string claude = await EnsureClaudeAsync();
         await using var gw = await TestGateway.StartEmbeddedAsync([(TestGateway.DemoKey, "demo/default/demo-key")], new Dictionary<string, string?>
         {
+            ["Gateway:Workers:Embedded:Count"] = "1", // one worker: the second turn finds the first one's prefix whatever the routing
             ["Gateway:Workers:Embedded:MaxToolResults"] = "1",
             ["Gateway:Workers:Embedded:MaxTokensAsCap"] = "true",
         });
@@ -74,7 +75,8 @@ public sealed partial class ClaudeCodeCliTests
         double sum = 0;
         foreach (Match m in MetricLine().Matches(text))
         {
-            if (m.Groups[1].Value == name && m.Groups[2].Value.Contains(labelPart, StringComparison.Ordinal))
+            // every label of labelPart, in any order (exporters differ in label order)
+            if (m.Groups[1].Value == name && labelPart.Split(',').All(l => m.Groups[2].Value.Contains(l, StringComparison.Ordinal)))
             {
                 sum += double.Parse(m.Groups[3].Value, System.Globalization.CultureInfo.InvariantCulture);
             }
