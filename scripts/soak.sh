@@ -58,17 +58,17 @@ lg --scenario overhead --rate 3 --max-tokens 2000 --ignore-eos --timeout 1s --ou
 echo "minute,rss_kb,gc_heap_bytes,threads,fds" > "$work/samples.csv"
 snap() {
   local rss threads fds heap
-  rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$gw/status")
-  threads=$(awk '/^Threads:/ {print $2}' "/proc/$gw/status")
-  fds=$(ls "/proc/$gw/fd" | wc -l)
-  heap=$(curl -sf "$url/metrics" | awk '/^gateway_process_gc_heap_bytes/ {print $2; exit}')
+  rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$gw/status" || true)
+  threads=$(awk '/^Threads:/ {print $2}' "/proc/$gw/status" || true)
+  fds=$(ls "/proc/$gw/fd" 2>/dev/null | wc -l || true)
+  heap=$(curl -sf --max-time 10 "$url/metrics" 2>/dev/null | awk '/^gateway_process_gc_heap_bytes/ {print $2; exit}' || true)
   echo "$1,$rss,${heap:-NA},$threads,$fds" >> "$work/samples.csv"
 }
 start=$(date +%s)
 snap 0
 while [ $(( $(date +%s) - start )) -lt "$duration" ]; do
   sleep "$sample"
-  kill -0 "$gw" 2>/dev/null || { echo "gateway died" >&2; exit 1; }
+  kill -0 "$gw" 2>/dev/null || { echo "gateway died; its log:" >&2; tail -20 "$work/gateway.log" >&2; exit 1; }
   snap "$(awk -v s="$(( $(date +%s) - start ))" 'BEGIN { printf "%.1f", s / 60 }')"
 done
 wait "${pids[@]:1}" 2>/dev/null || true
