@@ -6,24 +6,9 @@ using Gateway.Tests.Infrastructure;
 namespace Gateway.Tests.Anthropic;
 
 /// <summary>Anthropic's official .NET client (NuGet <c>Anthropic</c>) pointed at the gateway with the demo key.</summary>
-public sealed class AnthropicClientTests : IAsyncLifetime
+public sealed class AnthropicClientTests : OneFakeWorkerGateway
 {
-    private FakeWorker _w = null!;
-    private Gateway.Hosting.GatewayHost _gw = null!;
-
-    public async Task InitializeAsync()
-    {
-        _w = await FakeWorker.StartAsync();
-        _gw = await TestGateway.StartAsync([_w.Url]);
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _gw.DisposeAsync();
-        await _w.DisposeAsync();
-    }
-
-    private AnthropicClient Client() => new() { ApiKey = TestGateway.DemoKey, BaseUrl = _gw.BaseAddress.ToString().TrimEnd('/'), MaxRetries = 0 };
+    private AnthropicClient Client() => new() { ApiKey = TestGateway.DemoKey, BaseUrl = Host.BaseAddress.ToString().TrimEnd('/'), MaxRetries = 0 };
 
     private static Tool LookupTool() => new()
     {
@@ -133,7 +118,7 @@ public sealed class AnthropicClientTests : IAsyncLifetime
     [Fact]
     public async Task WrongKey_ThrowsTheClientsAuthenticationError()
     {
-        var client = new AnthropicClient { ApiKey = "sk-wrong", BaseUrl = _gw.BaseAddress.ToString().TrimEnd('/'), MaxRetries = 0 };
+        var client = new AnthropicClient { ApiKey = "sk-wrong", BaseUrl = Host.BaseAddress.ToString().TrimEnd('/'), MaxRetries = 0 };
         await Assert.ThrowsAsync<global::Anthropic.Exceptions.AnthropicUnauthorizedException>(() => client.Messages.Create(new MessageCreateParams
         {
             MaxTokens = 8,

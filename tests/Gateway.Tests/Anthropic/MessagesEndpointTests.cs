@@ -5,26 +5,11 @@ using Gateway.Tests.Infrastructure;
 namespace Gateway.Tests.Anthropic;
 
 /// <summary>POST /v1/messages and /v1/messages/count_tokens on a live gateway in front of a fake worker.</summary>
-public sealed class MessagesEndpointTests : IAsyncLifetime
+public sealed class MessagesEndpointTests : OneFakeWorkerGateway
 {
-    private FakeWorker _w = null!;
-    private Gateway.Hosting.GatewayHost _gw = null!;
-
-    public async Task InitializeAsync()
-    {
-        _w = await FakeWorker.StartAsync();
-        _gw = await TestGateway.StartAsync([_w.Url]);
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _gw.DisposeAsync();
-        await _w.DisposeAsync();
-    }
-
     private HttpClient AnthropicClient(string? key = TestGateway.DemoKey)
     {
-        var c = TestGateway.Client(_gw, key: null);
+        var c = TestGateway.Client(Host, key: null);
         if (key is not null)
         {
             c.DefaultRequestHeaders.Add("x-api-key", key);
@@ -57,13 +42,13 @@ public sealed class MessagesEndpointTests : IAsyncLifetime
         Assert.Equal(3, m.GetProperty("usage").GetProperty("cache_read_input_tokens").GetInt32());
         Assert.Equal(5, m.GetProperty("usage").GetProperty("output_tokens").GetInt32());
 
-        var (path, headers, body) = Assert.Single(_w.Requests);
+        var (path, headers, body) = Assert.Single(Upstream.Requests);
         Assert.Equal("/v1/chat/completions", path);
         Assert.False(headers.ContainsKey("x-api-key"), "the client's key must not reach the worker");
         Assert.StartsWith("s", headers["x-session-id"], StringComparison.Ordinal); // the Claude Code session, scoped to the tenant
         var chat = JsonDocument.Parse(body).RootElement;
         Assert.Equal("system", chat.GetProperty("messages")[0].GetProperty("role").GetString());
-        var usage = _gw.Usage.Get("demo/default/demo-key");
+        var usage = Host.Usage.Get("demo/default/demo-key");
         Assert.Equal(1, usage.Requests);
         Assert.Equal(3, usage.CachedTokens);
     }
@@ -78,14 +63,14 @@ public sealed class MessagesEndpointTests : IAsyncLifetime
         };
         req.Headers.Add("X-Claude-Code-Session-Id", "cc-same");
         (await c.SendAsync(req)).EnsureSuccessStatusCode();
-        using var oc = TestGateway.Client(_gw);
+        using var oc = TestGateway.Client(Host);
         using var req2 = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
         {
             Content = TestGateway.Json("""{"model":"llama3-8b","messages":[{"role":"user","content":"hi"}]}"""),
         };
         req2.Headers.Add("X-Claude-Code-Session-Id", "cc-same");
         (await oc.SendAsync(req2)).EnsureSuccessStatusCode();
-        var ids = _w.Requests.Select(r => r.Headers["x-session-id"]).ToArray();
+        var ids = Upstream.Requests.Select(r => r.Headers["x-session-id"]).ToArray();
         Assert.Equal(2, ids.Length);
         Assert.Equal(ids[0], ids[1]);
     }
@@ -112,9 +97,9 @@ public sealed class MessagesEndpointTests : IAsyncLifetime
         Assert.Equal(3, delta.GetProperty("usage").GetProperty("cache_read_input_tokens").GetInt32());
         Assert.Equal(5, delta.GetProperty("usage").GetProperty("output_tokens").GetInt32());
         Assert.Equal(events.Count(e => e.Name == "content_block_start"), events.Count(e => e.Name == "content_block_stop"));
-        var body = JsonDocument.Parse(_w.Requests.Single().Body).RootElement;
+        var body = JsonDocument.Parse(Upstream.Requests.Single().Body).RootElement;
         Assert.True(body.GetProperty("stream_options").GetProperty("include_usage").GetBoolean());
-        Assert.Equal(5, _gw.Usage.Get("demo/default/demo-key").CompletionTokens);
+        Assert.Equal(5, Host.Usage.Get("demo/default/demo-key").CompletionTokens);
     }
 
     [Fact]
@@ -126,7 +111,7 @@ public sealed class MessagesEndpointTests : IAsyncLifetime
         var e = JsonDocument.Parse(await resp.Content.ReadAsStringAsync()).RootElement;
         Assert.Equal("error", e.GetProperty("type").GetString());
         Assert.Equal("authentication_error", e.GetProperty("error").GetProperty("type").GetString());
-        Assert.Empty(_w.Requests);
+        Assert.Empty(Upstream.Requests);
     }
 
     [Theory]
@@ -143,13 +128,13 @@ public sealed class MessagesEndpointTests : IAsyncLifetime
         Assert.Equal("error", e.GetProperty("type").GetString());
         Assert.Equal(type, e.GetProperty("error").GetProperty("type").GetString());
         Assert.Contains(mention, e.GetProperty("error").GetProperty("message").GetString(), StringComparison.Ordinal);
-        Assert.Empty(_w.Requests);
+        Assert.Empty(Upstream.Requests);
     }
 
     [Fact]
     public async Task WorkerFailure_GivesAnAnthropicError()
     {
-        _w.Mode = FakeMode.Status500;
+        Upstream.Mode = FakeMode.Status500;
         using var c = AnthropicClient();
         var resp = await c.PostAsync("/v1/messages", TestGateway.Json("""{"model":"llama3-8b","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}"""));
         Assert.Equal(502, (int)resp.StatusCode);
@@ -167,7 +152,7 @@ public sealed class MessagesEndpointTests : IAsyncLifetime
         int a = JsonDocument.Parse(await small.Content.ReadAsStringAsync()).RootElement.GetProperty("input_tokens").GetInt32();
         int b = JsonDocument.Parse(await large.Content.ReadAsStringAsync()).RootElement.GetProperty("input_tokens").GetInt32();
         Assert.True(a > 0 && b > a + 10, $"{a} vs {b}");
-        Assert.Empty(_w.Requests);
+        Assert.Empty(Upstream.Requests);
         var bad = await c.PostAsync("/v1/messages/count_tokens", TestGateway.Json("""{"model":"nope","messages":[{"role":"user","content":"hi"}]}"""));
         Assert.Equal(HttpStatusCode.NotFound, bad.StatusCode);
         Assert.Equal("not_found_error", JsonDocument.Parse(await bad.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetProperty("type").GetString());
@@ -176,7 +161,7 @@ public sealed class MessagesEndpointTests : IAsyncLifetime
     [Fact]
     public async Task BearerToken_IsAcceptedToo()
     {
-        using var c = TestGateway.Client(_gw);
+        using var c = TestGateway.Client(Host);
         var resp = await c.PostAsync("/v1/messages", TestGateway.Json("""{"model":"llama3-8b","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}"""));
         Assert.Equal(HttpStatusCode.OK, resp.StatusCode);
     }

@@ -5,36 +5,21 @@ using Gateway.Tests.Infrastructure;
 namespace Gateway.Tests.Proxy;
 
 /// <summary>SSE pass-through: pacing, usage capture and stripping, hint headers.</summary>
-public sealed class StreamingTests : IAsyncLifetime
+public sealed class StreamingTests : OneFakeWorkerGateway
 {
-    private FakeWorker _w = null!;
-    private Gateway.Hosting.GatewayHost _gw = null!;
-
-    public async Task InitializeAsync()
-    {
-        _w = await FakeWorker.StartAsync();
-        _gw = await TestGateway.StartAsync([_w.Url]);
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _gw.DisposeAsync();
-        await _w.DisposeAsync();
-    }
-
     [Fact]
     public async Task Stream_ClientDidNotAskUsage_GatewayAsksWorkerAndStripsUsageChunk()
     {
-        using var http = TestGateway.Client(_gw);
+        using var http = TestGateway.Client(Host);
         using var resp = await http.SendAsync(Sse.ChatStream("{\"model\":\"llama3-8b\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"), HttpCompletionOption.ResponseHeadersRead);
         var events = await Sse.ReadAllAsync(resp);
         Assert.Equal(6, events.Count); // 5 chunks + [DONE], no usage chunk
         Assert.Equal("[DONE]", events[^1].Data);
         Assert.DoesNotContain(events, e => e.Data.Contains("\"usage\"", StringComparison.Ordinal));
-        var sent = _w.Requests.Last();
+        var sent = Upstream.Requests.Last();
         using var doc = JsonDocument.Parse(sent.Body);
         Assert.True(doc.RootElement.GetProperty("stream_options").GetProperty("include_usage").GetBoolean());
-        var usage = _gw.Usage.Get("demo/default/demo-key");
+        var usage = Host.Usage.Get("demo/default/demo-key");
         Assert.Equal(10, usage.PromptTokens);
         Assert.Equal(5, usage.CompletionTokens);
     }
@@ -42,7 +27,7 @@ public sealed class StreamingTests : IAsyncLifetime
     [Fact]
     public async Task Stream_ClientAskedUsage_UsageChunkDelivered()
     {
-        using var http = TestGateway.Client(_gw);
+        using var http = TestGateway.Client(Host);
         using var resp = await http.SendAsync(Sse.ChatStream("{\"model\":\"llama3-8b\",\"stream\":true,\"stream_options\":{\"include_usage\":true},\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"), HttpCompletionOption.ResponseHeadersRead);
         var events = await Sse.ReadAllAsync(resp);
         Assert.Equal(7, events.Count);
@@ -52,9 +37,9 @@ public sealed class StreamingTests : IAsyncLifetime
     [Fact]
     public async Task Stream_PacedWorker_ChunksArrivePacedNotBuffered()
     {
-        _w.StreamChunks = 6;
-        _w.ChunkDelay = TimeSpan.FromMilliseconds(150);
-        using var http = TestGateway.Client(_gw);
+        Upstream.StreamChunks = 6;
+        Upstream.ChunkDelay = TimeSpan.FromMilliseconds(150);
+        using var http = TestGateway.Client(Host);
         using var resp = await http.SendAsync(Sse.ChatStream("{\"model\":\"llama3-8b\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"), HttpCompletionOption.ResponseHeadersRead);
         var events = await Sse.ReadAllAsync(resp);
         Assert.Equal(7, events.Count);
@@ -74,11 +59,11 @@ public sealed class StreamingTests : IAsyncLifetime
     [Fact]
     public async Task Chat_HintHeaders_SessionAndTenantSaltSentKeyNotForwarded()
     {
-        using var http = TestGateway.Client(_gw);
+        using var http = TestGateway.Client(Host);
         var req = Sse.ChatStream("{\"model\":\"llama3-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
             ("x-claude-code-session-id", "sess-42"), ("x-cache-salt", "forged"), ("x-request-priority", "1000"));
         (await http.SendAsync(req)).EnsureSuccessStatusCode();
-        var h = _w.Requests.Last().Headers;
+        var h = Upstream.Requests.Last().Headers;
         Assert.Equal(SessionIdentity.Scope("demo/default/demo-key", "sess-42"), h["x-session-id"]); // tenant-scoped, opaque
         Assert.Matches("^s[0-9a-f]{16}$", h["x-session-id"]);
         Assert.NotEqual("forged", h["x-cache-salt"]);
@@ -86,7 +71,7 @@ public sealed class StreamingTests : IAsyncLifetime
         Assert.False(h.ContainsKey("authorization"));
         // Only the gateway prioritises (under-share urgency, resumed agent turns): the client's value never reaches the worker.
         Assert.NotEqual("1000", h.GetValueOrDefault("x-request-priority"));
-        var ctxSalt = _gw.Services.GetService(typeof(Gateway.Auth.ApiKeyAuthenticator)) as Gateway.Auth.ApiKeyAuthenticator;
+        var ctxSalt = Host.Services.GetService(typeof(Gateway.Auth.ApiKeyAuthenticator)) as Gateway.Auth.ApiKeyAuthenticator;
         Assert.Equal(ctxSalt!.SaltFor("demo/x/y"), h["x-cache-salt"]); // per org
         Assert.NotEqual(ctxSalt.SaltFor("other/x/y"), h["x-cache-salt"]);
     }
@@ -103,9 +88,9 @@ public sealed class StreamingTests : IAsyncLifetime
     [Fact]
     public async Task Chat_BodyCacheSalt_DroppedBeforeForwarding()
     {
-        using var http = TestGateway.Client(_gw);
+        using var http = TestGateway.Client(Host);
         (await http.PostAsync("v1/chat/completions", TestGateway.Json("{\"model\":\"llama3-8b\",\"cache_salt\":\"steal\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"))).EnsureSuccessStatusCode();
-        Assert.DoesNotContain("steal", _w.Requests.Last().Body, StringComparison.Ordinal);
+        Assert.DoesNotContain("steal", Upstream.Requests.Last().Body, StringComparison.Ordinal);
     }
 
     [Fact]

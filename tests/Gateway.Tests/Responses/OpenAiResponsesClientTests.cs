@@ -7,25 +7,10 @@ using OpenAI.Responses;
 namespace Gateway.Tests.Responses;
 
 /// <summary>The official OpenAI .NET client's Responses API pointed at the gateway, unchanged apart from base URL and key.</summary>
-public sealed class OpenAiResponsesClientTests : IAsyncLifetime
+public sealed class OpenAiResponsesClientTests : OneFakeWorkerGateway
 {
-    private FakeWorker _w = null!;
-    private Gateway.Hosting.GatewayHost _gw = null!;
-
-    public async Task InitializeAsync()
-    {
-        _w = await FakeWorker.StartAsync();
-        _gw = await TestGateway.StartAsync([_w.Url]);
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _gw.DisposeAsync();
-        await _w.DisposeAsync();
-    }
-
     private ResponsesClient Client() =>
-        new OpenAIClient(new ApiKeyCredential(TestGateway.DemoKey), new OpenAIClientOptions { Endpoint = new Uri(_gw.BaseAddress, "v1") }).GetResponsesClient();
+        new OpenAIClient(new ApiKeyCredential(TestGateway.DemoKey), new OpenAIClientOptions { Endpoint = new Uri(Host.BaseAddress, "v1") }).GetResponsesClient();
 
     private static ResponseTool Lookup() =>
         ResponseTool.CreateFunctionTool("lookup", BinaryData.FromString("""{"type":"object","properties":{"q":{"type":"string"}}}"""), strictModeEnabled: false, functionDescription: "look it up");
@@ -46,7 +31,7 @@ public sealed class OpenAiResponsesClientTests : IAsyncLifetime
         ResponseResult second = await client.CreateResponseAsync(next);
         Assert.Equal("Hello from fake", second.GetOutputText());
         Assert.Equal(first.Id, second.PreviousResponseId);
-        var roles = System.Text.Json.JsonDocument.Parse(_w.Requests.Last().Body).RootElement.GetProperty("messages").EnumerateArray().Select(m => m.GetProperty("role").GetString());
+        var roles = System.Text.Json.JsonDocument.Parse(Upstream.Requests.Last().Body).RootElement.GetProperty("messages").EnumerateArray().Select(m => m.GetProperty("role").GetString());
         Assert.Equal(["user", "assistant", "tool"], roles);
     }
 
