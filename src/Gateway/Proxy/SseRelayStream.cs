@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Text.Json;
 using Gateway.Core.OpenAi;
 
 namespace Gateway.Proxy;
@@ -65,6 +66,11 @@ internal sealed class SseRelayStream : Stream
             }
 
             await FillAsync(ct, throwOnError: true).ConfigureAwait(false);
+        }
+
+        if (FirstEventIsError)
+        {
+            throw new IOException("the worker's first event was an error");
         }
     }
 
@@ -238,6 +244,24 @@ internal sealed class SseRelayStream : Stream
     }
 
     /// <summary>Looks at one event's data lines; returns true when it must not reach the client.</summary>
+    /// <summary>The worker's first data event was an error object (see <see cref="PrimeAsync"/>).</summary>
+    public bool FirstEventIsError { get; private set; }
+
+    /// <summary>A JSON object whose first property is <c>error</c>: the OpenAI-shaped error event a worker streams.</summary>
+    private static bool IsErrorEvent(ReadOnlySpan<byte> json)
+    {
+        var reader = new Utf8JsonReader(json);
+        try
+        {
+            return reader.Read() && reader.TokenType == JsonTokenType.StartObject && reader.Read()
+                && reader.TokenType == JsonTokenType.PropertyName && reader.ValueTextEquals("error"u8);
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+
     private bool Inspect(ReadOnlySpan<byte> evt)
     {
         bool drop = false;
@@ -266,6 +290,14 @@ internal sealed class SseRelayStream : Stream
             {
                 _ctx.SawDone = true;
                 continue;
+            }
+
+            if (!_ctx.FirstEventSeen && IsErrorEvent(data))
+            {
+                // Nothing has reached the client yet: an error as the worker's first event (shutting down, engine
+                // rejected or aborted the request) is a failure before the first byte, retried on another worker.
+                FirstEventIsError = true;
+                return drop;
             }
 
             _ctx.MarkFirstEvent();

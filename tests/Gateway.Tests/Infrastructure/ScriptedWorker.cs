@@ -12,6 +12,9 @@ public enum ScriptedFault
 
     /// <summary>Answers 200 text/event-stream with events that are not JSON, raw bytes, a lone surrogate, then closes without [DONE].</summary>
     GarbageSse,
+
+    /// <summary>Answers 200 text/event-stream whose first event is an OpenAI error (as a worker that is shutting down streams), then [DONE].</summary>
+    ErrorFirstEvent,
 }
 
 /// <summary>
@@ -102,8 +105,8 @@ public sealed class ScriptedWorker : IAsyncDisposable
                     return;
                 }
 
-                await stream.WriteAsync(GarbageStream, _stop.Token);
-                return; // close: the stream ends without [DONE]
+                await stream.WriteAsync(_fault == ScriptedFault.ErrorFirstEvent ? ErrorFirstStream : GarbageStream, _stop.Token);
+                return; // close
             }
         }
         catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException or SocketException)
@@ -150,6 +153,13 @@ public sealed class ScriptedWorker : IAsyncDisposable
         .. "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"function\":{\"name\":\"\\ud800\"}}]}}]}\n\n"u8,
         .. "event: ???\nretry: -1\n: comment\n\n"u8,
         .. "data: {\"usage\":{\"prompt_tokens\":\"many\"}}\n\n"u8,
+    ];
+
+    private static readonly byte[] ErrorFirstStream =
+    [
+        .. "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"u8,
+        .. "data: {\"error\":{\"message\":\"The worker is shutting down.\",\"type\":\"server_error\",\"param\":null,\"code\":\"worker_shutting_down\"}}\n\n"u8,
+        .. "data: [DONE]\n\n"u8,
     ];
 
     public async ValueTask DisposeAsync()

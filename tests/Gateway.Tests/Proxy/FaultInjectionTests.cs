@@ -182,4 +182,31 @@ public sealed class FaultInjectionTests(ITestOutputHelper output)
         Assert.Equal("upstream_stream_incomplete", err.RootElement.GetProperty("error").GetProperty("code").GetString());
         Assert.Equal(1, garbage.Posts); // bytes reached the client: never retried
     }
+
+    [Fact]
+    public async Task WorkerStreamsAnErrorAsItsFirstEvent_RetriedOnAnotherWorker_ClientGetsTheAnswer()
+    {
+        await using var failing = new ScriptedWorker(ScriptedFault.ErrorFirstEvent);
+        await using var healthy = await FakeWorker.StartAsync();
+        await using var gw = await TestGateway.StartAsync([failing.Url, healthy.Url], Settings());
+        using var http = TestGateway.Client(gw);
+        int sent = 0;
+        while (sent < 40 && (failing.Posts == 0 || sent < 4))
+        {
+            // Round-robin sends every other request to the failing worker first, once its probe has made it eligible.
+            using var resp = await http.SendAsync(Sse.ChatStream(Body("hello " + sent, 8)), HttpCompletionOption.ResponseHeadersRead).WaitAsync(NoHang);
+            sent++;
+            Assert.Equal(HttpStatusCode.OK, resp.StatusCode);
+            var events = await Sse.ReadAllAsync(resp).WaitAsync(NoHang);
+            Assert.Equal("[DONE]", events[^1].Data);
+            Assert.DoesNotContain(events, e => e.Data.Contains("\"error\"", StringComparison.Ordinal));
+            if (failing.Posts == 0)
+            {
+                await Task.Delay(100);
+            }
+        }
+
+        Assert.True(failing.Posts >= 1, "the failing worker was never tried");
+        Assert.Equal(sent, healthy.InferenceCount); // every request, retried or not, was answered by the healthy worker
+    }
 }
