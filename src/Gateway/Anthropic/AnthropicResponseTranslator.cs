@@ -190,10 +190,10 @@ public sealed class AnthropicResponseTranslator : IResponseTranslator
                 return;
             }
 
-            if (root.TryGetProperty("error", out var error))
+            var chunk = ChatChunk.Read(root);
+            if (chunk.IsError)
             {
-                string message = error.ValueKind == JsonValueKind.Object && error.TryGetProperty("message", out var m) && m.ValueKind == JsonValueKind.String
-                    ? m.GetString()! : "The stream failed.";
+                string message = chunk.ErrorMessage;
                 _failed = true;
                 Event(output, "error", w => WriteErrorFields(w, 500, message));
                 return;
@@ -204,54 +204,45 @@ public sealed class AnthropicResponseTranslator : IResponseTranslator
                 Start(output, root);
             }
 
-            if (root.TryGetProperty("usage", out var usage) && usage.ValueKind == JsonValueKind.Object)
+            if (chunk.Usage.ValueKind == JsonValueKind.Object)
             {
-                ReadUsage(usage);
+                ReadUsage(chunk.Usage);
             }
 
-            if (!root.TryGetProperty("choices", out var choices) || choices.ValueKind != JsonValueKind.Array || choices.GetArrayLength() == 0)
+            if (chunk.Text is { } text)
             {
-                return;
-            }
-
-            var choice = choices[0];
-            if (choice.TryGetProperty("delta", out var delta) && delta.ValueKind == JsonValueKind.Object)
-            {
-                if (delta.TryGetProperty("content", out var c) && c.ValueKind == JsonValueKind.String && c.GetString() is { Length: > 0 } text)
+                if (_openBlock < 0 || !_openIsText)
                 {
-                    if (_openBlock < 0 || !_openIsText)
+                    OpenBlock(output, isText: true, w =>
                     {
-                        OpenBlock(output, isText: true, w =>
-                        {
-                            w.WriteString("type", "text");
-                            w.WriteString("text", "");
-                        });
-                    }
-
-                    int index = _openBlock;
-                    Event(output, "content_block_delta", w =>
-                    {
-                        w.WriteString("type", "content_block_delta");
-                        w.WriteNumber("index", index);
-                        w.WriteStartObject("delta");
-                        w.WriteString("type", "text_delta");
-                        w.WriteString("text", text);
-                        w.WriteEndObject();
+                        w.WriteString("type", "text");
+                        w.WriteString("text", "");
                     });
                 }
 
-                if (delta.TryGetProperty("tool_calls", out var calls) && calls.ValueKind == JsonValueKind.Array)
+                int index = _openBlock;
+                Event(output, "content_block_delta", w =>
                 {
-                    foreach (var call in calls.EnumerateArray())
-                    {
-                        OnToolCallDelta(output, call);
-                    }
+                    w.WriteString("type", "content_block_delta");
+                    w.WriteNumber("index", index);
+                    w.WriteStartObject("delta");
+                    w.WriteString("type", "text_delta");
+                    w.WriteString("text", text);
+                    w.WriteEndObject();
+                });
+            }
+
+            if (chunk.ToolCalls.ValueKind == JsonValueKind.Array)
+            {
+                foreach (var call in chunk.ToolCalls.EnumerateArray())
+                {
+                    OnToolCallDelta(output, call);
                 }
             }
 
-            if (choice.TryGetProperty("finish_reason", out var fr) && fr.ValueKind == JsonValueKind.String)
+            if (chunk.FinishReason is { } finish)
             {
-                _finish = fr.GetString();
+                _finish = finish;
                 CloseBlock(output);
             }
         }

@@ -146,14 +146,13 @@ public sealed class ResponsesResponseTranslator : IResponseTranslator
                 return;
             }
 
-            if (root.TryGetProperty("error", out var error))
+            var chunk = ChatChunk.Read(root);
+            if (chunk.IsError)
             {
                 _failed = true;
-                string message = error.ValueKind == JsonValueKind.Object && error.TryGetProperty("message", out var m) && m.ValueKind == JsonValueKind.String ? m.GetString()! : "The stream failed.";
-                string? code = error.ValueKind == JsonValueKind.Object && error.TryGetProperty("code", out var cd) && cd.ValueKind == JsonValueKind.String ? cd.GetString() : null;
-                Event(output, new JsonObject { ["type"] = "error", ["code"] = code, ["message"] = message, ["param"] = null });
+                Event(output, new JsonObject { ["type"] = "error", ["code"] = chunk.ErrorCode, ["message"] = chunk.ErrorMessage, ["param"] = null });
                 var failed = BuildResponse("failed");
-                failed["error"] = new JsonObject { ["code"] = "server_error", ["message"] = message };
+                failed["error"] = new JsonObject { ["code"] = "server_error", ["message"] = chunk.ErrorMessage };
                 Event(output, new JsonObject { ["type"] = "response.failed", ["response"] = failed });
                 return;
             }
@@ -165,36 +164,27 @@ public sealed class ResponsesResponseTranslator : IResponseTranslator
                 Event(output, new JsonObject { ["type"] = "response.in_progress", ["response"] = BuildResponse("in_progress") });
             }
 
-            if (root.TryGetProperty("usage", out var usage) && usage.ValueKind == JsonValueKind.Object)
+            if (chunk.Usage.ValueKind == JsonValueKind.Object)
             {
-                ReadUsage(usage);
+                ReadUsage(chunk.Usage);
             }
 
-            if (!root.TryGetProperty("choices", out var choices) || choices.ValueKind != JsonValueKind.Array || choices.GetArrayLength() == 0)
+            if (chunk.Text is { } text)
             {
-                return;
+                OnText(output, text);
             }
 
-            var choice = choices[0];
-            if (choice.TryGetProperty("delta", out var delta) && delta.ValueKind == JsonValueKind.Object)
+            if (chunk.ToolCalls.ValueKind == JsonValueKind.Array)
             {
-                if (delta.TryGetProperty("content", out var c) && c.ValueKind == JsonValueKind.String && c.GetString() is { Length: > 0 } text)
+                foreach (var call in chunk.ToolCalls.EnumerateArray())
                 {
-                    OnText(output, text);
-                }
-
-                if (delta.TryGetProperty("tool_calls", out var calls) && calls.ValueKind == JsonValueKind.Array)
-                {
-                    foreach (var call in calls.EnumerateArray())
-                    {
-                        OnToolCall(output, call);
-                    }
+                    OnToolCall(output, call);
                 }
             }
 
-            if (choice.TryGetProperty("finish_reason", out var fr) && fr.ValueKind == JsonValueKind.String)
+            if (chunk.FinishReason is { } finish)
             {
-                _finish = fr.GetString();
+                _finish = finish;
             }
         }
     }
