@@ -17,7 +17,7 @@ public enum OpenAiEndpoint
 /// The fields of an OpenAI request body the gateway and the worker act on, parsed once.
 /// The original body bytes are forwarded unchanged (apart from stream_options when the gateway needs usage).
 /// </summary>
-public sealed class OpenAiRequest
+public sealed record OpenAiRequest
 {
     /// <summary>Endpoint the body was parsed for.</summary>
     public required OpenAiEndpoint Endpoint { get; init; }

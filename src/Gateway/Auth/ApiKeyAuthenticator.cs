@@ -115,7 +115,7 @@ public sealed class ApiKeyAuthenticator
         count = 0;
         foreach (var k in auth.Keys)
         {
-            Add(table, Convert.FromHexString(k.Hash), new Tenant(k.Tenant, k.Weight, k.Models, k.MaxTokens, k.MaxN, SaltFor(k.Tenant)));
+            Add(table, Convert.FromHexString(k.Hash), new Tenant(k.Tenant, k.Weight, k.Models, k.MaxTokens, k.MaxN, SaltFor(k.Tenant), k.Aliases));
             count++;
         }
 

@@ -8,7 +8,7 @@ namespace Gateway.Auth;
 public sealed class Tenant
 {
     /// <summary>Creates a tenant record.</summary>
-    public Tenant(string path, double weight, IReadOnlyCollection<string> models, int maxTokens, int maxN, string cacheSalt)
+    public Tenant(string path, double weight, IReadOnlyCollection<string> models, int maxTokens, int maxN, string cacheSalt, IReadOnlyDictionary<string, string>? aliases = null)
     {
         Path = path;
         var parts = path.Split('/');
@@ -16,6 +16,11 @@ public sealed class Tenant
         Team = parts.Length > 1 ? parts[0] + "/" + parts[1] : parts[0];
         Weight = weight;
         AllowedModels = models.Count == 0 ? null : new HashSet<string>(models, StringComparer.Ordinal);
+        ModelScope = new Core.Models.ModelScope
+        {
+            Allowed = AllowedModels,
+            Aliases = aliases is null ? new Dictionary<string, string>(StringComparer.Ordinal) : new Dictionary<string, string>(aliases, StringComparer.Ordinal),
+        };
         MaxTokens = maxTokens;
         MaxN = maxN;
         CacheSalt = cacheSalt;
@@ -36,6 +41,9 @@ public sealed class Tenant
 
     /// <summary>Allowed models; null = all.</summary>
     public IReadOnlySet<string>? AllowedModels { get; }
+
+    /// <summary>This key's aliases and allow-list, as the model resolver takes them.</summary>
+    public Core.Models.ModelScope ModelScope { get; }
 
     /// <summary>max_tokens cap (0 = none).</summary>
     public int MaxTokens { get; }

@@ -51,6 +51,32 @@ public sealed class GatewayOptions
 
     /// <summary>Shared state (in memory, or Redis).</summary>
     public StateOptions State { get; set; } = new();
+
+    /// <summary>Model aliases and weighted splits between pools.</summary>
+    public ModelsOptions Models { get; set; } = new();
+}
+
+/// <summary>
+/// Model names clients may send besides the served ones (section <c>Gateway:Models</c>). Each served model is a pool:
+/// the workers whose <c>/v1/models</c> lists it, and only they are routing candidates for it.
+/// </summary>
+public sealed class ModelsOptions
+{
+    /// <summary>Aliases for every key: requested name → served model, split or another alias.</summary>
+    public Dictionary<string, string> Aliases { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>Weighted splits: name → sides (served models with integer weights); a session stays on one side.</summary>
+    public Dictionary<string, List<SplitSideOptions>> Splits { get; set; } = new(StringComparer.Ordinal);
+}
+
+/// <summary>One side of a split.</summary>
+public sealed class SplitSideOptions
+{
+    /// <summary>The served model (pool) this side sends to.</summary>
+    public string Model { get; set; } = "";
+
+    /// <summary>Its integer weight (positive).</summary>
+    public int Weight { get; set; } = 1;
 }
 
 /// <summary>Request limits (Kestrel limits are set from these explicitly).</summary>
@@ -114,6 +140,9 @@ public sealed class ApiKeyOptions
 
     /// <summary>Models this key may use; empty = all.</summary>
     public List<string> Models { get; set; } = [];
+
+    /// <summary>This key's own aliases (requested name → served model, split or global alias), looked up before <see cref="ModelsOptions.Aliases"/>.</summary>
+    public Dictionary<string, string> Aliases { get; set; } = new(StringComparer.Ordinal);
 
     /// <summary>Largest max_tokens accepted (0 = no cap).</summary>
     public int MaxTokens { get; set; }

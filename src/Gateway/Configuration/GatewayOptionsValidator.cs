@@ -54,6 +54,22 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             {
                 errors.Add($"Gateway:Auth:Keys:{i}:Weight must be positive.");
             }
+
+            ValidateAliases(k.Aliases, $"Gateway:Auth:Keys:{i}:Aliases", errors);
+        }
+
+        ValidateAliases(o.Models.Aliases, "Gateway:Models:Aliases", errors);
+        foreach (var (splitName, sides) in o.Models.Splits)
+        {
+            if (sides.Count == 0 || sides.Any(s => string.IsNullOrWhiteSpace(s.Model) || s.Weight <= 0))
+            {
+                errors.Add($"Gateway:Models:Splits:{splitName} needs at least one side, each with a Model and a positive Weight.");
+            }
+
+            if (o.Models.Aliases.ContainsKey(splitName))
+            {
+                errors.Add($"Gateway:Models: '{splitName}' is both an alias and a split; give it one meaning.");
+            }
         }
 
         if (o.Auth.Keys.Count > 0 && string.IsNullOrEmpty(o.Auth.ServerSecret))
@@ -231,6 +247,17 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    private static void ValidateAliases(Dictionary<string, string> aliases, string section, List<string> errors)
+    {
+        foreach (var (from, to) in aliases)
+        {
+            if (string.IsNullOrWhiteSpace(to) || string.Equals(from, to, StringComparison.Ordinal))
+            {
+                errors.Add($"{section}:{from} must name another model, got '{to}'.");
+            }
+        }
     }
 
     private static bool IsHex(string s)

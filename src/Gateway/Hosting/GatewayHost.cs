@@ -148,6 +148,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         services.AddHttpForwarder();
         services.AddSingleton<ApiKeyAuthenticator>();
         services.AddSingleton<WorkerRegistry>();
+        services.AddSingleton<ModelCatalog>();
         services.AddSingleton<InFlightTracker>();
         services.AddSingleton<IUsageStore, InMemoryUsageStore>();
         services.AddSingleton<IRoutingPolicy>(sp => RoutingPolicies.Create(options.Routing.Policy, new RoutingPolicyContext

@@ -5,16 +5,22 @@ namespace Gateway.Proxy;
 
 /// <summary>
 /// The only edits the gateway makes to a body: ask the worker for usage on streams
-/// (<c>stream_options.include_usage=true</c>) and drop a client-supplied <c>cache_salt</c> (the gateway sets the
-/// tenant's salt by header; a client must never choose another tenant's). Everything else is forwarded byte for byte.
+/// (<c>stream_options.include_usage=true</c>), drop a client-supplied <c>cache_salt</c> (the gateway sets the
+/// tenant's salt by header; a client must never choose another tenant's) and, for an alias or a split, name the served
+/// model the worker knows. Everything else is forwarded byte for byte.
 /// </summary>
 internal static class BodyRewriter
 {
     public static bool MentionsCacheSalt(ReadOnlySpan<byte> body) => body.IndexOf("\"cache_salt\""u8) >= 0;
 
-    public static byte[] Rewrite(ReadOnlyMemory<byte> body, bool forceIncludeUsage, bool dropCacheSalt)
+    public static byte[] Rewrite(ReadOnlyMemory<byte> body, bool forceIncludeUsage, bool dropCacheSalt, string? model = null)
     {
         var node = JsonNode.Parse(body.Span, documentOptions: new JsonDocumentOptions { MaxDepth = Core.OpenAi.OpenAiRequestParser.MaxDepth })!.AsObject();
+        if (model is not null)
+        {
+            node["model"] = model;
+        }
+
         if (dropCacheSalt)
         {
             node.Remove("cache_salt");

@@ -20,14 +20,15 @@ public static class OpenAiEndpoints
     {
         var handler = app.ServiceProvider.GetRequiredService<ProxyHandler>();
         var registry = app.ServiceProvider.GetRequiredService<WorkerRegistry>();
+        var models = app.ServiceProvider.GetRequiredService<ModelCatalog>();
         var auth = app.ServiceProvider.GetRequiredService<ApiKeyAuthenticator>();
         var inFlight = app.ServiceProvider.GetRequiredService<InFlightTracker>();
 
         app.MapPost("/v1/chat/completions", ctx => handler.HandleAsync(ctx, OpenAiEndpoint.ChatCompletions));
         app.MapPost("/v1/completions", ctx => handler.HandleAsync(ctx, OpenAiEndpoint.Completions));
         app.MapPost("/v1/embeddings", ctx => handler.HandleAsync(ctx, OpenAiEndpoint.Embeddings));
-        app.MapGet("/v1/models", ctx => WriteModelsAsync(ctx, auth, registry));
-        app.MapGet("/v1/models/{id}", ctx => WriteModelAsync(ctx, auth, registry, (string)ctx.Request.RouteValues["id"]!));
+        app.MapGet("/v1/models", ctx => WriteModelsAsync(ctx, auth, models));
+        app.MapGet("/v1/models/{id}", ctx => WriteModelAsync(ctx, auth, models, (string)ctx.Request.RouteValues["id"]!));
         app.MapAnthropicEndpoints();
         app.MapResponsesEndpoints();
         app.Map("/v1/{**rest}", ctx => OpenAiErrors.WriteAsync(ctx, OpenAiErrors.NotFound(ctx.Request.Method, ctx.Request.Path)));
@@ -50,7 +51,7 @@ public static class OpenAiEndpoints
         return app;
     }
 
-    private static async Task WriteModelsAsync(HttpContext ctx, ApiKeyAuthenticator auth, WorkerRegistry registry)
+    private static async Task WriteModelsAsync(HttpContext ctx, ApiKeyAuthenticator auth, ModelCatalog models)
     {
         var tenant = auth.Authenticate(ApiCredential.Of(ctx.Request.Headers));
         if (tenant is null)
@@ -66,12 +67,9 @@ public static class OpenAiEndpoints
             w.WriteStartObject();
             w.WriteString("object", "list");
             w.WriteStartArray("data");
-            foreach (var m in registry.Models)
+            foreach (var m in models.Visible(tenant))
             {
-                if (tenant.MayUse(m))
-                {
-                    WriteModel(w, m);
-                }
+                WriteModel(w, m);
             }
 
             w.WriteEndArray();
@@ -81,7 +79,7 @@ public static class OpenAiEndpoints
         await ctx.Response.Body.WriteAsync(ms.ToArray(), ctx.RequestAborted).ConfigureAwait(false);
     }
 
-    private static async Task WriteModelAsync(HttpContext ctx, ApiKeyAuthenticator auth, WorkerRegistry registry, string id)
+    private static async Task WriteModelAsync(HttpContext ctx, ApiKeyAuthenticator auth, ModelCatalog models, string id)
     {
         var tenant = auth.Authenticate(ApiCredential.Of(ctx.Request.Headers));
         if (tenant is null)
@@ -90,7 +88,7 @@ public static class OpenAiEndpoints
             return;
         }
 
-        if (!registry.KnowsModel(id) || !tenant.MayUse(id))
+        if (!models.IsVisible(tenant, id))
         {
             await OpenAiErrors.WriteAsync(ctx, OpenAiError.ModelNotFound(id)).ConfigureAwait(false);
             return;

@@ -34,10 +34,16 @@ public sealed partial class ProxyHandler
             try
             {
                 if (!translation.TryTranslate(buffer.AsMemory(0, length), tenant, out var body, out var error)
-                    || !OpenAiRequestParser.TryParse(body, OpenAiEndpoint.ChatCompletions, out var request, out error)
-                    || (error = ModelError(tenant, request!)) is not null)
+                    || !OpenAiRequestParser.TryParse(body, OpenAiEndpoint.ChatCompletions, out var request, out error))
                 {
                     await OpenAiErrors.WriteAsync(context, error!).ConfigureAwait(false);
+                    return;
+                }
+
+                var (model, modelError) = _models.Resolve(tenant, request!.Model, null, 0);
+                if (modelError is not null)
+                {
+                    await OpenAiErrors.WriteAsync(context, modelError).ConfigureAwait(false);
                     return;
                 }
 
@@ -45,7 +51,7 @@ public sealed partial class ProxyHandler
                 int count;
                 try
                 {
-                    (_modelTokenizers.GetValueOrDefault(request!.Model) ?? _tokenizer).Encode(request.PromptText, tokens);
+                    (_modelTokenizers.GetValueOrDefault(model) ?? _tokenizer).Encode(request.PromptText, tokens);
                     count = tokens.Count;
                 }
                 finally

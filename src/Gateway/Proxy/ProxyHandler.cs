@@ -53,6 +53,7 @@ public sealed partial class ProxyHandler : IDisposable
     private readonly GatewayScheduling? _scheduling;
     private readonly RecentRegret _regret;
     private readonly Gateway.Agents.AgentRetentionService? _agents;
+    private readonly ModelCatalog _models;
 
     /// <summary>Creates the handler (singleton).</summary>
     public ProxyHandler(
@@ -68,8 +69,10 @@ public sealed partial class ProxyHandler : IDisposable
         ILogger<ProxyHandler> logger,
         GatewayScheduling? scheduling = null,
         RecentRegret? regret = null,
-        Gateway.Agents.AgentRetentionService? agents = null)
+        Gateway.Agents.AgentRetentionService? agents = null,
+        ModelCatalog? models = null)
     {
+        _models = models ?? new ModelCatalog(registry, options);
         _regret = regret ?? new RecentRegret();
         _scheduling = scheduling;
         _agents = agents;
@@ -253,11 +256,18 @@ public sealed partial class ProxyHandler : IDisposable
         }
 
         var request = parsed!;
-        if (ModelError(tenant, request) is { } modelError)
+        long requestId = Interlocked.Increment(ref s_nextRequestId);
+        var (clientSession, sessionSource) = SessionIdentity.Resolve(context.Request.Headers, request);
+        string? sessionId = SessionIdentity.Scope(tenant.Path, clientSession);
+        var (served, modelError) = _models.Resolve(tenant, request.Model, sessionId, requestId);
+        if (modelError is not null)
         {
             await OpenAiErrors.WriteAsync(context, modelError).ConfigureAwait(false);
             return;
         }
+
+        string? renamed = served == request.Model ? null : served;
+        request = renamed is null ? request : request with { Model = served };
 
         if (tenant.MaxTokens > 0 && request.MaxTokens > tenant.MaxTokens)
         {
@@ -272,15 +282,13 @@ public sealed partial class ProxyHandler : IDisposable
         }
 
         long arrived = _time.GetTimestamp();
-        var (clientSession, sessionSource) = SessionIdentity.Resolve(context.Request.Headers, request);
-        string? sessionId = SessionIdentity.Scope(tenant.Path, clientSession);
         bool strip = request.Stream && !request.IncludeUsage && endpoint != OpenAiEndpoint.Embeddings;
         bool dropSalt = BodyRewriter.MentionsCacheSalt(body.Span);
-        var forwardBody = strip || dropSalt ? BodyRewriter.Rewrite(body, strip, dropSalt) : body;
+        var forwardBody = strip || dropSalt || renamed is not null ? BodyRewriter.Rewrite(body, strip, dropSalt, renamed) : body;
         var route = BuildRoute(request, tenant, sessionId, endpoint);
         var ctx = new GatewayRequestContext
         {
-            RequestId = Interlocked.Increment(ref s_nextRequestId),
+            RequestId = requestId,
             Tenant = tenant,
             Request = request,
             SessionId = sessionId,
@@ -361,10 +369,6 @@ public sealed partial class ProxyHandler : IDisposable
         }
     }
 
-    private OpenAiError? ModelError(Tenant tenant, OpenAiRequest request) =>
-        !_registry.KnowsModel(request.Model) ? OpenAiError.ModelNotFound(request.Model)
-        : !tenant.MayUse(request.Model) ? OpenAiErrors.ModelNotAllowed(request.Model)
-        : null;
 
     private bool HasEligibleWorker(string model)
     {
