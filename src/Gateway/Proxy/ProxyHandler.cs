@@ -507,6 +507,7 @@ public sealed partial class ProxyHandler : IDisposable
         // Policies answer a position in the candidate list; OnRouted/OnCompleted compare with WorkerInfo.Index.
         ctx.Route.Decision = decision with { WorkerIndex = endpoint.Info.Index };
         AttemptOutcome outcome;
+        using var span = GatewayTracing.StartUpstream(endpoint.Prefix, ctx.Attempts);
         try
         {
             outcome = await endpoint.Breaker.ExecuteAsync(
@@ -530,6 +531,7 @@ public sealed partial class ProxyHandler : IDisposable
             endpoint.OnRequestSuccess();
         }
 
+        GatewayTracing.TagAttemptOutcome(span, outcome.Kind.ToString(), outcome.IsWorkerFault);
         s.Last = outcome;
         return outcome;
     }

@@ -19,7 +19,7 @@ public sealed class GatewayTelemetryOptions
 public sealed class TracingOptions
 {
     /// <summary>
-    /// Build a tracer provider at all. On by default so that request spans exist and W3C trace context is propagated
+    /// Register the OpenTelemetry tracer provider (<c>services.AddOpenTelemetry()</c>) at all. On by default so that request spans exist and W3C trace context is propagated
     /// to workers; with no <see cref="OtlpEndpoint"/> nothing is exported.
     /// </summary>
     public bool Enabled { get; set; } = true;
@@ -36,7 +36,7 @@ public sealed class TracingOptions
     /// <summary>Head sampling ratio for new traces (parent-based: a sampled caller's trace is always kept).</summary>
     public double SampleRatio { get; set; } = 1.0;
 
-    /// <summary>ActivitySources listened to.</summary>
+    /// <summary>ActivitySources listened to (the ASP.NET Core and HttpClient instrumentations add theirs in any case).</summary>
     public string[] Sources { get; set; } = [.. GatewayTracing.DefaultSources];
 
     /// <summary>Extra configuration (tests add an in-memory exporter here). Not bindable.</summary>

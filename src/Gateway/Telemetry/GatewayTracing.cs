@@ -11,6 +11,10 @@ namespace Gateway.Telemetry;
 /// </summary>
 public static class GatewayTracing
 {
+    /// <summary>The span of one forwarding attempt to a worker: a child of the request's server span and the parent of
+    /// the HttpClient span that carries it (one per attempt, so retries show as siblings).</summary>
+    public const string UpstreamSpanName = "gateway.upstream";
+
     /// <summary>ActivitySource name (same as the meter name).</summary>
     public const string SourceName = GatewayMetrics.MeterName;
 
@@ -30,6 +34,8 @@ public static class GatewayTracing
         public const string ActualCachedTokens = "gateway.cache.actual_tokens";
         public const string QueueWaitMs = "gateway.queue.wait_ms";
         public const string Retries = "gateway.retries";
+        public const string Attempt = "gateway.attempt";
+        public const string AttemptOutcome = "gateway.attempt.outcome";
 #pragma warning restore CS1591
     }
 
@@ -77,5 +83,31 @@ public static class GatewayTracing
     {
         if (span is null || !span.IsAllDataRequested) return;
         span.SetTag(Tags.ActualCachedTokens, cachedTokens);
+    }
+
+    /// <summary>Starts the <see cref="UpstreamSpanName"/> span of attempt number <paramref name="attempt"/> (1-based) to
+    /// <paramref name="worker"/>; null when nothing listens.</summary>
+    public static Activity? StartUpstream(string worker, int attempt)
+    {
+        var span = Source.StartActivity(UpstreamSpanName, ActivityKind.Internal);
+        if (span is { IsAllDataRequested: true })
+        {
+            span.SetTag(Tags.Worker, worker);
+            span.SetTag(Tags.Attempt, attempt);
+        }
+
+        return span;
+    }
+
+    /// <summary>Ends an upstream span's story: its outcome (e.g. <c>Delivered</c>, <c>ConnectFailed</c>) and, for a
+    /// worker's fault, an error status.</summary>
+    public static void TagAttemptOutcome(Activity? span, string outcome, bool workerFault)
+    {
+        if (span is null || !span.IsAllDataRequested) return;
+        span.SetTag(Tags.AttemptOutcome, outcome);
+        if (workerFault)
+        {
+            span.SetStatus(ActivityStatusCode.Error, outcome);
+        }
     }
 }

@@ -9,14 +9,20 @@ public static class TelemetryExtensions
 {
     /// <summary>
     /// Registers <see cref="GatewayMetrics"/> (this app's own prometheus-net registry, with the process and .NET runtime
-    /// collectors of prometheus-net) and <see cref="GatewayTracerProvider"/> as singletons (started with the host).
+    /// collectors of prometheus-net) as a singleton started with the host, and OpenTelemetry tracing
+    /// (<see cref="GatewayOpenTelemetry.AddGatewayOpenTelemetry"/>).
     /// </summary>
     public static IServiceCollection AddGatewayTelemetry(this IServiceCollection services, Action<GatewayTelemetryOptions>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(services);
         var options = new GatewayTelemetryOptions();
         configure?.Invoke(options);
-        services.TryAddSingleton(options);
+        if (services.Any(d => d.ServiceType == typeof(GatewayTelemetryOptions)))
+        {
+            return services; // registered already: the first registration's options win
+        }
+
+        services.AddSingleton(options);
         services.TryAddSingleton(sp =>
         {
             var metrics = new GatewayMetrics(sp.GetRequiredService<GatewayTelemetryOptions>().Metrics);
@@ -27,7 +33,7 @@ public static class TelemetryExtensions
             metrics.OnCollect(() => allocated.IncTo(GC.GetTotalAllocatedBytes()));
             return metrics;
         });
-        services.TryAddSingleton(sp => new GatewayTracerProvider(sp.GetRequiredService<GatewayTelemetryOptions>().Tracing));
+        services.AddGatewayOpenTelemetry(options.Tracing);
         services.AddHostedService<TelemetryStartup>();
         return services;
     }
@@ -64,13 +70,12 @@ public static class TelemetryExtensions
         return app.UseHttpMetrics(o => o.SetMetricFactory(factory));
     }
 
-    /// <summary>Creates the metrics and tracer provider when the host starts (singletons are lazy).</summary>
+    /// <summary>Creates the metrics when the host starts (singletons are lazy).</summary>
     private sealed class TelemetryStartup(IServiceProvider services) : IHostedService
     {
         public Task StartAsync(CancellationToken cancellationToken)
         {
             services.GetRequiredService<GatewayMetrics>();
-            services.GetRequiredService<GatewayTracerProvider>();
             return Task.CompletedTask;
         }
 

@@ -9,7 +9,8 @@ public static class TestGateway
     public const string DemoKey = "sk-demo-local-0000";
     public const string Secret = "test-secret";
 
-    public static Task<GatewayHost> StartAsync(IEnumerable<string> workerUrls, IDictionary<string, string?>? extra = null, bool waitForReady = true)
+    public static Task<GatewayHost> StartAsync(IEnumerable<string> workerUrls, IDictionary<string, string?>? extra = null, bool waitForReady = true,
+        Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? configureServices = null)
     {
         var settings = new Dictionary<string, string?>
         {
@@ -35,7 +36,7 @@ public static class TestGateway
             }
         }
 
-        return GatewayHost.StartAsync(settings, waitForReady: waitForReady);
+        return GatewayHost.StartAsync(settings, configureServices, waitForReady: waitForReady);
     }
 
     /// <summary>Starts a gateway over 4 embedded reference workers with one API key per (key, tenant path) pair.</summary>

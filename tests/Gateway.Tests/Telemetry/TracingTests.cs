@@ -1,23 +1,29 @@
 using System.Collections.Concurrent;
+using System.Collections.ObjectModel;
 using System.Diagnostics;
 using Gateway.Telemetry;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using System.Text;
 using OpenTelemetry;
+using OpenTelemetry.Metrics;
 using OpenTelemetry.Trace;
 
 namespace Gateway.Tests.Telemetry;
 
-/// <summary>Keeps exported spans in memory (an exporter of our own: the in-memory exporter package is not available).</summary>
-internal sealed class InMemorySpanExporter : BaseExporter<Activity>
+/// <summary>Spans exported by OpenTelemetry's in-memory exporter; adds and reads under one lock (spans of tests
+/// running beside each other arrive from several threads).</summary>
+internal sealed class ExportedSpans : Collection<Activity>
 {
-    public ConcurrentQueue<Activity> Spans { get; } = new();
-
-    public override ExportResult Export(in Batch<Activity> batch)
+    public IReadOnlyList<Activity> Snapshot()
     {
-        foreach (var a in batch) Spans.Enqueue(a);
-        return ExportResult.Success;
+        lock (this) return [.. this];
+    }
+
+    protected override void InsertItem(int index, Activity item)
+    {
+        lock (this) base.InsertItem(index, item);
     }
 
     public async Task<Activity> WaitForAsync(Func<Activity, bool> match, TimeSpan timeout)
@@ -25,10 +31,10 @@ internal sealed class InMemorySpanExporter : BaseExporter<Activity>
         var sw = Stopwatch.StartNew();
         while (sw.Elapsed < timeout)
         {
-            foreach (var a in Spans) if (match(a)) return a;
+            foreach (var a in Snapshot()) if (match(a)) return a;
             await Task.Delay(20);
         }
-        throw new TimeoutException("span not exported; have: " + string.Join(", ", Spans.Select(s => s.Source.Name + ":" + s.DisplayName)));
+        throw new TimeoutException("span not exported; have: " + string.Join(", ", Snapshot().Select(s => s.Source.Name + ":" + s.DisplayName)));
     }
 }
 
@@ -37,7 +43,7 @@ public class TracingTests
     [Fact]
     public async Task RequestSpan_GatewayForwardsDownstream_CarriesTagsAndPropagatesTraceparent()
     {
-        var exporter = new InMemorySpanExporter();
+        var exporter = new ExportedSpans();
         var seenTraceparent = new ConcurrentQueue<string>();
         await using var downstream = await KestrelApp.StartAsync(null, app =>
             app.MapGet("/worker", (HttpContext ctx) =>
@@ -48,7 +54,7 @@ public class TracingTests
         await using var gateway = await KestrelApp.StartAsync(
             b =>
             {
-                b.Services.AddGatewayTelemetry(o => o.Tracing.Configure = t => t.AddProcessor(new SimpleActivityExportProcessor(exporter)));
+                b.Services.AddGatewayTelemetry(o => o.Tracing.Configure = t => t.AddInMemoryExporter(exporter));
                 b.Services.AddHttpClient();
             },
             app => app.MapGet("/v1/test", async (HttpContext ctx, IHttpClientFactory clients) =>
@@ -96,40 +102,61 @@ public class TracingTests
         Assert.Equal(server.SpanId, route.ParentSpanId);
     }
 
-    [Fact]
-    public async Task OtlpExporter_HttpProtobufEndpoint_ReceivesSpans()
+    /// <summary>The providers <c>AddGatewayTelemetry</c> registers, built and started as a host would.</summary>
+    private static ServiceProvider Providers(Action<TracingOptions> configure)
     {
-        var received = new ConcurrentQueue<(string Path, string ContentType, int Length)>();
+        var services = new ServiceCollection();
+        services.AddGatewayTelemetry(o => configure(o.Tracing));
+        var sp = services.BuildServiceProvider();
+        _ = sp.GetService<TracerProvider>();
+        _ = sp.GetService<MeterProvider>();
+        return sp;
+    }
+
+    [Fact]
+    public async Task OtlpExporter_HttpProtobufEndpoint_ReceivesSpansAndRuntimeMetrics()
+    {
+        var received = new ConcurrentQueue<(string Path, string ContentType, byte[] Body)>();
         await using var collector = await KestrelApp.StartAsync(null, app =>
-            app.MapPost("/v1/traces", async (HttpContext ctx) =>
+        {
+            foreach (var signal in new[] { "/v1/traces", "/v1/metrics" })
             {
-                using var ms = new MemoryStream();
-                await ctx.Request.Body.CopyToAsync(ms);
-                received.Enqueue((ctx.Request.Path, ctx.Request.ContentType ?? "", (int)ms.Length));
-                return Results.Ok();
-            }));
+                app.MapPost(signal, async (HttpContext ctx) =>
+                {
+                    using var ms = new MemoryStream();
+                    await ctx.Request.Body.CopyToAsync(ms);
+                    received.Enqueue((ctx.Request.Path, ctx.Request.ContentType ?? "", ms.ToArray()));
+                    return Results.Ok();
+                });
+            }
+        });
         string sourceName = "OtlpTest." + Guid.NewGuid().ToString("N");
         using var source = new ActivitySource(sourceName);
-        using (var provider = new GatewayTracerProvider(new TracingOptions
+        using (var providers = Providers(o =>
         {
-            OtlpEndpoint = collector.Address.ToString(),
-            OtlpProtocol = "http/protobuf",
-            Sources = [sourceName],
-            ServiceName = "llm-gateway-test",
+            o.OtlpEndpoint = collector.Address.ToString();
+            o.OtlpProtocol = "http/protobuf";
+            o.Sources = [sourceName];
+            o.ServiceName = "llm-gateway-test";
         }))
         {
-            Assert.NotNull(provider.Provider);
+            Assert.NotNull(providers.GetService<TracerProvider>());
+            Assert.NotNull(providers.GetService<MeterProvider>());
             using (var a = source.StartActivity("gateway.test"))
             {
                 Assert.NotNull(a);
                 a!.SetTag(GatewayTracing.Tags.Tenant, "acme/search");
             }
-        } // dispose flushes the batch processor
+        } // disposing the providers flushes the batch processor and the periodic metric reader
 
-        var (path, contentType, length) = Assert.Single(received);
-        Assert.Equal("/v1/traces", path);
-        Assert.Equal("application/x-protobuf", contentType);
-        Assert.True(length > 50, $"OTLP body of {length} bytes");
+        var traces = Assert.Single(received, r => r.Path == "/v1/traces");
+        Assert.Equal("application/x-protobuf", traces.ContentType);
+        Assert.Contains("gateway.test", Encoding.UTF8.GetString(traces.Body));
+        Assert.Contains("llm-gateway-test", Encoding.UTF8.GetString(traces.Body));
+        // The runtime instrumentation's instruments (the runtime's own "System.Runtime" meter: dotnet.gc.*, dotnet.thread_pool.*).
+        var metrics = Assert.Single(received, r => r.Path == "/v1/metrics");
+        Assert.Equal("application/x-protobuf", metrics.ContentType);
+        Assert.Contains("dotnet.gc.", Encoding.UTF8.GetString(metrics.Body));
     }
 
     [Fact]
@@ -137,8 +164,8 @@ public class TracingTests
     {
         string sourceName = "Disabled." + Guid.NewGuid().ToString("N");
         using var source = new ActivitySource(sourceName);
-        using var provider = new GatewayTracerProvider(new TracingOptions { Enabled = false, Sources = [sourceName] });
-        Assert.Null(provider.Provider);
+        using var providers = Providers(o => { o.Enabled = false; o.Sources = [sourceName]; });
+        Assert.Null(providers.GetService<TracerProvider>());
         Assert.Null(source.StartActivity("x"));
     }
 
@@ -147,7 +174,9 @@ public class TracingTests
     {
         string sourceName = "NoExporter." + Guid.NewGuid().ToString("N");
         using var source = new ActivitySource(sourceName);
-        using var provider = new GatewayTracerProvider(new TracingOptions { Sources = [sourceName] });
+        using var providers = Providers(o => o.Sources = [sourceName]);
+        Assert.NotNull(providers.GetService<TracerProvider>());
+        Assert.Null(providers.GetService<MeterProvider>()); // no OTLP endpoint: no meter provider either
         using (var root = source.StartActivity("root"))
         {
             Assert.NotNull(root); // exists: trace context still goes to the workers
@@ -167,11 +196,11 @@ public class TracingTests
     {
         string sourceName = "Exporter." + Guid.NewGuid().ToString("N");
         using var source = new ActivitySource(sourceName);
-        var exporter = new InMemorySpanExporter();
-        using var provider = new GatewayTracerProvider(new TracingOptions
+        var exporter = new ExportedSpans();
+        using var providers = Providers(o =>
         {
-            Sources = [sourceName],
-            Configure = t => t.AddProcessor(new SimpleActivityExportProcessor(exporter)),
+            o.Sources = [sourceName];
+            o.Configure = t => t.AddInMemoryExporter(exporter);
         });
         using (var root = source.StartActivity("root"))
         {
@@ -179,7 +208,7 @@ public class TracingTests
             Assert.True(root.Recorded);
         }
 
-        Assert.Single(exporter.Spans);
+        Assert.Single(exporter.Snapshot(), a => a.Source.Name == sourceName);
     }
 
     [Fact]

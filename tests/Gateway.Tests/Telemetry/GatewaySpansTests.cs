@@ -1,0 +1,72 @@
+using System.Diagnostics;
+using System.Net.Http.Headers;
+using Gateway.Telemetry;
+using Gateway.Tests.Infrastructure;
+using OpenTelemetry.Trace;
+
+namespace Gateway.Tests.Telemetry;
+
+/// <summary>
+/// The real gateway's spans, exported by OpenTelemetry's in-memory exporter: the ASP.NET Core server span is the parent
+/// of the gateway's own upstream span, which is the parent of the HttpClient span that YARP's forwarder sends to the
+/// worker; the worker gets that client span as its W3C parent. No span carries the API key or the prompt.
+/// </summary>
+public sealed class GatewaySpansTests
+{
+    private const string Prompt = "the secret plan is in the blue folder";
+
+    [Fact]
+    public async Task SampledCaller_ServerSpan_ParentsUpstreamSpan_ParentsHttpClientSpan()
+    {
+        var spans = new ExportedSpans();
+        await using var worker = await FakeWorker.StartAsync();
+        await using var gateway = await TestGateway.StartAsync([worker.Url],
+            configureServices: s => s.ConfigureOpenTelemetryTracerProvider(t => t.AddInMemoryExporter(spans)));
+
+        // A caller whose own trace is sampled: the gateway (parent-based sampling) records its part of it.
+        var callerTrace = ActivityTraceId.CreateRandom();
+        var callerSpan = ActivitySpanId.CreateRandom();
+        // The caller sends its traceparent itself (this process's HttpClient would otherwise inject its own).
+        using var http = new HttpClient(new SocketsHttpHandler { ActivityHeadersPropagator = null }) { BaseAddress = gateway.BaseAddress };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", TestGateway.DemoKey);
+        using var request = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions")
+        {
+            Content = TestGateway.Json("{\"model\":\"llama3-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"" + Prompt + "\"}]}"),
+        };
+        request.Headers.Add("traceparent", $"00-{callerTrace.ToHexString()}-{callerSpan.ToHexString()}-01");
+        using var response = await http.SendAsync(request);
+        response.EnsureSuccessStatusCode();
+
+        bool InTrace(Activity a) => a.TraceId == callerTrace;
+        var server = await spans.WaitForAsync(a => InTrace(a) && a.Source.Name == "Microsoft.AspNetCore"
+            && a.Kind == ActivityKind.Server && a.ParentSpanId == callerSpan, TimeSpan.FromSeconds(10));
+        var upstream = await spans.WaitForAsync(a => InTrace(a) && a.DisplayName == GatewayTracing.UpstreamSpanName, TimeSpan.FromSeconds(10));
+        var client = await spans.WaitForAsync(a => InTrace(a) && a.Source.Name == "System.Net.Http", TimeSpan.FromSeconds(10));
+
+        Assert.Equal(GatewayTracing.SourceName, upstream.Source.Name);
+        Assert.Equal(server.SpanId, upstream.ParentSpanId);
+        Assert.Equal(upstream.SpanId, client.ParentSpanId);
+        Assert.Equal(ActivityKind.Client, client.Kind);
+        Assert.Equal(1, upstream.GetTagItem(GatewayTracing.Tags.Attempt));
+        Assert.Equal("Delivered", upstream.GetTagItem(GatewayTracing.Tags.AttemptOutcome));
+        Assert.Equal(worker.Url, upstream.GetTagItem(GatewayTracing.Tags.Worker) as string);
+        Assert.Equal("llama3-8b", server.GetTagItem(GatewayTracing.Tags.Model));
+        Assert.Equal(worker.Url, server.GetTagItem(GatewayTracing.Tags.Worker) as string);
+
+        // The worker's request carried the client span as its parent.
+        var (_, headers, _) = Assert.Single(worker.Requests, r => r.Path.EndsWith("/chat/completions", StringComparison.Ordinal));
+        Assert.Equal($"00-{callerTrace.ToHexString()}-{client.SpanId.ToHexString()}-01", headers["traceparent"]);
+
+        // Nothing secret in any span of the trace: not the key, not the prompt.
+        foreach (var span in spans.Snapshot().Where(InTrace))
+        {
+            foreach (var (key, value) in span.TagObjects)
+            {
+                string text = value?.ToString() ?? "";
+                Assert.DoesNotContain(TestGateway.DemoKey, text, StringComparison.Ordinal);
+                Assert.DoesNotContain("secret plan", text, StringComparison.Ordinal);
+                Assert.False(key.Contains("authorization", StringComparison.OrdinalIgnoreCase), key);
+            }
+        }
+    }
+}
