@@ -213,6 +213,7 @@ public sealed class GatewayQueue
     {
         QuotaLimit.Budget => new(AdmissionOutcome.BudgetExhausted, null, $"Budget of '{path}' is exhausted."),
         QuotaLimit.Concurrency => new(AdmissionOutcome.ConcurrencyLimited, retryAfter, $"Concurrent request limit of '{path}' reached."),
+        QuotaLimit.RequestsPerMinute => new(AdmissionOutcome.RateLimited, retryAfter, $"Requests-per-minute limit of '{path}' reached."),
         _ => new(AdmissionOutcome.RateLimited, retryAfter, $"Tokens-per-minute limit of '{path}' reached."),
     };
 

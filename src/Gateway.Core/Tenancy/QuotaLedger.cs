@@ -14,6 +14,9 @@ public enum QuotaLimit
 
     /// <summary>Total budget.</summary>
     Budget,
+
+    /// <summary>Requests per minute (sliding window).</summary>
+    RequestsPerMinute,
 }
 
 /// <summary>What an admitted request holds until it settles (amounts reserved on every node of its path).</summary>
@@ -42,8 +45,9 @@ public sealed class QuotaReservation
 }
 
 /// <summary>
-/// Tenant quotas: tokens per minute (sliding window approximated from two fixed windows,
+/// Tenant quotas: tokens per minute and requests per minute (sliding windows approximated from two fixed windows,
 /// <c>used = previous x (1 - elapsed fraction) + current</c>), concurrent requests and total budget (cost units).
+/// A request counts once against requests per minute when admitted, whatever it later costs.
 /// Reserve on admit with the request's estimate on every node of its path that has a limit (all or nothing);
 /// settle with actual usage on completion or cancel. State is keyed by path: a tree reload keeps it.
 /// Local to one process; across replicas the windows are shared through the state store (see docs/policies/hfair.md).
@@ -94,6 +98,12 @@ public sealed class QuotaLedger
                 return false;
             }
 
+            if (q.RequestsPerMinute is { } rpm && s.PreviousRequests * (1 - frac) + s.CurrentRequests + 1 > rpm)
+            {
+                (refusedBy, retryAfter, refusedPath) = (QuotaLimit.RequestsPerMinute, RetryAfterTokens(s.PreviousRequests, s.CurrentRequests, frac, 1, rpm, Window), n.Path);
+                return false;
+            }
+
             if (q.TokensPerMinute is { } tpm)
             {
                 var used = s.Previous * (1 - frac) + s.Current;
@@ -113,6 +123,7 @@ public sealed class QuotaLedger
             s.Concurrent++;
             s.Spent += cost;
             s.Current += tokens;
+            s.CurrentRequests++;
             paths.Add(n.Path);
         }
 
@@ -162,6 +173,19 @@ public sealed class QuotaLedger
 
         s.Roll(index);
         return s.Previous * (1 - frac) + s.Current;
+    }
+
+    /// <summary>Requests admitted in the sliding window of <paramref name="path"/>.</summary>
+    public double RequestsInWindow(string path)
+    {
+        var (index, frac) = Now();
+        if (!_state.TryGetValue(path, out var s))
+        {
+            return 0;
+        }
+
+        s.Roll(index);
+        return s.PreviousRequests * (1 - frac) + s.CurrentRequests;
     }
 
     /// <summary>Requests holding a concurrency slot under <paramref name="path"/>.</summary>
@@ -228,6 +252,8 @@ public sealed class QuotaLedger
         public long Index { get; private set; } = long.MinValue;
         public double Current { get; set; }
         public double Previous { get; set; }
+        public double CurrentRequests { get; set; }
+        public double PreviousRequests { get; set; }
         public int Concurrent { get; set; }
         public double Spent { get; set; }
 
@@ -239,7 +265,9 @@ public sealed class QuotaLedger
             }
 
             Previous = index == Index + 1 ? Current : 0;
+            PreviousRequests = index == Index + 1 ? CurrentRequests : 0;
             Current = 0;
+            CurrentRequests = 0;
             Index = index;
         }
     }

@@ -16,6 +16,9 @@ public sealed record TenantQuota
     /// <summary>Tokens (prompt + output) per minute, sliding window.</summary>
     public double? TokensPerMinute { get; init; }
 
+    /// <summary>Requests admitted per minute, sliding window (the same two-window approximation as tokens).</summary>
+    public int? RequestsPerMinute { get; init; }
+
     /// <summary>Requests admitted and not finished (queued + in flight).</summary>
     public int? MaxConcurrent { get; init; }
 

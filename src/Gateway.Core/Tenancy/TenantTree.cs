@@ -161,6 +161,7 @@ public sealed class TenantTree
             if (c.Quota is { } q)
             {
                 if (q.TokensPerMinute is <= 0) { errors.Add($"'{path}': tokens_per_minute must be positive"); }
+                if (q.RequestsPerMinute is <= 0) { errors.Add($"'{path}': requests_per_minute must be positive"); }
                 if (q.MaxConcurrent is <= 0) { errors.Add($"'{path}': max_concurrent must be positive"); }
                 if (q.Budget is < 0) { errors.Add($"'{path}': budget must not be negative"); }
                 if (q.MaxQueued is < 0) { errors.Add($"'{path}': max_queued must not be negative"); }

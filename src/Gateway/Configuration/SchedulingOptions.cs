@@ -105,6 +105,9 @@ public sealed class TenantNodeOptions
     /// <summary>Tokens (prompt + output) per minute.</summary>
     public double? TokensPerMinute { get; set; }
 
+    /// <summary>Requests admitted per minute.</summary>
+    public int? RequestsPerMinute { get; set; }
+
     /// <summary>Requests admitted and not finished (queued + in flight).</summary>
     public int? MaxConcurrent { get; set; }
 
@@ -132,14 +135,14 @@ public sealed class TenantNodeOptions
             children.Add(c.ToConfig());
         }
 
-        bool anyQuota = TokensPerMinute is not null || MaxConcurrent is not null || Budget is not null || MaxQueued is not null || QueueTimeout is not null;
+        bool anyQuota = TokensPerMinute is not null || RequestsPerMinute is not null || MaxConcurrent is not null || Budget is not null || MaxQueued is not null || QueueTimeout is not null;
         return new TenantNodeConfig
         {
             Name = Name,
             Weight = Weight,
             Priority = Priority,
             Sheddable = Sheddable,
-            Quota = anyQuota ? new TenantQuota { TokensPerMinute = TokensPerMinute, MaxConcurrent = MaxConcurrent, Budget = Budget, MaxQueued = MaxQueued, QueueTimeout = QueueTimeout } : null,
+            Quota = anyQuota ? new TenantQuota { TokensPerMinute = TokensPerMinute, RequestsPerMinute = RequestsPerMinute, MaxConcurrent = MaxConcurrent, Budget = Budget, MaxQueued = MaxQueued, QueueTimeout = QueueTimeout } : null,
             AllowedModels = Models.Count == 0 ? null : Models,
             Children = children,
         };

@@ -7,6 +7,7 @@ using Gateway.Core.Hashing;
 using Gateway.Core.OpenAi;
 using Gateway.Core.Routing;
 using Gateway.Core.Scheduling;
+using Gateway.Core.Tenancy;
 using Gateway.Core.Tokenization;
 using Gateway.Fleet;
 using Gateway.Hosting;
@@ -281,6 +282,12 @@ public sealed partial class ProxyHandler : IDisposable
             return;
         }
 
+        if (!PriorityRequest.TryParse(context.Request.Headers[PriorityRequest.Header], out var askedPriority))
+        {
+            await OpenAiErrors.WriteAsync(context, OpenAiError.Invalid($"Header '{PriorityRequest.Header}' must be 'interactive' or 'batch'.", PriorityRequest.Header)).ConfigureAwait(false);
+            return;
+        }
+
         long arrived = _time.GetTimestamp();
         bool strip = request.Stream && !request.IncludeUsage && endpoint != OpenAiEndpoint.Embeddings;
         bool dropSalt = BodyRewriter.MentionsCacheSalt(body.Span);
@@ -306,7 +313,7 @@ public sealed partial class ProxyHandler : IDisposable
         DispatchTicket? ticket = null;
         if (_scheduling is { Enabled: true } && HasEligibleWorker(request.Model))
         {
-            var queued = _scheduling.CreateRequest(ctx.RequestId, tenant.Path, sessionId, request.Model, route.PromptTokens, route.ExpectedOutputTokens, _time.GetTimestamp(), null, route, ctx.Priority.QueueCredit);
+            var queued = _scheduling.CreateRequest(ctx.RequestId, tenant.Path, sessionId, request.Model, route.PromptTokens, route.ExpectedOutputTokens, _time.GetTimestamp(), null, route, ctx.Priority.QueueCredit, askedPriority);
             DispatchResult admitted;
             try
             {

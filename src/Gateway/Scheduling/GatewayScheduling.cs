@@ -274,7 +274,7 @@ public sealed class GatewayScheduling : IAsyncDisposable
     }
 
     /// <summary>Builds the request the queue sees for a tenant path (<paramref name="resumeCredit"/>: a resumed agent turn's credit).</summary>
-    public QueuedRequest CreateRequest(long id, string tenantPath, string? sessionId, string model, int promptTokens, int expectedOutputTokens, long now, object? payload, RouteRequest? route = null, double resumeCredit = 0)
+    public QueuedRequest CreateRequest(long id, string tenantPath, string? sessionId, string model, int promptTokens, int expectedOutputTokens, long now, object? payload, RouteRequest? route = null, double resumeCredit = 0, PriorityClass? requestedPriority = null)
     {
         var node = Tree.Find(tenantPath);
         return new QueuedRequest
@@ -284,7 +284,7 @@ public sealed class GatewayScheduling : IAsyncDisposable
             SessionId = sessionId,
             PromptTokens = promptTokens,
             ExpectedOutputTokens = expectedOutputTokens,
-            PriorityClass = node is null ? 0 : (int)node.Priority,
+            PriorityClass = (int)PriorityRequest.Effective(node?.Priority ?? PriorityClass.Interactive, requestedPriority),
             Sheddable = node?.Sheddable ?? false,
             Model = model,
             EnqueuedTimestamp = now,

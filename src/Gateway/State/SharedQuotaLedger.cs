@@ -38,13 +38,14 @@ public sealed class SharedQuotaReservation
 }
 
 /// <summary>
-/// Tenant quotas (tokens per minute, concurrent requests, budget) held in Redis so a limit holds across gateway
+/// Tenant quotas (tokens and requests per minute, concurrent requests, budget) held in Redis so a limit holds across gateway
 /// replicas. One Lua script per admission checks every limited node of the tenant's path and, only if all pass,
 /// reserves on all of them (atomic: no two replicas can both take the last slot). Layout per node path P:
 /// <c>{prefix}q:P:t:{window}</c> tokens in a one-minute window (INCRBYFLOAT, PEXPIRE two windows; the check uses the
 /// same two-window sliding approximation as <see cref="QuotaLedger"/>), <c>{prefix}q:P:c</c> a sorted set of
 /// in-flight reservations scored by lease expiry (a crashed replica's slots expire after <see cref="Lease"/>),
-/// <c>{prefix}q:P:b</c> budget spent (INCRBYFLOAT, no expiry). Settlement (completion or cancel) corrects tokens and
+/// <c>{prefix}q:P:b</c> budget spent (INCRBYFLOAT, no expiry), <c>{prefix}q:P:r:{window}</c> requests admitted in a
+/// one-minute window (INCR, PEXPIRE two windows; never corrected at settlement). Settlement (completion or cancel) corrects tokens and
 /// cost to actual usage and removes the slot, in one script. The replica's local <see cref="QuotaLedger"/> keeps
 /// running in <see cref="GatewayQueue"/>; while Redis is away <see cref="FailMode"/> decides: open = admit on the
 /// local ledger only, closed = refuse with 503. Thread-safe.
@@ -52,7 +53,7 @@ public sealed class SharedQuotaReservation
 public sealed class SharedQuotaLedger
 {
     private const string Reserve = """
-        local n = #KEYS / 4
+        local n = #KEYS / 6
         local now = tonumber(ARGV[1])
         local tokens = tonumber(ARGV[2])
         local cost = tonumber(ARGV[3])
@@ -61,34 +62,44 @@ public sealed class SharedQuotaLedger
         local member = ARGV[6]
         local lease = tonumber(ARGV[7])
         for i = 0, n - 1 do
-          local tpm = tonumber(ARGV[8 + i * 3])
-          local conc = tonumber(ARGV[9 + i * 3])
-          local budget = tonumber(ARGV[10 + i * 3])
+          local tpm = tonumber(ARGV[8 + i * 4])
+          local conc = tonumber(ARGV[9 + i * 4])
+          local budget = tonumber(ARGV[10 + i * 4])
+          local rpm = tonumber(ARGV[11 + i * 4])
           if conc >= 0 then
-            redis.call('ZREMRANGEBYSCORE', KEYS[i * 4 + 3], '-inf', now)
-            if redis.call('ZCARD', KEYS[i * 4 + 3]) + 1 > conc then return {2, i, '0', '0'} end
+            redis.call('ZREMRANGEBYSCORE', KEYS[i * 6 + 3], '-inf', now)
+            if redis.call('ZCARD', KEYS[i * 6 + 3]) + 1 > conc then return {2, i, '0', '0'} end
           end
           if budget >= 0 then
-            local spent = tonumber(redis.call('GET', KEYS[i * 4 + 4]) or '0')
+            local spent = tonumber(redis.call('GET', KEYS[i * 6 + 4]) or '0')
             if spent + cost > budget then return {3, i, tostring(spent), '0'} end
           end
+          if rpm >= 0 then
+            local rcur = tonumber(redis.call('GET', KEYS[i * 6 + 5]) or '0')
+            local rprev = tonumber(redis.call('GET', KEYS[i * 6 + 6]) or '0')
+            if rprev * (1 - frac) + rcur + 1 > rpm then return {4, i, tostring(rprev), tostring(rcur)} end
+          end
           if tpm >= 0 then
-            local cur = tonumber(redis.call('GET', KEYS[i * 4 + 1]) or '0')
-            local prev = tonumber(redis.call('GET', KEYS[i * 4 + 2]) or '0')
+            local cur = tonumber(redis.call('GET', KEYS[i * 6 + 1]) or '0')
+            local prev = tonumber(redis.call('GET', KEYS[i * 6 + 2]) or '0')
             if prev * (1 - frac) + cur + tokens > tpm then return {1, i, tostring(prev), tostring(cur)} end
           end
         end
         for i = 0, n - 1 do
-          if tonumber(ARGV[8 + i * 3]) >= 0 then
-            redis.call('INCRBYFLOAT', KEYS[i * 4 + 1], tokens)
-            redis.call('PEXPIRE', KEYS[i * 4 + 1], win * 2)
+          if tonumber(ARGV[8 + i * 4]) >= 0 then
+            redis.call('INCRBYFLOAT', KEYS[i * 6 + 1], tokens)
+            redis.call('PEXPIRE', KEYS[i * 6 + 1], win * 2)
           end
-          if tonumber(ARGV[9 + i * 3]) >= 0 then
-            redis.call('ZADD', KEYS[i * 4 + 3], now + lease, member)
-            redis.call('PEXPIRE', KEYS[i * 4 + 3], lease)
+          if tonumber(ARGV[9 + i * 4]) >= 0 then
+            redis.call('ZADD', KEYS[i * 6 + 3], now + lease, member)
+            redis.call('PEXPIRE', KEYS[i * 6 + 3], lease)
           end
-          if tonumber(ARGV[10 + i * 3]) >= 0 then
-            redis.call('INCRBYFLOAT', KEYS[i * 4 + 4], cost)
+          if tonumber(ARGV[10 + i * 4]) >= 0 then
+            redis.call('INCRBYFLOAT', KEYS[i * 6 + 4], cost)
+          end
+          if tonumber(ARGV[11 + i * 4]) >= 0 then
+            redis.call('INCR', KEYS[i * 6 + 5])
+            redis.call('PEXPIRE', KEYS[i * 6 + 5], win * 2)
           end
         end
         return {0, -1, '0', '0'}
@@ -155,7 +166,7 @@ public sealed class SharedQuotaLedger
         var limited = new List<TenantNode>(4);
         for (var n = node; n is not null; n = n.Parent)
         {
-            if (n.Config.Quota is { } q && (q.TokensPerMinute is not null || q.MaxConcurrent is not null || q.Budget is not null))
+            if (n.Config.Quota is { } q && (q.TokensPerMinute is not null || q.MaxConcurrent is not null || q.Budget is not null || q.RequestsPerMinute is not null))
             {
                 limited.Add(n);
             }
@@ -167,8 +178,8 @@ public sealed class SharedQuotaLedger
         }
 
         var (index, frac) = _window.WindowPosition();
-        var keys = new List<string>(limited.Count * 4);
-        var args = new List<string>(7 + limited.Count * 3)
+        var keys = new List<string>(limited.Count * 6);
+        var args = new List<string>(7 + limited.Count * 4)
         {
             Ms(_time.GetUtcNow().ToUnixTimeMilliseconds()),
             Num(tokens),
@@ -189,12 +200,15 @@ public sealed class SharedQuotaLedger
             keys.Add(baseKey + ":t:" + (index - 1).ToString(CultureInfo.InvariantCulture));
             keys.Add(baseKey + ":c");
             keys.Add(baseKey + ":b");
+            keys.Add(baseKey + ":r:" + index.ToString(CultureInfo.InvariantCulture));
+            keys.Add(baseKey + ":r:" + (index - 1).ToString(CultureInfo.InvariantCulture));
             args.Add(q.TokensPerMinute is { } tpm ? Num(tpm) : "-1");
             args.Add(q.MaxConcurrent is { } c ? c.ToString(CultureInfo.InvariantCulture) : "-1");
             args.Add(q.Budget is { } b ? Num(b) : "-1");
-            if (q.TokensPerMinute is not null) { tokenKeys.Add(keys[^4]); }
-            if (q.MaxConcurrent is not null) { concKeys.Add(keys[^2]); }
-            if (q.Budget is not null) { budgetKeys.Add(keys[^1]); }
+            args.Add(q.RequestsPerMinute is { } rpm ? rpm.ToString(CultureInfo.InvariantCulture) : "-1");
+            if (q.TokensPerMinute is not null) { tokenKeys.Add(keys[^6]); }
+            if (q.MaxConcurrent is not null) { concKeys.Add(keys[^4]); }
+            if (q.Budget is not null) { budgetKeys.Add(keys[^3]); }
         }
 
         RedisResult[] items;
@@ -223,6 +237,8 @@ public sealed class SharedQuotaLedger
             1 => (null, GatewayQueue.QuotaRefusal(QuotaLimit.TokensPerMinute,
                 QuotaLedger.RetryAfterTokens(Dbl(items[2]), Dbl(items[3]), frac, tokens, at.Config.Quota!.TokensPerMinute!.Value, _window.Window), at.Path)),
             2 => (null, GatewayQueue.QuotaRefusal(QuotaLimit.Concurrency, TimeSpan.FromSeconds(1), at.Path)),
+            4 => (null, GatewayQueue.QuotaRefusal(QuotaLimit.RequestsPerMinute,
+                QuotaLedger.RetryAfterTokens(Dbl(items[2]), Dbl(items[3]), frac, 1, at.Config.Quota!.RequestsPerMinute!.Value, _window.Window), at.Path)),
             _ => (null, GatewayQueue.QuotaRefusal(QuotaLimit.Budget, null, at.Path)),
         };
     }

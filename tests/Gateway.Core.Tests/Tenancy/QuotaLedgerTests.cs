@@ -46,6 +46,26 @@ public class QuotaLedgerTests
     }
 
     [Fact]
+    public void RequestsPerMinute_CountsAdmissions_SlidingWindow()
+    {
+        var time = new ManualTime();
+        var ledger = new QuotaLedger(time);
+        var key = Tree(new TenantQuota { RequestsPerMinute = 2 }).Find("org/k")!;
+        time.Advance(TimeSpan.FromSeconds(60 - (time.GetUtcNow().Second))); // start of a window
+        Assert.True(ledger.TryReserve(key, 5000, 0, out var a, out _, out _, out _)); // tokens do not matter
+        Assert.True(ledger.TryReserve(key, 1, 0, out _, out _, out _, out _));
+        ledger.Settle(a!, 0, 0); // settling does not give the request back
+        Assert.False(ledger.TryReserve(key, 1, 0, out _, out var limit, out var retry, out var where));
+        Assert.Equal(QuotaLimit.RequestsPerMinute, limit);
+        Assert.Equal("org/k", where);
+        Assert.True(retry >= TimeSpan.FromSeconds(1) && retry <= TimeSpan.FromMinutes(2));
+        time.Advance(TimeSpan.FromSeconds(90)); // half-way through the next window: the previous two count as one
+        Assert.InRange(ledger.RequestsInWindow("org/k"), 0.99, 1.01);
+        Assert.True(ledger.TryReserve(key, 1, 0, out _, out _, out _, out _));
+        Assert.False(ledger.TryReserve(key, 1, 0, out _, out _, out _, out _));
+    }
+
+    [Fact]
     public void Concurrency_SlotHeldUntilSettled()
     {
         var ledger = new QuotaLedger(new ManualTime());

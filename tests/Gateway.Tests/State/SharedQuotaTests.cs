@@ -12,7 +12,7 @@ namespace Gateway.Tests.State;
 
 /// <summary>
 /// Quotas hold across gateway replicas: two real gateways on 127.0.0.1 share a real redis-server; a key's
-/// tokens-per-minute and concurrent-request limits are enforced cluster-wide (429 + Retry-After, OpenAI shape),
+/// tokens-per-minute, requests-per-minute and concurrent-request limits are enforced cluster-wide (429 + Retry-After, OpenAI shape),
 /// while the same two gateways without Redis each admit up to the limit on their own.
 /// </summary>
 public sealed class SharedQuotaTests(Xunit.Abstractions.ITestOutputHelper output)
@@ -87,6 +87,43 @@ public sealed class SharedQuotaTests(Xunit.Abstractions.ITestOutputHelper output
             else
             {
                 Assert.Equal(HttpStatusCode.OK, r3.StatusCode); // each replica alone counts only its own traffic
+            }
+        }
+    }
+
+    [Fact]
+    public async Task RequestsPerMinute_HoldsAcrossTwoGateways_SharedRedis_NotWithLocalState()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var worker = await WorkerHost.StartAsync(new WorkerOptions { TimeScale = 0.02 });
+        string url = worker.BaseAddress.GetLeftPart(UriPartial.Authority);
+        foreach (var shared in new[] { true, false })
+        {
+            var settings = Settings(shared ? redis : null, "gwq:" + Guid.NewGuid().ToString("N")[..8] + ":", new() { ["RequestsPerMinute"] = "3" });
+            await using var gw1 = await TestGateway.StartAsync([url], settings);
+            await using var gw2 = await TestGateway.StartAsync([url], settings);
+            using var h1 = TestGateway.Client(gw1, Key);
+            using var h2 = TestGateway.Client(gw2, Key);
+            var statuses = new List<HttpStatusCode>();
+            HttpResponseMessage? refused = null;
+            for (int i = 0; i < 6; i++)
+            {
+                var r = await (i % 2 == 0 ? h1 : h2).PostAsync("v1/chat/completions", Body(2));
+                statuses.Add(r.StatusCode);
+                refused ??= r.StatusCode == HttpStatusCode.TooManyRequests ? r : null;
+            }
+
+            output.WriteLine($"shared={shared}: {string.Join(' ', statuses.Select(s => (int)s))}");
+            if (shared)
+            {
+                // three requests a minute for the key across both replicas, the others refused
+                Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.OK], statuses.Take(3));
+                Assert.All(statuses.Skip(3), s => Assert.Equal(HttpStatusCode.TooManyRequests, s));
+                await AssertOpenAi429(refused!, "rate_limit_exceeded");
+            }
+            else
+            {
+                Assert.All(statuses, s => Assert.Equal(HttpStatusCode.OK, s)); // three on each replica
             }
         }
     }
