@@ -8,10 +8,15 @@
 # Traffic (loadtests/LoadGen, three flows at once, demo key):
 #   multi-turn  chat sessions that re-send their history (agent-like sessions, streamed), 1 session/s
 #   overhead    short streams, 10/s
-#   cancels     long streams (2000 tokens, --ignore-eos) cut by the client's 1 s --timeout: cancels mid-stream, 3/s
-# Samples: RSS, threads and open file descriptors from /proc/PID, the managed heap from the gateway's
-# gateway_process_gc_heap_bytes gauge (/metrics). Report: soak-report.md (SOAK_OUT to change), also printed.
-# Environment: SAMPLE (60), PORT (18480), TIME_SCALE (0.05, worker wall seconds per modelled second), NO_BUILD=1.
+#   cancels     long streams (4000 tokens, --ignore-eos, about 1.6 s at time scale 0.05) cut by the client's 0.5 s
+#               --timeout: every one is cancelled mid-stream (the report counts them as timeout_total), 3/s
+# Samples: RSS, threads and open file descriptors from /proc/PID, the managed heap after the last collection from the
+# gateway's gateway_process_gc_heap_bytes gauge (/metrics), and the live heap: what survives a full collection, from
+# dotnet-gcdump (installed under .tools/dotnet-tools when missing; LIVE_HEAP=0 skips it). The gcdumps of the end of the
+# warm-up and of the end give the types that grew. After the load: requests in flight and KV blocks used on the
+# workers (both must be back to 0: every cancel released its worker).
+# Report: soak-report.md (SOAK_OUT to change), also printed.
+# Environment: SAMPLE (60), PORT (18480), TIME_SCALE (0.05, worker wall seconds per modelled second), NO_BUILD=1, LIVE_HEAP.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
@@ -53,16 +58,32 @@ echo "soak: gateway pid $gw on $url, ${duration}s, warm-up ${warmup}s, sample ev
 lg() { dotnet "$loadgen_dll" --target "$url" --key "$key" --duration "${duration}s" --warmup 1 --plain "$@"; }
 lg --scenario multi-turn --rate 1 --out "$work/multi-turn.json" > "$work/multi-turn.log" 2>&1 & pids+=("$!")
 lg --scenario overhead --rate 10 --out "$work/overhead.json" > "$work/overhead.log" 2>&1 & pids+=("$!")
-lg --scenario overhead --rate 3 --max-tokens 2000 --ignore-eos --timeout 1s --out "$work/cancels.json" > "$work/cancels.log" 2>&1 & pids+=("$!")
+lg --scenario overhead --rate 3 --max-tokens 4000 --ignore-eos --timeout 500ms --out "$work/cancels.json" > "$work/cancels.log" 2>&1 & pids+=("$!")
 
-echo "minute,rss_kb,gc_heap_bytes,threads,fds" > "$work/samples.csv"
+# The live heap: dotnet-gcdump forces a full collection in the gateway and counts what survives (a pause of a fraction
+# of a second each sample: latency figures of a run with it are not representative; memory figures are).
+gcdump=""
+if [ "${LIVE_HEAP:-1}" = 1 ]; then
+  gcdump=$(command -v dotnet-gcdump || true)
+  if [ -z "$gcdump" ]; then
+    [ -x .tools/dotnet-tools/dotnet-gcdump ] || dotnet tool install --tool-path .tools/dotnet-tools dotnet-gcdump >/dev/null 2>&1 || true
+    [ -x .tools/dotnet-tools/dotnet-gcdump ] && gcdump=.tools/dotnet-tools/dotnet-gcdump
+  fi
+  [ -n "$gcdump" ] || echo "soak: dotnet-gcdump unavailable, no live-heap column" >&2
+fi
+
+echo "minute,rss_kb,gc_heap_bytes,live_heap_bytes,threads,fds" > "$work/samples.csv"
 snap() {
-  local rss threads fds heap
+  local rss threads fds heap live=NA
   rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$gw/status" || true)
   threads=$(awk '/^Threads:/ {print $2}' "/proc/$gw/status" || true)
   fds=$(ls "/proc/$gw/fd" 2>/dev/null | wc -l || true)
   heap=$(curl -sf --max-time 10 "$url/metrics" 2>/dev/null | awk '/^gateway_process_gc_heap_bytes/ {print $2; exit}' || true)
-  echo "$1,$rss,${heap:-NA},$threads,$fds" >> "$work/samples.csv"
+  if [ -n "$gcdump" ] && timeout 120 "$gcdump" collect -p "$gw" -o "$work/heap-$1.gcdump" >/dev/null 2>&1; then
+    timeout 120 "$gcdump" report "$work/heap-$1.gcdump" > "$work/heap-$1.txt" 2>/dev/null || true
+    live=$(awk '/GC Heap bytes/ {gsub(",", "", $1); print $1; exit}' "$work/heap-$1.txt" 2>/dev/null)
+  fi
+  echo "$1,$rss,${heap:-NA},${live:-NA},$threads,$fds" >> "$work/samples.csv"
 }
 start=$(date +%s)
 snap 0
@@ -72,9 +93,11 @@ while [ $(( $(date +%s) - start )) -lt "$duration" ]; do
   snap "$(awk -v s="$(( $(date +%s) - start ))" 'BEGIN { printf "%.1f", s / 60 }')"
 done
 wait "${pids[@]:1}" 2>/dev/null || true
+sleep 3 # the last cancels reach the workers
+curl -sf --max-time 10 "$url/metrics" > "$work/after.prom" 2>/dev/null || true
 
 python3 - "$work" "$warmup" "$duration" "$out" <<'PY'
-import csv, sys, os
+import csv, sys, os, re
 work, warmup, duration, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 rows = list(csv.DictReader(open(os.path.join(work, "samples.csv"))))
 base = next((r for r in rows if float(r["minute"]) * 60 >= warmup), rows[0])
@@ -85,22 +108,63 @@ def growth(k):
         return f"{(b - a) / a * 100:+.1f} %"
     except (ValueError, ZeroDivisionError):
         return "n/a"
+def mib(v):
+    return f"{float(v) / 2**20:.1f}" if v not in ("", "NA", None) else "n/a"
 lines = [f"### soak: {duration // 60} min, warm-up {warmup // 60} min, {len(rows)} samples", "",
-         "| minute | RSS (MiB) | GC heap (MiB) | threads | fds |", "|---|---|---|---|---|"]
+         "| minute | RSS (MiB) | GC heap after last GC (MiB) | live heap (MiB) | threads | fds |", "|---|---|---|---|---|---|"]
 for r in rows:
-    heap = f"{float(r['gc_heap_bytes']) / 2**20:.1f}" if r["gc_heap_bytes"] not in ("", "NA") else "n/a"
-    lines.append(f"| {r['minute']} | {int(r['rss_kb']) / 1024:.1f} | {heap} | {r['threads']} | {r['fds']} |")
-lines += ["", f"Growth from minute {base['minute']} to minute {last['minute']}: RSS {growth('rss_kb')}, GC heap {growth('gc_heap_bytes')}, "
-          f"threads {growth('threads')}, fds {growth('fds')}.", "", "| flow | requests | ok | errors | no answer |", "|---|---|---|---|---|"]
-import re
+    lines.append(f"| {r['minute']} | {int(r['rss_kb']) / 1024:.1f} | {mib(r['gc_heap_bytes'])} | {mib(r['live_heap_bytes'])} | {r['threads']} | {r['fds']} |")
+lines += ["", f"Growth from minute {base['minute']} to minute {last['minute']}: RSS {growth('rss_kb')}, GC heap after last GC "
+          f"{growth('gc_heap_bytes')}, live heap {growth('live_heap_bytes')}, threads {growth('threads')}, fds {growth('fds')}."]
+
+# Types whose live bytes grew most between the two gcdumps (dotnet-gcdump report: bytes, count, type).
+def types(minute):
+    path = os.path.join(work, f"heap-{minute}.txt")
+    d = {}
+    if not os.path.exists(path):
+        return None
+    for line in open(path):
+        m = re.match(r"\s*([\d,]+)\s+([\d,]+)\s+(.*?)\s+\[", line)
+        if m:
+            size, n, name = int(m.group(1).replace(",", "")), int(m.group(2).replace(",", "")), m.group(3)
+            total = size if "(Bytes >" in name else size * n  # bucketed rows give a total, the others a size per object
+            name = re.sub(r" \(Bytes > \d+K\)", "", name)
+            t, c = d.get(name, (0, 0))
+            d[name] = (t + total, c + n)
+    return d
+a, b = types(base["minute"]), types(last["minute"])
+if a is not None and b is not None:
+    diff = sorted(((b.get(k, (0, 0))[0] - a.get(k, (0, 0))[0], b.get(k, (0, 0))[1] - a.get(k, (0, 0))[1], k) for k in set(a) | set(b)), reverse=True)
+    lines += ["", f"Live types that grew most from minute {base['minute']} to minute {last['minute']}:", "", "| type | bytes | objects |", "|---|---|---|"]
+    for db, dn, k in diff[:8]:
+        lines.append(f"| `{k[:100]}` | {db:+,} | {dn:+,} |")
+
+lines += ["", "| flow | requests | ok | errors | no answer |", "|---|---|---|---|---|"]
 for flow in ("multi-turn", "overhead", "cancels"):
     text = open(os.path.join(work, flow + ".log")).read() if os.path.exists(os.path.join(work, flow + ".log")) else ""
     m = re.search(r"(\d+) requests, ok (\d+), error (\d+), no answer (\d+)", text)
     reasons = re.search(r"[Ee]rrors by reason: (.*)", text)
+    if not reasons and os.path.exists(os.path.join(work, flow + ".json")):
+        import json
+        er = json.load(open(os.path.join(work, flow + ".json"))).get("overall", {}).get("error_reasons", {})
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(er.items())) or None
+    else:
+        reasons = reasons.group(1).strip() if reasons else None
     if m:
-        lines.append(f"| {flow} | {m.group(1)} | {m.group(2)} | {m.group(3)}{' (' + reasons.group(1).strip() + ')' if reasons else ''} | {m.group(4)} |")
+        lines.append(f"| {flow} | {m.group(1)} | {m.group(2)} | {m.group(3)}{' (' + reasons + ')' if reasons else ''} | {m.group(4)} |")
     else:
         lines.append(f"| {flow} | (no summary: {text.strip().splitlines()[-1] if text.strip() else 'empty log'}) | | | |")
+
+# After the load stopped: nothing in flight, no KV block held for a request (cancelled ones included).
+prom = open(os.path.join(work, "after.prom")).read() if os.path.exists(os.path.join(work, "after.prom")) else ""
+def series(name):
+    return [float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", prom, re.M)]
+cancelled = sum(float(v) for v in re.findall(r'^gateway_requests_total{[^}]*status="499"[^}]*} (\S+)$', prom, re.M))
+inflight, kv = series("gateway_worker_in_flight"), series("gateway_worker_kv_usage_ratio")
+if prom:
+    lines += ["", f"After the load: {int(cancelled)} requests the client cancelled (HTTP 499 in gateway_requests_total), "
+              f"{int(sum(inflight))} in flight on the workers, KV usage {max(kv, default=0):.4f} at most (prefix-cache blocks "
+              "a request no longer holds are not counted)."]
 open(out, "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY

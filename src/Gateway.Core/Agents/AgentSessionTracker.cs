@@ -36,13 +36,17 @@ public sealed class AgentSessionTracker
     private readonly BoundedMap<string, (ulong Last, int Blocks)> _mainLine;
     private long _next;
 
-    /// <summary>Creates a tracker that remembers at most <paramref name="capacity"/> chains (and as many parent links).</summary>
-    public AgentSessionTracker(int capacity = 65536)
+    /// <summary>
+    /// Creates a tracker that remembers at most <paramref name="capacity"/> chains (and as many parent links), each for at
+    /// most <paramref name="maxIdle"/> after its session's last turn (with <paramref name="time"/>; null: no age bound): a
+    /// session idle longer starts a new one when it comes back.
+    /// </summary>
+    public AgentSessionTracker(int capacity = 65536, TimeProvider? time = null, TimeSpan? maxIdle = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
-        _byLastHash = new(capacity);
-        _parents = new(capacity, StringComparer.Ordinal);
-        _mainLine = new(capacity, StringComparer.Ordinal);
+        _byLastHash = new(capacity, time: time, maxIdle: maxIdle);
+        _parents = new(capacity, StringComparer.Ordinal, time: time, maxIdle: maxIdle);
+        _mainLine = new(capacity, StringComparer.Ordinal, time: time, maxIdle: maxIdle);
     }
 
     /// <summary>Chains remembered now.</summary>

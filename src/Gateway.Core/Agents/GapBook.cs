@@ -6,7 +6,8 @@ namespace Gateway.Core.Agents;
 /// Shared bookkeeping of the retention policies: the open gap of each session, the live pins of each worker (for the
 /// per-worker budget by value per block) and the shadow-mode score. Pins expire by their TTL on the worker; the book
 /// forgets them lazily at the same instant. Open gaps are bounded (<c>maxOpenGaps</c>): a session that never comes back
-/// (the client just stopped) is forgotten oldest first, scored like an abandoned gap. With <c>trackExpiry</c> the book
+/// (the client just stopped) is forgotten oldest first, scored like an abandoned gap, and with <c>maxGapAge</c> so is a
+/// gap open for longer than that. With <c>trackExpiry</c> the book
 /// also keeps its live pins ordered by expiry (<see cref="NextExpiry"/>, <see cref="TakeExpiring"/>) for a policy that
 /// renews pins; stale entries (released, re-opened or renewed gaps) are skipped lazily and the heap is rebuilt when they
 /// outnumber the open gaps, so it stays bounded.
@@ -20,13 +21,14 @@ internal sealed class GapBook
     private readonly List<OpenGap> _scratch = [];
     private readonly PriorityQueue<(OpenGap Gap, double Ttl), DateTimeOffset>? _expiry;
 
-    public GapBook(TimeProvider time, double budgetFraction, int maxOpenGaps = 65_536, bool trackExpiry = false)
+    public GapBook(TimeProvider time, double budgetFraction, int maxOpenGaps = 65_536, bool trackExpiry = false, TimeSpan? maxGapAge = null)
     {
         ArgumentNullException.ThrowIfNull(time);
         _time = time;
         _budgetFraction = budgetFraction;
         _expiry = trackExpiry ? new() : null;
-        _open = new BoundedMap<string, OpenGap>(maxOpenGaps, StringComparer.Ordinal, evicted: (_, gap) => Abandon(gap, _time.GetUtcNow()));
+        _open = new BoundedMap<string, OpenGap>(maxOpenGaps, StringComparer.Ordinal, evicted: (_, gap) => Abandon(gap, _time.GetUtcNow()),
+            time: time, maxIdle: maxGapAge);
     }
 
     public RetentionStats Stats { get; } = new();

@@ -1,3 +1,5 @@
+using Gateway.Core.Collections;
+
 namespace Gateway.Core.Agents;
 
 /// <summary>A log-normal gap distribution: ln(gap seconds) ~ N(Mu, Sigma²). <see cref="Weight"/> is the evidence behind it.</summary>
@@ -77,7 +79,10 @@ public sealed record GapPredictorOptions
     /// <summary>Smallest sigma reported (keeps the CDF from becoming a step on a few equal samples).</summary>
     public double MinSigma { get; init; } = 0.25;
 
-    /// <summary>Most (tenant, agent, tool) keys kept; new keys beyond it only feed the coarser levels.</summary>
+    /// <summary>
+    /// Most (tenant, agent, tool) keys kept (new keys beyond it only feed the coarser levels), and most sessions' own
+    /// levels kept (the least recently observed session is forgotten first).
+    /// </summary>
     public int MaxKeys { get; init; } = 10_000;
 
     /// <summary>Global prior of tool gaps: WEKA Claude Code traces, median 9 s, p90 71 s.</summary>
@@ -99,13 +104,24 @@ public sealed class GapPredictor
     private readonly GapPredictorOptions _o;
     private readonly Dictionary<(GapKind, string, string, string), Moments> _levels = [];
 
-    /// <summary>Creates a predictor.</summary>
-    public GapPredictor(GapPredictorOptions? options = null)
+    // Each session's own level: the least recently observed sessions are forgotten first (and, with an age bound, those
+    // not observed for that long), so new sessions keep learning however many a gateway has seen.
+    private readonly BoundedMap<(GapKind, string, string), Moments> _sessions;
+
+    /// <summary>
+    /// Creates a predictor; a session's own level is kept at most <paramref name="maxSessionIdle"/> after its last
+    /// observation (with <paramref name="time"/>; null: bounded by <see cref="GapPredictorOptions.MaxKeys"/> only).
+    /// </summary>
+    public GapPredictor(GapPredictorOptions? options = null, TimeProvider? time = null, TimeSpan? maxSessionIdle = null)
     {
         _o = options ?? new GapPredictorOptions();
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(_o.Decay, 0.0);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(_o.Decay, 1.0);
+        _sessions = new(Math.Max(1, _o.MaxKeys), time: time, maxIdle: maxSessionIdle);
     }
+
+    /// <summary>Sessions whose own level is held now.</summary>
+    public int SessionLevels => _sessions.Count;
 
     /// <summary>Observations recorded.</summary>
     public long Observations { get; private set; }
@@ -126,15 +142,22 @@ public sealed class GapPredictor
         Level(kind, tenant, agentKind, tool, true)?.Add(x, _o.Decay);
         if (session is not null)
         {
-            Level(kind, tenant, "\u0001session", session, true)?.Add(x, _o.Decay);
+            var key = (kind, tenant, session);
+            if (!_sessions.TryGetValue(key, out var own))
+            {
+                own = new Moments();
+            }
+
+            own.Add(x, _o.Decay);
+            _sessions.Set(key, own); // the most recently observed
         }
     }
 
     /// <summary>Forgets a finished session's own moments.</summary>
     public void ForgetSession(string tenant, string session)
     {
-        _levels.Remove((GapKind.Tool, tenant, "\u0001session", session));
-        _levels.Remove((GapKind.Human, tenant, "\u0001session", session));
+        _sessions.Remove((GapKind.Tool, tenant, session));
+        _sessions.Remove((GapKind.Human, tenant, session));
     }
 
     /// <summary>The predicted gap distribution for the most specific level, shrunk toward coarser levels.</summary>
@@ -146,9 +169,9 @@ public sealed class GapPredictor
         Shrink(Level(kind, tenant, "", "", false), ref mu, ref var, ref weight);
         Shrink(Level(kind, tenant, agentKind, "", false), ref mu, ref var, ref weight);
         Shrink(Level(kind, tenant, agentKind, tool, false), ref mu, ref var, ref weight);
-        if (session is not null)
+        if (session is not null && _sessions.TryGetValue((kind, tenant, session), out var own))
         {
-            Shrink(Level(kind, tenant, "\u0001session", session, false), ref mu, ref var, ref weight);
+            Shrink(own, ref mu, ref var, ref weight);
         }
 
         return new GapDistribution(mu, Math.Max(_o.MinSigma, Math.Sqrt(var)), weight);

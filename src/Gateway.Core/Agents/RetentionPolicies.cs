@@ -27,6 +27,14 @@ public sealed record RetentionOptions
     public int MaxOpenGaps { get; init; } = 65_536;
 
     /// <summary>
+    /// Longest a session's state is kept after its last turn (its open gap, its own level in the predictor): a session
+    /// that comes back later is a new one and its gap counts as abandoned. Null (the default): bounded by
+    /// <see cref="MaxOpenGaps"/> only (the simulator replays finite traces); a long-running gateway sets it so its memory
+    /// does not grow with every session it has ever seen until that count is reached.
+    /// </summary>
+    public TimeSpan? MaxSessionIdle { get; init; }
+
+    /// <summary>
     /// Renewals of one gap's pin (0: none, the default): when the TTL runs out before the session came back, re-decide
     /// with the gap distribution conditional on the gap having lasted that long
     /// (<see cref="PredictiveRetentionPolicy.BestRenewal"/>), under the same budget. Off by default: over 9 seeds it
@@ -75,12 +83,12 @@ public enum EvictionAgeMode
 /// Baseline: no retention hints (the engine's LRU prefix cache alone). Still scores gaps so shadow stats show how many
 /// tool gaps went uncovered.
 /// </summary>
-public sealed class OffRetentionPolicy(TimeProvider time, int maxOpenGaps = 65_536) : IRetentionPolicy
+public sealed class OffRetentionPolicy(TimeProvider time, int maxOpenGaps = 65_536, TimeSpan? maxSessionIdle = null) : IRetentionPolicy
 {
     /// <summary>Policy name.</summary>
     public const string PolicyName = "off";
 
-    private readonly GapBook _book = new(time, 1.0, maxOpenGaps);
+    private readonly GapBook _book = new(time, 1.0, maxOpenGaps, maxGapAge: maxSessionIdle);
 
     /// <inheritdoc />
     public string Name => PolicyName;
@@ -129,11 +137,11 @@ public sealed class FixedRetentionPolicy : IRetentionPolicy
     private readonly double _ttl;
 
     /// <summary>Creates the policy.</summary>
-    public FixedRetentionPolicy(TimeProvider time, double ttlSeconds, int maxOpenGaps = 65_536)
+    public FixedRetentionPolicy(TimeProvider time, double ttlSeconds, int maxOpenGaps = 65_536, TimeSpan? maxSessionIdle = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(ttlSeconds, 0.0);
         _ttl = ttlSeconds;
-        _book = new GapBook(time, 1.0, maxOpenGaps);
+        _book = new GapBook(time, 1.0, maxOpenGaps, maxGapAge: maxSessionIdle);
         Name = Prefix + ttlSeconds.ToString("G", CultureInfo.InvariantCulture);
     }
 
@@ -220,8 +228,8 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
         ArgumentOutOfRangeException.ThrowIfLessThan(_o.MaxTtlSeconds, _o.MinTtlSeconds);
         ArgumentOutOfRangeException.ThrowIfNegative(_o.MaxRenewals);
         _time = time;
-        _book = new GapBook(time, _o.PinBudgetFraction, _o.MaxOpenGaps, trackExpiry: _o.MaxRenewals > 0);
-        _predictor = new GapPredictor(_o.Predictor);
+        _book = new GapBook(time, _o.PinBudgetFraction, _o.MaxOpenGaps, trackExpiry: _o.MaxRenewals > 0, maxGapAge: _o.MaxSessionIdle);
+        _predictor = new GapPredictor(_o.Predictor, time, _o.MaxSessionIdle);
         const int points = 96;
         _grid = new double[points];
         double ratio = Math.Pow(_o.MaxTtlSeconds / _o.MinTtlSeconds, 1.0 / (points - 1));
@@ -488,7 +496,7 @@ public static class RetentionPolicies
         ArgumentNullException.ThrowIfNull(time);
         if (name == OffRetentionPolicy.PolicyName)
         {
-            return new OffRetentionPolicy(time, options?.MaxOpenGaps ?? new RetentionOptions().MaxOpenGaps);
+            return new OffRetentionPolicy(time, options?.MaxOpenGaps ?? new RetentionOptions().MaxOpenGaps, options?.MaxSessionIdle);
         }
 
         if (name == PredictiveRetentionPolicy.PolicyName)
@@ -498,7 +506,7 @@ public static class RetentionPolicies
 
         if (TryParseFixed(name, out double seconds))
         {
-            return new FixedRetentionPolicy(time, seconds, options?.MaxOpenGaps ?? new RetentionOptions().MaxOpenGaps);
+            return new FixedRetentionPolicy(time, seconds, options?.MaxOpenGaps ?? new RetentionOptions().MaxOpenGaps, options?.MaxSessionIdle);
         }
 
         throw new ArgumentException($"unknown retention policy '{name}'; known: off, fixed:SECONDS (e.g. fixed:2), predictive", nameof(name));

@@ -41,10 +41,18 @@ public sealed class AgentRetentionOptions
     /// simulator's <c>--retention-eviction-age</c>): <c>off</c>, <c>cover</c> or <c>shift</c>; null = the policy's default (off).</summary>
     public string? EvictionAge { get; set; }
 
+    /// <summary>
+    /// Longest the gateway remembers an agent session after its last turn (its prefix chain, open gap, own gap statistics
+    /// and pin bookkeeping; <see cref="RetentionOptions.MaxSessionIdle"/>); a session that comes back later starts a new
+    /// one. Default 10 minutes: twice the longest pin (<see cref="RetentionOptions.MaxTtlSeconds"/>, 300 s) and the
+    /// router's session affinity, so nothing a later turn could still use is forgotten; at least the longest pin.
+    /// </summary>
+    public TimeSpan SessionIdleTimeout { get; set; } = TimeSpan.FromMinutes(10);
+
     /// <summary>The policy knobs these settings give (defaults where unset).</summary>
     public RetentionOptions PolicyOptions()
     {
-        var o = new RetentionOptions();
+        var o = new RetentionOptions { MaxSessionIdle = SessionIdleTimeout };
         if (MaxRenewals is int renewals)
         {
             o = o with { MaxRenewals = renewals };
@@ -112,7 +120,7 @@ public sealed partial class AgentRetentionService : IDisposable
     public static readonly TimeSpan RenewLead = TimeSpan.FromSeconds(1);
 
     private readonly object _lock = new();
-    private readonly AgentSessionTracker _tracker = new();
+    private readonly AgentSessionTracker _tracker;
     private readonly IRetentionPolicy _policy;
     private readonly ResumedTurnPriority? _priority;
     private readonly AgentRetentionOptions _options;
@@ -122,10 +130,10 @@ public sealed partial class AgentRetentionService : IDisposable
     // Hashes of each live pin and the session id the worker knows it by (a release from another session's turn, or for a
     // session the worker does not know, goes by hash; a renewal re-pins them), at most MaxRememberedHashes in all (8 bytes
     // each), oldest pins forgotten first (they expire by TTL anyway).
-    private readonly BoundedMap<string, PinnedContext> _lastHashes = new(MaxRememberedHashes, StringComparer.Ordinal, weight: static h => h.Hashes.Length);
+    private readonly BoundedMap<string, PinnedContext> _lastHashes;
     // (worker index, last block hash of a live pin) → session, to tell the policy which pin a worker's pin_dropped event
     // ended; bounded like the policy's open gaps.
-    private readonly BoundedMap<(int Worker, ulong Hash), string> _pinByLastHash = new(MaxPinnedSessions);
+    private readonly BoundedMap<(int Worker, ulong Hash), string> _pinByLastHash;
     private readonly TimeProvider _time;
     private readonly ITimer? _renewTimer;
     private readonly Telemetry.GatewayMetrics? _metrics;
@@ -150,8 +158,18 @@ public sealed partial class AgentRetentionService : IDisposable
                 ["Gateway:Agents:EvictionAge must be off, cover or shift"]);
         }
 
+        var retention = _options.PolicyOptions();
+        if (_options.SessionIdleTimeout < TimeSpan.FromSeconds(retention.MaxTtlSeconds))
+        {
+            throw new OptionsValidationException(AgentRetentionOptions.SectionName, typeof(AgentRetentionOptions),
+                [$"Gateway:Agents:SessionIdleTimeout must be at least the longest pin ({retention.MaxTtlSeconds} s)"]);
+        }
+
         _time = time;
-        _policy = RetentionPolicies.Create(_options.Policy, time, _options.PolicyOptions());
+        _policy = RetentionPolicies.Create(_options.Policy, time, retention);
+        _tracker = new AgentSessionTracker(time: time, maxIdle: _options.SessionIdleTimeout);
+        _lastHashes = new(MaxRememberedHashes, StringComparer.Ordinal, weight: static h => h.Hashes.Length, time: time, maxIdle: _options.SessionIdleTimeout);
+        _pinByLastHash = new(MaxPinnedSessions, time: time, maxIdle: _options.SessionIdleTimeout);
         _http = new HttpClient(new SocketsHttpHandler { UseProxy = false, PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60) }) { Timeout = _options.HintTimeout };
         if (_options.Mode is not ("shadow" or "enabled" or "off"))
         {

@@ -97,8 +97,24 @@ public sealed class LimitsOptions
     /// <summary>Most concurrent client connections (null = unlimited).</summary>
     public long? MaxConcurrentConnections { get; set; }
 
-    /// <summary>Time allowed to receive the request headers.</summary>
+    /// <summary>Time allowed to receive the request headers (a client trickling them is cut off after it).</summary>
     public TimeSpan RequestHeadersTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Slowest upload accepted, in bytes per second averaged since the body started, after <see cref="MinDataRateGracePeriod"/>:
+    /// a client trickling its body is answered 408 and its connection closed (0: no minimum).
+    /// </summary>
+    public double MinRequestBodyBytesPerSecond { get; set; } = 240;
+
+    /// <summary>
+    /// Slowest a client may take a response, in bytes per second while the gateway has bytes waiting for it, after
+    /// <see cref="MinDataRateGracePeriod"/>: a client that stops reading a stream is disconnected, its request cancelled and
+    /// its worker's blocks freed, instead of holding them (the gateway buffers only what the sockets hold; 0: no minimum).
+    /// </summary>
+    public double MinResponseBytesPerSecond { get; set; } = 240;
+
+    /// <summary>How long a client may stay under either minimum rate before it is cut off (more than 1 s).</summary>
+    public TimeSpan MinDataRateGracePeriod { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Idle keep-alive timeout of client connections.</summary>
     public TimeSpan KeepAliveTimeout { get; set; } = TimeSpan.FromSeconds(130);

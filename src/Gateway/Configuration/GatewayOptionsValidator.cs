@@ -37,6 +37,17 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             errors.Add("Gateway:Limits:MaxSseEventBytes must be at least 4096.");
         }
 
+        if (!(o.Limits.MinRequestBodyBytesPerSecond >= 0) || !(o.Limits.MinResponseBytesPerSecond >= 0)
+            || double.IsInfinity(o.Limits.MinRequestBodyBytesPerSecond) || double.IsInfinity(o.Limits.MinResponseBytesPerSecond))
+        {
+            errors.Add("Gateway:Limits:MinRequestBodyBytesPerSecond and MinResponseBytesPerSecond must be finite and >= 0 (0: no minimum).");
+        }
+
+        if (o.Limits.MinDataRateGracePeriod <= TimeSpan.FromSeconds(1))
+        {
+            errors.Add("Gateway:Limits:MinDataRateGracePeriod must be more than 1 second (Kestrel checks rates once a second).");
+        }
+
         for (int i = 0; i < o.Auth.Keys.Count; i++)
         {
             var k = o.Auth.Keys[i];

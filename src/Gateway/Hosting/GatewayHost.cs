@@ -92,6 +92,8 @@ public sealed partial class GatewayHost : IAsyncDisposable
             k.Limits.MaxConcurrentConnections = l.MaxConcurrentConnections;
             k.Limits.RequestHeadersTimeout = l.RequestHeadersTimeout;
             k.Limits.KeepAliveTimeout = l.KeepAliveTimeout;
+            k.Limits.MinRequestBodyDataRate = l.MinRequestBodyBytesPerSecond > 0 ? new(l.MinRequestBodyBytesPerSecond, l.MinDataRateGracePeriod) : null;
+            k.Limits.MinResponseDataRate = l.MinResponseBytesPerSecond > 0 ? new(l.MinResponseBytesPerSecond, l.MinDataRateGracePeriod) : null;
             var listen = new Uri(options.Listen);
             k.Listen(ManagementListener.Address(listen), listen.Port);
             if (!string.IsNullOrEmpty(options.ManagementListen))

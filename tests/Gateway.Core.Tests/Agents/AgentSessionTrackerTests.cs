@@ -111,4 +111,26 @@ public class AgentSessionTrackerTests
 
         Assert.True(t.Count <= 100);
     }
+
+    [Fact]
+    public void Resolve_ASessionIdleLongerThanTheAge_StartsANewOne_WhileAnActiveOneContinues()
+    {
+        var time = new ManualTimeProvider();
+        var t = new AgentSessionTracker(time: time, maxIdle: TimeSpan.FromMinutes(10));
+        var idle = Chains.Of(1, 40);
+        var active = Chains.Of(5000, 40);
+        string idleId = t.Resolve("org-a", null, null, null, idle).SessionId;
+        string activeId = t.Resolve("org-a", null, null, null, active).SessionId;
+        for (int minute = 1; minute <= 12; minute++)
+        {
+            time.Advance(TimeSpan.FromMinutes(1));
+            active = Chains.Extend(active, 10_000 + minute * 10, 2);
+            Assert.Equal(activeId, t.Resolve("org-a", null, null, null, active).SessionId);
+        }
+
+        var back = t.Resolve("org-a", null, null, null, Chains.Extend(idle, 90_000, 3));
+        Assert.NotEqual(idleId, back.SessionId);
+        Assert.Equal("new", back.Source);
+    }
 }
+

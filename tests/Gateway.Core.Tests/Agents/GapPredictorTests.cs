@@ -92,5 +92,35 @@ public class GapPredictorTests
         Assert.True(p.Predict(GapKind.Tool, "t", "a", "*", "slow").Median < 25);
     }
 
+    [Fact]
+    public void SessionLevels_PastMaxKeys_ForgetTheLeastRecentlyObserved_SoNewSessionsStillLearn()
+    {
+        var p = new GapPredictor(new GapPredictorOptions { MaxKeys = 100 });
+        for (int i = 0; i < 1000; i++)
+        {
+            p.Observe(GapKind.Tool, "t", "a", "*", 5, session: "s" + i);
+        }
+
+        for (int i = 0; i < 50; i++)
+        {
+            p.Observe(GapKind.Tool, "t", "a", "*", 40, session: "late");
+        }
+
+        Assert.Equal(100, p.SessionLevels);
+        Assert.True(p.Predict(GapKind.Tool, "t", "a", "*", "late").Median > 25);
+    }
+
+    [Fact]
+    public void SessionLevels_NotObservedForTheAge_AreForgotten()
+    {
+        var time = new Gateway.Core.Tests.Routing.ManualTimeProvider();
+        var p = new GapPredictor(null, time, TimeSpan.FromMinutes(10));
+        p.Observe(GapKind.Tool, "t", "a", "*", 40, session: "gone");
+        time.Advance(TimeSpan.FromMinutes(11));
+        p.Observe(GapKind.Tool, "t", "a", "*", 5, session: "here");
+
+        Assert.Equal(1, p.SessionLevels);
+    }
+
     private static double Gauss(Random r) => Math.Sqrt(-2 * Math.Log(1 - r.NextDouble())) * Math.Cos(2 * Math.PI * r.NextDouble());
 }

@@ -1,4 +1,5 @@
 using Gateway.Core.Collections;
+using Gateway.Core.Tests.Routing;
 
 namespace Gateway.Core.Tests.Collections;
 
@@ -57,4 +58,45 @@ public class BoundedMapTests
             Assert.Equal(100_000 - k, v);
         }
     }
+
+    [Fact]
+    public void MaxIdle_DropsEntriesNotWrittenForThatLong_AtTheNextWrite_AndReportsThem()
+    {
+        var time = new ManualTimeProvider();
+        var evicted = new List<string>();
+        var map = new BoundedMap<string, int>(1000, evicted: (k, _) => evicted.Add(k), time: time, maxIdle: TimeSpan.FromMinutes(10));
+        map.Set("old", 1);
+        time.Advance(TimeSpan.FromMinutes(6));
+        map.Set("kept", 2);
+        map.Set("old-rewritten", 3);
+        time.Advance(TimeSpan.FromMinutes(2));
+        map.Set("old-rewritten", 4);                // its write stamp moves to now
+        time.Advance(TimeSpan.FromMinutes(3));      // "old" is 11 min old, "kept" 5
+        Assert.True(map.ContainsKey("old"));        // nothing is dropped without a write
+        map.Set("new", 5);
+
+        Assert.Equal(["old"], evicted);
+        Assert.Equal(["kept", "old-rewritten", "new"], new[] { "old", "kept", "old-rewritten", "new" }.Where(map.ContainsKey));
+        Assert.Equal(1, map.Evictions);
+    }
+
+    [Fact]
+    public void MaxIdle_KeepsASteadyStreamOfOneOffKeysAtWhatArrivedWithinTheAge()
+    {
+        // One new key a second for two hours, forgotten after ten minutes: the map holds ten minutes' worth, not 7,200.
+        var time = new ManualTimeProvider();
+        var map = new BoundedMap<long, int>(1_000_000, time: time, maxIdle: TimeSpan.FromMinutes(10));
+        for (long i = 0; i < 7200; i++)
+        {
+            map.Set(i, 0);
+            time.Advance(TimeSpan.FromSeconds(1));
+        }
+
+        Assert.InRange(map.Count, 600, 601);
+        Assert.Equal(7200 - map.Count, map.Evictions);
+    }
+
+    [Fact]
+    public void MaxIdle_WithoutAClock_IsRefused() =>
+        Assert.Throws<ArgumentNullException>(() => new BoundedMap<int, int>(10, maxIdle: TimeSpan.FromSeconds(1)));
 }

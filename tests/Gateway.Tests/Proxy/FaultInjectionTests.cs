@@ -15,97 +15,22 @@ namespace Gateway.Tests.Proxy;
 /// </summary>
 public sealed class FaultInjectionTests(ITestOutputHelper output)
 {
-    private static readonly TimeSpan NoHang = TimeSpan.FromSeconds(60);
-
-    /// <summary>A prompt whose prefill takes the modelled engine a noticeable time (≈ 24k tokens).</summary>
-    private static readonly string LongPrompt = string.Join(' ', Enumerable.Range(0, 24_000).Select(i => "w" + (i % 97)));
-
-    private static string Body(string prompt, int maxTokens) => JsonSerializer.Serialize(new
-    {
-        model = "llama3-8b",
-        stream = true,
-        max_tokens = maxTokens,
-        messages = new[] { new { role = "user", content = prompt } },
-    });
-
-    private static Task<WorkerHost> StartWorkerAsync(double timeScale) => WorkerHost.StartAsync(new WorkerOptions
-    {
-        Url = "http://127.0.0.1:0",
-        Profile = "h100-llama3-8b",
-        TimeScale = timeScale,
-        KvBlocks = 8192,
-        MaxModelLength = 131072,
-        Seed = 7,
-    });
-
-    private static Dictionary<string, string?> Settings(params (string Key, string Value)[] extra)
-    {
-        var d = new Dictionary<string, string?> { ["Gateway:Routing:Policy"] = "round-robin" };
-        foreach (var (k, v) in extra)
-        {
-            d[k] = v;
-        }
-
-        return d;
-    }
-
-    private static async Task<(int Used, int Running, int Waiting)> StateAsync(HttpClient http, WorkerHost w)
-    {
-        using var doc = JsonDocument.Parse(await http.GetStringAsync(new Uri(w.BaseAddress, "worker/state")));
-        var r = doc.RootElement;
-        return (r.GetProperty("kv_blocks_used").GetInt32(), r.GetProperty("running_requests").GetInt32(), r.GetProperty("waiting_requests").GetInt32());
-    }
-
-    private static async Task<WorkerHost> WaitBusyAsync(HttpClient http, params WorkerHost[] workers)
-    {
-        for (int i = 0; i < 1500; i++)
-        {
-            foreach (var w in workers)
-            {
-                var (used, running, waiting) = await StateAsync(http, w);
-                if (used > 0 || running + waiting > 0)
-                {
-                    return w;
-                }
-            }
-
-            await Task.Delay(10);
-        }
-
-        throw new TimeoutException("no worker took the request");
-    }
-
-    /// <summary>Time from now until the worker holds no KV block and no request.</summary>
-    private static async Task<TimeSpan> TimeUntilFreedAsync(HttpClient http, WorkerHost w)
-    {
-        var sw = Stopwatch.StartNew();
-        while (sw.Elapsed < TimeSpan.FromSeconds(15))
-        {
-            if (await StateAsync(http, w) is (0, 0, 0))
-            {
-                return sw.Elapsed;
-            }
-
-            await Task.Delay(10);
-        }
-
-        return sw.Elapsed;
-    }
+    private static readonly TimeSpan NoHang = FaultKit.NoHang;
 
     [Fact]
     public async Task ClientCancelsBeforeFirstByte_WorkerFreesItsBlocksWithin1s()
     {
-        await using var w = await StartWorkerAsync(timeScale: 2);
-        await using var gw = await TestGateway.StartAsync([w.BaseAddress.GetLeftPart(UriPartial.Authority)], Settings());
+        await using var w = await FaultKit.StartWorkerAsync(timeScale: 2);
+        await using var gw = await TestGateway.StartAsync([w.BaseAddress.GetLeftPart(UriPartial.Authority)], FaultKit.Settings());
         using var http = TestGateway.Client(gw);
         using var probe = new HttpClient();
         using var cts = new CancellationTokenSource();
-        var send = http.SendAsync(Sse.ChatStream(Body(LongPrompt, 16)), HttpCompletionOption.ResponseHeadersRead, cts.Token);
-        await WaitBusyAsync(probe, w);
+        var send = http.SendAsync(Sse.ChatStream(FaultKit.Body(FaultKit.LongPrompt, 16)), HttpCompletionOption.ResponseHeadersRead, cts.Token);
+        await FaultKit.WaitBusyAsync(probe, w.BaseAddress);
         Assert.False(send.IsCompleted); // still in prefill: no byte has reached the client
         await cts.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => send); // the client gets: its own cancellation
-        var freed = await TimeUntilFreedAsync(probe, w);
+        var freed = await FaultKit.TimeUntilFreedAsync(probe, w.BaseAddress);
         output.WriteLine($"blocks freed {freed.TotalMilliseconds:F0} ms after the cancel (before first byte)");
         Assert.True(freed <= TimeSpan.FromSeconds(1), $"freed after {freed}");
     }
@@ -113,21 +38,21 @@ public sealed class FaultInjectionTests(ITestOutputHelper output)
     [Fact]
     public async Task ClientCancelsMidStream_WorkerFreesItsBlocksWithin1s()
     {
-        await using var w = await StartWorkerAsync(timeScale: 1);
-        await using var gw = await TestGateway.StartAsync([w.BaseAddress.GetLeftPart(UriPartial.Authority)], Settings());
+        await using var w = await FaultKit.StartWorkerAsync(timeScale: 1);
+        await using var gw = await TestGateway.StartAsync([w.BaseAddress.GetLeftPart(UriPartial.Authority)], FaultKit.Settings());
         // No drain: HttpClient would otherwise keep reading a disposed response for up to 2 s to reuse the connection,
         // and the client would not really be gone until then.
         using var http = new HttpClient(new SocketsHttpHandler { MaxResponseDrainSize = 0, ResponseDrainTimeout = TimeSpan.Zero }) { BaseAddress = gw.BaseAddress };
         http.DefaultRequestHeaders.Authorization = new("Bearer", TestGateway.DemoKey);
         using var probe = new HttpClient();
-        var resp = await http.SendAsync(Sse.ChatStream(Body("tell me a long story", 2000)), HttpCompletionOption.ResponseHeadersRead);
+        var resp = await http.SendAsync(Sse.ChatStream(FaultKit.Body("tell me a long story", 2000)), HttpCompletionOption.ResponseHeadersRead);
         Assert.Equal(HttpStatusCode.OK, resp.StatusCode);
         var stream = await resp.Content.ReadAsStreamAsync();
         var buf = new byte[512];
         Assert.True(await stream.ReadAsync(buf) > 0); // tokens are flowing
-        Assert.NotEqual((0, 0, 0), await StateAsync(probe, w));
+        Assert.NotEqual((0, 0, 0), await FaultKit.StateAsync(probe, w.BaseAddress));
         resp.Dispose(); // the client goes away mid-stream
-        var freed = await TimeUntilFreedAsync(probe, w);
+        var freed = await FaultKit.TimeUntilFreedAsync(probe, w.BaseAddress);
         output.WriteLine($"blocks freed {freed.TotalMilliseconds:F0} ms after the cancel (mid-stream)");
         Assert.True(freed <= TimeSpan.FromSeconds(1), $"freed after {freed}");
     }
@@ -135,10 +60,10 @@ public sealed class FaultInjectionTests(ITestOutputHelper output)
     [Fact]
     public async Task WorkerKilledMidStream_ClientGetsItsTokensThenAnErrorEvent_NoHang()
     {
-        await using var w = await StartWorkerAsync(timeScale: 1);
-        await using var gw = await TestGateway.StartAsync([w.BaseAddress.GetLeftPart(UriPartial.Authority)], Settings());
+        await using var w = await FaultKit.StartWorkerAsync(timeScale: 1);
+        await using var gw = await TestGateway.StartAsync([w.BaseAddress.GetLeftPart(UriPartial.Authority)], FaultKit.Settings());
         using var http = TestGateway.Client(gw);
-        using var resp = await http.SendAsync(Sse.ChatStream(Body("tell me a long story", 2000)), HttpCompletionOption.ResponseHeadersRead);
+        using var resp = await http.SendAsync(Sse.ChatStream(FaultKit.Body("tell me a long story", 2000)), HttpCompletionOption.ResponseHeadersRead);
         Assert.Equal(HttpStatusCode.OK, resp.StatusCode);
         var reading = Sse.ReadAllAsync(resp);
         await Task.Delay(300); // some tokens delivered
@@ -157,10 +82,10 @@ public sealed class FaultInjectionTests(ITestOutputHelper output)
     public async Task WorkerAcceptsAndNeverAnswers_ClientGets504InOpenAiShape_WithinTheFirstByteTimeout()
     {
         await using var stall = new ScriptedWorker(ScriptedFault.Stall);
-        await using var gw = await TestGateway.StartAsync([stall.Url], Settings(("Gateway:Resilience:FirstByteTimeout", "00:00:01")));
+        await using var gw = await TestGateway.StartAsync([stall.Url], FaultKit.Settings(("Gateway:Resilience:FirstByteTimeout", "00:00:01")));
         using var http = TestGateway.Client(gw);
         var sw = Stopwatch.StartNew();
-        using var resp = await http.SendAsync(Sse.ChatStream(Body("hello", 8))).WaitAsync(NoHang);
+        using var resp = await http.SendAsync(Sse.ChatStream(FaultKit.Body("hello", 8))).WaitAsync(NoHang);
         output.WriteLine($"answered {resp.StatusCode} after {sw.ElapsedMilliseconds} ms");
         Assert.Equal(HttpStatusCode.GatewayTimeout, resp.StatusCode);
         using var doc = JsonDocument.Parse(await resp.Content.ReadAsStringAsync());
@@ -172,9 +97,9 @@ public sealed class FaultInjectionTests(ITestOutputHelper output)
     public async Task WorkerAnswersGarbageSse_ClientGetsTheStreamEndedByAnErrorEvent_NoHang()
     {
         await using var garbage = new ScriptedWorker(ScriptedFault.GarbageSse);
-        await using var gw = await TestGateway.StartAsync([garbage.Url], Settings());
+        await using var gw = await TestGateway.StartAsync([garbage.Url], FaultKit.Settings());
         using var http = TestGateway.Client(gw);
-        using var resp = await http.SendAsync(Sse.ChatStream(Body("hello", 8)), HttpCompletionOption.ResponseHeadersRead).WaitAsync(NoHang);
+        using var resp = await http.SendAsync(Sse.ChatStream(FaultKit.Body("hello", 8)), HttpCompletionOption.ResponseHeadersRead).WaitAsync(NoHang);
         Assert.Equal(HttpStatusCode.OK, resp.StatusCode);
         var events = await Sse.ReadAllAsync(resp).WaitAsync(NoHang);
         output.WriteLine(string.Join('\n', events.Select(e => e.Data)));
@@ -188,13 +113,13 @@ public sealed class FaultInjectionTests(ITestOutputHelper output)
     {
         await using var failing = new ScriptedWorker(ScriptedFault.ErrorFirstEvent);
         await using var healthy = await FakeWorker.StartAsync();
-        await using var gw = await TestGateway.StartAsync([failing.Url, healthy.Url], Settings());
+        await using var gw = await TestGateway.StartAsync([failing.Url, healthy.Url], FaultKit.Settings());
         using var http = TestGateway.Client(gw);
         int sent = 0;
         while (sent < 40 && (failing.Posts == 0 || sent < 4))
         {
             // Round-robin sends every other request to the failing worker first, once its probe has made it eligible.
-            using var resp = await http.SendAsync(Sse.ChatStream(Body("hello " + sent, 8)), HttpCompletionOption.ResponseHeadersRead).WaitAsync(NoHang);
+            using var resp = await http.SendAsync(Sse.ChatStream(FaultKit.Body("hello " + sent, 8)), HttpCompletionOption.ResponseHeadersRead).WaitAsync(NoHang);
             sent++;
             Assert.Equal(HttpStatusCode.OK, resp.StatusCode);
             var events = await Sse.ReadAllAsync(resp).WaitAsync(NoHang);
