@@ -23,4 +23,5 @@ internal static class EventIds
     public const int AgentDecision = 70;
     public const int AgentHintFailed = 71;
     public const int AgentPinDropped = 72;
+    public const int AgentPrefetchFailed = 73;
 }

@@ -80,6 +80,12 @@ public sealed class WorkerInfo
     /// </summary>
     public double HostReloadSecondsPerToken { get; set; }
 
+    /// <summary>
+    /// Worker-reported size of its host-memory KV tier in blocks (its <c>host_kv_blocks_total</c>; 0 = none or unknown).
+    /// The agent layer's predictive policy places idle contexts by it (no HBM pin; a prefetch before the predicted return).
+    /// </summary>
+    public int HostKvBlocksTotal { get; set; }
+
     /// <summary>Prefill throughput of this worker in tokens/s (from its published profile or measured).</summary>
     public double PrefillTokensPerSecond { get; set; } = 10_000;
 

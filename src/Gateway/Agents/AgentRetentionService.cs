@@ -94,6 +94,12 @@ public sealed class AgentRetentionOptions
 
     /// <summary>Boost only resumed turns whose pin still covers them (<see cref="ProgramPriorityOptions.PinnedOnly"/>).</summary>
     public bool ResumedPinnedOnly { get; set; }
+
+    /// <summary>
+    /// Prefetches (<c>POST /worker/kv/prefetch</c>, workers with a host tier) waiting for their time at once, across all
+    /// sessions; the oldest is dropped for a new one (<see cref="PrefetchScheduler"/>).
+    /// </summary>
+    public int MaxPendingPrefetches { get; set; } = 4096;
 }
 
 /// <summary>
@@ -137,6 +143,7 @@ public sealed partial class AgentRetentionService : IDisposable
     private readonly TimeProvider _time;
     private readonly ITimer? _renewTimer;
     private readonly Telemetry.GatewayMetrics? _metrics;
+    private readonly PrefetchScheduler _prefetch;
     private readonly string[] _tags;
     private long _hintsSent, _hintsFailed, _resumedTurns, _sideCalls;
 
@@ -146,10 +153,10 @@ public sealed partial class AgentRetentionService : IDisposable
         _metrics = metrics;
         _options = options.Value;
         _logger = logger;
-        if (_options.MemoryCostWeight is < 0 || _options.PinBudgetFraction is <= 0 or > 1 || _options.MaxRenewals is < 0)
+        if (_options.MemoryCostWeight is < 0 || _options.PinBudgetFraction is <= 0 or > 1 || _options.MaxRenewals is < 0 || _options.MaxPendingPrefetches < 1)
         {
             throw new OptionsValidationException(AgentRetentionOptions.SectionName, typeof(AgentRetentionOptions),
-                ["Gateway:Agents:MemoryCostWeight must be >= 0, Gateway:Agents:PinBudgetFraction in (0, 1] and Gateway:Agents:MaxRenewals >= 0"]);
+                ["Gateway:Agents:MemoryCostWeight must be >= 0, Gateway:Agents:PinBudgetFraction in (0, 1], Gateway:Agents:MaxRenewals >= 0 and Gateway:Agents:MaxPendingPrefetches >= 1"]);
         }
 
         if (_options.EvictionAge is not null && !RetentionPolicies.TryParseEvictionAge(_options.EvictionAge, out _))
@@ -171,6 +178,7 @@ public sealed partial class AgentRetentionService : IDisposable
         _lastHashes = new(MaxRememberedHashes, StringComparer.Ordinal, weight: static h => h.Hashes.Length, time: time, maxIdle: _options.SessionIdleTimeout);
         _pinByLastHash = new(MaxPinnedSessions, time: time, maxIdle: _options.SessionIdleTimeout);
         _http = new HttpClient(new SocketsHttpHandler { UseProxy = false, PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60) }) { Timeout = _options.HintTimeout };
+        _prefetch = new PrefetchScheduler(_http, time, _options.MaxPendingPrefetches, logger);
         if (_options.Mode is not ("shadow" or "enabled" or "off"))
         {
             throw new OptionsValidationException(AgentRetentionOptions.SectionName, typeof(AgentRetentionOptions), [$"Gateway:Agents:Mode must be shadow, enabled or off (got '{_options.Mode}')"]);
@@ -264,6 +272,9 @@ public sealed partial class AgentRetentionService : IDisposable
     /// <summary>Hint requests sent / failed (enabled mode).</summary>
     public (long Sent, long Failed) Hints => (Interlocked.Read(ref _hintsSent), Interlocked.Read(ref _hintsFailed));
 
+    /// <summary>Prefetches scheduled, sent, blocks copied back, failed, cancelled (the turn came first), skipped, dropped (<see cref="PrefetchScheduler.Counts"/>).</summary>
+    public (long Scheduled, long Sent, long LoadedBlocks, long Failed, long Cancelled, long Skipped, long Dropped) Prefetches => _prefetch.Counts;
+
     /// <summary>The policy's shadow-mode score (live object; read it while no turn is being recorded, or accept a torn read).</summary>
     public RetentionStats Stats => _policy.Stats;
 
@@ -304,6 +315,10 @@ public sealed partial class AgentRetentionService : IDisposable
             var id = _tracker.Resolve(path + stream, explicitId, parent, parent is null ? kind : "subagent", ctx.Route.BlockHashes);
             // A side call (id.Detached) leaves the session's gap open: the main line has not come back yet.
             var gap = id.Detached ? ClosedGap.None : _policy.OnTurnArrived(id.SessionId, ctx.Request.PriorTurns);
+            if (!id.Detached)
+            {
+                _prefetch.Cancel(id.SessionId); // the turn came first: the worker reloads what is still in its host tier
+            }
             if (_priority is not null)
             {
                 ctx.Priority = _priority.Decide(gap);
@@ -342,6 +357,8 @@ public sealed partial class AgentRetentionService : IDisposable
             PrefillSeconds = prompt / (info.PrefillTokensPerSecond > 0 ? info.PrefillTokensPerSecond : NominalPrefillTokensPerSecond),
             EvictionAgeSeconds = info.KvEvictionAgeSeconds, // wall seconds (the worker's clock), as the gaps
             PriorTurns = ctx.Request.PriorTurns,
+            WorkerHostKvBlocks = info.HostKvBlocksTotal,
+            ReloadSeconds = prompt * info.HostReloadSecondsPerToken,
         };
         var actions = new List<RetentionAction>(2);
         lock (_lock)
@@ -378,16 +395,24 @@ public sealed partial class AgentRetentionService : IDisposable
             for (int i = 0; i < actions.Count; i++)
             {
                 var a = actions[i];
-                if (a.Kind == RetentionActionKind.Prefetch)
-                {
-                    continue; // the gateway does not report workers' host tiers to the policy yet, so it never decides one
-                }
-
                 var target = _workers[a.Worker];
-                bool partial = a.Kind == RetentionActionKind.Retain && a.Blocks > 0 && a.Blocks < hashes.Length;
 
                 // The worker knows the session only if the gateway sent it (x-session-id); else pin/release by hashes.
                 string? workerSession = ctx.SessionId is not null && a.SessionId == id.SessionId ? ctx.SessionId : null;
+                if (a.Kind == RetentionActionKind.Prefetch)
+                {
+                    // No pin in either tier: the worker's LRU demotes the context to host memory if HBM needs the room;
+                    // the prefetch brings it back before the predicted return (a prefetch of a context still in HBM loads nothing).
+                    _prefetch.Schedule(a.SessionId, target, workerSession, a.SessionId == id.SessionId ? hashes : [], TimeSpan.FromMilliseconds(a.PrefetchAfterMs));
+                    continue;
+                }
+
+                if (a.Kind == RetentionActionKind.Release)
+                {
+                    _prefetch.Cancel(a.SessionId);
+                }
+
+                bool partial = a.Kind == RetentionActionKind.Retain && a.Blocks > 0 && a.Blocks < hashes.Length;
                 ulong[]? last;
                 if (a.Kind == RetentionActionKind.Retain)
                 {
@@ -458,6 +483,7 @@ public sealed partial class AgentRetentionService : IDisposable
                 TtlMs = a.Kind == RetentionActionKind.Retain ? a.TtlMs : null,
                 Priority = a.Kind == RetentionActionKind.Retain ? a.Priority : null,
                 Value = a.Kind == RetentionActionKind.Retain ? a.Value : null,
+                Tier = a.Kind == RetentionActionKind.Retain && a.Tier == RetentionTier.Host ? "host" : null,
             };
             if (body.SessionId is null && body.BlockHashes is null)
             {
@@ -507,6 +533,9 @@ public sealed partial class AgentRetentionService : IDisposable
         var resumed = f.CreateCounter("gateway_agent_resumed_turns_total",
             "Turns that closed a tool gap and were served as resumed turns (ahead of fresh work of their tenant; Gateway:Agents:ResumedTurnPriority).", labels);
         var hints = f.CreateCounter("gateway_agent_retention_hints_total", "Retain/release requests sent to workers (enabled mode): sent, failed.", [.. labels, "result"]);
+        var prefetches = f.CreateCounter("gateway_agent_prefetches_total",
+            "Prefetches of idle agent contexts from a worker's host tier (enabled mode, workers with a host tier): scheduled, sent, failed, cancelled (the session's turn came first), skipped (worker draining or without room), dropped (pending cap).", [.. labels, "result"]);
+        var prefetchedBlocks = f.CreateCounter("gateway_agent_prefetched_blocks_total", "KV blocks the workers copied back into HBM for the gateway's prefetches.", labels);
         string p = _tags[0], m = _tags[1];
         metrics.OnCollect(() =>
         {
@@ -534,6 +563,14 @@ public sealed partial class AgentRetentionService : IDisposable
             resumed.WithLabels(p, m).IncTo(Interlocked.Read(ref _resumedTurns));
             hints.WithLabels(p, m, "sent").IncTo(Interlocked.Read(ref _hintsSent));
             hints.WithLabels(p, m, "failed").IncTo(Interlocked.Read(ref _hintsFailed));
+            var pf = _prefetch.Counts;
+            prefetches.WithLabels(p, m, "scheduled").IncTo(pf.Scheduled);
+            prefetches.WithLabels(p, m, "sent").IncTo(pf.Sent);
+            prefetches.WithLabels(p, m, "failed").IncTo(pf.Failed);
+            prefetches.WithLabels(p, m, "cancelled").IncTo(pf.Cancelled);
+            prefetches.WithLabels(p, m, "skipped").IncTo(pf.Skipped);
+            prefetches.WithLabels(p, m, "dropped").IncTo(pf.Dropped);
+            prefetchedBlocks.WithLabels(p, m).IncTo(pf.LoadedBlocks);
         });
     }
 
@@ -554,6 +591,7 @@ public sealed partial class AgentRetentionService : IDisposable
     public void Dispose()
     {
         _renewTimer?.Dispose();
+        _prefetch.Dispose();
         _http.Dispose();
     }
 
@@ -580,6 +618,10 @@ public sealed partial class AgentRetentionService : IDisposable
         [JsonPropertyName("value")]
         [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
         public double? Value { get; init; }
+
+        [JsonPropertyName("tier")]
+        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+        public string? Tier { get; init; }
     }
 
     private static partial class Log

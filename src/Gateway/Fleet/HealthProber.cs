@@ -183,6 +183,7 @@ public sealed partial class HealthProber : BackgroundService
             : ea.ValueKind == JsonValueKind.Null ? double.PositiveInfinity // nothing evicted yet
             : ea.TryGetDouble(out double age) && age >= 0 ? age : double.NaN;
         info.HostReloadSecondsPerToken = root.TryGetProperty("host_reload_seconds_per_token", out var hr) && hr.TryGetDouble(out double reload) && reload >= 0 && double.IsFinite(reload) ? reload : 0;
+        info.HostKvBlocksTotal = root.TryGetProperty("host_kv_blocks_total", out var hk) && hk.TryGetInt32(out int hostBlocks) && hostBlocks > 0 ? hostBlocks : 0;
 
         if (root.TryGetProperty("prefill_tokens_per_second", out var p) && p.TryGetDouble(out double pt) && pt > 0)
         {

@@ -234,7 +234,7 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
                     _hostPinned[a.SessionId] = a.Worker;
                     if (a.PrefetchAfterMs > 0)
                     {
-                        PendingPrefetches.Add((now + a.PrefetchAfterMs / 1000.0, a.Worker, a.SessionId));
+                        PendingPrefetches.Add((a.PrefetchAfterMs / 1000.0, a.Worker, a.SessionId)); // a delay: the run loop adds it to now
                     }
                 }
 
