@@ -46,13 +46,17 @@ public static class CompareReport
         sb.Append(C, $"Written by `scripts/compare.sh` (`{commandLine}`, suite `{suite.Path.Replace('\\', '/')}`); do not edit by hand. ");
         sb.Append(C, $"{suite.Scenarios.Count} scenarios × {suite.Loads.Count} load levels ({string.Join(", ", suite.Loads.Select(SuiteScenario.LoadLabel))} the trace's own rate) × ");
         sb.Append(C, $"{suite.Routing.Count} routing policies × seeds {string.Join(", ", suite.Seeds)} (unless a scenario names its own) = {timing.Runs} simulator runs, ");
-        sb.Append(C, $"{timing.SimulatedRequests:N0} simulated requests, {timing.WallSeconds:F0} s wall / {timing.CpuSeconds:F0} s CPU on {timing.Cores} cores.\n\n");
+        sb.Append(C, $"{timing.SimulatedRequests:N0} simulated requests, {timing.WallSeconds:F0} s wall / {timing.CpuSeconds:F0} s CPU on {timing.Cores} cores");
+        sb.Append(timing.LoadAverage.Length > 0 ? $" (1-minute load average {timing.LoadAverage}).\n\n" : ".\n\n");
         sb.Append("Each cell is the median over the seeds, with the lowest and highest seed in brackets. TTFT includes the ");
-        sb.Append("gateway queue. Prefix hit = engine-reported cached tokens / prompt tokens; ideal = one infinite cache fed the whole stream.\n\n");
+        sb.Append("gateway queue. Prefix hit = engine-reported cached tokens / prompt tokens. Two ideals, both one cache fed the whole ");
+        sb.Append("stream in arrival order: *unbounded* never evicts (it ignores the fleet's KV capacity, so no router can reach it when the ");
+        sb.Append("working set does not fit), *pooled* holds the fleet's total KV blocks and evicts by Belady's MIN (furthest next use first): ");
+        sb.Append("no fleet of separate caches of that total size can hit more, so hit / ideal is judged against it.\n\n");
 
         sb.Append(C, $"## `{suite.Reference}` against the best other policy\n\n");
         sb.Append(C, $"Ratio of `{suite.Reference}`'s median TTFT percentile to the lowest median of any other policy (which one in brackets); ");
-        sb.Append(C, $"**bold** where it is more than {Tolerance:0.00}× (a baseline is better). Hit / ideal is `{suite.Reference}`'s prefix-hit ratio over the ideal.\n\n");
+        sb.Append(C, $"**bold** where it is more than {Tolerance:0.00}× (a baseline is better). Hit / ideal is `{suite.Reference}`'s prefix-hit ratio over the pooled ideal; **bold** at the lowest load where it is under {IdealShare:0.0}.\n\n");
         sb.Append("| scenario | load | TTFT p50 | TTFT p90 | TTFT p99 | hit / ideal |\n|---|---|---|---|---|---:|\n");
         int misses = 0, checks = 0;
         double lowest = suite.Loads.Min();
@@ -72,12 +76,13 @@ public static class CompareReport
             }
 
             double hit = Metric(cell, suite.Reference, r => r.PrefixHitRatio).Median;
-            string share = cell.IdealHit > 0 ? (hit / cell.IdealHit).ToString("F2", C) : "–";
-            bool hitMiss = cell.Load == lowest && cell.IdealHit > 0 && hit / cell.IdealHit < IdealShare;
+            string share = cell.PooledIdealHit > 0 ? (hit / cell.PooledIdealHit).ToString("F2", C) : "–";
+            bool hitMiss = cell.Load == lowest && cell.PooledIdealHit > 0 && hit / cell.PooledIdealHit < IdealShare;
             sb.Append(hitMiss ? $" **{share}** |\n" : $" {share} |\n");
         }
 
-        sb.Append(C, $"\n{checks - misses} of {checks} TTFT percentiles within {Tolerance:0.00}× of the best other policy.\n");
+        sb.Append(C, $"\n{checks - misses} of {checks} TTFT percentiles within {Tolerance:0.00}× of the best other policy.\n\n");
+        sb.Append(CompareRegret.Markdown(suite, cells));
 
         foreach (var group in cells.GroupBy(c => c.Scenario.Name))
         {
@@ -91,7 +96,7 @@ public static class CompareReport
             sb.Append(C, $", seeds {string.Join(", ", group.First().Runs.Select(r => r.Seed).Distinct())}.\n");
             foreach (var cell in group)
             {
-                sb.Append(C, $"\n### {sc.Name} at {SuiteScenario.LoadLabel(cell.Load)}: {cell.Requests:N0} requests, ideal prefix hit {cell.IdealHit:F3}\n\n");
+                sb.Append(C, $"\n### {sc.Name} at {SuiteScenario.LoadLabel(cell.Load)}: {cell.Requests:N0} requests, ideal prefix hit {cell.PooledIdealHit:F3} pooled ({cell.IdealHit:F3} unbounded)\n\n");
                 sb.Append("| routing | TTFT p50 ms | TTFT p90 ms | TTFT p99 ms | E2E p99 ms | prefix hit | done | rejected | load max/min |\n");
                 sb.Append("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
                 foreach (string routing in suite.Routing)

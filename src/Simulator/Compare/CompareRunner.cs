@@ -9,9 +9,10 @@ namespace Simulator.Compare;
 /// <param name="Scenario">The suite scenario.</param>
 /// <param name="Load">Load factor relative to the trace's own rate.</param>
 /// <param name="Requests">Requests in the workload.</param>
-/// <param name="IdealHit">Ideal prefix-hit ratio of the workload (one infinite cache).</param>
+/// <param name="IdealHit">Prefix-hit ratio of one infinite cache fed the workload (ignores the fleet's KV capacity).</param>
+/// <param name="PooledIdealHit">Prefix-hit ratio of one cache of the fleet's total KV blocks with optimal eviction (the reachable ideal).</param>
 /// <param name="Runs">Every run (routing × seed).</param>
-public sealed record CompareCell(SuiteScenario Scenario, double Load, int Requests, double IdealHit, IReadOnlyList<RunResult> Runs);
+public sealed record CompareCell(SuiteScenario Scenario, double Load, int Requests, double IdealHit, double PooledIdealHit, IReadOnlyList<RunResult> Runs);
 
 /// <summary>Runs a <see cref="Suite"/> and writes its reports.</summary>
 public static class CompareRunner
@@ -25,6 +26,7 @@ public static class CompareRunner
     public static IReadOnlyList<CompareCell> Run(Suite suite, string rawDir, int parallel, TextWriter log, string commandLine)
     {
         var wall = Stopwatch.StartNew();
+        string loadBefore = LoadAverage();
         var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
         var cells = new List<CompareCell>();
         Directory.CreateDirectory(rawDir);
@@ -40,7 +42,12 @@ public static class CompareRunner
                 Check(s, sc.Name);
                 log.WriteLine($"== {sc.Name} at {SuiteScenario.LoadLabel(load)} ({suite.Routing.Count} policies x {suite.Seeds.Count} seeds)");
                 var o = SimulatorApp.Run(s, log, commandLine);
-                cells.Add(new CompareCell(sc, load, o.Workload.RequestCount, o.Workload.IdealPrefixHitRatio, o.Runs));
+                foreach (var run in o.Runs)
+                {
+                    RequestCsv.Write(Path.Combine(rawDir, RequestCsv.FileName(suite.Name, sc.Name, load, run)), run.Requests);
+                }
+
+                cells.Add(new CompareCell(sc, load, o.Workload.RequestCount, o.Workload.IdealPrefixHitRatio, o.Workload.PooledIdealPrefixHitRatio, o.Runs));
             }
         }
 
@@ -59,12 +66,28 @@ public static class CompareRunner
         double cpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds;
         int runs = cells.Sum(c => c.Runs.Count);
         Directory.CreateDirectory(suite.Out);
-        var timing = new CompareTiming(seconds, cpuSeconds, Environment.ProcessorCount, parallel, runs, cells.Sum(c => (long)c.Requests * c.Runs.Count));
+        var timing = new CompareTiming(seconds, cpuSeconds, Environment.ProcessorCount, parallel, runs, cells.Sum(c => (long)c.Requests * c.Runs.Count))
+        {
+            LoadAverage = loadBefore.Length > 0 ? $"{loadBefore} at the start, {LoadAverage()} at the end" : "",
+        };
         File.WriteAllText(Path.Combine(suite.Out, suite.Name + ".md"), CompareReport.Markdown(suite, cells, timing, commandLine), new UTF8Encoding(false));
         File.WriteAllText(Path.Combine(suite.Out, suite.Name + "-ttft.svg"), CompareChart.Render(suite, cells), new UTF8Encoding(false));
         log.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"compare: {runs} runs, {timing.SimulatedRequests:N0} simulated requests in {seconds:F0} s wall, {cpuSeconds:F0} s CPU on {timing.Cores} cores (parallel {parallel}); wrote {Path.Combine(suite.Out, suite.Name + ".md")} and {suite.Name}-ttft.svg"));
+            $"compare: {runs} runs, {timing.SimulatedRequests:N0} simulated requests in {seconds:F0} s wall, {cpuSeconds:F0} s CPU on {timing.Cores} cores (parallel {parallel}, load average {timing.LoadAverage}); wrote {Path.Combine(suite.Out, suite.Name + ".md")} and {suite.Name}-ttft.svg"));
         return cells;
+    }
+
+    /// <summary>The machine's 1-minute load average (Linux /proc/loadavg; empty elsewhere).</summary>
+    private static string LoadAverage()
+    {
+        try
+        {
+            return File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "";
+        }
+        catch (IOException)
+        {
+            return "";
+        }
     }
 
     private static void Check(Scenario s, string name)
@@ -78,4 +101,8 @@ public static class CompareRunner
 }
 
 /// <summary>How long a suite took.</summary>
-public sealed record CompareTiming(double WallSeconds, double CpuSeconds, int Cores, int Parallel, int Runs, long SimulatedRequests);
+public sealed record CompareTiming(double WallSeconds, double CpuSeconds, int Cores, int Parallel, int Runs, long SimulatedRequests)
+{
+    /// <summary>The machine's 1-minute load average at the start and end (empty where unknown): wall time on a shared machine depends on it.</summary>
+    public string LoadAverage { get; init; } = "";
+}

@@ -142,4 +142,20 @@ public sealed class RunResult
 }
 
 /// <summary>One request's outcome (seconds of virtual time).</summary>
-public sealed record RequestRecord(string Session, int Turn, string Tenant, double Arrival, double FirstToken, double Finish, int Worker, int PromptTokens, int CachedTokens, int OutputTokens, bool Rejected);
+public sealed record RequestRecord(string Session, int Turn, string Tenant, double Arrival, double FirstToken, double Finish, int Worker, int PromptTokens, int CachedTokens, int OutputTokens, bool Rejected)
+{
+    /// <summary>When the gateway dispatched it (NaN when rejected before dispatch).</summary>
+    public double Dispatch { get; init; } = double.NaN;
+
+    /// <summary>The routing policy's reason for its worker (e.g. <c>affinity</c>, <c>load</c>, <c>session</c>, <c>spill</c>).</summary>
+    public string Reason { get; init; } = "";
+
+    /// <summary>Prompt tokens the chosen worker still had to prefill when the request was dispatched to it (its queue).</summary>
+    public long QueuedPrefillAtDispatch { get; init; }
+
+    /// <summary>The worker of the session's previous turn (−1: first turn or one-shot).</summary>
+    public int PreviousWorker { get; init; } = -1;
+
+    /// <summary>Cached tokens the routing policy predicted on the chosen worker.</summary>
+    public int PredictedCachedTokens { get; init; }
+}

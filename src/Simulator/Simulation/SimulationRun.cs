@@ -548,6 +548,9 @@ public sealed class SimulationRun
             }
 
             r.Worker = decision.WorkerIndex;
+            r.Dispatch = t;
+            r.Reason = decision.Reason;
+            r.QueuedPrefillAtDispatch = slot.Info.PendingPrefillTokens;
             if (!HasCapacity(_workers[target]))
             {
                 _dispatchCursor = (target + 1) % _workers.Length;
@@ -729,7 +732,14 @@ public sealed class SimulationRun
             _tpot.Add((t - r.FirstToken) * 1000.0 / (r.Output - 1));
         }
 
-        _records.Add(new RequestRecord(s0.Session.Id, r.Turn, s0.Session.Tenant, r.Arrival, r.FirstToken, t, r.Worker, r.Trace.In, r.Cached, r.Output, false));
+        _records.Add(new RequestRecord(s0.Session.Id, r.Turn, s0.Session.Tenant, r.Arrival, r.FirstToken, t, r.Worker, r.Trace.In, r.Cached, r.Output, false)
+        {
+            Dispatch = r.Dispatch,
+            Reason = r.Reason,
+            QueuedPrefillAtDispatch = r.QueuedPrefillAtDispatch,
+            PreviousWorker = r.PreviousWorker,
+            PredictedCachedTokens = r.Trace.In - r.PredictedUncached,
+        });
         _promptTokens += r.Trace.In;
         _cachedTokens += r.Cached;
         _outputTokens += r.Output;
@@ -1059,5 +1069,8 @@ public sealed class SimulationRun
         public bool AfterToolGap;
         public PinFate PinFate;
         public int EnginePriority;
+        public double Dispatch = double.NaN;
+        public string Reason = "";
+        public long QueuedPrefillAtDispatch;
     }
 }

@@ -57,8 +57,17 @@ public sealed class SimWorkload
     /// <summary>Requests (turns) in the workload.</summary>
     public int RequestCount { get; private set; }
 
-    /// <summary>Prompt-token prefix-hit ratio of one infinite cache over the stream (upper bound for any router).</summary>
+    /// <summary>Prompt-token prefix-hit ratio of one infinite cache over the stream (upper bound for any router, however little KV it has).</summary>
     public double IdealPrefixHitRatio { get; private set; }
+
+    /// <summary>
+    /// Prefix-hit ratio of one cache the size of the fleet's KV pool (<see cref="PoolBlocks"/>, host tier included) with
+    /// Belady's optimal eviction (<see cref="BoundedIdeal.Pooled"/>): the upper bound for any router on this fleet.
+    /// </summary>
+    public double PooledIdealPrefixHitRatio { get; private set; }
+
+    /// <summary>KV blocks of the whole fleet (workers x (HBM + host blocks)) the pooled ideal holds.</summary>
+    public long PoolBlocks { get; private set; }
 
     /// <summary>Engine block size the hashes are cut with.</summary>
     public int EngineBlockSize { get; private set; }
@@ -197,7 +206,9 @@ public sealed class SimWorkload
         }
 
         w.Tenants.AddRange(w.Sessions.Select(x => x.Tenant).Distinct(StringComparer.Ordinal).OrderBy(x => x, StringComparer.Ordinal));
-        w.IdealPrefixHitRatio = ComputeIdeal(w);
+        var profile = Worker.Engine.ModelProfiles.Get(s.Profile);
+        var engine = new Worker.Engine.EngineOptions { Profile = profile, KvBlocks = s.KvBlocks, HostKvBlocks = s.HostKvBlocks, BlockSize = s.BlockSize };
+        ComputeIdeal(w, (long)s.Workers * ((long)engine.EffectiveKvBlocks + engine.EffectiveHostKvBlocks));
         return w;
     }
 
@@ -353,7 +364,7 @@ public sealed class SimWorkload
         return root.Start + (turn.T - root.Turns[0].T);
     }
 
-    private static double ComputeIdeal(SimWorkload w)
+    private static void ComputeIdeal(SimWorkload w, long poolBlocks)
     {
         var order = new List<(double T, int Session, int Turn)>(w.RequestCount);
         foreach (var s in w.Sessions)
@@ -365,27 +376,17 @@ public sealed class SimWorkload
         }
 
         order.Sort();
-        var seen = new HashSet<ulong>();
-        long hit = 0, total = 0;
+        var blocks = new List<ulong[]>(order.Count);
+        var prompts = new List<int>(order.Count);
         foreach (var (_, si, ti) in order)
         {
             var session = w.Sessions[si];
-            var r = session.Turns[ti];
-            var hashes = HashMapper.Map(r, session.Salt, w.EngineBlockSize);
-            int lead = 0;
-            while (lead < hashes.Length && seen.Contains(hashes[lead]))
-            {
-                lead++;
-            }
-
-            hit += (long)lead * w.EngineBlockSize;
-            total += r.In;
-            foreach (var h in hashes)
-            {
-                seen.Add(h);
-            }
+            blocks.Add(HashMapper.Map(session.Turns[ti], session.Salt, w.EngineBlockSize));
+            prompts.Add(session.Turns[ti].In);
         }
 
-        return total == 0 ? 0 : (double)hit / total;
+        w.IdealPrefixHitRatio = BoundedIdeal.Unbounded(blocks, prompts, w.EngineBlockSize);
+        w.PoolBlocks = poolBlocks;
+        w.PooledIdealPrefixHitRatio = poolBlocks > 0 ? BoundedIdeal.Pooled(blocks, prompts, w.EngineBlockSize, poolBlocks) : w.IdealPrefixHitRatio;
     }
 }

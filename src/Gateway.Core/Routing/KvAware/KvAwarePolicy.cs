@@ -18,10 +18,11 @@ namespace Gateway.Core.Routing.KvAware;
 /// The cost counts absolute cached <em>tokens</em>: a ratio alone rates a 100-token prompt fully matched above a
 /// 50k-token prompt half matched and piles short prompts onto one worker (llm-d #1095). Workers within
 /// TieRelativeEpsilon/TieAbsoluteSeconds of the minimum are near-least-cost; among them the longest cached match
-/// wins and remaining ties are broken by a seeded random draw, so cache misses spread by load over all near-idle
-/// workers instead of piling onto one "emptiest" worker (sglang #14305). Hot-spot guard: when the chosen holder of a
-/// prefix already has more than SpillQueueSeconds of queued prefill, the request spills to the cheapest worker
-/// without the prefix (replicating it) if its time to first token is at most SpillMaxCostRatio times the holder's. Session affinity: a session
+/// wins and remaining ties are broken by a seeded random draw (or, with TieByRecentWork, by the least recent work
+/// first), so cache misses spread by load over all near-idle workers instead of piling onto one "emptiest" worker
+/// (sglang #14305). Hot-spot guard (off by default): when the chosen holder of a prefix already has more than
+/// SpillQueueSeconds of queued prefill, the request spills to the cheapest worker without the prefix (replicating it)
+/// if its time to first token is at most SpillMaxCostRatio times the holder's. Session affinity: a session
 /// seen within SessionTtl (or bound in shared state by another gateway replica: <see cref="RouteRequest.SharedBinding"/>)
 /// returns to its worker unless that worker costs SessionOverloadFactor times the best, and
 /// is rebound when the worker is ineligible (failover). Load-spread guard (Preble): a worker whose recent work
@@ -438,6 +439,8 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity, IKvEventCon
         return v;
     }
 
+    private double RecentWorkOf(WorkerInfo w, long now) => (uint)w.Index < (uint)_work.Length ? DecayedWork(w.Index, now) : 0;
+
     private void AddWork(int index, double tokens)
     {
         if ((uint)index >= (uint)_work.Length)
@@ -599,6 +602,7 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity, IKvEventCon
             // and would otherwise widen the window until it swallows real queue differences.
             double limit = min + minFirstToken * _options.TieRelativeEpsilon + _options.TieAbsoluteSeconds;
             int bestMatch = -1, ties = 0;
+            long now = _time.GetUtcNow().UtcTicks;
             for (int i = 0; i < n; i++)
             {
                 if (cost[i] > limit)
@@ -613,9 +617,18 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity, IKvEventCon
                     chosen = i;
                     ties = 1;
                 }
-                else if (m == bestMatch && pressure[i] == pressure[chosen] && _random.Next(++ties) == 0)
+                else if (m == bestMatch && pressure[i] == pressure[chosen])
                 {
-                    chosen = i;
+                    int byWork = _options.TieByRecentWork ? RecentWorkOf(workers[i], now).CompareTo(RecentWorkOf(workers[chosen], now)) : 0;
+                    if (byWork < 0)
+                    {
+                        chosen = i;
+                        ties = 1;
+                    }
+                    else if (byWork == 0 && _random.Next(++ties) == 0)
+                    {
+                        chosen = i;
+                    }
                 }
             }
 
