@@ -180,6 +180,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         services.AddOptions<Gateway.Agents.AgentRetentionOptions>();
         services.AddSingleton<Gateway.Agents.AgentRetentionService>();
         services.AddSingleton<ProxyHandler>();
+        services.AddSingleton<PassthroughHandler>();
         services.AddSingleton<Gateway.Responses.IResponseStore>(_ => new Gateway.Responses.InMemoryResponseStore(options.Responses));
         services.AddHostedService<StartupReporter>();
         switch (options.Workers.Mode)

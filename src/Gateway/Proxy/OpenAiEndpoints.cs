@@ -12,7 +12,7 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace Gateway.Proxy;
 
-/// <summary>Maps the OpenAI surface, the OpenAI-shaped 404 for every unknown path, and /healthz + /readyz.</summary>
+/// <summary>Maps the OpenAI surface, the pass-through of other /v1 paths, the OpenAI-shaped 404 for every unknown path, and /healthz + /readyz.</summary>
 public static class OpenAiEndpoints
 {
     /// <summary>Adds the gateway's endpoints.</summary>
@@ -31,7 +31,9 @@ public static class OpenAiEndpoints
         app.MapGet("/v1/models/{id}", ctx => WriteModelAsync(ctx, auth, models, (string)ctx.Request.RouteValues["id"]!));
         app.MapAnthropicEndpoints();
         app.MapResponsesEndpoints();
-        app.Map("/v1/{**rest}", ctx => OpenAiErrors.WriteAsync(ctx, OpenAiErrors.NotFound(ctx.Request.Method, ctx.Request.Path)));
+        // Any other /v1 path: passed through to a worker of the model its JSON body names, else a 404 in OpenAI shape.
+        var passthrough = app.ServiceProvider.GetRequiredService<PassthroughHandler>();
+        app.Map("/v1/{**rest}", passthrough.HandleAsync);
 
         // Any other path (outside /v1 too) is a 404 in the same shape, never an empty one.
         app.MapFallback(ctx => OpenAiErrors.WriteAsync(ctx, OpenAiErrors.NotFound(ctx.Request.Method, ctx.Request.Path)));

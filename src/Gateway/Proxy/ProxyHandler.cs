@@ -693,7 +693,8 @@ public sealed partial class ProxyHandler : IDisposable
         }
     }
 
-    private async Task<(byte[] Buffer, int Length, OpenAiError? Error)> ReadBodyAsync(HttpContext context)
+    /// <summary>Reads the request body into a pooled buffer (return it to <see cref="ArrayPool{T}.Shared"/>), or the 413 to answer.</summary>
+    internal async Task<(byte[] Buffer, int Length, OpenAiError? Error)> ReadBodyAsync(HttpContext context)
     {
         long limit = _options.Limits.MaxBodyBytes;
         long hard = HardBodyLimit(limit);

@@ -8,7 +8,8 @@ namespace Gateway.Tests.Fleet;
 /// <summary>
 /// Three fake workers serving three models (three pools) behind one gateway: a model routes only within its pool,
 /// aliases (global and per key) and a 50/50 split reach the right pool with the served name in the body, unknown names
-/// get a 404 in each API's shape, and /v1/models lists what each key may send.
+/// get a 404 in each API's shape, /v1/models lists what each key may send, and other /v1 paths naming a model are
+/// passed through to its pool.
 /// </summary>
 public sealed class ModelPoolTests : IAsyncLifetime
 {
@@ -143,6 +144,42 @@ public sealed class ModelPoolTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, r.StatusCode);
         Assert.Equal(1, _qwen.InferenceCount);
         Assert.Equal("qwen-7b", BodyModel(_qwen));
+    }
+
+    [Fact]
+    public async Task AnUnknownV1Path_NamingAModel_IsPassedThroughToThatModelsPool()
+    {
+        using var http = TestGateway.Client(_gw);
+        var r = await http.PostAsync("/v1/rerank?top_n=1", TestGateway.Json("""{"query":"q","documents":["a","b"],"model":"claude-sonnet-4-5"}"""));
+        Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+        Assert.Equal("qwen-7b", JsonDocument.Parse(await r.Content.ReadAsStringAsync()).RootElement.GetProperty("served_by").GetString());
+        var seen = Assert.Single(_qwen.Requests);
+        Assert.Equal("/v1/rerank", seen.Path);
+        Assert.Equal("qwen-7b", JsonDocument.Parse(seen.Body).RootElement.GetProperty("model").GetString()); // the alias resolved
+        Assert.False(seen.Headers.ContainsKey("authorization"), "the client's key never reaches a worker");
+        Assert.True(seen.Headers.ContainsKey("x-cache-salt"));
+        Assert.Empty(_llama.Requests);
+    }
+
+    [Fact]
+    public async Task AnUnknownV1Path_WithoutAServedModel_Is404()
+    {
+        using var http = TestGateway.Client(_gw);
+        async Task<string> Code(HttpResponseMessage r)
+        {
+            Assert.Equal(HttpStatusCode.NotFound, r.StatusCode);
+            return JsonDocument.Parse(await r.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetProperty("code").GetString()!;
+        }
+
+        Assert.Equal("model_not_found", await Code(await http.PostAsync("/v1/rerank", TestGateway.Json("""{"model":"gpt-9","query":"q"}"""))));
+        Assert.Equal("unknown_url", await Code(await http.PostAsync("/v1/rerank", TestGateway.Json("""{"query":"q"}"""))));
+        Assert.Equal("unknown_url", await Code(await http.PostAsync("/v1/rerank", TestGateway.Json("not json"))));
+        Assert.Equal("unknown_url", await Code(await http.GetAsync("/v1/rerank")));
+        using var limited = TestGateway.Client(_gw, LimitedKey);
+        Assert.Equal(HttpStatusCode.Forbidden, (await limited.PostAsync("/v1/rerank", TestGateway.Json("""{"model":"qwen-7b"}"""))).StatusCode);
+        using var anonymous = TestGateway.Client(_gw, key: null);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.PostAsync("/v1/rerank", TestGateway.Json("""{"model":"qwen-7b"}"""))).StatusCode);
+        Assert.Empty(_qwen.Requests);
     }
 
     [Fact]

@@ -75,6 +75,14 @@ public sealed class FakeWorker : IAsyncDisposable
         app.MapPost("/v1/chat/completions", ctx => self!.HandleAsync(ctx, "chat"));
         app.MapPost("/v1/completions", ctx => self!.HandleAsync(ctx, "completion"));
         app.MapPost("/v1/embeddings", ctx => self!.HandleAsync(ctx, "embedding"));
+        app.MapPost("/v1/rerank", async ctx =>
+        {
+            // An endpoint the gateway does not know (vLLM's rerank): recorded and answered with what it received.
+            using var sr = new StreamReader(ctx.Request.Body, Encoding.UTF8);
+            string body = await sr.ReadToEndAsync();
+            self!.Requests.Enqueue((ctx.Request.Path, ctx.Request.Headers.ToDictionary(h => h.Key.ToLowerInvariant(), h => h.Value.ToString()), body));
+            await ctx.Response.WriteAsJsonAsync(new { @object = "rerank", served_by = model, results = new[] { new { index = 0, relevance_score = 0.9 } } });
+        });
         await app.StartAsync();
         var addr = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         self = new FakeWorker(app, new Uri(addr));
