@@ -116,6 +116,12 @@ public sealed class LimitsOptions
     /// <summary>How long a client may stay under either minimum rate before it is cut off (more than 1 s).</summary>
     public TimeSpan MinDataRateGracePeriod { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// Longest one write to a client may wait for the client to read (its socket full): past it the connection is
+    /// closed, the request cancelled and its worker's KV blocks freed (<see cref="Hosting.ClientStallGuard"/>; 0: never).
+    /// </summary>
+    public TimeSpan ClientStallTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Idle keep-alive timeout of client connections.</summary>
     public TimeSpan KeepAliveTimeout { get; set; } = TimeSpan.FromSeconds(130);
 

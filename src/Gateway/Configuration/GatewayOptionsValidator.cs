@@ -43,6 +43,11 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             errors.Add("Gateway:Limits:MinRequestBodyBytesPerSecond and MinResponseBytesPerSecond must be finite and >= 0 (0: no minimum).");
         }
 
+        if (o.Limits.ClientStallTimeout < TimeSpan.Zero)
+        {
+            errors.Add("Gateway:Limits:ClientStallTimeout must be >= 0 (0: never cut off a client that stops reading).");
+        }
+
         if (o.Limits.MinDataRateGracePeriod <= TimeSpan.FromSeconds(1))
         {
             errors.Add("Gateway:Limits:MinDataRateGracePeriod must be more than 1 second (Kestrel checks rates once a second).");

@@ -108,6 +108,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
 
         var app = builder.Build();
         app.UseOpenAiShapedErrors();
+        app.UseClientStallGuard(options.Limits.ClientStallTimeout);
         if (!string.IsNullOrEmpty(options.ManagementListen))
         {
             ManagementListener.UseSplit(app);

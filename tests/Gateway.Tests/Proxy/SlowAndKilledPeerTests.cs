@@ -10,7 +10,7 @@ namespace Gateway.Tests.Proxy;
 
 /// <summary>
 /// Peers that die or crawl, against real servers on loopback: a worker process SIGKILLed before its first byte, clients
-/// that trickle their request (slowloris). Each test names what the client
+/// that trickle their request (slowloris) and a client that never reads its stream. Each test names what the client
 /// gets; none may leave a request without an answer or hold a worker's KV blocks past a bounded time.
 /// </summary>
 public sealed class SlowAndKilledPeerTests(ITestOutputHelper output)
@@ -100,6 +100,44 @@ public sealed class SlowAndKilledPeerTests(ITestOutputHelper output)
         Assert.InRange(sw.Elapsed, TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(10));
         Assert.True(sent < body.Length - 1, "the whole body went through before the gateway gave up");
         Assert.Equal(0, w.InferenceCount);
+    }
+
+    [Fact]
+    public async Task StreamingClientNeverReads_DisconnectedAfterTheStallTimeout_WorkerStopsAndFreesItsBlocks()
+    {
+        await using var w = await FaultKit.StartWorkerAsync(timeScale: 0.02);
+        await using var gw = await TestGateway.StartAsync([w.BaseAddress.GetLeftPart(UriPartial.Authority)],
+            FaultKit.Settings(("Gateway:Limits:ClientStallTimeout", "00:00:02")));
+        using var probe = new HttpClient();
+        using var client = new TcpClient(AddressFamily.InterNetwork) { ReceiveBufferSize = 4096 }; // small window, then no reads
+        await client.ConnectAsync(IPAddress.Loopback, gw.BaseAddress.Port);
+        string body = JsonSerializer.Serialize(new
+        {
+            model = "llama3-8b",
+            stream = true,
+            max_tokens = 120_000,
+            ignore_eos = true,
+            messages = new[] { new { role = "user", content = "tell me everything" } },
+        });
+        await client.GetStream().WriteAsync(Encoding.ASCII.GetBytes(
+            $"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TestGateway.DemoKey}\r\nContent-Type: application/json\r\nContent-Length: {body.Length}\r\n\r\n{body}"));
+        await FaultKit.WaitBusyAsync(probe, w.BaseAddress);
+        var sw = Stopwatch.StartNew();
+        var freed = await FaultKit.TimeUntilFreedAsync(probe, w.BaseAddress, TimeSpan.FromSeconds(50));
+        output.WriteLine($"worker freed {freed.TotalMilliseconds:F0} ms after it took the request; the client never read");
+        Assert.True(freed < TimeSpan.FromSeconds(45), "the worker still holds the request of a client that never reads");
+        using (var state = JsonDocument.Parse(await probe.GetStringAsync(new Uri(w.BaseAddress, "worker/state"))))
+        {
+            long generated = state.RootElement.GetProperty("generated_tokens_total").GetInt64();
+            output.WriteLine($"the worker generated {generated} of the 120000 tokens asked for");
+            Assert.True(generated < 120_000, "the request ran to its end: it was not cancelled");
+        }
+
+        // What the client could still read: the start of the stream, then the connection closed, no [DONE] (not finished).
+        string received = await ReadToCloseAsync(client.GetStream()).WaitAsync(FaultKit.NoHang);
+        output.WriteLine($"the client had {received.Length} bytes waiting");
+        Assert.StartsWith("HTTP/1.1 200", received);
+        Assert.DoesNotContain("[DONE]", received, StringComparison.Ordinal);
     }
 
     private static async Task<TcpClient> ConnectAsync(Uri gateway)
