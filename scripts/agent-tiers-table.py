@@ -77,3 +77,36 @@ for host in hosts:
         by = {r["seed"]: r["resumed_after_tool"]["reprefill_tokens"] for r in rows(host, o)}
         if by:
             print(f"| {host:,} | {o} | " + " | ".join(f"{by.get(s, float('nan')):,}" for s in seeds) + " |")
+
+print("\nWhere the re-prefill of resumed turns comes from (tokens summed over seeds). Moved = the turn was routed to "
+      "another worker than the one that served the session's previous turn (no retention on the holder can help it); "
+      "evicted = the context had left both tiers of the holding worker before the turn arrived (`reprefill_by_cause` in "
+      "result.json). Resumed = after tool gaps plus after human gaps. Capture = the share of the clairvoyant's cut "
+      "against `off` that the option achieves (only where the clairvoyant cuts anything).\n")
+print("| host tier | retention | after tool: moved / evicted | after human: moved / evicted | resumed total | vs `off` | capture of clairvoyant's cut |")
+print("|---|---|---:|---:|---:|---:|---:|")
+
+
+def resumed(r):
+    return r["resumed_after_tool"]["reprefill_tokens"] + r["resumed_after_human"]["reprefill_tokens"]
+
+
+def cause(rs, kind, c):
+    return sum(r[kind]["reprefill_by_cause"][c] for r in rs)
+
+
+for host in hosts:
+    base_total = sum(resumed(r) for r in rows(host, "off"))
+    oracle = rows(host, "oracle:3600")
+    oracle_cut = base_total - sum(resumed(r) for r in oracle) if oracle else 0
+    for o in options:
+        rs = rows(host, o)
+        if not rs:
+            continue
+        total = sum(resumed(r) for r in rs)
+        rel = "–" if o == "off" or base_total == 0 else f"{100.0 * (total - base_total) / base_total:+.1f} %"
+        cap = "–" if o in ("off", "oracle:3600") or oracle_cut <= 0 else f"{100.0 * (base_total - total) / oracle_cut:.0f} %" + (" (cuts more than it)" if base_total - total > oracle_cut else "")
+        evicted_t = cause(rs, "resumed_after_tool", "evicted_before_arrival") + cause(rs, "resumed_after_tool", "evicted_after_arrival")
+        evicted_h = cause(rs, "resumed_after_human", "evicted_before_arrival") + cause(rs, "resumed_after_human", "evicted_after_arrival")
+        print(f"| {host:,} | {o} | {cause(rs, 'resumed_after_tool', 'moved'):,} / {evicted_t:,} | "
+              f"{cause(rs, 'resumed_after_human', 'moved'):,} / {evicted_h:,} | {total:,} | {rel} | {cap} |")

@@ -3,7 +3,7 @@
 # agent sessions plus Azure one-shot traffic on 2 workers under KV pressure, with no host tier, a host tier of 2x and
 # of 4x the HBM pool; retention off / fixed:2 / predictive / the clairvoyant oracle on the identical stream per seed.
 # Traces: ../shared/traces (beside the repository), or TRACES=/path. SEEDS (default 1-3), KV (HBM blocks per worker,
-# default 16000) and SESSIONS (default 16) override the setup. Runs at nice 10.
+# default 16000) and SESSIONS (default 16) override the setup. Runs at nice 15.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 traces="${TRACES:-../shared/traces}"
@@ -20,7 +20,7 @@ dotnet build src/Simulator -c Release -nologo -clp:ErrorsOnly >&2
 tmp=$(mktemp -d)
 pids=()
 for host in 0 $((2 * kv)) $((4 * kv)); do
-  nice -n 10 dotnet src/Simulator/bin/Release/net10.0/Simulator.dll \
+  nice -n 15 dotnet src/Simulator/bin/Release/net10.0/Simulator.dll \
     --trace "$traces/weka_agentic_coding_v8/traces" --format weka --max-sessions "$sessions" --session-rate 0.5 \
     --workers 2 --kv-blocks "$kv" --host-kv-blocks "$host" --routing kv-aware \
     --mix-trace "$traces/azure_llm_2023/AzureLLMInferenceTrace_conv.csv" --mix-rate 0.5 --mix-max-requests 1800 \

@@ -68,13 +68,17 @@ public sealed partial class LlmEngine
     {
     }
 
-    /// <summary>An engine over a backend that computes tokens: every request must carry <see cref="EngineRequest.PromptTokenIds"/>.</summary>
-    public LlmEngine(EngineOptions options, TimeProvider time, ITokenStepExecutor executor)
-        : this(options, time, null, executor ?? throw new ArgumentNullException(nameof(executor)))
+    /// <summary>
+    /// An engine over a backend that computes tokens: every request must carry <see cref="EngineRequest.PromptTokenIds"/>.
+    /// A host KV tier (<see cref="EngineOptions.HostKvBlocks"/>) needs <paramref name="hostCopier"/>, the backend's copier of
+    /// K/V blocks between its pool and host memory.
+    /// </summary>
+    public LlmEngine(EngineOptions options, TimeProvider time, ITokenStepExecutor executor, IKvBlockCopier? hostCopier = null)
+        : this(options, time, null, executor ?? throw new ArgumentNullException(nameof(executor)), hostCopier)
     {
     }
 
-    private LlmEngine(EngineOptions options, TimeProvider time, IStepExecutor? executor, ITokenStepExecutor? tokenExecutor)
+    private LlmEngine(EngineOptions options, TimeProvider time, IStepExecutor? executor, ITokenStepExecutor? tokenExecutor, IKvBlockCopier? hostCopier = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(options.Profile);
@@ -90,12 +94,16 @@ public sealed partial class LlmEngine
         _blockSize = options.BlockSize;
         KvEvents = new KvEventLog(options.BlockSize, options.KvEventCapacity);
         int hostBlocks = options.EffectiveHostKvBlocks;
-        if (hostBlocks > 0 && tokenExecutor is not null)
+        if (hostBlocks > 0 && tokenExecutor is not null && hostCopier is null)
         {
-            throw new ArgumentException("a host KV tier needs a timing executor (the roofline); this backend keeps no host copy of its K/V", nameof(options));
+            throw new ArgumentException("a host KV tier on a backend that computes tokens needs its K/V copier; this backend keeps no host copy of its K/V", nameof(options));
         }
 
         _blocks = new KvBlockManager(options.EffectiveKvBlocks, options.BlockSize, options.MaxPinnedFraction, time, KvEvents, hostBlocks: hostBlocks);
+        if (hostBlocks > 0 && tokenExecutor is not null)
+        {
+            _blocks.Copier = hostCopier;
+        }
     }
 
     public EngineOptions Options { get; }

@@ -88,7 +88,7 @@ public sealed class WorkerHost : IAsyncDisposable
         };
         var engine = cpu is null
             ? new LlmEngine(engineOptions, options.TimeProvider)
-            : new LlmEngine(engineOptions, options.TimeProvider, cpu.Executor);
+            : new LlmEngine(engineOptions, options.TimeProvider, cpu.Executor, engineOptions.EffectiveHostKvBlocks > 0 ? cpu.Executor.HostCopier : null);
 
         var (address, port) = ParseListen(options.Url);
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions

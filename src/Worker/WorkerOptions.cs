@@ -333,9 +333,9 @@ public sealed class WorkerOptions
         {
             errors.Add("host kv blocks must be >= 0 or auto");
         }
-        else if (HostKvBlocks != 0 && Backend is "cpu" or "gpu")
+        else if (HostKvBlocks != 0 && Backend == "gpu")
         {
-            errors.Add($"--host-kv-blocks needs the roofline backend (the {Backend} backend keeps no host copy of its K/V)");
+            errors.Add("--host-kv-blocks needs the roofline or cpu backend (the gpu backend keeps no host copy of its K/V)");
         }
 
         if (!(TimeScale >= 0) || double.IsInfinity(TimeScale))

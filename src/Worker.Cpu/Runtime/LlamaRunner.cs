@@ -62,6 +62,8 @@ public sealed unsafe class LlamaRunner : IForwardRunner
     public int MaxBatchTokens { get; }
     public int Threads => _gang.Threads;
     public int NumBlocks => _pool.NumBlocks;
+    /// <summary>The K/V pool the runner reads and writes (the host tier copies blocks out of and into it).</summary>
+    public KvPool Pool => _pool;
     public int BlockSize => _pool.BlockSize;
     public CpuIsa Isa { get; }
 

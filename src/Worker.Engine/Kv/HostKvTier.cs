@@ -61,6 +61,9 @@ public sealed class HostKvTier
     /// <summary>True if the block is held here.</summary>
     public bool Contains(ulong hash) => _entries.ContainsKey(hash);
 
+    /// <summary>Called for each entry the LRU evicts (a backend that holds the bytes frees them).</summary>
+    public Action<ulong>? Evicted { get; set; }
+
     /// <summary>Marks an entry recently used (a reload or a prefetch read it).</summary>
     public void Touch(ulong hash)
     {
@@ -108,6 +111,7 @@ public sealed class HostKvTier
                 _entries.Remove(victim.Value.Hash);
                 (evicted ??= []).Add(victim.Value.Hash);
                 EvictionsTotal++;
+                Evicted?.Invoke(victim.Value.Hash);
             }
 
             var entry = new Entry(h);

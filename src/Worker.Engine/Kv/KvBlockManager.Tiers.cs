@@ -8,6 +8,27 @@ public sealed partial class KvBlockManager
     /// <summary>The host-memory tier, or null when the worker has none.</summary>
     public HostKvTier? Host { get; }
 
+    private readonly List<int> _scratchBlocks = []; // pool blocks of _scratchHashes while they are evicted
+    private readonly List<int> _storeBlocks = [];
+    private IKvBlockCopier? _copier;
+
+    /// <summary>
+    /// The backend that moves the K/V bytes between tiers (null: the engine model moves hashes only, as the roofline
+    /// backend needs). Set once, before the first request.
+    /// </summary>
+    public IKvBlockCopier? Copier
+    {
+        get => _copier;
+        set
+        {
+            _copier = value;
+            if (Host is not null)
+            {
+                Host.Evicted = value is null ? null : value.Forget;
+            }
+        }
+    }
+
     /// <summary>Host-tier blocks reloaded into HBM (on demand or by prefetch).</summary>
     public long ReloadedBlocksTotal { get; private set; }
 
@@ -169,7 +190,13 @@ public sealed partial class KvBlockManager
         }
 
         int n = TieredPrefixBlocks(hashes, out _);
-        Host.Store(hashes[..n]);
+        _storeBlocks.Clear();
+        for (int i = 0; i < n; i++)
+        {
+            _storeBlocks.Add(_cache.TryGetValue(hashes[i], out int b) ? b : -1); // -1: already in the host tier only
+        }
+
+        StoreToHost(hashes[..n], _storeBlocks);
         int pinned = Host.Pin(session, hashes[..n], ttl, value);
         for (int i = n - 1; i >= 0; i--)
         {
@@ -185,8 +212,43 @@ public sealed partial class KvBlockManager
 
     private readonly List<ulong> _reloadScratch = [];
 
+    /// <summary>
+    /// Writes <paramref name="hashes"/> (held by pool <paramref name="blocks"/>, -1 = not in HBM) to the host tier and, with a
+    /// <see cref="Copier"/>, copies out the bytes of those the tier newly took (one already held is identical: blocks are
+    /// immutable once hashed).
+    /// </summary>
+    private void StoreToHost(ReadOnlySpan<ulong> hashes, List<int> blocks)
+    {
+        if (Host is null)
+        {
+            return;
+        }
+
+        if (_copier is null)
+        {
+            Host.Store(hashes);
+            return;
+        }
+
+        Span<bool> had = hashes.Length <= 1024 ? stackalloc bool[hashes.Length] : new bool[hashes.Length];
+        for (int i = 0; i < hashes.Length; i++)
+        {
+            had[i] = Host.Contains(hashes[i]);
+        }
+
+        Host.Store(hashes);
+        for (int i = 0; i < hashes.Length; i++)
+        {
+            if (!had[i] && blocks[i] >= 0 && Host.Contains(hashes[i]))
+            {
+                _copier.CopyOut(blocks[i], hashes[i]);
+            }
+        }
+    }
+
     private void RegisterReloaded(int block, ulong hash)
     {
+        _copier?.CopyIn(hash, block);
         _cache[hash] = block;
         _hash[block] = hash;
         _hasHash[block] = true;

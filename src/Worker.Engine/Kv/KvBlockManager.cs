@@ -212,6 +212,7 @@ public sealed partial class KvBlockManager
         }
 
         _scratchHashes.Clear();
+        _scratchBlocks.Clear();
         long now = 0;
         for (int i = 0; i < count; i++)
         {
@@ -234,6 +235,7 @@ public sealed partial class KvBlockManager
                 _cache.Remove(_hash[block]);
                 _hasHash[block] = false;
                 _scratchHashes.Add(_hash[block]);
+                _scratchBlocks.Add(block);
                 EvictionsTotal++;
             }
 
@@ -246,7 +248,7 @@ public sealed partial class KvBlockManager
         if (_scratchHashes.Count > 0)
         {
             _events.Append(KvEventType.Removed, [.. _scratchHashes]);
-            Host?.Store(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_scratchHashes)); // write-back (demotion)
+            StoreToHost(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_scratchHashes), _scratchBlocks); // write-back (demotion)
         }
 
         return true;
@@ -531,6 +533,7 @@ public sealed partial class KvBlockManager
 
         _cache.Clear();
         Host?.Clear();
+        Copier?.Clear();
         _events.Append(KvEventType.Cleared, []);
     }
 

@@ -54,6 +54,14 @@ public sealed class CpuStepExecutor : ITokenStepExecutor, IDisposable
 
     public LlamaModel Model { get; }
 
+    /// <summary>
+    /// The host KV tier's copier over this executor's pool (<see cref="KvHostStore"/>), created on first use; null for a
+    /// device runner (the GPU backend keeps no host copy of its K/V).
+    /// </summary>
+    public HostKvCopier? HostCopier => _runner is LlamaRunner cpu ? _hostCopier ??= new HostKvCopier(new KvHostStore(cpu.Pool)) : null;
+
+    private HostKvCopier? _hostCopier;
+
     /// <summary>Kernel threads of a CPU runner (0 for a device runner).</summary>
     public int Threads => _runner is LlamaRunner r ? r.Threads : 0;
 
@@ -210,4 +218,29 @@ public sealed class CpuStepExecutor : ITokenStepExecutor, IDisposable
     public static int Argmax(ReadOnlySpan<float> logits) => Sampler.Argmax(logits);
 
     public void Dispose() => _runner.Dispose();
+}
+
+/// <summary>The engine's <see cref="IKvBlockCopier"/> over the CPU backend's <see cref="KvHostStore"/>.</summary>
+public sealed class HostKvCopier(KvHostStore store) : IKvBlockCopier
+{
+    /// <summary>The store (copies, bytes, timings).</summary>
+    public KvHostStore Store { get; } = store;
+
+    /// <inheritdoc />
+    public void CopyOut(int block, ulong hash) => Store.CopyOut(block, hash);
+
+    /// <inheritdoc />
+    public void CopyIn(ulong hash, int block)
+    {
+        if (!Store.CopyIn(hash, block))
+        {
+            throw new InvalidOperationException($"host tier block {hash} has no stored K/V (the engine and the store disagree)");
+        }
+    }
+
+    /// <inheritdoc />
+    public void Forget(ulong hash) => Store.Forget(hash);
+
+    /// <inheritdoc />
+    public void Clear() => Store.Clear();
 }

@@ -89,6 +89,32 @@ public sealed class CpuStepExecutorTests(TinyLlamaFixture tiny, ITestOutputHelpe
     }
 
     [Fact]
+    public void Context_demoted_to_the_host_tier_and_reloaded_reproduces_the_cold_tokens_and_logits()
+    {
+        // 16 HBM blocks (256 tokens) and a host tier of 64: each prompt fills 10 blocks, so running B and C after A
+        // evicts A's blocks from the pool; their K/V is copied to host memory and copied back when A comes again.
+        var prompts = Enumerable.Range(0, 3).Select(i => TokenEngineTests.Prompt(seed: 90 + i, length: 160)).ToArray();
+        const int tokens = 8;
+        var cold = RunOne(NewEngine(kvBlocks: 64), "a", prompts[0], tokens);
+        var (engine, exec) = NewEngine(kvBlocks: 16, hostKvBlocks: 64);
+        RunOne((engine, exec), "a0", prompts[0], tokens);
+        RunOne((engine, exec), "b", prompts[1], tokens);
+        RunOne((engine, exec), "c", prompts[2], tokens);
+        var store = exec.HostCopier!.Store;
+        long copiedIn = store.BlocksCopiedIn;
+
+        var reloaded = RunOne((engine, exec), "a", prompts[0], tokens);
+
+        var state = engine.GetState();
+        Assert.Equal(BlockSize * ((prompts[0].Length - 1) / BlockSize), reloaded.Cached); // all but the last token's block
+        Assert.True(state.PrefixCacheHostHitTokens > 0, "A's prefix must come back from the host tier");
+        Assert.Equal(state.PrefixCacheHostHitTokens / BlockSize, store.BlocksCopiedIn - copiedIn);
+        Assert.True(store.BlocksCopiedOut > 0 && store.CopyOutSeconds > 0 && store.CopyInSeconds > 0);
+        AssertSame(cold, reloaded);
+        output.WriteLine($"host tier: {store.BlocksCopiedOut} blocks out in {store.CopyOutSeconds * 1e3:F2} ms, {store.BlocksCopiedIn} in in {store.CopyInSeconds * 1e3:F2} ms ({store.FloatsPerBlock * 4} bytes a block)");
+    }
+
+    [Fact]
     public void Temperature_sampling_depends_only_on_seed_and_position_so_preemption_reproduces_it()
     {
         var prompts = Enumerable.Range(0, 3).Select(i => TokenEngineTests.Prompt(seed: 80 + i, length: 20 + 5 * i)).ToArray();
@@ -147,17 +173,18 @@ public sealed class CpuStepExecutorTests(TinyLlamaFixture tiny, ITestOutputHelpe
 
     private sealed record Run(List<int> Tokens, List<float[]> Logits, int Cached);
 
-    private (LlmEngine Engine, CpuStepExecutor Exec) NewEngine(int kvBlocks, int maxBatchTokens = 8192)
+    private (LlmEngine Engine, CpuStepExecutor Exec) NewEngine(int kvBlocks, int maxBatchTokens = 8192, int hostKvBlocks = 0)
     {
         var exec = new CpuStepExecutor(tiny.Model, kvBlocks, BlockSize, maxBatchTokens, threads: 2);
         var engine = new LlmEngine(new EngineOptions
         {
             Profile = ModelProfiles.Get(ModelProfiles.H100Llama3_8B),
             KvBlocks = kvBlocks,
+            HostKvBlocks = hostKvBlocks,
             BlockSize = BlockSize,
             MaxBatchTokens = maxBatchTokens,
             MaxModelLength = 4096,
-        }, new ManualTimeProvider(), exec);
+        }, new ManualTimeProvider(), exec, hostKvBlocks > 0 ? exec.HostCopier : null);
         return (engine, exec);
     }
 

@@ -149,7 +149,7 @@ public class HostTierEngineTests
     }
 
     [Fact]
-    public void TokenProducingBackend_RefusesAHostTier()
+    public void TokenProducingBackend_WithoutACopier_RefusesAHostTier()
     {
         var options = new EngineOptions { Profile = ModelProfiles.Get(ModelProfiles.H100Llama3_8B), KvBlocks = 64, HostKvBlocks = 64 };
 
