@@ -182,7 +182,14 @@ public sealed partial class GatewayHost : IAsyncDisposable
         services.AddSingleton<Gateway.Agents.AgentRetentionService>();
         services.AddSingleton<ProxyHandler>();
         services.AddSingleton<PassthroughHandler>();
-        services.AddSingleton<Gateway.Responses.IResponseStore>(_ => new Gateway.Responses.InMemoryResponseStore(options.Responses));
+        if (!string.IsNullOrWhiteSpace(options.State.Redis))
+        {
+            services.AddSingleton<Gateway.Responses.IResponseStore>(sp => new Gateway.Responses.RedisResponseStore(sp.GetRequiredService<State.RedisConnection>(), options.State.Prefix, options.Responses));
+        }
+        else
+        {
+            services.AddSingleton<Gateway.Responses.IResponseStore>(_ => new Gateway.Responses.InMemoryResponseStore(options.Responses));
+        }
         services.AddHostedService<StartupReporter>();
         switch (options.Workers.Mode)
         {

@@ -80,7 +80,7 @@ public sealed class PassthroughHandler : IDisposable
         try
         {
             var body = buffer.AsMemory(0, length);
-            if (ModelOf(body.Span) is not { } requested)
+            if (TopLevelString(body.Span, "model") is not { } requested)
             {
                 await OpenAiErrors.WriteAsync(context, notFound).ConfigureAwait(false);
                 return;
@@ -136,8 +136,8 @@ public sealed class PassthroughHandler : IDisposable
         return best;
     }
 
-    /// <summary>The top-level <c>model</c> string of a JSON object body, or null (not JSON, not an object, no model).</summary>
-    internal static string? ModelOf(ReadOnlySpan<byte> body)
+    /// <summary>The top-level string property <paramref name="name"/> of a JSON object body, or null (not JSON, not an object, absent, empty, not a string).</summary>
+    internal static string? TopLevelString(ReadOnlySpan<byte> body, string name)
     {
         try
         {
@@ -149,7 +149,7 @@ public sealed class PassthroughHandler : IDisposable
 
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                bool isModel = reader.ValueTextEquals("model"u8);
+                bool isModel = reader.ValueTextEquals(name);
                 reader.Read();
                 if (isModel)
                 {

@@ -231,9 +231,10 @@ public sealed partial class ProxyHandler : IDisposable
             ReadOnlyMemory<byte> body = buffer.AsMemory(0, length);
             if (translation is not null)
             {
-                if (!translation.TryTranslate(body, tenant, out var translated, out var translateError))
+                var (translated, translateError) = await translation.TranslateAsync(body, tenant, context.RequestAborted).ConfigureAwait(false);
+                if (translateError is not null)
                 {
-                    await OpenAiErrors.WriteAsync(context, translateError!).ConfigureAwait(false);
+                    await OpenAiErrors.WriteAsync(context, translateError).ConfigureAwait(false);
                     return;
                 }
 

@@ -17,6 +17,13 @@ public interface IRequestTranslation
 
     /// <summary>Translates <paramref name="body"/>; a bad body gives an error (status 4xx) and no chat body.</summary>
     bool TryTranslate(ReadOnlyMemory<byte> body, Tenant tenant, out ReadOnlyMemory<byte> chatBody, out OpenAiError? error);
+
+    /// <summary>
+    /// The same, for translations that must first read state (a stored previous response): an error, or the chat body.
+    /// By default <see cref="TryTranslate"/>.
+    /// </summary>
+    ValueTask<(ReadOnlyMemory<byte> ChatBody, OpenAiError? Error)> TranslateAsync(ReadOnlyMemory<byte> body, Tenant tenant, CancellationToken ct) =>
+        ValueTask.FromResult(TryTranslate(body, tenant, out var chat, out var error) ? (chat, (OpenAiError?)null) : (default(ReadOnlyMemory<byte>), error));
 }
 
 /// <summary>Turns what the pipeline answers (chat completions, OpenAI errors) into the client API's answer.</summary>

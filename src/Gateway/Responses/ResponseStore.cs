@@ -23,13 +23,13 @@ public sealed record StoredResponse(string Id, string SessionKey, byte[] History
 public interface IResponseStore
 {
     /// <summary>Stores <paramref name="response"/> for <paramref name="tenantPath"/>.</summary>
-    void Put(string tenantPath, StoredResponse response);
+    Task PutAsync(string tenantPath, StoredResponse response);
 
     /// <summary>The tenant's response <paramref name="id"/>, or null (unknown, expired, another tenant's).</summary>
-    StoredResponse? Get(string tenantPath, string id);
+    Task<StoredResponse?> GetAsync(string tenantPath, string id);
 
     /// <summary>Deletes the tenant's response <paramref name="id"/>; false when there was none.</summary>
-    bool Delete(string tenantPath, string id);
+    Task<bool> DeleteAsync(string tenantPath, string id);
 }
 
 /// <summary>In-process store over <see cref="MemoryCache"/>: entries expire after the TTL and the count is bounded.</summary>
@@ -46,19 +46,23 @@ public sealed class InMemoryResponseStore : IResponseStore, IDisposable
     }
 
     /// <inheritdoc />
-    public void Put(string tenantPath, StoredResponse response) =>
+    public Task PutAsync(string tenantPath, StoredResponse response)
+    {
         _cache.Set(Key(tenantPath, response.Id), response, new MemoryCacheEntryOptions { Size = 1, AbsoluteExpirationRelativeToNow = _ttl });
+        return Task.CompletedTask;
+    }
 
     /// <inheritdoc />
-    public StoredResponse? Get(string tenantPath, string id) => _cache.TryGetValue(Key(tenantPath, id), out StoredResponse? r) ? r : null;
+    public Task<StoredResponse?> GetAsync(string tenantPath, string id) =>
+        Task.FromResult(_cache.TryGetValue(Key(tenantPath, id), out StoredResponse? r) ? r : null);
 
     /// <inheritdoc />
-    public bool Delete(string tenantPath, string id)
+    public Task<bool> DeleteAsync(string tenantPath, string id)
     {
         string key = Key(tenantPath, id);
         bool had = _cache.TryGetValue(key, out _);
         _cache.Remove(key);
-        return had;
+        return Task.FromResult(had);
     }
 
     /// <inheritdoc />

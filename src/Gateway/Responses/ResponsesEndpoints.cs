@@ -26,11 +26,27 @@ public static class ResponsesEndpoints
         app.MapPost("/v1/responses", ctx =>
         {
             var translator = new ResponsesResponseTranslator(store, time);
-            return TranslatingResponseStream.RunAsync(ctx, translator, () => handler.HandleAsync(ctx, OpenAiEndpoint.ChatCompletions, new Translation(translator, store)));
+            return HandleCreateAsync(ctx, handler, translator, store);
         });
         app.MapGet("/v1/responses/{id}", ctx => GetAsync(ctx, auth, store, (string)ctx.Request.RouteValues["id"]!, delete: false));
         app.MapDelete("/v1/responses/{id}", ctx => GetAsync(ctx, auth, store, (string)ctx.Request.RouteValues["id"]!, delete: true));
         return app;
+    }
+
+    private static async Task HandleCreateAsync(HttpContext ctx, ProxyHandler handler, ResponsesResponseTranslator translator, IResponseStore store)
+    {
+        await TranslatingResponseStream.RunAsync(ctx, translator, () => handler.HandleAsync(ctx, OpenAiEndpoint.ChatCompletions, new Translation(translator, store))).ConfigureAwait(false);
+        if (translator.PendingStore is { } write)
+        {
+            try
+            {
+                await write.ConfigureAwait(false);
+            }
+            catch (Exception ex) when (Gateway.State.RedisConnection.IsUnavailable(ex))
+            {
+                // The answer reached the client; only chaining onto it fails (counted in gateway_redis_commands_total).
+            }
+        }
     }
 
     private static async Task GetAsync(HttpContext ctx, ApiKeyAuthenticator auth, IResponseStore store, string id, bool delete)
@@ -42,8 +58,20 @@ public static class ResponsesEndpoints
             return;
         }
 
-        var stored = store.Get(tenant.Path, id);
-        if (stored is null || (delete && !store.Delete(tenant.Path, id)))
+        StoredResponse? stored;
+        bool deleted = false;
+        try
+        {
+            stored = await store.GetAsync(tenant.Path, id).ConfigureAwait(false);
+            deleted = delete && stored is not null && await store.DeleteAsync(tenant.Path, id).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (Gateway.State.RedisConnection.IsUnavailable(ex))
+        {
+            await OpenAiErrors.WriteAsync(ctx, StoreUnavailable, 1).ConfigureAwait(false);
+            return;
+        }
+
+        if (stored is null || (delete && !deleted))
         {
             await OpenAiErrors.WriteAsync(ctx, new OpenAiError(404, $"No response with id '{(id.Length <= 64 ? id : id[..64])}' found.", "invalid_request_error", "response_id", "not_found")).ConfigureAwait(false);
             return;
@@ -57,14 +85,39 @@ public static class ResponsesEndpoints
         await ctx.Response.Body.WriteAsync(body, ctx.RequestAborted).ConfigureAwait(false);
     }
 
+    private static OpenAiError StoreUnavailable { get; } =
+        new(503, "The response store is unavailable. Retry later.", "server_error", null, "response_store_unavailable");
+
     private sealed class Translation(ResponsesResponseTranslator translator, IResponseStore store) : IRequestTranslation
     {
         public string EndpointName => "responses";
 
-        public bool TryTranslate(ReadOnlyMemory<byte> body, Tenant tenant, out ReadOnlyMemory<byte> chatBody, out OpenAiError? error)
+        public bool TryTranslate(ReadOnlyMemory<byte> body, Tenant tenant, out ReadOnlyMemory<byte> chatBody, out OpenAiError? error) =>
+            Map(body, tenant, null, out chatBody, out error);
+
+        public async ValueTask<(ReadOnlyMemory<byte> ChatBody, OpenAiError? Error)> TranslateAsync(ReadOnlyMemory<byte> body, Tenant tenant, CancellationToken ct)
+        {
+            // The previous response is read before mapping (the store may be remote); the mapper then finds it by id.
+            StoredResponse? previous = null;
+            if (PassthroughHandler.TopLevelString(body.Span, "previous_response_id") is { } id)
+            {
+                try
+                {
+                    previous = await store.GetAsync(tenant.Path, id).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (Gateway.State.RedisConnection.IsUnavailable(ex))
+                {
+                    return (default, StoreUnavailable);
+                }
+            }
+
+            return Map(body, tenant, previous, out var chat, out var error) ? (chat, null) : (default, error);
+        }
+
+        private bool Map(ReadOnlyMemory<byte> body, Tenant tenant, StoredResponse? previous, out ReadOnlyMemory<byte> chatBody, out OpenAiError? error)
         {
             chatBody = default;
-            if (!ResponsesRequestMapper.TryMap(body, ResponsesResponseTranslator.NewId("resp_"), id => store.Get(tenant.Path, id), out var mapped, out error))
+            if (!ResponsesRequestMapper.TryMap(body, ResponsesResponseTranslator.NewId("resp_"), id => previous is not null && previous.Id == id ? previous : null, out var mapped, out error))
             {
                 return false;
             }

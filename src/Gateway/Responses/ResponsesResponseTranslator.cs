@@ -51,6 +51,9 @@ public sealed class ResponsesResponseTranslator : IResponseTranslator
     /// <summary>The tenant the answer is stored for.</summary>
     public string TenantPath { get; set; } = "";
 
+    /// <summary>The write of the finished response to the store (null until then); the endpoint awaits it after the answer.</summary>
+    public Task? PendingStore { get; private set; }
+
     private long CreatedAt { get; }
 
     /// <inheritdoc />
@@ -368,7 +371,7 @@ public sealed class ResponsesResponseTranslator : IResponseTranslator
         }
 
         history.Add(assistant);
-        _store.Put(TenantPath, new StoredResponse(req.ResponseId, req.SessionKey, Encoding.UTF8.GetBytes(history.ToJsonString()), Encoding.UTF8.GetBytes(response.ToJsonString())));
+        PendingStore = _store.PutAsync(TenantPath, new StoredResponse(req.ResponseId, req.SessionKey, Encoding.UTF8.GetBytes(history.ToJsonString()), Encoding.UTF8.GetBytes(response.ToJsonString())));
     }
 
     private JsonObject MessageItem(string status) => new()
