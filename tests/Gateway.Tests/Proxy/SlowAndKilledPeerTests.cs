@@ -19,7 +19,7 @@ public sealed class SlowAndKilledPeerTests(ITestOutputHelper output)
     public async Task WorkerProcessKilledBeforeItsFirstByte_RetriedOnTheOtherWorker_ClientGetsTheWholeAnswer()
     {
         // Time scale 2: the 24k-token prompt's prefill takes seconds, so the kill lands before any byte is written.
-        await using var doomed = await WorkerProcess.StartAsync("--profile", "h100-llama3-8b", "--time-scale", "2", "--kv-blocks", "8192",
+        await using var doomed = await ServerProcess.StartWorkerAsync("--profile", "h100-llama3-8b", "--time-scale", "2", "--kv-blocks", "8192",
             "--max-model-len", "131072", "--seed", "7");
         await using var healthy = await FaultKit.StartWorkerAsync(timeScale: 0.05);
         await using var gw = await TestGateway.StartAsync([doomed.Url, healthy.BaseAddress.GetLeftPart(UriPartial.Authority)], FaultKit.Settings());
