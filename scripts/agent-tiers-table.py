@@ -110,3 +110,16 @@ for host in hosts:
         evicted_h = cause(rs, "resumed_after_human", "evicted_before_arrival") + cause(rs, "resumed_after_human", "evicted_after_arrival")
         print(f"| {host:,} | {o} | {cause(rs, 'resumed_after_tool', 'moved'):,} / {evicted_t:,} | "
               f"{cause(rs, 'resumed_after_human', 'moved'):,} / {evicted_h:,} | {total:,} | {rel} | {cap} |")
+
+print("\nPer seed, re-prefill of resumed turns (after tool and human gaps) against `off` on the same tier:\n")
+print("| host tier | retention | " + " | ".join(f"seed {s}" for s in seeds) + " |")
+print("|---|---|" + "---:|" * len(seeds))
+for host in hosts:
+    base = {r["seed"]: resumed(r) for r in rows(host, "off")}
+    for o in options:
+        if o == "off":
+            continue
+        by = {r["seed"]: resumed(r) for r in rows(host, o)}
+        if by:
+            print(f"| {host:,} | {o} | " + " | ".join(
+                f"{100.0 * (by[s] - base[s]) / base[s]:+.1f} %" if s in by and base.get(s) else "–" for s in seeds) + " |")

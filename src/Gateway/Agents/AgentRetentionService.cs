@@ -597,6 +597,7 @@ public sealed partial class AgentRetentionService : IDisposable
 
     private sealed record PinnedContext(string? WorkerSession, ulong[] Hashes);
 
+    /// <summary>Body of a worker KV hint: retain, release and prefetch (docs/worker-protocol.md).</summary>
     internal sealed class HintBody
     {
         [JsonPropertyName("session_id")]
@@ -622,6 +623,10 @@ public sealed partial class AgentRetentionService : IDisposable
         [JsonPropertyName("tier")]
         [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
         public string? Tier { get; init; }
+
+        [JsonPropertyName("max_blocks")]
+        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+        public int? MaxBlocks { get; init; }
     }
 
     private static partial class Log

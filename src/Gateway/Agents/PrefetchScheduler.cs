@@ -1,6 +1,5 @@
 using System.Net.Http.Json;
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using Gateway.Core.Collections;
 using Gateway.Fleet;
 
@@ -148,13 +147,13 @@ public sealed partial class PrefetchScheduler : IDisposable
     {
         try
         {
-            var body = new PrefetchBody
+            var body = new AgentRetentionService.HintBody
             {
                 SessionId = p.WorkerSession,
                 BlockHashes = p.WorkerSession is null ? p.Hashes : null,
                 MaxBlocks = p.Hashes.Length > 0 ? p.Hashes.Length : null,
             };
-            using var response = await _http.PostAsJsonAsync(new Uri(p.Worker.BaseUri, "worker/kv/prefetch"), body, PrefetchJson.Default.PrefetchBody).ConfigureAwait(false);
+            using var response = await _http.PostAsJsonAsync(new Uri(p.Worker.BaseUri, "worker/kv/prefetch"), body, AgentJson.Default.HintBody).ConfigureAwait(false);
             Interlocked.Increment(ref _sent);
             if (!response.IsSuccessStatusCode)
             {
@@ -207,27 +206,9 @@ public sealed partial class PrefetchScheduler : IDisposable
         public PrefetchScheduler? Owner { get; set; }
     }
 
-    internal sealed class PrefetchBody
-    {
-        [JsonPropertyName("session_id")]
-        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-        public string? SessionId { get; init; }
-
-        [JsonPropertyName("block_hashes")]
-        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-        public ulong[]? BlockHashes { get; init; }
-
-        [JsonPropertyName("max_blocks")]
-        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-        public int? MaxBlocks { get; init; }
-    }
-
     private static partial class Log
     {
         [LoggerMessage(EventId = EventIds.AgentPrefetchFailed, Level = LogLevel.Warning, Message = "agent prefetch to {Worker} failed (status {Status})")]
         public static partial void PrefetchFailed(ILogger logger, string worker, int status);
     }
 }
-
-[JsonSerializable(typeof(PrefetchScheduler.PrefetchBody))]
-internal sealed partial class PrefetchJson : JsonSerializerContext;

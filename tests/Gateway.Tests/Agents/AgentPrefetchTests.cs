@@ -26,6 +26,15 @@ public sealed class AgentPrefetchTests
         return (worker, gw);
     }
 
+    // The hint is decided once the answer is complete, just after the client has it.
+    private static async Task ScheduledAsync(AgentRetentionService service)
+    {
+        for (int i = 0; i < 500 && service.Prefetches.Scheduled < 1; i++)
+        {
+            await Task.Delay(10);
+        }
+    }
+
     private static async Task<JsonElement> StateAsync(HttpClient worker)
     {
         using var doc = JsonDocument.Parse(await worker.GetStringAsync("/worker/state"));
@@ -70,10 +79,7 @@ public sealed class AgentPrefetchTests
         var service = gw.Services.GetRequiredService<AgentRetentionService>();
 
         var (id, args) = await AgentRetentionTests.ToolCallTurnAsync(http, "agent-pf");
-        for (int i = 0; i < 500 && service.Prefetches.Scheduled < 1; i++)
-        {
-            await Task.Delay(10);
-        }
+        await ScheduledAsync(service);
 
         Assert.Equal(1, service.Prefetches.Scheduled); // no pin: a prefetch at the predicted gap's 0.4 quantile (about 6 s with the prior)
         Assert.Equal(0, service.Stats.Retains);
@@ -113,10 +119,7 @@ public sealed class AgentPrefetchTests
         var service = gw.Services.GetRequiredService<AgentRetentionService>();
 
         var (id, args) = await AgentRetentionTests.ToolCallTurnAsync(http, "agent-early");
-        for (int i = 0; i < 500 && service.Prefetches.Scheduled < 1; i++)
-        {
-            await Task.Delay(10);
-        }
+        await ScheduledAsync(service);
 
         await PostAsync(http, AgentRetentionTests.SecondTurn(id, args), "agent-early");
 
