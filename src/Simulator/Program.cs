@@ -30,6 +30,8 @@ var reserve = new Option<int?>("--reserve") { Description = "hfair: free dispatc
 var overShare = new Option<double?>("--over-share-factor") { Description = "hfair: a tenant holding this many times its weighted share of the in-flight requests may not take a reserved slot, default 1.5" };
 var underShare = new Option<int?>("--under-share-priority") { Description = "hfair: engine priority of a request dispatched within its tenant's share, default 1 (0: no hint)" };
 var exclusivePrefill = new Option<string?>("--exclusive-priority-prefill") { Description = "on (default) | off: an engine step's prefill tokens go only to its highest prefilling priority" };
+var lowPrefill = new Option<int?>("--low-priority-prefill") { Description = "engine: at most N prefill tokens per step for lower priorities while urgent work was submitted in the last 10 s, default 2048 (0: off)" };
+var serialPrefill = new Option<string?>("--serial-urgent-prefill") { Description = "on (default) | off: an engine step prefills at most one urgent (priority above 0) prompt" };
 var timeScale = new Option<double?>("--time-scale") { Description = "open-loop arrivals X times faster (start / X)" };
 var maxRequests = new Option<int?>("--max-requests") { Description = "keep the first N requests" };
 var maxSessions = new Option<int?>("--max-sessions") { Description = "keep the first N root sessions" };
@@ -51,12 +53,13 @@ var retentionBudget = new Option<double?>("--retention-budget") { Description = 
 var retentionRenewals = new Option<int?>("--retention-renewals") { Description = "predictive: renewals of a pin whose TTL runs out before the session came back, by the conditional gap distribution; default 0 (none)" };
 var retentionEvictionAge = new Option<string?>("--retention-eviction-age") { Description = "predictive: price pins by the worker's measured eviction age (Che's characteristic time of its LRU): off (default) | cover | shift" };
 var programPriority = new Option<string?>("--program-priority") { Description = "off (default) | on | pinned: resumed agent turns (after a tool call; pinned: only while their pin holds) go ahead of fresh work in the gateway queue (within their tenant) and the engine's waiting queue" };
+var requestsOut = new Option<bool>("--requests-out") { Description = "also write every request's outcome and TTFT breakdown (gateway queue, step in progress, engine queue, prefill steps) to <result>.requests.jsonl" };
 var output = new Option<string?>("--out") { Description = "result.json path (.md and .svg next to it)" };
 var parallel = new Option<int?>("--parallel") { Description = "runs at once, default: processor count" };
 var strict = new Option<bool>("--strict") { Description = "stop at the first malformed trace line" };
 
 var root = new RootCommand("Replays LLM traces through the gateway's routing/scheduling policies and the worker engine model in virtual time.");
-foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, hostKvBlocks, maxPinned, blockSize, maxBatch, longPrefill, maxRunning, maxWaiting, maxPending, kvHigh, maxModelLen, weights, rates, mix, exclude, locality, lagBound, reserve, overShare, underShare, exclusivePrefill, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, seeds, routing, scheduling, retention, retentionCost, retentionBudget, retentionRenewals, retentionEvictionAge, programPriority, output, parallel, strict })
+foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, hostKvBlocks, maxPinned, blockSize, maxBatch, longPrefill, maxRunning, maxWaiting, maxPending, kvHigh, maxModelLen, weights, rates, mix, exclude, locality, lagBound, reserve, overShare, underShare, exclusivePrefill, lowPrefill, serialPrefill, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, seeds, routing, scheduling, retention, retentionCost, retentionBudget, retentionRenewals, retentionEvictionAge, programPriority, requestsOut, output, parallel, strict })
 {
     root.Options.Add(o);
 }
@@ -116,6 +119,18 @@ root.SetAction(parse =>
             s.Locality = lo == "on";
         }
 
+        if (parse.GetValue(lowPrefill) is { } lpp) s.LowPriorityPrefillTokens = lpp;
+        if (parse.GetValue(serialPrefill) is { } sup)
+        {
+            if (sup is not ("on" or "off"))
+            {
+                Console.Error.WriteLine("error: --serial-urgent-prefill must be on or off");
+                return 2;
+            }
+
+            s.SerialUrgentPrefill = sup == "on";
+        }
+
         if (parse.GetValue(timeScale) is { } ts) s.TimeScale = ts;
         if (parse.GetValue(maxRequests) is { } mq) s.MaxRequests = mq;
         if (parse.GetValue(maxSessions) is { } ms) s.MaxSessions = ms;
@@ -169,6 +184,7 @@ root.SetAction(parse =>
         if (parse.GetValue(output) is { } o) s.Out = o;
         if (parse.GetValue(parallel) is { } pa) s.Parallelism = pa;
         if (parse.GetValue(strict)) s.Strict = true;
+        if (parse.GetValue(requestsOut)) s.RequestsOut = true;
 
         var errors = s.Validate();
         if (errors.Count > 0)

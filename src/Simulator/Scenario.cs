@@ -136,6 +136,15 @@ public sealed class Scenario
     /// <summary>Engines give a step's prefill tokens only to its highest prefilling priority (<see cref="EngineOptions.ExclusivePriorityPrefill"/>).</summary>
     public bool ExclusivePriorityPrefill { get; set; } = true;
 
+    /// <summary>
+    /// Engines give lower priorities at most this many prefill tokens per step while urgent work was submitted recently
+    /// (<see cref="EngineOptions.LowPriorityPrefillTokens"/>); 0 = off.
+    /// </summary>
+    public int LowPriorityPrefillTokens { get; set; } = EngineOptions.DefaultLowPriorityPrefillTokens;
+
+    /// <summary>Engines prefill one urgent (priority above 0) prompt per step (<see cref="EngineOptions.SerialUrgentPrefill"/>).</summary>
+    public bool SerialUrgentPrefill { get; set; } = true;
+
     /// <summary>Cache salt scope: "tenant" (full path), "org" (first path segment) or "none".</summary>
     public string CacheSalt { get; set; } = "tenant";
 
@@ -230,6 +239,12 @@ public sealed class Scenario
     /// <summary>Values <see cref="ProgramPriority"/> accepts.</summary>
     public static IReadOnlyList<string> ProgramPriorityModes { get; } = ["off", "on", "pinned"];
 
+    /// <summary>
+    /// Also write every request's outcome and TTFT breakdown (<see cref="Simulation.TtftBreakdown"/>) to
+    /// <c>&lt;result&gt;.requests.jsonl</c> next to result.json, one line per request and run.
+    /// </summary>
+    public bool RequestsOut { get; set; }
+
     /// <summary>Where result.json goes (summary .md and .svg next to it).</summary>
     public string Out { get; set; } = "result.json";
 
@@ -306,6 +321,11 @@ public sealed class Scenario
         if (KvHighWatermark < 0 || KvHighWatermark > 1 || double.IsNaN(KvHighWatermark))
         {
             errors.Add("--kv-high-watermark must be in [0, 1]");
+        }
+
+        if (LowPriorityPrefillTokens < 0)
+        {
+            errors.Add("--low-priority-prefill must be >= 0");
         }
 
         if (LongPrefillTokenThreshold < 0)
@@ -499,6 +519,8 @@ public sealed class Scenario
                         };
                         break;
                     case "max_batch_tokens": s.MaxBatchTokens = p.Value.GetInt32(); break;
+                    case "serial_urgent_prefill": s.SerialUrgentPrefill = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() != "off" : p.Value.GetBoolean(); break;
+                    case "low_priority_prefill": s.LowPriorityPrefillTokens = p.Value.GetInt32(); break;
                     case "long_prefill_threshold": s.LongPrefillTokenThreshold = p.Value.GetInt32(); break;
                     case "max_running": s.MaxRunningSequences = p.Value.GetInt32(); break;
                     case "max_model_length": s.MaxModelLength = p.Value.GetInt32(); break;
@@ -540,6 +562,7 @@ public sealed class Scenario
                     case "routing": s.Routing = ListOf(p.Value); break;
                     case "scheduling": s.Scheduling = ListOf(p.Value); break;
                     case "retention": s.Retention = ListOf(p.Value); break;
+                    case "requests_out": s.RequestsOut = p.Value.GetBoolean(); break;
                     case "out": s.Out = ResolvePath(baseDir, p.Value.GetString()!); break;
                     case "parallel": s.Parallelism = p.Value.GetInt32(); break;
                     default: errors.Add($"unknown key '{p.Name}'"); break;

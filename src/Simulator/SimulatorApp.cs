@@ -126,6 +126,11 @@ public static class SimulatorApp
         File.WriteAllBytes(s.Out, ResultWriter.ToJson(traceName, workload.RequestCount, workload.IdealPrefixHitRatio, results));
         string stem = Path.Combine(dir ?? ".", Path.GetFileNameWithoutExtension(s.Out));
         File.WriteAllText(stem + ".md", ResultWriter.ToMarkdown(traceName, workload.RequestCount, workload.IdealPrefixHitRatio, results, commandLine), new UTF8Encoding(false));
+        if (s.RequestsOut)
+        {
+            RequestLogWriter.Write(stem + ".requests.jsonl", results);
+        }
+
         File.WriteAllText(stem + ".svg", SvgChart.Render($"{traceName}: {workload.RequestCount} requests, {s.Workers} workers ({s.Profile})", results, workload.Tenants), new UTF8Encoding(false));
     }
 }

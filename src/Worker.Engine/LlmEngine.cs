@@ -15,7 +15,10 @@ namespace Worker.Engine;
 /// prefix hit plus the next chunk) allow, preempting running sequences of lower priority to make room (unlike vLLM V1,
 /// which never preempts for a waiting request); the head blocks the rest (no skipping). After a preemption only
 /// priorities above the preempted ones are admitted (vLLM: none). With <see cref="EngineOptions.ExclusivePriorityPrefill"/>
-/// a step's prefill tokens go only to its highest prefilling priority (decodes of all priorities still run).</item>
+/// a step's prefill tokens go only to its highest prefilling priority (decodes of all priorities still run); with
+/// <see cref="EngineOptions.SerialUrgentPrefill"/> to one urgent (priority above 0) prompt at a time; and for
+/// <see cref="EngineOptions.UrgentMemorySeconds"/> after an urgent submission lower priorities share at most
+/// <see cref="EngineOptions.LowPriorityPrefillTokens"/> prefill tokens a step, so the step an urgent arrival waits for is short.</item>
 /// <item>With <see cref="EngineOptions.LongPrefillTokenThreshold"/> (vLLM's <c>long_prefill_token_threshold</c>, Sarathi's
 /// fairness between prefills) every prefill chunk in steps 1–2 is capped at the threshold, so a 100k-token prefill no
 /// longer takes the whole budget for seconds while short requests wait behind it; budget left after admission is then
@@ -57,6 +60,8 @@ public sealed partial class LlmEngine
     private int _stepReloadTokens;
     private long _stepReadyAt;
     private long _linkFreeAt; // UTC ticks: when the host-to-device link has finished the copies queued so far
+    private int _urgentPriority = int.MinValue; // highest priority submitted within UrgentMemorySeconds
+    private long _urgentUntil; // UTC ticks when that memory lapses
 
     public LlmEngine(EngineOptions options, TimeProvider time)
         : this(options, time, new RooflineStepExecutor(options?.Profile ?? throw new ArgumentNullException(nameof(options))))
@@ -149,6 +154,9 @@ public sealed partial class LlmEngine
 
     internal KvBlockManager Blocks => _blocks;
 
+    /// <summary>What the last <see cref="Step"/> scheduled (reused: valid until the next step).</summary>
+    public StepPlan LastPlan => _plan;
+
     /// <summary>
     /// Queues a request. Returns false with a reason, changing nothing, when it can never run: bad counts, duplicate id,
     /// prompt + output over <see cref="EngineOptions.MaxModelLength"/>, or more KV blocks than the pool holds.
@@ -162,6 +170,7 @@ public sealed partial class LlmEngine
         }
 
         var seq = new Sequence(r, _arrivals++);
+        RememberUrgency(r.Priority);
         _live.Add(r.Id, seq);
         _waiting.Add(seq);
         _waitingTokens += seq.Tokens;
@@ -458,8 +467,12 @@ public sealed partial class LlmEngine
         int preemptedTop = int.MinValue; // highest priority preempted this step: only higher ones may still be admitted
         int prefillFloor = int.MinValue; // with ExclusivePriorityPrefill: lower priorities get no prefill tokens
         int cap = Options.LongPrefillTokenThreshold > 0 ? Options.LongPrefillTokenThreshold : int.MaxValue;
+        int urgent = UrgentPriority(); // prefills below it share LowPriorityPrefillTokens per step
+        int lowPrefill = Options.LowPriorityPrefillTokens;
         bool capped = false;
         bool admitting = true;
+        int serial = int.MinValue; // with SerialUrgentPrefill: the priority of the urgent prefill that has this step
+        bool serialOn = Options.SerialUrgentPrefill;
         int i = 0;
         while (budget > 0)
         {
@@ -468,11 +481,22 @@ public sealed partial class LlmEngine
             if (wait is not null && (run is null || wait.Request.Priority > run.Request.Priority))
             {
                 // 2. Admission: the waiting head goes before every running sequence of lower priority.
+                bool low = wait.Request.Priority < urgent;
                 if ((preempted > 0 && wait.Request.Priority <= preemptedTop) || wait.Request.Priority < prefillFloor
-                    || !TryAdmit(wait, i, ref budget, ref capped, ref preempted, ref preemptedTop, cap))
+                    || (low && lowPrefill <= 0) || (wait.Request.Priority > 0 && wait.Request.Priority <= serial)
+                    || !TryAdmit(wait, i, ref budget, ref capped, ref preempted, ref preemptedTop, low ? Math.Min(cap, lowPrefill) : cap, out int admitted))
                 {
                     admitting = false; // the head blocks the rest (no skipping)
                     continue;
+                }
+
+                if (low)
+                {
+                    lowPrefill -= admitted;
+                }
+                else if (serialOn && wait.Request.Priority > 0)
+                {
+                    serial = wait.Request.Priority;
                 }
 
                 if (Options.ExclusivePriorityPrefill)
@@ -498,7 +522,20 @@ public sealed partial class LlmEngine
                 continue;
             }
 
-            int n = Math.Min(Math.Min(left, cap), decode ? budget : PrefillBudget(budget, i + 1, run.Request.Priority));
+            if (!decode && run.Request.Priority > 0 && run.Request.Priority <= serial)
+            {
+                i++; // another urgent prefill has this step (SerialUrgentPrefill)
+                continue;
+            }
+
+            bool lowRun = !decode && run.Request.Priority < urgent;
+            if (lowRun && lowPrefill <= 0)
+            {
+                i++; // the step's low-priority prefill tokens are used up (keeps the step short for urgent arrivals)
+                continue;
+            }
+
+            int n = Math.Min(Math.Min(left, lowRun ? Math.Min(cap, lowPrefill) : cap), decode ? budget : PrefillBudget(budget, i + 1, run.Request.Priority));
             int need = (int)BlocksFor(run.Computed + n) - run.BlockTable.Count;
             bool selfPreempted = false;
             while (!_blocks.TryAllocate(need, run.BlockTable))
@@ -525,6 +562,15 @@ public sealed partial class LlmEngine
             capped |= n == cap && left > cap;
             Schedule(run, n);
             budget -= n;
+            if (lowRun)
+            {
+                lowPrefill -= n;
+            }
+            else if (serialOn && !decode && run.Request.Priority > 0)
+            {
+                serial = run.Request.Priority;
+            }
+
             if (!decode && Options.ExclusivePriorityPrefill)
             {
                 prefillFloor = Math.Max(prefillFloor, run.Request.Priority);
@@ -539,6 +585,11 @@ public sealed partial class LlmEngine
             var seq = _plan.SequenceAt(c);
             var chunk = _plan.Chunks[c];
             int extra = Math.Min(seq.Tokens - chunk.ContextTokens - chunk.NewTokens, budget);
+            if (seq.Request.Priority < urgent)
+            {
+                extra = Math.Min(extra, lowPrefill);
+            }
+
             if (extra <= 0 || chunk.IsDecode || seq.Request.Priority < prefillFloor)
             {
                 continue;
@@ -549,6 +600,10 @@ public sealed partial class LlmEngine
             {
                 _plan.Extend(c, extra, chunk.ContextTokens + chunk.NewTokens + extra == seq.Tokens);
                 budget -= extra;
+                if (seq.Request.Priority < urgent)
+                {
+                    lowPrefill -= extra;
+                }
             }
         }
 
@@ -561,8 +616,9 @@ public sealed partial class LlmEngine
     /// allow, preempting running sequences of lower priority by recompute (lowest first) to make room. False: it stays
     /// waiting and nothing changed but the preemptions.
     /// </summary>
-    private bool TryAdmit(Sequence seq, int at, ref int budget, ref bool capped, ref int preempted, ref int preemptedTop, int cap)
+    private bool TryAdmit(Sequence seq, int at, ref int budget, ref bool capped, ref int preempted, ref int preemptedTop, int cap, out int scheduled)
     {
+        scheduled = 0;
         int priority = seq.Request.Priority;
         bool CanEvict() => _running.Count > at && _running[^1].Request.Priority < priority;
         void Evict(ref int preempted, ref int preemptedTop)
@@ -632,7 +688,44 @@ public sealed partial class LlmEngine
         Schedule(seq, n);
         capped |= n == cap && left > cap;
         budget -= n;
+        scheduled = n;
         return true;
+    }
+
+    private void RememberUrgency(int priority)
+    {
+        if (priority <= 0 || Options.LowPriorityPrefillTokens <= 0)
+        {
+            return;
+        }
+
+        long now = Time.GetUtcNow().UtcTicks;
+        long until = now + (long)(Options.UrgentMemorySeconds * TimeSpan.TicksPerSecond);
+        if (priority >= _urgentPriority || now >= _urgentUntil)
+        {
+            _urgentPriority = priority;
+            _urgentUntil = until;
+        }
+    }
+
+    /// <summary>
+    /// Priority below which prefills share <see cref="EngineOptions.LowPriorityPrefillTokens"/> this step: the highest
+    /// priority submitted within <see cref="EngineOptions.UrgentMemorySeconds"/>; <see cref="int.MinValue"/> (no limit)
+    /// when none was, or the option is off.
+    /// </summary>
+    private int UrgentPriority()
+    {
+        if (_urgentPriority == int.MinValue)
+        {
+            return int.MinValue;
+        }
+
+        if (Time.GetUtcNow().UtcTicks >= _urgentUntil)
+        {
+            _urgentPriority = int.MinValue;
+        }
+
+        return _urgentPriority;
     }
 
     /// <summary>

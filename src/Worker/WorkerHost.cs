@@ -81,6 +81,7 @@ public sealed class WorkerHost : IAsyncDisposable
             BlockSize = options.BlockSize,
             MaxBatchTokens = options.MaxBatchTokens,
             LongPrefillTokenThreshold = options.LongPrefillTokenThreshold,
+            LowPriorityPrefillTokens = options.LowPriorityPrefillTokens,
             MaxRunningSequences = options.MaxRunningSequences,
             MaxModelLength = cpu?.MaxModelLength ?? options.MaxModelLength,
             KvEventCapacity = options.KvEventCapacity,

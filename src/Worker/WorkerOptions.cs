@@ -42,6 +42,9 @@ public sealed class WorkerOptions
     /// <summary>Long-prefill cap per step (vLLM long_prefill_token_threshold); 0 = off.</summary>
     public int LongPrefillTokenThreshold { get; init; }
 
+    /// <summary>Prefill tokens a step gives lower priorities after an urgent request (EngineOptions.LowPriorityPrefillTokens); 0 = off.</summary>
+    public int LowPriorityPrefillTokens { get; init; } = Worker.Engine.EngineOptions.DefaultLowPriorityPrefillTokens;
+
     /// <summary>Most sequences decoding at once.</summary>
     public int MaxRunningSequences { get; init; } = 256;
 
@@ -109,7 +112,7 @@ public sealed class WorkerOptions
         """
         Reference LLM worker (OpenAI API + worker protocol over a modelled engine).
         usage: Worker [--urls URL] [--backend roofline|cpu|gpu] [--model FILE.gguf] [--threads N] [--profile NAME] [--kv-blocks N] [--host-kv-blocks N|auto] [--block-size N] [--time-scale X]
-                      [--model-name ID] [--seed N] [--max-batch-tokens N] [--long-prefill-threshold N] [--max-running N] [--max-model-len N]
+                      [--model-name ID] [--seed N] [--max-batch-tokens N] [--long-prefill-threshold N] [--low-priority-prefill N] [--max-running N] [--max-model-len N]
                       [--output-median N] [--output-sigma X] [--output-max N] [--embedding-dims N]
                       [--max-body-bytes N] [--kv-event-capacity N] [--max-pinned-fraction X]
                       [--drain-timeout SECONDS] [--log-level Warning|Information|Debug]
@@ -128,6 +131,9 @@ public sealed class WorkerOptions
           --seed            seed of generated text and output lengths (default 1)
           --max-batch-tokens per-step token budget (default 8192)
           --long-prefill-threshold  cap a prefill's chunk at N tokens while others want the step (0 = off, default)
+          --low-priority-prefill  for 10 s after a request with x-request-priority above 0, steps give lower
+                            priorities at most N prefill tokens together, so an urgent arrival waits a short step
+                            (default 2048; 0 = off)
           --output-median/--output-sigma/--output-max  log-normal output length when max_tokens is absent
                             (default 128 / 0.8 / 1024)
           --drain-timeout   seconds in-flight requests may keep running once the worker stops (default 30);
@@ -183,7 +189,7 @@ public sealed class WorkerOptions
 
         var known = new HashSet<string>(StringComparer.Ordinal)
         {
-            "urls", "url", "profile", "kv-blocks", "host-kv-blocks", "block-size", "time-scale", "model-name", "seed", "max-batch-tokens", "long-prefill-threshold",
+            "urls", "url", "profile", "kv-blocks", "host-kv-blocks", "block-size", "time-scale", "model-name", "seed", "max-batch-tokens", "long-prefill-threshold", "low-priority-prefill",
             "max-running", "max-model-len", "output-median", "output-sigma", "output-max", "embedding-dims", "max-body-bytes",
             "log-level", "kv-event-capacity", "max-pinned-fraction", "drain-timeout", "backend", "model", "threads",
         };
@@ -276,6 +282,7 @@ public sealed class WorkerOptions
             Seed = Long("seed", 1, long.MinValue, long.MaxValue),
             MaxBatchTokens = Int("max-batch-tokens", 8192, 1, 10_000_000),
             LongPrefillTokenThreshold = Int("long-prefill-threshold", 0, 0, 10_000_000),
+            LowPriorityPrefillTokens = Int("low-priority-prefill", Worker.Engine.EngineOptions.DefaultLowPriorityPrefillTokens, 0, 10_000_000),
             MaxRunningSequences = Int("max-running", 256, 1, 100_000),
             MaxModelLength = Int("max-model-len", 131072, 16, 100_000_000),
             OutputLengthMedian = Double("output-median", 128, 1, 1_000_000),

@@ -27,7 +27,7 @@ namespace Gateway.Core.Scheduling;
 /// Knobs: weights by path (unnamed nodes weigh 1), <see cref="CostModel"/>, <see cref="LocalityOptions"/>.
 /// Pick is O(depth x log children). State is keyed by path, so <see cref="UpdateWeights"/> (config reload) keeps it.
 /// </summary>
-public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccounting
+public sealed partial class HierarchicalFairScheduler : IRequestScheduler, IServiceAccounting
 {
     /// <summary>Policy name.</summary>
     public const string PolicyName = "hfair";
@@ -247,74 +247,6 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
     /// <summary>Picks that served a within-share tenant ahead of an over-share one with less service (<see cref="DequeueWithinShare(double)"/>).</summary>
     public long ShareOverrides { get; private set; }
 
-    private sealed record LocalChoice(QueuedRequest Best, QueuedRequest Strict);
-
-    /// <summary>
-    /// The locality choice without side effects: the strict fair pick (among within-share paths when
-    /// <paramref name="withinShare"/>; null if there is none), and the best-affinity request within the lag bound.
-    /// </summary>
-    private LocalChoice? ChooseLocal(Func<QueuedRequest, double> affinity, int band, double withinShareFactor)
-    {
-        // The strict fair pick: served anyway once locality picks have passed it over MaxHeadSkips times, so a
-        // request waits at most that many picks beyond its fair turn, however cheap the cached requests overtaking it.
-        Node? strictLeaf;
-        if (withinShareFactor > 0)
-        {
-            var budget = Math.Max(1, _locality.MaxCandidates);
-            strictLeaf = FindWithinShare(_root, band, withinShareFactor, ref budget);
-            if (strictLeaf is null)
-            {
-                return null;
-            }
-        }
-        else
-        {
-            strictLeaf = StrictLeaf(_root, band);
-        }
-
-        var strict = strictLeaf.Queue![band].Min!;
-        if (strict.LocalitySkips >= _locality.MaxHeadSkips)
-        {
-            return new LocalChoice(strict, strict);
-        }
-
-        var search = new LocalitySearch(affinity, _locality.MaxCandidates);
-        Search(_root, band, withinShareFactor, ref search);
-        return new LocalChoice(search.Best ?? strict, strict); // MaxCandidates <= 0: nothing was scored
-    }
-
-    private QueuedRequest DispatchLocal(LocalChoice choice, int band, bool measureLag = true)
-    {
-        var (best, strict) = (choice.Best, choice.Strict);
-        var leaf = (Node)best.SchedulerState!;
-        if (!ReferenceEquals(strict, best))
-        {
-            strict.LocalitySkips++;
-            LocalityReorders++;
-            var head = leaf.Queue![band].Min!;
-            if (!ReferenceEquals(head, best) && !ReferenceEquals(head, strict))
-            {
-                head.LocalitySkips++;
-            }
-        }
-
-        if (measureLag)
-        {
-            // Observed lag of the chosen path: the service, in cost units, each node had beyond its band's leader.
-            double lag = 0;
-            for (var n = leaf; n.Parent is not null; n = n.Parent)
-            {
-                lag = Math.Max(lag, (n.Vruntime - n.Parent.ActiveSet(band).Min!.Vruntime) * n.Weight);
-            }
-
-            MaxDispatchLag = Math.Max(MaxDispatchLag, lag);
-        }
-
-        LocalityPicks++;
-        Dispatch(best, leaf, band);
-        return best;
-    }
-
     private static Node StrictLeaf(Node from, int band)
     {
         var n = from;
@@ -324,132 +256,6 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
         }
 
         return n;
-    }
-
-    /// <summary>Every node from <paramref name="node"/> up to (not including) the root is within its share.</summary>
-    private static bool PathWithinShare(Node? node, double factor)
-    {
-        for (var n = node; n is not null && n.Parent is not null; n = n.Parent)
-        {
-            if (!WithinShareAt(n, factor))
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
-
-    /// <summary>
-    /// Whether <paramref name="tenantPath"/> is within <paramref name="factor"/> x its in-flight share: at every level of
-    /// its path (org, team, key), the node's requests in flight are below factor x its weighted share of its parent's
-    /// in-flight requests counting one more, <c>inFlight(n) &lt; factor x weight(n) / activeWeight(parent) x
-    /// (inFlight(parent) + 1)</c>, where activeWeight(parent) sums the weights of the parent's children that have work
-    /// (queued or in flight), the node itself included. With nothing else active a node is always within its share
-    /// (factor &gt;= 1); with nothing in flight every node is.
-    /// </summary>
-    public bool WithinShare(string tenantPath, double factor = 1)
-    {
-        ArgumentNullException.ThrowIfNull(tenantPath);
-        // A path never seen has nothing in flight.
-        return !_nodes.TryGetValue(Normalize(tenantPath), out var node) || PathWithinShare(node, factor);
-    }
-
-    private Node? FindWithinShare(Node node, int band, double factor, ref int budget)
-    {
-        if (node.IsLeaf)
-        {
-            return node; // sessions of one key share its slot count; the key level decides
-        }
-
-        foreach (var child in node.ActiveSet(band))
-        {
-            if (budget-- <= 0)
-            {
-                return null;
-            }
-
-            if (!child.IsLeaf && !WithinShareAt(child, factor))
-            {
-                continue;
-            }
-
-            if (FindWithinShare(child, band, factor, ref budget) is { } leaf)
-            {
-                return leaf;
-            }
-        }
-
-        return null;
-    }
-
-    /// <summary>Largest in-flight-to-share ratio on the path from <paramref name="node"/> up (see <see cref="QueuedRequest.ShareAtDispatch"/>).</summary>
-    private static double ShareRatio(Node? node)
-    {
-        double ratio = 0;
-        for (var n = node; n is not null && n.Parent is not null; n = n.Parent)
-        {
-            var parent = n.Parent;
-            var activeWeight = parent.ActiveWeight + (n.Work > 0 ? 0 : n.Weight);
-            if (activeWeight > 0 && n.Weight > 0)
-            {
-                ratio = Math.Max(ratio, n.InFlight / (n.Weight / activeWeight * (parent.InFlight + 1)));
-            }
-        }
-
-        return ratio;
-    }
-
-    private static bool WithinShareAt(Node n, double factor)
-    {
-        var parent = n.Parent!;
-        var activeWeight = parent.ActiveWeight + (n.Work > 0 ? 0 : n.Weight);
-        return activeWeight <= 0 || n.InFlight < factor * n.Weight / activeWeight * (parent.InFlight + 1);
-    }
-
-    /// <summary>Work (queued + in flight) of <paramref name="leaf"/> and its ancestors changes by <paramref name="delta"/>.</summary>
-    private void AddWork(Node leaf, int delta)
-    {
-        for (var n = leaf; n is not null; n = n.Parent)
-        {
-            var before = n.Work;
-            n.Work += delta;
-            if (n.IsLeaf || n.Parent is not { } parent)
-            {
-                continue;
-            }
-
-            if (before == 0 && n.Work > 0)
-            {
-                parent.ActiveWeight += n.Weight;
-            }
-            else if (before > 0 && n.Work == 0)
-            {
-                parent.ActiveWeight -= n.Weight;
-            }
-
-            if (parent.ActiveWeight < 1e-9)
-            {
-                parent.ActiveWeight = 0; // no drift once a parent's children are all idle
-            }
-        }
-    }
-
-    private void RecomputeActiveWeights()
-    {
-        _root.ActiveWeight = 0;
-        foreach (var node in _nodes.Values)
-        {
-            node.ActiveWeight = 0;
-        }
-
-        foreach (var node in _nodes.Values)
-        {
-            if (node.Work > 0)
-            {
-                node.Parent!.ActiveWeight += node.Weight;
-            }
-        }
     }
 
     /// <inheritdoc />
@@ -577,53 +383,6 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
         _root.Service += cost;
     }
 
-    private void Search(Node node, int band, double withinShareFactor, ref LocalitySearch search)
-    {
-        if (node.IsLeaf)
-        {
-            var queue = node.Queue![band];
-            var head = queue.Min!;
-            if (head.LocalitySkips >= _locality.MaxHeadSkips)
-            {
-                search.Offer(head);
-                return;
-            }
-
-            var taken = 0;
-            foreach (var r in queue)
-            {
-                if (taken++ >= _locality.PerLeafCandidates || search.Full)
-                {
-                    break;
-                }
-
-                search.Offer(r);
-            }
-
-            return;
-        }
-
-        var set = node.ActiveSet(band);
-        var leader = set.Min!.Vruntime;
-        var scanned = 0;
-        foreach (var child in set)
-        {
-            // Children come in vruntime order; weights differ, so a later child may still be within its bound.
-            // The scan is capped so a pick stays bounded however many siblings are backlogged.
-            if (search.Full || scanned++ >= _locality.MaxCandidates)
-            {
-                return;
-            }
-
-            // Bound: (v(child) - v(leader)) x weight(child) <= L, i.e. at most L cost units of its own service ahead.
-            if ((child.Vruntime - leader) * child.Weight <= Math.Max(0, _locality.LagBound)
-                && (withinShareFactor <= 0 || child.IsLeaf || WithinShareAt(child, withinShareFactor)))
-            {
-                Search(child, band, withinShareFactor, ref search);
-            }
-        }
-    }
-
     private int FirstBand()
     {
         for (var b = 0; b < Bands; b++)
@@ -686,80 +445,6 @@ public sealed class HierarchicalFairScheduler : IRequestScheduler, IServiceAccou
         if (leaf.SessionId is { } id && leaf.InFlight == 0 && leaf.Pending[0] + leaf.Pending[1] == 0)
         {
             leaf.Parent!.Sessions!.Remove(id);
-        }
-    }
-
-    private sealed class InFlight(Node leaf)
-    {
-        public Node Leaf { get; } = leaf;
-    }
-
-    private struct LocalitySearch(Func<QueuedRequest, double> affinity, int max)
-    {
-        private int _seen;
-        private double _bestScore;
-
-        public QueuedRequest? Best { get; private set; }
-
-        public readonly bool Full => _seen >= max;
-
-        public void Offer(QueuedRequest r)
-        {
-            var score = affinity(r);
-            if (Best is null || score > _bestScore)
-            {
-                Best = r;
-                _bestScore = score;
-            }
-
-            _seen++;
-        }
-    }
-
-    private sealed class Node(string path, Node? parent, double weight, long seq, bool isLeaf)
-    {
-        private SortedSet<Node>? _active0;
-        private SortedSet<Node>? _active1;
-
-        public string Path { get; } = path;
-        public Node? Parent { get; } = parent;
-        public double Weight { get; set; } = weight;
-        public long Seq { get; } = seq;
-
-        /// <summary>
-        /// Order among siblings of equal vruntime: the node charged least recently first (never charged: creation order).
-        /// A tenant that becomes backlogged is lifted exactly onto a backlogged flooder's vruntime, and the flooder has
-        /// just been charged to get there, so the tie goes to the tenant that was idle. By creation order alone, a
-        /// flooder created first won every such tie (one more of its prefills before each quiet request, live).
-        /// Changed only in <see cref="ChargeNode"/>, while the node is out of its parent's active sets.
-        /// </summary>
-        public long TieOrder { get; set; } = seq;
-        public bool IsLeaf { get; } = isLeaf;
-        public string? SessionId { get; init; }
-        public Node? DefaultLeaf { get; set; }
-        public Dictionary<string, Node>? Sessions { get; set; }
-        public double Vruntime { get; set; }
-        public double Service { get; set; }
-        public double MinVruntime { get; private set; }
-        public int InFlight { get; set; }
-        public int Work { get; set; }
-        public double ActiveWeight { get; set; }
-        public int[] Pending { get; } = new int[Bands];
-        public SortedSet<QueuedRequest>[]? Queue { get; } = isLeaf ? [new(RequestOrder), new(RequestOrder)] : null;
-
-        public int ActiveCount(int band) => band == 0 ? (_active0?.Count ?? 0) : (_active1?.Count ?? 0);
-
-        public SortedSet<Node> ActiveSet(int band) => band == 0 ? (_active0 ??= new(NodeOrder)) : (_active1 ??= new(NodeOrder));
-
-        public void RefreshMin()
-        {
-            var m = double.PositiveInfinity;
-            if (_active0 is { Count: > 0 }) { m = _active0.Min!.Vruntime; }
-            if (_active1 is { Count: > 0 }) { m = Math.Min(m, _active1.Min!.Vruntime); }
-            if (!double.IsPositiveInfinity(m) && m > MinVruntime)
-            {
-                MinVruntime = m;
-            }
         }
     }
 }

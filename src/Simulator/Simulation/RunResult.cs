@@ -158,4 +158,41 @@ public sealed record RequestRecord(string Session, int Turn, string Tenant, doub
 
     /// <summary>Cached tokens the routing policy predicted on the chosen worker.</summary>
     public int PredictedCachedTokens { get; init; }
+
+    /// <summary>Where its time to first token went (<see cref="TtftBreakdown"/>); null unless the run recorded it.</summary>
+    public TtftBreakdown? Breakdown { get; init; }
+}
+
+/// <summary>
+/// Where one request's time to first token went (seconds of virtual time): in the gateway's queue
+/// (<see cref="RequestRecord.Dispatch"/> − arrival), waiting for the engine step that was running when it reached the worker
+/// (<see cref="StepInProgressSeconds"/>), waiting in the engine's queue for admission (steps that ran without it), and
+/// in the steps that computed its prompt (<see cref="PrefillSteps"/>, with <see cref="PrefillDecodes"/> decodes of other
+/// sequences riding along and <see cref="PrefillSharedTokens"/> prefill tokens of others sharing them).
+/// </summary>
+public sealed record TtftBreakdown
+{
+    /// <summary>Engine priority it was sent with.</summary>
+    public int Priority { get; init; }
+
+    /// <summary>Start of the first step that computed part of its prompt (its admission).</summary>
+    public double FirstScheduled { get; init; }
+
+    /// <summary>Rest of the step that was running on its worker when it was dispatched (0 when the worker was idle).</summary>
+    public double StepInProgressSeconds { get; init; }
+
+    /// <summary>Steps that computed part of its prompt up to its first token (more than one: chunked, or preempted and recomputed).</summary>
+    public int PrefillSteps { get; init; }
+
+    /// <summary>Total duration of those steps.</summary>
+    public double PrefillStepSeconds { get; init; }
+
+    /// <summary>Decodes of other sequences in those steps, summed.</summary>
+    public int PrefillDecodes { get; init; }
+
+    /// <summary>Prefill tokens of other sequences in those steps, summed.</summary>
+    public int PrefillSharedTokens { get; init; }
+
+    /// <summary>Times it was preempted before its first token.</summary>
+    public int Preempted { get; init; }
 }

@@ -125,6 +125,8 @@ public sealed class SimulationRun
                 MaxModelLength = scenario.MaxModelLength,
                 MaxPinnedFraction = scenario.MaxPinnedFraction,
                 ExclusivePriorityPrefill = scenario.ExclusivePriorityPrefill,
+                LowPriorityPrefillTokens = scenario.LowPriorityPrefillTokens,
+                SerialUrgentPrefill = scenario.SerialUrgentPrefill,
             }, _time);
             var info = new WorkerInfo("worker-" + i.ToString(CultureInfo.InvariantCulture), i)
             {
@@ -533,6 +535,8 @@ public sealed class SimulationRun
             var slot = _workers[decision.WorkerIndex];
             bool urgent = _reserve.IsUrgent(_scheduler, q);
             _urgentDispatches += urgent ? 1 : 0;
+            r.SentPriority = ReservedCapacity.EnginePriority(r.EnginePriority, urgent, _scenario.UnderSharePriority);
+            r.StepInProgress = slot.Busy ? slot.StepEndsAt - t : 0;
             if (!slot.Engine.Submit(new EngineRequest
             {
                 Id = r.EngineId,
@@ -540,7 +544,7 @@ public sealed class SimulationRun
                 BlockHashes = r.Hashes,
                 OutputTokens = r.Output,
                 SessionId = r.Route.SessionId,
-                Priority = ReservedCapacity.EnginePriority(r.EnginePriority, urgent, _scenario.UnderSharePriority),
+                Priority = r.SentPriority,
             }, out _))
             {
                 Reject(r, t);
@@ -611,10 +615,45 @@ public sealed class SimulationRun
         w.StuckRetries = 0;
         w.Busy = true;
         double duration = step.Duration.TotalSeconds;
+        w.StepEndsAt = t + duration;
+        if (_scenario.RequestsOut)
+        {
+            RecordPrefillStep(w.Engine.LastPlan, t, duration);
+        }
+
         w.ComputedTokens += step.PrefillTokens + step.DecodeTokens;
         w.Preemptions += step.Preempted;
         SamplePins(w, t);
         _events.Schedule(t + duration, Event.StepDone(worker, step));
+    }
+
+    /// <summary>Adds a step to the TTFT breakdown of every request whose prompt it computed (before its first token).</summary>
+    private void RecordPrefillStep(StepPlan plan, double t, double duration)
+    {
+        var chunks = plan.Chunks;
+        for (int i = 0; i < chunks.Count; i++)
+        {
+            var c = chunks[i];
+            if (c.IsDecode || !_live.TryGetValue(c.RequestId, out var r) || !double.IsNaN(r.FirstToken))
+            {
+                continue;
+            }
+
+            if (double.IsNaN(r.FirstScheduled))
+            {
+                r.FirstScheduled = t;
+            }
+            else if (c.ContextTokens < r.ComputedUpTo)
+            {
+                r.Preempted++; // its computed tokens were dropped: recomputing after a preemption
+            }
+
+            r.ComputedUpTo = c.ContextTokens + c.NewTokens;
+            r.PrefillSteps++;
+            r.PrefillStepSeconds += duration;
+            r.PrefillDecodes += plan.DecodeTokens;
+            r.PrefillShared += plan.PrefillTokens - c.NewTokens;
+        }
     }
 
     /// <summary>
@@ -739,6 +778,7 @@ public sealed class SimulationRun
             QueuedPrefillAtDispatch = r.QueuedPrefillAtDispatch,
             PreviousWorker = r.PreviousWorker,
             PredictedCachedTokens = r.Trace.In - r.PredictedUncached,
+            Breakdown = _scenario.RequestsOut ? r.Breakdown() : null,
         });
         _promptTokens += r.Trace.In;
         _cachedTokens += r.Cached;
@@ -1003,6 +1043,7 @@ public sealed class SimulationRun
         public LlmEngine Engine { get; } = engine;
         public WorkerInfo Info { get; } = info;
         public bool Busy;
+        public double StepEndsAt;
         public bool RetryPending;
         public int StuckRetries;
         public long ComputedTokens;
@@ -1072,5 +1113,26 @@ public sealed class SimulationRun
         public double Dispatch = double.NaN;
         public string Reason = "";
         public long QueuedPrefillAtDispatch;
+        public int SentPriority;
+        public double StepInProgress;
+        public double FirstScheduled = double.NaN;
+        public int PrefillSteps;
+        public double PrefillStepSeconds;
+        public int PrefillDecodes;
+        public int PrefillShared;
+        public int Preempted;
+        public int ComputedUpTo;
+
+        public TtftBreakdown Breakdown() => new()
+        {
+            Priority = SentPriority,
+            FirstScheduled = FirstScheduled,
+            StepInProgressSeconds = StepInProgress,
+            PrefillSteps = PrefillSteps,
+            PrefillStepSeconds = PrefillStepSeconds,
+            PrefillDecodes = PrefillDecodes,
+            PrefillSharedTokens = PrefillShared,
+            Preempted = Preempted,
+        };
     }
 }

@@ -68,6 +68,49 @@ public sealed class FairnessEvidenceTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void RequestsOut_TtftBreakdownAddsUp_AndTheLogHasOneLinePerRequest()
+    {
+        // One worker, a burst of 2k-token prompts: later ones wait in the gateway, for the step in progress and in the
+        // engine; every part of the breakdown is non-negative and they sum to the TTFT.
+        var reqs = new List<TraceRequest>();
+        for (int i = 0; i < 30; i++)
+        {
+            reqs.Add(OneShot(i * 0.01, 1_000_000L * (i + 1), 128, 16));
+        }
+
+        var s = new Scenario { Workers = 1, Tenants = 2, MaxWaitingPerWorker = 1, RequestsOut = true };
+        var run = new SimulationRun(SimWorkload.Build(reqs, s), s, "round-robin", "fcfs", "off").Run(); // no priorities: a prefill runs in every step until done
+
+        Assert.Equal(30, run.Requests.Count);
+        foreach (var r in run.Requests)
+        {
+            var b = r.Breakdown!;
+            double gateway = r.Dispatch - r.Arrival, engineQueue = b.FirstScheduled - r.Dispatch - b.StepInProgressSeconds;
+            Assert.True(gateway >= 0 && b.StepInProgressSeconds >= 0 && engineQueue >= -1e-9, $"{gateway} {b.StepInProgressSeconds} {engineQueue}");
+            Assert.True(b.PrefillSteps >= 1 && b.PrefillStepSeconds > 0);
+            Assert.Equal(r.FirstToken - b.FirstScheduled, b.PrefillStepSeconds, 6); // nothing else between its first prefill step and its token
+        }
+
+        Assert.Contains(run.Requests, r => r.Dispatch > r.Arrival);   // the gateway held some
+        Assert.Contains(run.Requests, r => r.Breakdown!.StepInProgressSeconds > 0); // some arrived mid-step
+
+        string path = Path.Combine(Path.GetTempPath(), $"requests-{Guid.NewGuid():N}.jsonl");
+        try
+        {
+            Simulator.Reports.RequestLogWriter.Write(path, [run]);
+            var lines = File.ReadAllLines(path);
+            Assert.Equal(30, lines.Length);
+            using var first = System.Text.Json.JsonDocument.Parse(lines[0]);
+            Assert.Equal("fcfs", first.RootElement.GetProperty("scheduling").GetString());
+            Assert.True(first.RootElement.GetProperty("prefill_steps").GetInt32() >= 1);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
     public void Locality_DispatchUsesThePick_HitsAtLeast90PercentOfFairnessOff_LagWithinBound()
     {
         // 8 prefix groups (long shared prefix + short unique suffix) spread over 4 tenants, arriving faster than

@@ -19,7 +19,8 @@ public sealed class PrioritySchedulingTests
         Priority = priority,
     };
 
-    private static LlmEngine Engine(int kvBlocks = 1024, int maxBatchTokens = 1024, int maxRunning = 256, bool exclusive = true) =>
+    private static LlmEngine Engine(int kvBlocks = 1024, int maxBatchTokens = 1024, int maxRunning = 256, bool exclusive = true,
+        int lowPriorityPrefill = EngineOptions.DefaultLowPriorityPrefillTokens, bool serial = true, ManualTimeProvider? time = null) =>
         new(new EngineOptions
         {
             Profile = ModelProfiles.Get(ModelProfiles.H100Llama3_8B),
@@ -27,7 +28,9 @@ public sealed class PrioritySchedulingTests
             MaxBatchTokens = maxBatchTokens,
             MaxRunningSequences = maxRunning,
             ExclusivePriorityPrefill = exclusive,
-        }, new ManualTimeProvider());
+            LowPriorityPrefillTokens = lowPriorityPrefill,
+            SerialUrgentPrefill = serial,
+        }, time ?? new ManualTimeProvider());
 
     private static TimeSpan FirstTokenAt(LlmEngine engine, string id)
     {
@@ -172,5 +175,76 @@ public sealed class PrioritySchedulingTests
         var alone = Alone();
         Assert.True(Flooded(1) < alone * 1.25, $"urgent {Flooded(1)} vs alone {alone}");
         Assert.True(Flooded(0) > alone * 5, $"without priority the quiet request waits for the flood: {Flooded(0)} vs {alone}");
+    }
+
+    [Fact]
+    public void AfterAnUrgentRequest_LowPrioritySteps_CarryAtMostTheLowPriorityPrefillTokens_UntilTheMemoryLapses()
+    {
+        var time = new ManualTimeProvider();
+        var engine = Engine(maxBatchTokens: 8192, kvBlocks: 4096, lowPriorityPrefill: 2048, time: time);
+        for (int i = 0; i < 4; i++)
+        {
+            Submit(engine, Request($"flood-{i}", promptTokens: 6000, outputTokens: 4, doc: i + 1));
+        }
+
+        Assert.Equal(8192, engine.Step().PrefillTokens); // nothing urgent seen: the whole budget
+
+        Submit(engine, WithPriority(Request("quiet", promptTokens: 64, outputTokens: 1, doc: 99), 1));
+        Assert.Contains(engine.Step().Events, e => e.RequestId == "quiet"); // the urgent one goes first (and alone)
+        Assert.Equal(2048, engine.Step().PrefillTokens); // then the flood's prefills share 2,048 tokens a step, all chunks together
+        Assert.Equal(2048, engine.Step().PrefillTokens);
+
+        time.Advance(TimeSpan.FromSeconds(10)); // no urgent request for UrgentMemorySeconds
+        var full = engine.Step();
+        Assert.Equal(8192, full.PrefillTokens + full.DecodeTokens);
+        Assert.True(full.PrefillTokens > 8000);
+    }
+
+    [Fact]
+    public void WithoutPriorities_LowPriorityPrefillTokensChangesNothing()
+    {
+        var capped = Engine(maxBatchTokens: 8192, kvBlocks: 4096, lowPriorityPrefill: 512);
+        var off = Engine(maxBatchTokens: 8192, kvBlocks: 4096, lowPriorityPrefill: 0);
+        foreach (var e in new[] { capped, off })
+        {
+            for (int i = 0; i < 3; i++)
+            {
+                Submit(e, Request($"r{i}", promptTokens: 5000, outputTokens: 3, doc: i + 1));
+            }
+        }
+
+        var a = RunToCompletion(capped).Select(x => (x.Event.RequestId, x.Event.Kind, x.Event.TokenIndex, x.At)).ToList();
+        var b = RunToCompletion(off).Select(x => (x.Event.RequestId, x.Event.Kind, x.Event.TokenIndex, x.At)).ToList();
+        Assert.Equal(b, a);
+    }
+
+    [Fact]
+    public void SerialUrgentPrefill_UrgentPromptsQueuedTogether_GetTheirFirstTokensOneAfterAnother()
+    {
+        TimeSpan[] FirstTokens(bool serial)
+        {
+            var e = Engine(maxBatchTokens: 8192, kvBlocks: 4096, serial: serial);
+            Submit(e, WithPriority(Request("u1", promptTokens: 2048, outputTokens: 2, doc: 1), 1));
+            Submit(e, WithPriority(Request("u2", promptTokens: 2048, outputTokens: 2, doc: 2), 1));
+            var at = new Dictionary<string, TimeSpan>();
+            var t = TimeSpan.Zero;
+            for (int i = 0; i < 100 && e.HasWork; i++)
+            {
+                var s = e.Step();
+                t += s.Duration;
+                foreach (var ev in s.Events.Where(ev => ev.Kind == SequenceEventKind.FirstToken))
+                {
+                    at[ev.RequestId] = t;
+                }
+            }
+
+            return [at["u1"], at["u2"]];
+        }
+
+        var serial = FirstTokens(serial: true);
+        var batched = FirstTokens(serial: false);
+        Assert.Equal(batched[0], batched[1]);                 // batched: both wait for one 4,096-token step
+        Assert.True(serial[0] < batched[0] * 0.6, $"{serial[0]} vs {batched[0]}"); // the first no longer waits for the second
+        Assert.True(serial[1] < batched[1] * 1.1, $"{serial[1]} vs {batched[1]}"); // and the second loses little (one step's overhead)
     }
 }
