@@ -179,7 +179,8 @@ public sealed partial class ProxyHandler : IDisposable
                 OpenAiEndpoint.Completions => "completions",
                 _ => "embeddings",
             };
-            _metrics.RecordRequest(tenant?.Path, context.RequestAborted.IsCancellationRequested ? 499 : context.Response.StatusCode, name);
+            bool hungUpEarly = context.RequestAborted.IsCancellationRequested && context.Features.Get<GatewayRequestContext>() is not { SawDone: true };
+            _metrics.RecordRequest(tenant?.Path, hungUpEarly ? 499 : context.Response.StatusCode, name);
             if (tenant is not null && context.Features.Get<GatewayRequestContext>() is { } rc)
             {
                 _metrics.RecordRequestDuration(tenant.Path, _time.GetElapsedTime(started), rc.Request.Stream);
@@ -635,7 +636,8 @@ public sealed partial class ProxyHandler : IDisposable
 
         if (context.RequestAborted.IsCancellationRequested)
         {
-            return new AttemptOutcome(AttemptKind.ClientAborted);
+            // A client that hangs up once the stream has ended (Codex closes at response.completed) got the whole answer.
+            return ctx.SawDone && transformer.Relay is { Failed: false } ? AttemptOutcome.Delivered : new AttemptOutcome(AttemptKind.ClientAborted);
         }
 
         if (transformer.UpstreamDraining)

@@ -12,7 +12,14 @@ namespace Gateway.Responses;
 /// <param name="SessionKey">Id of the chain's first response (this one's when it starts a chain).</param>
 /// <param name="Store">Whether the answer is kept (<c>store</c>, default true).</param>
 /// <param name="Echo">Request fields the response object repeats (instructions, tools, previous_response_id, ...).</param>
-public sealed record MappedResponsesRequest(byte[] ChatBody, string ResponseId, string Model, JsonArray History, string SessionKey, bool Store, JsonObject Echo);
+public sealed record MappedResponsesRequest(byte[] ChatBody, string ResponseId, string Model, JsonArray History, string SessionKey, bool Store, JsonObject Echo)
+{
+    /// <summary>
+    /// Function name → the <c>namespace</c> tool that grouped it (Codex's sub-agent tools): a call of such a function is
+    /// answered with that <c>namespace</c>, so the client dispatches it to the right tool.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> Namespaces { get; init; } = new Dictionary<string, string>(StringComparer.Ordinal);
+}
 
 /// <summary>
 /// OpenAI Responses request → chat completions request (the one mapping of this direction): <c>instructions</c> → a
@@ -131,7 +138,8 @@ public static class ResponsesRequestMapper
             }
         }
 
-        var tools = MapTools(root, chat);
+        var namespaces = new Dictionary<string, string>(StringComparer.Ordinal);
+        var tools = MapTools(root, chat, namespaces);
         bool stream = root["stream"]?.GetValueKind() == JsonValueKind.True;
         if (stream)
         {
@@ -161,7 +169,7 @@ public static class ResponsesRequestMapper
             ["prompt_cache_key"] = String(root, "prompt_cache_key"),
             ["user"] = root["user"]?.DeepClone(),
         };
-        return new MappedResponsesRequest(System.Text.Encoding.UTF8.GetBytes(chat.ToJsonString()), responseId, model, history, sessionKey, store, echo);
+        return new MappedResponsesRequest(System.Text.Encoding.UTF8.GetBytes(chat.ToJsonString()), responseId, model, history, sessionKey, store, echo) { Namespaces = namespaces };
     }
 
     private static void AddItems(JsonArray history, JsonArray items)
@@ -276,17 +284,21 @@ public static class ResponsesRequestMapper
         return new JsonObject { ["role"] = role, ["content"] = chatParts };
     }
 
-    private static JsonArray MapTools(JsonObject root, JsonObject chat)
+    private static JsonArray MapTools(JsonObject root, JsonObject chat, Dictionary<string, string> namespaces)
     {
         var echo = new JsonArray();
         if (root["tools"] is JsonArray tools && tools.Count > 0)
         {
             var chatTools = new JsonArray();
-            foreach (var (t, at) in FunctionTools(tools))
+            foreach (var (tool, at, ns) in FunctionTools(tools, "tools", null))
             {
-                var tool = t;
+                string name = String(tool, "name") ?? throw new MappingException($"'{at}.name' is required.", at + ".name");
+                if (ns is not null)
+                {
+                    namespaces.TryAdd(name, ns);
+                }
 
-                var function = new JsonObject { ["name"] = String(tool, "name") ?? throw new MappingException($"'{at}.name' is required.", at + ".name") };
+                var function = new JsonObject { ["name"] = name };
                 if (tool["description"] is { } d)
                 {
                     function["description"] = d.DeepClone();
@@ -332,9 +344,10 @@ public static class ResponsesRequestMapper
     /// <summary>
     /// The function tools of <paramref name="tools"/>: <c>function</c> tools, and the function tools grouped in a
     /// <c>namespace</c> (Codex groups its sub-agent tools so); hosted tools (<c>web_search</c>, <c>file_search</c>, …)
-    /// are left out: no worker runs them, and the model is then simply not offered them.
+    /// are left out: no worker runs them, and the model is then simply not offered them. Each comes with the name of the
+    /// namespace that grouped it (null at the top level).
     /// </summary>
-    private static IEnumerable<(JsonObject Tool, string At)> FunctionTools(JsonArray tools, string prefix = "tools")
+    private static IEnumerable<(JsonObject Tool, string At, string? Namespace)> FunctionTools(JsonArray tools, string prefix, string? ns)
     {
         int i = 0;
         foreach (var t in tools)
@@ -348,10 +361,10 @@ public static class ResponsesRequestMapper
             switch (String(tool, "type"))
             {
                 case "function":
-                    yield return (tool, at);
+                    yield return (tool, at, ns);
                     break;
                 case "namespace" when tool["tools"] is JsonArray inner:
-                    foreach (var f in FunctionTools(inner, at + ".tools"))
+                    foreach (var f in FunctionTools(inner, at + ".tools", String(tool, "name")))
                     {
                         yield return f;
                     }

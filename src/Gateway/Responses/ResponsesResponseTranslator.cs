@@ -383,15 +383,24 @@ public sealed class ResponsesResponseTranslator : IResponseTranslator
         ["content"] = new JsonArray(TextPart(_text.ToString())),
     };
 
-    private JsonObject CallItem(int slot, string status) => new()
+    private JsonObject CallItem(int slot, string status)
     {
-        ["id"] = _calls[slot].ItemId,
-        ["type"] = "function_call",
-        ["status"] = status,
-        ["call_id"] = _calls[slot].CallId,
-        ["name"] = _calls[slot].Name,
-        ["arguments"] = status == "completed" ? _calls[slot].Args.ToString() : "",
-    };
+        var item = new JsonObject
+        {
+            ["id"] = _calls[slot].ItemId,
+            ["type"] = "function_call",
+            ["status"] = status,
+            ["call_id"] = _calls[slot].CallId,
+            ["name"] = _calls[slot].Name,
+            ["arguments"] = status == "completed" ? _calls[slot].Args.ToString() : "",
+        };
+        if (Request?.Namespaces.TryGetValue(_calls[slot].Name, out var ns) == true)
+        {
+            item["namespace"] = ns;
+        }
+
+        return item;
+    }
 
     private static JsonObject TextPart(string text) => new() { ["type"] = "output_text", ["text"] = text, ["annotations"] = new JsonArray(), ["logprobs"] = new JsonArray() };
 

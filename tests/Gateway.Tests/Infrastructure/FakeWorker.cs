@@ -209,7 +209,7 @@ public sealed class FakeWorker : IAsyncDisposable
                 }
 
                 string delta = i == 0 && tool is not null
-                    ? $"{{\"role\":\"assistant\",\"tool_calls\":[{{\"index\":0,\"id\":\"call_1\",\"type\":\"function\",\"function\":{{\"name\":\"{tool}\",\"arguments\":\"\"}}}}]}}"
+                    ? $"{{\"role\":\"assistant\",\"tool_calls\":[{{\"index\":0,\"id\":\"call_1\",\"type\":\"function\",\"function\":{{\"name\":\"{tool}\",\"arguments\":\"{{\\\"q\\\":\\\"x\\\"}}\"}}}}]}}"
                     : $"{{\"content\":\"tok{i} \"}}";
                 string finish = i == StreamChunks - 1 ? (tool is null ? "\"stop\"" : "\"tool_calls\"") : "null";
                 string chunk = kind == "chat"

@@ -98,6 +98,26 @@ public sealed class ResponsesEndpointTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ACallOfAFunctionFromANamespaceTool_IsAnsweredWithItsNamespace()
+    {
+        // Codex groups its sub-agent tools in a namespace and dispatches a call by (namespace, name).
+        using var c = TestGateway.Client(_gw);
+        const string Tools = """[{"type":"namespace","name":"multi_agent_v1","description":"sub-agents","tools":[{"type":"function","name":"spawn_agent","parameters":{"type":"object","properties":{"q":{"type":"string"}}}}]},{"type":"function","name":"exec_command","parameters":{"type":"object"}}]""";
+        var r = await PostAsync(c, $$"""{"model":"llama3-8b","input":"delegate","tools":{{Tools}}}""");
+        var call = r.GetProperty("output")[0];
+        Assert.Equal("spawn_agent", call.GetProperty("name").GetString());
+        Assert.Equal("multi_agent_v1", call.GetProperty("namespace").GetString());
+        var chatTools = JsonDocument.Parse(_w.Requests.Last().Body).RootElement.GetProperty("tools");
+        Assert.Equal(["spawn_agent", "exec_command"], chatTools.EnumerateArray().Select(t => t.GetProperty("function").GetProperty("name").GetString()));
+
+        var stream = await c.PostAsync("/v1/responses", TestGateway.Json($$"""{"model":"llama3-8b","input":"delegate","stream":true,"tools":{{Tools}}}"""));
+        string sse = await stream.Content.ReadAsStringAsync();
+        var done = sse.Split('\n').Where(l => l.StartsWith("data: ", StringComparison.Ordinal)).Select(l => JsonDocument.Parse(l[6..]).RootElement)
+            .First(e => e.GetProperty("type").GetString() == "response.output_item.done");
+        Assert.Equal("multi_agent_v1", done.GetProperty("item").GetProperty("namespace").GetString());
+    }
+
+    [Fact]
     public async Task StoreFalse_KeepsNothing()
     {
         using var c = TestGateway.Client(_gw);
