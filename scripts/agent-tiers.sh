@@ -4,7 +4,8 @@
 # of 4x the HBM pool; retention off / fixed:2 / predictive / the clairvoyant oracle on the identical stream per seed.
 # Traces: ../shared/traces (beside the repository), or TRACES=/path. SEEDS (default 1-3), KV (HBM blocks per worker,
 # default 16000) and SESSIONS (default 16) override the setup; HOSTS (host-tier sizes as multiples of KV, default
-# "0 2 4") and RETENTION (default off,fixed:2,predictive,oracle:3600) pick a subset of the runs. Runs at nice 15.
+# "0 2 4") and RETENTION (default off,fixed:2,predictive,oracle:3600) pick a subset of the runs; KEEP=/dir keeps each
+# tier's result.json there and tabulates every host-*.json in it (so subsets run separately make one table). Runs at nice 15.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 traces="${TRACES:-../shared/traces}"
@@ -20,7 +21,8 @@ if [ ! -d "$traces" ]; then
 fi
 start=$(date +%s)
 dotnet build src/Simulator -c Release -nologo -clp:ErrorsOnly >&2
-tmp=$(mktemp -d)
+tmp="${KEEP:-$(mktemp -d)}"
+mkdir -p "$tmp"
 pids=()
 for m in $hosts; do
   host=$((m * kv))
