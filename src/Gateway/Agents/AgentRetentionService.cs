@@ -1,5 +1,4 @@
 using System.Net.Http.Json;
-using System.Text.Json.Serialization;
 using Gateway.Core.Agents;
 using Gateway.Core.Collections;
 using Gateway.Core.Routing;
@@ -7,6 +6,7 @@ using Gateway.Core.Routing.KvAware;
 using Gateway.Fleet;
 using Gateway.Proxy;
 using Microsoft.Extensions.Options;
+using Worker.Contract;
 
 namespace Gateway.Agents;
 
@@ -476,21 +476,15 @@ public sealed partial class AgentRetentionService : IDisposable
         try
         {
             var uri = new Uri(worker.BaseUri, a.Kind == RetentionActionKind.Retain ? "worker/kv/retain" : "worker/kv/release");
-            var body = new HintBody
-            {
-                SessionId = session,
-                BlockHashes = session is null || partial ? hashes : null,
-                TtlMs = a.Kind == RetentionActionKind.Retain ? a.TtlMs : null,
-                Priority = a.Kind == RetentionActionKind.Retain ? a.Priority : null,
-                Value = a.Kind == RetentionActionKind.Retain ? a.Value : null,
-                Tier = a.Kind == RetentionActionKind.Retain && a.Tier == RetentionTier.Host ? "host" : null,
-            };
-            if (body.SessionId is null && body.BlockHashes is null)
+            var hashesToSend = session is null || partial ? hashes : null;
+            if (session is null && hashesToSend is null)
             {
                 return;
             }
 
-            using var response = await _http.PostAsJsonAsync(uri, body, AgentJson.Default.HintBody).ConfigureAwait(false);
+            using var response = a.Kind == RetentionActionKind.Retain
+                ? await _http.PostAsJsonAsync(uri, new RetainBody { SessionId = session, BlockHashes = hashesToSend, TtlMs = a.TtlMs, Priority = a.Priority, Value = a.Value, Tier = a.Tier == RetentionTier.Host ? KvPinTier.Host : null }, WorkerContractJson.Default.RetainBody).ConfigureAwait(false)
+                : await _http.PostAsJsonAsync(uri, new ReleaseBody { SessionId = session, BlockHashes = hashesToSend }, WorkerContractJson.Default.ReleaseBody).ConfigureAwait(false);
             Interlocked.Increment(ref _hintsSent);
             if (!response.IsSuccessStatusCode)
             {
@@ -597,38 +591,6 @@ public sealed partial class AgentRetentionService : IDisposable
 
     private sealed record PinnedContext(string? WorkerSession, ulong[] Hashes);
 
-    /// <summary>Body of a worker KV hint: retain, release and prefetch (docs/worker-protocol.md).</summary>
-    internal sealed class HintBody
-    {
-        [JsonPropertyName("session_id")]
-        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-        public string? SessionId { get; init; }
-
-        [JsonPropertyName("block_hashes")]
-        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-        public ulong[]? BlockHashes { get; init; }
-
-        [JsonPropertyName("ttl_ms")]
-        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-        public long? TtlMs { get; init; }
-
-        [JsonPropertyName("priority")]
-        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-        public int? Priority { get; init; }
-
-        [JsonPropertyName("value")]
-        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-        public double? Value { get; init; }
-
-        [JsonPropertyName("tier")]
-        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-        public string? Tier { get; init; }
-
-        [JsonPropertyName("max_blocks")]
-        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-        public int? MaxBlocks { get; init; }
-    }
-
     private static partial class Log
     {
         [LoggerMessage(EventId = EventIds.AgentDecision, Level = LogLevel.Debug, Message = "agent retention: {Kind} ttl_ms={TtlMs} value={Value:F2} worker={Worker} sent={Sent}")]
@@ -641,6 +603,3 @@ public sealed partial class AgentRetentionService : IDisposable
         public static partial void PinDropped(ILogger logger, string worker);
     }
 }
-
-[JsonSerializable(typeof(AgentRetentionService.HintBody))]
-internal sealed partial class AgentJson : JsonSerializerContext;

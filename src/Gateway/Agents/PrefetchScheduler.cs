@@ -2,6 +2,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Gateway.Core.Collections;
 using Gateway.Fleet;
+using Worker.Contract;
 
 namespace Gateway.Agents;
 
@@ -147,13 +148,13 @@ public sealed partial class PrefetchScheduler : IDisposable
     {
         try
         {
-            var body = new AgentRetentionService.HintBody
+            var body = new PrefetchBody
             {
                 SessionId = p.WorkerSession,
                 BlockHashes = p.WorkerSession is null ? p.Hashes : null,
                 MaxBlocks = p.Hashes.Length > 0 ? p.Hashes.Length : null,
             };
-            using var response = await _http.PostAsJsonAsync(new Uri(p.Worker.BaseUri, "worker/kv/prefetch"), body, AgentJson.Default.HintBody).ConfigureAwait(false);
+            using var response = await _http.PostAsJsonAsync(new Uri(p.Worker.BaseUri, "worker/kv/prefetch"), body, WorkerContractJson.Default.PrefetchBody).ConfigureAwait(false);
             Interlocked.Increment(ref _sent);
             if (!response.IsSuccessStatusCode)
             {
@@ -162,10 +163,10 @@ public sealed partial class PrefetchScheduler : IDisposable
                 return;
             }
 
-            using var doc = await JsonDocument.ParseAsync(await response.Content.ReadAsStreamAsync().ConfigureAwait(false)).ConfigureAwait(false);
-            if (doc.RootElement.TryGetProperty("loaded_blocks", out var loaded) && loaded.TryGetInt32(out int n) && n > 0)
+            var reply = await response.Content.ReadFromJsonAsync(WorkerContractJson.Default.PrefetchReply).ConfigureAwait(false);
+            if (reply is { LoadedBlocks: > 0 })
             {
-                Interlocked.Add(ref _loadedBlocks, n);
+                Interlocked.Add(ref _loadedBlocks, reply.LoadedBlocks);
             }
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException or OperationCanceledException or JsonException)

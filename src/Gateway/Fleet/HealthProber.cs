@@ -5,6 +5,7 @@ using Gateway.Telemetry;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Worker.Contract;
 
 namespace Gateway.Fleet;
 
@@ -156,59 +157,57 @@ public sealed partial class HealthProber : BackgroundService
 
     private static void ApplyState(WorkerEndpoint e, byte[] json, GatewayMetrics? metrics)
     {
-        using var doc = JsonDocument.Parse(json);
-        var root = doc.RootElement;
+        var state = JsonSerializer.Deserialize(json, WorkerContractJson.Default.WorkerStateBody) ?? throw new JsonException("/worker/state is null");
         var info = e.Info;
-        if (root.TryGetProperty("waiting_requests", out var w) && w.TryGetInt32(out int waiting))
+        if (state.WaitingRequests is int waiting)
         {
             info.ReportedWaiting = waiting;
             info.InFlightAtReport = info.InFlight;
         }
 
-        if (root.TryGetProperty("running_requests", out var r) && r.TryGetInt32(out int running))
+        if (state.RunningRequests is int running)
         {
             info.ReportedRunning = running;
         }
 
-        int total = root.TryGetProperty("kv_blocks_total", out var t) && t.TryGetInt32(out int tt) ? tt : 0;
-        int used = root.TryGetProperty("kv_blocks_used", out var u) && u.TryGetInt32(out int uu) ? uu : 0;
+        int total = state.KvBlocksTotal ?? 0;
+        int used = state.KvBlocksUsed ?? 0;
         if (total > 0)
         {
             info.KvBlocksTotal = total;
             info.KvUsage = Math.Clamp((double)used / total, 0, 1);
         }
 
-        info.KvBlocksFree = root.TryGetProperty("kv_blocks_free", out var f) && f.TryGetInt32(out int free) && free >= 0 ? free : -1;
-        info.KvEvictionAgeSeconds = !root.TryGetProperty("kv_eviction_age_s", out var ea) ? double.NaN // not measured
-            : ea.ValueKind == JsonValueKind.Null ? double.PositiveInfinity // nothing evicted yet
-            : ea.TryGetDouble(out double age) && age >= 0 ? age : double.NaN;
-        info.HostReloadSecondsPerToken = root.TryGetProperty("host_reload_seconds_per_token", out var hr) && hr.TryGetDouble(out double reload) && reload >= 0 && double.IsFinite(reload) ? reload : 0;
-        info.HostKvBlocksTotal = root.TryGetProperty("host_kv_blocks_total", out var hk) && hk.TryGetInt32(out int hostBlocks) && hostBlocks > 0 ? hostBlocks : 0;
-
-        if (root.TryGetProperty("prefill_tokens_per_second", out var p) && p.TryGetDouble(out double pt) && pt > 0)
+        info.KvBlocksFree = state.KvBlocksFree is int free && free >= 0 ? free : -1;
+        info.KvEvictionAgeSeconds = !state.ReportsKvEvictionAge ? double.NaN // not measured
+            : state.KvEvictionAgeSeconds is not double age ? double.PositiveInfinity // nothing evicted yet
+            : age >= 0 ? age : double.NaN;
+        info.HostReloadSecondsPerToken = state.HostReloadSecondsPerToken is double reload && reload >= 0 && double.IsFinite(reload) ? reload : 0;
+        info.HostKvBlocksTotal = state.HostKvBlocksTotal is int hostBlocks && hostBlocks > 0 ? hostBlocks : 0;
+        if (state.PrefillTokensPerSecond is double pt && pt > 0)
         {
             info.PrefillTokensPerSecond = pt;
         }
 
-        if (root.TryGetProperty("decode_step_seconds", out var d) && d.TryGetDouble(out double ds) && ds > 0)
+        if (state.DecodeStepSeconds is double ds && ds > 0)
         {
             info.DecodeStepSeconds = ds;
         }
 
-        info.PublishesKvEvents = root.TryGetProperty("kv_event_seq", out _);
-        info.Draining = root.TryGetProperty("draining", out var dr) && dr.ValueKind == JsonValueKind.True;
-        e.PinsActive = root.TryGetProperty("pins_active", out var pa) && pa.TryGetInt32(out int pins) ? pins : 0;
-        RecordCounterDelta(root, "pins_dropped_total", ref e.PinsDroppedSeen, d => metrics?.RecordRetentionPinsDropped(e.Prefix, d));
-        RecordCounterDelta(root, "pins_expired_total", ref e.PinsExpiredSeen, d => metrics?.RecordRetentionPinsExpired(d));
+        info.PublishesKvEvents = state.KvEventSeq is not null;
+        info.Draining = state.Draining == true;
+        e.PinsActive = state.PinsActive ?? 0;
+        RecordCounterDelta(state.PinsDroppedTotal, ref e.PinsDroppedSeen, d => metrics?.RecordRetentionPinsDropped(e.Prefix, d));
+        RecordCounterDelta(state.PinsExpiredTotal, ref e.PinsExpiredSeen, d => metrics?.RecordRetentionPinsExpired(d));
     }
 
     /// <summary>
     /// Turns a worker's monotonic counter into increments of a gateway counter: the first reading is the baseline,
     /// a smaller reading (worker restarted) becomes the new baseline.
     /// </summary>
-    private static void RecordCounterDelta(JsonElement root, string name, ref long seen, Action<long> record)
+    private static void RecordCounterDelta(long? reading, ref long seen, Action<long> record)
     {
-        if (!root.TryGetProperty(name, out var v) || !v.TryGetInt64(out long now))
+        if (reading is not long now)
         {
             return;
         }

@@ -1,5 +1,6 @@
 using System.Net.Http.Headers;
 using Microsoft.AspNetCore.Http;
+using Worker.Contract;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace Gateway.Proxy;
@@ -63,10 +64,10 @@ internal sealed class GatewayTransformer : HttpTransformer
         var h = proxyRequest.Headers;
         h.Authorization = null;
         h.Remove(Gateway.Auth.ApiCredential.ApiKeyHeader);
-        h.Remove(HintHeaders.CacheSalt);
-        h.Remove(HintHeaders.SessionId);
-        h.Remove(HintHeaders.RetentionTtl);
-        h.Remove(HintHeaders.RequestPriority); // only the gateway decides a request's priority
+        h.Remove(WorkerHeaders.CacheSalt);
+        h.Remove(WorkerHeaders.SessionId);
+        h.Remove(WorkerHeaders.RetentionTtl);
+        h.Remove(WorkerHeaders.RequestPriority); // only the gateway decides a request's priority
         h.Remove("Cookie");
         if (System.Diagnostics.Activity.Current is not null)
         {
@@ -75,15 +76,15 @@ internal sealed class GatewayTransformer : HttpTransformer
             h.Remove("traceparent");
             h.Remove("tracestate");
         }
-        h.TryAddWithoutValidation(HintHeaders.CacheSalt, _ctx.Tenant.CacheSalt);
+        h.TryAddWithoutValidation(WorkerHeaders.CacheSalt, _ctx.Tenant.CacheSalt);
         if (_ctx.SessionId is not null)
         {
-            h.TryAddWithoutValidation(HintHeaders.SessionId, _ctx.SessionId);
+            h.TryAddWithoutValidation(WorkerHeaders.SessionId, _ctx.SessionId);
         }
 
         if (_ctx.Priority.EnginePriority != 0)
         {
-            h.TryAddWithoutValidation(HintHeaders.RequestPriority, _ctx.Priority.EnginePriority.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            h.TryAddWithoutValidation(WorkerHeaders.RequestPriority, _ctx.Priority.EnginePriority.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
 
         if (proxyRequest.Content is { } forwarded)
@@ -117,7 +118,7 @@ internal sealed class GatewayTransformer : HttpTransformer
         {
             HeldBackStatus = status;
             RetryAfter = proxyResponse.Headers.RetryAfter?.Delta;
-            UpstreamDraining = status == 503 && proxyResponse.Headers.Contains(HintHeaders.WorkerDraining);
+            UpstreamDraining = status == 503 && proxyResponse.Headers.Contains(WorkerHeaders.WorkerDraining);
             return false; // nothing copied: the handler clears the response and retries elsewhere
         }
 
@@ -220,25 +221,6 @@ internal sealed class GatewayTransformer : HttpTransformer
 
         return ms.ToArray();
     }
-}
-
-/// <summary>Hint headers between gateway and worker (worker protocol).</summary>
-public static class HintHeaders
-{
-    /// <summary>Session id.</summary>
-    public const string SessionId = "x-session-id";
-
-    /// <summary>Per-tenant cache salt.</summary>
-    public const string CacheSalt = "x-cache-salt";
-
-    /// <summary>Retention TTL hint.</summary>
-    public const string RetentionTtl = "x-retention-ttl-ms";
-
-    /// <summary>Waiting-queue priority on the worker (higher admitted first; resumed agent turns).</summary>
-    public const string RequestPriority = "x-request-priority";
-
-    /// <summary>Sent by a draining worker with its 503: retry elsewhere, and route nothing new to it.</summary>
-    public const string WorkerDraining = "x-worker-draining";
 }
 
 /// <summary>Settings the transformer needs, resolved once from options.</summary>

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Gateway.Core.Routing.KvAware;
 using Microsoft.Extensions.Logging;
+using Worker.Contract;
 
 namespace Gateway.Routing;
 
@@ -137,52 +138,18 @@ public sealed partial class KvEventSubscriber(HttpClient http, PreciseIndex inde
         using var response = await http.GetAsync(new Uri(baseUri, "/worker/kv/snapshot"), ct).ConfigureAwait(false);
         response.EnsureSuccessStatusCode();
         await using var body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-        using var doc = await JsonDocument.ParseAsync(body, cancellationToken: ct).ConfigureAwait(false);
-        var root = doc.RootElement;
-        long seq = root.GetProperty("seq").GetInt64();
-        var hashes = ReadHashes(root);
-        index.ApplySnapshot(worker, seq, hashes, ReadHashes(root, "host_block_hashes"));
+        var snapshot = await JsonSerializer.DeserializeAsync(body, WorkerContractJson.Default.KvSnapshotBody, ct).ConfigureAwait(false)
+            ?? throw new JsonException("/worker/kv/snapshot is null");
+        index.ApplySnapshot(worker, snapshot.Seq, snapshot.BlockHashes ?? [], snapshot.HostBlockHashes ?? []);
         Interlocked.Increment(ref _resyncs);
-        return seq;
+        return snapshot.Seq;
     }
 
     /// <summary>Parses one <c>kv</c> event's data (<c>{"seq","type","block_hashes","parent_block_hash","block_size","medium"}</c>).</summary>
     public static KvEvent ParseEvent(string json)
     {
-        using var doc = JsonDocument.Parse(json);
-        var root = doc.RootElement;
-        long seq = root.GetProperty("seq").GetInt64();
-        string? typeName = root.GetProperty("type").GetString();
-        if (!KvEvent.TryParseType(typeName, out var type))
-        {
-            throw new FormatException($"unknown kv event type '{typeName}'");
-        }
-
-        ulong? parent = root.TryGetProperty("parent_block_hash", out var p) && p.ValueKind == JsonValueKind.Number ? p.GetUInt64() : null;
-        string? mediumName = root.TryGetProperty("medium", out var m) && m.ValueKind == JsonValueKind.String ? m.GetString() : null;
-        if (!KvEvent.TryParseMedium(mediumName, out var medium))
-        {
-            throw new FormatException($"unknown kv event medium '{mediumName}'");
-        }
-
-        return new KvEvent(seq, type, ReadHashes(root), parent, medium);
-    }
-
-    private static ulong[] ReadHashes(JsonElement root, string property = "block_hashes")
-    {
-        if (!root.TryGetProperty(property, out var arr) || arr.ValueKind != JsonValueKind.Array)
-        {
-            return [];
-        }
-
-        var hashes = new ulong[arr.GetArrayLength()];
-        int i = 0;
-        foreach (var h in arr.EnumerateArray())
-        {
-            hashes[i++] = h.GetUInt64();
-        }
-
-        return hashes;
+        var e = JsonSerializer.Deserialize(json, WorkerContractJson.Default.KvEvent) ?? throw new JsonException("kv event is null");
+        return e with { BlockHashes = e.BlockHashes ?? [] };
     }
 
     private static partial class Log

@@ -865,13 +865,13 @@ public sealed class SimulationRun
         {
             var type = e.Type switch
             {
-                Worker.Engine.KvEventType.Stored => Gateway.Core.Routing.KvAware.KvEventType.Stored,
-                Worker.Engine.KvEventType.Removed => Gateway.Core.Routing.KvAware.KvEventType.Removed,
-                Worker.Engine.KvEventType.Cleared => Gateway.Core.Routing.KvAware.KvEventType.Cleared,
-                _ => Gateway.Core.Routing.KvAware.KvEventType.PinDropped,
+                Worker.Engine.KvEventType.Stored => Worker.Contract.KvEventType.Stored,
+                Worker.Engine.KvEventType.Removed => Worker.Contract.KvEventType.Removed,
+                Worker.Engine.KvEventType.Cleared => Worker.Contract.KvEventType.Cleared,
+                _ => Worker.Contract.KvEventType.PinDropped,
             };
-            var medium = e.Tier == KvTier.Host ? Gateway.Core.Routing.KvAware.KvMedium.Cpu : Gateway.Core.Routing.KvAware.KvMedium.Gpu;
-            _kvConsumer!.Apply(worker, new Gateway.Core.Routing.KvAware.KvEvent(e.Seq, type, e.BlockHashes, e.ParentBlockHash, medium));
+            var medium = e.Tier == KvTier.Host ? Worker.Contract.KvMedium.Cpu : Worker.Contract.KvMedium.Gpu;
+            _kvConsumer!.Apply(worker, new Worker.Contract.KvEvent(e.Seq, type, e.BlockHashes, e.ParentBlockHash, medium));
             w.KvSeq = e.Seq;
         }
     }

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using Gateway.Core.OpenAi;
 using Microsoft.AspNetCore.Http;
 
@@ -91,6 +92,9 @@ internal static class HttpJson
     }
 
     /// <summary>Writes a JSON body produced by <paramref name="write"/>.</summary>
+    public static Task WriteJsonAsync<T>(HttpContext ctx, int status, T value, JsonTypeInfo<T> type) =>
+        WriteJsonAsync(ctx, status, w => JsonSerializer.Serialize(w, value, type));
+
     public static Task WriteJsonAsync(HttpContext ctx, int status, Action<Utf8JsonWriter> write)
     {
         var buffer = new ArrayBufferWriter<byte>(512);

@@ -7,6 +7,7 @@ using Gateway.Core.Hashing;
 using Gateway.Core.OpenAi;
 using Gateway.Core.Tokenization;
 using Microsoft.AspNetCore.Http;
+using Worker.Contract;
 using Worker.Engine;
 using Worker.Generation;
 using Worker.Hosting;
@@ -19,19 +20,7 @@ namespace Worker.Http;
 /// </summary>
 internal sealed class OpenAiHandlers
 {
-    /// <summary>Session id hint header (sessions group retention pins).</summary>
-    public const string SessionHeader = "x-session-id";
-
-    /// <summary>Cache salt hint header (string; salt = BlockHasher.SaltOf).</summary>
-    public const string CacheSaltHeader = "x-cache-salt";
-
-    /// <summary>Retention hint header: after the request finishes, pin its blocks for this many milliseconds.</summary>
-    public const string RetentionTtlHeader = "x-retention-ttl-ms";
-
-    /// <summary>Priority hint header: the engine admits waiting requests by priority (higher first), then arrival.</summary>
-    public const string PriorityHeader = "x-request-priority";
-
-    /// <summary>Largest |priority| accepted in <see cref="PriorityHeader"/>.</summary>
+    /// <summary>Largest |priority| accepted in <see cref="WorkerHeaders.RequestPriority"/>.</summary>
     public const int MaxPriority = 1000;
 
     /// <summary>Most embedding values (inputs × dimensions) one response may hold (bounds response size).</summary>
@@ -189,7 +178,7 @@ internal sealed class OpenAiHandlers
         if (_w.Draining)
         {
             ctx.Response.Headers.RetryAfter = "1";
-            ctx.Response.Headers["x-worker-draining"] = "true";
+            ctx.Response.Headers[WorkerHeaders.WorkerDraining] = "true";
             await HttpJson.WriteErrorAsync(ctx, HttpJson.Draining).ConfigureAwait(false);
             return;
         }
@@ -286,11 +275,11 @@ internal sealed class OpenAiHandlers
         }
 
         long? ttl = null;
-        if (ctx.Request.Headers.TryGetValue(RetentionTtlHeader, out var ttlValues))
+        if (ctx.Request.Headers.TryGetValue(WorkerHeaders.RetentionTtl, out var ttlValues))
         {
             if (!long.TryParse(ttlValues.ToString(), NumberStyles.Integer, CultureInfo.InvariantCulture, out long t) || t < 0 || t > 86_400_000)
             {
-                error = OpenAiError.Invalid($"Header '{RetentionTtlHeader}' must be an integer number of milliseconds in [0, 86400000].", RetentionTtlHeader);
+                error = OpenAiError.Invalid($"Header '{WorkerHeaders.RetentionTtl}' must be an integer number of milliseconds in [0, 86400000].", WorkerHeaders.RetentionTtl);
                 return null;
             }
 
@@ -298,10 +287,10 @@ internal sealed class OpenAiHandlers
         }
 
         int priority = 0;
-        if (ctx.Request.Headers.TryGetValue(PriorityHeader, out var priorityValues) &&
+        if (ctx.Request.Headers.TryGetValue(WorkerHeaders.RequestPriority, out var priorityValues) &&
             (!int.TryParse(priorityValues.ToString(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out priority) || Math.Abs(priority) > MaxPriority))
         {
-            error = OpenAiError.Invalid($"Header '{PriorityHeader}' must be an integer in [-{MaxPriority}, {MaxPriority}].", PriorityHeader);
+            error = OpenAiError.Invalid($"Header '{WorkerHeaders.RequestPriority}' must be an integer in [-{MaxPriority}, {MaxPriority}].", WorkerHeaders.RequestPriority);
             return null;
         }
 
@@ -342,10 +331,10 @@ internal sealed class OpenAiHandlers
             plan = _w.Planner.PlanText(seed, req.MaxTokens, room, req.Stop);
         }
 
-        string? saltText = ctx.Request.Headers.TryGetValue(CacheSaltHeader, out var saltHeader) ? saltHeader.ToString() : extras.CacheSalt;
+        string? saltText = ctx.Request.Headers.TryGetValue(WorkerHeaders.CacheSalt, out var saltHeader) ? saltHeader.ToString() : extras.CacheSalt;
         ulong salt = BlockHasher.SaltOf(saltText);
         var hashes = BlockHasher.ComputeChain(CollectionsMarshal.AsSpan(tokens), salt, _w.Options.BlockSize);
-        string? session = ctx.Request.Headers.TryGetValue(SessionHeader, out var s) && s.ToString().Length > 0 ? s.ToString() : null;
+        string? session = ctx.Request.Headers.TryGetValue(WorkerHeaders.SessionId, out var s) && s.ToString().Length > 0 ? s.ToString() : null;
         var engineRequest = new EngineRequest
         {
             Id = _w.NextId(endpoint == OpenAiEndpoint.ChatCompletions ? "chatcmpl" : "cmpl"),

@@ -1,7 +1,9 @@
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using Gateway.Core.OpenAi;
 using Microsoft.AspNetCore.Http;
+using Worker.Contract;
 using Worker.Engine;
 using Worker.Hosting;
 
@@ -49,14 +51,7 @@ internal sealed class ProtocolHandlers
 
         _w.BeginDrain();
         var state = _w.Loop.Read(e => e.GetState());
-        await HttpJson.WriteJsonAsync(ctx, 200, w =>
-        {
-            w.WriteStartObject();
-            w.WriteBoolean("draining", true);
-            w.WriteNumber("running_requests", state.RunningRequests);
-            w.WriteNumber("waiting_requests", state.WaitingRequests);
-            w.WriteEndObject();
-        }).ConfigureAwait(false);
+        await HttpJson.WriteJsonAsync(ctx, 200, new DrainReply(true, state.RunningRequests, state.WaitingRequests), WorkerContractJson.Default.DrainReply).ConfigureAwait(false);
     }
 
     /// <summary><c>GET /readyz</c>: 200 while the worker takes new requests; 503 while draining or when its engine loop failed.</summary>
@@ -81,7 +76,7 @@ internal sealed class ProtocolHandlers
         }
 
         var state = _w.Loop.ReadState();
-        await HttpJson.WriteJsonAsync(ctx, 200, w => WorkerStateWriter.Write(w, _w, state)).ConfigureAwait(false);
+        await HttpJson.WriteJsonAsync(ctx, 200, WorkerStateWriter.Build(_w, state), WorkerContractJson.Default.WorkerStateBody).ConfigureAwait(false);
     }
 
     public async Task SnapshotAsync(HttpContext ctx)
@@ -93,30 +88,8 @@ internal sealed class ProtocolHandlers
         }
 
         var snapshot = _w.Loop.KvEvents.Snapshot();
-        long seq = snapshot.Seq;
-        var hashes = snapshot.BlockHashes;
-        var host = snapshot.HostBlockHashes;
-        await HttpJson.WriteJsonAsync(ctx, 200, w =>
-        {
-            w.WriteStartObject();
-            w.WriteNumber("seq", seq);
-            w.WriteNumber("block_size", _w.Options.BlockSize);
-            w.WriteStartArray("block_hashes");
-            foreach (var h in hashes)
-            {
-                w.WriteNumberValue(h);
-            }
-
-            w.WriteEndArray();
-            w.WriteStartArray("host_block_hashes");
-            foreach (var h in host)
-            {
-                w.WriteNumberValue(h);
-            }
-
-            w.WriteEndArray();
-            w.WriteEndObject();
-        }).ConfigureAwait(false);
+        var body = new KvSnapshotBody(snapshot.Seq, _w.Options.BlockSize, snapshot.BlockHashes, snapshot.HostBlockHashes);
+        await HttpJson.WriteJsonAsync(ctx, 200, body, WorkerContractJson.Default.KvSnapshotBody).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -153,7 +126,7 @@ internal sealed class ProtocolHandlers
             var sse = new SseChunkWriter(response.BodyWriter);
             sse.WriteComment("kv events");
             await sse.FlushAsync(ct).ConfigureAwait(false);
-            var batch = new List<KvEvent>(256);
+            var batch = new List<Engine.KvEvent>(256);
             while (!ct.IsCancellationRequested)
             {
                 batch.Clear();
@@ -165,12 +138,8 @@ internal sealed class ProtocolHandlers
                 gap |= after > last;
                 if (gap)
                 {
-                    sse.WriteEvent("resync", w =>
-                    {
-                        w.WriteStartObject();
-                        w.WriteNumber("seq", last);
-                        w.WriteEndObject();
-                    });
+                    var resync = new KvResyncBody(last);
+                    sse.WriteEvent("resync", w => JsonSerializer.Serialize(w, resync, WorkerContractJson.Default.KvResyncBody));
                     after = last;
                     foreach (var e in batch)
                     {
@@ -213,36 +182,29 @@ internal sealed class ProtocolHandlers
         }
     }
 
-    private static void WriteEvent(SseChunkWriter sse, KvEvent e)
+    private static void WriteEvent(SseChunkWriter sse, Engine.KvEvent e)
     {
-        sse.WriteEvent("kv", w =>
+        var type = e.Type switch
         {
-            w.WriteStartObject();
-            w.WriteNumber("seq", e.Seq);
-            w.WriteString("type", e.TypeName);
-            w.WriteStartArray("block_hashes");
-            foreach (var h in e.BlockHashes)
-            {
-                w.WriteNumberValue(h);
-            }
-
-            w.WriteEndArray();
-            if (e.ParentBlockHash is ulong parent) { w.WriteNumber("parent_block_hash", parent); } else { w.WriteNull("parent_block_hash"); }
-            w.WriteNumber("block_size", e.BlockSize);
-            w.WriteString("medium", e.MediumName);
-            w.WriteEndObject();
-        });
+            Engine.KvEventType.Stored => Contract.KvEventType.Stored,
+            Engine.KvEventType.Removed => Contract.KvEventType.Removed,
+            Engine.KvEventType.Cleared => Contract.KvEventType.Cleared,
+            _ => Contract.KvEventType.PinDropped,
+        };
+        var wire = new Contract.KvEvent(e.Seq, type, e.BlockHashes, e.ParentBlockHash, e.Tier == KvTier.Host ? KvMedium.Cpu : KvMedium.Gpu, e.BlockSize);
+        sse.WriteEvent("kv", w => JsonSerializer.Serialize(w, wire, WorkerContractJson.Default.KvEvent));
     }
 
     public async Task RetainAsync(HttpContext ctx)
     {
-        var pin = await ReadPinBodyAsync(ctx, requireTtl: true).ConfigureAwait(false);
-        if (pin is null)
+        var pin = await ReadPinBodyAsync(ctx, WorkerContractJson.Default.RetainBody).ConfigureAwait(false);
+        if (pin is null || !await ValidateAsync(ctx, PinError(pin.SessionId, pin.BlockHashes, pin.TtlMs, requireTtl: true, pin.Value)).ConfigureAwait(false))
         {
             return;
         }
 
-        if (pin.Tier == KvTier.Host && _w.Loop.Read(e => e.HostKvBlocksTotal) == 0)
+        var tier = pin.Tier ?? KvPinTier.Hbm;
+        if (tier == KvPinTier.Host && _w.Loop.Read(e => e.HostKvBlocksTotal) == 0)
         {
             await HttpJson.WriteErrorAsync(ctx, OpenAiError.Invalid("This worker has no host KV tier (start it with --host-kv-blocks).", "tier", "host_tier_unavailable")).ConfigureAwait(false);
             return;
@@ -252,20 +214,13 @@ internal sealed class ProtocolHandlers
         {
             SessionId = pin.SessionId,
             BlockHashes = pin.BlockHashes,
-            TtlMs = pin.TtlMs,
-            Priority = pin.Priority,
-            Value = pin.Value,
-            Tier = pin.Tier,
+            TtlMs = pin.TtlMs ?? 0,
+            Priority = pin.Priority ?? 0,
+            Value = pin.Value ?? 0,
+            Tier = tier == KvPinTier.Host ? KvTier.Host : KvTier.Hbm,
         };
         var result = _w.Loop.Mutate(e => e.Retain(request));
-        await HttpJson.WriteJsonAsync(ctx, 200, w =>
-        {
-            w.WriteStartObject();
-            w.WriteNumber("pinned_blocks", result.PinnedBlocks);
-            w.WriteNumber("dropped_pins", result.DroppedPins);
-            w.WriteString("tier", pin.Tier == KvTier.Host ? "host" : "hbm");
-            w.WriteEndObject();
-        }).ConfigureAwait(false);
+        await HttpJson.WriteJsonAsync(ctx, 200, new RetainReply(result.PinnedBlocks, result.DroppedPins, tier), WorkerContractJson.Default.RetainReply).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -274,15 +229,12 @@ internal sealed class ProtocolHandlers
     /// </summary>
     public async Task PrefetchAsync(HttpContext ctx)
     {
-        var pin = await ReadPinBodyAsync(ctx, requireTtl: false).ConfigureAwait(false);
-        if (pin is null)
+        var pin = await ReadPinBodyAsync(ctx, WorkerContractJson.Default.PrefetchBody).ConfigureAwait(false);
+        var error = pin is null ? null
+            : PinError(pin.SessionId, pin.BlockHashes, pin.TtlMs, requireTtl: false, pin.Value)
+              ?? (pin.MaxBlocks < 0 ? OpenAiError.Invalid("'max_blocks' must be an integer >= 0.", "max_blocks") : null);
+        if (pin is null || !await ValidateAsync(ctx, error).ConfigureAwait(false))
         {
-            return;
-        }
-
-        if (pin.MaxBlocks < 0)
-        {
-            await HttpJson.WriteErrorAsync(ctx, OpenAiError.Invalid("'max_blocks' must be an integer >= 0.", "max_blocks")).ConfigureAwait(false);
             return;
         }
 
@@ -290,45 +242,72 @@ internal sealed class ProtocolHandlers
         {
             SessionId = pin.SessionId,
             BlockHashes = pin.BlockHashes,
-            MaxBlocks = pin.MaxBlocks,
-            TtlMs = pin.TtlMs,
-            Priority = pin.Priority,
-            Value = pin.Value,
+            MaxBlocks = pin.MaxBlocks ?? 0,
+            TtlMs = pin.TtlMs ?? 0,
+            Priority = pin.Priority ?? 0,
+            Value = pin.Value ?? 0,
         };
         var result = _w.Loop.Mutate(e => e.Prefetch(request));
         double scale = _w.Loop.TimeScale;
-        await HttpJson.WriteJsonAsync(ctx, 200, w =>
-        {
-            w.WriteStartObject();
-            w.WriteNumber("loaded_blocks", result.LoadedBlocks);
-            w.WriteNumber("resident_blocks", result.ResidentBlocks);
-            w.WriteNumber("budget_blocks", result.BudgetBlocks);
-            w.WriteNumber("ready_ms", Math.Round(result.ReadySeconds * 1000 * (scale > 0 ? scale : 1.0), 3));
-            w.WriteEndObject();
-        }).ConfigureAwait(false);
+        var reply = new PrefetchReply(result.LoadedBlocks, result.ResidentBlocks, result.BudgetBlocks, Math.Round(result.ReadySeconds * 1000 * (scale > 0 ? scale : 1.0), 3));
+        await HttpJson.WriteJsonAsync(ctx, 200, reply, WorkerContractJson.Default.PrefetchReply).ConfigureAwait(false);
     }
 
     public async Task ReleaseAsync(HttpContext ctx)
     {
-        var pin = await ReadPinBodyAsync(ctx, requireTtl: false).ConfigureAwait(false);
-        if (pin is null)
+        var pin = await ReadPinBodyAsync(ctx, WorkerContractJson.Default.ReleaseBody).ConfigureAwait(false);
+        if (pin is null || !await ValidateAsync(ctx, PinError(pin.SessionId, pin.BlockHashes, null, requireTtl: false, null)).ConfigureAwait(false))
         {
             return;
         }
 
         var request = new ReleaseRequest { SessionId = pin.SessionId, BlockHashes = pin.BlockHashes };
         int released = _w.Loop.Mutate(e => e.Release(request));
-        await HttpJson.WriteJsonAsync(ctx, 200, w =>
-        {
-            w.WriteStartObject();
-            w.WriteNumber("released_blocks", released);
-            w.WriteEndObject();
-        }).ConfigureAwait(false);
+        await HttpJson.WriteJsonAsync(ctx, 200, new ReleaseReply(released), WorkerContractJson.Default.ReleaseReply).ConfigureAwait(false);
     }
 
-    private sealed record PinBody(string? SessionId, ulong[]? BlockHashes, long TtlMs, int Priority, double Value, KvTier Tier = KvTier.Hbm, int MaxBlocks = 0);
+    private static async Task<bool> ValidateAsync(HttpContext ctx, OpenAiError? error)
+    {
+        if (error is not null)
+        {
+            await HttpJson.WriteErrorAsync(ctx, error).ConfigureAwait(false);
+        }
 
-    private async Task<PinBody?> ReadPinBodyAsync(HttpContext ctx, bool requireTtl)
+        return error is null;
+    }
+
+    /// <summary>The rules every pin body shares: a non-empty session id or block hashes, a TTL in range, a finite value.</summary>
+    private static OpenAiError? PinError(string? session, ulong[]? hashes, long? ttlMs, bool requireTtl, double? value)
+    {
+        if (session is { Length: 0 })
+        {
+            return OpenAiError.Invalid("'session_id' must be a non-empty string.", "session_id");
+        }
+
+        if (session is null && hashes is null)
+        {
+            return OpenAiError.Invalid("Give 'session_id' or 'block_hashes'.", "session_id", "missing_required_parameter");
+        }
+
+        if (ttlMs is long ttl && (ttl <= 0 || ttl > 86_400_000))
+        {
+            return OpenAiError.Invalid("'ttl_ms' must be an integer in [1, 86400000].", "ttl_ms");
+        }
+
+        if (ttlMs is null && requireTtl)
+        {
+            return OpenAiError.Invalid("Missing required parameter: 'ttl_ms'.", "ttl_ms", "missing_required_parameter");
+        }
+
+        return value is double v && !double.IsFinite(v) ? OpenAiError.Invalid("'value' must be a number.", "value") : null;
+    }
+
+    /// <summary>
+    /// Reads a worker-protocol body into its contract type; a body that is not JSON, not an object, or has a field of the
+    /// wrong type is answered with a 400 naming the field (the error is written and null returned).
+    /// </summary>
+    private static async Task<T?> ReadPinBodyAsync<T>(HttpContext ctx, JsonTypeInfo<T> type)
+        where T : class
     {
         if (!HttpMethods.IsPost(ctx.Request.Method))
         {
@@ -337,143 +316,50 @@ internal sealed class ProtocolHandlers
         }
 
         var (body, readError) = await HttpJson.ReadBodyAsync(ctx, 4 * 1024 * 1024).ConfigureAwait(false);
-        if (readError is not null)
+        var error = readError ?? JsonTextCheck.Check(body!, 8);
+        T? parsed = null;
+        if (error is null)
         {
-            await HttpJson.WriteErrorAsync(ctx, readError).ConfigureAwait(false);
-            return null;
+            try
+            {
+                parsed = JsonSerializer.Deserialize(body, type);
+                error = parsed is null ? OpenAiError.Invalid("Request body must be a JSON object.") : null;
+            }
+            catch (JsonException ex) when (ex.InnerException is JsonException) // the reader's: not JSON at all
+            {
+                error = OpenAiError.Invalid("Request body is not valid JSON: " + ex.Message, null, "invalid_json");
+            }
+            catch (JsonException ex)
+            {
+                error = FieldError(ex.Path);
+            }
         }
 
-        var parsed = ParsePinBody(body!, requireTtl, out var error);
-        if (parsed is null)
+        if (error is not null)
         {
-            await HttpJson.WriteErrorAsync(ctx, error!).ConfigureAwait(false);
+            await HttpJson.WriteErrorAsync(ctx, error).ConfigureAwait(false);
         }
 
         return parsed;
     }
 
-    private static PinBody? ParsePinBody(byte[] body, bool requireTtl, out OpenAiError? error)
+    /// <summary>The error for a field of the wrong type or out of its type's range (JSON path <c>$.name[...]</c>).</summary>
+    private static OpenAiError FieldError(string? path)
     {
-        error = null;
-        JsonDocument doc;
-        try
+        string field = path is null || path.Length < 3 ? "" : path[2..];
+        int bracket = field.IndexOfAny(['[', '.']);
+        string name = bracket >= 0 ? field[..bracket] : field;
+        return name switch
         {
-            doc = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 8 });
-        }
-        catch (JsonException ex)
-        {
-            error = OpenAiError.Invalid("Request body is not valid JSON: " + ex.Message, null, "invalid_json");
-            return null;
-        }
-
-        using (doc)
-        {
-            if ((error = JsonTextCheck.Check(body, 8)) is not null)
-            {
-                return null;
-            }
-
-            var root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-            {
-                error = OpenAiError.Invalid("Request body must be a JSON object.");
-                return null;
-            }
-
-            string? session = null;
-            if (root.TryGetProperty("session_id", out var s) && s.ValueKind != JsonValueKind.Null)
-            {
-                if (s.ValueKind != JsonValueKind.String || s.GetString()!.Length == 0)
-                {
-                    error = OpenAiError.Invalid("'session_id' must be a non-empty string.", "session_id");
-                    return null;
-                }
-
-                session = s.GetString();
-            }
-
-            ulong[]? hashes = null;
-            if (root.TryGetProperty("block_hashes", out var h) && h.ValueKind != JsonValueKind.Null)
-            {
-                if (h.ValueKind != JsonValueKind.Array)
-                {
-                    error = OpenAiError.Invalid("'block_hashes' must be an array of unsigned 64-bit integers.", "block_hashes");
-                    return null;
-                }
-
-                hashes = new ulong[h.GetArrayLength()];
-                int i = 0;
-                foreach (var e in h.EnumerateArray())
-                {
-                    if (e.ValueKind != JsonValueKind.Number || !e.TryGetUInt64(out hashes[i]))
-                    {
-                        error = OpenAiError.Invalid($"'block_hashes[{i}]' must be an unsigned 64-bit integer.", "block_hashes");
-                        return null;
-                    }
-
-                    i++;
-                }
-            }
-
-            if (session is null && hashes is null)
-            {
-                error = OpenAiError.Invalid("Give 'session_id' or 'block_hashes'.", "session_id", "missing_required_parameter");
-                return null;
-            }
-
-            long ttl = 0;
-            if (root.TryGetProperty("ttl_ms", out var t) && t.ValueKind != JsonValueKind.Null)
-            {
-                if (t.ValueKind != JsonValueKind.Number || !t.TryGetInt64(out ttl) || ttl <= 0 || ttl > 86_400_000)
-                {
-                    error = OpenAiError.Invalid("'ttl_ms' must be an integer in [1, 86400000].", "ttl_ms");
-                    return null;
-                }
-            }
-            else if (requireTtl)
-            {
-                error = OpenAiError.Invalid("Missing required parameter: 'ttl_ms'.", "ttl_ms", "missing_required_parameter");
-                return null;
-            }
-
-            int priority = 0;
-            if (root.TryGetProperty("priority", out var p) && p.ValueKind != JsonValueKind.Null
-                && (p.ValueKind != JsonValueKind.Number || !p.TryGetInt32(out priority)))
-            {
-                error = OpenAiError.Invalid("'priority' must be an integer.", "priority");
-                return null;
-            }
-
-            double value = 0;
-            if (root.TryGetProperty("value", out var v) && v.ValueKind != JsonValueKind.Null
-                && (v.ValueKind != JsonValueKind.Number || !v.TryGetDouble(out value) || !double.IsFinite(value)))
-            {
-                error = OpenAiError.Invalid("'value' must be a number.", "value");
-                return null;
-            }
-
-            var tier = KvTier.Hbm;
-            if (root.TryGetProperty("tier", out var tierValue) && tierValue.ValueKind != JsonValueKind.Null)
-            {
-                switch (tierValue.ValueKind == JsonValueKind.String ? tierValue.GetString() : null)
-                {
-                    case "hbm": tier = KvTier.Hbm; break;
-                    case "host": tier = KvTier.Host; break;
-                    default:
-                        error = OpenAiError.Invalid("'tier' must be \"hbm\" or \"host\".", "tier");
-                        return null;
-                }
-            }
-
-            int maxBlocks = 0;
-            if (root.TryGetProperty("max_blocks", out var mb) && mb.ValueKind != JsonValueKind.Null
-                && (mb.ValueKind != JsonValueKind.Number || !mb.TryGetInt32(out maxBlocks) || maxBlocks < 0))
-            {
-                error = OpenAiError.Invalid("'max_blocks' must be an integer >= 0.", "max_blocks");
-                return null;
-            }
-
-            return new PinBody(session, hashes, ttl, priority, value, tier, maxBlocks);
-        }
+            "" => OpenAiError.Invalid("Request body must be a JSON object."),
+            "session_id" => OpenAiError.Invalid("'session_id' must be a non-empty string.", name),
+            "block_hashes" => OpenAiError.Invalid($"'{field}' must be an array of unsigned 64-bit integers.", name),
+            "ttl_ms" => OpenAiError.Invalid("'ttl_ms' must be an integer in [1, 86400000].", name),
+            "priority" => OpenAiError.Invalid("'priority' must be an integer.", name),
+            "value" => OpenAiError.Invalid("'value' must be a number.", name),
+            "tier" => OpenAiError.Invalid("'tier' must be \"hbm\" or \"host\".", name),
+            "max_blocks" => OpenAiError.Invalid("'max_blocks' must be an integer >= 0.", name),
+            _ => OpenAiError.Invalid($"'{name}' has the wrong type.", name),
+        };
     }
 }

@@ -2,6 +2,7 @@ using System.Net.Http.Json;
 using Gateway.Core.Routing.KvAware;
 using Gateway.Routing;
 using Microsoft.Extensions.Logging.Abstractions;
+using Worker.Contract;
 using Worker;
 
 namespace Gateway.Tests.Routing;
@@ -16,7 +17,9 @@ public class KvEventSubscriberTests
         Assert.Equal(KvEventType.Stored, e.Type);
         Assert.Equal([1UL, ulong.MaxValue], e.BlockHashes!);
         Assert.Equal(5UL, e.ParentBlockHash);
-        Assert.Throws<FormatException>(() => KvEventSubscriber.ParseEvent("""{"seq":1,"type":"bogus"}"""));
+        Assert.Equal(KvMedium.Gpu, e.Medium); // absent medium: gpu
+        Assert.ThrowsAny<System.Text.Json.JsonException>(() => KvEventSubscriber.ParseEvent("""{"seq":1,"type":"bogus"}"""));
+        Assert.ThrowsAny<System.Text.Json.JsonException>(() => KvEventSubscriber.ParseEvent("""{"type":"stored","block_hashes":[1]}""")); // no seq
     }
 
     [Fact]

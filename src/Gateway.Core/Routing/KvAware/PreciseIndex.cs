@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Worker.Contract;
 
 namespace Gateway.Core.Routing.KvAware;
 

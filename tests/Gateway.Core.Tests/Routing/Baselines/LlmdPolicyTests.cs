@@ -1,6 +1,7 @@
 using Gateway.Core.Routing;
 using Gateway.Core.Routing.Baselines;
 using Gateway.Core.Routing.KvAware;
+using Worker.Contract;
 
 namespace Gateway.Core.Tests.Routing.Baselines;
 

@@ -1,6 +1,7 @@
 using Gateway.Core.Routing;
 using Gateway.Core.Routing.KvAware;
 using Gateway.Core.Tests.Routing;
+using Worker.Contract;
 
 namespace Gateway.Core.Tests.Routing.KvAware;
 

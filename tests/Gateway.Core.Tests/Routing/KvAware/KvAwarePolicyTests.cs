@@ -1,3 +1,4 @@
+using Worker.Contract;
 using Xunit.Abstractions;
 using Gateway.Core.Routing;
 using Gateway.Core.Routing.KvAware;

@@ -1,5 +1,6 @@
 using Gateway.Core.Routing;
 using Gateway.Core.Routing.KvAware;
+using Worker.Contract;
 
 namespace Gateway.Core.Tests.Routing.KvAware;
 

@@ -1,4 +1,5 @@
 using Gateway.Core.Routing.KvAware;
+using Worker.Contract;
 
 namespace Gateway.Core.Tests.Routing.KvAware;
 

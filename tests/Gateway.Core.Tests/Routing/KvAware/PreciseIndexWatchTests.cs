@@ -1,5 +1,6 @@
 using Gateway.Core.Routing.KvAware;
 using Gateway.Core.Tests.Routing;
+using Worker.Contract;
 
 namespace Gateway.Core.Tests.Routing.KvAware;
 
