@@ -7,6 +7,7 @@ using Gateway.Core.OpenAi;
 using Gateway.Fleet;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Options;
+using Worker.Contract;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace Gateway.Proxy;
@@ -180,11 +181,11 @@ public sealed class PassthroughHandler : IDisposable
             h.Authorization = null;
             h.Remove(ApiCredential.ApiKeyHeader);
             h.Remove("Cookie");
-            h.Remove(HintHeaders.CacheSalt);
-            h.Remove(HintHeaders.SessionId);
-            h.Remove(HintHeaders.RetentionTtl);
-            h.Remove(HintHeaders.RequestPriority);
-            h.TryAddWithoutValidation(HintHeaders.CacheSalt, cacheSalt);
+            h.Remove(WorkerHeaders.CacheSalt);
+            h.Remove(WorkerHeaders.SessionId);
+            h.Remove(WorkerHeaders.RetentionTtl);
+            h.Remove(WorkerHeaders.RequestPriority);
+            h.TryAddWithoutValidation(WorkerHeaders.CacheSalt, cacheSalt);
         }
     }
 }
