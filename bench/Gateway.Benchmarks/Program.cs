@@ -9,6 +9,11 @@ if (args.Length > 0 && args[0] == "profiles")
     return 0;
 }
 
+if (args.Length > 0 && args[0] == "tokenizers-ab")
+{
+    return Gateway.Benchmarks.Tokenization.TokenizerAb.Run(args);
+}
+
 if (Gateway.Benchmarks.Cpu.CpuCommands.TryRun(args, out int cpuExit)) return cpuExit;
 
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

@@ -33,6 +33,14 @@ public sealed class WorkerOptions
     /// <summary>Host-memory KV tier in blocks: 0 = none (default), −1 (<c>--host-kv-blocks auto</c>) = the profile's ratio × the HBM pool.</summary>
     public int HostKvBlocks { get; init; }
 
+    /// <summary>
+    /// Tokenizer of prompts (token counts, KV block hashes) of the roofline backend: <c>default</c>, <c>bytes</c>,
+    /// <c>o200k_base</c>, <c>cl100k_base</c> or a <c>tokenizer.json</c> / <c>.tiktoken</c> file, resolved by
+    /// <c>Tokenizers.Create</c> exactly as the gateway's <c>Gateway:Routing:Tokenizer</c> (set both alike). The cpu and
+    /// gpu backends always read bytes, their models' vocabulary.
+    /// </summary>
+    public string Tokenizer { get; init; } = "default";
+
     /// <summary>Tokens per KV block.</summary>
     public int BlockSize { get; init; } = 16;
 
@@ -111,7 +119,7 @@ public sealed class WorkerOptions
     public const string Usage =
         """
         Reference LLM worker (OpenAI API + worker protocol over a modelled engine).
-        usage: Worker [--urls URL] [--backend roofline|cpu|gpu] [--model FILE.gguf] [--threads N] [--profile NAME] [--kv-blocks N] [--host-kv-blocks N|auto] [--block-size N] [--time-scale X]
+        usage: Worker [--urls URL] [--backend roofline|cpu|gpu] [--model FILE.gguf] [--threads N] [--profile NAME] [--kv-blocks N] [--host-kv-blocks N|auto] [--tokenizer NAME|FILE] [--block-size N] [--time-scale X]
                       [--model-name ID] [--seed N] [--max-batch-tokens N] [--long-prefill-threshold N] [--low-priority-prefill N] [--max-running N] [--max-model-len N]
                       [--output-median N] [--output-sigma X] [--output-max N] [--embedding-dims N]
                       [--max-body-bytes N] [--kv-event-capacity N] [--max-pinned-fraction X]
@@ -125,6 +133,8 @@ public sealed class WorkerOptions
           --kv-blocks       KV pool size in blocks (default: from the profile's free HBM; cpu: 64k tokens, at most 1 GiB)
           --host-kv-blocks  host-memory KV tier in blocks: evicted blocks are demoted there and reloaded over PCIe
                             (0 = none, default; auto = 2x the HBM pool, SGLang HiCache's default ratio; roofline backend only)
+          --tokenizer       prompt tokenizer of the roofline backend, as the gateway's Routing:Tokenizer: default,
+                            bytes, o200k_base, cl100k_base or a tokenizer.json / .tiktoken file (default: default)
           --block-size      tokens per KV block (default 16)
           --time-scale      wall seconds per modelled second (default 1; 0.1 = 10x faster; 0 = no sleeping)
           --model-name      model id served (default: the profile's)
@@ -189,7 +199,7 @@ public sealed class WorkerOptions
 
         var known = new HashSet<string>(StringComparer.Ordinal)
         {
-            "urls", "url", "profile", "kv-blocks", "host-kv-blocks", "block-size", "time-scale", "model-name", "seed", "max-batch-tokens", "long-prefill-threshold", "low-priority-prefill",
+            "urls", "url", "profile", "kv-blocks", "host-kv-blocks", "block-size", "tokenizer", "time-scale", "model-name", "seed", "max-batch-tokens", "long-prefill-threshold", "low-priority-prefill",
             "max-running", "max-model-len", "output-median", "output-sigma", "output-max", "embedding-dims", "max-body-bytes",
             "log-level", "kv-event-capacity", "max-pinned-fraction", "drain-timeout", "backend", "model", "threads",
         };
@@ -276,6 +286,7 @@ public sealed class WorkerOptions
             Profile = values.GetValueOrDefault("profile") ?? "h100-llama3-8b",
             KvBlocks = Int("kv-blocks", 0, 0, 100_000_000),
             HostKvBlocks = values.GetValueOrDefault("host-kv-blocks") == "auto" ? -1 : Int("host-kv-blocks", 0, 0, 1_000_000_000),
+            Tokenizer = values.GetValueOrDefault("tokenizer") ?? "default",
             BlockSize = Int("block-size", 16, 1, 1024),
             TimeScale = Double("time-scale", 1.0, 0, 1000),
             ModelName = values.GetValueOrDefault("model-name"),
@@ -324,6 +335,16 @@ public sealed class WorkerOptions
         if (!Engine.ModelProfiles.Names.Contains(Profile))
         {
             errors.Add($"unknown profile '{Profile}'; known: {string.Join(", ", Engine.ModelProfiles.Names)}");
+        }
+
+        if (Backend is "cpu" or "gpu" && Tokenizer is not ("default" or "bytes"))
+        {
+            errors.Add($"the {Backend} backend tokenizes prompts as bytes (its model's vocabulary): leave --tokenizer at default");
+        }
+        else if (!(Tokenizer is "default" or "bytes" || Gateway.Core.Tokenization.TiktokenEncoding.IsName(Tokenizer)
+            || (Tokenizer.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || Tokenizer.EndsWith(".tiktoken", StringComparison.OrdinalIgnoreCase)) && File.Exists(Tokenizer)))
+        {
+            errors.Add($"unknown tokenizer '{Tokenizer}'; known: default, bytes, o200k_base, cl100k_base, or an existing .json/.tiktoken file");
         }
 
         if (BlockSize is < 1 or > Gateway.Core.Hashing.BlockHasher.MaxBlockSize)

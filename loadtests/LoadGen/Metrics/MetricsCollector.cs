@@ -104,12 +104,6 @@ public sealed class TenantLive
             copy = _recentTtft[.._filled];
         }
 
-        if (copy.Length == 0)
-        {
-            return 0;
-        }
-
-        Array.Sort(copy);
-        return LatencySummary.Percentile(copy, 50);
+        return LatencySummary.Of(copy).P50;
     }
 }

@@ -62,6 +62,7 @@ public static class ReportWriter
             sb.Append(c, $"- arrival lag (open-loop starts behind schedule): p50 {lag.P50:0.0} ms, p99 {lag.P99:0.0} ms, max {lag.Max:0.0} ms over {lag.Count} arrivals\n");
         }
 
+        sb.Append(c, $"- latency: {LatencySummary.PrecisionNote}\n");
         sb.Append("\n| group | requests | ok | error | no answer | TTFT p50 / p90 / p99 ms | ITL p50 / p99 ms | TPOT p50 / p99 ms | E2E p50 / p99 ms | req/s | out tok/s | cache hit |\n");
         sb.Append("|---|---:|---:|---:|---:|---|---|---|---|---:|---:|---:|\n");
         Row(sb, "**all**", r.Overall);

@@ -106,6 +106,9 @@ public sealed record RunReport
     /// more than a few ms means the load generator was starved and offered less load than asked.</summary>
     public LatencySummary? ArrivalLagMs { get; init; }
 
+    /// <summary>How the latency percentiles were computed and how precise they are (<see cref="LatencySummary.PrecisionNote"/>).</summary>
+    public string LatencyPrecision { get; init; } = LatencySummary.PrecisionNote;
+
     /// <summary>Session requests by what preceded them (<c>tool</c>: the previous answer called tools; <c>human</c>: it
     /// answered in text; see <see cref="Client.Gap"/>); empty for scenarios that do not label them. Their
     /// <c>uncached_tokens</c> is the context re-prefilled after that kind of gap.</summary>

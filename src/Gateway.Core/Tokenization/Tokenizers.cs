@@ -15,13 +15,15 @@ public static class Tokenizers
 
     /// <summary>
     /// A tokenizer by name: <c>default</c> (<see cref="DefaultTokenizer"/>), <c>bytes</c> (<see cref="ByteTokenizer"/>, the
-    /// CPU backend's byte-level vocabulary), or a vocabulary file path loaded by <see cref="Load(string, BpeOptions?)"/>.
+    /// CPU backend's byte-level vocabulary), <c>o200k_base</c> / <c>cl100k_base</c> (<see cref="TiktokenEncoding"/>,
+    /// Microsoft.ML.Tokenizers), or a vocabulary file path loaded by <see cref="Load(string, BpeOptions?)"/>.
     /// </summary>
     public static ITokenizer Create(string nameOrPath) => nameOrPath switch
     {
         null or "" => throw new ArgumentException("a tokenizer name or path is required", nameof(nameOrPath)),
         "default" => DefaultTokenizer.Instance,
         "bytes" => ByteTokenizer.Instance,
+        "o200k_base" or "cl100k_base" => TiktokenEncoding.Get(nameOrPath),
         _ => Load(nameOrPath),
     };
 

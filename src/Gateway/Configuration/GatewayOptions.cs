@@ -369,7 +369,8 @@ public sealed class RoutingOptions
 
     /// <summary>
     /// Tokenizer the gateway hashes prompts with (must match the workers'): <c>default</c>, <c>bytes</c> (cpu-backend
-    /// workers' byte-level vocabulary) or a <c>tokenizer.json</c>/<c>.tiktoken</c> path.
+    /// workers' byte-level vocabulary), <c>o200k_base</c> / <c>cl100k_base</c> (tiktoken encodings through
+    /// Microsoft.ML.Tokenizers) or a <c>tokenizer.json</c>/<c>.tiktoken</c> path.
     /// </summary>
     public string Tokenizer { get; set; } = "default";
 

@@ -256,9 +256,9 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
 
         foreach (var (key, spec) in o.Routing.ModelTokenizers.Select(kv => ("ModelTokenizers:" + kv.Key, kv.Value)).Prepend(("Tokenizer", o.Routing.Tokenizer)))
         {
-            if (spec is not ("default" or "bytes") && !(spec is { Length: > 0 } && (spec.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || spec.EndsWith(".tiktoken", StringComparison.OrdinalIgnoreCase)) && File.Exists(spec)))
+            if (spec is not ("default" or "bytes" or "o200k_base" or "cl100k_base") && !(spec is { Length: > 0 } && (spec.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || spec.EndsWith(".tiktoken", StringComparison.OrdinalIgnoreCase)) && File.Exists(spec)))
             {
-                errors.Add($"Gateway:Routing:{key} '{spec}' must be 'default', 'bytes' or an existing .json/.tiktoken vocabulary file.");
+                errors.Add($"Gateway:Routing:{key} '{spec}' must be 'default', 'bytes', 'o200k_base', 'cl100k_base' or an existing .json/.tiktoken vocabulary file.");
             }
         }
 

@@ -33,6 +33,8 @@ public sealed class EmbeddedWorkers(WorkerRegistry registry, InFlightTracker inF
                 TimeScale = e.TimeScale,
                 KvBlocks = e.KvBlocks,
                 BlockSize = options.Value.Routing.BlockSize,
+                // Modelled workers tokenize as the gateway hashes (compute backends read bytes, EffectiveTokenizer's "bytes").
+                Tokenizer = e.Backend == "roofline" ? options.Value.Routing.Tokenizer : "default",
                 Seed = i + 1,
                 Backend = e.Backend,
                 ModelPath = e.Model,

@@ -1,3 +1,4 @@
+using Gateway.Core.Tokenization;
 using Worker.Backends;
 using Worker.Engine;
 using Worker.Generation;
@@ -19,6 +20,8 @@ internal sealed class WorkerContext
         MaxModelLength = maxModelLength ?? options.MaxModelLength;
         ServedModel = options.ModelName ?? profile.ServedModel;
         Planner = new OutputPlanner(options);
+        // A compute backend's model reads bytes (its vocabulary); a modelled worker tokenizes as configured, as the gateway does.
+        PromptTokenizer = cpu is not null ? ByteTokenizer.Instance : Tokenizers.Create(options.Tokenizer);
         Span<byte> tag = stackalloc byte[4];
         System.Security.Cryptography.RandomNumberGenerator.Fill(tag);
         _idTag = Convert.ToHexStringLower(tag);
@@ -26,6 +29,9 @@ internal sealed class WorkerContext
     }
 
     public WorkerOptions Options { get; }
+
+    /// <summary>The tokenizer of prompts: their token counts and KV block hashes.</summary>
+    public ITokenizer PromptTokenizer { get; }
 
     /// <summary>Cancelled when the host starts stopping: KV event streams end at once instead of holding shutdown.</summary>
     public CancellationToken Stopping { get; set; }

@@ -117,7 +117,7 @@ internal sealed class OpenAiHandlers
         long tokens = 0;
         foreach (var input in req.EmbeddingInputs)
         {
-            int n = DefaultTokenizer.Instance.CountTokens(input);
+            int n = (_w.Compute is null ? _w.PromptTokenizer : DefaultTokenizer.Instance).CountTokens(input);
             if (n > _w.MaxModelLength)
             {
                 await HttpJson.WriteErrorAsync(ctx, ContextExceeded(_w.MaxModelLength, n, 0, "input")).ConfigureAwait(false);
@@ -295,7 +295,7 @@ internal sealed class OpenAiHandlers
         }
 
         var tokens = new List<int>(Math.Max(16, req.PromptText.Length / 4));
-        (real ? ByteTokenizer.Instance : (ITokenizer)DefaultTokenizer.Instance).Encode(req.PromptText, tokens);
+        _w.PromptTokenizer.Encode(req.PromptText, tokens);
         int promptTokens = tokens.Count;
         int maxLen = _w.MaxModelLength;
         if (promptTokens >= maxLen)

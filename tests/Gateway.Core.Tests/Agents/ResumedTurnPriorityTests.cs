@@ -68,7 +68,7 @@ public class ResumedTurnPriorityTests
     public void WithEveryRetentionPolicy_TurnAfterToolCallIsResumed_TurnAfterAnswerIsFresh(string policy)
     {
         // The retention policy tracks the session's gaps (even "off", which sends nothing): one source of truth.
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var retention = RetentionPolicies.Create(policy, time);
         var priority = new ResumedTurnPriority();
         var actions = new List<RetentionAction>();
@@ -90,7 +90,7 @@ public class ResumedTurnPriorityTests
     [Fact]
     public void ClosedGap_Pinned_OnlyWhileThePolicysPinCovered()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var retention = RetentionPolicies.Create("fixed:2", time);
         var actions = new List<RetentionAction>();
         retention.OnTurnCompleted(Turn("s", GapKind.Tool), actions);

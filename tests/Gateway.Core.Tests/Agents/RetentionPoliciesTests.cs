@@ -26,7 +26,7 @@ public class RetentionPoliciesTests
     [InlineData("predictive", "predictive")]
     public void Create_KnownName_ReturnsPolicyWithThatName(string name, string expected)
     {
-        Assert.Equal(expected, RetentionPolicies.Create(name, new ManualTimeProvider()).Name);
+        Assert.Equal(expected, RetentionPolicies.Create(name, new FakeTimeProvider()).Name);
         Assert.True(RetentionPolicies.IsValid(name));
     }
 
@@ -38,13 +38,13 @@ public class RetentionPoliciesTests
     public void Create_BadName_Throws(string name)
     {
         Assert.False(RetentionPolicies.IsValid(name));
-        Assert.Throws<ArgumentException>(() => RetentionPolicies.Create(name, new ManualTimeProvider()));
+        Assert.Throws<ArgumentException>(() => RetentionPolicies.Create(name, new FakeTimeProvider()));
     }
 
     [Fact]
     public void SessionsThatNeverReturn_AreForgottenOldestFirst_AndScoredAsUnusedPins()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var p = RetentionPolicies.Create("fixed:30", time, new RetentionOptions { MaxOpenGaps = 100 });
         var actions = new List<RetentionAction>();
         for (int i = 0; i < 1000; i++)
@@ -68,7 +68,7 @@ public class RetentionPoliciesTests
     {
         // Replica A served model turn 3 (three assistant messages before it); turns 4 and 5 went to another gateway replica;
         // turn 6 arrives here 200 s later. The gap A opened spans three turns: neither an observation nor a hit or miss.
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var p = RetentionPolicies.Create(name, time);
         var actions = new List<RetentionAction>();
         p.OnTurnCompleted(Tool("s") with { PriorTurns = 3 }, actions);
@@ -91,7 +91,7 @@ public class RetentionPoliciesTests
     [InlineData(-1)] // unknown (completions endpoint, simulator)
     public void TurnThatCanBeTheNextOne_ClosesTheGapAsBefore(int priorTurns)
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var p = RetentionPolicies.Create("predictive", time);
         var actions = new List<RetentionAction>();
         p.OnTurnCompleted(Tool("s") with { PriorTurns = 3 }, actions);
@@ -109,7 +109,7 @@ public class RetentionPoliciesTests
     public void Predictive_SupersededPin_FreesItsBudgetShare()
     {
         // Budget 0.4 of 20,000 blocks: one 7,000-block pin fits, a second on the same worker does not (equal value per block).
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var p = RetentionPolicies.Create("predictive", time);
         var actions = new List<RetentionAction>();
         p.OnTurnCompleted(Tool("a", blocks: 7000, prefill: 40) with { PriorTurns = 0 }, actions);
@@ -127,7 +127,7 @@ public class RetentionPoliciesTests
     [Fact]
     public void Off_NeverSendsHints_CountsUncoveredToolGaps()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var p = RetentionPolicies.Create("off", time);
         var actions = new List<RetentionAction>();
         p.OnTurnCompleted(Tool("s"), actions);
@@ -141,7 +141,7 @@ public class RetentionPoliciesTests
     [Fact]
     public void Fixed_ToolGap_RetainsForTtl_ScoresHitAndMiss()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var p = RetentionPolicies.Create("fixed:2", time);
         var actions = new List<RetentionAction>();
         p.OnTurnCompleted(Tool("a"), actions);
@@ -160,7 +160,7 @@ public class RetentionPoliciesTests
     [Fact]
     public void Fixed_HumanGapOrSessionEnd_Releases()
     {
-        var p = RetentionPolicies.Create("fixed:30", new ManualTimeProvider());
+        var p = RetentionPolicies.Create("fixed:30", new FakeTimeProvider());
         var actions = new List<RetentionAction>();
         p.OnTurnCompleted(Tool("a") with { Outcome = new TurnOutcome(GapKind.Human, "*") }, actions);
         p.OnTurnCompleted(Tool("b", ended: true), actions);
@@ -171,7 +171,7 @@ public class RetentionPoliciesTests
     [Fact]
     public void Predictive_BestTtl_MaximisesContinuumObjective()
     {
-        var p = new PredictiveRetentionPolicy(new ManualTimeProvider());
+        var p = new PredictiveRetentionPolicy(new FakeTimeProvider());
         var dist = new GapDistribution(Math.Log(9), 1.0, 100);
         var (ttl, prob) = p.BestTtl(dist, savedSeconds: 5, costPerSecond: 0.05);
 
@@ -193,7 +193,7 @@ public class RetentionPoliciesTests
     [Fact]
     public void Predictive_LearnsShortAndLongTools_TtlFollowsTheirGaps()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var p = new PredictiveRetentionPolicy(time, new RetentionOptions { PerSessionLevel = false });
         var actions = new List<RetentionAction>();
         for (int i = 0; i < 60; i++)
@@ -221,7 +221,7 @@ public class RetentionPoliciesTests
     [Fact]
     public void Predictive_HumanGap_ReleasesInsteadOfPinning()
     {
-        var p = new PredictiveRetentionPolicy(new ManualTimeProvider());
+        var p = new PredictiveRetentionPolicy(new FakeTimeProvider());
         var actions = new List<RetentionAction>();
         p.OnTurnCompleted(Tool("a") with { Outcome = new TurnOutcome(GapKind.Human, "*"), Blocks = 4000 }, actions);
         Assert.Equal(RetentionActionKind.Release, Assert.Single(actions).Kind);
@@ -230,7 +230,7 @@ public class RetentionPoliciesTests
     [Fact]
     public void Predictive_Budget_EvictsLowestValuePerBlock_ForAMoreValuablePin()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var p = new PredictiveRetentionPolicy(time, new RetentionOptions { PinBudgetFraction = 0.1, MemoryCostWeight = 0.01 });
         var actions = new List<RetentionAction>();
 
@@ -260,7 +260,7 @@ public class RetentionPoliciesTests
     [Fact]
     public void Predictive_PinDroppedByTheWorker_FreesItsBudget_IsNotRenewed_AndTheReturnIsNotAHit()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var p = new PredictiveRetentionPolicy(time, new RetentionOptions { PinBudgetFraction = 0.1, MemoryCostWeight = 0.01, MaxRenewals = 1 });
         var actions = new List<RetentionAction>();
         p.OnTurnCompleted(Tool("dear", blocks: 1500, prefill: 20), actions); // budget 2,000 of 20,000 blocks
@@ -300,7 +300,7 @@ public class RetentionPoliciesTests
     [Fact]
     public void Predictive_SessionEnd_ReleasesAndCountsUnusedPin()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var p = new PredictiveRetentionPolicy(time);
         var actions = new List<RetentionAction>();
         p.OnTurnCompleted(Tool("a"), actions);
@@ -315,7 +315,7 @@ public class RetentionPoliciesTests
     [Fact]
     public void Predictive_ContextLargerThanBudget_PinsLeadingPrefixOnly()
     {
-        var p = new PredictiveRetentionPolicy(new ManualTimeProvider(), new RetentionOptions { PinBudgetFraction = 0.25, MemoryCostWeight = 0.01 });
+        var p = new PredictiveRetentionPolicy(new FakeTimeProvider(), new RetentionOptions { PinBudgetFraction = 0.25, MemoryCostWeight = 0.01 });
         var actions = new List<RetentionAction>();
         p.OnTurnCompleted(Tool("big", blocks: 8000, poolBlocks: 20000, prefill: 8), actions);
         var a = Assert.Single(actions);
@@ -330,7 +330,7 @@ public class RetentionPoliciesTests
     [Fact]
     public void Predictive_BestRenewal_ExtendsWhereTheConditionalHazardPays_NotInTheFarTail()
     {
-        var p = new PredictiveRetentionPolicy(new ManualTimeProvider());
+        var p = new PredictiveRetentionPolicy(new FakeTimeProvider());
         var (ttl, _) = p.BestTtl(ToolGaps, 5, 0.05);
         Assert.InRange(ttl, 1, 60);
 
@@ -357,7 +357,7 @@ public class RetentionPoliciesTests
     [Fact]
     public void Predictive_PinRunningOut_IsRenewedByTheConditionalRule_AndCoversALateReturn()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var p = new PredictiveRetentionPolicy(time, new RetentionOptions { MaxRenewals = 1 });
         var actions = new List<RetentionAction>();
         var start = time.GetUtcNow();
@@ -396,7 +396,7 @@ public class RetentionPoliciesTests
     [Fact]
     public void Predictive_RenewalOffByDefault_PinLapses_LateReturnIsAMiss()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var p = new PredictiveRetentionPolicy(time);
         Assert.Equal(0, new RetentionOptions().MaxRenewals);
         var actions = new List<RetentionAction>();
@@ -415,7 +415,7 @@ public class RetentionPoliciesTests
     [Fact]
     public void Predictive_HumanGapOrReleasedPin_IsNeverRenewed()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var p = new PredictiveRetentionPolicy(time, new RetentionOptions { MaxRenewals = 1 });
         var actions = new List<RetentionAction>();
         p.OnTurnCompleted(Tool("h") with { Outcome = new TurnOutcome(GapKind.Human, "*") }, actions);
@@ -432,7 +432,7 @@ public class RetentionPoliciesTests
     [Fact]
     public void Predictive_RenewalStopsInTheTail_AndTheTotalStaysUnderMaxTtl()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var p = new PredictiveRetentionPolicy(time, new RetentionOptions { MaxRenewals = 1000 });
         var actions = new List<RetentionAction>();
         var start = time.GetUtcNow();
@@ -461,7 +461,7 @@ public class RetentionPoliciesTests
     [Fact]
     public void Predictive_MaxRenewals_BoundsTheRenewalsOfOneGap_AndIsValidated()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var p = new PredictiveRetentionPolicy(time, new RetentionOptions { MaxRenewals = 2 });
         var actions = new List<RetentionAction>();
         p.OnTurnCompleted(Tool("a"), actions);
@@ -479,7 +479,7 @@ public class RetentionPoliciesTests
     [Fact]
     public void Predictive_RenewedPin_KeepsItsBudgetShare_PastTheFirstTtl()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var p = new PredictiveRetentionPolicy(time, new RetentionOptions { PinBudgetFraction = 0.1, MemoryCostWeight = 0.01, MaxRenewals = 1 });
         var actions = new List<RetentionAction>();
 
@@ -502,7 +502,7 @@ public class RetentionPoliciesTests
     [Fact]
     public void OffAndFixed_NeverRenew()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         foreach (var name in new[] { "off", "fixed:2" })
         {
             var policy = RetentionPolicies.Create(name, time);
@@ -518,7 +518,7 @@ public class RetentionPoliciesTests
     [Fact]
     public void GapBook_ExpiryOrder_StaysBounded_WhenGapsReopenWithoutTicks()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var book = new GapBook(time, 1.0, 16, trackExpiry: true);
         for (int i = 0; i < 10_000; i++)
         {

@@ -23,7 +23,7 @@ public class TierPlacementTests
     [Fact]
     public void WithAHostTier_NoPinIsTaken_AndAPrefetchLandsBeforeThePredictedReturn()
     {
-        var policy = new PredictiveRetentionPolicy(new ManualTimeProvider());
+        var policy = new PredictiveRetentionPolicy(new FakeTimeProvider());
         var actions = new List<RetentionAction>();
 
         policy.OnTurnCompleted(Turn(GapKind.Tool, blocks: 1000), actions); // an HBM pin would pay on an HBM-only worker
@@ -39,7 +39,7 @@ public class TierPlacementTests
     [Fact]
     public void WithoutAHostTier_TheSameContextIsPinnedInHbm()
     {
-        var policy = new PredictiveRetentionPolicy(new ManualTimeProvider());
+        var policy = new PredictiveRetentionPolicy(new FakeTimeProvider());
         var actions = new List<RetentionAction>();
 
         policy.OnTurnCompleted(Turn(GapKind.Tool, blocks: 1000, host: 0), actions);

@@ -38,7 +38,7 @@ public class GatewayQueueTests
     [Fact]
     public void TryEnqueue_TenantQueueCap_RefusesWith429AndRetryAfter()
     {
-        var q = new GatewayQueue(new HierarchicalFairScheduler(), Tree(new TenantQuota { MaxQueued = 2 }), new QuotaLedger(new ManualTime()), time: new ManualTime());
+        var q = new GatewayQueue(new HierarchicalFairScheduler(), Tree(new TenantQuota { MaxQueued = 2 }), new QuotaLedger(new FakeTimeProvider()), time: new FakeTimeProvider());
         Assert.True(q.TryEnqueue(Req("org/k")).Admitted);
         Assert.True(q.TryEnqueue(Req("org/k")).Admitted);
         var refused = q.TryEnqueue(Req("org/k"));
@@ -57,7 +57,7 @@ public class GatewayQueueTests
     [Fact]
     public void ExpireDue_AfterQueueTimeout_RemovesAndReleasesQuota()
     {
-        var time = new ManualTime();
+        var time = new FakeTimeProvider();
         var ledger = new QuotaLedger(time);
         var tree = TenantTree.Build(new TenantTreeConfig
         {
@@ -85,8 +85,8 @@ public class GatewayQueueTests
     [Fact]
     public void Overload_BatchRefusedFirst_ThenSheddableBatchShedForInteractive()
     {
-        var q = new GatewayQueue(new HierarchicalFairScheduler(), TenantTree.Empty, new QuotaLedger(new ManualTime()),
-            new OverloadOptions { MaxQueued = 10, BatchAdmitFraction = 0.8 }, new ManualTime());
+        var q = new GatewayQueue(new HierarchicalFairScheduler(), TenantTree.Empty, new QuotaLedger(new FakeTimeProvider()),
+            new OverloadOptions { MaxQueued = 10, BatchAdmitFraction = 0.8 }, new FakeTimeProvider());
         var batch = new List<QueuedRequest>();
         for (var i = 0; i < 8; i++)
         {
@@ -116,8 +116,8 @@ public class GatewayQueueTests
     [Fact]
     public void Overload_FullOfInteractive_RefusesInteractive()
     {
-        var q = new GatewayQueue(new HierarchicalFairScheduler(), TenantTree.Empty, new QuotaLedger(new ManualTime()),
-            new OverloadOptions { MaxQueued = 3 }, new ManualTime());
+        var q = new GatewayQueue(new HierarchicalFairScheduler(), TenantTree.Empty, new QuotaLedger(new FakeTimeProvider()),
+            new OverloadOptions { MaxQueued = 3 }, new FakeTimeProvider());
         for (var i = 0; i < 3; i++)
         {
             Assert.True(q.TryEnqueue(Req("i" + i)).Admitted);
@@ -131,7 +131,7 @@ public class GatewayQueueTests
     [Fact]
     public void Quotas_ReserveOnAdmit_SettleOnCompletion()
     {
-        var time = new ManualTime();
+        var time = new FakeTimeProvider();
         var ledger = new QuotaLedger(time);
         var q = new GatewayQueue(new HierarchicalFairScheduler(), Tree(new TenantQuota { TokensPerMinute = 1000 }), ledger, time: time);
         var r1 = Req("org/k", prompt: 400, output: 200);
@@ -150,7 +150,7 @@ public class GatewayQueueTests
     [Fact]
     public void ModelAllowList_RefusesWith403()
     {
-        var q = new GatewayQueue(new HierarchicalFairScheduler(), Tree(), new QuotaLedger(new ManualTime()), time: new ManualTime());
+        var q = new GatewayQueue(new HierarchicalFairScheduler(), Tree(), new QuotaLedger(new FakeTimeProvider()), time: new FakeTimeProvider());
         var r = q.TryEnqueue(Req("org/k", model: "m2"));
         Assert.Equal(AdmissionOutcome.ModelNotAllowed, r.Outcome);
         Assert.Equal(403, r.ToError().Status);
@@ -160,8 +160,8 @@ public class GatewayQueueTests
     [Fact]
     public void Cancel_QueuedRequest_ReleasesEverything()
     {
-        var ledger = new QuotaLedger(new ManualTime());
-        var q = new GatewayQueue(new HierarchicalFairScheduler(), Tree(new TenantQuota { MaxConcurrent = 1 }), ledger, time: new ManualTime());
+        var ledger = new QuotaLedger(new FakeTimeProvider());
+        var q = new GatewayQueue(new HierarchicalFairScheduler(), Tree(new TenantQuota { MaxConcurrent = 1 }), ledger, time: new FakeTimeProvider());
         var r = Req("org/k");
         Assert.True(q.TryEnqueue(r).Admitted);
         Assert.Equal(AdmissionOutcome.ConcurrencyLimited, q.TryEnqueue(Req("org/k")).Outcome);
@@ -175,8 +175,8 @@ public class GatewayQueueTests
     [Fact]
     public void Reload_NewWeights_KeepsQueuedWork()
     {
-        var ledger = new QuotaLedger(new ManualTime());
-        var q = new GatewayQueue(new HierarchicalFairScheduler(), Tree(), ledger, time: new ManualTime());
+        var ledger = new QuotaLedger(new FakeTimeProvider());
+        var q = new GatewayQueue(new HierarchicalFairScheduler(), Tree(), ledger, time: new FakeTimeProvider());
         Assert.True(q.TryEnqueue(Req("org/k")).Admitted);
         q.Reload(TenantTree.Build(new TenantTreeConfig { Tenants = [new TenantNodeConfig { Name = "org", Weight = 5 }] }));
         Assert.Equal(1, q.Count);

@@ -8,7 +8,7 @@ namespace Gateway.Core.Tests.Scheduling;
 /// <summary>The dispatch step shared by the gateway and the simulator: the freed worker takes what it has cached, within the bound.</summary>
 public class LocalityPickTests
 {
-    private readonly ManualTimeProvider _time = new();
+    private readonly FakeTimeProvider _time = new();
 
     private static RouteRequest Route(ulong first, int blocks) => new()
     {

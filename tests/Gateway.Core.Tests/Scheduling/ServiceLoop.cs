@@ -2,20 +2,6 @@ using Gateway.Core.Scheduling;
 
 namespace Gateway.Core.Tests.Scheduling;
 
-/// <summary>A clock the tests move by hand.</summary>
-internal sealed class ManualTime : TimeProvider
-{
-    private long _ticks = new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero).UtcTicks;
-
-    public override DateTimeOffset GetUtcNow() => new(_ticks, TimeSpan.Zero);
-
-    public override long GetTimestamp() => _ticks;
-
-    public override long TimestampFrequency => TimeSpan.TicksPerSecond;
-
-    public void Advance(TimeSpan by) => _ticks += by.Ticks;
-}
-
 /// <summary>
 /// Deterministic service loop: <see cref="Slots"/> requests run at once; each tick every running request gets its
 /// prefill done (first tick) or one output token; a finished request is settled and its slot refilled by the

@@ -13,7 +13,7 @@ public class QuotaLedgerTests
     [Fact]
     public void TokensPerMinute_ReserveOnAdmit_SettleOnActual()
     {
-        var time = new ManualTime();
+        var time = new FakeTimeProvider();
         var ledger = new QuotaLedger(time);
         var key = Tree(new TenantQuota { TokensPerMinute = 1000 }).Find("org/k")!;
         Assert.True(ledger.TryReserve(key, 600, 600, out var r1, out _, out _, out _));
@@ -30,7 +30,7 @@ public class QuotaLedgerTests
     [Fact]
     public void TokensPerMinute_SlidingWindow_DecaysPreviousMinute()
     {
-        var time = new ManualTime();
+        var time = new FakeTimeProvider();
         var ledger = new QuotaLedger(time);
         var key = Tree(new TenantQuota { TokensPerMinute = 1000 }).Find("org/k")!;
         time.Advance(TimeSpan.FromSeconds(60 - (time.GetUtcNow().Second))); // start of a window
@@ -68,7 +68,7 @@ public class QuotaLedgerTests
     [Fact]
     public void Concurrency_SlotHeldUntilSettled()
     {
-        var ledger = new QuotaLedger(new ManualTime());
+        var ledger = new QuotaLedger(new FakeTimeProvider());
         var key = Tree(new TenantQuota { MaxConcurrent = 2 }).Find("org/k")!;
         Assert.True(ledger.TryReserve(key, 1, 1, out var a, out _, out _, out _));
         Assert.True(ledger.TryReserve(key, 1, 1, out _, out _, out _, out _));
@@ -83,7 +83,7 @@ public class QuotaLedgerTests
     [Fact]
     public void Budget_OnAncestor_RefusesWholeSubtree_AndSettlesToActual()
     {
-        var ledger = new QuotaLedger(new ManualTime());
+        var ledger = new QuotaLedger(new FakeTimeProvider());
         var key = Tree(new TenantQuota(), new TenantQuota { Budget = 1000 }).Find("org/k")!;
         Assert.True(ledger.TryReserve(key, 0, 900, out var r, out _, out _, out _));
         Assert.False(ledger.TryReserve(key, 0, 200, out _, out var limit, out var retry, out var where));

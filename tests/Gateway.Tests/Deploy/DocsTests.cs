@@ -34,6 +34,20 @@ public sealed partial class DocsTests
     }
 
     [Fact]
+    public void PackagesDoc_NamesEveryCentrallyPinnedPackageWithItsVersion()
+    {
+        // docs/packages.md is the dependency table: each package Directory.Packages.props pins is in a row with its version.
+        var props = System.Xml.Linq.XDocument.Load(RepoTools.InRepo("Directory.Packages.props"));
+        var rows = File.ReadAllLines(RepoTools.InRepo("docs", "packages.md")).Where(l => l.StartsWith('|')).ToList();
+        var missing = props.Descendants("PackageVersion")
+            .Select(e => (Name: (string)e.Attribute("Include")!, Version: (string)e.Attribute("Version")!))
+            .Where(p => !rows.Any(r => Regex.IsMatch(r, @"(^|[|,]\s*)" + Regex.Escape(p.Name) + @"\s*[|,]") && r.Contains(p.Version, StringComparison.Ordinal)))
+            .Select(p => $"{p.Name} {p.Version}")
+            .ToList();
+        Assert.True(missing.Count == 0, "not in docs/packages.md's tables with their version: " + string.Join(", ", missing));
+    }
+
+    [Fact]
     public void Docs_RelativeLinks_Resolve()
     {
         var broken = new List<string>();

@@ -73,7 +73,13 @@ public static class TestGateway
 
     public static HttpClient Client(GatewayHost host, string? key = DemoKey)
     {
-        var c = new HttpClient { BaseAddress = host.BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
+        // An outside caller: this process's HttpClient tracing (the gateway's OpenTelemetry HttpClient instrumentation
+        // listens process-wide) must not replace the traceparent a test sends with one of its own.
+        var c = new HttpClient(new SocketsHttpHandler { ActivityHeadersPropagator = null })
+        {
+            BaseAddress = host.BaseAddress,
+            Timeout = TimeSpan.FromSeconds(30),
+        };
         if (key is not null)
         {
             c.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);

@@ -89,6 +89,41 @@ public sealed class KvAwareGatewayTests : IAsyncLifetime
         Assert.True(b2.Usage.InputTokenDetails.CachedTokenCount > 1000);
     }
 
+    [Theory]
+    [InlineData("o200k_base")]
+    [InlineData("cl100k_base")]
+    public async Task RealVocabulary_GatewayAndWorkersHashAlike_PredictedHitIsTheReportedHit(string tokenizer)
+    {
+        // Gateway:Routing:Tokenizer also sets the embedded (modelled) workers' tokenizer: both sides cut the same ids.
+        await using var gw = await TestGateway.StartEmbeddedAsync([(KeyA, "org-a/team/key")], new Dictionary<string, string?>
+        {
+            ["Gateway:Workers:Embedded:Count"] = "2",
+            ["Gateway:Routing:Tokenizer"] = tokenizer,
+        });
+        var subs = gw.Services.GetRequiredService<KvEventSubscriptions>();
+        await WaitUntilAsync(() => subs.Active == 2);
+        var client = new ChatClient("llama3-8b", new ApiKeyCredential(KeyA), new OpenAIClientOptions { Endpoint = new Uri(gw.BaseAddress, "v1"), RetryPolicy = new ClientRetryPolicy(0) });
+        string prompt = LongPrompt("vocabulary");
+        var options = new ChatCompletionOptions { MaxOutputTokenCount = 4 };
+        var usage = new List<ChatTokenUsage>();
+        for (int i = 0; i < 3; i++)
+        {
+            ChatCompletion c = await client.CompleteChatAsync([new UserChatMessage(prompt)], options);
+            usage.Add(c.Usage);
+        }
+
+        // The worker counted the prompt with the real vocabulary (the default tokenizer's count differs).
+        var vocabulary = Gateway.Core.Tokenization.Tokenizers.Create(tokenizer);
+        Assert.InRange(usage[0].InputTokenCount, vocabulary.CountTokens(prompt), vocabulary.CountTokens(prompt) + 16); // + the chat template's tokens
+        Assert.NotInRange(usage[0].InputTokenCount,
+            Gateway.Core.Tokenization.DefaultTokenizer.Instance.CountTokens(prompt), Gateway.Core.Tokenization.DefaultTokenizer.Instance.CountTokens(prompt) + 16);
+        var recent = gw.Services.GetRequiredService<RecentRegret>().Snapshot().Take(2).ToList();
+        Assert.Equal(2, recent.Count);
+        // The gateway's block hashes matched the worker's: it predicted the hit the worker then reported.
+        Assert.All(recent, e => Assert.True(e.PredictedCachedTokens > 500 && Math.Abs(e.PredictedCachedTokens - e.ActualCachedTokens) <= 64,
+            $"predicted {e.PredictedCachedTokens} actual {e.ActualCachedTokens}"));
+    }
+
     private static async Task WaitUntilAsync(Func<bool> condition)
     {
         var sw = Stopwatch.StartNew();

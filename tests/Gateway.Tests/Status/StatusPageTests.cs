@@ -1,16 +1,16 @@
 using System.ClientModel;
 using System.ClientModel.Primitives;
-using System.Diagnostics;
 using System.Net;
 using Gateway.Auth;
 using Gateway.Hosting;
 using Gateway.Tests.Infrastructure;
+using Microsoft.Playwright;
 using OpenAI;
 using OpenAI.Chat;
 
 namespace Gateway.Tests.Status;
 
-/// <summary>The read-only /status page: served by the gateway, no secrets, rendered by a real headless Chromium.</summary>
+/// <summary>The read-only /status page: served by the gateway, no secrets, driven in a real Chromium by Playwright.</summary>
 public sealed class StatusPageTests(Xunit.Abstractions.ITestOutputHelper output) : IAsyncLifetime
 {
     private const string KeyA = "sk-status-a-secret-value";
@@ -26,16 +26,8 @@ public sealed class StatusPageTests(Xunit.Abstractions.ITestOutputHelper output)
                 ["Gateway:Scheduling:Tenants:0:Name"] = "acme",
                 ["Gateway:Scheduling:Tenants:0:Weight"] = "3",
             });
-        var options = new ChatCompletionOptions { MaxOutputTokenCount = 6 };
-        foreach (var (key, n) in new[] { (KeyA, 4), (KeyB, 2) })
-        {
-            var client = new ChatClient("llama3-8b", new ApiKeyCredential(key), new OpenAIClientOptions { Endpoint = new Uri(_gw.BaseAddress, "v1"), RetryPolicy = new ClientRetryPolicy(0) });
-            string prompt = string.Join(' ', Enumerable.Range(0, 100).Select(i => $"{key.Length} status page line {i}"));
-            for (int i = 0; i < n; i++)
-            {
-                await client.CompleteChatAsync([new UserChatMessage(prompt)], options);
-            }
-        }
+        await SendAsync(KeyA, 4);
+        await SendAsync(KeyB, 2);
     }
 
     public async Task DisposeAsync() => await _gw.DisposeAsync();
@@ -68,87 +60,93 @@ public sealed class StatusPageTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.DoesNotContain("status page line", html); // no prompt text
     }
 
-    [Fact]
-    public async Task Status_HeadlessChromium_RendersScreenshot()
+    /// <summary>
+    /// Debian's Chromium driven by Playwright: open /status, read its tables, send more traffic, follow the page's own
+    /// meta refresh to a newer rendering that shows it, and take a screenshot.
+    /// </summary>
+    [ChromiumFact]
+    public async Task Status_InChromiumViaPlaywright_TablesFilled_RefreshShowsNewTraffic_Screenshot()
     {
-        string chromium = FindChromium() ?? throw new Xunit.Sdk.XunitException(
-            "chromium is not installed: run tools/ensure-tools.sh (Debian package 'chromium') — this test needs a real browser.");
-        string dir = Path.Combine(Path.GetTempPath(), "gw-status-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(dir);
-        try
+        string chromium = SystemChromium.Find() ?? throw new Xunit.Sdk.XunitException(
+            "chromium is not installed although apt-get is there: run tools/ensure-tools.sh (Debian package 'chromium').");
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
         {
-            string png = Path.Combine(dir, "status.png");
-            var psi = new ProcessStartInfo(chromium)
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-            };
-            foreach (var a in new[]
-            {
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run", "--user-data-dir=" + Path.Combine(dir, "profile"), "--screenshot=" + png,
-                "--window-size=1200,800", new Uri(_gw.BaseAddress, "status").ToString(),
-            })
-            {
-                psi.ArgumentList.Add(a);
-            }
+            ExecutablePath = chromium,
+            Headless = true,
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+            Timeout = 60_000,
+        });
+        var page = await browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1200, Height = 800 } });
+        page.SetDefaultTimeout(30_000);
+        string url = new Uri(_gw.BaseAddress, "status").ToString();
 
-            using var p = Process.Start(psi)!;
-            var stdout = p.StandardOutput.ReadToEndAsync();
-            var stderr = p.StandardError.ReadToEndAsync();
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(90));
-            try
-            {
-                await p.WaitForExitAsync(cts.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                p.Kill(entireProcessTree: true);
-                throw new Xunit.Sdk.XunitException("chromium did not finish within 90 s");
-            }
+        var first = await page.GotoAsync(url);
+        Assert.NotNull(first);
+        Assert.Equal(200, first.Status);
+        Assert.Equal("LLM gateway status", await page.TitleAsync());
+        var tables = await ReadTablesAsync(page);
+        Assert.Equal(3, tables.Count); // workers, tenants, routing regret
+        var workers = tables[0];
+        Assert.Equal(["worker", "models", "health", "in flight", "waiting / running (reported)", "KV use"], workers[0]);
+        Assert.Equal(_gw.Workers.All.Select(w => w.Prefix).Order(), workers.Skip(1).Select(r => r[0]).Order());
+        Assert.All(workers.Skip(1), r => Assert.Equal("healthy", r[2]));
+        var tenants = tables[1];
+        Assert.Equal("75.0%", Row(tenants, "acme/search/svc")[3]);
+        double globexBefore = double.Parse(Row(tenants, "globex/batch/etl")[1], System.Globalization.CultureInfo.InvariantCulture);
+        int regretRows = tables[2].Length - 1;
+        Assert.Equal(6, regretRows); // the fixture's 4 + 2 requests
+        await page.EvaluateAsync("() => { window.__beforeRefresh = true; }");
 
-            Assert.True(File.Exists(png), $"no screenshot; chromium exit {p.ExitCode}: {await stderr}");
-            byte[] bytes = await File.ReadAllBytesAsync(png);
-            Assert.True(bytes.Length > 10_000, $"screenshot only {bytes.Length} bytes");
-            Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, bytes[..4]);
-            // IHDR width/height (big-endian) = the window size.
-            Assert.Equal(1200, (bytes[16] << 24) | (bytes[17] << 16) | (bytes[18] << 8) | bytes[19]);
-            Assert.Equal(800, (bytes[20] << 24) | (bytes[21] << 16) | (bytes[22] << 8) | bytes[23]);
-            string keep = Environment.GetEnvironmentVariable("GATEWAY_STATUS_SCREENSHOT") ?? "";
-            if (keep.Length > 0)
-            {
-                File.Copy(png, keep, overwrite: true);
-            }
-
-            output.WriteLine($"screenshot {bytes.Length} bytes; stdout: {await stdout}");
+        // More traffic, then the page's meta refresh (every 2 s) replaces the document with a newer rendering.
+        await SendAsync(KeyB, 2);
+        // A refresh requested while that traffic was still settling may show part of it: follow refreshes (each one a new
+        // document) until one shows both requests, at most five.
+        List<string[][]> after = [];
+        for (int refreshes = 0; refreshes < 5 && (after.Count < 3 || after[2].Length - 1 < regretRows + 2); refreshes++)
+        {
+            var refreshed = await page.RunAndWaitForResponseAsync(() => Task.CompletedTask,
+                r => r.Url == url && r.Request.IsNavigationRequest, new PageRunAndWaitForResponseOptions { Timeout = 20_000 });
+            Assert.Equal(200, refreshed.Status);
+            await page.WaitForLoadStateAsync(LoadState.Load);
+            Assert.False(await page.EvaluateAsync<bool>("() => window.__beforeRefresh === true"), "the refresh loaded a new document");
+            after = await ReadTablesAsync(page);
         }
-        finally
+
+        Assert.Equal(regretRows + 2, after[2].Length - 1);
+        Assert.True(double.Parse(Row(after[1], "globex/batch/etl")[1], System.Globalization.CultureInfo.InvariantCulture) > globexBefore);
+        string text = await page.InnerTextAsync("body");
+        Assert.DoesNotContain(KeyA, text);
+        Assert.DoesNotContain("status page line", text);
+
+        byte[] png = await page.ScreenshotAsync(new PageScreenshotOptions { FullPage = false });
+        Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, png[..4]);
+        Assert.Equal(1200, (png[16] << 24) | (png[17] << 16) | (png[18] << 8) | png[19]); // IHDR: the viewport
+        Assert.Equal(800, (png[20] << 24) | (png[21] << 16) | (png[22] << 8) | png[23]);
+        Assert.True(png.Length > 10_000, $"screenshot only {png.Length} bytes");
+        string keep = Environment.GetEnvironmentVariable("GATEWAY_STATUS_SCREENSHOT") ?? "";
+        if (keep.Length > 0)
         {
-            try
-            {
-                Directory.Delete(dir, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
+            await File.WriteAllBytesAsync(keep, png);
+        }
+
+        output.WriteLine($"chromium {browser.Version}; screenshot {png.Length} bytes");
+    }
+
+    private async Task SendAsync(string key, int n)
+    {
+        var client = new ChatClient("llama3-8b", new ApiKeyCredential(key), new OpenAIClientOptions { Endpoint = new Uri(_gw.BaseAddress, "v1"), RetryPolicy = new ClientRetryPolicy(0) });
+        string prompt = string.Join(' ', Enumerable.Range(0, 100).Select(i => $"{key.Length} status page line {i}"));
+        for (int i = 0; i < n; i++)
+        {
+            await client.CompleteChatAsync([new UserChatMessage(prompt)], new ChatCompletionOptions { MaxOutputTokenCount = 6 });
         }
     }
 
-    private static string? FindChromium()
-    {
-        foreach (var name in new[] { "chromium", "chromium-browser", "google-chrome" })
-        {
-            foreach (var d in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries))
-            {
-                var f = Path.Combine(d, name);
-                if (File.Exists(f))
-                {
-                    return f;
-                }
-            }
-        }
+    /// <summary>Every table of the page as rows of cell texts (header row first).</summary>
+    private static async Task<List<string[][]>> ReadTablesAsync(IPage page) =>
+        [.. await page.EvalOnSelectorAllAsync<string[][][]>("table",
+            "ts => ts.map(t => [...t.rows].map(r => [...r.cells].map(c => c.innerText.trim())))")];
 
-        return null;
-    }
+    private static string[] Row(string[][] table, string first) => Assert.Single(table, r => r[0] == first);
 }

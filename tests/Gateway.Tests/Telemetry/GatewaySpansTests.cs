@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net.Http.Headers;
 using Gateway.Telemetry;
 using Gateway.Tests.Infrastructure;
 using OpenTelemetry.Trace;
@@ -26,9 +25,7 @@ public sealed class GatewaySpansTests
         // A caller whose own trace is sampled: the gateway (parent-based sampling) records its part of it.
         var callerTrace = ActivityTraceId.CreateRandom();
         var callerSpan = ActivitySpanId.CreateRandom();
-        // The caller sends its traceparent itself (this process's HttpClient would otherwise inject its own).
-        using var http = new HttpClient(new SocketsHttpHandler { ActivityHeadersPropagator = null }) { BaseAddress = gateway.BaseAddress };
-        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", TestGateway.DemoKey);
+        using var http = TestGateway.Client(gateway); // sends our traceparent as it is
         using var request = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions")
         {
             Content = TestGateway.Json("{\"model\":\"llama3-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"" + Prompt + "\"}]}"),

@@ -44,12 +44,12 @@ public sealed class ReportTests : IDisposable
         Assert.Equal(1, r.Overall.Error);
         Assert.Equal(1, r.Overall.NoAnswer);                 // issued 5, recorded 4
         Assert.Equal(1, r.Overall.ErrorReasons["http_503"]);
-        Assert.Equal(200, r.Overall.TtftMs.P50);
-        Assert.Equal(200, r.Tenants["a"].TtftMs.Max);
-        Assert.Equal(150, r.Tenants["a"].TtftMs.P50);          // linear interpolation between 100 and 200
+        Assert.InRange(r.Overall.TtftMs.P50, 200, 200 * (1 + LatencySummary.RelativePrecision));
+        Assert.Equal(200, r.Tenants["a"].TtftMs.Max);           // exact
+        Assert.InRange(r.Tenants["a"].TtftMs.P50, 100, 100 * (1 + LatencySummary.RelativePrecision)); // nearest rank of {100, 200}
         Assert.Equal(0, r.Tenants["a"].NoAnswer);
         Assert.Equal(1, r.Tenants["b"].NoAnswer);
-        Assert.Equal(100, r.Tenants["a"].ItlMs.P50);
+        Assert.InRange(r.Tenants["a"].ItlMs.P50, 100, 100 * (1 + LatencySummary.RelativePrecision));
         Assert.Equal(0.4, r.Overall.CacheHitRatio);
         Assert.Equal(8 / 4.0, r.Tenants["a"].OutputTokenThroughput);
         Assert.Equal(0.75, r.Overall.RequestThroughput);
@@ -69,7 +69,8 @@ public sealed class ReportTests : IDisposable
         var overall = doc.RootElement.GetProperty("overall");
         Assert.Equal(3, overall.GetProperty("ok").GetInt64());
         Assert.Equal(1, overall.GetProperty("no_answer").GetInt64());
-        Assert.Equal(200, overall.GetProperty("ttft_ms").GetProperty("p50").GetDouble());
+        Assert.InRange(overall.GetProperty("ttft_ms").GetProperty("p50").GetDouble(), 200, 200 * (1 + LatencySummary.RelativePrecision));
+        Assert.Equal(LatencySummary.PrecisionNote, doc.RootElement.GetProperty("latency_precision").GetString());
         Assert.True(doc.RootElement.GetProperty("tenants").TryGetProperty("a", out var a));
         Assert.True(a.GetProperty("e2e_ms").TryGetProperty("p99", out _));
         Assert.True(a.GetProperty("tpot_ms").TryGetProperty("p90", out _));
@@ -78,6 +79,7 @@ public sealed class ReportTests : IDisposable
         string md = File.ReadAllText(paths[1]);
         Assert.Contains("| **all** | 5 | 3 | 1 | 1 |", md, StringComparison.Ordinal);
         Assert.Contains("kill-worker", md, StringComparison.Ordinal);
+        Assert.Contains(LatencySummary.PrecisionNote, md, StringComparison.Ordinal); // the report states its percentiles' precision
 
         var svg = XDocument.Load(paths[2]);
         XNamespace ns = "http://www.w3.org/2000/svg";
@@ -86,14 +88,36 @@ public sealed class ReportTests : IDisposable
     }
 
     [Fact]
-    public void LatencySummary_Percentile_MatchesNumpyLinear()
+    public void LatencySummary_SmallSet_NearestRankPercentiles_ExactMeanAndMax()
     {
-        var v = new List<double> { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 };
-        var s = LatencySummary.Of(v);
-        Assert.Equal(5.5, s.P50, 9);
-        Assert.Equal(9.1, s.P90, 9);
-        Assert.Equal(9.91, s.P99, 9);
+        var s = LatencySummary.Of([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        Assert.InRange(s.P50, 5, 5 * (1 + LatencySummary.RelativePrecision));
+        Assert.InRange(s.P90, 9, 9 * (1 + LatencySummary.RelativePrecision));
+        Assert.InRange(s.P99, 10, 10 * (1 + LatencySummary.RelativePrecision));
         Assert.Equal(5.5, s.Mean, 9);
+        Assert.Equal(10, s.Max);
+        Assert.Equal(10, s.Count);
+    }
+
+    [Fact]
+    public void LatencySummary_HdrHistogram_EveryPercentileWithinItsStatedPrecisionOfTheExactOne()
+    {
+        // 100k latencies spread log-uniformly from 0.05 ms to 120 s (seeded): ITL-sized to stalled-request-sized.
+        var rng = new Random(7);
+        var values = Enumerable.Range(0, 100_000).Select(_ => 0.05 * Math.Pow(2_400_000, rng.NextDouble())).ToList();
+        var s = LatencySummary.Of(values);
+        var sorted = values.Order().ToList();
+        double Exact(double p) => sorted[(int)Math.Ceiling(p / 100 * sorted.Count) - 1]; // nearest rank
+        foreach (var (got, p) in new[] { (s.P50, 50.0), (s.P90, 90.0), (s.P99, 99.0) })
+        {
+            double exact = Exact(p);
+            // Recorded in whole microseconds (half a µs of rounding), then at most 0.1% above.
+            Assert.InRange(got, exact - 0.0005, (exact + 0.0005) * (1 + LatencySummary.RelativePrecision));
+        }
+
+        Assert.Equal(sorted[^1], s.Max);
+        Assert.Equal(values.Average(), s.Mean, 6);
+        Assert.Contains("3 significant digits", LatencySummary.PrecisionNote, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -184,7 +184,7 @@ public sealed class CpuStepExecutorTests(TinyLlamaFixture tiny, ITestOutputHelpe
             BlockSize = BlockSize,
             MaxBatchTokens = maxBatchTokens,
             MaxModelLength = 4096,
-        }, new ManualTimeProvider(), exec, hostKvBlocks > 0 ? exec.HostCopier : null);
+        }, new FakeTimeProvider(), exec, hostKvBlocks > 0 ? exec.HostCopier : null);
         return (engine, exec);
     }
 

@@ -66,7 +66,7 @@ public sealed class GpuBackendTests(TinyLlamaFixture tiny) : IClassFixture<TinyL
             BlockSize = BlockSize,
             MaxBatchTokens = MaxBatchTokens,
             MaxModelLength = 4096,
-        }, new ManualTimeProvider(), exec);
+        }, new FakeTimeProvider(), exec);
         var tokens = prompts.Select(_ => new List<int>()).ToArray();
         for (int i = 0; i < prompts.Length; i++)
         {

@@ -19,7 +19,7 @@ public class EngineInvariantTests
     public void RandomOperations_BlockAccountingAndTokenStreamsStayConsistent(int seed, int longPrefill)
     {
         var rng = new Random(seed);
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var engine = NewEngine(kvBlocks: 96, maxBatchTokens: 256, maxRunning: 12, maxPinned: 0.4, time: time, longPrefill: longPrefill);
         var blocks = engine.Blocks;
         var expected = new Dictionary<string, int>();

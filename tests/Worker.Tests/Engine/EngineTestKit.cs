@@ -3,16 +3,6 @@ using Worker.Engine;
 
 namespace Worker.Tests.Engine;
 
-/// <summary>A TimeProvider whose clock only moves when the test says so.</summary>
-internal sealed class ManualTimeProvider : TimeProvider
-{
-    private DateTimeOffset _now = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
-
-    public override DateTimeOffset GetUtcNow() => _now;
-
-    public void Advance(TimeSpan by) => _now += by;
-}
-
 internal static class EngineTestKit
 {
     /// <summary>Chained hashes of <paramref name="blocks"/> synthetic blocks of document <paramref name="doc"/> (a prefix of the same doc shares hashes).</summary>
@@ -38,7 +28,7 @@ internal static class EngineTestKit
         RetentionTtlMs = retentionTtlMs,
     };
 
-    public static LlmEngine NewEngine(int kvBlocks = 1024, int maxBatchTokens = 8192, int maxRunning = 256, double maxPinned = 0.5, ManualTimeProvider? time = null, string profile = ModelProfiles.H100Llama3_8B, int maxModelLength = 131072, int longPrefill = 0) =>
+    public static LlmEngine NewEngine(int kvBlocks = 1024, int maxBatchTokens = 8192, int maxRunning = 256, double maxPinned = 0.5, FakeTimeProvider? time = null, string profile = ModelProfiles.H100Llama3_8B, int maxModelLength = 131072, int longPrefill = 0) =>
         new(new EngineOptions
         {
             Profile = ModelProfiles.Get(profile),
@@ -48,7 +38,7 @@ internal static class EngineTestKit
             MaxPinnedFraction = maxPinned,
             MaxModelLength = maxModelLength,
             LongPrefillTokenThreshold = longPrefill,
-        }, time ?? new ManualTimeProvider());
+        }, time ?? new FakeTimeProvider());
 
     public static void Submit(LlmEngine engine, EngineRequest r)
     {

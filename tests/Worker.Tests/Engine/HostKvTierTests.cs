@@ -6,9 +6,9 @@ namespace Worker.Tests.Engine;
 /// <summary>The host-memory tier of the block manager: write-back on eviction, tiered prefix walk with reload, host LRU and host pins.</summary>
 public class HostKvTierTests
 {
-    private static (KvBlockManager Blocks, KvEventLog Log, ManualTimeProvider Time) Create(int total = 4, int host = 8, double maxPinned = 1.0)
+    private static (KvBlockManager Blocks, KvEventLog Log, FakeTimeProvider Time) Create(int total = 4, int host = 8, double maxPinned = 1.0)
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var log = new KvEventLog(16, 1000);
         return (new KvBlockManager(total, 16, maxPinned, time, log, hostBlocks: host), log, time);
     }

@@ -6,13 +6,13 @@ namespace Worker.Tests.Engine;
 /// <summary>The engine with a host tier: reload cost, hit accounting by tier, state, retain hints naming a tier, prefetch.</summary>
 public class HostTierEngineTests
 {
-    private static LlmEngine Engine(int kvBlocks, int hostBlocks, ManualTimeProvider? time = null) =>
+    private static LlmEngine Engine(int kvBlocks, int hostBlocks, FakeTimeProvider? time = null) =>
         new(new EngineOptions
         {
             Profile = ModelProfiles.Get(ModelProfiles.H100Llama3_8B),
             KvBlocks = kvBlocks,
             HostKvBlocks = hostBlocks,
-        }, time ?? new ManualTimeProvider());
+        }, time ?? new FakeTimeProvider());
 
     /// <summary>Runs a 4096-token context, flushes it out of HBM with other prompts, then asks for it again; returns the repeat's first-token step.</summary>
     private static (SequenceEvent First, StepResult Step) Returning(LlmEngine engine)
@@ -78,7 +78,7 @@ public class HostTierEngineTests
     [Fact]
     public void RetainNamingTheHostTier_KeepsTheContextReloadableAfterHbmPressure()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var engine = Engine(kvBlocks: 600, hostBlocks: 600, time); // host pins may hold half: 300
         Submit(engine, Request("ctx", 4096, 1, doc: 1, session: "s"));
         RunToCompletion(engine);
@@ -101,7 +101,7 @@ public class HostTierEngineTests
     [Fact]
     public void Prefetch_BringsTheSessionBackSoItsNextTurnFindsItInHbm()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var engine = Engine(kvBlocks: 600, hostBlocks: 2000, time);
         Submit(engine, Request("ctx", 2048, 1, doc: 1, session: "s"));
         RunToCompletion(engine);
@@ -153,7 +153,7 @@ public class HostTierEngineTests
     {
         var options = new EngineOptions { Profile = ModelProfiles.Get(ModelProfiles.H100Llama3_8B), KvBlocks = 64, HostKvBlocks = 64 };
 
-        Assert.Throws<ArgumentException>(() => new LlmEngine(options, new ManualTimeProvider(), new NullTokenExecutor()));
+        Assert.Throws<ArgumentException>(() => new LlmEngine(options, new FakeTimeProvider(), new NullTokenExecutor()));
     }
 
     private sealed class NullTokenExecutor : ITokenStepExecutor

@@ -5,9 +5,9 @@ namespace Worker.Tests.Engine;
 
 public class KvBlockManagerTests
 {
-    private static (KvBlockManager Blocks, KvEventLog Log, ManualTimeProvider Time) Create(int total = 8, double maxPinned = 1.0)
+    private static (KvBlockManager Blocks, KvEventLog Log, FakeTimeProvider Time) Create(int total = 8, double maxPinned = 1.0)
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var log = new KvEventLog(16, 1000);
         return (new KvBlockManager(total, 16, maxPinned, time, log), log, time);
     }

@@ -328,7 +328,7 @@ public class LlmEngineTests
     [Fact]
     public void Retain_BySession_PinsTheSessionsLastPromptAgainstEviction()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var engine = NewEngine(kvBlocks: 64, time: time);
         Submit(engine, Request("turn1", promptTokens: 320, outputTokens: 4, doc: 1, session: "agent"));
         RunToCompletion(engine);

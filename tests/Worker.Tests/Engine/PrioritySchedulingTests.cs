@@ -30,7 +30,7 @@ public sealed class PrioritySchedulingTests
             ExclusivePriorityPrefill = exclusive,
             LowPriorityPrefillTokens = lowPriorityPrefill,
             SerialUrgentPrefill = serial,
-        }, time ?? new ManualTimeProvider());
+        }, time ?? new FakeTimeProvider());
 
     private static TimeSpan FirstTokenAt(LlmEngine engine, string id)
     {

@@ -91,7 +91,7 @@ public class RooflineTests
     [Fact]
     public void Execute_CustomExecutor_DurationComesFromIt()
     {
-        var engine = new LlmEngine(new EngineOptions { Profile = ModelProfiles.Get(ModelProfiles.H100Llama3_8B), KvBlocks = 100 }, new ManualTimeProvider(), new FixedExecutor());
+        var engine = new LlmEngine(new EngineOptions { Profile = ModelProfiles.Get(ModelProfiles.H100Llama3_8B), KvBlocks = 100 }, new FakeTimeProvider(), new FixedExecutor());
         Submit(engine, Request("a", 100, 3));
 
         var s = engine.Step();

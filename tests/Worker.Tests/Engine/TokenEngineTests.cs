@@ -162,7 +162,7 @@ public sealed class TokenEngineTests
             KvBlocks = kvBlocks,
             BlockSize = BlockSize,
             MaxBatchTokens = maxBatchTokens,
-        }, new ManualTimeProvider(), exec);
+        }, new FakeTimeProvider(), exec);
 
     private static void Submit(LlmEngine engine, EngineRequest r) => Assert.True(engine.Submit(r, out var error), error);
 

@@ -16,7 +16,7 @@ internal static class TestWorkers
 
     /// <summary>A worker with a small KV pool; time scale 0 (no sleeping) unless a test measures time.</summary>
     public static Task<WorkerHost> StartAsync(double timeScale = 0, int kvBlocks = 4096, int maxModelLength = 131072,
-        int kvEventCapacity = 100_000, long maxBodyBytes = 16 * 1024 * 1024, string profile = "h100-llama3-8b") =>
+        int kvEventCapacity = 100_000, long maxBodyBytes = 16 * 1024 * 1024, string profile = "h100-llama3-8b", string tokenizer = "default") =>
         WorkerHost.StartAsync(new WorkerOptions
         {
             Url = "http://127.0.0.1:0",
@@ -26,6 +26,7 @@ internal static class TestWorkers
             MaxModelLength = maxModelLength,
             KvEventCapacity = kvEventCapacity,
             MaxRequestBodyBytes = maxBodyBytes,
+            Tokenizer = tokenizer,
         });
 
     public static OpenAIClient Client(WorkerHost host) =>
@@ -76,12 +77,20 @@ internal static class TestWorkers
         return sb.ToString();
     }
 
-    /// <summary>The block hashes the worker (and gateway) derive from a body, via the shared parser.</summary>
-    public static ulong[] BlockHashesOf(string body, OpenAiEndpoint endpoint, string? salt = null, int blockSize = 16)
+    /// <summary>The prompt tokens of a body under <paramref name="tokenizer"/> (the usage a worker reports).</summary>
+    public static int PromptTokensOf(string body, OpenAiEndpoint endpoint, string tokenizer = "default")
+    {
+        Assert.True(OpenAiRequestParser.TryParse(Encoding.UTF8.GetBytes(body), endpoint, out var req, out var err), err?.Message);
+        return Tokenizers.Create(tokenizer).CountTokens(req!.PromptText);
+    }
+
+    /// <summary>The block hashes the worker (and gateway) derive from a body, via the shared parser and
+    /// <c>Tokenizers.Create(tokenizer)</c> (what the gateway's <c>Routing:Tokenizer</c> resolves through).</summary>
+    public static ulong[] BlockHashesOf(string body, OpenAiEndpoint endpoint, string? salt = null, int blockSize = 16, string tokenizer = "default")
     {
         Assert.True(OpenAiRequestParser.TryParse(Encoding.UTF8.GetBytes(body), endpoint, out var req, out var err), err?.Message);
         var tokens = new List<int>();
-        DefaultTokenizer.Instance.Encode(req!.PromptText, tokens);
+        Tokenizers.Create(tokenizer).Encode(req!.PromptText, tokens);
         return BlockHasher.ComputeChain(tokens.ToArray(), BlockHasher.SaltOf(salt), blockSize);
     }
 

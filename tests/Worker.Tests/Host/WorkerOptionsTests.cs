@@ -8,7 +8,7 @@ public sealed class WorkerOptionsTests
         var o = WorkerOptions.Parse(
             ["--urls", "http://127.0.0.1:9001", "--profile", "h200-llama3-8b", "--kv-blocks", "5000", "--block-size", "32",
              "--time-scale", "0.1", "--model-name", "my-model", "--seed", "7", "--max-batch-tokens=4096", "--long-prefill-threshold", "512", "--output-median", "64",
-             "--output-max", "256", "--kv-event-capacity", "50"],
+             "--output-max", "256", "--kv-event-capacity", "50", "--tokenizer", "o200k_base"],
             out var errors, out bool help);
         Assert.Empty(errors);
         Assert.False(help);
@@ -24,6 +24,17 @@ public sealed class WorkerOptionsTests
         Assert.Equal(64, o.OutputLengthMedian);
         Assert.Equal(256, o.OutputLengthMax);
         Assert.Equal(50, o.KvEventCapacity);
+        Assert.Equal("o200k_base", o.Tokenizer);
+    }
+
+    [Theory]
+    [InlineData("roofline", "p50k_base", "unknown tokenizer")]
+    [InlineData("roofline", "/nonexistent/tokenizer.json", "unknown tokenizer")]
+    [InlineData("cpu", "o200k_base", "tokenizes prompts as bytes")]
+    public void Validate_Tokenizer_UnknownOrNotTheBackendsVocabulary_IsAnError(string backend, string tokenizer, string message)
+    {
+        var errors = new WorkerOptions { Backend = backend, Tokenizer = tokenizer }.Validate();
+        Assert.Contains(errors, e => e.Contains(message, StringComparison.Ordinal));
     }
 
     [Fact]

@@ -60,18 +60,29 @@ public sealed class WorkerProtocolTests
         Assert.True(state.GetProperty("kv_eviction_age_s").GetDouble() >= 0);
     }
 
-    [Fact]
-    public async Task KvEvents_StoredEventCarriesTheRequestsBlockHashes_SameAsGatewayComputes()
+    [Theory]
+    [InlineData("default")]
+    [InlineData("o200k_base")]
+    [InlineData("cl100k_base")]
+    public async Task KvEvents_StoredEventCarriesTheRequestsBlockHashes_SameAsGatewayComputes(string tokenizer)
     {
-        await using var host = await TestWorkers.StartAsync();
+        await using var host = await TestWorkers.StartAsync(tokenizer: tokenizer);
         using var http = TestWorkers.Http(host);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         await using var sse = await SseReader.OpenAsync(http, "/worker/kv/events?after=0", cts.Token);
 
         string body = TestWorkers.ChatBody(TestWorkers.Text(300, "events"), 2);
-        var expected = TestWorkers.BlockHashesOf(body, OpenAiEndpoint.ChatCompletions, salt: "acme");
+        var expected = TestWorkers.BlockHashesOf(body, OpenAiEndpoint.ChatCompletions, salt: "acme", tokenizer: tokenizer);
         Assert.True(expected.Length >= 4);
-        await TestWorkers.PostJsonAsync(http, "/v1/chat/completions", body, ("x-cache-salt", "acme"));
+        if (tokenizer != "default")
+        {
+            // The setting matters: another vocabulary's ids give other hashes.
+            Assert.NotEqual(TestWorkers.BlockHashesOf(body, OpenAiEndpoint.ChatCompletions, salt: "acme")[0], expected[0]);
+        }
+
+        var (status, answer) = await TestWorkers.PostJsonAsync(http, "/v1/chat/completions", body, ("x-cache-salt", "acme"));
+        Assert.Equal(200, status);
+        Assert.Equal(TestWorkers.PromptTokensOf(body, OpenAiEndpoint.ChatCompletions, tokenizer), answer.GetProperty("usage").GetProperty("prompt_tokens").GetInt32());
 
         var stored = new HashSet<ulong>();
         long lastSeq = 0;

@@ -10,7 +10,7 @@ public class DynamoKvPolicyTests
     [Fact]
     public void Route_Overlap_LowersCostOnWorkerThatSawPrefix()
     {
-        var policy = new DynamoKvPolicy(new ManualTime(), DynamoKvOptions.Approximate);
+        var policy = new DynamoKvPolicy(new FakeTimeProvider(), DynamoKvOptions.Approximate);
         var workers = BaselineTestHelpers.Workers(3);
         var first = BaselineTestHelpers.Request("a", 50);
         int w = BaselineTestHelpers.Dispatch(policy, first, workers);
@@ -25,7 +25,7 @@ public class DynamoKvPolicyTests
     [Fact]
     public void Route_CostFormula_PendingPrefillOutweighsOverlap()
     {
-        var policy = new DynamoKvPolicy(new ManualTime(), DynamoKvOptions.Approximate);
+        var policy = new DynamoKvPolicy(new FakeTimeProvider(), DynamoKvOptions.Approximate);
         var workers = BaselineTestHelpers.Workers(2);
         var r = BaselineTestHelpers.Request("a", 10);
         int w = BaselineTestHelpers.Dispatch(policy, r, workers);
@@ -43,7 +43,7 @@ public class DynamoKvPolicyTests
     [Fact]
     public void Route_ActiveBlocks_CountAsDecodeLoad()
     {
-        var policy = new DynamoKvPolicy(new ManualTime(), DynamoKvOptions.Approximate);
+        var policy = new DynamoKvPolicy(new FakeTimeProvider(), DynamoKvOptions.Approximate);
         var workers = BaselineTestHelpers.Workers(2);
         var big = BaselineTestHelpers.Request("big", 100);
         int w = BaselineTestHelpers.Dispatch(policy, big, workers);
@@ -55,7 +55,7 @@ public class DynamoKvPolicyTests
     [Fact]
     public void ApproxIndex_ForgetsPrefixAfter120Seconds()
     {
-        var time = new ManualTime();
+        var time = new FakeTimeProvider();
         var policy = new DynamoKvPolicy(time, DynamoKvOptions.Approximate);
         var workers = BaselineTestHelpers.Workers(2);
         var r = BaselineTestHelpers.Request("a", 20);
@@ -74,7 +74,7 @@ public class DynamoKvPolicyTests
     [Fact]
     public void Route_ReRouteRefreshesLifetime()
     {
-        var time = new ManualTime();
+        var time = new FakeTimeProvider();
         var policy = new DynamoKvPolicy(time, DynamoKvOptions.Approximate);
         var workers = BaselineTestHelpers.Workers(1);
         BaselineTestHelpers.Dispatch(policy, BaselineTestHelpers.Request("a", 5), workers);
@@ -106,7 +106,7 @@ public class DynamoKvPolicyTests
     [Fact]
     public void Events_OverlapComesFromStoredEventsNotFromRouting()
     {
-        var policy = new DynamoKvPolicy(new ManualTime());
+        var policy = new DynamoKvPolicy(new FakeTimeProvider());
         var workers = BaselineTestHelpers.Workers(2);
         var r = BaselineTestHelpers.Request("a", 8);
         int w = BaselineTestHelpers.Dispatch(policy, r, workers);
@@ -127,7 +127,7 @@ public class DynamoKvPolicyTests
     [Fact]
     public void Approx_OverMaxTreeSize_PrunesSoonestExpiringToTarget()
     {
-        var time = new ManualTime();
+        var time = new FakeTimeProvider();
         var policy = new DynamoKvPolicy(time, DynamoKvOptions.Approximate with { MaxTreeSize = 10, PruneTargetRatio = 0.8 });
         var workers = BaselineTestHelpers.Workers(1);
         BaselineTestHelpers.Dispatch(policy, BaselineTestHelpers.Request("old", 6), workers);
@@ -143,8 +143,8 @@ public class DynamoKvPolicyTests
     {
         var workers = BaselineTestHelpers.Workers(2);
         workers[0].OnDispatched(16 * 100); // worker 0: 100 more prefill blocks than worker 1
-        var cold = new DynamoKvPolicy(new ManualTime(), DynamoKvOptions.Events);
-        var hot = new DynamoKvPolicy(new ManualTime(), DynamoKvOptions.Events with { Temperature = 1.0 }, random: new Random(3));
+        var cold = new DynamoKvPolicy(new FakeTimeProvider(), DynamoKvOptions.Events);
+        var hot = new DynamoKvPolicy(new FakeTimeProvider(), DynamoKvOptions.Events with { Temperature = 1.0 }, random: new Random(3));
         int picksOfWorse = 0;
         for (int i = 0; i < 400; i++)
         {

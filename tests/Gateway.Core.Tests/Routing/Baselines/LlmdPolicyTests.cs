@@ -7,7 +7,7 @@ namespace Gateway.Core.Tests.Routing.Baselines;
 
 public class LlmdPolicyTests
 {
-    private static LlmdPolicy Policy(LlmdOptions? o = null, int seed = 1) => new(new ManualTime(), new Random(seed), o);
+    private static LlmdPolicy Policy(LlmdOptions? o = null, int seed = 1) => new(new FakeTimeProvider(), new Random(seed), o);
 
     private static LlmdScore[] Scores(LlmdPolicy p, RouteRequest r, List<WorkerInfo> workers) => p.Score(r, workers, new int[workers.Count]);
 

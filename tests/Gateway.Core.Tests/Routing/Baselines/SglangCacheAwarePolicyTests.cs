@@ -70,7 +70,7 @@ public class SglangCacheAwarePolicyTests
     [Fact]
     public void Upstream_BalancedLoad_SameAndPrefixRequestsStayOnWorker()
     {
-        var policy = new SglangCacheAwarePolicy(new ManualTime());
+        var policy = new SglangCacheAwarePolicy(new FakeTimeProvider());
         var workers = BaselineTestHelpers.Workers(2);
         int first = BaselineTestHelpers.Dispatch(policy, BaselineTestHelpers.Request("hello", 10), workers);
         Assert.Equal(first, BaselineTestHelpers.Dispatch(policy, BaselineTestHelpers.Request("hello", 10), workers));
@@ -82,7 +82,7 @@ public class SglangCacheAwarePolicyTests
     [Fact]
     public void Upstream_ImbalancedLoad_AlwaysPicksLeastLoaded()
     {
-        var policy = new SglangCacheAwarePolicy(new ManualTime(), new SglangCacheAwareOptions { CacheThreshold = 0.5, BalanceAbsThreshold = 5, BalanceRelThreshold = 2.0 });
+        var policy = new SglangCacheAwarePolicy(new FakeTimeProvider(), new SglangCacheAwareOptions { CacheThreshold = 0.5, BalanceAbsThreshold = 5, BalanceRelThreshold = 2.0 });
         var workers = BaselineTestHelpers.Workers(2);
         for (int i = 0; i < 20; i++)
         {
@@ -101,7 +101,7 @@ public class SglangCacheAwarePolicyTests
     [Fact]
     public void Upstream_WorkerRemoval_RoutesToRemainingWorker()
     {
-        var policy = new SglangCacheAwarePolicy(new ManualTime());
+        var policy = new SglangCacheAwarePolicy(new FakeTimeProvider());
         var workers = BaselineTestHelpers.Workers(2);
         BaselineTestHelpers.Dispatch(policy, BaselineTestHelpers.Request("test1", 3), workers);
         BaselineTestHelpers.Dispatch(policy, BaselineTestHelpers.Request("test2", 3), workers);
@@ -113,7 +113,7 @@ public class SglangCacheAwarePolicyTests
     [Fact]
     public void V0_Miss_GoesToSmallestTree()
     {
-        var policy = new SglangCacheAwarePolicy(new ManualTime(), V0);
+        var policy = new SglangCacheAwarePolicy(new FakeTimeProvider(), V0);
         var workers = BaselineTestHelpers.Workers(3);
         int w0 = BaselineTestHelpers.Dispatch(policy, BaselineTestHelpers.Request("a", 30), workers);
         int w1 = BaselineTestHelpers.Dispatch(policy, BaselineTestHelpers.Request("b", 20), workers);
@@ -126,7 +126,7 @@ public class SglangCacheAwarePolicyTests
     [Fact]
     public void Current_Miss_GoesToLeastLoadedWorker()
     {
-        var policy = new SglangCacheAwarePolicy(new ManualTime());
+        var policy = new SglangCacheAwarePolicy(new FakeTimeProvider());
         var workers = BaselineTestHelpers.Workers(3);
         workers[0].OnDispatched(0);
         workers[2].OnDispatched(0);
@@ -138,7 +138,7 @@ public class SglangCacheAwarePolicyTests
     [Fact]
     public void Route_MatchAtOrBelowThreshold_IsTreatedAsMiss()
     {
-        var policy = new SglangCacheAwarePolicy(new ManualTime(), V0);
+        var policy = new SglangCacheAwarePolicy(new FakeTimeProvider(), V0);
         var workers = BaselineTestHelpers.Workers(2);
         int w0 = BaselineTestHelpers.Dispatch(policy, BaselineTestHelpers.Request("a", 5), workers);
         // 5 of 10 blocks match: rate 0.5 is not > 0.5, so the smaller (empty) tree wins.
@@ -146,7 +146,7 @@ public class SglangCacheAwarePolicyTests
         Assert.NotEqual(w0, d.WorkerIndex);
 
         // The current gateway's threshold is 0.3: the same half match is affinity.
-        var current = new SglangCacheAwarePolicy(new ManualTime());
+        var current = new SglangCacheAwarePolicy(new FakeTimeProvider());
         int c0 = BaselineTestHelpers.Dispatch(current, BaselineTestHelpers.Request("a", 5), workers);
         Assert.Equal(c0, current.Route(BaselineTestHelpers.Request("a", 10), workers).WorkerIndex);
     }
@@ -154,7 +154,7 @@ public class SglangCacheAwarePolicyTests
     [Fact]
     public void Route_SmallLoadGap_KeepsAffinity()
     {
-        var policy = new SglangCacheAwarePolicy(new ManualTime());
+        var policy = new SglangCacheAwarePolicy(new FakeTimeProvider());
         var workers = BaselineTestHelpers.Workers(2);
         int hot = BaselineTestHelpers.Dispatch(policy, BaselineTestHelpers.Request("a", 10), workers);
         for (int i = 0; i < 60; i++)
@@ -174,7 +174,7 @@ public class SglangCacheAwarePolicyTests
     [Fact]
     public void Eviction_AfterInterval_CutsTreeToBudgetKeepingRecentPrefix()
     {
-        var time = new ManualTime();
+        var time = new FakeTimeProvider();
         // 192 characters at 1 character per token = 12 blocks of 16 tokens.
         var policy = new SglangCacheAwarePolicy(time, V0 with { MaxTreeSizeChars = 192, CharsPerToken = 1 });
         var workers = BaselineTestHelpers.Workers(1);

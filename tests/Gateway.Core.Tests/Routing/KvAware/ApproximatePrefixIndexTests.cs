@@ -4,7 +4,7 @@ namespace Gateway.Core.Tests.Routing.KvAware;
 
 public class ApproximatePrefixIndexTests
 {
-    private readonly ManualTimeProvider _time = new();
+    private readonly FakeTimeProvider _time = new();
 
     private ApproximatePrefixIndex NewIndex(int budget = 1 << 20, int ttlSeconds = 120) =>
         new(_time, TimeSpan.FromSeconds(ttlSeconds), budget, maxWorkers: 64);

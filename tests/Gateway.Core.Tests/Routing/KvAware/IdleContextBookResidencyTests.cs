@@ -10,7 +10,7 @@ namespace Gateway.Core.Tests.Routing.KvAware;
 /// </summary>
 public class IdleContextBookResidencyTests
 {
-    private readonly ManualTimeProvider _time = new();
+    private readonly FakeTimeProvider _time = new();
 
     private static KvEvent Stored(long seq, params ulong[] hashes) => new(seq, KvEventType.Stored, hashes, null);
 

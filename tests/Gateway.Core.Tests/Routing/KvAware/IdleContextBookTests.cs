@@ -4,7 +4,7 @@ namespace Gateway.Core.Tests.Routing.KvAware;
 
 public class IdleContextBookTests
 {
-    private readonly ManualTimeProvider _time = new();
+    private readonly FakeTimeProvider _time = new();
 
     [Fact]
     public void Idle_CountsTheContextOnItsWorker_UntilTheWindowPasses()

@@ -12,7 +12,7 @@ namespace Gateway.Core.Tests.Routing.KvAware;
 public class KvAwareHotWindowResidencyTests
 {
     private const int Bs = 16;
-    private readonly ManualTimeProvider _time = new();
+    private readonly FakeTimeProvider _time = new();
 
     private static readonly KvAwareOptions Placement = new() { MemoryPressureWeight = 1, MemoryHotWindow = TimeSpan.FromSeconds(30) };
 

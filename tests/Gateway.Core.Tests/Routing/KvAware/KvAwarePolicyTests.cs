@@ -8,7 +8,7 @@ namespace Gateway.Core.Tests.Routing.KvAware;
 public class KvAwarePolicyTests(ITestOutputHelper output)
 {
     private const int Bs = 16;
-    private readonly ManualTimeProvider _time = new();
+    private readonly FakeTimeProvider _time = new();
 
     internal static List<WorkerInfo> Fleet(int n, bool events = false)
     {

@@ -8,7 +8,7 @@ namespace Gateway.Core.Tests.Routing.KvAware;
 public class KvAwareTierTests
 {
     private const int Bs = 16;
-    private readonly ManualTimeProvider _time = new();
+    private readonly FakeTimeProvider _time = new();
 
     private static RouteRequest Req(ulong[] blocks) => new()
     {

@@ -5,7 +5,7 @@ namespace Gateway.Core.Tests.Routing.KvAware;
 
 public class PreciseIndexTests
 {
-    private readonly ManualTimeProvider _time = new();
+    private readonly FakeTimeProvider _time = new();
 
     private PreciseIndex NewIndex() => new(_time, TimeSpan.FromSeconds(2), maxWorkers: 64);
 

@@ -6,7 +6,7 @@ namespace Gateway.Core.Tests.Routing.KvAware;
 /// <summary>The precise index with workers that have a host tier: cpu-medium events track a second set.</summary>
 public class PreciseIndexTierTests
 {
-    private readonly ManualTimeProvider _time = new();
+    private readonly FakeTimeProvider _time = new();
 
     private PreciseIndex NewIndex() => new(_time, TimeSpan.FromSeconds(2), maxWorkers: 64);
 

@@ -7,7 +7,7 @@ namespace Gateway.Core.Tests.Routing.KvAware;
 /// <summary>Watched blocks of the precise index: a weight counts while the worker's events confirm it holds the block.</summary>
 public class PreciseIndexWatchTests
 {
-    private readonly ManualTimeProvider _time = new();
+    private readonly FakeTimeProvider _time = new();
 
     private PreciseIndex NewIndex() => new(_time, TimeSpan.FromSeconds(2), maxWorkers: 8);
 

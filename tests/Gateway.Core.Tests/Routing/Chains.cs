@@ -1,19 +1,5 @@
 namespace Gateway.Core.Tests.Routing;
 
-/// <summary>A clock the test advances by hand.</summary>
-public sealed class ManualTimeProvider : TimeProvider
-{
-    private DateTimeOffset _now = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
-
-    public override DateTimeOffset GetUtcNow() => _now;
-
-    public override long GetTimestamp() => _now.UtcTicks;
-
-    public override long TimestampFrequency => TimeSpan.TicksPerSecond;
-
-    public void Advance(TimeSpan by) => _now += by;
-}
-
 /// <summary>Block chains for tests: a chain named by ids, salted per tenant like the gateway's.</summary>
 public static class Chains
 {
