@@ -115,7 +115,7 @@ public class AgentSessionTrackerTests
     [Fact]
     public void Resolve_ASessionIdleLongerThanTheAge_StartsANewOne_WhileAnActiveOneContinues()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var t = new AgentSessionTracker(time: time, maxIdle: TimeSpan.FromMinutes(10));
         var idle = Chains.Of(1, 40);
         var active = Chains.Of(5000, 40);

@@ -113,7 +113,7 @@ public class GapPredictorTests
     [Fact]
     public void SessionLevels_NotObservedForTheAge_AreForgotten()
     {
-        var time = new Gateway.Core.Tests.Routing.ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var p = new GapPredictor(null, time, TimeSpan.FromMinutes(10));
         p.Observe(GapKind.Tool, "t", "a", "*", 40, session: "gone");
         time.Advance(TimeSpan.FromMinutes(11));

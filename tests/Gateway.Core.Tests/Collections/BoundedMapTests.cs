@@ -62,7 +62,7 @@ public class BoundedMapTests
     [Fact]
     public void MaxIdle_DropsEntriesNotWrittenForThatLong_AtTheNextWrite_AndReportsThem()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var evicted = new List<string>();
         var map = new BoundedMap<string, int>(1000, evicted: (k, _) => evicted.Add(k), time: time, maxIdle: TimeSpan.FromMinutes(10));
         map.Set("old", 1);
@@ -84,7 +84,7 @@ public class BoundedMapTests
     public void MaxIdle_KeepsASteadyStreamOfOneOffKeysAtWhatArrivedWithinTheAge()
     {
         // One new key a second for two hours, forgotten after ten minutes: the map holds ten minutes' worth, not 7,200.
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var map = new BoundedMap<long, int>(1_000_000, time: time, maxIdle: TimeSpan.FromMinutes(10));
         for (long i = 0; i < 7200; i++)
         {

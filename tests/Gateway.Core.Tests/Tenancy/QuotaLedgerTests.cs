@@ -48,7 +48,7 @@ public class QuotaLedgerTests
     [Fact]
     public void RequestsPerMinute_CountsAdmissions_SlidingWindow()
     {
-        var time = new ManualTime();
+        var time = new FakeTimeProvider();
         var ledger = new QuotaLedger(time);
         var key = Tree(new TenantQuota { RequestsPerMinute = 2 }).Find("org/k")!;
         time.Advance(TimeSpan.FromSeconds(60 - (time.GetUtcNow().Second))); // start of a window

@@ -16,7 +16,7 @@ public class DynamoKvUpstreamCaseTests
 {
     private static (DynamoKvPolicy Policy, List<WorkerInfo> Workers) FleetWithLogits(double temperature, params double[] logits)
     {
-        var policy = new DynamoKvPolicy(new ManualTime(), DynamoKvOptions.Approximate with { Temperature = temperature }, DynamoKvPolicy.ApproxPolicyName, new Random(7));
+        var policy = new DynamoKvPolicy(new FakeTimeProvider(), DynamoKvOptions.Approximate with { Temperature = temperature }, DynamoKvPolicy.ApproxPolicyName, new Random(7));
         var workers = BaselineTestHelpers.Workers(logits.Length);
         for (int i = 0; i < logits.Length; i++)
         {
@@ -76,7 +76,7 @@ public class DynamoKvUpstreamCaseTests
     [Fact]
     public void Upstream_OverloadedHolder_IsSkipped_AndNoEligibleWorker_IsNoDecision()
     {
-        var policy = new DynamoKvPolicy(new ManualTime(), DynamoKvOptions.Approximate, DynamoKvPolicy.ApproxPolicyName);
+        var policy = new DynamoKvPolicy(new FakeTimeProvider(), DynamoKvOptions.Approximate, DynamoKvPolicy.ApproxPolicyName);
         var workers = BaselineTestHelpers.Workers(2);
         var held = BaselineTestHelpers.Request("held", 4);
         policy.OnRouted(held, workers[0]);

@@ -6,7 +6,7 @@ namespace Gateway.Core.Tests.Routing.KvAware;
 /// <summary>Ties among near-least-cost workers with the same cached match: drawn at random, or by least recent work.</summary>
 public class KvAwareTieBreakTests
 {
-    private readonly ManualTimeProvider _time = new();
+    private readonly FakeTimeProvider _time = new();
 
     private static RouteRequest Req(ulong first, int blocks) => new()
     {
