@@ -20,7 +20,7 @@ public sealed class PrioritySchedulingTests
     };
 
     private static LlmEngine Engine(int kvBlocks = 1024, int maxBatchTokens = 1024, int maxRunning = 256, bool exclusive = true,
-        int lowPriorityPrefill = EngineOptions.DefaultLowPriorityPrefillTokens, bool serial = true, ManualTimeProvider? time = null) =>
+        int lowPriorityPrefill = EngineOptions.DefaultLowPriorityPrefillTokens, bool serial = true, FakeTimeProvider? time = null) =>
         new(new EngineOptions
         {
             Profile = ModelProfiles.Get(ModelProfiles.H100Llama3_8B),
@@ -180,7 +180,7 @@ public sealed class PrioritySchedulingTests
     [Fact]
     public void AfterAnUrgentRequest_LowPrioritySteps_CarryAtMostTheLowPriorityPrefillTokens_UntilTheMemoryLapses()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var engine = Engine(maxBatchTokens: 8192, kvBlocks: 4096, lowPriorityPrefill: 2048, time: time);
         for (int i = 0; i < 4; i++)
         {
