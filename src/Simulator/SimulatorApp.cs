@@ -77,7 +77,7 @@ public static class SimulatorApp
 
         var workload = workloads[0];
         double loadSeconds = sw.Elapsed.TotalSeconds;
-        log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"workload: {workload.RequestCount} requests, {workload.Sessions.Count} sessions, {workload.Tenants.Count} tenants, ideal prefix hit {workload.IdealPrefixHitRatio:F3} unbounded, {workload.PooledIdealPrefixHitRatio:F3} in the fleet's {workload.PoolBlocks:N0} KV blocks{(seeds.Count > 1 ? $", {seeds.Count} seeds" : "")} (loaded in {loadSeconds:F1} s)"));
+        log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"workload: {workload.RequestCount} requests, {workload.Sessions.Count} sessions, {workload.Tenants.Count} tenants, ideal prefix hit {workload.IdealPrefixHitRatio:F3} unbounded, {workload.PooledIdealPrefixHitRatio:F3} in the fleet's {workload.PoolBlocks:N0} KV blocks with optimal eviction, {workload.PooledLruPrefixHitRatio:F3} with LRU{(seeds.Count > 1 ? $", {seeds.Count} seeds" : "")} (loaded in {loadSeconds:F1} s)"));
 
         var combos = new List<(int Seed, string Routing, string Scheduling, string Retention)>();
         for (int j = 0; j < seeds.Count; j++)

@@ -22,22 +22,14 @@ public static class BoundedIdeal
         ArgumentNullException.ThrowIfNull(blocks);
         ArgumentNullException.ThrowIfNull(promptTokens);
         var seen = new HashSet<ulong>();
-        long hit = 0, total = 0;
+        var tally = new Tally(blockSize);
         for (int k = 0; k < blocks.Count; k++)
         {
-            var hashes = blocks[k];
-            int lead = 0;
-            while (lead < hashes.Length && seen.Contains(hashes[lead]))
-            {
-                lead++;
-            }
-
-            hit += Math.Min((long)lead * blockSize, promptTokens[k]);
-            total += promptTokens[k];
-            seen.UnionWith(hashes);
+            tally.Add(blocks[k], promptTokens[k], seen.Contains);
+            seen.UnionWith(blocks[k]);
         }
 
-        return total == 0 ? 0 : (double)hit / total;
+        return tally.Ratio;
     }
 
     /// <summary>Cached prompt tokens / prompt tokens of one cache of <paramref name="capacityBlocks"/> blocks under Belady's MIN.</summary>
@@ -72,18 +64,11 @@ public static class BoundedIdeal
 
         last = null;
         var cache = new Buckets(n + 1);
-        long hit = 0, total = 0;
+        var tally = new Tally(blockSize);
         for (int k = 0; k < n; k++)
         {
             var hashes = blocks[k];
-            int lead = 0;
-            while (lead < hashes.Length && cache.Contains(hashes[lead]))
-            {
-                lead++;
-            }
-
-            hit += Math.Min((long)lead * blockSize, promptTokens[k]);
-            total += promptTokens[k];
+            tally.Add(hashes, promptTokens[k], cache.Contains);
 
             // Every block of the prompt is (re)filed under its next use, in prompt order, then the furthest go.
             for (int j = 0; j < hashes.Length; j++)
@@ -97,7 +82,66 @@ public static class BoundedIdeal
             }
         }
 
-        return total == 0 ? 0 : (double)hit / total;
+        return tally.Ratio;
+    }
+
+    /// <summary>
+    /// Cached prompt tokens / prompt tokens of one cache of <paramref name="capacityBlocks"/> blocks that evicts the
+    /// least recently used block, as an engine's prefix cache does (a prompt's blocks are touched deepest first, so its
+    /// root stays the most recent and a prefix outlives its extensions, as vLLM frees a finished sequence's tail
+    /// first). What a router that made the fleet behave like one engine would hit: the realistic ideal next to MIN.
+    /// </summary>
+    public static double PooledLru(IReadOnlyList<ulong[]> blocks, IReadOnlyList<int> promptTokens, int blockSize, long capacityBlocks)
+    {
+        ArgumentNullException.ThrowIfNull(blocks);
+        ArgumentNullException.ThrowIfNull(promptTokens);
+        ArgumentOutOfRangeException.ThrowIfNegative(capacityBlocks);
+        var order = new LinkedList<ulong>();                    // most recent first
+        var at = new Dictionary<ulong, LinkedListNode<ulong>>();
+        var tally = new Tally(blockSize);
+        for (int k = 0; k < blocks.Count; k++)
+        {
+            var hashes = blocks[k];
+            tally.Add(hashes, promptTokens[k], at.ContainsKey);
+            for (int j = hashes.Length - 1; j >= 0; j--)
+            {
+                if (at.Remove(hashes[j], out var node))
+                {
+                    order.Remove(node);
+                }
+
+                at[hashes[j]] = order.AddFirst(hashes[j]);
+            }
+
+            while (at.Count > capacityBlocks)
+            {
+                at.Remove(order.Last!.Value);
+                order.RemoveLast();
+            }
+        }
+
+        return tally.Ratio;
+    }
+
+    /// <summary>Cached prompt tokens (a prompt's leading cached blocks, at most its length) over prompt tokens.</summary>
+    private sealed class Tally(int blockSize)
+    {
+        private long _hit;
+        private long _total;
+
+        public double Ratio => _total == 0 ? 0 : (double)_hit / _total;
+
+        public void Add(ulong[] hashes, int promptTokens, Func<ulong, bool> cached)
+        {
+            int lead = 0;
+            while (lead < hashes.Length && cached(hashes[lead]))
+            {
+                lead++;
+            }
+
+            _hit += Math.Min((long)lead * blockSize, promptTokens);
+            _total += promptTokens;
+        }
     }
 
     /// <summary>Cached blocks filed by next use: one intrusive LIFO list per request index, the furthest non-empty one tracked.</summary>

@@ -66,6 +66,9 @@ public sealed class SimWorkload
     /// </summary>
     public double PooledIdealPrefixHitRatio { get; private set; }
 
+    /// <summary>Prefix-hit ratio of one LRU cache the size of the fleet's KV pool (<see cref="BoundedIdeal.PooledLru"/>): what the fleet would hit if it cached like one engine.</summary>
+    public double PooledLruPrefixHitRatio { get; private set; }
+
     /// <summary>KV blocks of the whole fleet (workers x (HBM + host blocks)) the pooled ideal holds.</summary>
     public long PoolBlocks { get; private set; }
 
@@ -388,5 +391,6 @@ public sealed class SimWorkload
         w.IdealPrefixHitRatio = BoundedIdeal.Unbounded(blocks, prompts, w.EngineBlockSize);
         w.PoolBlocks = poolBlocks;
         w.PooledIdealPrefixHitRatio = poolBlocks > 0 ? BoundedIdeal.Pooled(blocks, prompts, w.EngineBlockSize, poolBlocks) : w.IdealPrefixHitRatio;
+        w.PooledLruPrefixHitRatio = poolBlocks > 0 ? BoundedIdeal.PooledLru(blocks, prompts, w.EngineBlockSize, poolBlocks) : w.IdealPrefixHitRatio;
     }
 }

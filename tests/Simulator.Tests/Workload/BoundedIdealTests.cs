@@ -40,22 +40,30 @@ public class BoundedIdealTests
         Assert.Equal(0, BoundedIdeal.Pooled(Stream, Prompts, 1, capacityBlocks: 0), 9);
     }
 
-    [Fact]
-    public void Pooled_RandomStreams_NeverAboveUnboundedAndGrowsWithCapacity()
+    /// <summary>20 streams of 60 prompts, each a chain over one of <paramref name="roots"/> roots (block j of root r is r * 1000 + j, so prompts share prefixes).</summary>
+    private static IEnumerable<(List<ulong[]> Blocks, List<int> Prompts)> RandomStreams(int seed, int roots, int maxBlocks)
     {
-        var random = new Random(3);
+        var random = new Random(seed);
         for (int trial = 0; trial < 20; trial++)
         {
             var blocks = new List<ulong[]>();
             var prompts = new List<int>();
             for (int k = 0; k < 60; k++)
             {
-                // Chains over a few roots: block j of root r is r * 1000 + j, so prompts share prefixes.
-                int root = random.Next(5), len = 1 + random.Next(12);
+                int root = random.Next(roots), len = 1 + random.Next(maxBlocks);
                 blocks.Add([.. Enumerable.Range(0, len).Select(j => (ulong)(root * 1000 + j))]);
                 prompts.Add(len * 16);
             }
 
+            yield return (blocks, prompts);
+        }
+    }
+
+    [Fact]
+    public void Pooled_RandomStreams_NeverAboveUnboundedAndGrowsWithCapacity()
+    {
+        foreach (var (blocks, prompts) in RandomStreams(3, roots: 5, maxBlocks: 12))
+        {
             double unbounded = BoundedIdeal.Unbounded(blocks, prompts, 16), previous = 0;
             foreach (int capacity in new[] { 0, 4, 8, 16, 32, 64 })
             {
@@ -85,5 +93,26 @@ public class BoundedIdealTests
         var big = SimWorkload.Build(reqs, new Scenario { Workers = 2, KvBlocks = 1000 });
         Assert.Equal(2000, big.PoolBlocks);
         Assert.Equal(0.5, big.PooledIdealPrefixHitRatio, 9);
+    }
+
+    [Fact]
+    public void PooledLru_TwoBlocks_EvictsTheLeastRecentAndLosesTheRepeat()
+    {
+        // Capacity 2: after B, LRU holds {b1, a1} (a2, touched before a1, is older) → A's repeat hits a1 only; then
+        // A's touch leaves {a1, a2} and B misses. MIN did better on the same stream (2 of 6 tokens).
+        Assert.Equal(1.0 / 6, BoundedIdeal.PooledLru(Stream, Prompts, 1, capacityBlocks: 2), 9);
+        Assert.Equal(0.5, BoundedIdeal.PooledLru(Stream, Prompts, 1, capacityBlocks: 3), 9);
+    }
+
+    [Fact]
+    public void PooledLru_RandomStreams_NeverAboveMin()
+    {
+        foreach (var (blocks, prompts) in RandomStreams(5, roots: 6, maxBlocks: 10))
+        {
+            foreach (int capacity in new[] { 0, 5, 10, 20, 40 })
+            {
+                Assert.True(BoundedIdeal.PooledLru(blocks, prompts, 16, capacity) <= BoundedIdeal.Pooled(blocks, prompts, 16, capacity) + 1e-12);
+            }
+        }
     }
 }
