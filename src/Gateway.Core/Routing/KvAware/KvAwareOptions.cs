@@ -52,9 +52,9 @@ public sealed record KvAwareOptions
     /// Hot-prefix spill bound (Preble's replication): when the worker chosen for its cached prefix already has more
     /// than this many seconds of queued prefill, the request goes to the cheapest worker <em>without</em> the prefix
     /// instead (replicating it there), provided its time-to-first-token estimate is at most <see cref="SpillMaxCostRatio"/>
-    /// times the holder's. Default: infinity (off). With 1 s (the earlier default) the routing suite lost 10 % TTFT p50
+    /// times the holder's. Default: infinity (off). With 1 s (the earlier default) the routing suite lost 11 % TTFT p50
     /// to <c>sglang-cache-aware-v0</c> on the big-KV Mooncake scenario at twice its rate (the spill re-prefills what the
-    /// holder would have served from cache) and gained at most 5 % (Mooncake at its own rate, p50), where kv-aware leads
+    /// holder would have served from cache) and gained at most 4 % (Mooncake at its own rate, p50), where kv-aware leads
     /// the baselines either way (docs/results/kv-aware-variants.md).
     /// </summary>
     public double SpillQueueSeconds { get; init; } = double.PositiveInfinity;
