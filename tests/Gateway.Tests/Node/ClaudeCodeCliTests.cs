@@ -20,12 +20,7 @@ public sealed partial class ClaudeCodeCliTests
     public async Task ClaudePrint_ReadsAFileThroughTheGateway_OneSessionWithAToolGapAndACachedSecondTurn()
     {
         string claude = await EnsureClaudeAsync();
-        await using var gw = await TestGateway.StartEmbeddedAsync([(TestGateway.DemoKey, "demo/default/demo-key")], new Dictionary<string, string?>
-        {
-            ["Gateway:Workers:Embedded:Count"] = "1", // one worker: the second turn finds the first one's prefix whatever the routing
-            ["Gateway:Workers:Embedded:MaxToolResults"] = "1",
-            ["Gateway:Workers:Embedded:MaxTokensAsCap"] = "true",
-        });
+        await using var gw = await StartAgentGatewayAsync();
         string scratch = Directory.CreateTempSubdirectory("claude-scratch-").FullName;
         string home = Directory.CreateTempSubdirectory("claude-home-").FullName;
         try
@@ -55,12 +50,8 @@ public sealed partial class ClaudeCodeCliTests
             using var http = TestGateway.Client(gw);
             string metrics = await http.GetStringAsync("/metrics");
             Assert.True(Metric(metrics, "gateway_requests_total", "endpoint=\"messages\",status=\"200\"") >= 2, metrics);
-            // A tool gap opened by the tool_use turn and closed by the tool_result turn of the same session (shadow mode:
-            // no pin was held, so it is scored "uncovered"; hit/miss when pins are used).
-            double gaps = Metric(metrics, "gateway_agent_retention_gaps_total", "outcome=\"hit\"")
-                + Metric(metrics, "gateway_agent_retention_gaps_total", "outcome=\"miss\"")
-                + Metric(metrics, "gateway_agent_retention_gaps_total", "outcome=\"uncovered\"");
-            Assert.True(gaps >= 1, metrics);
+            // A tool gap opened by the tool_use turn and closed by the tool_result turn of the same session.
+            Assert.True(ToolGaps(metrics) >= 1, metrics);
             Assert.True(gw.Usage.Get("demo/default/demo-key").CachedTokens > 0);
         }
         finally
@@ -69,6 +60,24 @@ public sealed partial class ClaudeCodeCliTests
             Directory.Delete(home, recursive: true);
         }
     }
+
+    /// <summary>
+    /// A gateway over one embedded reference worker for a CLI agent: one worker (the second turn finds the first one's
+    /// prefix whatever the routing), max_tokens taken as a cap, a text answer after one tool result.
+    /// </summary>
+    internal static Task<Gateway.Hosting.GatewayHost> StartAgentGatewayAsync() =>
+        TestGateway.StartEmbeddedAsync([(TestGateway.DemoKey, "demo/default/demo-key")], new Dictionary<string, string?>
+        {
+            ["Gateway:Workers:Embedded:Count"] = "1",
+            ["Gateway:Workers:Embedded:MaxToolResults"] = "1",
+            ["Gateway:Workers:Embedded:MaxTokensAsCap"] = "true",
+        });
+
+    /// <summary>Tool gaps the agent layer closed (shadow mode scores a gap with no pin "uncovered"; hit/miss with pins).</summary>
+    internal static double ToolGaps(string metrics) =>
+        Metric(metrics, "gateway_agent_retention_gaps_total", "outcome=\"hit\"")
+        + Metric(metrics, "gateway_agent_retention_gaps_total", "outcome=\"miss\"")
+        + Metric(metrics, "gateway_agent_retention_gaps_total", "outcome=\"uncovered\"");
 
     internal static double Metric(string text, string name, string labelPart)
     {
