@@ -97,39 +97,15 @@ root.SetAction(parse =>
         if (parse.GetValue(reserve) is { } rs) s.Reserve = rs;
         if (parse.GetValue(overShare) is { } osf) s.OverShareFactor = osf;
         if (parse.GetValue(underShare) is { } usp) s.UnderSharePriority = usp;
-        if (parse.GetValue(exclusivePrefill) is { } epp)
-        {
-            if (epp is not ("on" or "off"))
-            {
-                Console.Error.WriteLine("error: --exclusive-priority-prefill must be on or off");
-                return 2;
-            }
+        if (!OnOff(parse.GetValue(exclusivePrefill), "--exclusive-priority-prefill", out bool? epp)) return 2;
+        if (epp is { } eppOn) s.ExclusivePriorityPrefill = eppOn;
 
-            s.ExclusivePriorityPrefill = epp == "on";
-        }
-
-        if (parse.GetValue(locality) is { } lo)
-        {
-            if (lo is not ("on" or "off"))
-            {
-                Console.Error.WriteLine("error: --locality must be on or off");
-                return 2;
-            }
-
-            s.Locality = lo == "on";
-        }
+        if (!OnOff(parse.GetValue(locality), "--locality", out bool? lo)) return 2;
+        if (lo is { } loOn) s.Locality = loOn;
 
         if (parse.GetValue(lowPrefill) is { } lpp) s.LowPriorityPrefillTokens = lpp;
-        if (parse.GetValue(serialPrefill) is { } sup)
-        {
-            if (sup is not ("on" or "off"))
-            {
-                Console.Error.WriteLine("error: --serial-urgent-prefill must be on or off");
-                return 2;
-            }
-
-            s.SerialUrgentPrefill = sup == "on";
-        }
+        if (!OnOff(parse.GetValue(serialPrefill), "--serial-urgent-prefill", out bool? sup)) return 2;
+        if (sup is { } supOn) s.SerialUrgentPrefill = supOn;
 
         if (parse.GetValue(timeScale) is { } ts) s.TimeScale = ts;
         if (parse.GetValue(maxRequests) is { } mq) s.MaxRequests = mq;
@@ -160,16 +136,8 @@ root.SetAction(parse =>
             }
         }
 
-        if (parse.GetValue(kvEvents) is { } ke)
-        {
-            if (ke is not ("on" or "off"))
-            {
-                Console.Error.WriteLine("error: --kv-events must be on or off");
-                return 2;
-            }
-
-            s.KvEvents = ke == "on";
-        }
+        if (!OnOff(parse.GetValue(kvEvents), "--kv-events", out bool? ke)) return 2;
+        if (ke is { } keOn) s.KvEvents = keOn;
 
         if (parse.GetValue(routing) is { } rt) s.Routing = Scenario.SplitList(rt);
         if (parse.GetValue(scheduling) is { } sc) s.Scheduling = Scenario.SplitList(sc);
@@ -278,6 +246,19 @@ root.Subcommands.Add(compare);
 return root.Parse(args).Invoke();
 
 // A trace format named on the command line, or null after printing which names are known.
+// An on|off flag: null when absent; false (with the error written) for any other value.
+static bool OnOff(string? value, string flag, out bool? on)
+{
+    on = value switch { null => null, "on" => true, "off" => false, _ => null };
+    if (value is null or "on" or "off")
+    {
+        return true;
+    }
+
+    Console.Error.WriteLine($"error: {flag} must be on or off");
+    return false;
+}
+
 static TraceFormat? FormatOrError(string? name, string flag)
 {
     if (TraceReader.TryParseFormat(name, out var format))

@@ -6,7 +6,7 @@ namespace Simulator.Reports;
 /// <summary>
 /// Writes <c>&lt;result&gt;.requests.jsonl</c> (<c>--requests-out</c>): one line per request and run, in run order then
 /// completion order, with its outcome and, for served requests, where its time to first token went
-/// (<see cref="TtftBreakdown"/>). Times are seconds of virtual time; deterministic like result.json.
+/// (<see cref="TtftBreakdown"/>). Times are seconds of virtual time, numbers rounded as in result.json (deterministic).
 /// </summary>
 public static class RequestLogWriter
 {
@@ -32,17 +32,17 @@ public static class RequestLogWriter
                 w.WriteNumber("cached_tokens", r.CachedTokens);
                 w.WriteNumber("output_tokens", r.OutputTokens);
                 w.WriteNumber("worker", r.Worker);
-                Num(w, "arrival", r.Arrival);
-                Num(w, "first_token", r.FirstToken);
-                Num(w, "finish", r.Finish);
+                ResultWriter.Num(w, "arrival", r.Arrival);
+                ResultWriter.Num(w, "first_token", r.FirstToken);
+                ResultWriter.Num(w, "finish", r.Finish);
                 if (r.Breakdown is { } b)
                 {
                     w.WriteNumber("priority", b.Priority);
-                    Num(w, "dispatched", r.Dispatch);
-                    Num(w, "first_scheduled", b.FirstScheduled);
-                    Num(w, "step_in_progress_s", b.StepInProgressSeconds);
+                    ResultWriter.Num(w, "dispatched", r.Dispatch);
+                    ResultWriter.Num(w, "first_scheduled", b.FirstScheduled);
+                    ResultWriter.Num(w, "step_in_progress_s", b.StepInProgressSeconds);
                     w.WriteNumber("prefill_steps", b.PrefillSteps);
-                    Num(w, "prefill_step_s", b.PrefillStepSeconds);
+                    ResultWriter.Num(w, "prefill_step_s", b.PrefillStepSeconds);
                     w.WriteNumber("prefill_decodes", b.PrefillDecodes);
                     w.WriteNumber("prefill_shared_tokens", b.PrefillSharedTokens);
                     w.WriteNumber("preempted", b.Preempted);
@@ -53,18 +53,6 @@ public static class RequestLogWriter
                 w.Reset(); // the next line is a new document
                 file.WriteByte((byte)'\n');
             }
-        }
-    }
-
-    private static void Num(Utf8JsonWriter w, string name, double v)
-    {
-        if (double.IsFinite(v))
-        {
-            w.WriteNumber(name, Math.Round(v, 6));
-        }
-        else
-        {
-            w.WriteNull(name);
         }
     }
 }

@@ -114,7 +114,8 @@ public static class ResultWriter
     /// <summary>Rounds to 6 decimals (stable across platforms for the values we produce).</summary>
     internal static double Round(double v) => Math.Round(v, 6, MidpointRounding.ToEven);
 
-    private static void Num(Utf8JsonWriter w, string name, double v)
+    /// <summary>Writes a number rounded like every figure of result.json, or null for NaN / infinity.</summary>
+    internal static void Num(Utf8JsonWriter w, string name, double v)
     {
         if (double.IsNaN(v) || double.IsInfinity(v))
         {
