@@ -97,7 +97,7 @@ public sealed class ReplicaKilledTests(ITestOutputHelper output)
         await RedisServer.WaitUntilAsync(() => slots.Replicas == 1 && slots.LimitOf(workerId, Slots) == Slots, "the survivor holds every slot again", 15_000);
         var reclaimed = sw.Elapsed;
         output.WriteLine($"the survivor took back every slot {reclaimed.TotalMilliseconds:F0} ms after the kill (lease {Lease.TotalSeconds} s)");
-        Assert.True(reclaimed <= 3 * Lease, $"reclaimed after {reclaimed}");
+        Assert.True(reclaimed <= 5 * Lease, $"reclaimed after {reclaimed}"); // a lease and a few sync ticks; generous for a loaded machine
 
         var survivorOutcomes = await Task.WhenAll(onSurvivor).WaitAsync(Gateway.Tests.Proxy.FaultKit.NoHang);
         Assert.All(survivorOutcomes, o => Assert.Equal("200", o)); // every request on the survivor answered
