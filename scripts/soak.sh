@@ -102,9 +102,12 @@ work, warmup, duration, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), s
 rows = list(csv.DictReader(open(os.path.join(work, "samples.csv"))))
 base = next((r for r in rows if float(r["minute"]) * 60 >= warmup), rows[0])
 last = rows[-1]
+# A gcdump can fail under load: the live heap (and the types that grew) start from the first sample that has one.
+base_live = next((r for r in rows if float(r["minute"]) >= float(base["minute"]) and r["live_heap_bytes"] not in ("", "NA")), base)
 def growth(k):
+    b0 = base_live if k == "live_heap_bytes" else base
     try:
-        a, b = float(base[k]), float(last[k])
+        a, b = float(b0[k]), float(last[k])
         return f"{(b - a) / a * 100:+.1f} %"
     except (ValueError, ZeroDivisionError):
         return "n/a"
@@ -115,7 +118,7 @@ lines = [f"### soak: {duration // 60} min, warm-up {warmup // 60} min, {len(rows
 for r in rows:
     lines.append(f"| {r['minute']} | {int(r['rss_kb']) / 1024:.1f} | {mib(r['gc_heap_bytes'])} | {mib(r['live_heap_bytes'])} | {r['threads']} | {r['fds']} |")
 lines += ["", f"Growth from minute {base['minute']} to minute {last['minute']}: RSS {growth('rss_kb')}, GC heap after last GC "
-          f"{growth('gc_heap_bytes')}, live heap {growth('live_heap_bytes')}, threads {growth('threads')}, fds {growth('fds')}."]
+          f"{growth('gc_heap_bytes')}, live heap {growth('live_heap_bytes')} (from minute {base_live['minute']}), threads {growth('threads')}, fds {growth('fds')}."]
 
 # Types whose live bytes grew most between the two gcdumps (dotnet-gcdump report: bytes, count, type).
 def types(minute):
@@ -132,10 +135,10 @@ def types(minute):
             t, c = d.get(name, (0, 0))
             d[name] = (t + total, c + n)
     return d
-a, b = types(base["minute"]), types(last["minute"])
+a, b = types(base_live["minute"]), types(last["minute"])
 if a is not None and b is not None:
     diff = sorted(((b.get(k, (0, 0))[0] - a.get(k, (0, 0))[0], b.get(k, (0, 0))[1] - a.get(k, (0, 0))[1], k) for k in set(a) | set(b)), reverse=True)
-    lines += ["", f"Live types that grew most from minute {base['minute']} to minute {last['minute']}:", "", "| type | bytes | objects |", "|---|---|---|"]
+    lines += ["", f"Live types that grew most from minute {base_live['minute']} to minute {last['minute']}:", "", "| type | bytes | objects |", "|---|---|---|"]
     for db, dn, k in diff[:8]:
         lines.append(f"| `{k[:100]}` | {db:+,} | {dn:+,} |")
 
@@ -167,4 +170,5 @@ if prom:
               "a request no longer holds are not counted)."]
 open(out, "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
+print(f"\nSamples and gcdumps: {work} (dotnet-gcdump report FILE lists a dump's types).")
 PY
