@@ -13,6 +13,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${1:-5}; DUR=${2:-10s}; CONN=${3:-16}
+if ! command -v wrk >/dev/null 2>&1; then # the load driver, from Debian where we may install it
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null 2>&1 || true
+  fi
+  command -v wrk >/dev/null 2>&1 || { echo "run-overhead.sh needs wrk (Debian package wrk)" >&2; exit 1; }
+fi
 W=19001; Y=19002; G=19003; N=19004; V=19005; B=19006; X=19007
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
