@@ -89,8 +89,14 @@ public sealed record KvAwareOptions
     /// <summary>Most sessions remembered (least recently seen are forgotten first). Default 100,000.</summary>
     public int MaxSessions { get; init; } = 100_000;
 
-    /// <summary>A session leaves its worker when its time-to-first-token estimate there exceeds the best one by this factor (decode, the same everywhere, is not scaled). Default 2.0.</summary>
-    public double SessionOverloadFactor { get; init; } = 2.0;
+    /// <summary>
+    /// A session leaves its worker when its time-to-first-token estimate there exceeds the best one by this factor
+    /// (decode, the same everywhere, is not scaled). Default 8.0: the best worker's estimate already includes
+    /// re-prefilling the session's context there, but not what that re-prefill costs the sessions already queued on it
+    /// nor the cache the session leaves behind, and the holder's queue is estimated pessimistically (it drains while a
+    /// re-prefill elsewhere runs). At 2.0 agent sessions moved often enough to lose TTFT p90 on the WEKA agent trace.
+    /// </summary>
+    public double SessionOverloadFactor { get; init; } = 8.0;
 
     /// <summary>Context tokens in a decode batch that double a decode step's time (KV reads vs weight reads). Default 128,000.</summary>
     public double DecodeContextTokensPerDoubling { get; init; } = 128_000;

@@ -320,23 +320,62 @@ public class KvAwarePolicyTests(ITestOutputHelper output)
             p.OnRouted(req, fleet[d.WorkerIndex]);
         }
 
-        // Truly overloaded by recent work: 800k more tokens in the window while the others idle → the charge (~80 s)
-        // outweighs re-prefilling the context elsewhere, so the session moves (and is rebound there).
-        p.OnRouted(Req(Chains.Of(50_000_000, 50_000)), fleet[holder]);
+        // Truly overloaded by recent work: 3M more tokens in the window while the others idle → the charge (~300 s)
+        // exceeds SessionOverloadFactor (8) x re-prefilling the context elsewhere (~28 s), so the session moves (and is
+        // rebound there).
+        p.OnRouted(Req(Chains.Of(50_000_000, 187_500)), fleet[holder]);
         var moved = p.Route(Req(Chains.Extend(context, 9_000_000, 64), session: "agent"), fleet);
         Assert.NotEqual(holder, moved.WorkerIndex);
         Assert.Equal("session-rebind", moved.Reason);
 
-        // Truly overloaded by queue (a fresh policy, no recent-work imbalance beyond the first turn): 60 s of queued
-        // prefill on the holder → leaves as well.
+        // Truly overloaded by queue (a fresh policy, no recent-work imbalance beyond the first turn): 250 s of queued
+        // prefill on the holder, beyond 8x the ~28 s re-prefill elsewhere → leaves as well.
         var fleet2 = Fleet(4);
         var q = NewPolicy(new KvAwareOptions { BalanceFactor = 1.2, BalanceSlackTokens = 16_384 });
         var ctx2 = Chains.Of(1, 6_250);
         int holder2 = RouteAndDispatch(q, Req(ctx2, session: "agent"), fleet2, charge: false);
         Assert.Equal(holder2, q.Route(Req(Chains.Extend(ctx2, 7_000_000, 64), session: "agent"), fleet2).WorkerIndex);
-        fleet2[holder2].OnDispatched(600_000);
+        fleet2[holder2].OnDispatched(2_500_000);
         var left = q.Route(Req(Chains.Extend(ctx2, 8_000_000, 64), session: "agent"), fleet2);
         Assert.NotEqual(holder2, left.WorkerIndex);
+        Assert.Equal("session-rebind", left.Reason);
+    }
+
+    [Fact]
+    public void Route_SessionStaysOnAHolderUpToEightTimesTheBestFirstTokenEstimate_ByDefault()
+    {
+        // A returning agent turn whose holder is busy: the best other worker's estimate already counts re-prefilling
+        // the 20k-token context there (~2.7 s with attention), but not the delay that re-prefill adds to the sessions
+        // queued behind it. The default factor 8 keeps the session on a holder estimated up to 8x the best; the
+        // earlier default 2 moved it at 2x, which lost TTFT p90 on the WEKA agent trace.
+        KvAwareOptions defaults = new();
+        Assert.Equal(8.0, defaults.SessionOverloadFactor);
+
+        var context = Chains.Of(1, 1_250); // 20,000 tokens
+        int Holder(KvAwarePolicy p, List<WorkerInfo> fleet) => RouteAndDispatch(p, Req(context, session: "agent"), fleet, charge: false);
+        var turn = Req(Chains.Extend(context, 5_000_000, 4), session: "agent");
+
+        // Holder queued 5x the re-prefill elsewhere (~13.5 s of prefill): stays under the default, left under factor 2.
+        var fleet = Fleet(2);
+        var p = NewPolicy();
+        int holder = Holder(p, fleet);
+        fleet[holder].OnDispatched(135_000);
+        var stay = p.Route(turn, fleet);
+        Assert.Equal(holder, stay.WorkerIndex);
+        Assert.Equal("session", stay.Reason);
+
+        var fleetOld = Fleet(2);
+        var old = NewPolicy(new KvAwareOptions { SessionOverloadFactor = 2 });
+        int holderOld = Holder(old, fleetOld);
+        fleetOld[holderOld].OnDispatched(135_000);
+        var moved = old.Route(turn, fleetOld);
+        Assert.NotEqual(holderOld, moved.WorkerIndex);
+        Assert.Equal("session-rebind", moved.Reason);
+
+        // Holder queued 12x the re-prefill elsewhere (~32 s): leaves under the default too.
+        fleet[holder].OnDispatched(190_000);
+        var left = p.Route(turn, fleet);
+        Assert.NotEqual(holder, left.WorkerIndex);
         Assert.Equal("session-rebind", left.Reason);
     }
 
