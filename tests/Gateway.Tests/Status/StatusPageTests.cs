@@ -84,8 +84,8 @@ public sealed class StatusPageTests(Xunit.Abstractions.ITestOutputHelper output)
         var first = await page.GotoAsync(url);
         Assert.NotNull(first);
         Assert.Equal(200, first.Status);
-        Assert.Equal("LLM gateway status", await page.TitleAsync());
-        var (firstDocument, tables) = await ReadTablesAsync(page);
+        var (firstDocument, title, tables) = await ReadTablesAsync(page);
+        Assert.Equal("LLM gateway status", title); // read in the same script as the tables: a refresh cannot split them
         Assert.Equal(3, tables.Count); // workers, tenants, routing regret
         var workers = tables[0];
         Assert.Equal(["worker", "models", "health", "in flight", "waiting / running (reported)", "KV use"], workers[0]);
@@ -109,7 +109,7 @@ public sealed class StatusPageTests(Xunit.Abstractions.ITestOutputHelper output)
             var refreshed = await page.RunAndWaitForResponseAsync(() => Task.CompletedTask,
                 r => r.Url == url && r.Request.IsNavigationRequest, new PageRunAndWaitForResponseOptions { Timeout = 20_000 });
             Assert.Equal(200, refreshed.Status);
-            (document, after) = await ReadTablesAsync(page);
+            (document, _, after) = await ReadTablesAsync(page);
         }
 
         Assert.NotEqual(firstDocument, document); // a new document (performance.timeOrigin), loaded by the refresh
@@ -144,11 +144,11 @@ public sealed class StatusPageTests(Xunit.Abstractions.ITestOutputHelper output)
     }
 
     /// <summary>
-    /// Every table of the page as rows of cell texts (header row first), with the document's identity
+    /// Every table of the page as rows of cell texts (header row first), with the document's title and identity
     /// (<c>performance.timeOrigin</c>, new for each load) read in the same script. The page replaces itself every 2 s: a
     /// read that a refresh interrupts ("execution context was destroyed") is read again from the new document.
     /// </summary>
-    private static async Task<(double Document, List<string[][]> Tables)> ReadTablesAsync(IPage page)
+    private static async Task<(double Document, string Title, List<string[][]> Tables)> ReadTablesAsync(IPage page)
     {
         for (int attempt = 1; ; attempt++)
         {
@@ -156,8 +156,8 @@ public sealed class StatusPageTests(Xunit.Abstractions.ITestOutputHelper output)
             {
                 await page.WaitForLoadStateAsync(LoadState.Load);
                 var read = await page.EvaluateAsync<PageTables>(
-                    "() => ({ document: performance.timeOrigin, tables: [...document.querySelectorAll('table')].map(t => [...t.rows].map(r => [...r.cells].map(c => c.innerText.trim()))) })");
-                return (read.Document, [.. read.Tables]);
+                    "() => ({ document: performance.timeOrigin, title: document.title, tables: [...document.querySelectorAll('table')].map(t => [...t.rows].map(r => [...r.cells].map(c => c.innerText.trim()))) })");
+                return (read.Document, read.Title, [.. read.Tables]);
             }
             catch (PlaywrightException e) when (attempt < 10 && (e.Message.Contains("context was destroyed", StringComparison.OrdinalIgnoreCase)
                 || e.Message.Contains("navigat", StringComparison.OrdinalIgnoreCase)))
@@ -169,6 +169,8 @@ public sealed class StatusPageTests(Xunit.Abstractions.ITestOutputHelper output)
     private sealed class PageTables
     {
         public double Document { get; set; }
+
+        public string Title { get; set; } = "";
 
         public string[][][] Tables { get; set; } = [];
     }
