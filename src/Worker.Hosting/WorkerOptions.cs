@@ -212,48 +212,21 @@ public sealed class WorkerOptions
         }
 
         var errs = errors;
-        int Int(string name, int def, int min, int max)
+        int Int(string name, int def, int min, int max) => Number(name, def, min, max, NumberStyles.Integer, "an integer");
+        long Long(string name, long def, long min, long max) => Number(name, def, min, max, NumberStyles.Integer, "an integer");
+        double Double(string name, double def, double min, double max) => Number(name, def, min, max, NumberStyles.Float, "a number");
+
+        T Number<T>(string name, T def, T min, T max, NumberStyles style, string what)
+            where T : System.Numerics.INumber<T>
         {
             if (!values.TryGetValue(name, out var s))
             {
                 return def;
             }
 
-            if (!int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) || v < min || v > max)
+            if (!T.TryParse(s, style, CultureInfo.InvariantCulture, out T? v) || !(v >= min && v <= max))
             {
-                errs.Add($"--{name} must be an integer in [{min}, {max}], got '{s}'");
-                return def;
-            }
-
-            return v;
-        }
-
-        long Long(string name, long def, long min, long max)
-        {
-            if (!values.TryGetValue(name, out var s))
-            {
-                return def;
-            }
-
-            if (!long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out long v) || v < min || v > max)
-            {
-                errs.Add($"--{name} must be an integer in [{min}, {max}], got '{s}'");
-                return def;
-            }
-
-            return v;
-        }
-
-        double Double(string name, double def, double min, double max)
-        {
-            if (!values.TryGetValue(name, out var s))
-            {
-                return def;
-            }
-
-            if (!double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) || !(v >= min && v <= max))
-            {
-                errs.Add($"--{name} must be a number in [{min}, {max}], got '{s}'");
+                errs.Add($"--{name} must be {what} in [{min}, {max}], got '{s}'");
                 return def;
             }
 
