@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.Json;
 using Gateway.Responses;
 using Gateway.Tests.Infrastructure;
+using static Gateway.Tests.Responses.ResponsesApi;
 using Gateway.Tests.State;
 using Microsoft.Extensions.DependencyInjection;
 using StackExchange.Redis;
@@ -26,14 +27,10 @@ public sealed class RedisResponseStoreTests : IAsyncLifetime
         _redis = await RedisServer.StartAsync();
         _w = await FakeWorker.StartAsync();
         _prefix = "gwr:" + Guid.NewGuid().ToString("N")[..8] + ":";
-        var settings = new Dictionary<string, string?>
-        {
-            ["Gateway:State:Redis"] = _redis.Spec,
-            ["Gateway:State:Prefix"] = _prefix,
-            ["Gateway:Responses:Ttl"] = "00:10:00",
-            ["Gateway:Auth:Keys:0:Hash"] = Gateway.Auth.ApiKeyAuthenticator.HashKey(TestGateway.Secret, OtherKey),
-            ["Gateway:Auth:Keys:0:Tenant"] = "other/team/key",
-        };
+        var settings = OtherTenant(OtherKey);
+        settings["Gateway:State:Redis"] = _redis.Spec;
+        settings["Gateway:State:Prefix"] = _prefix;
+        settings["Gateway:Responses:Ttl"] = "00:10:00";
         _gw1 = await TestGateway.StartAsync([_w.Url], settings);
         _gw2 = await TestGateway.StartAsync([_w.Url], settings);
     }
@@ -44,14 +41,6 @@ public sealed class RedisResponseStoreTests : IAsyncLifetime
         await _gw2.DisposeAsync();
         await _w.DisposeAsync();
         await _redis.DisposeAsync();
-    }
-
-    private static async Task<JsonElement> PostAsync(HttpClient c, string json, HttpStatusCode expected = HttpStatusCode.OK)
-    {
-        var resp = await c.PostAsync("/v1/responses", TestGateway.Json(json));
-        string text = await resp.Content.ReadAsStringAsync();
-        Assert.True(expected == resp.StatusCode, text);
-        return JsonDocument.Parse(text).RootElement.Clone();
     }
 
     [Fact]
@@ -103,12 +92,8 @@ public sealed class RedisResponseStoreTests : IAsyncLifetime
     {
         using var a = TestGateway.Client(_gw1);
         using var b = TestGateway.Client(_gw2, OtherKey);
-        string id = (await PostAsync(a, """{"model":"llama3-8b","input":"secret"}""")).GetProperty("id").GetString()!;
-        Assert.Equal(HttpStatusCode.NotFound, (await b.GetAsync($"/v1/responses/{id}")).StatusCode);
-        Assert.Equal(HttpStatusCode.NotFound, (await b.DeleteAsync($"/v1/responses/{id}")).StatusCode);
-        var e = await PostAsync(b, $$"""{"model":"llama3-8b","previous_response_id":"{{id}}","input":"more"}""", HttpStatusCode.BadRequest);
-        Assert.Equal("previous_response_id", e.GetProperty("error").GetProperty("param").GetString());
-        Assert.Equal(HttpStatusCode.OK, (await TestGateway.Client(_gw2).GetAsync($"/v1/responses/{id}")).StatusCode);
+        using var a2 = TestGateway.Client(_gw2);
+        await AssertAnotherTenantSeesNothingAsync(a, b, a2);
     }
 
     [Fact]

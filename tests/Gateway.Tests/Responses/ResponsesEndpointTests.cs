@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using Gateway.Tests.Infrastructure;
+using static Gateway.Tests.Responses.ResponsesApi;
 
 namespace Gateway.Tests.Responses;
 
@@ -14,25 +15,13 @@ public sealed class ResponsesEndpointTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _w = await FakeWorker.StartAsync();
-        _gw = await TestGateway.StartAsync([_w.Url], new Dictionary<string, string?>
-        {
-            ["Gateway:Auth:Keys:0:Hash"] = Gateway.Auth.ApiKeyAuthenticator.HashKey(TestGateway.Secret, OtherKey),
-            ["Gateway:Auth:Keys:0:Tenant"] = "other/team/key",
-        });
+        _gw = await TestGateway.StartAsync([_w.Url], OtherTenant(OtherKey));
     }
 
     public async Task DisposeAsync()
     {
         await _gw.DisposeAsync();
         await _w.DisposeAsync();
-    }
-
-    private async Task<JsonElement> PostAsync(HttpClient c, string json, HttpStatusCode expected = HttpStatusCode.OK)
-    {
-        var resp = await c.PostAsync("/v1/responses", TestGateway.Json(json));
-        string text = await resp.Content.ReadAsStringAsync();
-        Assert.True(expected == resp.StatusCode, text);
-        return JsonDocument.Parse(text).RootElement.Clone();
     }
 
     [Fact]
@@ -88,12 +77,7 @@ public sealed class ResponsesEndpointTests : IAsyncLifetime
     {
         using var a = TestGateway.Client(_gw);
         using var b = TestGateway.Client(_gw, OtherKey);
-        string id = (await PostAsync(a, """{"model":"llama3-8b","input":"secret"}""")).GetProperty("id").GetString()!;
-        Assert.Equal(HttpStatusCode.NotFound, (await b.GetAsync($"/v1/responses/{id}")).StatusCode);
-        Assert.Equal(HttpStatusCode.NotFound, (await b.DeleteAsync($"/v1/responses/{id}")).StatusCode);
-        var e = await PostAsync(b, $$"""{"model":"llama3-8b","previous_response_id":"{{id}}","input":"more"}""", HttpStatusCode.BadRequest);
-        Assert.Equal("previous_response_id", e.GetProperty("error").GetProperty("param").GetString());
-        Assert.Equal(HttpStatusCode.OK, (await a.GetAsync($"/v1/responses/{id}")).StatusCode);
+        await AssertAnotherTenantSeesNothingAsync(a, b, a);
         Assert.Single(_w.Requests);
     }
 
