@@ -52,23 +52,25 @@ public static class TestGateway
             ["Gateway:Auth:ServerSecret"] = Secret,
             ["Logging:LogLevel:Default"] = "Warning",
         };
-        int i = 0;
-        foreach (var (key, tenant) in keys)
+        foreach (var (k, v) in KeySettings([.. keys]).Concat(extra ?? new Dictionary<string, string?>()))
         {
-            settings[$"Gateway:Auth:Keys:{i}:Hash"] = Gateway.Auth.ApiKeyAuthenticator.HashKey(Secret, key);
-            settings[$"Gateway:Auth:Keys:{i}:Tenant"] = tenant;
-            i++;
-        }
-
-        if (extra is not null)
-        {
-            foreach (var (k, v) in extra)
-            {
-                settings[k] = v;
-            }
+            settings[k] = v;
         }
 
         return GatewayHost.StartAsync(settings);
+    }
+
+    /// <summary>Settings for API keys: the i-th pair becomes <c>Gateway:Auth:Keys:i</c> (its hash and tenant path).</summary>
+    public static Dictionary<string, string?> KeySettings(params (string Key, string Tenant)[] keys)
+    {
+        var settings = new Dictionary<string, string?>();
+        for (int i = 0; i < keys.Length; i++)
+        {
+            settings[$"Gateway:Auth:Keys:{i}:Hash"] = Gateway.Auth.ApiKeyAuthenticator.HashKey(Secret, keys[i].Key);
+            settings[$"Gateway:Auth:Keys:{i}:Tenant"] = keys[i].Tenant;
+        }
+
+        return settings;
     }
 
     public static HttpClient Client(GatewayHost host, string? key = DemoKey)

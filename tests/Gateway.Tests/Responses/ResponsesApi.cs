@@ -8,11 +8,7 @@ namespace Gateway.Tests.Responses;
 internal static class ResponsesApi
 {
     /// <summary>Settings for a second key of another tenant (<c>other/team/key</c>).</summary>
-    public static Dictionary<string, string?> OtherTenant(string key) => new()
-    {
-        ["Gateway:Auth:Keys:0:Hash"] = Gateway.Auth.ApiKeyAuthenticator.HashKey(TestGateway.Secret, key),
-        ["Gateway:Auth:Keys:0:Tenant"] = "other/team/key",
-    };
+    public static Dictionary<string, string?> OtherTenant(string key) => TestGateway.KeySettings((key, "other/team/key"));
 
     /// <summary>POST /v1/responses; asserts the status (the body in the message) and returns the parsed body.</summary>
     public static async Task<JsonElement> PostAsync(HttpClient c, string json, HttpStatusCode expected = HttpStatusCode.OK)

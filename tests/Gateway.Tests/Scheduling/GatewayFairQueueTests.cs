@@ -31,19 +31,13 @@ public sealed class GatewayFairQueueTests(Xunit.Abstractions.ITestOutputHelper o
 
     private Task<GatewayHost> StartGatewayAsync(int perWorker = 1, Dictionary<string, string?>? extra = null, WorkerHost? worker = null)
     {
-        var settings = new Dictionary<string, string?>
-        {
-            ["Gateway:Auth:Keys:0:Hash"] = ApiKeyAuthenticator.HashKey(TestGateway.Secret, KeyA),
-            ["Gateway:Auth:Keys:0:Tenant"] = "a/team/key",
-            ["Gateway:Auth:Keys:1:Hash"] = ApiKeyAuthenticator.HashKey(TestGateway.Secret, KeyB),
-            ["Gateway:Auth:Keys:1:Tenant"] = "b/team/key",
-            ["Gateway:Scheduling:Tenants:0:Name"] = "a",
-            ["Gateway:Scheduling:Tenants:0:Weight"] = "1",
-            ["Gateway:Scheduling:Tenants:1:Name"] = "b",
-            ["Gateway:Scheduling:Tenants:1:Weight"] = "3",
-            ["Gateway:Scheduling:MaxInFlightPerWorker"] = perWorker.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["Gateway:Scheduling:TickInterval"] = "00:00:00.020",
-        };
+        var settings = TestGateway.KeySettings((KeyA, "a/team/key"), (KeyB, "b/team/key"));
+        settings["Gateway:Scheduling:Tenants:0:Name"] = "a";
+        settings["Gateway:Scheduling:Tenants:0:Weight"] = "1";
+        settings["Gateway:Scheduling:Tenants:1:Name"] = "b";
+        settings["Gateway:Scheduling:Tenants:1:Weight"] = "3";
+        settings["Gateway:Scheduling:MaxInFlightPerWorker"] = perWorker.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        settings["Gateway:Scheduling:TickInterval"] = "00:00:00.020";
         foreach (var (k, v) in extra ?? [])
         {
             settings[k] = v;

@@ -24,21 +24,21 @@ public sealed class RequestLimitsTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _worker = await FakeWorker.StartAsync();
-        _gw = await TestGateway.StartAsync([_worker.Url], new Dictionary<string, string?>
+        var settings = TestGateway.KeySettings((InteractiveKey, "i/team/key"), (BatchKey, "b/team/key"), (LimitedKey, "r/team/key"));
+        foreach (var (k, v) in new Dictionary<string, string?>
         {
-            ["Gateway:Auth:Keys:0:Hash"] = ApiKeyAuthenticator.HashKey(TestGateway.Secret, InteractiveKey),
-            ["Gateway:Auth:Keys:0:Tenant"] = "i/team/key",
-            ["Gateway:Auth:Keys:1:Hash"] = ApiKeyAuthenticator.HashKey(TestGateway.Secret, BatchKey),
-            ["Gateway:Auth:Keys:1:Tenant"] = "b/team/key",
-            ["Gateway:Auth:Keys:2:Hash"] = ApiKeyAuthenticator.HashKey(TestGateway.Secret, LimitedKey),
-            ["Gateway:Auth:Keys:2:Tenant"] = "r/team/key",
             ["Gateway:Scheduling:Tenants:0:Name"] = "b",
             ["Gateway:Scheduling:Tenants:0:Priority"] = "Batch",
             ["Gateway:Scheduling:Tenants:1:Name"] = "r",
             ["Gateway:Scheduling:Tenants:1:RequestsPerMinute"] = "2",
             ["Gateway:Scheduling:MaxInFlightPerWorker"] = "1",
             ["Gateway:Scheduling:TickInterval"] = "00:00:00.020",
-        });
+        })
+        {
+            settings[k] = v;
+        }
+
+        _gw = await TestGateway.StartAsync([_worker.Url], settings);
     }
 
     public async Task DisposeAsync()
