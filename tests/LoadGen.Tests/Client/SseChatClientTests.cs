@@ -32,9 +32,11 @@ public sealed class SseChatClientTests : IAsyncLifetime
             .SendAsync(Request(), new RequestResult { Tenant = "t1" }, CancellationToken.None);
 
     [Fact]
-    public async Task SendAsync_KnownChunkTimings_TtftItlTpotAndE2eInTheRightRatios()
+    public async Task SendAsync_KnownChunkTimings_TtftItlTpotAndE2eAgreeWithEachOtherAndTheServerDelays()
     {
-        // First token after 400 ms, then 5 more 100 ms apart: TTFT/ITL ≈ 4, TPOT ≈ ITL, E2E − TTFT ≈ 5 ITL.
+        // First token after 400 ms, then 5 more 100 ms apart. The server's delays are lower bounds the client must
+        // see whatever the machine's load; the rest are identities between the client's own measurements (a stalled
+        // client may read several chunks at once, so no ratio between two timings is asserted).
         _server.FirstDelay = TimeSpan.FromMilliseconds(400);
         _server.Gap = TimeSpan.FromMilliseconds(100);
         _server.Chunks = 6;
@@ -48,11 +50,12 @@ public sealed class SseChatClientTests : IAsyncLifetime
         Assert.Equal(50, r.PromptTokens);
         Assert.Equal(7, r.CachedTokens);
         Assert.Equal("tok0 tok1 tok2 tok3 tok4 tok5 ", r.Content);
-        double itl = LatencySummary.Of([.. r.ItlMs]).P50;
-        Assert.InRange(r.TtftMs!.Value / itl, 2.0, 8.0);
-        Assert.InRange(r.TpotMs!.Value / itl, 0.6, 1.6);
-        Assert.InRange((r.E2eMs - r.TtftMs.Value) / itl, 3.5, 8.0);
-        Assert.True(r.E2eMs >= r.TtftMs.Value);
+        double ttft = r.TtftMs!.Value;
+        Assert.True(ttft >= 390, $"TTFT {ttft} ms is below the server's 400 ms first-token delay");
+        Assert.True(r.E2eMs >= 890, $"E2E {r.E2eMs} ms is below the server's 900 ms total delay");
+        Assert.All(r.ItlMs, itl => Assert.True(itl >= 0));
+        Assert.True(r.ItlMs.Sum() <= r.E2eMs - ttft + 0.001, "the inter-chunk gaps span at most the time after the first token");
+        Assert.Equal((r.E2eMs - ttft) / 5, r.TpotMs!.Value, 6);
     }
 
     [Fact]
