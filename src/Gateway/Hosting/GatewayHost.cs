@@ -85,7 +85,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         {
             var l = options.Limits;
             k.AddServerHeader = false;
-            k.Limits.MaxRequestBodySize = ProxyHandler.HardBodyLimit(l.MaxBodyBytes); // the handler enforces MaxBodyBytes itself (413)
+            k.Limits.MaxRequestBodySize = Proxy.Pipeline.RequestBodyReader.HardBodyLimit(l.MaxBodyBytes); // the handler enforces MaxBodyBytes itself (413)
             k.Limits.MaxRequestHeadersTotalSize = l.MaxRequestHeadersTotalSize;
             k.Limits.MaxRequestHeaderCount = l.MaxRequestHeaderCount;
             k.Limits.MaxRequestLineSize = l.MaxRequestLineSize;
@@ -180,7 +180,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         services.AddSingleton<RecentRegret>();
         services.AddOptions<Gateway.Agents.AgentRetentionOptions>();
         services.AddSingleton<Gateway.Agents.AgentRetentionService>();
-        services.AddSingleton<ProxyHandler>();
+        AddRequestPipeline(services);
         services.AddSingleton<PassthroughHandler>();
         if (!string.IsNullOrWhiteSpace(options.State.Redis))
         {
@@ -215,6 +215,23 @@ public sealed partial class GatewayHost : IAsyncDisposable
         services.AddHostedService<DrainOnShutdown>();
         services.AddSingleton<ConfigReloader>();
         services.AddHostedService(sp => sp.GetRequiredService<ConfigReloader>());
+    }
+
+    /// <summary>The request pipeline's stages (docs/architecture.md, "A request's path") and the handler that runs them.</summary>
+    private static void AddRequestPipeline(IServiceCollection services)
+    {
+        services.AddSingleton<Proxy.Pipeline.RequestBodyReader>();
+        services.AddSingleton<Proxy.Pipeline.PromptTokenizers>();
+        services.AddSingleton<Proxy.Pipeline.WorkerConnections>();
+        services.AddSingleton<Proxy.Pipeline.AttemptRetry>();
+        services.AddSingleton<Proxy.Pipeline.RequestAdmission>();
+        services.AddSingleton<Proxy.Pipeline.RequestPlanner>();
+        services.AddSingleton<Proxy.Pipeline.FairQueueStage>();
+        services.AddSingleton<Proxy.Pipeline.ForwardingStage>();
+        services.AddSingleton<Proxy.Pipeline.FailureAnswer>();
+        services.AddSingleton<Proxy.Pipeline.RequestSettlement>();
+        services.AddSingleton<Proxy.Pipeline.RequestTelemetry>();
+        services.AddSingleton<ProxyHandler>();
     }
 
     /// <summary>

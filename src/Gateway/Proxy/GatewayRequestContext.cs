@@ -29,6 +29,9 @@ public sealed class GatewayRequestContext
     /// <summary>Where <see cref="SessionId"/> came from (header or body field name).</summary>
     public string? SessionSource { get; init; }
 
+    /// <summary>The priority class the client asked for (<c>x-priority</c>), or null.</summary>
+    public Gateway.Core.Tenancy.PriorityClass? AskedPriority { get; init; }
+
     /// <summary>What the routing policy sees.</summary>
     public required RouteRequest Route { get; init; }
 

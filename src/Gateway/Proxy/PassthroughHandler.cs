@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Net;
 using System.Text.Json;
 using Gateway.Auth;
@@ -26,13 +25,13 @@ public sealed class PassthroughHandler : IDisposable
     private readonly ApiKeyAuthenticator _auth;
     private readonly ModelCatalog _models;
     private readonly WorkerRegistry _registry;
-    private readonly ProxyHandler _bodies;
+    private readonly Pipeline.RequestBodyReader _bodies;
     private readonly HttpMessageInvoker _invoker;
     private readonly ForwarderRequestConfig _config;
     private long _requests;
 
     /// <summary>Creates the handler (singleton).</summary>
-    public PassthroughHandler(IHttpForwarder forwarder, ApiKeyAuthenticator auth, ModelCatalog models, WorkerRegistry registry, ProxyHandler bodies, IOptions<GatewayOptions> options)
+    public PassthroughHandler(IHttpForwarder forwarder, ApiKeyAuthenticator auth, ModelCatalog models, WorkerRegistry registry, Pipeline.RequestBodyReader bodies, IOptions<GatewayOptions> options)
     {
         _forwarder = forwarder;
         _auth = auth;
@@ -71,16 +70,16 @@ public sealed class PassthroughHandler : IDisposable
             return;
         }
 
-        var (buffer, length, readError) = await _bodies.ReadBodyAsync(context).ConfigureAwait(false);
+        var (pooled, readError) = await _bodies.ReadAsync(context).ConfigureAwait(false);
         if (readError is not null)
         {
             await OpenAiErrors.WriteAsync(context, readError).ConfigureAwait(false);
             return;
         }
 
-        try
+        using (pooled)
         {
-            var body = buffer.AsMemory(0, length);
+            var body = pooled.Memory;
             if (TopLevelString(body.Span, "model") is not { } requested)
             {
                 await OpenAiErrors.WriteAsync(context, notFound).ConfigureAwait(false);
@@ -116,10 +115,6 @@ public sealed class PassthroughHandler : IDisposable
             {
                 await OpenAiErrors.WriteAsync(context, new OpenAiError(502, $"The worker failed before answering ({sent}).", "server_error", null, "upstream_error")).ConfigureAwait(false);
             }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 

@@ -1,0 +1,310 @@
+using Gateway.Configuration;
+using Gateway.Core.Routing;
+using Gateway.Fleet;
+using Gateway.Scheduling;
+using Gateway.Telemetry;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Polly.CircuitBreaker;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace Gateway.Proxy.Pipeline;
+
+/// <summary>
+/// The fourth stage: attempts under the retry (<see cref="AttemptRetry"/>). Each attempt routes (a retry prefers a worker
+/// not tried yet), runs under the chosen worker's circuit breaker, forwards with YARP's <see cref="IHttpForwarder"/>
+/// through <see cref="GatewayTransformer"/> (5xx/429 held back so nothing reaches the client before a retry), and
+/// keeps the worker's load record, passive health, session binding and the routing policy's view up to date.
+/// </summary>
+public sealed partial class ForwardingStage
+{
+    private readonly IHttpForwarder _forwarder;
+    private readonly WorkerConnections _connections;
+    private readonly AttemptRetry _retry;
+    private readonly WorkerRegistry _registry;
+    private readonly IRoutingPolicy _policy;
+    private readonly GatewayScheduling? _scheduling;
+    private readonly GatewayMetrics _metrics;
+    private readonly TimeProvider _time;
+    private readonly GatewayOptions _options;
+    private readonly ILogger<ForwardingStage> _logger;
+
+    /// <summary>Creates the stage (singleton).</summary>
+    public ForwardingStage(
+        IHttpForwarder forwarder,
+        WorkerConnections connections,
+        AttemptRetry retry,
+        WorkerRegistry registry,
+        IRoutingPolicy policy,
+        GatewayMetrics metrics,
+        TimeProvider time,
+        IOptions<GatewayOptions> options,
+        ILogger<ForwardingStage> logger,
+        GatewayScheduling? scheduling = null)
+    {
+        _forwarder = forwarder;
+        _connections = connections;
+        _retry = retry;
+        _registry = registry;
+        _policy = policy;
+        _metrics = metrics;
+        _time = time;
+        _options = options.Value;
+        _logger = logger;
+        _scheduling = scheduling;
+    }
+
+    /// <summary>Sends the request to workers until one answers or no retry is left; how the last attempt ended.</summary>
+    public async Task<AttemptOutcome> SendAsync(HttpContext context, GatewayRequestContext ctx)
+    {
+        if (ctx.SessionId is { } sessionId && _scheduling?.SharedSessions is { } sessions)
+        {
+            // Another replica may have served this session's last turn: route to the worker it bound (kv-aware affinity).
+            ctx.Route.SharedBinding = await sessions.GetSessionAsync(sessionId, context.RequestAborted).ConfigureAwait(false);
+        }
+
+        var state = new AttemptState(this, context, ctx);
+        try
+        {
+            return await _retry.Pipeline.ExecuteAsync(static (s, _) => s.Stage.AttemptAsync(s), state, context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            return new AttemptOutcome(AttemptKind.ClientAborted);
+        }
+    }
+
+    private async ValueTask<AttemptOutcome> AttemptAsync(AttemptState s)
+    {
+        var context = s.Context;
+        var ctx = s.Request;
+        if (context.Response.HasStarted)
+        {
+            return AttemptOutcome.Delivered;
+        }
+
+        if (context.Response.StatusCode != StatusCodes.Status200OK)
+        {
+            context.Response.Clear();
+        }
+
+        ctx.ResetAttemptState();
+        var candidates = _registry.GetCandidates(ctx.Request.Model);
+        var (endpoint, decision) = Pick(candidates, ctx.Route, s.Tried);
+        if (endpoint is null)
+        {
+            return new AttemptOutcome(AttemptKind.NoWorker);
+        }
+
+        s.Tried.Add(endpoint);
+        ctx.Worker = endpoint;
+        ctx.Attempts++;
+        ctx.PredictedCachedTokens = decision.PredictedCachedTokens;
+        // Policies answer a position in the candidate list; OnRouted/OnCompleted compare with WorkerInfo.Index.
+        ctx.Route.Decision = decision with { WorkerIndex = endpoint.Info.Index };
+        AttemptOutcome outcome;
+        using var span = GatewayTracing.StartUpstream(endpoint.Prefix, ctx.Attempts);
+        try
+        {
+            outcome = await endpoint.Breaker.ExecuteAsync(
+                static (st, _) => st.Stage.SendOnceAsync(st),
+                s,
+                context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (BrokenCircuitException)
+        {
+            endpoint.Refresh();
+            outcome = new AttemptOutcome(AttemptKind.CircuitOpen, RetryAfter: TimeSpan.FromSeconds(1));
+        }
+
+        if (outcome.IsWorkerFault)
+        {
+            endpoint.OnRequestFailure(outcome.Kind == AttemptKind.ConnectFailed, _options.Health.PassiveFailureThreshold);
+            Log.AttemptFailed(_logger, ctx.RequestId, endpoint.Prefix, outcome.Kind.ToString(), outcome.UpstreamStatus);
+        }
+        else if (outcome.Kind == AttemptKind.Delivered)
+        {
+            endpoint.OnRequestSuccess();
+        }
+
+        GatewayTracing.TagAttemptOutcome(span, outcome.Kind.ToString(), outcome.IsWorkerFault);
+        return outcome;
+    }
+
+    private (WorkerEndpoint? Endpoint, RouteDecision Decision) Pick(WorkerCandidates candidates, RouteRequest route, List<WorkerEndpoint> tried)
+    {
+        if (candidates.Endpoints.Length == 0)
+        {
+            return (null, RouteDecision.None);
+        }
+
+        if (tried.Count > 0)
+        {
+            // Prefer workers not tried yet; fall back to any eligible one when all were tried.
+            var fresh = new List<WorkerEndpoint>(candidates.Endpoints.Length);
+            foreach (var e in candidates.Endpoints)
+            {
+                if (!tried.Contains(e))
+                {
+                    fresh.Add(e);
+                }
+            }
+
+            if (fresh.Count > 0)
+            {
+                var infos = fresh.ConvertAll(e => e.Info);
+                var d = _policy.Route(route, infos);
+                if (d.WorkerIndex >= 0)
+                {
+                    return (fresh[d.WorkerIndex], d);
+                }
+            }
+        }
+
+        long t0 = _time.GetTimestamp();
+        var decision = _policy.Route(route, candidates.Infos);
+        _metrics.RecordRoutingDecision(_policy.Name, _time.GetElapsedTime(t0));
+        return decision.WorkerIndex < 0 ? (null, decision) : (candidates.Endpoints[decision.WorkerIndex], decision);
+    }
+
+    private async ValueTask<AttemptOutcome> SendOnceAsync(AttemptState s)
+    {
+        var context = s.Context;
+        var ctx = s.Request;
+        var endpoint = ctx.Worker!;
+        var info = endpoint.Info;
+        int uncached = Math.Max(0, ctx.Route.PromptTokens - ctx.PredictedCachedTokens);
+        int contextTokens = ctx.Route.PromptTokens;
+        bool reachedDecode = false;
+        info.OnDispatched(uncached);
+        _scheduling?.OnPrefillChanged();
+        _policy.OnRouted(ctx.Route, info);
+        if (ctx.SessionId is { } session && _scheduling?.SharedSessions is { } sessions)
+        {
+            // Bind (or rebind) the session in shared state so every replica sends its next turn here. A new or moved
+            // binding is written before the request is forwarded, so the next turn (sent after this answer, maybe to
+            // another replica) reads it: one Redis round trip on a session's first turn and on a move. An unchanged
+            // binding only refreshes its TTL, off the request's path (a failed write is kept and retried by the store).
+            var write = BindSessionAsync(sessions, session, info.Id);
+            bool changed = !string.Equals(ctx.Route.SharedBinding, info.Id, StringComparison.Ordinal);
+            ctx.Route.SharedBinding = info.Id;
+            if (changed)
+            {
+                await write.ConfigureAwait(false);
+            }
+        }
+
+        ctx.OnFirstEvent = () =>
+        {
+            reachedDecode = true;
+            info.OnFirstToken(uncached, contextTokens);
+            _scheduling?.OnPrefillChanged();
+        };
+
+        using var firstByte = new CancellationTokenSource(_connections.FirstByteTimeout);
+        var transformer = new GatewayTransformer(ctx, firstByte, _connections.Settings);
+        ForwarderError error;
+        try
+        {
+            error = await _forwarder.SendAsync(context, endpoint.Prefix, _connections.Invoker, _connections.RequestConfig, transformer, firstByte.Token).ConfigureAwait(false);
+        }
+        finally
+        {
+            ctx.OnFirstEvent = null;
+            info.OnCompleted(uncached, contextTokens, reachedDecode);
+        }
+
+        if (transformer.Relay is { } relay)
+        {
+            await relay.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _policy.OnCompleted(ctx.Route, info, ctx.CachedTokens);
+        return Classify(context, ctx, transformer, error, firstByte.IsCancellationRequested);
+    }
+
+    private AttemptOutcome Classify(HttpContext context, GatewayRequestContext ctx, GatewayTransformer transformer, ForwarderError error, bool firstByteTimedOut)
+    {
+        if (context.RequestAborted.IsCancellationRequested)
+        {
+            // A client that hangs up once the stream has ended (Codex closes at response.completed) got the whole answer.
+            return ctx.SawDone && transformer.Relay is { Failed: false } ? AttemptOutcome.Delivered : new AttemptOutcome(AttemptKind.ClientAborted);
+        }
+
+        if (transformer.UpstreamDraining)
+        {
+            ctx.Worker!.Info.Draining = true; // passive: no new picks until its state says otherwise
+            return new AttemptOutcome(AttemptKind.Draining, 503);
+        }
+
+        if (transformer.HeldBackStatus != 0)
+        {
+            return new AttemptOutcome(transformer.HeldBackStatus == 429 ? AttemptKind.Throttled : AttemptKind.ServerError, transformer.HeldBackStatus, RetryAfter: transformer.RetryAfter);
+        }
+
+        if (error == ForwarderError.None)
+        {
+            if (transformer.Relay is { Failed: true })
+            {
+                Log.StreamFailed(_logger, ctx.RequestId, ctx.Worker!.Prefix, ctx.StreamError ?? "?");
+                return new AttemptOutcome(AttemptKind.DiedMidStream, Detail: ctx.StreamError);
+            }
+
+            return AttemptOutcome.Delivered;
+        }
+
+        if (context.Response.HasStarted)
+        {
+            // Bytes reached the client: never retried. (The relay turns worker-side breaks into error events, so this
+            // is a failure writing to the client.)
+            return new AttemptOutcome(AttemptKind.ClientAborted, Detail: error.ToString());
+        }
+
+        if (firstByteTimedOut)
+        {
+            return new AttemptOutcome(AttemptKind.FirstByteTimeout);
+        }
+
+        if (transformer.FailedBeforeFirstByte || error == ForwarderError.ResponseHeaders)
+        {
+            return new AttemptOutcome(AttemptKind.DiedBeforeFirstByte, Detail: error.ToString());
+        }
+
+        return error is ForwarderError.Request or ForwarderError.RequestTimedOut or ForwarderError.RequestBodyDestination
+            ? new AttemptOutcome(AttemptKind.ConnectFailed, Detail: error.ToString())
+            : new AttemptOutcome(AttemptKind.DiedBeforeFirstByte, Detail: error.ToString());
+    }
+
+    private async Task BindSessionAsync(State.IStateStore store, string session, string worker)
+    {
+        try
+        {
+            await store.SetSessionAsync(session, worker, _options.State.SessionTtl).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (State.RedisConnection.IsUnavailable(ex))
+        {
+            // the store keeps the binding locally and writes it when Redis returns
+        }
+    }
+
+    private sealed class AttemptState(ForwardingStage stage, HttpContext context, GatewayRequestContext request)
+    {
+        public ForwardingStage Stage { get; } = stage;
+
+        public HttpContext Context { get; } = context;
+
+        public GatewayRequestContext Request { get; } = request;
+
+        public List<WorkerEndpoint> Tried { get; } = new(2);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = EventIds.AttemptFailed, Level = LogLevel.Warning, Message = "Request {RequestId}: attempt on {Worker} failed: {Kind} (status {Status})")]
+        public static partial void AttemptFailed(ILogger logger, long requestId, string worker, string kind, int status);
+
+        [LoggerMessage(EventId = EventIds.StreamFailed, Level = LogLevel.Warning, Message = "Request {RequestId}: stream from {Worker} ended with an error event ({Code})")]
+        public static partial void StreamFailed(ILogger logger, long requestId, string worker, string code);
+    }
+}
