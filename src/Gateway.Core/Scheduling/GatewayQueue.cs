@@ -83,7 +83,7 @@ public readonly record struct AdmissionResult(AdmissionOutcome Outcome, TimeSpan
 /// queued sheddable batch shed newest-first when interactive work arrives at a full queue), queue timeouts, and
 /// settlement of quotas and service on completion or cancel. Not thread-safe: the host serialises calls.
 /// </summary>
-public sealed class GatewayQueue
+public sealed class GatewayQueue : IDispatchQueue
 {
     private static readonly IComparer<QueuedRequest> ById = Comparer<QueuedRequest>.Create(static (a, b) => a.Id.CompareTo(b.Id));
 

@@ -113,6 +113,8 @@ public sealed class FairDispatcher : IAsyncDisposable
     private readonly Func<CancellationToken, ValueTask>? _shareCapacity;
     private readonly SemaphoreSlim _kick = new(0, 1);
     private readonly SemaphoreSlim _shareGate = new(1, 1);
+    private readonly DispatchDriver _driver;
+    private readonly PumpTarget _pump;
     private int _inFlight;
 
     /// <summary>
@@ -135,6 +137,8 @@ public sealed class FairDispatcher : IAsyncDisposable
         _time = time ?? TimeProvider.System;
         _sync = sync;
         _label = tenantLabel ?? DefaultLabel;
+        _driver = new DispatchDriver(queue, _reserve, locality);
+        _pump = new PumpTarget(this);
         if (metrics is not null)
         {
             var f = metrics.Factory;
@@ -313,41 +317,17 @@ public sealed class FairDispatcher : IAsyncDisposable
     }
 
     /// <summary>
-    /// Releases requests while there is capacity. The first pick after a request finished on <paramref name="freed"/>
-    /// is made for that worker (locality within hfair's lag bound); the others in plain fair order. The last
-    /// <see cref="ReservedCapacity.Reserve"/> free slots go first to tenants not over their in-flight share, and are lent
-    /// to the others when none of them waits; with no slot free, a within-share request takes a lent slot back
-    /// (<see cref="ReservedCapacity.Reclaim"/>) and is released at once with the urgency hint.
+    /// Releases requests while there is capacity (<see cref="DispatchDriver"/>, the loop the simulator runs too). The
+    /// first pick after a request finished on <paramref name="freed"/> is made for that worker (locality within hfair's
+    /// lag bound); the others in plain fair order. The last <see cref="ReservedCapacity.Reserve"/> free slots go first to
+    /// tenants not over their in-flight share, and are lent to the others when none of them waits; with no slot free, a
+    /// within-share request takes a lent slot back (<see cref="ReservedCapacity.Reclaim"/>) and is released at once with
+    /// the urgency hint.
     /// </summary>
     private void PumpLocked(WorkerInfo? freed = null)
     {
-        var free = _freeCapacity is null ? _options.MaxInFlight - _inFlight : _freeCapacity();
-        var now = _time.GetTimestamp();
-        for (; free > 0 && _queue.Count > 0; free--)
-        {
-            var r = _queue.DequeueFor(_reserve, free, _locality, freed);
-            freed = null;
-            if (r is null)
-            {
-                break;
-            }
-
-            Release(r, now);
-
-            if (_freeCapacity is not null)
-            {
-                // The estimate may have shrunk by more than this one slot (e.g. a released request now counts as a
-                // prompt in transit under the pending-prefill rule): never release more than it says now.
-                free = Math.Min(free, _freeCapacity() + 1);
-            }
-        }
-
-        // No slot free: within-share requests take back slots lent to over-share ones (one each), hint urgent.
-        while (free <= 0 && _reserve.LentOut > 0 && _queue.Count > 0 && _queue.ReclaimFor(_reserve) is { } reclaimed)
-        {
-            Release(reclaimed, now);
-        }
-
+        _pump.Begin(freed, _time.GetTimestamp());
+        int free = _driver.Pump(_pump);
         if (_shareCapacity is not null && _queue.Count > 0 && free <= 0 && _kick.CurrentCount == 0)
         {
             // Requests wait and this replica's share of the fleet is used up: ask for more now, not at the next tick.
@@ -360,6 +340,9 @@ public sealed class FairDispatcher : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>Free slots now: the host's capacity function, or <see cref="FairDispatcherOptions.MaxInFlight"/> less those in flight.</summary>
+    private int FreeNow() => _freeCapacity is null ? _options.MaxInFlight - _inFlight : _freeCapacity();
 
     private void Release(QueuedRequest r, long now)
     {
@@ -497,5 +480,32 @@ public sealed class FairDispatcher : IAsyncDisposable
 
         var second = path.IndexOf('/', first + 1);
         return second < 0 ? path[..first] : path[..second];
+    }
+
+    /// <summary>
+    /// The gateway's side of a pump: capacity is a slot count (the host's estimate, never more than one less after each
+    /// release than before it, whatever the estimate says now), the first pick is made for the worker that freed a
+    /// slot, and a release wakes the waiting request (which routes and forwards itself).
+    /// </summary>
+    private sealed class PumpTarget(FairDispatcher owner) : IDispatchTarget
+    {
+        private WorkerInfo? _freed;
+        private long _now;
+        private int _free;
+
+        public void Begin(WorkerInfo? freed, long now)
+        {
+            _freed = freed;
+            _now = now;
+        }
+
+        public DispatchCapacity Capacity(bool first)
+        {
+            int now = owner.FreeNow();
+            _free = first ? now : Math.Min(_free - 1, now);
+            return new DispatchCapacity(_free, first ? _freed : null);
+        }
+
+        public void Release(QueuedRequest request, bool reclaimed) => owner.Release(request, _now);
     }
 }

@@ -11,19 +11,21 @@ namespace Simulator.Simulation;
 /// <see cref="Scenario.MaxPendingPrefillTokens"/> and its KV use below <see cref="Scenario.KvHighWatermark"/> (each
 /// when set). Workers without capacity are marked ineligible (<see cref="WorkerInfo.Draining"/>) for that routing decision.
 /// </summary>
-internal sealed class SimDispatch
+internal sealed class SimDispatch : IDispatchTarget
 {
     private readonly Scenario _scenario;
     private readonly SimFleet _fleet;
     private readonly IRoutingPolicy _routing;
     private readonly IRequestScheduler _scheduler;
-    private readonly LocalityPick _pick;
     private readonly ReservedCapacity _reserve;
     private readonly TenantLedger _ledger;
     private readonly RunRecorder _recorder;
     private readonly Dictionary<string, SimRequest> _live;
     private readonly Action<SimRequest, double> _reject;
+    private readonly DispatchDriver _driver;
     private int _cursor;
+    private int _target;
+    private double _now;
 
     public SimDispatch(Scenario scenario, SimFleet fleet, IRoutingPolicy routing, IRequestScheduler scheduler, LocalityPick pick, ReservedCapacity reserve,
         TenantLedger ledger, RunRecorder recorder, Dictionary<string, SimRequest> live, Action<SimRequest, double> reject)
@@ -32,7 +34,7 @@ internal sealed class SimDispatch
         _fleet = fleet;
         _routing = routing;
         _scheduler = scheduler;
-        _pick = pick;
+        _driver = new DispatchDriver(DispatchDriver.Over(scheduler), reserve, pick);
         _reserve = reserve;
         _ledger = ledger;
         _recorder = recorder;
@@ -41,139 +43,136 @@ internal sealed class SimDispatch
     }
 
     /// <summary>
-    /// Dispatches while some worker has capacity. Each pick is made for one worker with capacity (the one that just
-    /// finished a step first, then in rotation) through <see cref="LocalityPick"/>, the gateway's dispatch step: hfair
-    /// prefers, among requests within its lag bound, the one with the most tokens predicted cached on that worker.
-    /// Routing then places the request among the workers with capacity.
+    /// Dispatches at <paramref name="t"/> while some worker has capacity, through the gateway's loop
+    /// (<see cref="DispatchDriver"/>). Each pick is made for one worker with capacity (the one that just finished a step,
+    /// <paramref name="freed"/>, first, then in rotation) through <see cref="LocalityPick"/>: hfair prefers, among
+    /// requests within its lag bound, the one with the most tokens predicted cached on that worker. Routing then places
+    /// the request among the workers with capacity; a request that reclaims a lent slot goes to the worker with the
+    /// least prompt still to prefill. Idle workers with work then start a step.
     /// </summary>
     public void Run(double t, int freed = -1)
     {
-        var workers = _fleet.Workers;
         if (freed >= 0)
         {
             _cursor = freed;
         }
 
-        while (_scheduler.Count > 0)
-        {
-            int target = -1, free = 0;
-            for (int k = 0; k < workers.Count; k++)
-            {
-                int i = (_cursor + k) % workers.Count;
-                var w = workers[i];
-                bool cap = HasCapacity(w);
-                w.Info.Draining = !cap;
-                if (cap)
-                {
-                    free++;
-                    if (target < 0)
-                    {
-                        target = i;
-                    }
-                }
-            }
-
-            QueuedRequest? q;
-            int only = -1;
-            if (target < 0)
-            {
-                // No capacity anywhere: a within-share request may take back a reserved slot lent to an over-share one,
-                // on the borrower's worker, where its engine priority puts it first.
-                QueuedRequest? borrower = null;
-                q = _scenario.Reserve > 0 ? _reserve.Reclaim(_scheduler, out borrower) : null;
-                if (q is null || borrower is null)
-                {
-                    break;
-                }
-
-                // The worker nearest to taking work: least prompt still to prefill (the pending-prefill rule's measure).
-                only = 0;
-                for (int k = 1; k < workers.Count; k++)
-                {
-                    if (workers[k].Info.PendingPrefillTokens < workers[only].Info.PendingPrefillTokens)
-                    {
-                        only = k;
-                    }
-                }
-
-                target = only;
-            }
-            else
-            {
-                q = _reserve.Next(_scheduler, free, _pick, workers[target].Info);
-            }
-
-            if (q is null)
-            {
-                break;
-            }
-
-            var r = (SimRequest)q.Payload!;
-            _ledger.Dequeued(r.Session.Tenant, t);
-
-            // The engines' pools and queues as a worker's state poll would report them (memory-aware placement reads free
-            // blocks, llm-d's scorers KV usage and waiting requests).
-            foreach (var w in workers)
-            {
-                w.Info.KvBlocksFree = w.Engine.KvBlocksFree;
-                w.Info.KvUsage = (double)w.Engine.KvBlocksUsed / w.Engine.KvBlocksTotal;
-                w.Info.ReportedWaiting = w.Engine.WaitingCount;
-                w.Info.ReportedRunning = w.Engine.RunningCount;
-                w.Info.InFlightAtReport = w.Info.InFlight;
-                if (only >= 0)
-                {
-                    w.Info.Draining = w.Info.Index != only;
-                }
-            }
-
-            var decision = _routing.Route(r.Route, _fleet.Infos);
-            if (decision.WorkerIndex < 0)
-            {
-                _reject(r, t);
-                continue;
-            }
-
-            var slot = workers[decision.WorkerIndex];
-            bool urgent = _reserve.IsUrgent(_scheduler, q);
-            _recorder.UrgentDispatches += urgent ? 1 : 0;
-            r.SentPriority = ReservedCapacity.EnginePriority(r.EnginePriority, urgent, _scenario.UnderSharePriority);
-            r.StepInProgress = slot.Busy ? slot.StepEndsAt - t : 0;
-            if (!slot.Engine.Submit(new EngineRequest
-            {
-                Id = r.EngineId,
-                PromptTokens = r.Trace.In,
-                BlockHashes = r.Hashes,
-                OutputTokens = r.Output,
-                SessionId = r.Route.SessionId,
-                Priority = r.SentPriority,
-            }, out _))
-            {
-                _reject(r, t);
-                continue;
-            }
-
-            r.Worker = decision.WorkerIndex;
-            r.Dispatch = t;
-            r.Reason = decision.Reason;
-            r.QueuedPrefillAtDispatch = slot.Info.PendingPrefillTokens;
-            if (!HasCapacity(workers[target]))
-            {
-                _cursor = (target + 1) % workers.Count;
-            }
-
-            r.PredictedUncached = Math.Max(0, r.Trace.In - decision.PredictedCachedTokens);
-            q.ExpectedCachedTokens = decision.PredictedCachedTokens;
-            slot.Info.OnDispatched(r.PredictedUncached);
-            _routing.OnRouted(r.Route, slot.Info);
-            _live.Add(r.EngineId, r);
-        }
-
-        foreach (var w in workers)
+        _now = t;
+        _driver.Pump(this);
+        foreach (var w in _fleet.Workers)
         {
             w.Info.Draining = false;
         }
 
         _fleet.KickAll(t);
+    }
+
+    /// <summary>Workers with capacity now, marking the others ineligible for routing; the pick is for the first in rotation.</summary>
+    DispatchCapacity IDispatchTarget.Capacity(bool first)
+    {
+        var workers = _fleet.Workers;
+        int target = -1, free = 0;
+        for (int k = 0; k < workers.Count; k++)
+        {
+            int i = (_cursor + k) % workers.Count;
+            var w = workers[i];
+            bool cap = HasCapacity(w);
+            w.Info.Draining = !cap;
+            if (cap)
+            {
+                free++;
+                if (target < 0)
+                {
+                    target = i;
+                }
+            }
+        }
+
+        _target = target;
+        return new DispatchCapacity(free, target < 0 ? null : workers[target].Info);
+    }
+
+    /// <summary>Routes <paramref name="q"/> and submits it to the chosen engine (or rejects it).</summary>
+    void IDispatchTarget.Release(QueuedRequest q, bool reclaimed)
+    {
+        double t = _now;
+        var workers = _fleet.Workers;
+        int only = -1;
+        if (reclaimed)
+        {
+            // No capacity anywhere: the within-share request that took back a lent slot goes to the worker nearest to
+            // taking work (least prompt still to prefill, the pending-prefill rule's measure), where its engine
+            // priority puts it first.
+            only = 0;
+            for (int k = 1; k < workers.Count; k++)
+            {
+                if (workers[k].Info.PendingPrefillTokens < workers[only].Info.PendingPrefillTokens)
+                {
+                    only = k;
+                }
+            }
+
+            _target = only;
+        }
+
+        var r = (SimRequest)q.Payload!;
+        _ledger.Dequeued(r.Session.Tenant, t);
+
+        // The engines' pools and queues as a worker's state poll would report them (memory-aware placement reads free
+        // blocks, llm-d's scorers KV usage and waiting requests).
+        foreach (var w in workers)
+        {
+            w.Info.KvBlocksFree = w.Engine.KvBlocksFree;
+            w.Info.KvUsage = (double)w.Engine.KvBlocksUsed / w.Engine.KvBlocksTotal;
+            w.Info.ReportedWaiting = w.Engine.WaitingCount;
+            w.Info.ReportedRunning = w.Engine.RunningCount;
+            w.Info.InFlightAtReport = w.Info.InFlight;
+            if (only >= 0)
+            {
+                w.Info.Draining = w.Info.Index != only;
+            }
+        }
+
+        var decision = _routing.Route(r.Route, _fleet.Infos);
+        if (decision.WorkerIndex < 0)
+        {
+            _reject(r, t);
+            return;
+        }
+
+        var slot = workers[decision.WorkerIndex];
+        bool urgent = _reserve.IsUrgent(_scheduler, q);
+        _recorder.UrgentDispatches += urgent ? 1 : 0;
+        r.SentPriority = ReservedCapacity.EnginePriority(r.EnginePriority, urgent, _scenario.UnderSharePriority);
+        r.StepInProgress = slot.Busy ? slot.StepEndsAt - t : 0;
+        if (!slot.Engine.Submit(new EngineRequest
+        {
+            Id = r.EngineId,
+            PromptTokens = r.Trace.In,
+            BlockHashes = r.Hashes,
+            OutputTokens = r.Output,
+            SessionId = r.Route.SessionId,
+            Priority = r.SentPriority,
+        }, out _))
+        {
+            _reject(r, t);
+            return;
+        }
+
+        r.Worker = decision.WorkerIndex;
+        r.Dispatch = t;
+        r.Reason = decision.Reason;
+        r.QueuedPrefillAtDispatch = slot.Info.PendingPrefillTokens;
+        if (!HasCapacity(workers[_target]))
+        {
+            _cursor = (_target + 1) % workers.Count;
+        }
+
+        r.PredictedUncached = Math.Max(0, r.Trace.In - decision.PredictedCachedTokens);
+        q.ExpectedCachedTokens = decision.PredictedCachedTokens;
+        slot.Info.OnDispatched(r.PredictedUncached);
+        _routing.OnRouted(r.Route, slot.Info);
+        _live.Add(r.EngineId, r);
     }
 
     private bool HasCapacity(WorkerSlot w) =>
