@@ -124,6 +124,10 @@ run() { # run LABEL POLICY FLOOD_FACTOR
   local rc=0
   for p in "${lg[@]}"; do wait "$p" || rc=$?; done
   cut -d' ' -f1-3 /proc/loadavg > "$out_dir/$label-loadavg.txt" 2>/dev/null || true
+  # Each gateway's metrics (queue wait and TTFT per tenant, reserve counters): where a slow quiet request waited.
+  for g in $(seq 1 "$gateways"); do
+    curl -fs --max-time 5 "http://127.0.0.1:$((base_port + 50 + g))/metrics" > "$out_dir/$label-gw$g-metrics.txt" 2>/dev/null || true
+  done
   stop_all
   [ $rc = 0 ] || { log "LoadGen failed in $label (see $out_dir/$label-gw*.log)"; exit 1; }
 }

@@ -244,6 +244,13 @@ public sealed class GatewayQueue : IDispatchQueue
         return OnDequeued(reserve.Reclaim(_scheduler, out _));
     }
 
+    /// <summary>With no slot free on a gateway replica: an urgent request released beyond its limit (<see cref="ReservedCapacity.Overdraw"/>), or null.</summary>
+    public QueuedRequest? OverdrawFor(ReservedCapacity reserve)
+    {
+        ArgumentNullException.ThrowIfNull(reserve);
+        return OnDequeued(reserve.Overdraw(_scheduler));
+    }
+
     /// <summary>Next request for <paramref name="worker"/>, which freed capacity (see <see cref="LocalityPick"/>).</summary>
     public QueuedRequest? DequeueFor(LocalityPick pick, Gateway.Core.Routing.WorkerInfo worker)
     {

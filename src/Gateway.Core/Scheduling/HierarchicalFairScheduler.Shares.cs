@@ -3,6 +3,92 @@ namespace Gateway.Core.Scheduling;
 /// <summary><c>hfair</c>'s in-flight shares: per-node in-flight counts and active weights, the within-share test and the share ratios recorded at dispatch.</summary>
 public sealed partial class HierarchicalFairScheduler
 {
+    private int _remote;
+
+    /// <summary>Requests other gateway replicas have in flight on the fleet, as last set by <see cref="SetRemoteInFlight"/>.</summary>
+    public int RemoteInFlight => _remote;
+
+    /// <summary>
+    /// Tells the scheduler that other gateway replicas have <paramref name="inFlight"/> requests in flight on the same
+    /// workers (from the shared slot counts). Which tenants they belong to is not known here, so they count as the work of
+    /// one neighbour of equal weight: every tenant of this replica is then contended (<see cref="QueuedRequest.ContendedAtDispatch"/>),
+    /// and a tenant alone on this replica is within its share only while it holds less than factor x half of the cluster's
+    /// work (<see cref="QueuedRequest.ShareAtDispatch"/>). A tenant with neighbours on this replica is judged among them,
+    /// as without replicas. A tenant entering through several replicas counts its remote part as a neighbour's.
+    /// </summary>
+    public void SetRemoteInFlight(int inFlight) => _remote = Math.Max(0, inFlight);
+
+    /// <summary>Whether another tenant of this replica has work (queued or in flight) beside <paramref name="node"/>'s at some level of its path (sessions of one key do not contend).</summary>
+    private static bool LocallyContended(Node? node)
+    {
+        for (var n = node; n is not null && n.Parent is not null; n = n.Parent)
+        {
+            if (n.Parent.ActiveWeight - (n.Work > 0 ? n.Weight : 0) > 1e-9)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Whether another tenant has work beside <paramref name="node"/>'s: on this replica, or on another one (<see cref="SetRemoteInFlight"/>).</summary>
+    private bool Contended(Node? node) => _remote > 0 || LocallyContended(node);
+
+    /// <summary>
+    /// <see cref="ShareRatio"/>, and for a tenant alone on this replica while others have work elsewhere, its in-flight
+    /// count over half of the cluster's in flight counting one more (the remote work as one equal neighbour).
+    /// </summary>
+    private double ShareRatioWithRemote(Node? node)
+    {
+        var ratio = ShareRatio(node);
+        if (_remote > 0 && !LocallyContended(node))
+        {
+            ratio = Math.Max(ratio, _root.InFlight / ((_root.InFlight + _remote + 1) / 2.0));
+        }
+
+        return ratio;
+    }
+
+    /// <summary>
+    /// Nothing of the key in flight, contended, and within <paramref name="factor"/> x its share at every level (other
+    /// replicas' work included): a quiet tenant's request that the urgency hint will mark.
+    /// </summary>
+    private bool UrgentAt(Node? keyNode, double factor) =>
+        keyNode is { InFlight: 0 } && Contended(keyNode) && PathWithinShare(keyNode, factor) && ShareRatioWithRemote(keyNode) < factor;
+
+    /// <summary>
+    /// The least-served queued request of a tenant (key) with nothing in flight, within <paramref name="factor"/> x its
+    /// in-flight share <em>and</em> contended (another tenant has work: a request the worker's priority hint will mark
+    /// urgent), or null. The gateway releases such a request beyond a replica's slot limit
+    /// (<see cref="ReservedCapacity.Overdraw"/>); tenants already running work keep the slot split the replicas agreed.
+    /// </summary>
+    public QueuedRequest? DequeueUrgent(double factor)
+    {
+        var band = FirstBand();
+        if (band < 0)
+        {
+            return null;
+        }
+
+        var leaf = StrictLeaf(_root, band);
+        if (!UrgentAt(leaf.Parent, factor))
+        {
+            var budget = Math.Max(1, _locality.MaxCandidates);
+            leaf = FindWithinShare(_root, band, factor, ref budget, urgent: true);
+            if (leaf is null)
+            {
+                return null;
+            }
+
+            ShareOverrides++;
+        }
+
+        var request = leaf.Queue![band].Min!;
+        Dispatch(request, leaf, band);
+        return request;
+    }
+
     /// <summary>Every node from <paramref name="node"/> up to (not including) the root is within its share.</summary>
     private static bool PathWithinShare(Node? node, double factor)
     {
@@ -32,11 +118,12 @@ public sealed partial class HierarchicalFairScheduler
         return !_nodes.TryGetValue(Normalize(tenantPath), out var node) || PathWithinShare(node, factor);
     }
 
-    private Node? FindWithinShare(Node node, int band, double factor, ref int budget)
+    private Node? FindWithinShare(Node node, int band, double factor, ref int budget, bool urgent = false)
     {
         if (node.IsLeaf)
         {
-            return node; // sessions of one key share its slot count; the key level decides
+            // Sessions of one key share its slot count; the key level decides.
+            return !urgent || UrgentAt(node.Parent, factor) ? node : null;
         }
 
         foreach (var child in node.ActiveSet(band))
@@ -51,7 +138,7 @@ public sealed partial class HierarchicalFairScheduler
                 continue;
             }
 
-            if (FindWithinShare(child, band, factor, ref budget) is { } leaf)
+            if (FindWithinShare(child, band, factor, ref budget, urgent) is { } leaf)
             {
                 return leaf;
             }
@@ -127,5 +214,6 @@ public sealed partial class HierarchicalFairScheduler
                 node.Parent!.ActiveWeight += node.Weight;
             }
         }
+
     }
 }

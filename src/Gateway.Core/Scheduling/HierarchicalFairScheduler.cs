@@ -330,7 +330,8 @@ public sealed partial class HierarchicalFairScheduler : IRequestScheduler, IServ
     {
         leaf.Queue![band].Remove(request);
         Unqueue(leaf, band);
-        request.ShareAtDispatch = ShareRatio(leaf.Parent);
+        request.ShareAtDispatch = ShareRatioWithRemote(leaf.Parent);
+        request.ContendedAtDispatch = Contended(leaf.Parent);
         for (var n = leaf; n is not null; n = n.Parent)
         {
             n.InFlight++; // work (queued + in flight) is unchanged: the request moved from one to the other

@@ -73,6 +73,16 @@ public sealed class QueuedRequest
     /// </summary>
     public double ShareAtDispatch { get; internal set; }
 
+    /// <summary>
+    /// Whether another tenant had work (queued or in flight, other gateway replicas' included) at some level of this
+    /// request's tenant path when it was dispatched. A tenant alone is within its share but contends with nobody, so it
+    /// gets no urgency hint (<see cref="ReservedCapacity.IsUrgent"/>). Set by <c>hfair</c> at dispatch.
+    /// </summary>
+    public bool ContendedAtDispatch { get; internal set; }
+
+    /// <summary>Released beyond the capacity rule by <see cref="ReservedCapacity.Overdraw"/> and not yet repaid.</summary>
+    internal LinkedListNode<QueuedRequest>? OverdraftNode { get; set; }
+
     /// <summary>Slot lent to this request by <see cref="ReservedCapacity"/> (null: none, or taken back).</summary>
     internal LinkedListNode<QueuedRequest>? ReserveNode { get; set; }
 

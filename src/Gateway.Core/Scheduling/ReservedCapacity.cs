@@ -31,6 +31,7 @@ public sealed class ReservedCapacity
     public const double DefaultOverShareFactor = 1.5;
 
     private readonly LinkedList<QueuedRequest> _borrowers = new();
+    private readonly LinkedList<QueuedRequest> _overdraft = new();
 
     /// <summary>Creates the rule; <paramref name="reserve"/> below 0 counts as 0 (off); <paramref name="overShareFactor"/> must be positive.</summary>
     public ReservedCapacity(int reserve = DefaultReserve, double overShareFactor = DefaultOverShareFactor)
@@ -66,13 +67,16 @@ public sealed class ReservedCapacity
     public bool IsReserved(int free) => free <= Reserve;
 
     /// <summary>
-    /// Whether <paramref name="request"/>, just dispatched by <paramref name="scheduler"/>, was within its share (the worker's
-    /// urgency hint). Only policies with a notion of share (<c>hfair</c>) mark requests; for the others this is false.
+    /// Whether <paramref name="request"/>, just dispatched by <paramref name="scheduler"/>, was within its share while
+    /// another tenant had work (the worker's urgency hint): under its share <em>while others contend</em>. A tenant alone
+    /// (a flood with nobody else queued or in flight) is within its share but gets no hint, so its requests never rank
+    /// with the quiet ones that arrive while they still run. Only policies with a notion of share (<c>hfair</c>) mark
+    /// requests; for the others this is false.
     /// </summary>
     public bool IsUrgent(IRequestScheduler scheduler, QueuedRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        return scheduler is HierarchicalFairScheduler && request.ShareAtDispatch < OverShareFactor;
+        return scheduler is HierarchicalFairScheduler && request.ShareAtDispatch < OverShareFactor && request.ContendedAtDispatch;
     }
 
     /// <summary>
@@ -143,11 +147,62 @@ public sealed class ReservedCapacity
         return r;
     }
 
+    /// <summary>Urgent requests released beyond the capacity rule by <see cref="Overdraw"/>.</summary>
+    public long Overdrawn { get; private set; }
+
+    /// <summary>Overdrawn requests in flight whose slot the capacity rule has not yet given back (at most <see cref="Reserve"/>).</summary>
+    public int Overdraft => _overdraft.Count;
+
+    /// <summary>
+    /// Capacity taken over by the rule of a gateway replica (its slot limit, which other replicas' claims shrink): while
+    /// this replica has no slot free, a queued request of a tenant with nothing in flight, within its share and contended
+    /// (one that <see cref="IsUrgent"/> will mark) is released at once, beyond the limit, at most <see cref="Reserve"/> such
+    /// releases outstanding (<see cref="Overdraft"/>); the worker serves it first. The slots are in use by over-share
+    /// work of this replica or of another one, whose next free slot then does not go to them (the capacity rule counts
+    /// the overdrawn request), so the overdraft is repaid (<see cref="Repay"/>) once this replica is back within its
+    /// limit, or when the request finishes. Null when nothing may be overdrawn or no such request waits.
+    /// </summary>
+    public QueuedRequest? Overdraw(IRequestScheduler scheduler)
+    {
+        ArgumentNullException.ThrowIfNull(scheduler);
+        if (_overdraft.Count >= Reserve || scheduler is not HierarchicalFairScheduler hfair || hfair.Count == 0)
+        {
+            return null;
+        }
+
+        var r = hfair.DequeueUrgent(OverShareFactor);
+        if (r is not null)
+        {
+            Overdrawn++;
+            r.OverdraftNode = _overdraft.AddLast(r);
+        }
+
+        return r;
+    }
+
+    /// <summary>
+    /// The capacity rule shows <paramref name="free"/> slots (negative: in use beyond the limit): overdrafts beyond
+    /// <c>max(0, -free)</c> are repaid, oldest first (this replica is back within its limit by that much).
+    /// </summary>
+    public void Repay(int free)
+    {
+        while (_overdraft.Count > Math.Max(0, -free) && _overdraft.First is { } oldest)
+        {
+            _overdraft.Remove(oldest);
+            oldest.Value.OverdraftNode = null;
+        }
+    }
+
     /// <summary>A dispatched request finished (or was cancelled or failed): a slot it borrowed is no longer lent.</summary>
     public void Complete(QueuedRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
         Release(request);
+        if (request.OverdraftNode is { } node)
+        {
+            _overdraft.Remove(node);
+            request.OverdraftNode = null;
+        }
     }
 
     private void Release(QueuedRequest request)

@@ -80,6 +80,13 @@ public sealed class SchedulingOptions
     /// </summary>
     public int UnderSharePriority { get; set; } = Gateway.Core.Scheduling.ReservedCapacity.DefaultUnderSharePriority;
 
+    /// <summary>
+    /// With gateway replicas over Redis: a request of a tenant with nothing in flight, within its share while others
+    /// have work, is released at once beyond this replica's slot grant (at most <see cref="ReservedSlots"/> outstanding;
+    /// <c>ReservedCapacity.Overdraw</c>) instead of waiting for the replicas to re-split the slots. Default on.
+    /// </summary>
+    public bool ReplicaOverdraw { get; set; } = true;
+
     /// <summary>How often queue timeouts are expired and shared service is synced.</summary>
     public TimeSpan TickInterval { get; set; } = TimeSpan.FromMilliseconds(100);
 

@@ -13,74 +13,9 @@ public sealed record FairDispatcherOptions
 
     /// <summary>How often timeouts are expired and shared service is synced.</summary>
     public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(100);
-}
 
-/// <summary>What <see cref="FairDispatcher.EnterAsync"/> answers: a ticket to proceed, or a refusal.</summary>
-public sealed class DispatchResult
-{
-    private DispatchResult(DispatchTicket? ticket, AdmissionResult refusal)
-    {
-        Ticket = ticket;
-        Refusal = refusal;
-    }
-
-    /// <summary>Non-null when the request may be sent to a worker now.</summary>
-    public DispatchTicket? Ticket { get; }
-
-    /// <summary>Why it was refused (429 + Retry-After: <see cref="AdmissionResult.ToError"/>, <see cref="AdmissionResult.RetryAfterSeconds"/>).</summary>
-    public AdmissionResult Refusal { get; }
-
-    internal static DispatchResult Go(DispatchTicket t) => new(t, default);
-
-    internal static DispatchResult Refused(AdmissionResult r) => new(null, r);
-}
-
-/// <summary>A dispatched request: report streamed tokens, then complete (or cancel) exactly once.</summary>
-public sealed class DispatchTicket : IDisposable
-{
-    private readonly FairDispatcher _owner;
-    private int _done;
-
-    internal DispatchTicket(FairDispatcher owner, QueuedRequest request, TimeSpan queueWait, bool urgent)
-    {
-        _owner = owner;
-        Request = request;
-        QueueWait = queueWait;
-        Urgent = urgent;
-    }
-
-    /// <summary>Released while its tenant was not over its share (hfair): send the worker the under-share priority hint.</summary>
-    public bool Urgent { get; }
-
-    /// <summary>The request as the scheduler saw it.</summary>
-    public QueuedRequest Request { get; }
-
-    /// <summary>Time spent in the gateway queue (record it as <c>gateway.queue.wait</c>).</summary>
-    public TimeSpan QueueWait { get; }
-
-    /// <summary>Reports <paramref name="tokens"/> newly streamed output tokens.</summary>
-    public void OnOutputTokens(int tokens)
-    {
-        if (Volatile.Read(ref _done) == 0)
-        {
-            _owner.OnTokens(Request, tokens);
-        }
-    }
-
-    /// <summary>
-    /// Settles with actual usage (completion or client cancel) and frees the slot. <paramref name="worker"/>: where it
-    /// ran; the request released into the freed slot is then chosen for that worker (<see cref="LocalityPick"/>).
-    /// </summary>
-    public void Complete(int cachedPromptTokens, int outputTokens, WorkerInfo? worker = null)
-    {
-        if (Interlocked.Exchange(ref _done, 1) == 0)
-        {
-            _owner.OnComplete(Request, cachedPromptTokens, outputTokens, worker);
-        }
-    }
-
-    /// <summary>Completes with what was reported so far if the host forgot to (error paths).</summary>
-    public void Dispose() => Complete(Request.ExpectedCachedTokens, Request.ChargedOutputTokens);
+    /// <summary>With other replicas' in-flight counts given: release urgent requests beyond the slot limit (<see cref="ReservedCapacity.Overdraw"/>).</summary>
+    public bool Overdraw { get; init; } = true;
 }
 
 /// <summary>
@@ -111,6 +46,7 @@ public sealed class FairDispatcher : IAsyncDisposable
     private readonly Task _ticker;
     private readonly Task? _kicker;
     private readonly Func<CancellationToken, ValueTask>? _shareCapacity;
+    private readonly Func<int>? _remoteInFlight;
     private readonly SemaphoreSlim _kick = new(0, 1);
     private readonly SemaphoreSlim _shareGate = new(1, 1);
     private readonly DispatchDriver _driver;
@@ -125,9 +61,10 @@ public sealed class FairDispatcher : IAsyncDisposable
     public FairDispatcher(GatewayQueue queue, Func<int>? freeCapacity = null, FairDispatcherOptions? options = null,
         TimeProvider? time = null, SharedServiceSync? sync = null, GatewayMetrics? metrics = null, Func<string, string>? tenantLabel = null,
         LocalityPick? locality = null, SharedQuotaLedger? sharedQuota = null, ReservedCapacity? reserve = null,
-        Func<CancellationToken, ValueTask>? shareCapacity = null)
+        Func<CancellationToken, ValueTask>? shareCapacity = null, Func<int>? remoteInFlight = null)
     {
         _shareCapacity = shareCapacity;
+        _remoteInFlight = remoteInFlight;
         _locality = locality;
         _reserve = reserve ?? new ReservedCapacity(0);
         _sharedQuota = sharedQuota;
@@ -162,6 +99,7 @@ public sealed class FairDispatcher : IAsyncDisposable
                 var reservePicks = f.CreateCounter("gateway_fair_reserve_picks_total", "Dispatches that took one of the slots reserved for tenants not over their in-flight share.");
                 var reserveLent = f.CreateCounter("gateway_fair_reserve_lent_total", "Releases that borrowed a reserved slot because no within-share request was queued.");
                 var reserveReclaimed = f.CreateCounter("gateway_fair_reserve_reclaimed_total", "Within-share requests released beyond capacity by taking back a lent slot.");
+                var reserveOverdrawn = f.CreateCounter("gateway_fair_reserve_overdrawn_total", "Urgent requests a gateway replica released beyond its slot limit (replicas over Redis).");
                 metrics.OnCollect(() =>
                 {
                     lock (_lock)
@@ -172,6 +110,7 @@ public sealed class FairDispatcher : IAsyncDisposable
                         reservePicks.IncTo(_reserve.ReservedPicks);
                         reserveLent.IncTo(_reserve.Lent);
                         reserveReclaimed.IncTo(_reserve.Reclaimed);
+                        reserveOverdrawn.IncTo(_reserve.Overdrawn);
                     }
                 });
             }
@@ -326,8 +265,22 @@ public sealed class FairDispatcher : IAsyncDisposable
     /// </summary>
     private void PumpLocked(WorkerInfo? freed = null)
     {
+        if (_remoteInFlight is not null && _queue.Scheduler is HierarchicalFairScheduler hfair)
+        {
+            hfair.SetRemoteInFlight(_remoteInFlight()); // other replicas' work counts in shares and contention
+        }
+
+        _reserve.Repay(FreeNow());
         _pump.Begin(freed, _time.GetTimestamp());
         int free = _driver.Pump(_pump);
+
+        // Replicas: this replica's slot limit is set by the others' claims, so its own lent slots say little; an urgent
+        // request of an idle tenant overdraws the limit instead of waiting for the next slot-share sync.
+        while (_remoteInFlight is not null && _options.Overdraw && free <= 0 && _queue.Count > 0 && _queue.OverdrawFor(_reserve) is { } overdrawn)
+        {
+            _pump.Release(overdrawn, reclaimed: true);
+        }
+
         if (_shareCapacity is not null && _queue.Count > 0 && free <= 0 && _kick.CurrentCount == 0)
         {
             // Requests wait and this replica's share of the fleet is used up: ask for more now, not at the next tick.

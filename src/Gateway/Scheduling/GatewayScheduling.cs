@@ -84,8 +84,8 @@ public sealed class GatewayScheduling : IAsyncDisposable
         Sync = sync;
         Locality = new LocalityPick(routing, _options.Locality);
         Reserve = new ReservedCapacity(_options.ReservedSlots, _options.OverShareFactor);
-        _dispatcher = new FairDispatcher(Queue, FreeCapacity, new FairDispatcherOptions { TickInterval = _options.TickInterval }, time, sync, metrics, metrics.TenantLabel, Locality, SharedQuota, Reserve,
-            Slots is null ? null : ShareSlotsAsync);
+        _dispatcher = new FairDispatcher(Queue, FreeCapacity, new FairDispatcherOptions { TickInterval = _options.TickInterval, Overdraw = _options.ReplicaOverdraw }, time, sync, metrics, metrics.TenantLabel, Locality, SharedQuota, Reserve,
+            Slots is null ? null : ShareSlotsAsync, Slots is null ? null : Slots.OthersInFlight);
     }
 
     /// <summary>The tenant tree in use (replaced by <see cref="ReloadTenants"/>).</summary>

@@ -166,6 +166,29 @@ public sealed class SharedSlots
         }
     }
 
+    /// <summary>
+    /// Requests the other live replicas have in flight on all workers, as of the last sync (0 before it or while Redis is
+    /// away). The fair scheduler counts them as a neighbour's work (<c>HierarchicalFairScheduler.SetRemoteInFlight</c>).
+    /// </summary>
+    public int OthersInFlight()
+    {
+        lock (_lock)
+        {
+            if (_state != State.Shared)
+            {
+                return 0;
+            }
+
+            long sum = 0;
+            foreach (var s in _shares.Values)
+            {
+                sum += s.Others;
+            }
+
+            return (int)Math.Min(int.MaxValue, sum);
+        }
+    }
+
     /// <summary>Publishes this replica's demand and in-flight counts and refreshes its grants (one script).</summary>
     public async ValueTask SyncAsync(IReadOnlyList<SlotDemand> demands, CancellationToken ct = default)
     {
@@ -208,7 +231,8 @@ public sealed class SharedSlots
             var shares = new Dictionary<string, Share>(demands.Count, StringComparer.Ordinal);
             for (int i = 0; i < demands.Count; i++)
             {
-                shares[demands[i].WorkerId] = new Share((int)(long)reply[i * 3], (int)(long)reply[i * 3 + 1], (long)reply[i * 3 + 2]);
+                long busy = (long)reply[i * 3 + 2];
+                shares[demands[i].WorkerId] = new Share((int)(long)reply[i * 3], (int)(long)reply[i * 3 + 1], busy, Math.Max(0, busy - Math.Max(0, demands[i].InFlight)));
             }
 
             lock (_lock)
@@ -224,6 +248,6 @@ public sealed class SharedSlots
         }
     }
 
-    /// <summary>A grant, the fair target and the cluster's in-flight count on one worker.</summary>
-    private readonly record struct Share(int Grant, int Target, long ClusterInFlight);
+    /// <summary>A grant, the fair target, the cluster's in-flight count and the other replicas' part of it on one worker.</summary>
+    private readonly record struct Share(int Grant, int Target, long ClusterInFlight, long Others);
 }

@@ -202,7 +202,7 @@ public class ReservedCapacityTests
     }
 
     [Fact]
-    public void NoContention_TenantAloneIsNeverOverItsShare_NothingLentAndEveryDispatchUrgent()
+    public void NoContention_TenantAloneIsNeverOverItsShare_NothingLentAndNoDispatchUrgent()
     {
         var s = Create();
         var reserve = new ReservedCapacity(reserve: 1);
@@ -219,7 +219,9 @@ public class ReservedCapacityTests
 
         Assert.Equal(20, dispatched.Count);
         Assert.Equal(0, reserve.Lent);
-        Assert.All(dispatched, r => Assert.True(reserve.IsUrgent(s, r), $"share {r.ShareAtDispatch}"));
+        // Within its share (alone it holds all of it) but contending with nobody: no urgency hint.
+        Assert.All(dispatched, r => Assert.True(r.ShareAtDispatch < reserve.OverShareFactor, $"share {r.ShareAtDispatch}"));
+        Assert.All(dispatched, r => Assert.False(reserve.IsUrgent(s, r)));
         Assert.False(reserve.IsUrgent(SchedulingPolicies.Create("fcfs", new SchedulingPolicyContext()), dispatched[0])); // no shares: no hint
     }
 

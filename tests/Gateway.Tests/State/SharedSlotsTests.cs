@@ -37,6 +37,19 @@ public sealed class SharedSlotsTests : IAsyncLifetime
         s.SyncAsync([new SlotDemand(W, slots, inFlight, want)]);
 
     [Fact]
+    public async Task OthersInFlight_CountsTheOtherReplicasRequests_NotOwn()
+    {
+        var a = await Replica("a");
+        var b = await Replica("b");
+        Assert.Equal(0, a.OthersInFlight()); // before any sync
+        await Sync(a, inFlight: 3, want: 3);
+        await Sync(b, inFlight: 1, want: 1);
+        await Sync(a, inFlight: 3, want: 3);
+        Assert.Equal(1, a.OthersInFlight());
+        Assert.Equal(3, b.OthersInFlight());
+    }
+
+    [Fact]
     public async Task BeforeFirstSync_NothingIsGranted()
     {
         var a = await Replica("a");
