@@ -224,46 +224,61 @@ public static class OpenAiRequestParser
 
     private static string ValidateMessage(JsonElement m, int index)
     {
-        string p = $"messages[{index}]";
+        // The parameter path is only spelled out for an error (this runs for every message of every request).
+        string P() => $"messages[{index}]";
         if (m.ValueKind != JsonValueKind.Object)
         {
-            throw Fail($"'{p}' must be an object.", p);
+            throw Fail($"'{P()}' must be an object.", P());
         }
 
         if (!m.TryGetProperty("role", out var role) || role.ValueKind != JsonValueKind.String)
         {
-            throw Fail($"'{p}.role' is required and must be a string.", $"{p}.role");
+            throw Fail($"'{P()}.role' is required and must be a string.", $"{P()}.role");
         }
 
-        string r = role.GetString()!;
-        if (r is not ("system" or "developer" or "user" or "assistant" or "tool" or "function"))
+        string? r = KnownRole(role);
+        if (r is null)
         {
-            throw Fail($"'{p}.role' must be one of system, developer, user, assistant, tool; got '{Trim(r)}'.", $"{p}.role");
+            throw Fail($"'{P()}.role' must be one of system, developer, user, assistant, tool; got '{Trim(role.GetString()!)}'.", $"{P()}.role");
         }
 
         if (m.TryGetProperty("content", out var content))
         {
             if (content.ValueKind is not (JsonValueKind.String or JsonValueKind.Array or JsonValueKind.Null))
             {
-                throw Fail($"'{p}.content' must be a string, an array of content parts, or null.", $"{p}.content");
+                throw Fail($"'{P()}.content' must be a string, an array of content parts, or null.", $"{P()}.content");
             }
         }
         else if (r != "assistant")
         {
-            throw Fail($"'{p}.content' is required for role '{r}'.", $"{p}.content", "missing_required_parameter");
+            throw Fail($"'{P()}.content' is required for role '{r}'.", $"{P()}.content", "missing_required_parameter");
         }
 
         if (m.TryGetProperty("tool_calls", out var tc) && tc.ValueKind is not (JsonValueKind.Array or JsonValueKind.Null))
         {
-            throw Fail($"'{p}.tool_calls' must be an array.", $"{p}.tool_calls");
+            throw Fail($"'{P()}.tool_calls' must be an array.", $"{P()}.tool_calls");
         }
 
         return r;
     }
 
+    /// <summary>The role's name as a constant (no string per message), or null for a role the API does not know.</summary>
+    private static string? KnownRole(JsonElement role)
+    {
+        foreach (var known in (ReadOnlySpan<string>)["user", "assistant", "system", "tool", "developer", "function"])
+        {
+            if (role.ValueEquals(known))
+            {
+                return known;
+            }
+        }
+
+        return null;
+    }
+
     private static (IReadOnlyList<string> Names, string? Choice) ParseTools(JsonElement root)
     {
-        var names = new List<string>();
+        List<string>? names = null;
         if (root.TryGetProperty("tools", out var tools) && tools.ValueKind != JsonValueKind.Null)
         {
             if (tools.ValueKind != JsonValueKind.Array)
@@ -280,7 +295,7 @@ public static class OpenAiRequestParser
                     throw Fail($"'tools[{i}]' must be {{\"type\":\"function\",\"function\":{{\"name\":...}}}}.", $"tools[{i}]");
                 }
 
-                names.Add(name.GetString()!);
+                (names ??= []).Add(name.GetString()!);
                 i++;
             }
         }
@@ -296,7 +311,7 @@ public static class OpenAiRequestParser
             };
         }
 
-        return (names, choice);
+        return (names ?? (IReadOnlyList<string>)[], choice);
     }
 
     private static IReadOnlyList<string> ParseStop(JsonElement root)

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net.Http.Headers;
 using Microsoft.AspNetCore.Http;
 using Worker.Contract;
@@ -19,6 +20,7 @@ internal sealed class GatewayTransformer : HttpTransformer
     private readonly GatewayRequestContext _ctx;
     private readonly CancellationTokenSource _firstByte;
     private readonly ProxySettings _settings;
+    private byte[]? _answer;
 
     public GatewayTransformer(GatewayRequestContext ctx, CancellationTokenSource firstByte, ProxySettings settings)
     {
@@ -150,10 +152,10 @@ internal sealed class GatewayTransformer : HttpTransformer
             }
             else if (_ctx.Request.Stream is false)
             {
-                byte[] body;
+                int length;
                 try
                 {
-                    body = await ReadBoundedAsync(proxyResponse.Content, _settings.MaxResponseBytes, cancellationToken).ConfigureAwait(false);
+                    (_answer, length) = await ReadBoundedAsync(proxyResponse.Content, _settings.MaxResponseBytes, cancellationToken).ConfigureAwait(false);
                 }
                 catch (Exception ex) when (!cancellationToken.IsCancellationRequested && ex is IOException or HttpRequestException or OperationCanceledException)
                 {
@@ -163,15 +165,11 @@ internal sealed class GatewayTransformer : HttpTransformer
 
                 _firstByte.CancelAfter(Timeout.Infinite);
                 _ctx.MarkFirstEvent();
-                ResponseScanner.Scan(body, _ctx);
+                ResponseScanner.Scan(_answer.AsSpan(0, length), _ctx);
+                // The worker's headers (Content-Type, Content-Length, ...) reach the client here; the buffered bytes then
+                // go out as the body (the pooled buffer is given back once the forwarder is done: ReleaseBufferedAnswer).
                 await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken).ConfigureAwait(false);
-                var replaced = new ByteArrayContent(body);
-                foreach (var header in proxyResponse.Content.Headers)
-                {
-                    replaced.Headers.TryAddWithoutValidation(header.Key, header.Value);
-                }
-
-                proxyResponse.Content = replaced;
+                proxyResponse.Content = new ByteArrayContent(_answer, 0, length);
             }
             else
             {
@@ -189,7 +187,18 @@ internal sealed class GatewayTransformer : HttpTransformer
         return true;
     }
 
-    private static async Task<byte[]> ReadBoundedAsync(HttpContent content, int limit, CancellationToken ct)
+    /// <summary>Gives back the pooled buffer of a buffered (non-streaming) answer; call once the forwarder has sent it.</summary>
+    public void ReleaseBufferedAnswer()
+    {
+        if (_answer is { } buffer)
+        {
+            _answer = null;
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Reads a whole answer into a pooled buffer (at most <paramref name="limit"/> bytes); the caller returns it to the pool.</summary>
+    private static async ValueTask<(byte[] Buffer, int Length)> ReadBoundedAsync(HttpContent content, int limit, CancellationToken ct)
     {
         long? declared = content.Headers.ContentLength;
         if (declared > limit)
@@ -197,29 +206,42 @@ internal sealed class GatewayTransformer : HttpTransformer
             throw new IOException($"worker response larger than {limit} bytes");
         }
 
-        if (declared is { } len)
-        {
-            var exact = new byte[len];
-            using var s = await content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-            await s.ReadExactlyAsync(exact, ct).ConfigureAwait(false);
-            return exact;
-        }
-
         using var stream = await content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-        using var ms = new MemoryStream();
-        var buffer = new byte[16 * 1024];
-        int n;
-        while ((n = await stream.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
+        var buffer = ArrayPool<byte>.Shared.Rent(declared is { } len ? Math.Max(1, (int)len) : 16 * 1024);
+        int length = 0;
+        try
         {
-            if (ms.Length + n > limit)
+            if (declared is { } exact)
             {
-                throw new IOException($"worker response larger than {limit} bytes");
+                await stream.ReadExactlyAsync(buffer.AsMemory(0, (int)exact), ct).ConfigureAwait(false);
+                return (buffer, (int)exact);
             }
 
-            ms.Write(buffer, 0, n);
-        }
+            int n;
+            while ((n = await stream.ReadAsync(buffer.AsMemory(length), ct).ConfigureAwait(false)) > 0)
+            {
+                length += n;
+                if (length > limit)
+                {
+                    throw new IOException($"worker response larger than {limit} bytes");
+                }
 
-        return ms.ToArray();
+                if (length == buffer.Length)
+                {
+                    var bigger = ArrayPool<byte>.Shared.Rent(Math.Min(limit + 1, buffer.Length * 2));
+                    buffer.AsSpan(0, length).CopyTo(bigger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = bigger;
+                }
+            }
+
+            return (buffer, length);
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
     }
 }
 

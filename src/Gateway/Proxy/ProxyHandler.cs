@@ -81,40 +81,35 @@ public sealed class ProxyHandler
         {
             tenant = _auth.Authenticate(ApiCredential.Of(context.Request.Headers));
             using var admitted = await _admission.AdmitAsync(context, tenant, endpoint, translation).ConfigureAwait(false);
-            if (admitted is null)
+            if (admitted is not { } request)
             {
                 return;
             }
 
-            ctx = _planner.Plan(admitted);
+            ctx = _planner.Plan(in request);
             context.Features.Set(ctx);
-            await ServeAsync(context, ctx).ConfigureAwait(false);
+            var agentTurn = _settlement.OnArrived(ctx, context.Request.Headers);
+            var (proceed, ticket) = await _queue.EnterAsync(context, ctx).ConfigureAwait(false);
+            if (!proceed)
+            {
+                return;
+            }
+
+            try
+            {
+                _telemetry.OnPlanned(ctx);
+                var outcome = await _forwarding.SendAsync(context, ctx).ConfigureAwait(false);
+                _settlement.OnAttemptsEnded(ctx, outcome, agentTurn);
+                await _failures.WriteAsync(context, outcome, ctx.Request.Model).ConfigureAwait(false);
+            }
+            finally
+            {
+                _settlement.Release(ctx, ticket);
+            }
         }
         finally
         {
             _telemetry.OnFinished(context, tenant?.Path, RequestTelemetry.EndpointName(endpoint, translation), started, ctx);
-        }
-    }
-
-    private async Task ServeAsync(HttpContext context, GatewayRequestContext ctx)
-    {
-        var agentTurn = _settlement.OnArrived(ctx, context.Request.Headers);
-        var (proceed, ticket) = await _queue.EnterAsync(context, ctx).ConfigureAwait(false);
-        if (!proceed)
-        {
-            return;
-        }
-
-        try
-        {
-            _telemetry.OnPlanned(ctx);
-            var outcome = await _forwarding.SendAsync(context, ctx).ConfigureAwait(false);
-            _settlement.OnAttemptsEnded(ctx, outcome, agentTurn);
-            await _failures.WriteAsync(context, outcome, ctx.Request.Model).ConfigureAwait(false);
-        }
-        finally
-        {
-            _settlement.Release(ctx, ticket);
         }
     }
 
@@ -130,12 +125,12 @@ public sealed class ProxyHandler
         {
             tenant = _auth.Authenticate(ApiCredential.Of(context.Request.Headers));
             using var admitted = await _admission.AdmitAsync(context, tenant, OpenAiEndpoint.ChatCompletions, translation, countOnly: true).ConfigureAwait(false);
-            if (admitted is null)
+            if (admitted is not { } request)
             {
                 return;
             }
 
-            var bytes = render(_planner.CountTokens(admitted.Request.Model, admitted.Request.PromptText));
+            var bytes = render(_planner.CountTokens(request.Request.Model, request.Request.PromptText));
             context.Response.StatusCode = 200;
             context.Response.ContentType = "application/json";
             await context.Response.Body.WriteAsync(bytes, context.RequestAborted).ConfigureAwait(false);

@@ -16,6 +16,7 @@ public static class SessionIdentity
     public const string CodexMetadataHeader = "x-codex-turn-metadata";
 
     private const int MaxLength = 256;
+    private const ulong ScopeSeed = 0x5E55_1D00UL;
     private static readonly string[] Headers = ["x-session-id", "x-claude-code-session-id", "session_id"];
 
     /// <summary>Returns the session id and where it came from, or (null, null).</summary>
@@ -90,8 +91,33 @@ public static class SessionIdentity
     /// path and the client's id ("s" + 16 hex digits), so two tenants that send the same id (say <c>user: "default"</c>)
     /// never share a session, a worker-side pin or a routing binding, and workers never see the client's raw id.
     /// </summary>
-    public static string? Scope(string tenantPath, string? clientSessionId) =>
-        clientSessionId is null
-            ? null
-            : "s" + Gateway.Core.Hashing.TextHash.Utf8XxHash64(tenantPath + "\u0000" + clientSessionId, 0x5E55_1D00UL).ToString("x16", System.Globalization.CultureInfo.InvariantCulture);
+    public static string? Scope(string tenantPath, string? clientSessionId)
+    {
+        if (clientSessionId is null)
+        {
+            return null;
+        }
+
+        // Hashes "<tenant path>\0<client id>" without building that string (this runs for every request with a session).
+        int length = tenantPath.Length + 1 + clientSessionId.Length;
+        ulong hash;
+        if (length <= 512)
+        {
+            Span<char> joined = stackalloc char[length];
+            tenantPath.CopyTo(joined);
+            joined[tenantPath.Length] = '\u0000';
+            clientSessionId.CopyTo(joined[(tenantPath.Length + 1)..]);
+            hash = Gateway.Core.Hashing.TextHash.Utf8XxHash64(joined, ScopeSeed);
+        }
+        else
+        {
+            hash = Gateway.Core.Hashing.TextHash.Utf8XxHash64(tenantPath + "\u0000" + clientSessionId, ScopeSeed);
+        }
+
+        return string.Create(17, hash, static (chars, h) =>
+        {
+            chars[0] = 's';
+            h.TryFormat(chars[1..], out _, "x16", System.Globalization.CultureInfo.InvariantCulture);
+        });
+    }
 }

@@ -161,7 +161,7 @@ public sealed class GatewayScheduling : IAsyncDisposable
 
     /// <summary>Records a settled request's service (cost units) for /status.</summary>
     public void RecordSettled(string tenantPath, double cost) =>
-        _settled.AddOrUpdate(tenantPath, cost, (_, v) => v + cost);
+        _settled.AddOrUpdate(tenantPath, static (_, c) => c, static (_, v, c) => v + c, cost);
 
     /// <summary>Settled service per tenant path with its weight and the weights of its siblings (for /status).</summary>
     public IReadOnlyList<(string Path, double Service, double Entitlement)> ServiceShares()

@@ -71,7 +71,11 @@ public sealed class FairQueueStage
 
         ctx.QueueWait = ticket.QueueWait;
         _metrics.RecordQueueWait(tenant.Path, ticket.QueueWait);
-        ctx.OnDataEvent = () => ticket.OnOutputTokens(1);
+        if (ctx.Request.Stream)
+        {
+            ctx.OnDataEvent = () => ticket.OnOutputTokens(1); // only streamed data events are counted (about one token each)
+        }
+
         return (true, ticket);
     }
 

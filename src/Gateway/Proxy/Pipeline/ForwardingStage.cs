@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Gateway.Configuration;
 using Gateway.Core.Routing;
 using Gateway.Fleet;
@@ -5,7 +6,9 @@ using Gateway.Scheduling;
 using Gateway.Telemetry;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.ObjectPool;
 using Microsoft.Extensions.Options;
+using Polly;
 using Polly.CircuitBreaker;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -29,6 +32,7 @@ public sealed partial class ForwardingStage
     private readonly TimeProvider _time;
     private readonly GatewayOptions _options;
     private readonly ILogger<ForwardingStage> _logger;
+    private readonly ObjectPool<CancellationTokenSource> _firstByteTimers = new DefaultObjectPool<CancellationTokenSource>(new FirstByteTimerPolicy(), 1024);
 
     /// <summary>Creates the stage (singleton).</summary>
     public ForwardingStage(
@@ -65,87 +69,113 @@ public sealed partial class ForwardingStage
         }
 
         var state = new AttemptState(this, context, ctx);
+        // One pooled Polly context for the retry and the worker's breaker, and the outcome-based calls: the
+        // convenience overloads would rent a context per pipeline and box two more state machines per request.
+        var resilience = ResilienceContextPool.Shared.Get(context.RequestAborted);
         try
         {
-            return await _retry.Pipeline.ExecuteAsync(static (s, _) => s.Stage.AttemptAsync(s), state, context.RequestAborted).ConfigureAwait(false);
+            var outcome = await _retry.Pipeline.ExecuteOutcomeAsync(static (rc, s) => s.Stage.AttemptAsync(rc, s), resilience, state).ConfigureAwait(false);
+            outcome.ThrowIfException();
+            return outcome.Result!;
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
             return new AttemptOutcome(AttemptKind.ClientAborted);
         }
+        finally
+        {
+            ResilienceContextPool.Shared.Return(resilience);
+        }
     }
 
-    private async ValueTask<AttemptOutcome> AttemptAsync(AttemptState s)
+    /// <summary>One attempt, as Polly's outcome-based callbacks want it: an exception is returned, never thrown.</summary>
+    private async ValueTask<Outcome<AttemptOutcome>> AttemptAsync(ResilienceContext resilience, AttemptState s)
     {
         var context = s.Context;
         var ctx = s.Request;
         if (context.Response.HasStarted)
         {
-            return AttemptOutcome.Delivered;
+            return Outcome.FromResult(AttemptOutcome.Delivered);
         }
 
-        if (context.Response.StatusCode != StatusCodes.Status200OK)
-        {
-            context.Response.Clear();
-        }
-
-        ctx.ResetAttemptState();
-        var candidates = _registry.GetCandidates(ctx.Request.Model);
-        var (endpoint, decision) = Pick(candidates, ctx.Route, s.Tried);
-        if (endpoint is null)
-        {
-            return new AttemptOutcome(AttemptKind.NoWorker);
-        }
-
-        s.Tried.Add(endpoint);
-        ctx.Worker = endpoint;
-        ctx.Attempts++;
-        ctx.PredictedCachedTokens = decision.PredictedCachedTokens;
-        // Policies answer a position in the candidate list; OnRouted/OnCompleted compare with WorkerInfo.Index.
-        ctx.Route.Decision = decision with { WorkerIndex = endpoint.Info.Index };
-        AttemptOutcome outcome;
-        using var span = GatewayTracing.StartUpstream(endpoint.Prefix, ctx.Attempts);
+        WorkerEndpoint? endpoint;
+        Activity? span = null;
         try
         {
-            outcome = await endpoint.Breaker.ExecuteAsync(
-                static (st, _) => st.Stage.SendOnceAsync(st),
-                s,
-                context.RequestAborted).ConfigureAwait(false);
-        }
-        catch (BrokenCircuitException)
-        {
-            endpoint.Refresh();
-            outcome = new AttemptOutcome(AttemptKind.CircuitOpen, RetryAfter: TimeSpan.FromSeconds(1));
-        }
+            if (context.Response.StatusCode != StatusCodes.Status200OK)
+            {
+                context.Response.Clear();
+            }
 
-        if (outcome.IsWorkerFault)
-        {
-            endpoint.OnRequestFailure(outcome.Kind == AttemptKind.ConnectFailed, _options.Health.PassiveFailureThreshold);
-            Log.AttemptFailed(_logger, ctx.RequestId, endpoint.Prefix, outcome.Kind.ToString(), outcome.UpstreamStatus);
-        }
-        else if (outcome.Kind == AttemptKind.Delivered)
-        {
-            endpoint.OnRequestSuccess();
-        }
+            ctx.ResetAttemptState();
+            var candidates = _registry.GetCandidates(ctx.Request.Model);
+            RouteDecision decision;
+            (endpoint, decision) = Pick(candidates, ctx.Route, s);
+            if (endpoint is null)
+            {
+                return Outcome.FromResult(new AttemptOutcome(AttemptKind.NoWorker));
+            }
 
-        GatewayTracing.TagAttemptOutcome(span, outcome.Kind.ToString(), outcome.IsWorkerFault);
-        return outcome;
+            s.AddTried(endpoint);
+            ctx.Worker = endpoint;
+            ctx.Attempts++;
+            ctx.PredictedCachedTokens = decision.PredictedCachedTokens;
+            // Policies answer a position in the candidate list; OnRouted/OnCompleted compare with WorkerInfo.Index.
+            ctx.Route.Decision = decision with { WorkerIndex = endpoint.Info.Index };
+            span = GatewayTracing.StartUpstream(endpoint.Prefix, ctx.Attempts);
+            var sent = await endpoint.Breaker.ExecuteOutcomeAsync(static (_, st) => st.Stage.SendOnceAsync(st), resilience, s).ConfigureAwait(false);
+            AttemptOutcome outcome;
+            if (sent.Exception is BrokenCircuitException)
+            {
+                endpoint.Refresh();
+                outcome = new AttemptOutcome(AttemptKind.CircuitOpen, RetryAfter: TimeSpan.FromSeconds(1));
+            }
+            else if (sent.Exception is not null)
+            {
+                return sent;
+            }
+            else
+            {
+                outcome = sent.Result!;
+            }
+
+            if (outcome.IsWorkerFault)
+            {
+                endpoint.OnRequestFailure(outcome.Kind == AttemptKind.ConnectFailed, _options.Health.PassiveFailureThreshold);
+                Log.AttemptFailed(_logger, ctx.RequestId, endpoint.Prefix, outcome.Kind.ToString(), outcome.UpstreamStatus);
+            }
+            else if (outcome.Kind == AttemptKind.Delivered)
+            {
+                endpoint.OnRequestSuccess();
+            }
+
+            GatewayTracing.TagAttemptOutcome(span, outcome.Kind.ToString(), outcome.IsWorkerFault);
+            return Outcome.FromResult(outcome);
+        }
+        catch (Exception ex)
+        {
+            return Outcome.FromException<AttemptOutcome>(ex);
+        }
+        finally
+        {
+            span?.Dispose();
+        }
     }
 
-    private (WorkerEndpoint? Endpoint, RouteDecision Decision) Pick(WorkerCandidates candidates, RouteRequest route, List<WorkerEndpoint> tried)
+    private (WorkerEndpoint? Endpoint, RouteDecision Decision) Pick(WorkerCandidates candidates, RouteRequest route, AttemptState tried)
     {
         if (candidates.Endpoints.Length == 0)
         {
             return (null, RouteDecision.None);
         }
 
-        if (tried.Count > 0)
+        if (tried.AnyTried)
         {
             // Prefer workers not tried yet; fall back to any eligible one when all were tried.
             var fresh = new List<WorkerEndpoint>(candidates.Endpoints.Length);
             foreach (var e in candidates.Endpoints)
             {
-                if (!tried.Contains(e))
+                if (!tried.Tried(e))
                 {
                     fresh.Add(e);
                 }
@@ -168,60 +198,78 @@ public sealed partial class ForwardingStage
         return decision.WorkerIndex < 0 ? (null, decision) : (candidates.Endpoints[decision.WorkerIndex], decision);
     }
 
-    private async ValueTask<AttemptOutcome> SendOnceAsync(AttemptState s)
+    /// <summary>Forwards once to the attempt's worker (under its breaker); an exception is returned, never thrown.</summary>
+    private async ValueTask<Outcome<AttemptOutcome>> SendOnceAsync(AttemptState s)
     {
-        var context = s.Context;
-        var ctx = s.Request;
-        var endpoint = ctx.Worker!;
-        var info = endpoint.Info;
-        int uncached = Math.Max(0, ctx.Route.PromptTokens - ctx.PredictedCachedTokens);
-        int contextTokens = ctx.Route.PromptTokens;
-        bool reachedDecode = false;
-        info.OnDispatched(uncached);
-        _scheduling?.OnPrefillChanged();
-        _policy.OnRouted(ctx.Route, info);
-        if (ctx.SessionId is { } session && _scheduling?.SharedSessions is { } sessions)
-        {
-            // Bind (or rebind) the session in shared state so every replica sends its next turn here. A new or moved
-            // binding is written before the request is forwarded, so the next turn (sent after this answer, maybe to
-            // another replica) reads it: one Redis round trip on a session's first turn and on a move. An unchanged
-            // binding only refreshes its TTL, off the request's path (a failed write is kept and retried by the store).
-            var write = BindSessionAsync(sessions, session, info.Id);
-            bool changed = !string.Equals(ctx.Route.SharedBinding, info.Id, StringComparison.Ordinal);
-            ctx.Route.SharedBinding = info.Id;
-            if (changed)
-            {
-                await write.ConfigureAwait(false);
-            }
-        }
-
-        ctx.OnFirstEvent = () =>
-        {
-            reachedDecode = true;
-            info.OnFirstToken(uncached, contextTokens);
-            _scheduling?.OnPrefillChanged();
-        };
-
-        using var firstByte = new CancellationTokenSource(_connections.FirstByteTimeout);
-        var transformer = new GatewayTransformer(ctx, firstByte, _connections.Settings);
-        ForwarderError error;
         try
         {
-            error = await _forwarder.SendAsync(context, endpoint.Prefix, _connections.Invoker, _connections.RequestConfig, transformer, firstByte.Token).ConfigureAwait(false);
-        }
-        finally
-        {
-            ctx.OnFirstEvent = null;
-            info.OnCompleted(uncached, contextTokens, reachedDecode);
-        }
+            var context = s.Context;
+            var ctx = s.Request;
+            var endpoint = ctx.Worker!;
+            var info = endpoint.Info;
+            s.BeginAttempt(info, uncached: Math.Max(0, ctx.Route.PromptTokens - ctx.PredictedCachedTokens), contextTokens: ctx.Route.PromptTokens);
+            info.OnDispatched(s.Uncached);
+            _scheduling?.OnPrefillChanged();
+            _policy.OnRouted(ctx.Route, info);
+            if (ctx.SessionId is { } session && _scheduling?.SharedSessions is { } sessions)
+            {
+                // Bind (or rebind) the session in shared state so every replica sends its next turn here. A new or moved
+                // binding is written before the request is forwarded, so the next turn (sent after this answer, maybe to
+                // another replica) reads it: one Redis round trip on a session's first turn and on a move. An unchanged
+                // binding only refreshes its TTL, off the request's path (a failed write is kept and retried by the store).
+                var write = BindSessionAsync(sessions, session, info.Id);
+                bool changed = !string.Equals(ctx.Route.SharedBinding, info.Id, StringComparison.Ordinal);
+                ctx.Route.SharedBinding = info.Id;
+                if (changed)
+                {
+                    await write.ConfigureAwait(false);
+                }
+            }
 
-        if (transformer.Relay is { } relay)
-        {
-            await relay.DisposeAsync().ConfigureAwait(false);
-        }
+            ctx.OnFirstEvent = s.OnFirstEvent;
+            var firstByte = _firstByteTimers.Get();
+            try
+            {
+                firstByte.CancelAfter(_connections.FirstByteTimeout);
+                var transformer = new GatewayTransformer(ctx, firstByte, _connections.Settings);
+                ForwarderError error;
+                try
+                {
+                    error = await _forwarder.SendAsync(context, endpoint.Prefix, _connections.Invoker, _connections.RequestConfig, transformer, firstByte.Token).ConfigureAwait(false);
+                }
+                finally
+                {
+                    ctx.OnFirstEvent = null;
+                    info.OnCompleted(s.Uncached, s.ContextTokens, s.ReachedDecode);
+                    transformer.ReleaseBufferedAnswer();
+                }
 
-        _policy.OnCompleted(ctx.Route, info, ctx.CachedTokens);
-        return Classify(context, ctx, transformer, error, firstByte.IsCancellationRequested);
+                if (transformer.Relay is { } relay)
+                {
+                    await relay.DisposeAsync().ConfigureAwait(false);
+                }
+
+                _policy.OnCompleted(ctx.Route, info, ctx.CachedTokens);
+                return Outcome.FromResult(Classify(context, ctx, transformer, error, firstByte.IsCancellationRequested));
+            }
+            finally
+            {
+                // The forwarder, the transformer and the relay are done with the token: an untriggered timer source is
+                // reset and reused by a later attempt (one timer per attempt in flight, not one allocated per attempt).
+                if (firstByte.TryReset())
+                {
+                    _firstByteTimers.Return(firstByte);
+                }
+                else
+                {
+                    firstByte.Dispose();
+                }
+            }
+        }
+        catch (Exception ex)
+        {
+            return Outcome.FromException<AttemptOutcome>(ex);
+        }
     }
 
     private AttemptOutcome Classify(HttpContext context, GatewayRequestContext ctx, GatewayTransformer transformer, ForwarderError error, bool firstByteTimedOut)
@@ -288,15 +336,74 @@ public sealed partial class ForwardingStage
         }
     }
 
-    private sealed class AttemptState(ForwardingStage stage, HttpContext context, GatewayRequestContext request)
+    /// <summary>One request's attempts: the workers tried, and the current attempt's charge on its worker.</summary>
+    private sealed class AttemptState
     {
-        public ForwardingStage Stage { get; } = stage;
+        private WorkerEndpoint? _first;
+        private List<WorkerEndpoint>? _more;
+        private WorkerInfo? _worker;
 
-        public HttpContext Context { get; } = context;
+        public AttemptState(ForwardingStage stage, HttpContext context, GatewayRequestContext request)
+        {
+            Stage = stage;
+            Context = context;
+            Request = request;
+            OnFirstEvent = FirstEvent;
+        }
 
-        public GatewayRequestContext Request { get; } = request;
+        public ForwardingStage Stage { get; }
 
-        public List<WorkerEndpoint> Tried { get; } = new(2);
+        public HttpContext Context { get; }
+
+        public GatewayRequestContext Request { get; }
+
+        /// <summary>Moves the worker's charge from prefill to decode at the first token (one delegate per request).</summary>
+        public Action OnFirstEvent { get; }
+
+        public int Uncached { get; private set; }
+
+        public int ContextTokens { get; private set; }
+
+        public bool ReachedDecode { get; private set; }
+
+        public bool AnyTried => _first is not null;
+
+        public bool Tried(WorkerEndpoint e) => ReferenceEquals(_first, e) || (_more?.Contains(e) ?? false);
+
+        public void AddTried(WorkerEndpoint e)
+        {
+            if (_first is null)
+            {
+                _first = e;
+            }
+            else
+            {
+                (_more ??= new(2)).Add(e);
+            }
+        }
+
+        public void BeginAttempt(WorkerInfo worker, int uncached, int contextTokens)
+        {
+            _worker = worker;
+            Uncached = uncached;
+            ContextTokens = contextTokens;
+            ReachedDecode = false;
+        }
+
+        private void FirstEvent()
+        {
+            ReachedDecode = true;
+            _worker!.OnFirstToken(Uncached, ContextTokens);
+            Stage._scheduling?.OnPrefillChanged();
+        }
+    }
+
+    /// <summary>Pooled first-byte timer sources: only reset (untriggered) ones are handed back.</summary>
+    private sealed class FirstByteTimerPolicy : PooledObjectPolicy<CancellationTokenSource>
+    {
+        public override CancellationTokenSource Create() => new();
+
+        public override bool Return(CancellationTokenSource obj) => true;
     }
 
     private static partial class Log

@@ -138,8 +138,11 @@ public sealed class RequestAdmission
     }
 }
 
-/// <summary>What admission established about a request: who asked, what, in which session, at what priority.</summary>
-public sealed class AdmittedRequest : IDisposable
+/// <summary>
+/// What admission established about a request: who asked, what, in which session, at what priority. A value handed to
+/// <see cref="RequestPlanner"/>, which turns it into the request's one <see cref="GatewayRequestContext"/>.
+/// </summary>
+public readonly struct AdmittedRequest : IDisposable
 {
     /// <summary>Gateway-unique request id.</summary>
     public required long RequestId { get; init; }

@@ -22,7 +22,7 @@ public sealed class RequestBodyReader
     public static long HardBodyLimit(long limit) => limit > long.MaxValue / 2 ? long.MaxValue : limit * 2;
 
     /// <summary>Reads the request body into a pooled buffer (give it back with <see cref="PooledBody.Dispose"/>), or the 413 to answer.</summary>
-    public async Task<(PooledBody Body, OpenAiError? Error)> ReadAsync(HttpContext context)
+    public async ValueTask<(PooledBody Body, OpenAiError? Error)> ReadAsync(HttpContext context)
     {
         long limit = _limit;
         long hard = HardBodyLimit(limit);

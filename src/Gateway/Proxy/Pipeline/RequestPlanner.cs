@@ -29,7 +29,7 @@ public sealed class RequestPlanner
     }
 
     /// <summary>The request's facts, from arrival on.</summary>
-    public GatewayRequestContext Plan(AdmittedRequest admitted)
+    public GatewayRequestContext Plan(in AdmittedRequest admitted)
     {
         var request = admitted.Request;
         var endpoint = admitted.Endpoint;
@@ -47,7 +47,7 @@ public sealed class RequestPlanner
             SessionId = admitted.SessionId,
             SessionSource = admitted.SessionSource,
             AskedPriority = admitted.AskedPriority,
-            Route = Route(admitted),
+            Route = Route(in admitted),
             ForwardBody = forwardBody,
             StripUsageChunk = strip,
             UpstreamPath = admitted.Translated ? "/v1/chat/completions" : null,
@@ -59,7 +59,7 @@ public sealed class RequestPlanner
     /// <summary>Prompt tokens of <paramref name="promptText"/> as the gateway counts them for <paramref name="model"/>.</summary>
     public int CountTokens(string model, string promptText) => _tokenizers.For(model).CountTokens(promptText);
 
-    private RouteRequest Route(AdmittedRequest admitted)
+    private RouteRequest Route(in AdmittedRequest admitted)
     {
         var request = admitted.Request;
         var tokens = TokenBuffer.Rent();
