@@ -19,6 +19,8 @@ var maxRunning = new Option<int?>("--max-running") { Description = "running sequ
 var maxWaiting = new Option<int?>("--max-waiting") { Description = "capacity: requests waiting in an engine before the gateway holds more, default 4" };
 var maxPending = new Option<int?>("--max-pending-prefill") { Description = "capacity: prompt tokens sent to a worker and not yet prefilled before the gateway holds more, default 0 (off)" };
 var kvHigh = new Option<double?>("--kv-high-watermark") { Description = "capacity: a worker whose KV blocks in use reach this fraction takes no new request, default 0 (off)" };
+var capacity = new Option<string?>("--capacity") { Description = "dispatch capacity rule: engine (default: engine queue below --max-waiting) | slots (the gateway's: --max-in-flight slots per worker, only the used ones while saturated)" };
+var maxInFlight = new Option<int?>("--max-in-flight") { Description = "capacity slots: requests in flight per worker, default 32 (the gateway's MaxInFlightPerWorker)" };
 var maxModelLen = new Option<int?>("--max-model-length") { Description = "longest prompt+output an engine accepts, default 1048576" };
 var weights = new Option<string?>("--tenant-weights") { Description = "\"org-a=2,org-a/k1=1,org-b=1\"" };
 var rates = new Option<string?>("--tenant-rates") { Description = "arrival-rate multipliers, \"org-b=10\"" };
@@ -59,7 +61,7 @@ var parallel = new Option<int?>("--parallel") { Description = "runs at once, def
 var strict = new Option<bool>("--strict") { Description = "stop at the first malformed trace line" };
 
 var root = new RootCommand("Replays LLM traces through the gateway's routing/scheduling policies and the worker engine model in virtual time.");
-foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, hostKvBlocks, maxPinned, blockSize, maxBatch, longPrefill, maxRunning, maxWaiting, maxPending, kvHigh, maxModelLen, weights, rates, mix, exclude, locality, lagBound, reserve, overShare, underShare, exclusivePrefill, lowPrefill, serialPrefill, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, seeds, routing, scheduling, retention, retentionCost, retentionBudget, retentionRenewals, retentionEvictionAge, programPriority, requestsOut, output, parallel, strict })
+foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, hostKvBlocks, maxPinned, blockSize, maxBatch, longPrefill, maxRunning, maxWaiting, maxPending, kvHigh, capacity, maxInFlight, maxModelLen, weights, rates, mix, exclude, locality, lagBound, reserve, overShare, underShare, exclusivePrefill, lowPrefill, serialPrefill, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, seeds, routing, scheduling, retention, retentionCost, retentionBudget, retentionRenewals, retentionEvictionAge, programPriority, requestsOut, output, parallel, strict })
 {
     root.Options.Add(o);
 }
@@ -89,6 +91,8 @@ root.SetAction(parse =>
         if (parse.GetValue(maxModelLen) is { } ml) s.MaxModelLength = ml;
         if (parse.GetValue(maxPending) is { } mpp) s.MaxPendingPrefillTokens = mpp;
         if (parse.GetValue(kvHigh) is { } kvh) s.KvHighWatermark = kvh;
+        if (parse.GetValue(capacity) is { } cap) s.Capacity = cap;
+        if (parse.GetValue(maxInFlight) is { } mif) s.MaxInFlightPerWorker = mif;
         if (parse.GetValue(weights) is { } tw) s.TenantWeights = tw;
         if (parse.GetValue(rates) is { } tr) s.TenantRates = tr;
         if (parse.GetValue(mix) is { } tm) s.TenantMix = tm;

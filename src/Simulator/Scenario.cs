@@ -67,6 +67,24 @@ public sealed class Scenario
     /// <summary>Capacity rule (0: off): a worker whose KV blocks in use reach this fraction takes no new request (the gateway's <c>KvHighWatermark</c>).</summary>
     public double KvHighWatermark { get; set; }
 
+    /// <summary>Value of <see cref="Capacity"/> for the simulator's own rule (engine queue depth per worker).</summary>
+    public const string EngineCapacityRule = "engine";
+
+    /// <summary>Value of <see cref="Capacity"/> for the gateway's rule (<see cref="SlotCapacity"/>).</summary>
+    public const string SlotCapacityRule = "slots";
+
+    /// <summary>
+    /// Capacity rule of the dispatch: "engine" (default): a worker takes a request while its engine queue is below
+    /// <see cref="MaxWaitingPerWorker"/> (and the other limits above); "slots": the gateway's rule
+    /// (<see cref="SlotCapacity"/>): <see cref="MaxInFlightPerWorker"/> slots per worker, only the used ones while it is
+    /// saturated (more than <see cref="MaxWaitingPerWorker"/> waiting, KV at <see cref="KvHighWatermark"/>, pending
+    /// prefill at <see cref="MaxPendingPrefillTokens"/>).
+    /// </summary>
+    public string Capacity { get; set; } = EngineCapacityRule;
+
+    /// <summary>Slots per worker under the "slots" capacity rule (the gateway's <c>MaxInFlightPerWorker</c>).</summary>
+    public int MaxInFlightPerWorker { get; set; } = new SlotCapacity().MaxInFlightPerWorker;
+
     /// <summary>Tenant-tree weights ("org-a=2,org-a/k1=1").</summary>
     public string? TenantWeights { get; set; }
 
@@ -318,6 +336,16 @@ public sealed class Scenario
             errors.Add("--block-size must be 1..1024");
         }
 
+        if (Capacity is not (EngineCapacityRule or SlotCapacityRule))
+        {
+            errors.Add($"--capacity must be {EngineCapacityRule} or {SlotCapacityRule}");
+        }
+
+        if (MaxInFlightPerWorker < 1)
+        {
+            errors.Add("--max-in-flight must be at least 1");
+        }
+
         if (KvHighWatermark < 0 || KvHighWatermark > 1 || double.IsNaN(KvHighWatermark))
         {
             errors.Add("--kv-high-watermark must be in [0, 1]");
@@ -527,6 +555,8 @@ public sealed class Scenario
                     case "max_waiting": s.MaxWaitingPerWorker = p.Value.GetInt32(); break;
                     case "max_pending_prefill": s.MaxPendingPrefillTokens = p.Value.GetInt32(); break;
                     case "kv_high_watermark": s.KvHighWatermark = p.Value.GetDouble(); break;
+                    case "capacity": s.Capacity = p.Value.GetString()!; break;
+                    case "max_in_flight": s.MaxInFlightPerWorker = p.Value.GetInt32(); break;
                     case "tenant_weights": s.TenantWeights = StringOrMap(p.Value); break;
                     case "tenant_rates": s.TenantRates = StringOrMap(p.Value); break;
                     case "tenant_mix": s.TenantMix = StringOrMap(p.Value); break;

@@ -16,7 +16,7 @@ namespace Gateway.Scheduling;
 /// (<c>hfair</c> default, <c>vtc</c>, <c>fcfs</c>), the <see cref="GatewayQueue"/> (caps, timeouts, quotas), the state
 /// store (in memory, or Redis when <c>Gateway:State:Redis</c> is set, with <see cref="SharedServiceSync"/> sharing
 /// service across replicas) and the <see cref="FairDispatcher"/> that releases requests when the fleet has capacity.
-/// <para>Capacity (<see cref="FreeCapacity"/>): each eligible worker offers <c>MaxInFlightPerWorker</c> slots, or only
+/// <para>Capacity (<see cref="FreeCapacity"/>, the rule in <see cref="SlotCapacity"/>): each eligible worker offers <c>MaxInFlightPerWorker</c> slots, or only
 /// the slots it already uses (at least one) while it is saturated (its last report shows more than <c>MaxReportedWaiting</c>
 /// waiting requests, less those this gateway saw finish since (<see cref="WorkerInfo.EstimatedWaiting"/>), or
 /// KV use at or above <c>KvHighWatermark</c>), and with Redis no more than this replica's share of them
@@ -27,6 +27,7 @@ public sealed class GatewayScheduling : IAsyncDisposable
     private static int s_instances;
     private readonly WorkerRegistry _registry;
     private readonly SchedulingOptions _options;
+    private readonly SlotCapacity _capacity;
     private readonly FairDispatcher _dispatcher;
     private readonly IServiceAccounting? _accounting;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, double> _settled = new(StringComparer.Ordinal);
@@ -39,6 +40,13 @@ public sealed class GatewayScheduling : IAsyncDisposable
         _registry = registry;
         var o = options.Value;
         _options = o.Scheduling;
+        _capacity = new SlotCapacity
+        {
+            MaxInFlightPerWorker = _options.MaxInFlightPerWorker,
+            MaxReportedWaiting = _options.MaxReportedWaiting,
+            KvHighWatermark = _options.KvHighWatermark,
+            MaxPendingPrefillTokens = _options.MaxPendingPrefillTokens,
+        };
         _tree = TenantTree.Build(BuildTreeConfig(o));
         var cost = new CostModel(_options.InputWeight, _options.OutputWeight);
         Scheduler = SchedulingPolicies.Create(_options.Policy, new SchedulingPolicyContext
@@ -212,10 +220,9 @@ public sealed class GatewayScheduling : IAsyncDisposable
     public int FreeCapacity()
     {
         // Pending-prefill rule: a request released from the queue but not yet handed to a worker (routing, connect) is a
-        // prompt about to land on one of them, not yet in any worker's PendingPrefillTokens. Until it lands every worker
-        // counts as saturated, so the queue releases one request at a time instead of a burst of prefills in one step.
+        // prompt about to land on one of them, not yet in any worker's PendingPrefillTokens (SlotCapacity.InTransit).
         bool inTransit = false;
-        if (_options.MaxPendingPrefillTokens > 0)
+        if (_capacity.MaxPendingPrefillTokens > 0)
         {
             int dispatched = 0;
             foreach (var w in _registry.All)
@@ -223,7 +230,7 @@ public sealed class GatewayScheduling : IAsyncDisposable
                 dispatched += w.Info.InFlight;
             }
 
-            inTransit = _dispatcher.InFlight > dispatched;
+            inTransit = _capacity.InTransit(_dispatcher.InFlight, dispatched);
         }
 
         int total = 0;
@@ -235,12 +242,7 @@ public sealed class GatewayScheduling : IAsyncDisposable
                 continue;
             }
 
-            bool saturated = i.EstimatedWaiting > _options.MaxReportedWaiting || i.KvUsage >= _options.KvHighWatermark
-                || (_options.MaxPendingPrefillTokens > 0 && (inTransit || i.PendingPrefillTokens >= _options.MaxPendingPrefillTokens));
-            // A saturated worker keeps at least one slot: when its queue was filled by others (other replicas, direct
-            // clients) this gateway has nothing there whose completion would free a slot, and it would otherwise stall
-            // every request for this worker until the next state poll (Health:Interval, 1 s by default).
-            int cap = saturated ? Math.Min(_options.MaxInFlightPerWorker, Math.Max(1, i.InFlight)) : _options.MaxInFlightPerWorker;
+            int cap = _capacity.SlotsOf(i, inTransit);
             // With Redis: no more than this replica's share of the worker's slots (SharedSlots).
             total += Slots is null ? cap : Math.Min(cap, Slots.LimitOf(i.Id, _options.MaxInFlightPerWorker));
         }

@@ -24,7 +24,10 @@ internal sealed class SimDispatch : IDispatchTarget
     private readonly Action<SimRequest, double> _reject;
     private readonly DispatchDriver _driver;
     private int _cursor;
+    private readonly SlotCapacity? _slots;
     private int _target;
+    private int _freed;
+    private int _free;
     private double _now;
 
     public SimDispatch(Scenario scenario, SimFleet fleet, IRoutingPolicy routing, IRequestScheduler scheduler, LocalityPick pick, ReservedCapacity reserve,
@@ -35,6 +38,13 @@ internal sealed class SimDispatch : IDispatchTarget
         _routing = routing;
         _scheduler = scheduler;
         _driver = new DispatchDriver(DispatchDriver.Over(scheduler), reserve, pick);
+        _slots = scenario.Capacity == Scenario.SlotCapacityRule ? new SlotCapacity
+        {
+            MaxInFlightPerWorker = scenario.MaxInFlightPerWorker,
+            MaxReportedWaiting = scenario.MaxWaitingPerWorker,
+            KvHighWatermark = scenario.KvHighWatermark > 0 ? scenario.KvHighWatermark : double.PositiveInfinity,
+            MaxPendingPrefillTokens = scenario.MaxPendingPrefillTokens,
+        } : null;
         _reserve = reserve;
         _ledger = ledger;
         _recorder = recorder;
@@ -57,6 +67,7 @@ internal sealed class SimDispatch : IDispatchTarget
             _cursor = freed;
         }
 
+        _freed = freed;
         _now = t;
         _driver.Pump(this);
         foreach (var w in _fleet.Workers)
@@ -70,6 +81,11 @@ internal sealed class SimDispatch : IDispatchTarget
     /// <summary>Workers with capacity now, marking the others ineligible for routing; the pick is for the first in rotation.</summary>
     DispatchCapacity IDispatchTarget.Capacity(bool first)
     {
+        if (_slots is not null)
+        {
+            return SlotsFree(_slots, first);
+        }
+
         var workers = _fleet.Workers;
         int target = -1, free = 0;
         for (int k = 0; k < workers.Count; k++)
@@ -98,7 +114,7 @@ internal sealed class SimDispatch : IDispatchTarget
         double t = _now;
         var workers = _fleet.Workers;
         int only = -1;
-        if (reclaimed)
+        if (reclaimed && _slots is null)
         {
             // No capacity anywhere: the within-share request that took back a lent slot goes to the worker nearest to
             // taking work (least prompt still to prefill, the pending-prefill rule's measure), where its engine
@@ -122,11 +138,7 @@ internal sealed class SimDispatch : IDispatchTarget
         // blocks, llm-d's scorers KV usage and waiting requests).
         foreach (var w in workers)
         {
-            w.Info.KvBlocksFree = w.Engine.KvBlocksFree;
-            w.Info.KvUsage = (double)w.Engine.KvBlocksUsed / w.Engine.KvBlocksTotal;
-            w.Info.ReportedWaiting = w.Engine.WaitingCount;
-            w.Info.ReportedRunning = w.Engine.RunningCount;
-            w.Info.InFlightAtReport = w.Info.InFlight;
+            Report(w);
             if (only >= 0)
             {
                 w.Info.Draining = w.Info.Index != only;
@@ -163,7 +175,7 @@ internal sealed class SimDispatch : IDispatchTarget
         r.Dispatch = t;
         r.Reason = decision.Reason;
         r.QueuedPrefillAtDispatch = slot.Info.PendingPrefillTokens;
-        if (!HasCapacity(workers[_target]))
+        if (_slots is null && !HasCapacity(workers[_target]))
         {
             _cursor = (_target + 1) % workers.Count;
         }
@@ -173,6 +185,36 @@ internal sealed class SimDispatch : IDispatchTarget
         slot.Info.OnDispatched(r.PredictedUncached);
         _routing.OnRouted(r.Route, slot.Info);
         _live.Add(r.EngineId, r);
+    }
+
+    /// <summary>
+    /// The gateway's rule (<see cref="SlotCapacity"/>) on state reported at this instant: slots of every worker less the
+    /// requests in flight; after a release never more than one less than before. The first pick is for the worker whose
+    /// step just ended, the others in plain fair order; routing sees every worker.
+    /// </summary>
+    private DispatchCapacity SlotsFree(SlotCapacity rule, bool first)
+    {
+        var workers = _fleet.Workers;
+        int total = 0, inFlight = 0;
+        foreach (var w in workers)
+        {
+            Report(w);
+            total += rule.SlotsOf(w.Info, inTransit: false); // submitted at once: nothing is in transit
+            inFlight += w.Info.InFlight;
+        }
+
+        _free = first ? total - inFlight : Math.Min(_free - 1, total - inFlight);
+        return new DispatchCapacity(_free, first && _freed >= 0 ? workers[_freed].Info : null);
+    }
+
+    /// <summary>The engine's pools and queues as a worker's state poll would report them.</summary>
+    private static void Report(WorkerSlot w)
+    {
+        w.Info.KvBlocksFree = w.Engine.KvBlocksFree;
+        w.Info.KvUsage = (double)w.Engine.KvBlocksUsed / w.Engine.KvBlocksTotal;
+        w.Info.ReportedWaiting = w.Engine.WaitingCount;
+        w.Info.ReportedRunning = w.Engine.RunningCount;
+        w.Info.InFlightAtReport = w.Info.InFlight;
     }
 
     private bool HasCapacity(WorkerSlot w) =>
