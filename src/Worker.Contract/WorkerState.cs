@@ -31,6 +31,10 @@ public sealed record WorkerStateBody
     [JsonPropertyName("prefix_cache_hit_tokens")] public long? PrefixCacheHitTokens { get; init; }
     [JsonPropertyName("pins_dropped_total")] public long? PinsDroppedTotal { get; init; }
     [JsonPropertyName("pins_expired_total")] public long? PinsExpiredTotal { get; init; }
+    /// <summary>Blocks recomputed because retention pins had pushed them out of the LRU (they would have been cached without pins).</summary>
+    [JsonPropertyName("pin_cost_blocks_total")] public long? PinCostBlocksTotal { get; init; }
+    /// <summary>Blocks hit that were cached only because a retention pin kept them past their LRU eviction.</summary>
+    [JsonPropertyName("pin_saved_blocks_total")] public long? PinSavedBlocksTotal { get; init; }
     /// <summary>Seq of the last KV event; present only on a worker that publishes KV events.</summary>
     [JsonPropertyName("kv_event_seq")] public long? KvEventSeq { get; init; }
     [JsonPropertyName("time_scale")] public double? TimeScale { get; init; }

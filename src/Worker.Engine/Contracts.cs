@@ -252,6 +252,10 @@ public sealed record EngineState
     public required long PinsDroppedTotal { get; init; }
     /// <summary>Pins that reached their TTL.</summary>
     public long PinsExpiredTotal { get; init; }
+    /// <summary>Blocks recomputed because pins displaced them (cached without pins).</summary>
+    public long PinCostBlocksTotal { get; init; }
+    /// <summary>Blocks hit that were cached only because a pin kept them past their LRU eviction.</summary>
+    public long PinSavedBlocksTotal { get; init; }
     public required int PinsActive { get; init; }
     public required long PreemptionsTotal { get; init; }
     public required long PromptTokensTotal { get; init; }

@@ -150,6 +150,9 @@ public sealed partial class LlmEngine
     /// </summary>
     public double KvEvictionAgeSeconds => _blocks.EvictionAgeSeconds;
 
+    /// <summary>What pins cost and save against plain LRU, in blocks (<see cref="KvBlockManager.PinCostBlocksTotal"/>, <see cref="KvBlockManager.PinSavedBlocksTotal"/>).</summary>
+    public (long CostBlocks, long SavedBlocks) PinOutcomeBlocks => (_blocks.PinCostBlocksTotal, _blocks.PinSavedBlocksTotal);
+
     public int RunningCount => _running.Count;
 
     internal KvBlockManager Blocks => _blocks;
@@ -295,6 +298,8 @@ public sealed partial class LlmEngine
             KvBytesPerToken = profile.KvBytesPerTokenPerGpu,
             PinsDroppedTotal = _blocks.PinsDroppedTotal,
             PinsExpiredTotal = _blocks.PinsExpiredTotal,
+            PinCostBlocksTotal = _blocks.PinCostBlocksTotal,
+            PinSavedBlocksTotal = _blocks.PinSavedBlocksTotal,
             PinsActive = _blocks.ActivePins,
             PreemptionsTotal = _preemptions,
             PromptTokensTotal = _promptTokens,

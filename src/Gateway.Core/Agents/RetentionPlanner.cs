@@ -49,6 +49,15 @@ public sealed record TurnCompletion
     /// <see cref="RetentionOptions.EvictionAge"/>.
     /// </summary>
     public double EvictionAgeSeconds { get; init; } = double.NaN;
+
+    /// <summary>
+    /// The worker's count of blocks recomputed because pins had pushed them out of its LRU (cumulative; -1 = not reported),
+    /// read by <see cref="PinGuard"/>.
+    /// </summary>
+    public long WorkerPinCostBlocks { get; init; } = -1;
+
+    /// <summary>The worker's count of blocks hit only because a pin kept them (cumulative; -1 = not reported).</summary>
+    public long WorkerPinSavedBlocks { get; init; } = -1;
 }
 
 /// <summary>

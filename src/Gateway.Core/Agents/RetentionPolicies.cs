@@ -218,7 +218,7 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
     private readonly TimeProvider _time;
     private readonly double[] _grid;
     private readonly List<GapBook.OpenGap> _expiring = [];
-    private readonly PinGuard _guard = new();
+    private readonly PinGuard _guard;
 
     /// <summary>Creates the policy.</summary>
     public PredictiveRetentionPolicy(TimeProvider time, RetentionOptions? options = null)
@@ -228,6 +228,7 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
         ArgumentOutOfRangeException.ThrowIfLessThan(_o.MaxTtlSeconds, _o.MinTtlSeconds);
         ArgumentOutOfRangeException.ThrowIfNegative(_o.MaxRenewals);
         _time = time;
+        _guard = new PinGuard(time);
         _book = new GapBook(time, _o.PinBudgetFraction, _o.MaxOpenGaps, trackExpiry: _o.MaxRenewals > 0, maxGapAge: _o.MaxSessionIdle);
         _predictor = new GapPredictor(_o.Predictor, time, _o.MaxSessionIdle);
         const int points = 96;
@@ -350,6 +351,7 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
             return;
         }
 
+        _guard.Account(turn.Worker, turn.WorkerPinCostBlocks, turn.WorkerPinSavedBlocks);
         var o = turn.Outcome;
         string? session = _o.PerSessionLevel ? turn.SessionId : null;
         var dist = _predictor.Predict(o.Gap, turn.Tenant, turn.AgentKind, o.Tool, session);

@@ -75,6 +75,13 @@ public sealed class WorkerInfo
     public double KvEvictionAgeSeconds { get; set; } = double.NaN;
 
     /// <summary>
+    /// Worker-reported blocks recomputed because retention pins pushed them out (<c>pin_cost_blocks_total</c>) and blocks hit
+    /// only because a pin kept them (<c>pin_saved_blocks_total</c>), cumulative; −1 when not reported. Read by the predictive
+    /// retention policy's guard.
+    /// </summary>
+    public (long Cost, long Saved) PinBlocksTotal { get; set; } = (-1, -1);
+
+    /// <summary>
     /// Seconds to reload one token's KV from the worker's host tier (its <c>host_reload_seconds_per_token</c>; 0 = no host
     /// tier or unknown). <c>kv-aware</c> charges a host hit this instead of a recompute.
     /// </summary>

@@ -359,6 +359,8 @@ public sealed partial class AgentRetentionService : IDisposable
             PriorTurns = ctx.Request.PriorTurns,
             WorkerHostKvBlocks = info.HostKvBlocksTotal,
             ReloadSeconds = prompt * info.HostReloadSecondsPerToken,
+            WorkerPinCostBlocks = info.PinBlocksTotal.Cost,
+            WorkerPinSavedBlocks = info.PinBlocksTotal.Saved,
         };
         var actions = new List<RetentionAction>(2);
         lock (_lock)

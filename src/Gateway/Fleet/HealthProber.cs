@@ -184,6 +184,7 @@ public sealed partial class HealthProber : BackgroundService
             : age >= 0 ? age : double.NaN;
         info.HostReloadSecondsPerToken = state.HostReloadSecondsPerToken is double reload && reload >= 0 && double.IsFinite(reload) ? reload : 0;
         info.HostKvBlocksTotal = state.HostKvBlocksTotal is int hostBlocks && hostBlocks > 0 ? hostBlocks : 0;
+        info.PinBlocksTotal = state is { PinCostBlocksTotal: long cost and >= 0, PinSavedBlocksTotal: long saved and >= 0 } ? (cost, saved) : (-1, -1);
         if (state.PrefillTokensPerSecond is double pt && pt > 0)
         {
             info.PrefillTokensPerSecond = pt;

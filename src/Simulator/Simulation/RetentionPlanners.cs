@@ -189,6 +189,8 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
             SessionEnded = context.LastTurn,
             EvictionAgeSeconds = engine.KvEvictionAgeSeconds, // simulated seconds, as the gaps
             WorkerHostKvBlocks = engine.HostKvBlocksTotal,
+            WorkerPinCostBlocks = engine.PinOutcomeBlocks.CostBlocks,
+            WorkerPinSavedBlocks = engine.PinOutcomeBlocks.SavedBlocks,
             ReloadSeconds = engine.Options.Profile.HostLoadSeconds((long)context.BlockHashes.Length * blockSize),
         };
         _actions.Clear();

@@ -108,6 +108,7 @@ public sealed partial class KvBlockManager
         }
 
         FlushReloadRun(hashes, ref runStart);
+        ShadowLookup(hashes, limit, hits);
         return hits;
     }
 

@@ -14,9 +14,12 @@ namespace Worker.Engine;
 /// <item>Pins (retention hints): a pin holds cached blocks out of the LRU until its TTL (read from the
 /// <see cref="TimeProvider"/>) passes or it is released. Pinned blocks never exceed <c>maxPinnedFraction</c> of the pool.
 /// When an allocation would fail, pins are dropped lowest (value, priority, expiry, age) first, each reported as a
-/// <see cref="KvEventType.PinDropped"/> event and counted.</item>
+/// <see cref="KvEventType.PinDropped"/> event and counted. A pin protects for its TTL and no longer: the blocks of a pin
+/// that expires or is dropped rejoin the LRU where their last use places them (as if never pinned), not as just used;
+/// a released pin's blocks rejoin as just used. What pins cost and save against plain LRU is counted
+/// (KvBlockManager.PinCost.cs).</item>
 /// <item>Eviction age (Che's characteristic time T_c of the LRU, <see cref="EvictionAgeSeconds"/>): each cached block
-/// remembers when it last entered the LRU (became unreferenced and unpinned); when the LRU evicts it, its age
+/// remembers when it last entered the LRU (became unreferenced and unpinned, or its pin lapsed); when the LRU evicts it, its age
 /// now − that time is folded into a time-decayed mean (each evicted block weighs 1; older evictions are discounted by
 /// 2^(−Δt / half-life), <c>evictionAgeHalfLifeSeconds</c>, default 60 s of the <see cref="TimeProvider"/>'s time).
 /// Measurement only: it changes no eviction decision.</item>
@@ -36,7 +39,8 @@ public sealed partial class KvBlockManager
     private readonly int[] _prev;
     private readonly int[] _next;
     private readonly bool[] _inLru;
-    private readonly long[] _idleSince; // UTC ticks (TimeProvider) when the block last entered the LRU
+    private readonly long[] _idleSince; // UTC ticks (TimeProvider) of the block's last use (when it last became unreferenced)
+    private readonly long[] _lruSince; // UTC ticks when it last entered the LRU (a lapsed pin's blocks: when the pin ended)
     private readonly int[] _free;
     private readonly Dictionary<ulong, int> _cache = [];
     private readonly Dictionary<long, PinEntry> _pins = [];
@@ -81,6 +85,7 @@ public sealed partial class KvBlockManager
         _next = new int[totalBlocks];
         _inLru = new bool[totalBlocks];
         _idleSince = new long[totalBlocks];
+        _lruSince = new long[totalBlocks];
         _ageHalfLifeTicks = evictionAgeHalfLifeSeconds * TimeSpan.TicksPerSecond;
         _readyAt = new long[totalBlocks];
         Host = hostBlocks > 0 ? new HostKvTier(hostBlocks, maxPinnedFraction, time, events) : null;
@@ -147,7 +152,7 @@ public sealed partial class KvBlockManager
             double ticks = _ageSum / _ageWeight;
             if (_lruHead != None)
             {
-                ticks = Math.Max(ticks, _time.GetUtcNow().UtcTicks - _idleSince[_lruHead]);
+                ticks = Math.Max(ticks, _time.GetUtcNow().UtcTicks - _lruSince[_lruHead]);
             }
 
             return ticks / TimeSpan.TicksPerSecond;
@@ -190,6 +195,7 @@ public sealed partial class KvBlockManager
             hits++;
         }
 
+        ShadowLookup(hashes, limit, hits);
         return hits;
     }
 
@@ -230,7 +236,7 @@ public sealed partial class KvBlockManager
                 }
 
                 _ageWeight += 1;
-                _ageSum += Math.Max(0, now - _idleSince[block]);
+                _ageSum += Math.Max(0, now - _lruSince[block]);
                 LruRemove(block);
                 _cache.Remove(_hash[block]);
                 _hasHash[block] = false;
@@ -270,6 +276,7 @@ public sealed partial class KvBlockManager
         {
             int block = table[i];
             bool registered = false;
+            ShadowTouch(hashes[i]);
             if (!_hasHash[block] && _cache.TryAdd(hashes[i], block))
             {
                 _hash[block] = hashes[i];
@@ -305,12 +312,18 @@ public sealed partial class KvBlockManager
         for (int i = table.Count - 1; i >= 0; i--)
         {
             int block = table[i];
+            if (_hasHash[block])
+            {
+                ShadowTouch(_hash[block]); // last used now, tail first as the LRU
+            }
+
             if (--_refCount[block] == 0)
             {
                 _usedBlocks--;
                 if (_pinCount[block] > 0)
                 {
                     _pinnedIdleBlocks++;
+                    _idleSince[block] = _time.GetUtcNow().UtcTicks; // its last use, where it rejoins the LRU if its pin lapses
                 }
 
                 ReleaseIfIdle(block);
@@ -498,7 +511,7 @@ public sealed partial class KvBlockManager
             expired.Sort(static (a, b) => a.Id.CompareTo(b.Id));
             foreach (var pin in expired)
             {
-                Unpin(pin, pin.ExpiresAt.UtcTicks); // idle since the TTL ran out, not since this check
+                Unpin(pin, atLastUse: true, pin.ExpiresAt.UtcTicks); // protected for its TTL, not beyond: back to the LRU as old as its last use
             }
 
             PinsExpiredTotal += expired.Count;
@@ -532,6 +545,7 @@ public sealed partial class KvBlockManager
         }
 
         _cache.Clear();
+        ClearPinCost();
         Host?.Clear();
         Copier?.Clear();
         _events.Append(KvEventType.Cleared, []);
@@ -576,8 +590,8 @@ public sealed partial class KvBlockManager
         }
     }
 
-    /// <summary>An unreferenced, unpinned block goes to the LRU if cached (idle since <paramref name="idleSince"/> ticks, −1 = now), else to the free list.</summary>
-    private void ReleaseIfIdle(int block, long idleSince = -1)
+    /// <summary>An unreferenced, unpinned block goes to the LRU (as just used) if cached, else to the free list.</summary>
+    private void ReleaseIfIdle(int block)
     {
         if (_refCount[block] != 0 || _pinCount[block] != 0)
         {
@@ -586,7 +600,7 @@ public sealed partial class KvBlockManager
 
         if (_hasHash[block])
         {
-            _idleSince[block] = idleSince >= 0 ? idleSince : _time.GetUtcNow().UtcTicks;
+            _idleSince[block] = _lruSince[block] = _time.GetUtcNow().UtcTicks;
             LruAppend(block);
         }
         else
@@ -669,16 +683,32 @@ public sealed partial class KvBlockManager
             hashes[i] = _hash[pin.Blocks[i]];
         }
 
-        Unpin(pin);
+        Unpin(pin, atLastUse: true, _time.GetUtcNow().UtcTicks);
         PinsDroppedTotal++;
         _events.Append(KvEventType.PinDropped, hashes);
     }
 
-    private void Unpin(PinEntry pin, long idleSince = -1)
+    /// <summary>
+    /// Removes a pin. Its blocks that become evictable join the LRU as just used, or, with <paramref name="atLastUse"/> (a
+    /// pin that expired or was dropped at <paramref name="endedAt"/> ticks), where their last use places them
+    /// (<see cref="LruInsertAtLastUse"/>).
+    /// </summary>
+    private void Unpin(PinEntry pin, bool atLastUse = false, long endedAt = 0)
     {
+        int anchor = LruUnset;
         for (int i = pin.Blocks.Count - 1; i >= 0; i--)
         {
-            UnpinBlock(pin.Blocks[i], idleSince);
+            int block = pin.Blocks[i];
+            if (atLastUse && _pinCount[block] == 1 && _refCount[block] == 0 && _hasHash[block])
+            {
+                _pinCount[block] = 0;
+                _pinnedBlocks--;
+                _pinnedIdleBlocks--;
+                anchor = LruInsertAtLastUse(block, anchor, endedAt);
+                continue;
+            }
+
+            UnpinBlock(block);
         }
 
         RemovePin(pin);
@@ -693,7 +723,7 @@ public sealed partial class KvBlockManager
         }
     }
 
-    private void UnpinBlock(int block, long idleSince = -1)
+    private void UnpinBlock(int block)
     {
         if (--_pinCount[block] == 0)
         {
@@ -703,7 +733,7 @@ public sealed partial class KvBlockManager
                 _pinnedIdleBlocks--;
             }
 
-            ReleaseIfIdle(block, idleSince);
+            ReleaseIfIdle(block);
         }
     }
 

@@ -34,6 +34,8 @@ internal static class WorkerStateWriter
             PrefixCacheHitTokens = s.PrefixCacheHitTokens,
             PinsDroppedTotal = s.PinsDroppedTotal,
             PinsExpiredTotal = s.PinsExpiredTotal,
+            PinCostBlocksTotal = s.PinCostBlocksTotal,
+            PinSavedBlocksTotal = s.PinSavedBlocksTotal,
             KvEventSeq = s.KvEventSeq,
             TimeScale = scale,
             MaxModelLength = ctx.MaxModelLength,

@@ -3,7 +3,7 @@ using Gateway.Core.Tests.Routing;
 
 namespace Gateway.Core.Tests.Agents;
 
-/// <summary>Where an idle context waits on a worker with a host tier, and the guard that stops HBM pins where they lose.</summary>
+/// <summary>Where an idle context waits on a worker with a host tier.</summary>
 public class TierPlacementTests
 {
     private static TurnCompletion Turn(GapKind gap, int blocks = 6000, int pool = 8000, int host = 16000, double prefill = 5, double reload = 0.3) => new()
@@ -53,37 +53,5 @@ public class TierPlacementTests
     public void ReloadAsSlowAsRecompute_IsNotWorthAPrefetch()
     {
         Assert.Null(TierPlacement.Decide(Turn(GapKind.Tool, reload: 5), new GapDistribution(Math.Log(9), 1.6, 1)));
-    }
-
-    [Fact]
-    public void Guard_WorkerWhosePinsKeepBeingDropped_GetsNoHbmPinsUntilItsShareDecays()
-    {
-        var guard = new PinGuard();
-        for (int i = 0; i < PinGuard.MinOutcomes; i++)
-        {
-            guard.Outcome(1, dropped: i % 2 == 0);
-            guard.Outcome(2, dropped: false);
-        }
-
-        Assert.False(guard.Allows(1));
-        Assert.True(guard.Allows(2));
-        int refused = 1;
-        while (!guard.Allows(1) && refused < 1000)
-        {
-            refused++;
-        }
-
-        Assert.InRange(refused, 2, 999); // probation: tried again after a bounded number of refusals
-        Assert.Equal(refused, guard.Skipped);
-    }
-
-    [Fact]
-    public void Guard_TooFewOutcomes_DoesNotJudge()
-    {
-        var guard = new PinGuard();
-        guard.Outcome(1, dropped: true);
-        guard.Outcome(1, dropped: true);
-
-        Assert.True(guard.Allows(1));
     }
 }
