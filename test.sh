@@ -50,5 +50,16 @@ for proj in $(ls tests/*/*.Tests.csproj | sort); do
   if [ $rc -ne 0 ] && [ "$f" = "0" ]; then failed=$((failed + 1)); log "$name exited $rc"; fi
 done
 
+# The short soak (docs/reliability.md): 5 minutes of mixed traffic through the gateway and its 4 embedded workers on
+# the build above; one test that fails unless RSS and the live heap grew less than 5 % after its 2-minute warm-up.
+# SOAK=0 skips it.
+if [ "${SOAK:-1}" != 0 ]; then
+  log "running the 5-minute soak"
+  soak_out=$(NO_BUILD=1 CONFIG=Debug SAMPLE=20 MAX_GROWTH=5 SOAK_OUT=/tmp/gateway-soak-report.md timeout 900 scripts/soak.sh 5m 2m 2>&1)
+  rc=$?
+  echo "$soak_out" | grep -E '^(Growth|Window|Check|\| (multi-turn|overhead|cancels)|After the load)' 
+  if [ $rc = 0 ]; then passed=$((passed + 1)); log "soak: passed"; else failed=$((failed + 1)); log "soak: failed (rc=$rc)"; echo "$soak_out" | tail -40; fi
+fi
+
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = "0" ]

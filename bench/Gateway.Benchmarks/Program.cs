@@ -16,5 +16,5 @@ if (args.Length > 0 && args[0] == "tokenizers-ab")
 
 if (Gateway.Benchmarks.Cpu.CpuCommands.TryRun(args, out int cpuExit)) return cpuExit;
 
-BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+BenchmarkSwitcher.FromAssembly(typeof(ProfileTable).Assembly).Run(args);
 return 0;

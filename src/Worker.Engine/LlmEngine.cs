@@ -97,7 +97,7 @@ public sealed partial class LlmEngine
         _executor = executor;
         _tokenExecutor = tokenExecutor;
         _blockSize = options.BlockSize;
-        KvEvents = new KvEventLog(options.BlockSize, options.KvEventCapacity);
+        KvEvents = new KvEventLog(options.BlockSize, options.KvEventCapacity, expectedCachedBlocks: options.EffectiveKvBlocks);
         int hostBlocks = options.EffectiveHostKvBlocks;
         if (hostBlocks > 0 && tokenExecutor is not null && hostCopier is null)
         {

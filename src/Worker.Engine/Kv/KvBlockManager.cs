@@ -42,7 +42,7 @@ public sealed partial class KvBlockManager
     private readonly long[] _idleSince; // UTC ticks (TimeProvider) of the block's last use (when it last became unreferenced)
     private readonly long[] _lruSince; // UTC ticks when it last entered the LRU (a lapsed pin's blocks: when the pin ended)
     private readonly int[] _free;
-    private readonly Dictionary<ulong, int> _cache = [];
+    private readonly Dictionary<ulong, int> _cache; // sized to the pool once: it never holds more than every block
     private readonly Dictionary<long, PinEntry> _pins = [];
     private readonly Dictionary<string, long> _pinBySession = new(StringComparer.Ordinal);
     private readonly List<ulong> _scratchHashes = [];
@@ -77,6 +77,7 @@ public sealed partial class KvBlockManager
         MaxPinnedBlocks = (int)Math.Floor(totalBlocks * maxPinnedFraction);
         _time = time;
         _events = events;
+        _cache = new Dictionary<ulong, int>(totalBlocks);
         _refCount = new int[totalBlocks];
         _pinCount = new int[totalBlocks];
         _hash = new ulong[totalBlocks];
