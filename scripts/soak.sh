@@ -15,7 +15,7 @@
 # dotnet-gcdump (installed under .tools/dotnet-tools when missing; LIVE_HEAP=0 skips it). The gcdumps of the end of the
 # warm-up and of the end give the types that grew. After the load: requests in flight and KV blocks used on the
 # workers (both must be back to 0: every cancel released its worker).
-# The embedded workers get KV_BLOCKS blocks each (4096: 64k tokens), not a modelled H100's ~27k: every structure
+# The embedded workers get KV_BLOCKS blocks each (1024: 16k tokens), not a modelled H100's ~27k: every structure
 # bounded by the KV pools (the workers' prefix caches, the gateway's precise and approximate prefix indexes, the
 # workers' cached-hash mirrors) then reaches its bound during the warm-up instead of filling for hours, so what the
 # run measures after the warm-up is what a long run holds (KV_BLOCKS=0: the profile's pool).
@@ -25,7 +25,7 @@
 # MAX_GROWTH=P: exit 3 unless RSS and live heap (window to window) grew less than P % (the live heap needs dotnet-gcdump).
 # Report: soak-report.md (SOAK_OUT to change), also printed.
 # Environment: SAMPLE (60), WINDOW (60), PORT (18480), TIME_SCALE (0.05, worker wall seconds per modelled second),
-# KV_BLOCKS (4096), CONFIG (Release; Debug uses the build ./test.sh made), NO_BUILD=1, LIVE_HEAP, MAX_GROWTH.
+# KV_BLOCKS (1024), AGENTS (Gateway:Agents:Mode; unset: the gateway's default), CONFIG (Release; Debug uses the build ./test.sh made), NO_BUILD=1, LIVE_HEAP, MAX_GROWTH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
@@ -40,7 +40,8 @@ duration=$(secs "${1:-1h}")
 warmup=$(secs "${2:-10m}")
 sample=${SAMPLE:-60}
 window=${WINDOW:-60}
-kv_blocks=${KV_BLOCKS:-4096}
+kv_blocks=${KV_BLOCKS:-1024}
+agents=${AGENTS:-}
 config=${CONFIG:-Release}
 max_growth=${MAX_GROWTH:-}
 port=${PORT:-18480}
@@ -61,12 +62,12 @@ fi
 gateway_dll=$(ls src/Gateway/bin/"$config"/net*/Gateway.dll | head -1)
 loadgen_dll=$(ls loadtests/LoadGen/bin/"$config"/net*/LoadGen.dll | head -1)
 
-Gateway__Listen=$url Gateway__Workers__Embedded__TimeScale=$scale Gateway__Workers__Embedded__KvBlocks=$kv_blocks Logging__LogLevel__Default=Warning \
-  dotnet "$gateway_dll" > "$work/gateway.log" 2>&1 &
+env ${agents:+Gateway__Agents__Mode=$agents} Gateway__Listen=$url Gateway__Workers__Embedded__TimeScale=$scale Gateway__Workers__Embedded__KvBlocks=$kv_blocks \
+  Logging__LogLevel__Default=Warning dotnet "$gateway_dll" > "$work/gateway.log" 2>&1 &
 gw=$!; pids+=("$gw")
 for _ in $(seq 1 120); do curl -sf "$url/readyz" >/dev/null 2>&1 && break; sleep 1; done
 curl -sf "$url/readyz" >/dev/null || { echo "gateway did not become ready" >&2; tail -20 "$work/gateway.log" >&2; exit 1; }
-echo "soak: gateway pid $gw on $url, ${duration}s, warm-up ${warmup}s, sample every ${sample}s, ${kv_blocks} KV blocks a worker" >&2
+echo "soak: gateway pid $gw on $url, ${duration}s, warm-up ${warmup}s, sample every ${sample}s, ${kv_blocks} KV blocks a worker${agents:+, agents $agents}" >&2
 
 lg() { dotnet "$loadgen_dll" --target "$url" --key "$key" --duration "${duration}s" --warmup 1 --plain "$@"; }
 lg --scenario multi-turn --rate 1 --out "$work/multi-turn.json" > "$work/multi-turn.log" 2>&1 & pids+=("$!")
@@ -109,10 +110,10 @@ wait "${pids[@]:1}" 2>/dev/null || true
 sleep 3 # the last cancels reach the workers
 curl -sf --max-time 10 "$url/metrics" > "$work/after.prom" 2>/dev/null || true
 
-python3 - "$work" "$warmup" "$duration" "$out" "$window" "$kv_blocks" "$max_growth" <<'PY'
+python3 - "$work" "$warmup" "$duration" "$out" "$window" "$kv_blocks" "$max_growth" "${agents:-default}" <<'PY'
 import csv, sys, os, re, statistics
 work, warmup, duration, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-window, kv_blocks, max_growth = int(sys.argv[5]), sys.argv[6], sys.argv[7]
+window, kv_blocks, max_growth, agents = int(sys.argv[5]), sys.argv[6], sys.argv[7], sys.argv[8]
 rows = list(csv.DictReader(open(os.path.join(work, "samples.csv"))))
 base = next((r for r in rows if float(r["minute"]) * 60 >= warmup), rows[0])
 last = rows[-1]
@@ -127,7 +128,7 @@ def growth(k):
         return "n/a"
 def mib(v):
     return f"{float(v) / 2**20:.1f}" if v not in ("", "NA", None) else "n/a"
-lines = [f"### soak: {duration // 60} min, warm-up {warmup // 60} min, {len(rows)} samples, {kv_blocks} KV blocks a worker", "",
+lines = [f"### soak: {duration // 60} min, warm-up {warmup // 60} min, {len(rows)} samples, {kv_blocks} KV blocks a worker, agent sessions {'off' if agents == 'off' else 'tracked (' + agents + ')'}", "",
          "| minute | RSS (MiB) | GC heap after last GC (MiB) | live heap (MiB) | threads | fds |", "|---|---|---|---|---|---|"]
 for r in rows:
     lines.append(f"| {r['minute']} | {int(r['rss_kb']) / 1024:.1f} | {mib(r['gc_heap_bytes'])} | {mib(r['live_heap_bytes'])} | {r['threads']} | {r['fds']} |")
