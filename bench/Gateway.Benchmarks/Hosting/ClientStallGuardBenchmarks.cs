@@ -13,8 +13,11 @@ namespace Gateway.Benchmarks.Hosting;
 /// One request = the pipeline up to the response body, then a streamed answer of <see cref="Chunks"/> SSE events
 /// (about 120 bytes each, a write and a flush per event, as the proxy relays a worker's stream) into a pipe that a reader
 /// drains as it goes. The baseline is the same pipeline without the guard; the difference is the guard's cost per request.
+/// On a shared machine compare the Min columns (the iteration least disturbed by other processes) and the allocations.
 /// </summary>
 [MemoryDiagnoser]
+[MinColumn]
+[MedianColumn]
 public class ClientStallGuardBenchmarks
 {
     private static readonly byte[] Event = System.Text.Encoding.UTF8.GetBytes(

@@ -114,6 +114,31 @@ public class ApproximatePrefixIndexTests
     }
 
     [Fact]
+    public void Insert_OnceEveryWorkerIsAtItsCapacity_FreshPromptsForeverAllocateNothing()
+    {
+        // What a soak sees: the index fills to the workers' capacities, then every new chain evicts an old one in place.
+        const int workers = 4, capacity = 1024;
+        var index = NewIndex(ttlSeconds: 3600);
+        var chains = Enumerable.Range(0, 22_000).Select(r => Chains.Of(r * 1000L, 1 + r % 9)).ToArray(); // made before measuring
+        int next = 0;
+        void Route(int requests)
+        {
+            for (int r = 0; r < requests; r++, next++)
+            {
+                index.Insert(next % workers, chains[next], capacity);
+            }
+        }
+
+        Route(2_000); // fills every worker (5 blocks a request on average, 500 requests a worker)
+        Assert.All(Enumerable.Range(0, workers), w => Assert.Equal(capacity, index.CountFor(w)));
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        Route(20_000);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(workers * capacity, index.Count);
+    }
+
+    [Fact]
     public void Insert_SharedBlockOnManyWorkers_OneNodeManyResidencies()
     {
         var index = NewIndex();
