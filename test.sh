@@ -55,7 +55,7 @@ done
 # SOAK=0 skips it.
 if [ "${SOAK:-1}" != 0 ]; then
   log "running the 5-minute soak"
-  soak_out=$(NO_BUILD=1 CONFIG=Debug SAMPLE=20 MAX_GROWTH=5 AGENTS=off SOAK_OUT=/tmp/gateway-soak-report.md timeout 900 scripts/soak.sh 5m 2m 2>&1)
+  soak_out=$(NO_BUILD=1 CONFIG=Debug SAMPLE=20 WINDOW=80 MAX_GROWTH=5 AGENTS=off SOAK_OUT=/tmp/gateway-soak-report.md timeout 900 scripts/soak.sh 5m 2m 2>&1)
   rc=$?
   echo "$soak_out" | grep -E '^(Growth|Window|Check|\| (multi-turn|overhead|cancels)|After the load)' 
   if [ $rc = 0 ]; then passed=$((passed + 1)); log "soak: passed"; else failed=$((failed + 1)); log "soak: failed (rc=$rc)"; echo "$soak_out" | tail -40; fi
