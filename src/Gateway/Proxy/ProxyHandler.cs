@@ -80,36 +80,63 @@ public sealed class ProxyHandler
         try
         {
             tenant = _auth.Authenticate(ApiCredential.Of(context.Request.Headers));
-            using var admitted = await _admission.AdmitAsync(context, tenant, endpoint, translation).ConfigureAwait(false);
-            if (admitted is not { } request)
-            {
-                return;
-            }
-
-            ctx = _planner.Plan(in request);
-            context.Features.Set(ctx);
-            var agentTurn = _settlement.OnArrived(ctx, context.Request.Headers);
-            var (proceed, ticket) = await _queue.EnterAsync(context, ctx).ConfigureAwait(false);
-            if (!proceed)
+            // The admitted value goes straight to the planner (not kept in this method's state across awaits); only
+            // its pooled body is kept, to be given back once the answer is sent.
+            PooledBody body;
+            (ctx, body) = Plan(await _admission.AdmitAsync(context, tenant, endpoint, translation).ConfigureAwait(false));
+            if (ctx is null)
             {
                 return;
             }
 
             try
             {
-                _telemetry.OnPlanned(ctx);
-                var outcome = await _forwarding.SendAsync(context, ctx).ConfigureAwait(false);
-                _settlement.OnAttemptsEnded(ctx, outcome, agentTurn);
-                await _failures.WriteAsync(context, outcome, ctx.Request.Model).ConfigureAwait(false);
+                context.Features.Set(ctx);
+                var agentTurn = _settlement.OnArrived(ctx, context.Request.Headers);
+                var (proceed, ticket) = await _queue.EnterAsync(context, ctx).ConfigureAwait(false);
+                if (!proceed)
+                {
+                    return;
+                }
+
+                try
+                {
+                    _telemetry.OnPlanned(ctx);
+                    var outcome = await _forwarding.SendAsync(context, ctx).ConfigureAwait(false);
+                    _settlement.OnAttemptsEnded(ctx, outcome, agentTurn);
+                    await _failures.WriteAsync(context, outcome, ctx.Request.Model).ConfigureAwait(false);
+                }
+                finally
+                {
+                    _settlement.Release(ctx, ticket);
+                }
             }
             finally
             {
-                _settlement.Release(ctx, ticket);
+                body.Dispose();
             }
         }
         finally
         {
             _telemetry.OnFinished(context, tenant?.Path, RequestTelemetry.EndpointName(endpoint, translation), started, ctx);
+        }
+    }
+
+    private (GatewayRequestContext? Context, PooledBody Body) Plan(AdmittedRequest? admitted)
+    {
+        if (admitted is not { } request)
+        {
+            return (null, default);
+        }
+
+        try
+        {
+            return (_planner.Plan(in request), request.Pooled);
+        }
+        catch
+        {
+            request.Dispose();
+            throw;
         }
     }
 
