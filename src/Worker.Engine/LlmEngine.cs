@@ -682,6 +682,7 @@ public sealed partial class LlmEngine
             _queryTokens += seq.Request.PromptTokens;
             _hitTokens += seq.CachedTokens;
             _hostHitTokens += seq.ReloadedTokens;
+            _blocks.ShadowAdmitted(seq.Request.BlockHashes, (seq.Tokens - 1) / _blockSize, hitBlocks);
         }
 
         _stepReloadTokens += seq.PendingReloadTokens;

@@ -3,8 +3,8 @@ namespace Worker.Engine;
 /// <summary>
 /// What pins cost the other contexts and what they save, measured against the counterfactual without pins: a shadow
 /// LRU of block hashes, as large as the pool, that sees every block the engine computes, hits and frees in the same
-/// order but knows no pins (what the prefix cache would hold if no retain hint had been sent). At each request's prefix
-/// walk the engine compares its own hit with the shadow's: blocks the shadow has and the engine recomputes count as
+/// order but knows no pins (what the prefix cache would hold if no retain hint had been sent). At each request's first
+/// admission (<see cref="ShadowAdmitted"/>) the engine compares its own hit with the shadow's: blocks the shadow has and the engine recomputes count as
 /// <see cref="PinCostBlocksTotal"/> (pins pushed them out), blocks the engine hits and the shadow lacks as
 /// <see cref="PinSavedBlocksTotal"/> (a pin kept them). Kept only on workers without a host tier (there the tier, not
 /// pins, keeps idle contexts); measurement only, it changes no eviction decision. A lapsed pin's blocks rejoin the real
@@ -24,10 +24,11 @@ public sealed partial class KvBlockManager
     private bool ShadowOn => Host is null;
 
     /// <summary>
-    /// A request's prefix walk found <paramref name="hits"/> leading blocks of <paramref name="hashes"/> (at most
-    /// <paramref name="limit"/>): compares with the shadow's prefix and touches what the shadow hit.
+    /// A request was admitted (once per request: admission retries and preemptions do not count again) with
+    /// <paramref name="hits"/> leading blocks of <paramref name="hashes"/> cached (of at most <paramref name="limit"/>):
+    /// compares with the shadow's prefix and touches what the shadow hit.
     /// </summary>
-    private void ShadowLookup(ReadOnlySpan<ulong> hashes, int limit, int hits)
+    public void ShadowAdmitted(ReadOnlySpan<ulong> hashes, int limit, int hits)
     {
         if (!ShadowOn)
         {

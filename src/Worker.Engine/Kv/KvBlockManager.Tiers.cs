@@ -108,7 +108,6 @@ public sealed partial class KvBlockManager
         }
 
         FlushReloadRun(hashes, ref runStart);
-        ShadowLookup(hashes, limit, hits);
         return hits;
     }
 

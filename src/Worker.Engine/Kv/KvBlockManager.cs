@@ -196,7 +196,6 @@ public sealed partial class KvBlockManager
             hits++;
         }
 
-        ShadowLookup(hashes, limit, hits);
         return hits;
     }
 

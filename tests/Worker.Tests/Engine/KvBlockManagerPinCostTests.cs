@@ -17,6 +17,7 @@ public class KvBlockManagerPinCostTests
     {
         var table = new List<int>();
         int hits = blocks.AcquireTieredPrefix(hashes, hashes.Length, table, out _, out _);
+        blocks.ShadowAdmitted(hashes, hashes.Length, hits);
         Assert.True(blocks.TryAllocate(hashes.Length - hits, table));
         blocks.MarkComputed(table, hashes, hits * 16, hashes.Length * 16);
         blocks.Free(table);
