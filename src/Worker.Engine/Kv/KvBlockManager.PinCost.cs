@@ -35,6 +35,7 @@ public sealed partial class KvBlockManager
             return;
         }
 
+        limit = Math.Min(limit, hashes.Length);
         int n = 0;
         while (n < limit && _shadowIndex.ContainsKey(hashes[n]))
         {
