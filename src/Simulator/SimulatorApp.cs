@@ -128,7 +128,7 @@ public static class SimulatorApp
         File.WriteAllText(stem + ".md", ResultWriter.ToMarkdown(traceName, workload.RequestCount, workload.IdealPrefixHitRatio, results, commandLine), new UTF8Encoding(false));
         if (s.RequestsOut)
         {
-            RequestLogWriter.Write(stem + ".requests.jsonl", results);
+            RequestLog.WriteJsonl(stem + ".requests.jsonl", results);
         }
 
         File.WriteAllText(stem + ".svg", SvgChart.Render($"{traceName}: {workload.RequestCount} requests, {s.Workers} workers ({s.Profile})", results, workload.Tenants), new UTF8Encoding(false));

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using Simulator.Reports;
 using Simulator.Simulation;
 
 namespace Simulator.Compare;
@@ -44,7 +45,7 @@ public static class CompareRunner
                 var o = SimulatorApp.Run(s, log, commandLine);
                 foreach (var run in o.Runs)
                 {
-                    RequestCsv.Write(Path.Combine(rawDir, RequestCsv.FileName(suite.Name, sc.Name, load, run)), run.Requests);
+                    RequestLog.WriteCsv(Path.Combine(rawDir, RequestsCsvName(suite.Name, sc.Name, load, run)), run.Requests);
                 }
 
                 cells.Add(new CompareCell(sc, load, o.Workload.RequestCount, o.Workload.IdealPrefixHitRatio, o.Workload.PooledIdealPrefixHitRatio, o.Runs));
@@ -97,6 +98,18 @@ public static class CompareRunner
         {
             throw new ArgumentException($"scenario {name}: " + string.Join("; ", errors));
         }
+    }
+
+    /// <summary>The file name of a run's records: suite, scenario, load, routing (knobs kept, unsafe characters replaced) and seed.</summary>
+    private static string RequestsCsvName(string suite, string scenario, double load, RunResult run)
+    {
+        var routing = new StringBuilder(run.Routing.Length);
+        foreach (char c in run.Routing)
+        {
+            routing.Append(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_');
+        }
+
+        return string.Create(CultureInfo.InvariantCulture, $"{suite}-{scenario}-{SuiteScenario.LoadLabel(load)}-{routing}-seed{run.Seed}.requests.csv");
     }
 }
 

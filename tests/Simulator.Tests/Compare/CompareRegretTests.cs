@@ -35,14 +35,4 @@ public class CompareRegretTests
         Assert.Equal(0.6, pair.TtftCostSeconds, 9);                           // only the positive difference (0.9 − 0.3)
         Assert.Equal(new[] { "session", "affinity" }, pair.Reasons);
     }
-
-    [Fact]
-    public void RequestCsv_OneRowPerRequest_QuotesSessionIdsWithCommas()
-    {
-        var csv = RequestCsv.ToCsv([Rec("a,b", 3, cached: 16, queued: 7, ttft: 0.25, reason: "spill")]);
-        var lines = csv.TrimEnd('\n').Split('\n');
-        Assert.Equal(RequestCsv.Header, lines[0]);
-        Assert.StartsWith("\"a,b\",3,t,10.0000,", lines[1], StringComparison.Ordinal);
-        Assert.Contains(",spill,7,1000,0,16,5,250.0,0", lines[1], StringComparison.Ordinal);
-    }
 }

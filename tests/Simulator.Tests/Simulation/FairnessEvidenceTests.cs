@@ -97,7 +97,7 @@ public sealed class FairnessEvidenceTests(ITestOutputHelper output)
         string path = Path.Combine(Path.GetTempPath(), $"requests-{Guid.NewGuid():N}.jsonl");
         try
         {
-            Simulator.Reports.RequestLogWriter.Write(path, [run]);
+            Simulator.Reports.RequestLog.WriteJsonl(path, [run]);
             var lines = File.ReadAllLines(path);
             Assert.Equal(30, lines.Length);
             using var first = System.Text.Json.JsonDocument.Parse(lines[0]);
