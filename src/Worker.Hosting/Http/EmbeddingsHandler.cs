@@ -1,9 +1,4 @@
-using System.Buffers;
-using System.Globalization;
 using System.Runtime.InteropServices;
-using System.Text.Json;
-using System.Threading.Channels;
-using Gateway.Core.Hashing;
 using Gateway.Core.OpenAi;
 using Gateway.Core.Tokenization;
 using Microsoft.AspNetCore.Http;
