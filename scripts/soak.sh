@@ -26,6 +26,8 @@
 # same point of the collector's cycle every time, so it does not swing with the garbage allocated since the last
 # collection (tens of MiB under Server GC): it is the one MAX_GROWTH checks.
 # MAX_GROWTH=P: exit 3 unless RSS after a full GC and the live heap (window to window) grew less than P % (both need dotnet-gcdump).
+# REPORT_FROM=DIR: no run, only the report again from the samples and gcdumps an earlier run left in DIR (its last line
+# names it), for another warm-up (the second argument) or WINDOW; give the same KV_BLOCKS and AGENTS for its header.
 # Report: soak-report.md (SOAK_OUT to change), also printed.
 # Environment: SAMPLE (60), WINDOW (60), PORT (18480), TIME_SCALE (0.05, worker wall seconds per modelled second),
 # KV_BLOCKS (1024), AGENTS (Gateway:Agents:Mode; unset: the gateway's default), CONFIG (Release; Debug uses the build ./test.sh made), NO_BUILD=1, LIVE_HEAP, MAX_GROWTH.
@@ -50,7 +52,7 @@ max_growth=${MAX_GROWTH:-}
 port=${PORT:-18480}
 scale=${TIME_SCALE:-0.05}
 out=${SOAK_OUT:-$PWD/soak-report.md}
-work=$(mktemp -d)
+work=${REPORT_FROM:-$(mktemp -d)}
 key=sk-demo-local-0000
 url=http://127.0.0.1:$port
 
@@ -58,6 +60,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
+if [ -z "${REPORT_FROM:-}" ]; then # (not indented: the whole run)
 if [ "${NO_BUILD:-0}" != 1 ]; then
   dotnet build src/Gateway -c "$config" -nologo -clp:ErrorsOnly >&2
   dotnet build loadtests/LoadGen -c "$config" -nologo -clp:ErrorsOnly >&2
@@ -113,6 +116,7 @@ done
 wait "${pids[@]:1}" 2>/dev/null || true
 sleep 3 # the last cancels reach the workers
 curl -sf --max-time 10 "$url/metrics" > "$work/after.prom" 2>/dev/null || true
+fi
 
 python3 - "$work" "$warmup" "$duration" "$out" "$window" "$kv_blocks" "$max_growth" "${agents:-default}" <<'PY'
 import csv, sys, os, re, statistics
@@ -128,7 +132,7 @@ def growth(k):
     try:
         a, b = float(b0[k]), float(last[k])
         return f"{(b - a) / a * 100:+.1f} %"
-    except (ValueError, ZeroDivisionError):
+    except (ValueError, ZeroDivisionError, TypeError, KeyError):
         return "n/a"
 def mib(v):
     return f"{float(v) / 2**20:.1f}" if v not in ("", "NA", None) else "n/a"
