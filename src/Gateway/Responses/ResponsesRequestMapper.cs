@@ -222,12 +222,23 @@ public static class ResponsesRequestMapper
                 {
                     var output = item["output"];
                     string text = output?.GetValueKind() == JsonValueKind.String ? output.GetValue<string>() : JoinText(output as JsonArray);
-                    history.Add(new JsonObject
+                    if (String(item, "call_id") is { } callId)
                     {
-                        ["role"] = "tool",
-                        ["tool_call_id"] = String(item, "call_id") ?? throw new MappingException($"'{at}.call_id' is required.", at + ".call_id"),
-                        ["content"] = text,
-                    });
+                        history.Add(new JsonObject { ["role"] = "tool", ["tool_call_id"] = callId, ["content"] = text });
+                    }
+                    else if (String(item, "name") is { } name)
+                    {
+                        // An output no call asked for (Codex adds its agent's state this way, e.g. name "goal_objective",
+                        // namespace "agent"): chat completions has no tool message without a call, so it reaches the
+                        // model as a user message that names it.
+                        string qualified = String(item, "namespace") is { } ns ? ns + "." + name : name;
+                        history.Add(new JsonObject { ["role"] = "user", ["content"] = $"[{qualified}] {text}" });
+                    }
+                    else
+                    {
+                        throw new MappingException($"'{at}.call_id' is required.", at + ".call_id");
+                    }
+
                     break;
                 }
 

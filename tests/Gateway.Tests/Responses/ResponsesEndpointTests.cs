@@ -161,10 +161,21 @@ public sealed class ResponsesEndpointTests : IAsyncLifetime
         Assert.Equal(ids[0], ids[1]);
     }
 
+    [Fact]
+    public async Task OutputWithoutACall_AsCodexSendsItsAgentState_ReachesTheModelAsANamedUserMessage()
+    {
+        using var c = TestGateway.Client(_gw);
+        await PostAsync(c, """{"model":"llama3-8b","input":[{"type":"message","role":"user","content":"plan"},{"type":"function_call_output","name":"goal_objective","namespace":"agent","output":"index fast"}]}""");
+        var messages = JsonDocument.Parse(_w.Requests.Single().Body).RootElement.GetProperty("messages");
+        Assert.Equal(["user", "user"], messages.EnumerateArray().Select(m => m.GetProperty("role").GetString()));
+        Assert.Equal("[agent.goal_objective] index fast", messages[1].GetProperty("content").GetString());
+    }
+
     [Theory]
     [InlineData("""{"input":"x"}""", "model")]
     [InlineData("""{"model":"llama3-8b"}""", "input")]
     [InlineData("""{"model":"llama3-8b","input":[{"type":"web_search_call"}]}""", "input[0].type")]
+    [InlineData("""{"model":"llama3-8b","input":[{"type":"function_call_output","output":"orphan"}]}""", "input[0].call_id")]
     [InlineData("""{"model":"llama3-8b","input":"x","tools":[{"type":"web_search"},{"type":"function"}]}""", "tools[1].name")]
     public async Task BadRequests_Give400NamingTheParam(string json, string param)
     {
