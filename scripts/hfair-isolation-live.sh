@@ -14,11 +14,11 @@
 # quiet-2 + quiet-3 through gateway 2, Redis shared); --duration D [90s]; --rate R quiet requests/s per tenant [0.5];
 # --noisy-factor F flood rate over a quiet tenant's [14]; --prompt-tokens N [2048]; --max-tokens N [64];
 # --time-scale X worker wall seconds per modelled second [2]; --out-dir DIR [bench-results/hfair-live-<UTC time>];
-# --base-port P [18480]; --fcfs-reference; --no-build.
+# --base-port P [18480]; --repeat N alone/contended pairs, each on a fresh system [1]; --fcfs-reference; --no-build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
-workers=1 gateways=1 duration=90s rate=0.5 factor=14 prompt=2048 max_tokens=64 time_scale=2 out_dir="" base_port=18480 build=1 fcfs_ref=0
+workers=1 gateways=1 duration=90s rate=0.5 factor=14 prompt=2048 max_tokens=64 time_scale=2 out_dir="" base_port=18480 build=1 fcfs_ref=0 repeat=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --workers) workers=$2; shift 2 ;;
@@ -32,6 +32,7 @@ while [ $# -gt 0 ]; do
     --out-dir) out_dir=$2; shift 2 ;;
     --base-port) base_port=$2; shift 2 ;;
     --no-build) build=0; shift ;;
+    --repeat) repeat=$2; shift 2 ;;
     --fcfs-reference) fcfs_ref=1; shift ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -106,6 +107,11 @@ start_system() { # start_system POLICY LABEL
     env "${env_args[@]}" dotnet "$gateway_dll" > "$out_dir/$label-gateway$g.log" 2>&1 &
     pids+=($!)
     wait_http "http://127.0.0.1:$((base_port + 50 + g))/readyz" "$label-gateway$g" "$!"
+    # Ready is not enough on a loaded machine: wait until the gateway lists the workers' model (else 404 model_not_found).
+    for _ in $(seq 150); do
+      curl -fs --max-time 1 -H "Authorization: Bearer sk-live-1" "http://127.0.0.1:$((base_port + 50 + g))/v1/models" | grep -q '"id"' && break
+      sleep 0.2
+    done
   done
   log "$label: $workers worker(s), $gateways gateway(s) under $policy"
 }
@@ -133,12 +139,14 @@ run() { # run LABEL POLICY FLOOD_FACTOR
 }
 
 log "out: $out_dir (machine shared with other jobs: compare within this run only)"
-run alone fcfs 0
-run contended hfair "$factor"
-[ $fcfs_ref = 1 ] && run fcfs fcfs "$factor"
-python3 - "$out_dir" "$gateways" "$workers" "$factor" "$rate" "$prompt" "$max_tokens" "$time_scale" "$duration" <<'EOF'
-import json, sys, os
-out, gateways, workers, factor, rate, prompt, max_tokens, ts, duration = sys.argv[1:]
+for r in $(seq 1 "$repeat"); do
+  run "alone-r$r" fcfs 0
+  run "contended-r$r" hfair "$factor"
+  if [ $fcfs_ref = 1 ]; then run "fcfs-r$r" fcfs "$factor"; fi
+done
+python3 - "$out_dir" "$gateways" "$workers" "$factor" "$rate" "$prompt" "$max_tokens" "$time_scale" "$duration" "$repeat" <<'EOF'
+import json, sys, os, statistics
+out, gateways, workers, factor, rate, prompt, max_tokens, ts, duration, repeat = sys.argv[1:]
 def groups(label):
     g = {}
     for k in range(1, int(gateways) + 1):
@@ -147,33 +155,42 @@ def groups(label):
         for name, s in rep["tenants"].items():
             g[name] = s
     return g
-alone, cont = groups("alone"), groups("contended")
-fcfs = groups("fcfs") if os.path.exists(os.path.join(out, "fcfs-gw1.json")) else None
-quiet = sorted(n for n in cont if "quiet" in n)
-flood = [n for n in cont if "flood" in n]
-rows = []
-for q in quiet:
-    a, c = alone[q]["ttft_ms"], cont[q]["ttft_ms"]
-    f99 = f" | {fcfs[q]['ttft_ms']['p99'] / a['p99']:.1f}" if fcfs else ""
-    rows.append((q, alone[q]["ok"], cont[q]["ok"], a["p50"], a["p99"], c["p50"], c["p99"], c["p50"] / a["p50"], c["p99"] / a["p99"], f99))
-worst = max(r[-2] for r in rows)
-lines = [f"Live: {workers} worker(s) (roofline h100-llama3-8b, --time-scale {ts}), {gateways} gateway replica(s)"
-         + (" over one redis-server" if gateways == "2" else "") + f"; noisy-neighbour, quiet tenants at {rate}/s, flood at {factor}x, "
-         f"{prompt}-token prompts, {max_tokens} output tokens, {duration}. Alone = fcfs, flood silent; contended = hfair.",
-         "", "| tenant | requests ok alone / contended | TTFT p50 alone -> contended ms | TTFT p99 alone -> contended ms | p50 / alone | p99 / alone |"
-         + (" fcfs p99 / alone |" if fcfs else ""),
-         "|---|---|---|---|---:|---:|" + ("---:|" if fcfs else "")]
-for q, na, nc, a50, a99, c50, c99, r50, r99, f99 in rows:
-    lines.append(f"| {q} | {na} / {nc} | {a50:.0f} -> {c50:.0f} | {a99:.0f} -> {c99:.0f} | {r50:.2f} | {r99:.2f}{f99} |")
-for fl in flood:
-    s = cont[fl]
-    ref = f"; fcfs {fcfs[fl]['output_token_throughput']:.0f}" if fcfs else ""
-    lines.append(f"| {fl} (flood) | {s['ok']} ok, {s['error']} refused or failed of {s['requests']} | p50 {s['ttft_ms']['p50']:.0f} | p99 {s['ttft_ms']['p99']:.0f} | out tok/s {s['output_token_throughput']:.0f}{ref} | |" + (" |" if fcfs else ""))
+def table(r):
+    alone, cont = groups(f"alone-r{r}"), groups(f"contended-r{r}")
+    fcfs = groups(f"fcfs-r{r}") if os.path.exists(os.path.join(out, f"fcfs-r{r}-gw1.json")) else None
+    quiet = sorted(n for n in cont if "quiet" in n)
+    flood = [n for n in cont if "flood" in n]
+    rows = []
+    for q in quiet:
+        a, c = alone[q]["ttft_ms"], cont[q]["ttft_ms"]
+        f99 = f" | {fcfs[q]['ttft_ms']['p99'] / a['p99']:.1f}" if fcfs else ""
+        rows.append((q, alone[q]["ok"], cont[q]["ok"], a["p50"], a["p99"], c["p50"], c["p99"], c["p50"] / a["p50"], c["p99"] / a["p99"], f99))
+    lines = ["| tenant | requests ok alone / contended | TTFT p50 alone -> contended ms | TTFT p99 alone -> contended ms | p50 / alone | p99 / alone |"
+             + (" fcfs p99 / alone |" if fcfs else ""),
+             "|---|---|---|---|---:|---:|" + ("---:|" if fcfs else "")]
+    for q, na, nc, a50, a99, c50, c99, r50, r99, f99 in rows:
+        lines.append(f"| {q} | {na} / {nc} | {a50:.0f} -> {c50:.0f} | {a99:.0f} -> {c99:.0f} | {r50:.2f} | {r99:.2f}{f99} |")
+    for fl in flood:
+        st = cont[fl]
+        ref = f"; fcfs {fcfs[fl]['output_token_throughput']:.0f}" if fcfs else ""
+        lines.append(f"| {fl} (flood) | {st['ok']} ok, {st['error']} refused or failed of {st['requests']} | p50 {st['ttft_ms']['p50']:.0f} | p99 {st['ttft_ms']['p99']:.0f} | out tok/s {st['output_token_throughput']:.0f}{ref} | |" + (" |" if fcfs else ""))
+    return lines, max(x[-2] for x in rows), max(x[-3] for x in rows)
 def load(label):
     f = os.path.join(out, f"{label}-loadavg.txt")
     return open(f).read().strip() if os.path.exists(f) else "not recorded"
-lines += ["", f"worst quiet p99 / alone: {worst:.2f} (load average 1/5/15 min at the end of the contended run: "
-          f"{load('contended')}; {os.cpu_count()} cores)"]
+lines = [f"Live: {workers} worker(s) (roofline h100-llama3-8b, --time-scale {ts}), {gateways} gateway replica(s)"
+         + (" over one redis-server" if gateways == "2" else "") + f"; noisy-neighbour, quiet tenants at {rate}/s, flood at {factor}x, "
+         f"{prompt}-token prompts, {max_tokens} output tokens, {duration}; {repeat} repetition(s), each on a fresh system. Alone = fcfs, flood silent; contended = hfair.", ""]
+worst99, worst50 = [], []
+for r in range(1, int(repeat) + 1):
+    t, w99, w50 = table(r)
+    worst99.append(w99)
+    worst50.append(w50)
+    lines += [f"Repetition {r} (load average 1/5/15 min at the end of its contended run: {load(f'contended-r{r}')}; {os.cpu_count()} cores):", ""] + t + [""]
+def spread(v):
+    return f"{statistics.median(v):.2f} (range {min(v):.2f}-{max(v):.2f}; runs: {', '.join(f'{x:.2f}' for x in v)})"
+lines += [f"worst quiet p99 / alone, median over repetitions: {spread(worst99)}",
+          f"worst quiet p50 / alone, median over repetitions: {spread(worst50)}"]
 open(os.path.join(out, "summary.md"), "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 EOF

@@ -31,6 +31,7 @@ var lagBound = new Option<double?>("--lag-bound") { Description = "hfair localit
 var reserve = new Option<int?>("--reserve") { Description = "hfair: free dispatch slots held back for tenants not over their in-flight share, default 1 (0: off)" };
 var overShare = new Option<double?>("--over-share-factor") { Description = "hfair: a tenant holding this many times its weighted share of the in-flight requests may not take a reserved slot, default 1.5" };
 var underShare = new Option<int?>("--under-share-priority") { Description = "hfair: engine priority of a request dispatched within its tenant's share, default 1 (0: no hint)" };
+var overdraw = new Option<string?>("--overdraw") { Description = "on | off (default, as one gateway): with no slot free and none lent, an under-share request is released beyond capacity" };
 var exclusivePrefill = new Option<string?>("--exclusive-priority-prefill") { Description = "on (default) | off: an engine step's prefill tokens go only to its highest prefilling priority" };
 var lowPrefill = new Option<int?>("--low-priority-prefill") { Description = "engine: at most N prefill tokens per step for lower priorities while urgent work was submitted in the last 10 s, default 2048 (0: off)" };
 var serialPrefill = new Option<string?>("--serial-urgent-prefill") { Description = "on (default) | off: an engine step prefills at most one urgent (priority above 0) prompt" };
@@ -61,7 +62,7 @@ var parallel = new Option<int?>("--parallel") { Description = "runs at once, def
 var strict = new Option<bool>("--strict") { Description = "stop at the first malformed trace line" };
 
 var root = new RootCommand("Replays LLM traces through the gateway's routing/scheduling policies and the worker engine model in virtual time.");
-foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, hostKvBlocks, maxPinned, blockSize, maxBatch, longPrefill, maxRunning, maxWaiting, maxPending, kvHigh, capacity, maxInFlight, maxModelLen, weights, rates, mix, exclude, locality, lagBound, reserve, overShare, underShare, exclusivePrefill, lowPrefill, serialPrefill, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, seeds, routing, scheduling, retention, retentionCost, retentionBudget, retentionRenewals, retentionEvictionAge, programPriority, requestsOut, output, parallel, strict })
+foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, hostKvBlocks, maxPinned, blockSize, maxBatch, longPrefill, maxRunning, maxWaiting, maxPending, kvHigh, capacity, maxInFlight, maxModelLen, weights, rates, mix, exclude, locality, lagBound, reserve, overShare, underShare, overdraw, exclusivePrefill, lowPrefill, serialPrefill, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, seeds, routing, scheduling, retention, retentionCost, retentionBudget, retentionRenewals, retentionEvictionAge, programPriority, requestsOut, output, parallel, strict })
 {
     root.Options.Add(o);
 }
@@ -101,6 +102,8 @@ root.SetAction(parse =>
         if (parse.GetValue(reserve) is { } rs) s.Reserve = rs;
         if (parse.GetValue(overShare) is { } osf) s.OverShareFactor = osf;
         if (parse.GetValue(underShare) is { } usp) s.UnderSharePriority = usp;
+        if (!OnOff(parse.GetValue(overdraw), "--overdraw", out bool? od)) return 2;
+        if (od is { } odOn) s.Overdraw = odOn;
         if (!OnOff(parse.GetValue(exclusivePrefill), "--exclusive-priority-prefill", out bool? epp)) return 2;
         if (epp is { } eppOn) s.ExclusivePriorityPrefill = eppOn;
 

@@ -89,6 +89,7 @@ public sealed partial class Scenario
                     case "reserve": s.Reserve = p.Value.GetInt32(); break;
                     case "over_share_factor": s.OverShareFactor = p.Value.GetDouble(); break;
                     case "under_share_priority": s.UnderSharePriority = p.Value.GetInt32(); break;
+                    case "overdraw": s.Overdraw = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() != "off" : p.Value.GetBoolean(); break;
                     case "exclusive_priority_prefill": s.ExclusivePriorityPrefill = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() != "off" : p.Value.GetBoolean(); break;
                     case "time_scale": s.TimeScale = p.Value.GetDouble(); break;
                     case "max_requests": s.MaxRequests = p.Value.GetInt32(); break;

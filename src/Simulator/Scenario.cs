@@ -150,6 +150,9 @@ public sealed partial class Scenario
     /// </summary>
     public int UnderSharePriority { get; set; } = ReservedCapacity.DefaultUnderSharePriority;
 
+    /// <summary>With no slot free and none lent, an under-share request is released beyond capacity (<see cref="ReservedCapacity.Overdraw"/>); off by default, as in one gateway.</summary>
+    public bool Overdraw { get; set; }
+
     /// <summary>Engines give a step's prefill tokens only to its highest prefilling priority (<see cref="EngineOptions.ExclusivePriorityPrefill"/>).</summary>
     public bool ExclusivePriorityPrefill { get; set; } = true;
 

@@ -38,6 +38,9 @@ public interface IDispatchQueue
 
     /// <summary>With no slot free: a within-share request taking back a lent slot (<see cref="ReservedCapacity.Reclaim"/>), or null.</summary>
     QueuedRequest? ReclaimFor(ReservedCapacity reserve);
+
+    /// <summary>With no slot free and nothing lent: an under-share request released beyond capacity (<see cref="ReservedCapacity.Overdraw"/>), or null.</summary>
+    QueuedRequest? OverdrawFor(ReservedCapacity reserve);
 }
 
 /// <summary>
@@ -53,10 +56,16 @@ public sealed class DispatchDriver
     private readonly IDispatchQueue _queue;
     private readonly ReservedCapacity _reserve;
     private readonly LocalityPick? _locality;
+    private readonly bool _overdraw;
 
-    /// <summary>Creates the driver over <paramref name="queue"/> with the reserved-slot rule and an optional locality pick.</summary>
-    public DispatchDriver(IDispatchQueue queue, ReservedCapacity reserve, LocalityPick? locality = null)
+    /// <summary>
+    /// Creates the driver over <paramref name="queue"/> with the reserved-slot rule and an optional locality pick.
+    /// <paramref name="overdraw"/>: with no slot free and no lent slot to take back, a request of a tenant under its share
+    /// while others contend is released beyond capacity (<see cref="ReservedCapacity.Overdraw"/>).
+    /// </summary>
+    public DispatchDriver(IDispatchQueue queue, ReservedCapacity reserve, LocalityPick? locality = null, bool overdraw = false)
     {
+        _overdraw = overdraw;
         _queue = queue ?? throw new ArgumentNullException(nameof(queue));
         _reserve = reserve ?? throw new ArgumentNullException(nameof(reserve));
         _locality = locality;
@@ -73,11 +82,16 @@ public sealed class DispatchDriver
     {
         ArgumentNullException.ThrowIfNull(target);
         var capacity = target.Capacity(first: true);
+        if (_overdraw)
+        {
+            _reserve.Repay(capacity.Free);
+        }
+
         while (_queue.Count > 0)
         {
             bool reclaimed = capacity.Free <= 0;
             var r = reclaimed
-                ? (_reserve.LentOut > 0 ? _queue.ReclaimFor(_reserve) : null)
+                ? (_reserve.LentOut > 0 ? _queue.ReclaimFor(_reserve) : _overdraw ? _queue.OverdrawFor(_reserve) : null)
                 : _queue.DequeueFor(_reserve, capacity.Free, _locality, capacity.Worker);
             if (r is null)
             {
@@ -98,5 +112,7 @@ public sealed class DispatchDriver
         public QueuedRequest? DequeueFor(ReservedCapacity reserve, int free, LocalityPick? pick, WorkerInfo? worker) => reserve.Next(scheduler, free, pick, worker);
 
         public QueuedRequest? ReclaimFor(ReservedCapacity reserve) => reserve.Reclaim(scheduler, out _);
+
+        public QueuedRequest? OverdrawFor(ReservedCapacity reserve) => reserve.Overdraw(scheduler);
     }
 }

@@ -51,17 +51,17 @@ public sealed partial class HierarchicalFairScheduler
     }
 
     /// <summary>
-    /// Nothing of the key in flight, contended, and within <paramref name="factor"/> x its share at every level (other
-    /// replicas' work included): a quiet tenant's request that the urgency hint will mark.
+    /// Within <paramref name="factor"/> x its share at every level (other replicas' work included) and contended by a
+    /// tenant of this replica: other replicas' work alone does not count here, since it may be the tenant's own,
+    /// entering through another replica (two replicas would then together fill more than a worker's slots).
     /// </summary>
     private bool UrgentAt(Node? keyNode, double factor) =>
-        keyNode is { InFlight: 0 } && Contended(keyNode) && PathWithinShare(keyNode, factor) && ShareRatioWithRemote(keyNode) < factor;
+        LocallyContended(keyNode) && PathWithinShare(keyNode, factor) && ShareRatioWithRemote(keyNode) < factor;
 
     /// <summary>
-    /// The least-served queued request of a tenant (key) with nothing in flight, within <paramref name="factor"/> x its
-    /// in-flight share <em>and</em> contended (another tenant has work: a request the worker's priority hint will mark
-    /// urgent), or null. The gateway releases such a request beyond a replica's slot limit
-    /// (<see cref="ReservedCapacity.Overdraw"/>); tenants already running work keep the slot split the replicas agreed.
+    /// The least-served queued request of a tenant within <paramref name="factor"/> x its in-flight share and contended
+    /// by a tenant of this replica (a request the worker's priority hint will mark urgent), or null. Released beyond capacity
+    /// with a factor of 1, under its share (<see cref="ReservedCapacity.Overdraw"/>).
     /// </summary>
     public QueuedRequest? DequeueUrgent(double factor)
     {

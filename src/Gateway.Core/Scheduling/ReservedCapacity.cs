@@ -154,13 +154,15 @@ public sealed class ReservedCapacity
     public int Overdraft => _overdraft.Count;
 
     /// <summary>
-    /// Capacity taken over by the rule of a gateway replica (its slot limit, which other replicas' claims shrink): while
-    /// this replica has no slot free, a queued request of a tenant with nothing in flight, within its share and contended
-    /// (one that <see cref="IsUrgent"/> will mark) is released at once, beyond the limit, at most <see cref="Reserve"/> such
-    /// releases outstanding (<see cref="Overdraft"/>); the worker serves it first. The slots are in use by over-share
-    /// work of this replica or of another one, whose next free slot then does not go to them (the capacity rule counts
-    /// the overdrawn request), so the overdraft is repaid (<see cref="Repay"/>) once this replica is back within its
-    /// limit, or when the request finishes. Null when nothing may be overdrawn or no such request waits.
+    /// Capacity taken over when no slot is free and none is lent (<see cref="Reclaim"/> has nothing to take back): early
+    /// in an overload, while the flood still holds few requests, and on a gateway replica whose slot limit the other
+    /// replicas' claims shrink. A queued request of a tenant <em>under</em> its share (factor 1, not
+    /// <see cref="OverShareFactor"/>) while another tenant of this gateway has work (one that <see cref="IsUrgent"/> will
+    /// mark) is released at
+    /// once, beyond capacity, at most <see cref="Reserve"/> such releases outstanding (<see cref="Overdraft"/>); the
+    /// worker serves it first. The capacity rule counts the overdrawn request, so the next free slot does not go to the
+    /// work that held them, and the overdraft is repaid (<see cref="Repay"/>) once capacity is no longer exceeded, or
+    /// when the request finishes. Null when nothing may be overdrawn or no such request waits.
     /// </summary>
     public QueuedRequest? Overdraw(IRequestScheduler scheduler)
     {
@@ -170,7 +172,7 @@ public sealed class ReservedCapacity
             return null;
         }
 
-        var r = hfair.DequeueUrgent(OverShareFactor);
+        var r = hfair.DequeueUrgent(1.0);
         if (r is not null)
         {
             Overdrawn++;

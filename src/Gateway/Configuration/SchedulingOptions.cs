@@ -81,11 +81,12 @@ public sealed class SchedulingOptions
     public int UnderSharePriority { get; set; } = Gateway.Core.Scheduling.ReservedCapacity.DefaultUnderSharePriority;
 
     /// <summary>
-    /// With gateway replicas over Redis: a request of a tenant with nothing in flight, within its share while others
-    /// have work, is released at once beyond this replica's slot grant (at most <see cref="ReservedSlots"/> outstanding;
-    /// <c>ReservedCapacity.Overdraw</c>) instead of waiting for the replicas to re-split the slots. Default on.
+    /// Gateway replicas over Redis, no slot free and none lent to take back: a request of a tenant under its in-flight
+    /// share while another tenant of this replica has work is released at once beyond the replica's slot grant (at most
+    /// <see cref="ReservedSlots"/> outstanding; <c>ReservedCapacity.Overdraw</c>) instead of waiting for the replicas
+    /// to re-split the slots. Default on; one gateway never overdraws.
     /// </summary>
-    public bool ReplicaOverdraw { get; set; } = true;
+    public bool Overdraw { get; set; } = true;
 
     /// <summary>How often queue timeouts are expired and shared service is synced.</summary>
     public TimeSpan TickInterval { get; set; } = TimeSpan.FromMilliseconds(100);

@@ -14,7 +14,7 @@ public sealed record FairDispatcherOptions
     /// <summary>How often timeouts are expired and shared service is synced.</summary>
     public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(100);
 
-    /// <summary>With other replicas' in-flight counts given: release urgent requests beyond the slot limit (<see cref="ReservedCapacity.Overdraw"/>).</summary>
+    /// <summary>Replicas (other replicas' in-flight counts given), no slot free and none lent: release a request of a tenant under its share while another tenant has work beyond the slot grant (<see cref="ReservedCapacity.Overdraw"/>).</summary>
     public bool Overdraw { get; init; } = true;
 }
 
@@ -74,7 +74,8 @@ public sealed class FairDispatcher : IAsyncDisposable
         _time = time ?? TimeProvider.System;
         _sync = sync;
         _label = tenantLabel ?? DefaultLabel;
-        _driver = new DispatchDriver(queue, _reserve, locality);
+        // One gateway keeps the simulator's rule (reclaim lent slots only); replicas also overdraw their slot grant.
+        _driver = new DispatchDriver(queue, _reserve, locality, _options.Overdraw && remoteInFlight is not null);
         _pump = new PumpTarget(this);
         if (metrics is not null)
         {
@@ -270,16 +271,8 @@ public sealed class FairDispatcher : IAsyncDisposable
             hfair.SetRemoteInFlight(_remoteInFlight()); // other replicas' work counts in shares and contention
         }
 
-        _reserve.Repay(FreeNow());
         _pump.Begin(freed, _time.GetTimestamp());
         int free = _driver.Pump(_pump);
-
-        // Replicas: this replica's slot limit is set by the others' claims, so its own lent slots say little; an urgent
-        // request of an idle tenant overdraws the limit instead of waiting for the next slot-share sync.
-        while (_remoteInFlight is not null && _options.Overdraw && free <= 0 && _queue.Count > 0 && _queue.OverdrawFor(_reserve) is { } overdrawn)
-        {
-            _pump.Release(overdrawn, reclaimed: true);
-        }
 
         if (_shareCapacity is not null && _queue.Count > 0 && free <= 0 && _kick.CurrentCount == 0)
         {

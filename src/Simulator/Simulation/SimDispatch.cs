@@ -37,7 +37,7 @@ internal sealed class SimDispatch : IDispatchTarget
         _fleet = fleet;
         _routing = routing;
         _scheduler = scheduler;
-        _driver = new DispatchDriver(DispatchDriver.Over(scheduler), reserve, pick);
+        _driver = new DispatchDriver(DispatchDriver.Over(scheduler), reserve, pick, scenario.Overdraw);
         _slots = scenario.Capacity == Scenario.SlotCapacityRule ? new SlotCapacity
         {
             MaxInFlightPerWorker = scenario.MaxInFlightPerWorker,

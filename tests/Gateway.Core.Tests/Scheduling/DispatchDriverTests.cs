@@ -6,7 +6,8 @@ namespace Gateway.Core.Tests.Scheduling;
 /// <summary>
 /// The dispatch loop the gateway and the simulator share: releases while the target reports capacity, asks for capacity
 /// again after every release, makes each pick for the worker the capacity names, and with no slot free lets
-/// within-share requests take back lent reserved slots.
+/// within-share requests take back lent reserved slots (and, with overdraw, under-share requests go beyond capacity
+/// when nothing is lent).
 /// </summary>
 public class DispatchDriverTests
 {
@@ -118,6 +119,25 @@ public class DispatchDriverTests
     }
 
     [Fact]
+    public void Pump_WithOverdraw_NothingLent_NoSlotFree_UnderShareRequestGoesBeyondCapacity_FloodWaits()
+    {
+        var s = Hfair();
+        Dispatch(s, "flood", 3); // early in an overload: the flood holds every slot, none lent
+        s.Enqueue(Request("flood"));
+        var quiet = Request("quiet");
+        s.Enqueue(quiet);
+        var reserve = new ReservedCapacity(1);
+        var target = new Slots(0);
+
+        new DispatchDriver(DispatchDriver.Over(s), reserve, overdraw: true).Pump(target);
+
+        Assert.Equal([(quiet, true)], target.Released);
+        Assert.True(reserve.IsUrgent(s, quiet));
+        Assert.Equal(1, reserve.Overdraft);
+        Assert.Equal(1, s.Count); // the flood's request waits for a free slot
+    }
+
+    [Fact]
     public void Pump_GatewayQueue_ReleasesThroughAdmission_QueuedCountsFollow()
     {
         var scheduler = SchedulingPolicies.Create("fcfs", new SchedulingPolicyContext());
@@ -161,5 +181,7 @@ public class DispatchDriverTests
         }
 
         public QueuedRequest? ReclaimFor(ReservedCapacity reserve) => null;
+
+        public QueuedRequest? OverdrawFor(ReservedCapacity reserve) => null;
     }
 }

@@ -82,7 +82,7 @@ public class UrgencyAndOverdraftTests
     }
 
     [Fact]
-    public void Overdraw_ReleasesOnlyUrgentRequestsOfIdleTenants_AtMostReserveOutstanding_RepaidWhenBackWithinTheLimit()
+    public void Overdraw_ReleasesOnlyRequestsOfTenantsUnderTheirShare_AtMostReserveOutstanding_RepaidWhenBackWithinCapacity()
     {
         var s = Create();
         for (int i = 0; i < 10; i++)
@@ -106,14 +106,44 @@ public class UrgencyAndOverdraftTests
         _reserve.Repay(free: -1); // still one beyond the limit: the overdraft stands
         Assert.Null(_reserve.Overdraw(s));
         _reserve.Repay(free: 0);  // back within the limit
-        var q1Again = Request("org/quiet/k");
-        s.Enqueue(q1Again);
         Assert.Same(q2, _reserve.Overdraw(s));
         _reserve.Complete(q2);    // finishing repays too
-        Assert.Null(_reserve.Overdraw(s)); // quiet already has a request running: it keeps to the agreed slots
-        Assert.Equal(2, s.Count);
         Assert.Equal(0, _reserve.Overdraft);
         Assert.Equal(2, _reserve.Overdrawn);
+    }
+
+    [Fact]
+    public void Overdraw_TenantWithinOneAndAHalfSharesButNotUnder_IsNotOverdrawn()
+    {
+        var s = Create();
+        for (int i = 0; i < 4; i++)
+        {
+            Dispatch(s, "org/a/k");
+        }
+
+        for (int i = 0; i < 5; i++)
+        {
+            Dispatch(s, "org/b/k");
+        }
+
+        s.Enqueue(Request("org/b/k"));
+        Assert.True(s.WithinShare("org/b/k", _reserve.OverShareFactor)); // 5 of 10: within 1.5 x half
+        Assert.Null(_reserve.Overdraw(s));                                 // but not under its half
+    }
+
+    [Fact]
+    public void Overdraw_OnlyOtherReplicasWork_IsNotEnough_TheRemoteWorkMayBeTheTenantsOwn()
+    {
+        var s = Create();
+        s.SetRemoteInFlight(3);
+        var r = Request("org/t/k");
+        s.Enqueue(r);
+        Assert.Null(_reserve.Overdraw(s));
+
+        s.Enqueue(Request("org/other/k")); // a tenant of this replica has work: now they contend here
+        var released = _reserve.Overdraw(s);
+        Assert.NotNull(released);
+        Assert.True(_reserve.IsUrgent(s, released!));
     }
 
     [Fact]

@@ -31,7 +31,7 @@ public sealed class TwoGatewayFairnessTests(ITestOutputHelper output)
             ["Gateway:Auth:Keys:1:Tenant"] = "b/team/key",
             // Service sharing alone: with unequal slot counts per replica (4 + 1 below), overdrawing would hand the
             // 1-slot replica's tenant a slot beyond its grant and move the split off the weights (docs/policies/hfair.md).
-            ["Gateway:Scheduling:ReplicaOverdraw"] = "false",
+            ["Gateway:Scheduling:Overdraw"] = "false",
             ["Gateway:Scheduling:Tenants:0:Name"] = "a",
             ["Gateway:Scheduling:Tenants:0:Weight"] = "2",
             ["Gateway:Scheduling:Tenants:1:Name"] = "b",
