@@ -33,6 +33,7 @@ public sealed class FakeOpenAiServer : IAsyncDisposable
     private int _inFlight;
     private int _maxInFlight;
     private int _requests;
+    private int _completed;
 
     private FakeOpenAiServer(WebApplication app) => _app = app;
 
@@ -56,6 +57,9 @@ public sealed class FakeOpenAiServer : IAsyncDisposable
 
     /// <summary>Requests received.</summary>
     public int Requests => Volatile.Read(ref _requests);
+
+    /// <summary>Streams answered to their end ([DONE] flushed).</summary>
+    public int Completed => Volatile.Read(ref _completed);
 
     /// <summary>Most requests in flight at once.</summary>
     public int MaxInFlight => Volatile.Read(ref _maxInFlight);
@@ -165,6 +169,7 @@ public sealed class FakeOpenAiServer : IAsyncDisposable
             await Write(ctx, "{\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":{\"prompt_tokens\":50,\"completion_tokens\":" + Chunks + ",\"total_tokens\":" + (50 + Chunks) + ",\"prompt_tokens_details\":{\"cached_tokens\":" + CachedTokens + "}}}");
             await ctx.Response.Body.WriteAsync("data: [DONE]\n\n"u8.ToArray(), ct);
             await ctx.Response.Body.FlushAsync(ct);
+            Interlocked.Increment(ref _completed);
         }
         catch (OperationCanceledException)
         {

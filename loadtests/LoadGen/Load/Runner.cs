@@ -119,7 +119,6 @@ public sealed class Runner
             return;
         }
 
-        double at = Elapsed;
         string? error = null;
         try
         {
@@ -132,6 +131,7 @@ public sealed class Runner
         }
 #pragma warning restore CA1031
 
+        double at = Elapsed; // when the action took effect (a killed worker is down from here on)
         lock (_events)
         {
             _events.Add(new RunEvent(action.Name, at, error));

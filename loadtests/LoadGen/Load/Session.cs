@@ -72,5 +72,5 @@ public sealed class Flow
 /// <summary>Something done at a fixed time during a run (e.g. kill a worker for the failover scenario).</summary>
 public sealed record TimedAction(string Name, TimeSpan At, Func<CancellationToken, Task> Action);
 
-/// <summary>An action that ran, for the report.</summary>
+/// <summary>An action that ran, for the report; <paramref name="AtSeconds"/> is when it finished, i.e. took effect.</summary>
 public sealed record RunEvent(string Name, double AtSeconds, string? Error);

@@ -87,11 +87,20 @@ public sealed class RunnerTests : IAsyncLifetime
         _server.FirstDelay = TimeSpan.FromMilliseconds(100);
         _server.Gap = TimeSpan.FromMilliseconds(50);
         _server.Chunks = 6;
-        var o = Options(rate: 30, duration: TimeSpan.FromSeconds(2));
+        var o = Options(rate: 30, duration: TimeSpan.FromSeconds(4));
         var plan = ScenarioCatalog.Build("failover", new ScenarioOptions
         {
             Tenants = o.Tenants, Rate = 30, Duration = o.Duration, KillAt = TimeSpan.FromSeconds(0.8),
-        }, killCallback: _ => _server.StopAsync());
+        }, killCallback: async _ =>
+        {
+            // A loaded machine may not have answered anything by 0.8 s: the kill waits for one answer (bounded).
+            for (int i = 0; i < 200 && _server.Completed == 0; i++)
+            {
+                await Task.Delay(50);
+            }
+
+            await _server.StopAsync();
+        });
         var (runner, _) = NewRunner(new RunOptions { Duration = o.Duration, Actions = plan.Actions });
         var run = await runner.RunAsync(plan.Flows, CancellationToken.None);
 
