@@ -68,12 +68,13 @@ public enum EvictionAgeMode
 
     /// <summary>
     /// The pin keeps the context to t; without it the LRU keeps it to T_c: benefit [P(gap ≤ t) − P(gap ≤ T_c)]⁺·saved, cost
-    /// c·max(0, t − T_c). TTL sent: t. (Ignores that a lapsed pin's blocks re-enter the LRU as new.)
+    /// c·max(0, t − T_c). TTL sent: t. (The engine puts a lapsed pin's blocks back in the LRU at their last use, as assumed.)
     /// </summary>
     Cover,
 
     /// <summary>
-    /// As the engine behaves: a lapsed pin's blocks re-enter the LRU as just used and survive another T_c, so a TTL t keeps the
+    /// Assumes a lapsed pin's blocks re-enter the LRU as just used and survive another T_c (engines that unpin that way; the
+    /// reference engine puts them back at their last use instead), so a TTL t keeps the
     /// context to t + T_c: benefit [P(gap ≤ t + T_c) − P(gap ≤ T_c)]·saved, cost c·t (the residency added). TTL sent: t.
     /// </summary>
     Shift,

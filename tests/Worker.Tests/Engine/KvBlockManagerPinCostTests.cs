@@ -77,6 +77,19 @@ public class KvBlockManagerPinCostTests
         Assert.Equal(0, blocks.PinSavedBlocksTotal);
     }
 
+    [Fact]
+    public void AdmissionLimitBeyondThePrompt_StopsAtItsLastBlock()
+    {
+        var (blocks, _) = Create(total: 4);
+        var prompt = Chain(1, 2);
+        Serve(blocks, prompt);
+
+        blocks.ShadowAdmitted(prompt, 10, 2); // a resumed sequence counts its output tokens too
+
+        Assert.Equal(0, blocks.PinCostBlocksTotal);
+        Assert.Equal(0, blocks.PinSavedBlocksTotal);
+    }
+
     [Theory]
     [InlineData(false)] // the pin's TTL ran out
     [InlineData(true)] // the engine dropped it for an admission
