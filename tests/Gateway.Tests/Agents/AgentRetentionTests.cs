@@ -143,6 +143,12 @@ public sealed class AgentRetentionTests
         await using var gw = await TestGateway.StartAsync(
             [main.BaseAddress.GetLeftPart(UriPartial.Authority), side.BaseAddress.GetLeftPart(UriPartial.Authority)],
             new Dictionary<string, string?> { ["Gateway:Agents:Mode"] = "enabled", ["Gateway:Agents:Policy"] = "fixed:30" });
+        for (int i = 0; i < 400 && gw.Workers.Models.Count < 2; i++)
+        {
+            await Task.Delay(50); // ready means one worker probed; the side model's worker may answer its first probe later
+        }
+
+        Assert.Equal(2, gw.Workers.Models.Count);
         using var http = TestGateway.Client(gw);
         var stats = gw.Services.GetRequiredService<AgentRetentionService>().Stats;
 
