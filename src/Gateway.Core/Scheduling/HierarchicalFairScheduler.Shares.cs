@@ -63,7 +63,14 @@ public sealed partial class HierarchicalFairScheduler
     /// by a tenant of this replica (a request the worker's priority hint will mark urgent), or null. Released beyond capacity
     /// with a factor of 1, under its share (<see cref="ReservedCapacity.Overdraw"/>).
     /// </summary>
-    public QueuedRequest? DequeueUrgent(double factor)
+    public QueuedRequest? DequeueUrgent(double factor) => DequeueFirstFit(factor, urgent: true);
+
+    /// <summary>
+    /// The plain fair pick when its tenant passes the test (within share, or urgent: within share and contended);
+    /// otherwise the least-served request among paths that pass it (<see cref="FindWithinShare"/>), counted in
+    /// <see cref="ShareOverrides"/>; null when none is queued.
+    /// </summary>
+    private QueuedRequest? DequeueFirstFit(double factor, bool urgent)
     {
         var band = FirstBand();
         if (band < 0)
@@ -72,10 +79,10 @@ public sealed partial class HierarchicalFairScheduler
         }
 
         var leaf = StrictLeaf(_root, band);
-        if (!UrgentAt(leaf.Parent, factor))
+        if (!(urgent ? UrgentAt(leaf.Parent, factor) : PathWithinShare(leaf.Parent, factor)))
         {
             var budget = Math.Max(1, _locality.MaxCandidates);
-            leaf = FindWithinShare(_root, band, factor, ref budget, urgent: true);
+            leaf = FindWithinShare(_root, band, factor, ref budget, urgent);
             if (leaf is null)
             {
                 return null;

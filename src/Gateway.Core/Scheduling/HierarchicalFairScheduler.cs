@@ -186,31 +186,7 @@ public sealed partial class HierarchicalFairScheduler : IRequestScheduler, IServ
     /// vruntime order and skipping over-share subtrees (at most <see cref="LocalityOptions.MaxCandidates"/> nodes looked
     /// at), counted in <see cref="ShareOverrides"/>; null when no within-share request is queued.
     /// </remarks>
-    public QueuedRequest? DequeueWithinShare(double factor)
-    {
-        var band = FirstBand();
-        if (band < 0)
-        {
-            return null;
-        }
-
-        var leaf = StrictLeaf(_root, band);
-        if (!PathWithinShare(leaf.Parent, factor))
-        {
-            var budget = Math.Max(1, _locality.MaxCandidates);
-            leaf = FindWithinShare(_root, band, factor, ref budget);
-            if (leaf is null)
-            {
-                return null;
-            }
-
-            ShareOverrides++;
-        }
-
-        var request = leaf.Queue![band].Min!;
-        Dispatch(request, leaf, band);
-        return request;
-    }
+    public QueuedRequest? DequeueWithinShare(double factor) => DequeueFirstFit(factor, urgent: false);
 
     /// <inheritdoc />
     /// <remarks>
