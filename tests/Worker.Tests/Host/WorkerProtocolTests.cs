@@ -192,7 +192,8 @@ public sealed class WorkerProtocolTests
         // is admitted before `fresh`, so it finishes while `fresh` has not started.
         await using var host = await WorkerHost.StartAsync(new WorkerOptions { Url = "http://127.0.0.1:0", KvBlocks = 4096, TimeScale = 1, MaxRunningSequences = 1 });
         using var http = TestWorkers.Http(host);
-        var busy = TestWorkers.PostJsonAsync(http, "/v1/chat/completions", TestWorkers.ChatBody("busy", 300));
+        // `busy` decodes for ~7 s of wall time, so both later requests are waiting before it ends even on a loaded machine.
+        var busy = TestWorkers.PostJsonAsync(http, "/v1/chat/completions", TestWorkers.ChatBody("busy", 1000));
         Assert.True(await TestWorkers.EventuallyAsync(() => host.GetEngineState().RunningRequests == 1, TimeSpan.FromSeconds(10)));
         var fresh = TestWorkers.PostJsonAsync(http, "/v1/chat/completions", TestWorkers.ChatBody("fresh work", 50));
         Assert.True(await TestWorkers.EventuallyAsync(() => host.GetEngineState().WaitingRequests == 1, TimeSpan.FromSeconds(10)));
