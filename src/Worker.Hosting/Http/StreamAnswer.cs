@@ -216,16 +216,7 @@ internal sealed class StreamAnswer
         w.WriteStartObject("delta");
         delta(w);
         w.WriteEndObject();
-        w.WriteNull("logprobs");
-        if (finishReason is null) { w.WriteNull("finish_reason"); } else { w.WriteString("finish_reason", finishReason); }
-        w.WriteEndObject();
-        w.WriteEndArray();
-        if (includeUsage)
-        {
-            w.WriteNull("usage");
-        }
-
-        w.WriteEndObject();
+        EndChoiceAndChunk(w, includeUsage, finishReason);
     }
 
     private void WriteCompletionChunk(Utf8JsonWriter w, PreparedRequest p, bool includeUsage, string text, string? finishReason)
@@ -236,6 +227,12 @@ internal sealed class StreamAnswer
         w.WriteStartObject();
         w.WriteString("text", text);
         w.WriteNumber("index", 0);
+        EndChoiceAndChunk(w, includeUsage, finishReason);
+    }
+
+    /// <summary>The tail both chunk kinds share: logprobs, finish_reason, the end of the one choice, usage null.</summary>
+    private static void EndChoiceAndChunk(Utf8JsonWriter w, bool includeUsage, string? finishReason)
+    {
         w.WriteNull("logprobs");
         if (finishReason is null) { w.WriteNull("finish_reason"); } else { w.WriteString("finish_reason", finishReason); }
         w.WriteEndObject();
