@@ -13,6 +13,7 @@ ENV DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 # 1) restore from project files only (cached until a csproj or props file changes)
 COPY .editorconfig Directory.Build.props Directory.Packages.props ./
 COPY src/Worker.Contract/Worker.Contract.csproj src/Worker.Contract/
+COPY src/Llm.Prompt/Llm.Prompt.csproj src/Llm.Prompt/
 COPY src/Gateway.Core/Gateway.Core.csproj src/Gateway.Core/
 COPY src/Worker.Engine/Worker.Engine.csproj src/Worker.Engine/
 COPY src/Worker.Cpu/Worker.Cpu.csproj src/Worker.Cpu/

@@ -1,8 +1,8 @@
 using System.Text;
 using BenchmarkDotNet.Attributes;
-using Gateway.Core.Hashing;
-using Gateway.Core.OpenAi;
-using Gateway.Core.Tokenization;
+using Llm.Prompt.Hashing;
+using Llm.Prompt.OpenAi;
+using Llm.Prompt.Tokenization;
 
 namespace Gateway.Benchmarks;
 

@@ -1,5 +1,5 @@
 using BenchmarkDotNet.Attributes;
-using Gateway.Core.Hashing;
+using Llm.Prompt.Hashing;
 using Worker.Engine;
 
 namespace Gateway.Benchmarks;

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
-using Gateway.Core.Tokenization;
+using Llm.Prompt.Tokenization;
 string dir = args[0];
 int bad = 0, total = 0;
 foreach (var name in new[] { "cl100k_base", "r50k_base" })

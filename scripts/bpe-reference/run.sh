@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Cross-checks Gateway.Core's BPE loader against js-tiktoken (npm) on cl100k_base and r50k_base (GPT-2):
+# Cross-checks Llm.Prompt's BPE loader against js-tiktoken (npm) on cl100k_base and r50k_base (GPT-2):
 # dumps both vocabularies as .tiktoken files plus js-tiktoken's ids for a set of texts, then encodes the same
 # texts with Tokenizers.Load and compares id by id (and Decode round trip). Needs node + npm registry access.
 set -euo pipefail

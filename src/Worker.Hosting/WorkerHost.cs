@@ -1,5 +1,5 @@
 using System.Net;
-using Gateway.Core.OpenAi;
+using Llm.Prompt.OpenAi;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;

@@ -314,15 +314,15 @@ public sealed class WorkerOptions
         {
             errors.Add($"the {Backend} backend tokenizes prompts as bytes (its model's vocabulary): leave --tokenizer at default");
         }
-        else if (!(Tokenizer is "default" or "bytes" || Gateway.Core.Tokenization.TiktokenEncoding.IsName(Tokenizer)
+        else if (!(Tokenizer is "default" or "bytes" || Llm.Prompt.Tokenization.TiktokenEncoding.IsName(Tokenizer)
             || (Tokenizer.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || Tokenizer.EndsWith(".tiktoken", StringComparison.OrdinalIgnoreCase)) && File.Exists(Tokenizer)))
         {
             errors.Add($"unknown tokenizer '{Tokenizer}'; known: default, bytes, o200k_base, cl100k_base, or an existing .json/.tiktoken file");
         }
 
-        if (BlockSize is < 1 or > Gateway.Core.Hashing.BlockHasher.MaxBlockSize)
+        if (BlockSize is < 1 or > Llm.Prompt.Hashing.BlockHasher.MaxBlockSize)
         {
-            errors.Add($"block size must be in [1, {Gateway.Core.Hashing.BlockHasher.MaxBlockSize}]");
+            errors.Add($"block size must be in [1, {Llm.Prompt.Hashing.BlockHasher.MaxBlockSize}]");
         }
 
         if (KvBlocks < 0)

@@ -1,5 +1,5 @@
 using BenchmarkDotNet.Attributes;
-using Gateway.Core.Hashing;
+using Llm.Prompt.Hashing;
 using Gateway.Core.Routing;
 using Gateway.Core.Routing.KvAware;
 

@@ -1,6 +1,6 @@
 using System.Text;
 using BenchmarkDotNet.Attributes;
-using Gateway.Core.Tokenization;
+using Llm.Prompt.Tokenization;
 
 namespace Gateway.Benchmarks.Tokenization;
 

@@ -1,9 +1,9 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using Gateway.Core.Hashing;
-using Gateway.Core.OpenAi;
-using Gateway.Core.Tokenization;
+using Llm.Prompt.Hashing;
+using Llm.Prompt.OpenAi;
+using Llm.Prompt.Tokenization;
 using LoadGen.Client;
 using LoadGen.Metrics;
 

@@ -1,4 +1,4 @@
-using Gateway.Core.Hashing;
+using Llm.Prompt.Hashing;
 
 namespace Gateway.Core.Models;
 

@@ -18,11 +18,11 @@ public sealed class RouteRequest
     /// </summary>
     public string? SharedBinding { get; set; }
 
-    /// <summary>Chained, tenant-salted hashes of the prompt's full blocks (see <see cref="Hashing.BlockHasher"/>).</summary>
+    /// <summary>Chained, tenant-salted hashes of the prompt's full blocks (see <see cref="Llm.Prompt.Hashing.BlockHasher"/>).</summary>
     public required ulong[] BlockHashes { get; init; }
 
     /// <summary>Block size the hashes were cut with.</summary>
-    public int BlockSize { get; init; } = Hashing.BlockHasher.DefaultBlockSize;
+    public int BlockSize { get; init; } = Llm.Prompt.Hashing.BlockHasher.DefaultBlockSize;
 
     /// <summary>Prompt length in tokens.</summary>
     public required int PromptTokens { get; init; }

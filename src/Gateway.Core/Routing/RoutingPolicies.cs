@@ -12,7 +12,7 @@ public sealed class RoutingPolicyContext
     public int Seed { get; init; } = 1;
 
     /// <summary>Engine block size the request hashes are cut with.</summary>
-    public int BlockSize { get; init; } = Hashing.BlockHasher.DefaultBlockSize;
+    public int BlockSize { get; init; } = Llm.Prompt.Hashing.BlockHasher.DefaultBlockSize;
 
     /// <summary>Knobs of the <c>kv-aware</c> policy (null: documented defaults).</summary>
     public KvAwareOptions? KvAware { get; init; }

@@ -1,4 +1,4 @@
-using Gateway.Core.OpenAi;
+using Llm.Prompt.OpenAi;
 using Gateway.Core.Tenancy;
 
 namespace Gateway.Core.Scheduling;

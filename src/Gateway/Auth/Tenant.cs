@@ -24,7 +24,7 @@ public sealed class Tenant
         MaxTokens = maxTokens;
         MaxN = maxN;
         CacheSalt = cacheSalt;
-        CacheSalt64 = Core.Hashing.BlockHasher.SaltOf(cacheSalt);
+        CacheSalt64 = Llm.Prompt.Hashing.BlockHasher.SaltOf(cacheSalt);
     }
 
     /// <summary>Full path <c>org/team/key</c>.</summary>
@@ -54,7 +54,7 @@ public sealed class Tenant
     /// <summary>Salt string sent to workers as <c>x-cache-salt</c> (hex HMAC, reveals nothing about the secret).</summary>
     public string CacheSalt { get; }
 
-    /// <summary><see cref="Core.Hashing.BlockHasher.SaltOf"/> of <see cref="CacheSalt"/>, used for routing block hashes.</summary>
+    /// <summary><see cref="Llm.Prompt.Hashing.BlockHasher.SaltOf"/> of <see cref="CacheSalt"/>, used for routing block hashes.</summary>
     public ulong CacheSalt64 { get; }
 
     /// <summary>Whether this tenant may use <paramref name="model"/>.</summary>

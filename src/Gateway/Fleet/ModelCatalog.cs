@@ -1,7 +1,7 @@
 using Gateway.Auth;
 using Gateway.Configuration;
 using Gateway.Core.Models;
-using Gateway.Core.OpenAi;
+using Llm.Prompt.OpenAi;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Fleet;

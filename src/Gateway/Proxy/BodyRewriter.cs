@@ -18,7 +18,7 @@ internal static class BodyRewriter
     public static byte[] Rewrite(ReadOnlyMemory<byte> body, bool forceIncludeUsage, bool dropCacheSalt, string? model = null)
     {
         var json = body.Span;
-        var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = Core.OpenAi.OpenAiRequestParser.MaxDepth });
+        var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = Llm.Prompt.OpenAi.OpenAiRequestParser.MaxDepth });
         var output = new ArrayBufferWriter<byte>(body.Length + 48);
         using (var w = new Utf8JsonWriter(output, new JsonWriterOptions { SkipValidation = false }))
         {

@@ -1,5 +1,5 @@
 using Gateway.Auth;
-using Gateway.Core.OpenAi;
+using Llm.Prompt.OpenAi;
 using Gateway.Core.Routing;
 using Gateway.Fleet;
 

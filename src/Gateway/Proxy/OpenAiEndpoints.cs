@@ -2,7 +2,7 @@ using System.Text.Json;
 using Gateway.Anthropic;
 using Gateway.Auth;
 using Gateway.Responses;
-using Gateway.Core.OpenAi;
+using Llm.Prompt.OpenAi;
 using Gateway.Fleet;
 using Gateway.Hosting;
 using Microsoft.AspNetCore.Builder;

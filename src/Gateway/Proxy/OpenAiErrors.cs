@@ -1,5 +1,5 @@
 using System.Globalization;
-using Gateway.Core.OpenAi;
+using Llm.Prompt.OpenAi;
 using Microsoft.AspNetCore.Http;
 
 namespace Gateway.Proxy;

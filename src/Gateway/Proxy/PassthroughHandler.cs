@@ -2,7 +2,7 @@ using System.Net;
 using System.Text.Json;
 using Gateway.Auth;
 using Gateway.Configuration;
-using Gateway.Core.OpenAi;
+using Llm.Prompt.OpenAi;
 using Gateway.Fleet;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Options;

@@ -1,4 +1,4 @@
-using Gateway.Core.OpenAi;
+using Llm.Prompt.OpenAi;
 using Microsoft.AspNetCore.Http;
 
 namespace Gateway.Proxy;
@@ -107,11 +107,11 @@ public static class SessionIdentity
             tenantPath.CopyTo(joined);
             joined[tenantPath.Length] = '\u0000';
             clientSessionId.CopyTo(joined[(tenantPath.Length + 1)..]);
-            hash = Gateway.Core.Hashing.TextHash.Utf8XxHash64(joined, ScopeSeed);
+            hash = Llm.Prompt.Hashing.TextHash.Utf8XxHash64(joined, ScopeSeed);
         }
         else
         {
-            hash = Gateway.Core.Hashing.TextHash.Utf8XxHash64(tenantPath + "\u0000" + clientSessionId, ScopeSeed);
+            hash = Llm.Prompt.Hashing.TextHash.Utf8XxHash64(tenantPath + "\u0000" + clientSessionId, ScopeSeed);
         }
 
         return string.Create(17, hash, static (chars, h) =>

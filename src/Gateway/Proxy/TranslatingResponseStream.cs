@@ -1,6 +1,6 @@
 using System.Buffers;
 using Gateway.Auth;
-using Gateway.Core.OpenAi;
+using Llm.Prompt.OpenAi;
 using Microsoft.AspNetCore.Http;
 
 namespace Gateway.Proxy;

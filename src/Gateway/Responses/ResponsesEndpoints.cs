@@ -1,5 +1,5 @@
 using Gateway.Auth;
-using Gateway.Core.OpenAi;
+using Llm.Prompt.OpenAi;
 using Gateway.Proxy;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;

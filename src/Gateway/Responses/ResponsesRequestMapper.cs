@@ -1,6 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Gateway.Core.OpenAi;
+using Llm.Prompt.OpenAi;
 
 namespace Gateway.Responses;
 

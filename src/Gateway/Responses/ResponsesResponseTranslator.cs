@@ -96,7 +96,7 @@ public sealed class ResponsesResponseTranslator : IResponseTranslator
         }
         catch (Exception ex) when (ex is JsonException or InvalidOperationException or KeyNotFoundException)
         {
-            return new Core.OpenAi.OpenAiError(502, "The worker's answer was not a chat completion.", "server_error", null, "upstream_error").ToJsonBytes();
+            return new Llm.Prompt.OpenAi.OpenAiError(502, "The worker's answer was not a chat completion.", "server_error", null, "upstream_error").ToJsonBytes();
         }
 
         var response = BuildResponse(_finish == "length" ? "incomplete" : "completed");
@@ -120,7 +120,7 @@ public sealed class ResponsesResponseTranslator : IResponseTranslator
             // not JSON: wrapped below
         }
 
-        return new Core.OpenAi.OpenAiError(status, $"The request failed with status {status}.", status >= 500 ? "server_error" : "invalid_request_error").ToJsonBytes();
+        return new Llm.Prompt.OpenAi.OpenAiError(status, $"The request failed with status {status}.", status >= 500 ? "server_error" : "invalid_request_error").ToJsonBytes();
     }
 
     /// <inheritdoc />

@@ -1,5 +1,5 @@
 using System.Globalization;
-using Gateway.Core.Hashing;
+using Llm.Prompt.Hashing;
 using Gateway.Core.Scheduling;
 using Simulator.Traces;
 

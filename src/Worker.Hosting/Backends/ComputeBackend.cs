@@ -1,4 +1,4 @@
-using Gateway.Core.Tokenization;
+using Llm.Prompt.Tokenization;
 using Worker.Cpu;
 using Worker.Engine;
 using Worker.Gpu;

@@ -193,7 +193,7 @@ public sealed class CpuStepExecutor : ITokenStepExecutor, IDisposable
         var ids = new int[tokens + 1];
         for (int i = 0; i < ids.Length; i++)
         {
-            ids[i] = Gateway.Core.Tokenization.ByteTokenizer.FirstByteId + 'a' + i % 26;
+            ids[i] = Llm.Prompt.Tokenization.ByteTokenizer.FirstByteId + 'a' + i % 26;
         }
 
         var table = Enumerable.Range(0, (tokens + blockSize) / blockSize).ToArray();

@@ -1,5 +1,5 @@
 using System.Text;
-using Gateway.Core.Tokenization;
+using Llm.Prompt.Tokenization;
 using Worker.Engine;
 
 namespace Worker.Generation;

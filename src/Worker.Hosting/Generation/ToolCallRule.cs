@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.Json;
-using Gateway.Core.OpenAi;
+using Llm.Prompt.OpenAi;
 
 namespace Worker.Generation;
 

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Gateway.Core.OpenAi;
+using Llm.Prompt.OpenAi;
 
 namespace Worker.Http;
 

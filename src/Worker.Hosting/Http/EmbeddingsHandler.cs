@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
-using Gateway.Core.OpenAi;
-using Gateway.Core.Tokenization;
+using Llm.Prompt.OpenAi;
+using Llm.Prompt.Tokenization;
 using Microsoft.AspNetCore.Http;
 using Worker.Contract;
 using Worker.Engine;

@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
-using Gateway.Core.OpenAi;
+using Llm.Prompt.OpenAi;
 using Microsoft.AspNetCore.Http;
 
 namespace Worker.Http;

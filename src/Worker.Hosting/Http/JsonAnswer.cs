@@ -1,6 +1,6 @@
 using System.Text.Json;
 using System.Threading.Channels;
-using Gateway.Core.OpenAi;
+using Llm.Prompt.OpenAi;
 using Microsoft.AspNetCore.Http;
 using Worker.Contract;
 using Worker.Engine;

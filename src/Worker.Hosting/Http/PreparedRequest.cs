@@ -1,4 +1,4 @@
-using Gateway.Core.OpenAi;
+using Llm.Prompt.OpenAi;
 using Worker.Contract;
 using Worker.Engine;
 using Worker.Generation;

@@ -1,8 +1,8 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
-using Gateway.Core.Hashing;
-using Gateway.Core.OpenAi;
-using Gateway.Core.Tokenization;
+using Llm.Prompt.Hashing;
+using Llm.Prompt.OpenAi;
+using Llm.Prompt.Tokenization;
 using Microsoft.AspNetCore.Http;
 using Worker.Contract;
 using Worker.Engine;

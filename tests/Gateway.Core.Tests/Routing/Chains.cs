@@ -11,10 +11,10 @@ public static class Chains
     {
         var result = new ulong[prefix.Length + count];
         prefix.CopyTo(result, 0);
-        ulong parent = prefix.Length > 0 ? prefix[^1] : Gateway.Core.Hashing.BlockHasher.Root;
+        ulong parent = prefix.Length > 0 ? prefix[^1] : Llm.Prompt.Hashing.BlockHasher.Root;
         for (int i = 0; i < count; i++)
         {
-            parent = Gateway.Core.Hashing.BlockHasher.HashSynthetic(parent, salt, start + i, 0);
+            parent = Llm.Prompt.Hashing.BlockHasher.HashSynthetic(parent, salt, start + i, 0);
             result[prefix.Length + i] = parent;
         }
 

@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using Gateway.Anthropic;
-using Gateway.Core.OpenAi;
+using Llm.Prompt.OpenAi;
 
 namespace Gateway.Tests.Anthropic;
 

@@ -1,6 +1,6 @@
 using System.Text;
 using Gateway.Auth;
-using Gateway.Core.OpenAi;
+using Llm.Prompt.OpenAi;
 using Gateway.Core.Routing;
 using Gateway.Proxy;
 using Microsoft.AspNetCore.Http;

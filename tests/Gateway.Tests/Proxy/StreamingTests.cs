@@ -106,9 +106,9 @@ public sealed class StreamingTests : OneFakeWorkerGateway
         Assert.Equal(("u1", "user"), SessionIdentity.Resolve(new Microsoft.AspNetCore.Http.HeaderDictionary(), Parse("{\"model\":\"m\",\"user\":\"u1\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}")));
     }
 
-    private static Gateway.Core.OpenAi.OpenAiRequest Parse(string json)
+    private static Llm.Prompt.OpenAi.OpenAiRequest Parse(string json)
     {
-        Assert.True(Gateway.Core.OpenAi.OpenAiRequestParser.TryParse(System.Text.Encoding.UTF8.GetBytes(json), Gateway.Core.OpenAi.OpenAiEndpoint.ChatCompletions, out var r, out _));
+        Assert.True(Llm.Prompt.OpenAi.OpenAiRequestParser.TryParse(System.Text.Encoding.UTF8.GetBytes(json), Llm.Prompt.OpenAi.OpenAiEndpoint.ChatCompletions, out var r, out _));
         return r!;
     }
 }

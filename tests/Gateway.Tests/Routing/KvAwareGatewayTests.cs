@@ -113,10 +113,10 @@ public sealed class KvAwareGatewayTests : IAsyncLifetime
         }
 
         // The worker counted the prompt with the real vocabulary (the default tokenizer's count differs).
-        var vocabulary = Gateway.Core.Tokenization.Tokenizers.Create(tokenizer);
+        var vocabulary = Llm.Prompt.Tokenization.Tokenizers.Create(tokenizer);
         Assert.InRange(usage[0].InputTokenCount, vocabulary.CountTokens(prompt), vocabulary.CountTokens(prompt) + 16); // + the chat template's tokens
         Assert.NotInRange(usage[0].InputTokenCount,
-            Gateway.Core.Tokenization.DefaultTokenizer.Instance.CountTokens(prompt), Gateway.Core.Tokenization.DefaultTokenizer.Instance.CountTokens(prompt) + 16);
+            Llm.Prompt.Tokenization.DefaultTokenizer.Instance.CountTokens(prompt), Llm.Prompt.Tokenization.DefaultTokenizer.Instance.CountTokens(prompt) + 16);
         var recent = gw.Services.GetRequiredService<RecentRegret>().Snapshot().Take(2).ToList();
         Assert.Equal(2, recent.Count);
         // The gateway's block hashes matched the worker's: it predicted the hit the worker then reported.

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Gateway.Core.Hashing;
+using Llm.Prompt.Hashing;
 using Worker.Backends;
 using Worker.Cpu;
 using Worker.Engine;

@@ -1,4 +1,4 @@
-using Gateway.Core.Hashing;
+using Llm.Prompt.Hashing;
 using Worker.Backends;
 using Worker.Engine;
 using Worker.Gpu;

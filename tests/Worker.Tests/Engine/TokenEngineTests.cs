@@ -1,4 +1,4 @@
-using Gateway.Core.Hashing;
+using Llm.Prompt.Hashing;
 using Worker.Engine;
 
 namespace Worker.Tests.Engine;

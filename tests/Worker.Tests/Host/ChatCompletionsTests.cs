@@ -1,6 +1,6 @@
 using System.Text;
-using Gateway.Core.OpenAi;
-using Gateway.Core.Tokenization;
+using Llm.Prompt.OpenAi;
+using Llm.Prompt.Tokenization;
 using OpenAI.Chat;
 
 namespace Worker.Tests.Host;

@@ -28,7 +28,7 @@ public sealed class EndpointsTests : IAsyncLifetime
         Assert.Equal("length", choice.GetProperty("finish_reason").GetString());
         var usage = json.GetProperty("usage");
         Assert.Equal(7, usage.GetProperty("completion_tokens").GetInt32());
-        Assert.Equal(Gateway.Core.Tokenization.DefaultTokenizer.Instance.CountTokens("Once upon a time"), usage.GetProperty("prompt_tokens").GetInt32());
+        Assert.Equal(Llm.Prompt.Tokenization.DefaultTokenizer.Instance.CountTokens("Once upon a time"), usage.GetProperty("prompt_tokens").GetInt32());
     }
 
     [Fact]

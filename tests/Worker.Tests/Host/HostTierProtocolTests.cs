@@ -1,4 +1,4 @@
-using Gateway.Core.OpenAi;
+using Llm.Prompt.OpenAi;
 
 namespace Worker.Tests.Host;
 

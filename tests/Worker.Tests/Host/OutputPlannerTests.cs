@@ -1,5 +1,5 @@
-using Gateway.Core.OpenAi;
-using Gateway.Core.Tokenization;
+using Llm.Prompt.OpenAi;
+using Llm.Prompt.Tokenization;
 using Worker.Generation;
 
 namespace Worker.Tests.Host;

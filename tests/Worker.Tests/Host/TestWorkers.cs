@@ -2,9 +2,9 @@ using System.ClientModel;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
-using Gateway.Core.Hashing;
-using Gateway.Core.OpenAi;
-using Gateway.Core.Tokenization;
+using Llm.Prompt.Hashing;
+using Llm.Prompt.OpenAi;
+using Llm.Prompt.Tokenization;
 using OpenAI;
 
 namespace Worker.Tests.Host;

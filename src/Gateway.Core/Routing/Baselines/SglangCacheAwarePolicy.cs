@@ -34,7 +34,7 @@ public sealed class SglangCacheAwarePolicy : IRoutingPolicy
     private readonly List<WorkerTree> _trees = [];
     private long _lastEviction;
     private long _tick;
-    private int _blockSize = Hashing.BlockHasher.DefaultBlockSize;
+    private int _blockSize = Llm.Prompt.Hashing.BlockHasher.DefaultBlockSize;
 
     /// <summary>Creates the policy (default: the current model gateway preset).</summary>
     public SglangCacheAwarePolicy(TimeProvider time, SglangCacheAwareOptions? options = null, string name = PolicyName)

@@ -1,5 +1,5 @@
 using Gateway.Configuration;
-using Gateway.Core.Tokenization;
+using Llm.Prompt.Tokenization;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Proxy.Pipeline;

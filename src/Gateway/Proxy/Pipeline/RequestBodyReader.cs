@@ -1,6 +1,6 @@
 using System.Buffers;
 using Gateway.Configuration;
-using Gateway.Core.OpenAi;
+using Llm.Prompt.OpenAi;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;

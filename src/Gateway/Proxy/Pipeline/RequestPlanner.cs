@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using Gateway.Configuration;
-using Gateway.Core.Hashing;
-using Gateway.Core.OpenAi;
+using Llm.Prompt.Hashing;
+using Llm.Prompt.OpenAi;
 using Gateway.Core.Routing;
 using Microsoft.Extensions.Options;
 

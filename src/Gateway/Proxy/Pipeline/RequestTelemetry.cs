@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Gateway.Core.OpenAi;
+using Llm.Prompt.OpenAi;
 using Gateway.Core.Routing;
 using Gateway.Telemetry;
 using Microsoft.AspNetCore.Http;

@@ -21,11 +21,11 @@ internal static class BaselineTestHelpers
     public static RouteRequest Request(string prefix, int blocks, int extraTokens = 0, int blockSize = 16)
     {
         var hashes = new ulong[blocks];
-        ulong parent = Gateway.Core.Hashing.BlockHasher.Root;
-        ulong salt = Gateway.Core.Hashing.BlockHasher.SaltOf(prefix);
+        ulong parent = Llm.Prompt.Hashing.BlockHasher.Root;
+        ulong salt = Llm.Prompt.Hashing.BlockHasher.SaltOf(prefix);
         for (int i = 0; i < blocks; i++)
         {
-            parent = Gateway.Core.Hashing.BlockHasher.HashSynthetic(parent, salt, i, 0);
+            parent = Llm.Prompt.Hashing.BlockHasher.HashSynthetic(parent, salt, i, 0);
             hashes[i] = parent;
         }
 

@@ -48,7 +48,7 @@ public class SglangCacheAwarePolicyTests
         const string prose = "The gateway sits between applications and a fleet of inference workers. For every request it decides " +
             "who is served next and where, weighing the prefix cache each worker already holds against how busy it is. " +
             "Coding agents alternate model turns and tool calls, and each turn re-sends nearly the whole context.";
-        double measured = (double)prose.Length / Gateway.Core.Tokenization.DefaultTokenizer.Instance.CountTokens(prose);
+        double measured = (double)prose.Length / Llm.Prompt.Tokenization.DefaultTokenizer.Instance.CountTokens(prose);
         Assert.InRange(measured, SglangCacheAwareOptions.Current.CharsPerToken - 0.5, SglangCacheAwareOptions.Current.CharsPerToken + 0.5);
     }
 

@@ -1,7 +1,7 @@
 using System.Text;
-using Gateway.Core.Tokenization;
+using Llm.Prompt.Tokenization;
 
-namespace Gateway.Core.Tests.Tokenization;
+namespace Llm.Prompt.Tests.Tokenization;
 
 public sealed class ByteTokenizerTests
 {

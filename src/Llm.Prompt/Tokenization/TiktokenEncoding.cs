@@ -3,7 +3,7 @@ using System.Reflection;
 using System.Text;
 using Microsoft.ML.Tokenizers;
 
-namespace Gateway.Core.Tokenization;
+namespace Llm.Prompt.Tokenization;
 
 /// <summary>
 /// OpenAI's tiktoken encodings by name (<c>o200k_base</c>: GPT-4o / o-series; <c>cl100k_base</c>: GPT-4 / GPT-3.5)

@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Text.Json;
 using System.Text.Unicode;
 
-namespace Gateway.Core.OpenAi;
+namespace Llm.Prompt.OpenAi;
 
 /// <summary>
 /// Finds JSON strings that are valid grammar but not text. <see cref="JsonDocument"/> accepts a string holding a lone

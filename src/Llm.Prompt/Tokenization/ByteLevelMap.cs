@@ -1,4 +1,4 @@
-namespace Gateway.Core.Tokenization;
+namespace Llm.Prompt.Tokenization;
 
 /// <summary>
 /// GPT-2's reversible byte ↔ unicode mapping (openai/gpt-2 encoder.py <c>bytes_to_unicode</c>, used by every

@@ -2,7 +2,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 
-namespace Gateway.Core.Tokenization;
+namespace Llm.Prompt.Tokenization;
 
 /// <summary>
 /// Loads an operator-supplied vocabulary: a Hugging Face <c>tokenizer.json</c> (model "BPE", byte-level) or a

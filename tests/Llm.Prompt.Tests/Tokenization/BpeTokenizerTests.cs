@@ -1,8 +1,8 @@
 using System.Text;
 using System.Text.Json;
-using Gateway.Core.Tokenization;
+using Llm.Prompt.Tokenization;
 
-namespace Gateway.Core.Tests.Tokenization;
+namespace Llm.Prompt.Tests.Tokenization;
 
 /// <summary>
 /// The BPE loaders on tiny vocabularies written here: every byte is a token with id = byte value

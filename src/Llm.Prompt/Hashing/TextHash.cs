@@ -2,7 +2,7 @@ using System.Buffers;
 using System.IO.Hashing;
 using System.Text;
 
-namespace Gateway.Core.Hashing;
+namespace Llm.Prompt.Hashing;
 
 /// <summary>
 /// XXH64 (System.IO.Hashing) of a string's UTF-8 bytes: the stable, machine-independent hash used for tenant

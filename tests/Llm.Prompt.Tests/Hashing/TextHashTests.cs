@@ -1,8 +1,8 @@
 using System.IO.Hashing;
 using System.Text;
-using Gateway.Core.Hashing;
+using Llm.Prompt.Hashing;
 
-namespace Gateway.Core.Tests.Hashing;
+namespace Llm.Prompt.Tests.Hashing;
 
 public class TextHashTests
 {

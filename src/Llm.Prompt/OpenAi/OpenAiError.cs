@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace Gateway.Core.OpenAi;
+namespace Llm.Prompt.OpenAi;
 
 /// <summary>An OpenAI-shaped error: <c>{"error":{"message","type","param","code"}}</c> with its HTTP status.</summary>
 public sealed record OpenAiError(int Status, string Message, string Type, string? Param = null, string? Code = null)

@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.Json;
 
-namespace Gateway.Core.OpenAi;
+namespace Llm.Prompt.OpenAi;
 
 /// <summary>
 /// Renders a chat request into the prompt text the model sees, the way a chat template does, so the gateway and

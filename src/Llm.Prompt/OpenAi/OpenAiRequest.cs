@@ -1,4 +1,4 @@
-namespace Gateway.Core.OpenAi;
+namespace Llm.Prompt.OpenAi;
 
 /// <summary>Which OpenAI endpoint a body was sent to.</summary>
 public enum OpenAiEndpoint

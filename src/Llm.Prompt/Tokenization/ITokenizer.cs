@@ -1,4 +1,4 @@
-namespace Gateway.Core.Tokenization;
+namespace Llm.Prompt.Tokenization;
 
 /// <summary>Turns text into token ids. Implementations are immutable and thread-safe.</summary>
 public interface ITokenizer

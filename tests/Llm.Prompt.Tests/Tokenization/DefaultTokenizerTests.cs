@@ -1,6 +1,6 @@
-using Gateway.Core.Tokenization;
+using Llm.Prompt.Tokenization;
 
-namespace Gateway.Core.Tests.Tokenization;
+namespace Llm.Prompt.Tests.Tokenization;
 
 public class DefaultTokenizerTests
 {

@@ -1,4 +1,4 @@
-namespace Gateway.Core.Tokenization;
+namespace Llm.Prompt.Tokenization;
 
 /// <summary>
 /// Built-in deterministic tokenizer with realistic counts (about 4.2 characters per token on English

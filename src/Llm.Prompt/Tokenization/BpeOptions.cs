@@ -1,4 +1,4 @@
-namespace Gateway.Core.Tokenization;
+namespace Llm.Prompt.Tokenization;
 
 /// <summary>Knobs of the BPE loaders (<see cref="Tokenizers"/>).</summary>
 public sealed class BpeOptions

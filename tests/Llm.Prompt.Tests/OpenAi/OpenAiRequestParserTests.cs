@@ -1,7 +1,7 @@
 using System.Text;
-using Gateway.Core.OpenAi;
+using Llm.Prompt.OpenAi;
 
-namespace Gateway.Core.Tests.OpenAi;
+namespace Llm.Prompt.Tests.OpenAi;
 
 public class OpenAiRequestParserTests
 {

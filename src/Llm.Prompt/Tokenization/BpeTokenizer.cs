@@ -3,7 +3,7 @@ using System.Collections.Concurrent;
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace Gateway.Core.Tokenization;
+namespace Llm.Prompt.Tokenization;
 
 /// <summary>
 /// Byte-level BPE (GPT-2 / tiktoken / Hugging Face <c>tokenizers</c> "BPE" model with the ByteLevel pre-tokenizer).

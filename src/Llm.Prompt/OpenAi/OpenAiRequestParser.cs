@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace Gateway.Core.OpenAi;
+namespace Llm.Prompt.OpenAi;
 
 /// <summary>
 /// Parses and validates an OpenAI request body once (gateway and worker share it). Every problem comes back as an

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 
-namespace Gateway.Core.Hashing;
+namespace Llm.Prompt.Hashing;
 
 /// <summary>
 /// Chained KV-block hashes, as vLLM's prefix cache names blocks: block i's hash covers the hash of

@@ -1,7 +1,7 @@
-using Gateway.Core.Hashing;
-using Gateway.Core.Tokenization;
+using Llm.Prompt.Hashing;
+using Llm.Prompt.Tokenization;
 
-namespace Gateway.Core.Tests.Tokenization;
+namespace Llm.Prompt.Tests.Tokenization;
 
 /// <summary>
 /// The tiktoken encodings by name (Microsoft.ML.Tokenizers with its offline data packages). Expected ids are the

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Gateway.Core.Tokenization;
+namespace Llm.Prompt.Tokenization;
 
 /// <summary>
 /// Byte-level tokenizer of the CPU backend's models (the vocabulary <c>RandomLlamaGguf</c> writes): each UTF-8 byte

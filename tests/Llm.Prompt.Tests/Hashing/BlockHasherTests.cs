@@ -1,6 +1,6 @@
-using Gateway.Core.Hashing;
+using Llm.Prompt.Hashing;
 
-namespace Gateway.Core.Tests.Hashing;
+namespace Llm.Prompt.Tests.Hashing;
 
 public class BlockHasherTests
 {

@@ -1,7 +1,7 @@
 using System.Text;
-using Gateway.Core.OpenAi;
+using Llm.Prompt.OpenAi;
 
-namespace Gateway.Core.Tests.OpenAi;
+namespace Llm.Prompt.Tests.OpenAi;
 
 /// <summary>
 /// Valid JSON grammar that is not text (a lone surrogate escape, bytes that are not UTF-8) is a 400 naming the field,
