@@ -17,7 +17,7 @@ for path in a.results:
         runs.extend(json.load(f)["runs"])
 
 hosts = sorted({r["host_kv_blocks"] for r in runs})
-options = ["off", "fixed:2", "predictive", "oracle:3600"]
+options = ["off", "fixed:2", "predictive", "predictive+hbm-pins", "predictive+hbm-pins-unguarded", "oracle:3600"]
 
 
 def rows(host, option):
@@ -123,3 +123,24 @@ for host in hosts:
         if by:
             print(f"| {host:,} | {o} | " + " | ".join(
                 f"{100.0 * (by[s] - base[s]) / base[s]:+.1f} %" if s in by and base.get(s) else "–" for s in seeds) + " |")
+
+print("\nPer seed, against `off` on the same tier (same seed): re-prefill after tool gaps / non-agent TTFT p99 "
+      "(the issue's bounds: +2 % and +10 %).\n")
+print("| host tier | retention | " + " | ".join(f"seed {s}" for s in seeds) + " |")
+print("|---|---|" + "---:|" * len(seeds))
+
+
+def rel(x, b):
+    return "±0" if x == b else (f"{100.0 * (x - b) / b:+.1f} %" if b else "–")
+
+
+for host in hosts:
+    base = {r["seed"]: r for r in rows(host, "off")}
+    for o in options:
+        if o == "off":
+            continue
+        by = {r["seed"]: r for r in rows(host, o)}
+        if by:
+            print(f"| {host:,} | {o} | " + " | ".join(
+                f"{rel(by[s]['resumed_after_tool']['reprefill_tokens'], base[s]['resumed_after_tool']['reprefill_tokens'])} / "
+                f"{rel(mix_ttft(by[s], 'p99'), mix_ttft(base[s], 'p99'))}" if s in by and s in base else "–" for s in seeds) + " |")

@@ -5,7 +5,10 @@
 # Traces: ../shared/traces (beside the repository), or TRACES=/path. SEEDS (default 1-3), KV (HBM blocks per worker,
 # default 16000) and SESSIONS (default 16) override the setup; HOSTS (host-tier sizes as multiples of KV, default
 # "0 2 4") and RETENTION (default off,fixed:2,predictive,oracle:3600) pick a subset of the runs; KEEP=/dir keeps each
-# tier's result.json there and tabulates every host-*.json in it (so subsets run separately make one table). Runs at nice 15.
+# tier's result.json there and tabulates every host-*.json in it (so subsets run separately make one table). HBM_PINS=on
+# runs `predictive` with HBM pins on workers without a host tier (--retention-hbm-pins on; its rows are labelled
+# predictive+hbm-pins) and GUARD=off without their guard (predictive+hbm-pins-unguarded); each writes its own
+# host-N-*.json beside the others. Runs at nice 15.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 traces="${TRACES:-../shared/traces}"
@@ -15,6 +18,13 @@ sessions="${SESSIONS:-16}"
 hosts="${HOSTS:-0 2 4}"
 retention="${RETENTION:-off,fixed:2,predictive,oracle:3600}"
 out="${OUT:-docs/results}"
+hbm_pins="${HBM_PINS:-off}"
+guard="${GUARD:-on}"
+suffix=""
+if [ "$hbm_pins" = on ]; then
+  suffix="-hbm-pins"
+  [ "$guard" = off ] && suffix="-hbm-pins-unguarded"
+fi
 if [ ! -d "$traces" ]; then
   echo "error: trace folder '$traces' not found (set TRACES=/path/to/shared/traces)" >&2
   exit 1
@@ -30,7 +40,8 @@ for m in $hosts; do
     --trace "$traces/weka_agentic_coding_v8/traces" --format weka --max-sessions "$sessions" --session-rate 0.5 \
     --workers 2 --kv-blocks "$kv" --host-kv-blocks "$host" --routing kv-aware \
     --mix-trace "$traces/azure_llm_2023/AzureLLMInferenceTrace_conv.csv" --mix-rate 0.5 --mix-max-requests 1800 \
-    --seeds "$seeds" --retention "$retention" --out "$tmp/host-$host.json" > "$tmp/host-$host.log" 2>&1 &
+    --retention-hbm-pins "$hbm_pins" --retention-guard "$guard" \
+    --seeds "$seeds" --retention "$retention" --out "$tmp/host-$host$suffix.json" > "$tmp/host-$host$suffix.log" 2>&1 &
   pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p"; done

@@ -55,6 +55,8 @@ var retentionCost = new Option<double?>("--retention-cost") { Description = "pre
 var retentionBudget = new Option<double?>("--retention-budget") { Description = "predictive: share of a worker's blocks its pins may hold, default 0.4" };
 var retentionRenewals = new Option<int?>("--retention-renewals") { Description = "predictive: renewals of a pin whose TTL runs out before the session came back, by the conditional gap distribution; default 0 (none)" };
 var retentionEvictionAge = new Option<string?>("--retention-eviction-age") { Description = "predictive: price pins by the worker's measured eviction age (Che's characteristic time of its LRU): off (default) | cover | shift" };
+var retentionGuard = new Option<string?>("--retention-guard") { Description = "predictive: on (default) | off: the guard that stops HBM pins on a worker while its pin account says they are losing" };
+var retentionHbmPins = new Option<string?>("--retention-hbm-pins") { Description = "predictive: off (default) | on: pin idle contexts in HBM on workers without a host tier" };
 var programPriority = new Option<string?>("--program-priority") { Description = "off (default) | on | pinned: resumed agent turns (after a tool call; pinned: only while their pin holds) go ahead of fresh work in the gateway queue (within their tenant) and the engine's waiting queue" };
 var requestsOut = new Option<bool>("--requests-out") { Description = "also write every request's outcome and TTFT breakdown (gateway queue, step in progress, engine queue, prefill steps) to <result>.requests.jsonl" };
 var output = new Option<string?>("--out") { Description = "result.json path (.md and .svg next to it)" };
@@ -62,7 +64,7 @@ var parallel = new Option<int?>("--parallel") { Description = "runs at once, def
 var strict = new Option<bool>("--strict") { Description = "stop at the first malformed trace line" };
 
 var root = new RootCommand("Replays LLM traces through the gateway's routing/scheduling policies and the worker engine model in virtual time.");
-foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, hostKvBlocks, maxPinned, blockSize, maxBatch, longPrefill, maxRunning, maxWaiting, maxPending, kvHigh, capacity, maxInFlight, maxModelLen, weights, rates, mix, exclude, locality, lagBound, reserve, overShare, underShare, overdraw, exclusivePrefill, lowPrefill, serialPrefill, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, seeds, routing, scheduling, retention, retentionCost, retentionBudget, retentionRenewals, retentionEvictionAge, programPriority, requestsOut, output, parallel, strict })
+foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, hostKvBlocks, maxPinned, blockSize, maxBatch, longPrefill, maxRunning, maxWaiting, maxPending, kvHigh, capacity, maxInFlight, maxModelLen, weights, rates, mix, exclude, locality, lagBound, reserve, overShare, underShare, overdraw, exclusivePrefill, lowPrefill, serialPrefill, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, seeds, routing, scheduling, retention, retentionCost, retentionBudget, retentionRenewals, retentionEvictionAge, retentionGuard, retentionHbmPins, programPriority, requestsOut, output, parallel, strict })
 {
     root.Options.Add(o);
 }
@@ -153,6 +155,8 @@ root.SetAction(parse =>
         if (parse.GetValue(retentionBudget) is { } rb) s.RetentionPinBudget = rb;
         if (parse.GetValue(retentionRenewals) is { } rr) s.RetentionRenewals = rr;
         if (parse.GetValue(retentionEvictionAge) is { } rea) s.RetentionEvictionAge = rea;
+        if (parse.GetValue(retentionGuard) is { } rg) s.RetentionGuard = rg;
+        if (parse.GetValue(retentionHbmPins) is { } rh) s.RetentionHbmPins = rh;
 
         if (parse.GetValue(programPriority) is { } pp) s.ProgramPriority = pp;
 

@@ -61,6 +61,8 @@ public sealed partial class Scenario
                     case "retention_budget": s.RetentionPinBudget = p.Value.GetDouble(); break;
                     case "retention_renewals": s.RetentionRenewals = p.Value.GetInt32(); break;
                     case "retention_eviction_age": s.RetentionEvictionAge = p.Value.GetString()!; break;
+                    case "retention_guard": s.RetentionGuard = p.Value.GetString()!; break;
+                    case "retention_hbm_pins": s.RetentionHbmPins = p.Value.GetString()!; break;
                     case "program_priority":
                         s.ProgramPriority = p.Value.ValueKind switch
                         {

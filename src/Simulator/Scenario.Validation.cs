@@ -60,6 +60,16 @@ public sealed partial class Scenario
             errors.Add("--retention-eviction-age must be off, cover or shift");
         }
 
+        if (RetentionGuard is not ("on" or "off"))
+        {
+            errors.Add("--retention-guard must be on or off");
+        }
+
+        if (RetentionHbmPins is not ("on" or "off"))
+        {
+            errors.Add("--retention-hbm-pins must be on or off");
+        }
+
         if (!ProgramPriorityModes.Contains(ProgramPriority))
         {
             errors.Add("--program-priority must be off, on or pinned");

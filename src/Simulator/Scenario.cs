@@ -249,6 +249,21 @@ public sealed partial class Scenario
     /// </summary>
     public string RetentionEvictionAge { get; set; } = "off";
 
+    /// <summary>Predictive retention: "on" (default) or "off", the guard on HBM pins (RetentionOptions.PinGuard).</summary>
+    public string RetentionGuard { get; set; } = "on";
+
+    /// <summary>Predictive retention: "off" (default) or "on", HBM pins on workers without a host tier (RetentionOptions.HbmPins).</summary>
+    public string RetentionHbmPins { get; set; } = "off";
+
+    /// <summary>
+    /// The name a retention option's runs carry in the results: the option, and for <c>predictive</c> with HBM pins
+    /// <c>predictive+hbm-pins</c> (<c>predictive+hbm-pins-unguarded</c> with the guard off), so runs of invocations with
+    /// different knobs tabulate side by side.
+    /// </summary>
+    public string RetentionLabel(string retention) =>
+        retention != Gateway.Core.Agents.PredictiveRetentionPolicy.PolicyName || RetentionHbmPins != "on" ? retention
+        : RetentionGuard == "off" ? retention + "+hbm-pins-unguarded" : retention + "+hbm-pins";
+
     /// <summary>
     /// Program-level ordering of resumed turns (Gateway.Core.Agents.ResumedTurnPriority): "off" (default); "on": a turn
     /// closing a tool gap gets the gateway-queue credit and the engine priority, as the gateway does with

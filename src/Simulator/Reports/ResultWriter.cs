@@ -29,6 +29,7 @@ public static class ResultWriter
                 w.WriteString("routing", r.Routing);
                 w.WriteString("scheduling", r.Scheduling);
                 w.WriteString("retention", r.Retention);
+                w.WriteBoolean("retention_guard", r.RetentionGuard);
                 w.WriteNumber("seed", r.Seed);
                 Pct(w, "ttft_ms", r.TtftMs);
                 Pct(w, "tpot_ms", r.TpotMs);

@@ -43,6 +43,9 @@ public sealed class RunResult
     public required string Scheduling { get; init; }
     public required string Retention { get; init; }
 
+    /// <summary>Whether predictive retention's guard on HBM pins was on (--retention-guard).</summary>
+    public bool RetentionGuard { get; init; } = true;
+
     /// <summary>The seed of this run's workload and policies.</summary>
     public int Seed { get; init; }
     public Percentiles TtftMs { get; init; }

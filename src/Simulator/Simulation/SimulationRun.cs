@@ -67,6 +67,8 @@ public sealed class SimulationRun
             PinBudgetFraction = scenario.RetentionPinBudget,
             MaxRenewals = scenario.RetentionRenewals,
             EvictionAge = Gateway.Core.Agents.RetentionPolicies.TryParseEvictionAge(scenario.RetentionEvictionAge, out var evictionAge) ? evictionAge : default,
+            PinGuard = scenario.RetentionGuard != "off",
+            HbmPins = scenario.RetentionHbmPins == "on",
         });
         _programPriority = scenario.ProgramPriority == "off" ? null
             : new Gateway.Core.Agents.ResumedTurnPriority(new Gateway.Core.Agents.ProgramPriorityOptions { PinnedOnly = scenario.ProgramPriority == "pinned" });
@@ -342,7 +344,8 @@ public sealed class SimulationRun
         {
             Routing = _routingName,
             Scheduling = _schedulingName,
-            Retention = _retentionName,
+            Retention = _scenario.RetentionLabel(_retentionName),
+            RetentionGuard = _scenario.RetentionGuard != "off",
             Seed = _scenario.Seed,
             TtftMs = _recorder.Ttft(),
             TpotMs = _recorder.Tpot(),

@@ -14,7 +14,7 @@ public class EvictionAgePricingTests
     private static readonly GapDistribution ToolGaps = new GapPredictorOptions().ToolPrior;
 
     private static PredictiveRetentionPolicy Policy(EvictionAgeMode mode) =>
-        new(new FakeTimeProvider(), new RetentionOptions { EvictionAge = mode });
+        new(new FakeTimeProvider(), new RetentionOptions { HbmPins = true, EvictionAge = mode });
 
     private static TurnCompletion Tool(string session, double evictionAge) => new()
     {

@@ -101,23 +101,24 @@ public class PinGuardTests
         Assert.True(guard.Allows(1));
     }
 
+    private static TurnCompletion Turn(string session, long cost, long saved) => new()
+    {
+        SessionId = session,
+        Tenant = "t",
+        Outcome = new TurnOutcome(GapKind.Tool, "Bash"),
+        Worker = 1,
+        Blocks = 1000,
+        WorkerKvBlocks = 8000,
+        PrefillSeconds = 5,
+        WorkerPinCostBlocks = cost,
+        WorkerPinSavedBlocks = saved,
+    };
+
     [Fact]
     public void Predictive_OnAWorkerWherePinsDisplaceMoreThanTheySave_ReleasesInsteadOfPinning()
     {
-        var policy = new PredictiveRetentionPolicy(new FakeTimeProvider());
+        var policy = new PredictiveRetentionPolicy(new FakeTimeProvider(), new RetentionOptions { HbmPins = true });
         var actions = new List<RetentionAction>();
-        TurnCompletion Turn(string session, long cost, long saved) => new()
-        {
-            SessionId = session,
-            Tenant = "t",
-            Outcome = new TurnOutcome(GapKind.Tool, "Bash"),
-            Worker = 1,
-            Blocks = 1000,
-            WorkerKvBlocks = 8000,
-            PrefillSeconds = 5,
-            WorkerPinCostBlocks = cost,
-            WorkerPinSavedBlocks = saved,
-        };
 
         policy.OnTurnCompleted(Turn("a", 0, 0), actions);
         Assert.Equal(RetentionActionKind.Retain, Assert.Single(actions).Kind);
@@ -127,5 +128,38 @@ public class PinGuardTests
 
         Assert.Equal(RetentionActionKind.Release, Assert.Single(actions).Kind);
         Assert.Equal(1, policy.Stats.GuardSkips);
+    }
+
+    [Fact]
+    public void Predictive_WithTheGuardOff_PinsWhereTheGuardWouldRefuse()
+    {
+        var policy = new PredictiveRetentionPolicy(new FakeTimeProvider(), new RetentionOptions { HbmPins = true, PinGuard = false });
+        var actions = new List<RetentionAction>();
+        policy.OnTurnCompleted(Turn("a", 0, 0), actions);
+        actions.Clear();
+
+        policy.OnTurnCompleted(Turn("b", 5000, 1000), actions);
+
+        Assert.Equal(RetentionActionKind.Retain, Assert.Single(actions).Kind);
+        Assert.Equal(0, policy.Stats.GuardSkips);
+    }
+
+    [Fact]
+    public void Predictive_ByDefault_LeavesAnHbmOnlyWorkerToItsLru_AndStillScoresTheGap()
+    {
+        var time = new FakeTimeProvider();
+        var policy = new PredictiveRetentionPolicy(time);
+        var actions = new List<RetentionAction>();
+
+        policy.OnTurnCompleted(Turn("a", 0, 0), actions);
+        time.Advance(TimeSpan.FromSeconds(8));
+        var gap = policy.OnTurnArrived("a");
+
+        Assert.Empty(actions); // no pin and no release: what `off` sends
+        Assert.True(gap.Closed);
+        Assert.False(gap.Pinned);
+        Assert.Equal(0, policy.Stats.Retains);
+        Assert.Equal(1, policy.Stats.Uncovered);
+        Assert.Equal(1, policy.Stats.AbsLogErrorCount); // the predictor still learns the gap
     }
 }

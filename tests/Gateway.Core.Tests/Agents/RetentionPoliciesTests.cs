@@ -45,7 +45,7 @@ public class RetentionPoliciesTests
     public void SessionsThatNeverReturn_AreForgottenOldestFirst_AndScoredAsUnusedPins()
     {
         var time = new FakeTimeProvider();
-        var p = RetentionPolicies.Create("fixed:30", time, new RetentionOptions { MaxOpenGaps = 100 });
+        var p = RetentionPolicies.Create("fixed:30", time, new RetentionOptions { HbmPins = true, MaxOpenGaps = 100 });
         var actions = new List<RetentionAction>();
         for (int i = 0; i < 1000; i++)
         {
@@ -69,7 +69,7 @@ public class RetentionPoliciesTests
         // Replica A served model turn 3 (three assistant messages before it); turns 4 and 5 went to another gateway replica;
         // turn 6 arrives here 200 s later. The gap A opened spans three turns: neither an observation nor a hit or miss.
         var time = new FakeTimeProvider();
-        var p = RetentionPolicies.Create(name, time);
+        var p = RetentionPolicies.Create(name, time, new RetentionOptions { HbmPins = true });
         var actions = new List<RetentionAction>();
         p.OnTurnCompleted(Tool("s") with { PriorTurns = 3 }, actions);
         time.Advance(TimeSpan.FromSeconds(200));
@@ -92,7 +92,7 @@ public class RetentionPoliciesTests
     public void TurnThatCanBeTheNextOne_ClosesTheGapAsBefore(int priorTurns)
     {
         var time = new FakeTimeProvider();
-        var p = RetentionPolicies.Create("predictive", time);
+        var p = RetentionPolicies.Create("predictive", time, new RetentionOptions { HbmPins = true });
         var actions = new List<RetentionAction>();
         p.OnTurnCompleted(Tool("s") with { PriorTurns = 3 }, actions);
         time.Advance(TimeSpan.FromSeconds(4));
@@ -110,7 +110,7 @@ public class RetentionPoliciesTests
     {
         // Budget 0.4 of 20,000 blocks: one 7,000-block pin fits, a second on the same worker does not (equal value per block).
         var time = new FakeTimeProvider();
-        var p = RetentionPolicies.Create("predictive", time);
+        var p = RetentionPolicies.Create("predictive", time, new RetentionOptions { HbmPins = true });
         var actions = new List<RetentionAction>();
         p.OnTurnCompleted(Tool("a", blocks: 7000, prefill: 40) with { PriorTurns = 0 }, actions);
         p.OnTurnCompleted(Tool("b", blocks: 7000, prefill: 40) with { PriorTurns = 0 }, actions);
@@ -171,7 +171,7 @@ public class RetentionPoliciesTests
     [Fact]
     public void Predictive_BestTtl_MaximisesContinuumObjective()
     {
-        var p = new PredictiveRetentionPolicy(new FakeTimeProvider());
+        var p = new PredictiveRetentionPolicy(new FakeTimeProvider(), new RetentionOptions { HbmPins = true });
         var dist = new GapDistribution(Math.Log(9), 1.0, 100);
         var (ttl, prob) = p.BestTtl(dist, savedSeconds: 5, costPerSecond: 0.05);
 
@@ -194,7 +194,7 @@ public class RetentionPoliciesTests
     public void Predictive_LearnsShortAndLongTools_TtlFollowsTheirGaps()
     {
         var time = new FakeTimeProvider();
-        var p = new PredictiveRetentionPolicy(time, new RetentionOptions { PerSessionLevel = false });
+        var p = new PredictiveRetentionPolicy(time, new RetentionOptions { HbmPins = true, PerSessionLevel = false });
         var actions = new List<RetentionAction>();
         for (int i = 0; i < 60; i++)
         {
@@ -221,7 +221,7 @@ public class RetentionPoliciesTests
     [Fact]
     public void Predictive_HumanGap_ReleasesInsteadOfPinning()
     {
-        var p = new PredictiveRetentionPolicy(new FakeTimeProvider());
+        var p = new PredictiveRetentionPolicy(new FakeTimeProvider(), new RetentionOptions { HbmPins = true });
         var actions = new List<RetentionAction>();
         p.OnTurnCompleted(Tool("a") with { Outcome = new TurnOutcome(GapKind.Human, "*"), Blocks = 4000 }, actions);
         Assert.Equal(RetentionActionKind.Release, Assert.Single(actions).Kind);
@@ -231,7 +231,7 @@ public class RetentionPoliciesTests
     public void Predictive_Budget_EvictsLowestValuePerBlock_ForAMoreValuablePin()
     {
         var time = new FakeTimeProvider();
-        var p = new PredictiveRetentionPolicy(time, new RetentionOptions { PinBudgetFraction = 0.1, MemoryCostWeight = 0.01 });
+        var p = new PredictiveRetentionPolicy(time, new RetentionOptions { HbmPins = true, PinBudgetFraction = 0.1, MemoryCostWeight = 0.01 });
         var actions = new List<RetentionAction>();
 
         // Budget 2,000 of 20,000 blocks. A cheap pin (little prefill per block) fills most of it.
@@ -261,7 +261,7 @@ public class RetentionPoliciesTests
     public void Predictive_PinDroppedByTheWorker_FreesItsBudget_IsNotRenewed_AndTheReturnIsNotAHit()
     {
         var time = new FakeTimeProvider();
-        var p = new PredictiveRetentionPolicy(time, new RetentionOptions { PinBudgetFraction = 0.1, MemoryCostWeight = 0.01, MaxRenewals = 1 });
+        var p = new PredictiveRetentionPolicy(time, new RetentionOptions { HbmPins = true, PinBudgetFraction = 0.1, MemoryCostWeight = 0.01, MaxRenewals = 1 });
         var actions = new List<RetentionAction>();
         p.OnTurnCompleted(Tool("dear", blocks: 1500, prefill: 20), actions); // budget 2,000 of 20,000 blocks
         Assert.Equal(RetentionActionKind.Retain, Assert.Single(actions).Kind);
@@ -301,7 +301,7 @@ public class RetentionPoliciesTests
     public void Predictive_SessionEnd_ReleasesAndCountsUnusedPin()
     {
         var time = new FakeTimeProvider();
-        var p = new PredictiveRetentionPolicy(time);
+        var p = new PredictiveRetentionPolicy(time, new RetentionOptions { HbmPins = true });
         var actions = new List<RetentionAction>();
         p.OnTurnCompleted(Tool("a"), actions);
         Assert.Equal(RetentionActionKind.Retain, actions[0].Kind);
@@ -315,7 +315,7 @@ public class RetentionPoliciesTests
     [Fact]
     public void Predictive_ContextLargerThanBudget_PinsLeadingPrefixOnly()
     {
-        var p = new PredictiveRetentionPolicy(new FakeTimeProvider(), new RetentionOptions { PinBudgetFraction = 0.25, MemoryCostWeight = 0.01 });
+        var p = new PredictiveRetentionPolicy(new FakeTimeProvider(), new RetentionOptions { HbmPins = true, PinBudgetFraction = 0.25, MemoryCostWeight = 0.01 });
         var actions = new List<RetentionAction>();
         p.OnTurnCompleted(Tool("big", blocks: 8000, poolBlocks: 20000, prefill: 8), actions);
         var a = Assert.Single(actions);
@@ -330,7 +330,7 @@ public class RetentionPoliciesTests
     [Fact]
     public void Predictive_BestRenewal_ExtendsWhereTheConditionalHazardPays_NotInTheFarTail()
     {
-        var p = new PredictiveRetentionPolicy(new FakeTimeProvider());
+        var p = new PredictiveRetentionPolicy(new FakeTimeProvider(), new RetentionOptions { HbmPins = true });
         var (ttl, _) = p.BestTtl(ToolGaps, 5, 0.05);
         Assert.InRange(ttl, 1, 60);
 
@@ -358,7 +358,7 @@ public class RetentionPoliciesTests
     public void Predictive_PinRunningOut_IsRenewedByTheConditionalRule_AndCoversALateReturn()
     {
         var time = new FakeTimeProvider();
-        var p = new PredictiveRetentionPolicy(time, new RetentionOptions { MaxRenewals = 1 });
+        var p = new PredictiveRetentionPolicy(time, new RetentionOptions { HbmPins = true, MaxRenewals = 1 });
         var actions = new List<RetentionAction>();
         var start = time.GetUtcNow();
         p.OnTurnCompleted(Tool("a"), actions);
@@ -397,7 +397,7 @@ public class RetentionPoliciesTests
     public void Predictive_RenewalOffByDefault_PinLapses_LateReturnIsAMiss()
     {
         var time = new FakeTimeProvider();
-        var p = new PredictiveRetentionPolicy(time);
+        var p = new PredictiveRetentionPolicy(time, new RetentionOptions { HbmPins = true });
         Assert.Equal(0, new RetentionOptions().MaxRenewals);
         var actions = new List<RetentionAction>();
         p.OnTurnCompleted(Tool("a"), actions);
@@ -416,7 +416,7 @@ public class RetentionPoliciesTests
     public void Predictive_HumanGapOrReleasedPin_IsNeverRenewed()
     {
         var time = new FakeTimeProvider();
-        var p = new PredictiveRetentionPolicy(time, new RetentionOptions { MaxRenewals = 1 });
+        var p = new PredictiveRetentionPolicy(time, new RetentionOptions { HbmPins = true, MaxRenewals = 1 });
         var actions = new List<RetentionAction>();
         p.OnTurnCompleted(Tool("h") with { Outcome = new TurnOutcome(GapKind.Human, "*") }, actions);
         p.OnTurnCompleted(Tool("a"), actions);
@@ -433,7 +433,7 @@ public class RetentionPoliciesTests
     public void Predictive_RenewalStopsInTheTail_AndTheTotalStaysUnderMaxTtl()
     {
         var time = new FakeTimeProvider();
-        var p = new PredictiveRetentionPolicy(time, new RetentionOptions { MaxRenewals = 1000 });
+        var p = new PredictiveRetentionPolicy(time, new RetentionOptions { HbmPins = true, MaxRenewals = 1000 });
         var actions = new List<RetentionAction>();
         var start = time.GetUtcNow();
         p.OnTurnCompleted(Tool("a"), actions);
@@ -462,7 +462,7 @@ public class RetentionPoliciesTests
     public void Predictive_MaxRenewals_BoundsTheRenewalsOfOneGap_AndIsValidated()
     {
         var time = new FakeTimeProvider();
-        var p = new PredictiveRetentionPolicy(time, new RetentionOptions { MaxRenewals = 2 });
+        var p = new PredictiveRetentionPolicy(time, new RetentionOptions { HbmPins = true, MaxRenewals = 2 });
         var actions = new List<RetentionAction>();
         p.OnTurnCompleted(Tool("a"), actions);
         for (int i = 0; i < 10 && p.NextPinExpiry is { } at; i++)
@@ -473,14 +473,14 @@ public class RetentionPoliciesTests
 
         Assert.Equal(2, p.Stats.Renewals);
         Assert.Null(p.NextPinExpiry);
-        Assert.Throws<ArgumentOutOfRangeException>(() => new PredictiveRetentionPolicy(time, new RetentionOptions { MaxRenewals = -1 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new PredictiveRetentionPolicy(time, new RetentionOptions { HbmPins = true, MaxRenewals = -1 }));
     }
 
     [Fact]
     public void Predictive_RenewedPin_KeepsItsBudgetShare_PastTheFirstTtl()
     {
         var time = new FakeTimeProvider();
-        var p = new PredictiveRetentionPolicy(time, new RetentionOptions { PinBudgetFraction = 0.1, MemoryCostWeight = 0.01, MaxRenewals = 1 });
+        var p = new PredictiveRetentionPolicy(time, new RetentionOptions { HbmPins = true, PinBudgetFraction = 0.1, MemoryCostWeight = 0.01, MaxRenewals = 1 });
         var actions = new List<RetentionAction>();
 
         // Budget 2,000 of 20,000 blocks: a renewed 1,500-block pin still holds it after its first TTL, so a cheaper
@@ -505,7 +505,7 @@ public class RetentionPoliciesTests
         var time = new FakeTimeProvider();
         foreach (var name in new[] { "off", "fixed:2" })
         {
-            var policy = RetentionPolicies.Create(name, time);
+            var policy = RetentionPolicies.Create(name, time, new RetentionOptions { HbmPins = true });
             var actions = new List<RetentionAction>();
             policy.OnTurnCompleted(Tool("a"), actions);
             Assert.Null(policy.NextPinExpiry);

@@ -37,9 +37,9 @@ public class TierPlacementTests
     }
 
     [Fact]
-    public void WithoutAHostTier_TheSameContextIsPinnedInHbm()
+    public void WithoutAHostTier_AndHbmPinsOn_TheSameContextIsPinnedInHbm()
     {
-        var policy = new PredictiveRetentionPolicy(new FakeTimeProvider());
+        var policy = new PredictiveRetentionPolicy(new FakeTimeProvider(), new RetentionOptions { HbmPins = true });
         var actions = new List<RetentionAction>();
 
         policy.OnTurnCompleted(Turn(GapKind.Tool, blocks: 1000, host: 0), actions);

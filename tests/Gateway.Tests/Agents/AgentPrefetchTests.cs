@@ -22,6 +22,7 @@ public sealed class AgentPrefetchTests
         {
             ["Gateway:Agents:Mode"] = "enabled",
             ["Gateway:Agents:Policy"] = "predictive",
+            ["Gateway:Agents:HbmPins"] = "true", // the test without a host tier pins in HBM
         });
         return (worker, gw);
     }
@@ -129,7 +130,7 @@ public sealed class AgentPrefetchTests
     }
 
     [Fact]
-    public async Task WithoutAHostTier_ThePolicyPinsInHbmAndSchedulesNoPrefetch()
+    public async Task WithoutAHostTier_AndHbmPinsOn_ThePolicyPinsInHbmAndSchedulesNoPrefetch()
     {
         var (worker, gw) = await StartAsync(hostKvBlocks: 0, kvBlocks: 65_536, timeScale: 1.0);
         await using var _w = worker;

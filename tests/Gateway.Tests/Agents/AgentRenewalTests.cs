@@ -57,6 +57,7 @@ public sealed class AgentRenewalTests
             ["Logging:LogLevel:Default"] = "Warning",
             ["Gateway:Agents:Mode"] = "enabled",
             ["Gateway:Agents:Policy"] = "predictive",
+            ["Gateway:Agents:HbmPins"] = "true",
             ["Gateway:Agents:MaxRenewals"] = maxRenewals.ToString(System.Globalization.CultureInfo.InvariantCulture),
         };
         var gw = await GatewayHost.StartAsync(settings, services => services.AddSingleton<TimeProvider>(time));

@@ -18,8 +18,12 @@ public sealed class AgentRetentionOptionsTests
         Assert.Equal(new RetentionOptions().PinBudgetFraction, new AgentRetentionOptions().PolicyOptions().PinBudgetFraction);
         Assert.Equal(new RetentionOptions().MaxRenewals, new AgentRetentionOptions().PolicyOptions().MaxRenewals);
         Assert.Equal(EvictionAgeMode.Off, new AgentRetentionOptions().PolicyOptions().EvictionAge);
-        var o = new AgentRetentionOptions { MemoryCostWeight = 0.1, PinBudgetFraction = 0.25, MaxRenewals = 3, EvictionAge = "shift" }.PolicyOptions();
+        Assert.True(new AgentRetentionOptions().PolicyOptions().PinGuard);
+        Assert.False(new AgentRetentionOptions().PolicyOptions().HbmPins);
+        var o = new AgentRetentionOptions { MemoryCostWeight = 0.1, PinBudgetFraction = 0.25, MaxRenewals = 3, EvictionAge = "shift", PinGuard = false, HbmPins = true }.PolicyOptions();
         Assert.Equal(EvictionAgeMode.Shift, o.EvictionAge);
+        Assert.False(o.PinGuard);
+        Assert.True(o.HbmPins);
         Assert.Equal(0.1, o.MemoryCostWeight);
         Assert.Equal(0.25, o.PinBudgetFraction);
         Assert.Equal(3, o.MaxRenewals);

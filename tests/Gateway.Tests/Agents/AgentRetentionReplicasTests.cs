@@ -52,7 +52,7 @@ public sealed class AgentRetentionReplicasTests
     public async Task SessionSpreadOverTwoReplicas_EachClosesOnlyItsOwnNextTurn_AndAStaleGapIsSuperseded()
     {
         await using var worker = await WorkerHost.StartAsync(new WorkerOptions { KvBlocks = 65_536, TimeScale = 1.0 });
-        var config = new Dictionary<string, string?> { ["Gateway:Agents:Mode"] = "shadow", ["Gateway:Agents:Policy"] = "predictive" };
+        var config = new Dictionary<string, string?> { ["Gateway:Agents:Mode"] = "shadow", ["Gateway:Agents:Policy"] = "predictive", ["Gateway:Agents:HbmPins"] = "true" };
         string url = worker.BaseAddress.GetLeftPart(UriPartial.Authority);
         await using var a = await TestGateway.StartAsync([url], config);
         await using var b = await TestGateway.StartAsync([url], config);

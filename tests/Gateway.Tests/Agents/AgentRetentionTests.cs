@@ -57,6 +57,7 @@ public sealed class AgentRetentionTests
         {
             ["Gateway:Agents:Mode"] = mode,
             ["Gateway:Agents:Policy"] = "predictive",
+            ["Gateway:Agents:HbmPins"] = "true",
         });
         return (worker, gw);
     }

@@ -22,7 +22,7 @@ public class AgentRetentionPlannerTests
             reqs.Add(Req(2 + i, null, 10_000 + i * 1000, oneShotBlocks));
         }
 
-        var scenario = new Scenario { Workers = 1, KvBlocks = 200, Retention = [retention] };
+        var scenario = new Scenario { RetentionHbmPins = "on", Workers = 1, KvBlocks = 200, Retention = [retention] };
         var w = SimWorkload.Build(reqs, scenario);
         return new SimulationRun(w, scenario, "round-robin", "fcfs", retention).Run();
     }
@@ -126,7 +126,7 @@ public class AgentRetentionPlannerTests
 
         // This pool turns over in seconds while the context's prefill takes ~1.3 s, so memory priced at the default (a
         // whole pool-second = a GPU-second) would price every pin out; 0.1 lets the policy's TTL choice show.
-        var scenario = new Scenario { Workers = 1, KvBlocks = 6_000, Retention = [retention], RetentionCostWeight = 0.1 };
+        var scenario = new Scenario { RetentionHbmPins = "on", Workers = 1, KvBlocks = 6_000, Retention = [retention], RetentionCostWeight = 0.1 };
         return new SimulationRun(SimWorkload.Build(reqs, scenario), scenario, "round-robin", "fcfs", retention).Run();
     }
 
@@ -164,7 +164,7 @@ public class AgentRetentionPlannerTests
             Req(0, "s", 1, 110, think: 10, stop: "end_turn"),
             Req(2, null, 10_000, 150),
         };
-        var scenario = new Scenario { Workers = 2, KvBlocks = 200, Seed = seed, Retention = [retention] };
+        var scenario = new Scenario { RetentionHbmPins = "on", Workers = 2, KvBlocks = 200, Seed = seed, Retention = [retention] };
         return new SimulationRun(SimWorkload.Build(reqs, scenario), scenario, routing, "fcfs", retention).Run();
     }
 
@@ -191,7 +191,7 @@ public class AgentRetentionPlannerTests
             reqs.Add(Req(2 + (2 * i), null, 10_000 + (i * 1000), 90));
         }
 
-        var scenario = new Scenario { Workers = 1, KvBlocks = 200, Retention = ["predictive"], RetentionCostWeight = cost, RetentionRenewals = renew ? 10 : 0 };
+        var scenario = new Scenario { RetentionHbmPins = "on", Workers = 1, KvBlocks = 200, Retention = ["predictive"], RetentionCostWeight = cost, RetentionRenewals = renew ? 10 : 0 };
         return new SimulationRun(SimWorkload.Build(reqs, scenario), scenario, "round-robin", "fcfs", "predictive").Run();
     }
 
@@ -232,7 +232,7 @@ public class AgentRetentionPlannerTests
             Req(0, "s", 1, 100, stop: "tool_use"),
             Req(0, "s", 1, 110, think: 10, stop: "end_turn"),
         };
-        var scenario = new Scenario { Workers = 1, KvBlocks = 2000, Retention = ["predictive"], RetentionEvictionAge = mode, RetentionCostWeight = 0.001 };
+        var scenario = new Scenario { RetentionHbmPins = "on", Workers = 1, KvBlocks = 2000, Retention = ["predictive"], RetentionEvictionAge = mode, RetentionCostWeight = 0.001 };
         Assert.DoesNotContain(scenario.Validate(), e => e.Contains("eviction", StringComparison.Ordinal));
         var r = new SimulationRun(SimWorkload.Build(reqs, scenario), scenario, "round-robin", "fcfs", "predictive").Run();
 
@@ -253,7 +253,7 @@ public class AgentRetentionPlannerTests
             reqs.Add(Req(i, null, 10_000 + (i * 1000), 90)); // evictions before and during the gap: T_c is about a second
         }
 
-        var scenario = new Scenario { Workers = 1, KvBlocks = 200, Retention = ["predictive"], RetentionEvictionAge = "shift", RetentionCostWeight = 0.001 };
+        var scenario = new Scenario { RetentionHbmPins = "on", Workers = 1, KvBlocks = 200, Retention = ["predictive"], RetentionEvictionAge = "shift", RetentionCostWeight = 0.001 };
         var r = new SimulationRun(SimWorkload.Build(reqs, scenario), scenario, "round-robin", "fcfs", "predictive").Run();
         Assert.True(r.PinnedBlockSeconds > 0);
         Assert.True(r.ReprefillTokensResumed < 100 * 16 / 2, $"reprefill {r.ReprefillTokensResumed}"); // most of the context is still there

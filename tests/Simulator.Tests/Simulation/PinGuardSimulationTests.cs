@@ -16,7 +16,7 @@ public class PinGuardSimulationTests
     // 10-block tail, and 150 fresh one-shot blocks arrive every second. Without pins the LRU evicts a (the longest idle)
     // and keeps both shared prompts; a pin on a leaves 700 blocks to the LRU, and the shared prompts are pushed out on
     // every cycle: the pin saves 300 blocks every 10 s and costs up to 500 every 3 s.
-    private static RunResult Run(string retention)
+    private static RunResult Run(string retention, string guard = "on", string hbmPins = "on")
     {
         var reqs = new List<TraceRequest>();
         for (int k = 0; k < 17; k++)
@@ -38,7 +38,10 @@ public class PinGuardSimulationTests
         }
 
         // Memory priced low enough that the policy pins a's context for its tool gaps.
-        var scenario = new Scenario { Workers = 1, KvBlocks = 1_000, Retention = [retention], RetentionCostWeight = 0.05 };
+        var scenario = new Scenario
+        {
+            Workers = 1, KvBlocks = 1_000, Retention = [retention], RetentionCostWeight = 0.05, RetentionGuard = guard, RetentionHbmPins = hbmPins,
+        };
         return new SimulationRun(SimWorkload.Build(reqs, scenario), scenario, "round-robin", "fcfs", retention).Run();
     }
 
@@ -52,8 +55,33 @@ public class PinGuardSimulationTests
         string all = Show(off) + " | " + Show(predictive);
         Assert.True(predictive.RetentionStats!.Retains > 0, all); // it did pin, and found out
         Assert.True(predictive.RetentionStats.GuardSkips > predictive.RetentionStats.Retains, all);
-        // Without the guard's account of the other contexts it kept pinning and recomputed 16 % more than off; with it, the
-        // first pin's cost is the only loss.
+        Assert.Equal("predictive+hbm-pins", predictive.Retention);
+        // With the guard's account of the other contexts the first pin's cost is the only loss.
         Assert.True(1 - predictive.PrefixHitRatio <= (1 - off.PrefixHitRatio) * 1.02, all);
+    }
+
+    [Fact]
+    public void Predictive_WithTheGuardOff_KeepsPinning_AndMissesMoreThanOff()
+    {
+        var off = Run("off");
+        var unguarded = Run("predictive", guard: "off");
+
+        string all = $"off hit {off.PrefixHitRatio:F4} | unguarded hit {unguarded.PrefixHitRatio:F4} retains {unguarded.RetentionStats!.Retains}";
+        Assert.Equal("predictive+hbm-pins-unguarded", unguarded.Retention);
+        Assert.Equal(0, unguarded.RetentionStats.GuardSkips);
+        Assert.True(1 - unguarded.PrefixHitRatio > (1 - off.PrefixHitRatio) * 1.05, all);
+    }
+
+    [Fact]
+    public void Predictive_ByDefault_OnAnHbmOnlyWorker_RunsExactlyAsOff()
+    {
+        var off = Run("off");
+        var predictive = Run("predictive", hbmPins: "off");
+
+        Assert.Equal("predictive", predictive.Retention);
+        Assert.Equal(0, predictive.RetentionStats!.Retains);
+        Assert.Equal(off.PrefixHitRatio, predictive.PrefixHitRatio);
+        Assert.Equal(off.ResumedAfterTool.ReprefillTokens, predictive.ResumedAfterTool.ReprefillTokens);
+        Assert.Equal(off.TtftMs.P99, predictive.TtftMs.P99);
     }
 }
