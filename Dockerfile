@@ -34,16 +34,17 @@ RUN dotnet publish src/Worker/Worker.csproj -c Release -o /out --no-restore -p:U
 
 FROM mcr.microsoft.com/dotnet/aspnet:${DOTNET_VERSION} AS runtime
 WORKDIR /app
-# Server GC suits a proxy with many concurrent streams; DOTNET_GCHeapCount could cap heaps on big nodes.
-ENV DOTNET_gcServer=1 \
-    DOTNET_CLI_TELEMETRY_OPTOUT=1 \
+ENV DOTNET_CLI_TELEMETRY_OPTOUT=1 \
     DOTNET_NOLOGO=1 \
     ASPNETCORE_ENVIRONMENT=Production
 COPY --chmod=0755 deploy/docker/healthcheck.sh /usr/local/bin/healthcheck
 
 FROM runtime AS worker
 COPY --from=publish-worker /out .
-ENV ASPNETCORE_URLS=http://+:8000 \
+# Server GC for the reference worker; the gateway's runtimeconfig picks workstation GC (Gateway.csproj: it keeps far
+# less memory committed beyond its live heap under load spikes), so its image sets no DOTNET_gcServer.
+ENV DOTNET_gcServer=1 \
+    ASPNETCORE_URLS=http://+:8000 \
     HEALTHCHECK_PORT=8000
 EXPOSE 8000
 USER app

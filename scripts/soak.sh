@@ -3,6 +3,7 @@
 # process every SAMPLE seconds, and reporting growth between the end of the warm-up and the end.
 #
 #   scripts/soak.sh 1h            # warm-up 10m, samples every 60 s
+#   SAMPLE=30 WINDOW=120 SPIKE_EVERY=720 scripts/soak.sh 60m 10m   # the hour with a load spike every 12 minutes
 #   SAMPLE=20 MAX_GROWTH=5 scripts/soak.sh 5m 2m   # the short run ./test.sh makes: fails unless memory is flat
 #
 # Traffic (loadtests/LoadGen, three flows at once, demo key):
@@ -10,7 +11,12 @@
 #   overhead    short streams, 10/s
 #   cancels     long streams (4000 tokens, --ignore-eos, about 1.6 s at time scale 0.05) cut by the client's 0.5 s
 #               --timeout: every one is cancelled mid-stream (the report counts them as timeout_total), 3/s
-# Samples: RSS, threads and open file descriptors from /proc/PID, the managed heap after the last collection from the
+#   spikes      (SPIKE_EVERY=S) every S seconds from S/2 on, SPIKE_USERS (200) closed-loop users of short streams for
+#               SPIKE_SECS (30): hundreds of connections at once. A period that divides the time between the two
+#               windows compared (48 min for the hour: 12 min) puts both at the same point after a spike.
+# Samples: RSS (and its parts from /proc/PID/status: anonymous, file-backed, shared, the last being the runtime's
+# double-mapped JIT code and stubs), the GC's committed memory (gateway_process_gc_committed_bytes: anonymous minus it is
+# native memory: thread stacks, the runtime's and native libraries' allocations), threads and open file descriptors, the managed heap after the last collection from the
 # gateway's gateway_process_gc_heap_bytes gauge (/metrics), and the live heap: what survives a full collection, from
 # dotnet-gcdump (installed under .tools/dotnet-tools when missing; LIVE_HEAP=0 skips it). The gcdumps of the end of the
 # warm-up and of the end give the types that grew. After the load: requests in flight and KV blocks used on the
@@ -29,7 +35,7 @@
 # REPORT_FROM=DIR: no run, only the report again from the samples and gcdumps an earlier run left in DIR (its last line
 # names it), for another warm-up (the second argument) or WINDOW; give the same KV_BLOCKS and AGENTS for its header.
 # Report: soak-report.md (SOAK_OUT to change), also printed.
-# Environment: SAMPLE (60), WINDOW (60), PORT (18480), TIME_SCALE (0.05, worker wall seconds per modelled second),
+# Environment: SAMPLE (60), WINDOW (60), SPIKE_EVERY (0: none), SPIKE_USERS, SPIKE_SECS, PORT (18480), TIME_SCALE (0.05, worker wall seconds per modelled second),
 # KV_BLOCKS (1024), AGENTS (Gateway:Agents:Mode; unset: the gateway's default), CONFIG (Release; Debug uses the build ./test.sh made), NO_BUILD=1, LIVE_HEAP, MAX_GROWTH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -79,6 +85,19 @@ lg() { dotnet "$loadgen_dll" --target "$url" --key "$key" --duration "${duration
 lg --scenario multi-turn --rate 1 --out "$work/multi-turn.json" > "$work/multi-turn.log" 2>&1 & pids+=("$!")
 lg --scenario overhead --rate 10 --out "$work/overhead.json" > "$work/overhead.log" 2>&1 & pids+=("$!")
 lg --scenario overhead --rate 3 --max-tokens 4000 --ignore-eos --timeout 500ms --out "$work/cancels.json" > "$work/cancels.log" 2>&1 & pids+=("$!")
+# Load spikes (SPIKE_EVERY=S): every S seconds from S/2 on, SPIKE_USERS closed-loop users sending short streams for
+# SPIKE_SECS on top of the three flows: hundreds of connections and the thread-pool threads they bring, as a real gateway sees
+# when a client fleet bursts. The report marks the samples taken in one or in the minute after it.
+spike_every=${SPIKE_EVERY:-0}; spike_users=${SPIKE_USERS:-200}; spike_secs=${SPIKE_SECS:-30}
+if [ "$spike_every" -gt 0 ]; then
+  (t0=$(date +%s); at=$(( spike_every / 2 )); n=0
+   while [ $(( at + spike_secs )) -le "$duration" ]; do
+     now=$(( $(date +%s) - t0 )); [ "$now" -lt "$at" ] && sleep $(( at - now ))
+     echo "$at" >> "$work/spikes.txt"
+     lg --scenario overhead --concurrency "$spike_users" --duration "${spike_secs}s" --out "$work/spike-$n.json" > "$work/spike-$n.log" 2>&1 || true
+     n=$(( n + 1 )); at=$(( at + spike_every ))
+   done) & pids+=("$!")
+fi
 
 # The live heap: dotnet-gcdump forces a full collection in the gateway and counts what survives (a pause of a fraction
 # of a second each sample: latency figures of a run with it are not representative; memory figures are).
@@ -92,19 +111,26 @@ if [ "${LIVE_HEAP:-1}" = 1 ]; then
   [ -n "$gcdump" ] || echo "soak: dotnet-gcdump unavailable, no live-heap column" >&2
 fi
 
-echo "minute,rss_kb,gc_heap_bytes,live_heap_bytes,rss_gc_kb,threads,fds" > "$work/samples.csv"
+echo "minute,rss_kb,gc_heap_bytes,live_heap_bytes,rss_gc_kb,threads,fds,anon_kb,file_kb,shmem_kb,gc_committed_bytes" > "$work/samples.csv"
 snap() {
-  local rss threads fds heap live=NA rss_gc=NA
+  local rss threads fds heap live=NA rss_gc=NA anon file shmem committed prom
   rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$gw/status" || true)
   threads=$(awk '/^Threads:/ {print $2}' "/proc/$gw/status" || true)
   fds=$(ls "/proc/$gw/fd" 2>/dev/null | wc -l || true)
-  heap=$(curl -sf --max-time 10 "$url/metrics" 2>/dev/null | awk '/^gateway_process_gc_heap_bytes/ {print $2; exit}' || true)
+  # RSS = anonymous (GC heaps, thread stacks, native allocations) + file-backed (mapped assemblies and libraries) +
+  # shared memory (with W^X on, the default, the runtime double-maps its executable memory, JIT code and stubs, from a memfd)
+  anon=$(awk '/^RssAnon:/ {print $2}' "/proc/$gw/status" || true)
+  file=$(awk '/^RssFile:/ {print $2}' "/proc/$gw/status" || true)
+  shmem=$(awk '/^RssShmem:/ {print $2}' "/proc/$gw/status" || true)
+  prom=$(curl -sf --max-time 10 "$url/metrics" 2>/dev/null || true)
+  heap=$(awk '/^gateway_process_gc_heap_bytes/ {print $2; exit}' <<<"$prom" || true)
+  committed=$(awk '/^gateway_process_gc_committed_bytes/ {print $2; exit}' <<<"$prom" || true)
   if [ -n "$gcdump" ] && timeout 120 "$gcdump" collect -p "$gw" -o "$work/heap-$1.gcdump" >/dev/null 2>&1; then
     timeout 120 "$gcdump" report "$work/heap-$1.gcdump" > "$work/heap-$1.txt" 2>/dev/null || true
     live=$(awk '/GC Heap bytes/ {gsub(",", "", $1); print $1; exit}' "$work/heap-$1.txt" 2>/dev/null)
     rss_gc=$(awk '/^VmRSS:/ {print $2}' "/proc/$gw/status" || true) # right after the dump's full collection
   fi
-  echo "$1,$rss,${heap:-NA},${live:-NA},${rss_gc:-NA},$threads,$fds" >> "$work/samples.csv"
+  echo "$1,$rss,${heap:-NA},${live:-NA},${rss_gc:-NA},$threads,$fds,${anon:-NA},${file:-NA},${shmem:-NA},${committed:-NA}" >> "$work/samples.csv"
 }
 start=$(date +%s)
 snap 0
@@ -136,13 +162,27 @@ def growth(k):
         return "n/a"
 def mib(v):
     return f"{float(v) / 2**20:.1f}" if v not in ("", "NA", None) else "n/a"
-lines = [f"### soak: {duration // 60} min, warm-up {warmup // 60} min, {len(rows)} samples, {kv_blocks} KV blocks a worker, agent sessions {'off' if agents == 'off' else 'tracked (' + agents + ')'}", "",
-         "| minute | RSS (MiB) | RSS after a full GC (MiB) | GC heap after last GC (MiB) | live heap (MiB) | threads | fds |", "|---|---|---|---|---|---|---|"]
+# native: anonymous memory the GC did not commit (thread stacks, the runtime's and native libraries' allocations, JIT code).
+for r in rows:
+    try:
+        r["native_kb"] = str(float(r["anon_kb"]) - float(r["gc_committed_bytes"]) / 1024)
+    except (ValueError, TypeError, KeyError):
+        r["native_kb"] = "NA"
+spikes = [int(l) for l in open(os.path.join(work, "spikes.txt"))] if os.path.exists(os.path.join(work, "spikes.txt")) else []
+spike_secs = int(os.environ.get("SPIKE_SECS", "30"))
+def in_spike(r):  # a sample taken during a spike or within a minute after its end
+    t = float(r["minute"]) * 60
+    return any(a <= t <= a + spike_secs + 60 for a in spikes)
+lines = [f"### soak: {duration // 60} min, warm-up {warmup // 60} min, {len(rows)} samples, {kv_blocks} KV blocks a worker, agent sessions {'off' if agents == 'off' else 'tracked (' + agents + ')'}"
+         + (f", load spikes of {spike_secs} s at minutes {', '.join(f'{a / 60:g}' for a in spikes)} (samples marked *)" if spikes else ""), "",
+         "| minute | RSS (MiB) | RSS after a full GC (MiB) | anonymous (MiB) | GC committed (MiB) | native: anonymous − GC committed (MiB) | JIT code, stubs: shared (MiB) | file-backed (MiB) | GC heap after last GC (MiB) | live heap (MiB) | threads | fds |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 def kib(v):
     return f"{float(v) / 1024:.1f}" if v not in ("", "NA", None) else "n/a"
 for r in rows:
-    lines.append(f"| {r['minute']} | {kib(r['rss_kb'])} | {kib(r.get('rss_gc_kb'))} | {mib(r['gc_heap_bytes'])} | {mib(r['live_heap_bytes'])} | {r['threads']} | {r['fds']} |")
-lines += ["", f"Growth from minute {base['minute']} to minute {last['minute']}: RSS {growth('rss_kb')}, RSS after a full GC {growth('rss_gc_kb')} (from minute {base_live['minute']}), GC heap after last GC "
+    lines.append(f"| {r['minute']}{' *' if in_spike(r) else ''} | {kib(r['rss_kb'])} | {kib(r.get('rss_gc_kb'))} | {kib(r.get('anon_kb'))} | {mib(r.get('gc_committed_bytes'))} | {kib(r.get('native_kb'))} | {kib(r.get('shmem_kb'))} | {kib(r.get('file_kb'))} | {mib(r['gc_heap_bytes'])} | {mib(r['live_heap_bytes'])} | {r['threads']} | {r['fds']} |")
+lines += ["", f"Growth from minute {base['minute']} to minute {last['minute']}: RSS {growth('rss_kb')}, RSS after a full GC {growth('rss_gc_kb')} (from minute {base_live['minute']}), "
+          f"anonymous {growth('anon_kb')}, GC committed {growth('gc_committed_bytes')}, native {growth('native_kb')}, shared {growth('shmem_kb')}, file-backed {growth('file_kb')}, GC heap after last GC "
           f"{growth('gc_heap_bytes')}, live heap {growth('live_heap_bytes')} (from minute {base_live['minute']}), threads {growth('threads')}, fds {growth('fds')}."]
 
 # Window to window: medians of the samples in the first WINDOW seconds from the end of the warm-up and in the last WINDOW seconds.
@@ -155,13 +195,27 @@ def window_growth(k):
         return None, len(first), len(end)
     a, b = statistics.median(first), statistics.median(end)
     return (b - a) / a * 100, len(first), len(end)
-wg = {k: window_growth(k) for k in ("rss_kb", "rss_gc_kb", "gc_heap_bytes", "live_heap_bytes")}
+wg = {k: window_growth(k) for k in ("rss_kb", "rss_gc_kb", "anon_kb", "gc_committed_bytes", "native_kb", "shmem_kb", "file_kb", "gc_heap_bytes", "live_heap_bytes")}
 def wtext(k):
     g, n0, n1 = wg[k]
     return "n/a" if g is None else f"{g:+.1f} %"
 lines += ["", f"Window to window (median of the {wg['rss_kb'][1]} samples from minute {base['minute']} over {window} s, against the median of the "
-          f"{wg['rss_kb'][2]} samples of the last {window} s): RSS {wtext('rss_kb')}, RSS after a full GC {wtext('rss_gc_kb')}, GC heap after last GC {wtext('gc_heap_bytes')}, "
+          f"{wg['rss_kb'][2]} samples of the last {window} s): RSS {wtext('rss_kb')}, RSS after a full GC {wtext('rss_gc_kb')}, anonymous {wtext('anon_kb')}, "
+          f"GC committed {wtext('gc_committed_bytes')}, native {wtext('native_kb')}, shared {wtext('shmem_kb')}, file-backed {wtext('file_kb')}, GC heap after last GC {wtext('gc_heap_bytes')}, "
           f"live heap {wtext('live_heap_bytes')}."]
+# Where the RSS goes after the warm-up: what the GC holds committed per byte of live heap, and the native part's range.
+post = [r for r in rows if float(r["minute"]) >= float(base["minute"])]
+def num(r, k):
+    try:
+        return float(r[k])
+    except (ValueError, TypeError, KeyError):
+        return None
+ratios = sorted(num(r, "gc_committed_bytes") / num(r, "live_heap_bytes") for r in post if num(r, "gc_committed_bytes") and num(r, "live_heap_bytes"))
+natives = sorted(num(r, "native_kb") / 1024 for r in post if num(r, "native_kb") is not None)
+if ratios:
+    lines += ["", f"After the warm-up ({len(ratios)} samples): GC committed {statistics.median(ratios):.2f}x the live heap (median; {ratios[0]:.2f}–{ratios[-1]:.2f}x)"
+              + (f", native memory {natives[0]:.1f}–{natives[-1]:.1f} MiB" if natives else "")
+              + f", threads {min(int(r['threads']) for r in post)}–{max(int(r['threads']) for r in post)}."]
 verdict = None
 if max_growth:
     limit = float(max_growth)

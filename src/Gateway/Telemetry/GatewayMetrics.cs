@@ -71,6 +71,7 @@ public sealed class GatewayMetrics : IDisposable
         public const string RetentionPinsDropped = "gateway_retention_pins_dropped_total";
         public const string RedisUp = "gateway_redis_up";
         public const string ProcessGcHeap = "gateway_process_gc_heap_bytes";
+        public const string ProcessGcCommitted = "gateway_process_gc_committed_bytes";
         public const string RedisErrors = "gateway_redis_errors_total";
         public const string RedisCommandDuration = "gateway_redis_command_duration_seconds";
         public const string LabelOverflow = "telemetry_exporter_overflow_measurements_total";
@@ -82,7 +83,7 @@ public sealed class GatewayMetrics : IDisposable
             Requests, TimeToFirstToken, InterTokenLatency, RequestDuration, QueueWait, QueueRejections, RoutingDecision, PromptTokens,
             PredictedCachedTokens, ActualCachedTokens, CachePredictionError, Retries, WorkerInFlight, WorkerKvUsage,
             WorkerCircuitState, WorkerDraining, CircuitTransitions, RetentionPinsActive, RetentionPinsCreated,
-            RetentionPinsExpired, RetentionPinsDropped, RedisUp, RedisErrors, RedisCommandDuration, LabelOverflow, ProcessGcHeap,
+            RetentionPinsExpired, RetentionPinsDropped, RedisUp, RedisErrors, RedisCommandDuration, LabelOverflow, ProcessGcHeap, ProcessGcCommitted,
         ];
     }
 
@@ -100,7 +101,7 @@ public sealed class GatewayMetrics : IDisposable
     private readonly Counter _requests, _queueRejections, _promptTokens, _predicted, _actual, _predictionError, _retries;
     private readonly Counter _pinsCreated, _pinsExpired, _pinsDropped, _circuitTransitions, _redisErrors, _overflow;
     private readonly Histogram _ttft, _itl, _e2e, _queueWait, _routing, _redisDuration;
-    private readonly Gauge _activePinsGauge, _redisUp, _gcHeap;
+    private readonly Gauge _activePinsGauge, _redisUp, _gcHeap, _gcCommitted;
     private readonly ObservedGauge _inFlight, _kvUsage, _circuit, _draining;
     private readonly Counter.Child _overflowRequests, _overflowTtft, _overflowItl, _overflowE2e, _overflowQueueWait, _overflowRejections;
     private Func<IReadOnlyList<WorkerTelemetry>>? _workers;
@@ -152,6 +153,7 @@ public sealed class GatewayMetrics : IDisposable
         _redisUp = f.CreateGauge(Names.RedisUp, "1 when the shared-state Redis answered its last health check, 0 when not.",
             new GaugeConfiguration { SuppressInitialValue = true });
         _gcHeap = f.CreateGauge(Names.ProcessGcHeap, "Managed heap size after the last garbage collection (what a soak run watches for growth).");
+        _gcCommitted = f.CreateGauge(Names.ProcessGcCommitted, "Memory the garbage collector held committed at the last collection: the managed heap plus its free space and budgets (the GC's share of the RSS).");
         Registry.AddBeforeCollectCallback(ObserveAtScrape);
     }
 
@@ -278,7 +280,9 @@ public sealed class GatewayMetrics : IDisposable
         if (up is bool b) _redisUp.Set(b ? 1 : 0);
         else _redisUp.Unpublish();
 
-        _gcHeap.Set(GC.GetGCMemoryInfo().HeapSizeBytes);
+        var gc = GC.GetGCMemoryInfo();
+        _gcHeap.Set(gc.HeapSizeBytes);
+        _gcCommitted.Set(gc.TotalCommittedBytes);
     }
 
     private static string Worker(WorkerTelemetry w) => w.Worker;

@@ -78,10 +78,13 @@ public partial class DockerfileTests
             Assert.Contains(all, i => i.Keyword == "ENTRYPOINT" && i.Args.Contains(dll, StringComparison.Ordinal));
             Assert.Contains(all, i => i.Keyword == "EXPOSE" && i.Args.Split(' ').Contains(port));
             Assert.Contains(all, i => i.Keyword == "COPY" && i.Args.StartsWith("--from=publish-", StringComparison.Ordinal));
-            Assert.Contains(all, i => i.Keyword == "ENV" && i.Args.Contains("DOTNET_gcServer=1", StringComparison.Ordinal));
             Assert.Contains(all, i => i.Keyword == "ENV" && i.Args.Contains("ASPNETCORE_URLS=", StringComparison.Ordinal));
             Assert.StartsWith("mcr.microsoft.com/dotnet/aspnet:", Lineage(stages, stage)[0].From, StringComparison.Ordinal);
         }
+        // The worker runs Server GC; the gateway the workstation GC its runtimeconfig names, which an image-wide
+        // DOTNET_gcServer=1 would override.
+        Assert.Contains(Lineage(stages, worker).SelectMany(s => s.Instructions), i => i.Keyword == "ENV" && i.Args.Contains("DOTNET_gcServer=1", StringComparison.Ordinal));
+        Assert.DoesNotContain(Lineage(stages, gateway).SelectMany(s => s.Instructions), i => i.Keyword == "ENV" && i.Args.Contains("DOTNET_gcServer", StringComparison.Ordinal));
     }
 
     private static List<Stage> Lineage(List<Stage> stages, Stage s)

@@ -44,6 +44,7 @@ public sealed partial class FedMetricsTests
         string first = await ScrapeAsync(http);
         Assert.Equal(0, Sum(first, "gateway_retention_pins_active"));
         Assert.True(Sum(first, "gateway_process_gc_heap_bytes") > 0); // the managed heap a soak run watches
+        Assert.True(Sum(first, "gateway_process_gc_committed_bytes") >= Sum(first, "gateway_process_gc_heap_bytes")); // and what the GC holds for it
 
         var hashes = worker.ReadEngine(e => e.GetState()).KvBlocksCached;
         Assert.True(hashes > 0);
