@@ -1,3 +1,5 @@
+using Worker.Contract;
+
 namespace Worker.Engine;
 
 /// <summary>Engine configuration. Every size is in blocks or tokens; 0 for <see cref="KvBlocks"/> means "derive from the profile".</summary>
@@ -275,10 +277,10 @@ public sealed record RetainRequest
 {
     public string? SessionId { get; init; }
     /// <summary>
-    /// Where to keep the blocks: <see cref="KvTier.Hbm"/> pins them in the GPU pool; <see cref="KvTier.Host"/> writes them to the
-    /// host tier, pins them there and lets their HBM copies go first (demote).
+    /// Where to keep the blocks: <see cref="KvPinTier.Hbm"/> pins them in the GPU pool; <see cref="KvPinTier.Host"/> writes them to
+    /// the host tier, pins them there and lets their HBM copies go first (demote).
     /// </summary>
-    public KvTier Tier { get; init; }
+    public KvPinTier Tier { get; init; }
     public IReadOnlyList<ulong>? BlockHashes { get; init; }
     /// <summary>Pin lifetime in milliseconds (&gt; 0).</summary>
     public long TtlMs { get; init; }

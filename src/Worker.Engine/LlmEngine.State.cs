@@ -1,3 +1,5 @@
+using Worker.Contract;
+
 namespace Worker.Engine;
 
 /// <summary>
@@ -85,7 +87,7 @@ public sealed partial class LlmEngine
             return new RetainResult(0, 0);
         }
 
-        if (r.Tier == KvTier.Host)
+        if (r.Tier == KvPinTier.Host)
         {
             string key = r.SessionId ?? (hashes.Length > 0 ? "#" + hashes[^1].ToString("x16", System.Globalization.CultureInfo.InvariantCulture) : "#");
             return _blocks.PinHost(key, hashes, TimeSpan.FromMilliseconds(r.TtlMs), r.Value);

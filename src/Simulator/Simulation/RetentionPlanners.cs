@@ -1,3 +1,4 @@
+using Worker.Contract;
 using Worker.Engine;
 
 namespace Simulator.Simulation;
@@ -229,7 +230,7 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
             if (a.Tier == Gateway.Core.Agents.RetentionTier.Host)
             {
                 // Demoted to the host tier: it holds no HBM, so it is not an HBM pin record; a prefetch may follow.
-                var host = engine.Retain(new RetainRequest { SessionId = a.SessionId, BlockHashes = hashes, TtlMs = a.TtlMs, Value = a.Value, Tier = KvTier.Host });
+                var host = engine.Retain(new RetainRequest { SessionId = a.SessionId, BlockHashes = hashes, TtlMs = a.TtlMs, Value = a.Value, Tier = KvPinTier.Host });
                 if (host.PinnedBlocks > 0)
                 {
                     HostRetains++;
@@ -325,8 +326,8 @@ public sealed class AgentRetentionPlanner : IRetentionPlanner
             _cursor[worker] = _events[^1].Seq;
             foreach (var e in _events)
             {
-                if (e.Type != KvEventType.PinDropped || e.BlockHashes.Length == 0 ||
-                    !_byLastHash.Remove((worker, e.BlockHashes[^1]), out var session) || !_pins.Remove(session, out var pin))
+                if (e.Type != KvEventType.PinDropped || e.BlockHashes is not { Length: > 0 } dropped ||
+                    !_byLastHash.Remove((worker, dropped[^1]), out var session) || !_pins.Remove(session, out var pin))
                 {
                     continue;
                 }

@@ -25,7 +25,7 @@ internal sealed class SimFleet
     private readonly IReadOnlyDictionary<string, SimRequest> _live;
     private readonly bool _recordPrefillSteps;
     private readonly int _blockSize;
-    private readonly List<Worker.Engine.KvEvent> _kvBuffer = [];
+    private readonly List<Worker.Contract.KvEvent> _kvBuffer = [];
     private PreciseIndex? _kvConsumer;
     private double _pinnedBlockSeconds;
 
@@ -244,15 +244,7 @@ internal sealed class SimFleet
 
         foreach (var e in _kvBuffer)
         {
-            var type = e.Type switch
-            {
-                Worker.Engine.KvEventType.Stored => Worker.Contract.KvEventType.Stored,
-                Worker.Engine.KvEventType.Removed => Worker.Contract.KvEventType.Removed,
-                Worker.Engine.KvEventType.Cleared => Worker.Contract.KvEventType.Cleared,
-                _ => Worker.Contract.KvEventType.PinDropped,
-            };
-            var medium = e.Tier == KvTier.Host ? Worker.Contract.KvMedium.Cpu : Worker.Contract.KvMedium.Gpu;
-            _kvConsumer!.Apply(worker, new Worker.Contract.KvEvent(e.Seq, type, e.BlockHashes, e.ParentBlockHash, medium));
+            _kvConsumer!.Apply(worker, e);
             w.KvSeq = e.Seq;
         }
     }

@@ -1,3 +1,5 @@
+using Worker.Contract;
+
 namespace Worker.Engine;
 
 /// <summary>
@@ -124,12 +126,12 @@ public sealed class HostKvTier
 
         if (evicted is not null)
         {
-            _events.Append(KvEventType.Removed, [.. evicted], null, KvTier.Host);
+            _events.Append(KvEventType.Removed, [.. evicted], null, KvMedium.Cpu);
         }
 
         if (_scratch.Count > 0)
         {
-            _events.Append(KvEventType.Stored, [.. _scratch], null, KvTier.Host);
+            _events.Append(KvEventType.Stored, [.. _scratch], null, KvMedium.Cpu);
         }
 
         return held;

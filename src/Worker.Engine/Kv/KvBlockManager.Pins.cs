@@ -1,3 +1,5 @@
+using Worker.Contract;
+
 namespace Worker.Engine;
 
 /// <summary>

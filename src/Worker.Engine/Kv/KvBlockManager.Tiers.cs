@@ -1,3 +1,5 @@
+using Worker.Contract;
+
 namespace Worker.Engine;
 
 /// <summary>The host tier side of the block manager: tiered prefix walk with reload, host pins, demotion and prefetch.</summary>

@@ -1,59 +1,6 @@
+using Worker.Contract;
+
 namespace Worker.Engine;
-
-/// <summary>Kinds of KV events, as vLLM's KV event stream names them (plus pin_dropped).</summary>
-public enum KvEventType
-{
-    /// <summary>Blocks became cached (complete and registered under their hash); <see cref="KvEvent.ParentBlockHash"/> is the block before the first.</summary>
-    Stored,
-
-    /// <summary>Blocks were evicted from the prefix cache.</summary>
-    Removed,
-
-    /// <summary>The whole prefix cache was cleared.</summary>
-    Cleared,
-
-    /// <summary>A pin was dropped under memory pressure or the pinned-share cap (its blocks stay cached until evicted).</summary>
-    PinDropped,
-}
-
-/// <summary>Which memory tier a KV event is about (vLLM's KV events call it the medium).</summary>
-public enum KvTier
-{
-    /// <summary>The GPU's HBM block pool: blocks a request can attend to at once (wire medium <c>gpu</c>).</summary>
-    Hbm,
-
-    /// <summary>The host-memory tier: blocks that must be reloaded over PCIe before use (wire medium <c>cpu</c>).</summary>
-    Host,
-}
-
-/// <summary>
-/// One KV event. <see cref="Seq"/> is strictly increasing, starting at 1. <see cref="Tier"/> says which tier the blocks
-/// entered or left (a demotion is a removed event on HBM plus, for blocks not yet held there, a stored event on the host).
-/// </summary>
-public sealed record KvEvent(long Seq, KvEventType Type, ulong[] BlockHashes, ulong? ParentBlockHash, int BlockSize, KvTier Tier = KvTier.Hbm)
-{
-    /// <summary>Wire name of the tier: gpu or cpu.</summary>
-    public string MediumName => Tier == KvTier.Host ? "cpu" : "gpu";
-
-    /// <summary>Wire name: stored, removed, cleared, pin_dropped.</summary>
-    public string TypeName => Type switch
-    {
-        KvEventType.Stored => "stored",
-        KvEventType.Removed => "removed",
-        KvEventType.Cleared => "cleared",
-        _ => "pin_dropped",
-    };
-}
-
-/// <summary>
-/// Snapshot of the cached block hashes as of event <see cref="Seq"/> (consumers continue after it): those in HBM, and
-/// those held by the host tier (empty without one).
-/// </summary>
-public sealed record KvSnapshot(long Seq, int BlockSize, ulong[] BlockHashes)
-{
-    /// <summary>Hashes held by the host tier (sorted).</summary>
-    public ulong[] HostBlockHashes { get; init; } = [];
-}
 
 /// <summary>
 /// Bounded ring of KV events with a mirror of the cached-hash set, so SSE consumers on other threads can read,
@@ -62,7 +9,7 @@ public sealed record KvSnapshot(long Seq, int BlockSize, ulong[] BlockHashes)
 /// <para>
 /// Memory is fixed at construction: events are kept as structs in one preallocated array and their block hashes in
 /// one preallocated hash ring, both written through once (so their pages are resident from the start), and a
-/// <see cref="KvEvent"/> object is made only for a reader. The ring holds the newest <see cref="Capacity"/> events
+/// <see cref="KvEvent"/> object (the worker protocol's own record, published as it is) is made only for a reader. The ring holds the newest <see cref="Capacity"/> events
 /// or the newest <see cref="HashCapacity"/> block hashes, whichever is fewer (about 24 bytes per event slot plus
 /// 8 per hash slot), so a long run does not grow it: it is as large after its first event as after its millionth.
 /// An event with more hashes than <see cref="HashCapacity"/> is appended as several events of at most that many
@@ -131,7 +78,7 @@ public sealed class KvEventLog
     }
 
     /// <summary>Appends an event and wakes waiters. Returns its seq (the last part's, when it had to be split).</summary>
-    public long Append(KvEventType type, ulong[] blockHashes, ulong? parentBlockHash = null, KvTier tier = KvTier.Hbm)
+    public long Append(KvEventType type, ulong[] blockHashes, ulong? parentBlockHash = null, KvMedium medium = KvMedium.Gpu)
     {
         ArgumentNullException.ThrowIfNull(blockHashes);
         TaskCompletionSource? toSignal;
@@ -143,13 +90,13 @@ public sealed class KvEventLog
             do
             {
                 var part = rest[..Math.Min(rest.Length, _hashes.Length)];
-                seq = AppendUnlocked(type, part, parent, tier);
+                seq = AppendUnlocked(type, part, parent, medium);
                 rest = rest[part.Length..];
                 parent = type == KvEventType.Stored && !part.IsEmpty ? part[^1] : parentBlockHash;
             }
             while (!rest.IsEmpty);
 
-            var set = tier == KvTier.Host ? _hostCached : _cached;
+            var set = medium == KvMedium.Cpu ? _hostCached : _cached;
             switch (type)
             {
                 case KvEventType.Stored:
@@ -203,7 +150,7 @@ public sealed class KvEventLog
                 int head = Math.Min(e.HashCount, _hashes.Length - at);
                 _hashes.AsSpan(at, head).CopyTo(hashes);
                 _hashes.AsSpan(0, e.HashCount - head).CopyTo(hashes.AsSpan(head));
-                destination.Add(new KvEvent(s, (KvEventType)e.Type, hashes, e.HasParent ? e.Parent : null, BlockSize, (KvTier)e.Tier));
+                destination.Add(new KvEvent(s, (KvEventType)e.Type, hashes, e.HasParent ? e.Parent : null, (KvMedium)e.Medium, BlockSize));
             }
 
             return n;
@@ -228,8 +175,11 @@ public sealed class KvEventLog
         return wait.WaitAsync(cancellationToken);
     }
 
-    /// <summary>The cached hashes of each tier (sorted) as of <see cref="KvSnapshot.Seq"/>, consistent with the event stream.</summary>
-    public KvSnapshot Snapshot()
+    /// <summary>
+    /// The cached hashes of each tier (sorted) as of <see cref="KvSnapshotBody.Seq"/>, consistent with the event stream
+    /// (<c>GET /worker/kv/snapshot</c>'s body; consumers continue after its seq).
+    /// </summary>
+    public KvSnapshotBody Snapshot()
     {
         lock (_gate)
         {
@@ -239,12 +189,12 @@ public sealed class KvEventLog
             var host = new ulong[_hostCached.Count];
             _hostCached.CopyTo(host);
             Array.Sort(host);
-            return new KvSnapshot(_lastSeq, BlockSize, hashes) { HostBlockHashes = host };
+            return new KvSnapshotBody(_lastSeq, BlockSize, hashes, host);
         }
     }
 
     // One event whose hashes fit the hash ring: drops the oldest events until both an event slot and its hashes are free.
-    private long AppendUnlocked(KvEventType type, ReadOnlySpan<ulong> hashes, ulong? parent, KvTier tier)
+    private long AppendUnlocked(KvEventType type, ReadOnlySpan<ulong> hashes, ulong? parent, KvMedium medium)
     {
         while (_count == _ring.Length || (_count > 0 && _hashEnd + hashes.Length - _ring[(int)((_lastSeq - _count + 1) % _ring.Length)].HashStart > _hashes.Length))
         {
@@ -263,7 +213,7 @@ public sealed class KvEventLog
             Parent = parent ?? 0,
             HasParent = parent.HasValue,
             Type = (byte)type,
-            Tier = (byte)tier,
+            Medium = (byte)medium,
         };
         _hashEnd += hashes.Length;
         _count++;
@@ -277,8 +227,8 @@ public sealed class KvEventLog
         public long HashStart;
         public ulong Parent;
         public int HashCount;
-        public byte Type; // KvEventType and KvTier as bytes: 24 bytes a slot
-        public byte Tier;
+        public byte Type; // KvEventType and KvMedium as bytes: 24 bytes a slot
+        public byte Medium;
         public bool HasParent;
     }
 }

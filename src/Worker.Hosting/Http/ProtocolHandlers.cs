@@ -88,8 +88,7 @@ internal sealed class ProtocolHandlers
         }
 
         var snapshot = _w.Loop.KvEvents.Snapshot();
-        var body = new KvSnapshotBody(snapshot.Seq, _w.Options.BlockSize, snapshot.BlockHashes, snapshot.HostBlockHashes);
-        await HttpJson.WriteJsonAsync(ctx, 200, body, WorkerContractJson.Default.KvSnapshotBody).ConfigureAwait(false);
+        await HttpJson.WriteJsonAsync(ctx, 200, snapshot, WorkerContractJson.Default.KvSnapshotBody).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -126,7 +125,7 @@ internal sealed class ProtocolHandlers
             var sse = new SseChunkWriter(response.BodyWriter);
             sse.WriteComment("kv events");
             await sse.FlushAsync(ct).ConfigureAwait(false);
-            var batch = new List<Engine.KvEvent>(256);
+            var batch = new List<KvEvent>(256);
             while (!ct.IsCancellationRequested)
             {
                 batch.Clear();
@@ -182,18 +181,8 @@ internal sealed class ProtocolHandlers
         }
     }
 
-    private static void WriteEvent(SseChunkWriter sse, Engine.KvEvent e)
-    {
-        var type = e.Type switch
-        {
-            Engine.KvEventType.Stored => Contract.KvEventType.Stored,
-            Engine.KvEventType.Removed => Contract.KvEventType.Removed,
-            Engine.KvEventType.Cleared => Contract.KvEventType.Cleared,
-            _ => Contract.KvEventType.PinDropped,
-        };
-        var wire = new Contract.KvEvent(e.Seq, type, e.BlockHashes, e.ParentBlockHash, e.Tier == KvTier.Host ? KvMedium.Cpu : KvMedium.Gpu, e.BlockSize);
-        sse.WriteEvent("kv", w => JsonSerializer.Serialize(w, wire, WorkerContractJson.Default.KvEvent));
-    }
+    private static void WriteEvent(SseChunkWriter sse, KvEvent e) =>
+        sse.WriteEvent("kv", w => JsonSerializer.Serialize(w, e, WorkerContractJson.Default.KvEvent));
 
     public async Task RetainAsync(HttpContext ctx)
     {
@@ -217,7 +206,7 @@ internal sealed class ProtocolHandlers
             TtlMs = pin.TtlMs ?? 0,
             Priority = pin.Priority ?? 0,
             Value = pin.Value ?? 0,
-            Tier = tier == KvPinTier.Host ? KvTier.Host : KvTier.Hbm,
+            Tier = tier,
         };
         var result = _w.Loop.Mutate(e => e.Retain(request));
         await HttpJson.WriteJsonAsync(ctx, 200, new RetainReply(result.PinnedBlocks, result.DroppedPins, tier), WorkerContractJson.Default.RetainReply).ConfigureAwait(false);

@@ -1,3 +1,5 @@
+using System.Text.Json;
+using Worker.Contract;
 using Worker.Engine;
 using static Worker.Tests.Engine.EngineTestKit;
 
@@ -42,11 +44,11 @@ public class HostKvTierTests
         Assert.Equal(3, blocks.TieredPrefixBlocks(a, out int host));
         Assert.Equal(2, host);
         var events = Events(log);
-        var hbmRemoved = events.Single(e => e.Type == KvEventType.Removed && e.Tier == KvTier.Hbm);
-        var hostStored = events.Single(e => e.Type == KvEventType.Stored && e.Tier == KvTier.Host);
+        var hbmRemoved = events.Single(e => e.Type == KvEventType.Removed && e.Medium == KvMedium.Gpu);
+        var hostStored = events.Single(e => e.Type == KvEventType.Stored && e.Medium == KvMedium.Cpu);
         Assert.Equal(hbmRemoved.BlockHashes, hostStored.BlockHashes);
-        Assert.Equal("cpu", hostStored.MediumName);
-        Assert.Equal(new[] { a[1], a[2] }.Order(), log.Snapshot().HostBlockHashes.Intersect(a).Order());
+        Assert.Contains("\"medium\":\"cpu\"", JsonSerializer.Serialize(hostStored, WorkerContractJson.Default.KvEvent), StringComparison.Ordinal);
+        Assert.Equal(new[] { a[1], a[2] }.Order(), log.Snapshot().HostBlockHashes!.Intersect(a).Order());
     }
 
     [Fact]
@@ -59,7 +61,7 @@ public class HostKvTierTests
 
         Assert.Equal(1, blocks.TieredPrefixBlocks(a, out int host));
         Assert.Equal(0, host);
-        Assert.DoesNotContain(Events(log), e => e.Tier == KvTier.Host);
+        Assert.DoesNotContain(Events(log), e => e.Medium == KvMedium.Cpu);
     }
 
     [Fact]
@@ -80,7 +82,7 @@ public class HostKvTierTests
         Assert.True(blocks.IsInHost(a[1]));                // inclusive: the host copy stays
         var restored = new List<KvEvent>();
         log.ReadAfter(before, restored, out _);
-        var stored = restored.Single(e => e.Type == KvEventType.Stored && e.Tier == KvTier.Hbm);
+        var stored = restored.Single(e => e.Type == KvEventType.Stored && e.Medium == KvMedium.Gpu);
         Assert.Equal(new[] { a[1], a[2] }, stored.BlockHashes);
         Assert.Equal(a[0], stored.ParentBlockHash);
         Assert.Equal(2, blocks.ReloadedBlocksTotal);
@@ -98,7 +100,7 @@ public class HostKvTierTests
 
         Assert.False(blocks.IsInHost(a[0]) || blocks.IsInHost(a[1]));
         Assert.True(blocks.IsInHost(b[0]) && blocks.IsInHost(b[1]));
-        var hostRemoved = Events(log).Where(e => e.Type == KvEventType.Removed && e.Tier == KvTier.Host).SelectMany(e => e.BlockHashes);
+        var hostRemoved = Events(log).Where(e => e.Type == KvEventType.Removed && e.Medium == KvMedium.Cpu).SelectMany(e => e.BlockHashes!);
         Assert.Equal(a.Order(), hostRemoved.Order());
         Assert.Equal(2, blocks.Host!.EvictionsTotal);
     }

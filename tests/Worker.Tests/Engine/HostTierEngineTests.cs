@@ -1,3 +1,4 @@
+using Worker.Contract;
 using Worker.Engine;
 using static Worker.Tests.Engine.EngineTestKit;
 
@@ -82,7 +83,7 @@ public class HostTierEngineTests
         var engine = Engine(kvBlocks: 600, hostBlocks: 600, time); // host pins may hold half: 300
         Submit(engine, Request("ctx", 4096, 1, doc: 1, session: "s"));
         RunToCompletion(engine);
-        var pinned = engine.Retain(new RetainRequest { SessionId = "s", TtlMs = 60_000, Tier = KvTier.Host });
+        var pinned = engine.Retain(new RetainRequest { SessionId = "s", TtlMs = 60_000, Tier = KvPinTier.Host });
         Assert.Equal(256, pinned.PinnedBlocks);
 
         for (int i = 0; i < 4; i++)

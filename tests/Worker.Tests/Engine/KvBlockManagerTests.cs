@@ -1,3 +1,4 @@
+using Worker.Contract;
 using Worker.Engine;
 using static Worker.Tests.Engine.EngineTestKit;
 
@@ -95,7 +96,7 @@ public class KvBlockManagerTests
 
         var events = new List<KvEvent>();
         log.ReadAfter(0, events, out _);
-        var removed = events.Where(e => e.Type == KvEventType.Removed).SelectMany(e => e.BlockHashes).ToArray();
+        var removed = events.Where(e => e.Type == KvEventType.Removed).SelectMany(e => e.BlockHashes!).ToArray();
         Assert.Equal(new[] { older[1], older[0] }, removed);
     }
 
@@ -416,7 +417,7 @@ public class KvBlockManagerTests
         Assert.Equal(0, blocks.PinnedBlocks);
         Assert.Equal(8, blocks.AvailableBlocks);
         Assert.Equal(KvEventType.Cleared, Last(log).Type);
-        Assert.Empty(log.Snapshot().BlockHashes);
+        Assert.Empty(log.Snapshot().BlockHashes!);
     }
 
     private static KvEvent Last(KvEventLog log)

@@ -1,3 +1,5 @@
+using System.Text.Json;
+using Worker.Contract;
 using Worker.Engine;
 
 namespace Worker.Tests.Engine;
@@ -20,7 +22,8 @@ public class KvEventLogTests
         Assert.Equal(3, n);
         Assert.Equal(new long[] { 3, 4, 5 }, events.Select(e => e.Seq));
         Assert.All(events, e => Assert.Equal(16, e.BlockSize));
-        Assert.Equal("stored", events[0].TypeName);
+        // The engine's events are the worker protocol's own records: published as they are.
+        Assert.Contains("\"type\":\"stored\"", JsonSerializer.Serialize(events[0], WorkerContractJson.Default.KvEvent), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -129,7 +132,7 @@ public class KvEventLogTests
     public void ReadAfter_AnyMixOfSizesAcrossManyWraps_ReturnsExactlyTheNewestEventsAppended()
     {
         var log = new KvEventLog(16, capacity: 7, hashCapacity: 20);
-        var all = new List<(KvEventType Type, ulong[] Hashes, ulong? Parent, KvTier Tier)>();
+        var all = new List<(KvEventType Type, ulong[] Hashes, ulong? Parent, KvMedium Medium)>();
         var random = new Random(25);
         ulong next = 1;
         for (int i = 0; i < 2000; i++)
@@ -142,14 +145,14 @@ public class KvEventLogTests
 
             var type = (KvEventType)random.Next(0, 4);
             ulong? parent = random.Next(2) == 0 ? null : next + 1000;
-            var tier = random.Next(3) == 0 ? KvTier.Host : KvTier.Hbm;
-            Assert.Equal(i + 1, log.Append(type, hashes, parent, tier));
-            all.Add((type, hashes, parent, tier));
+            var medium = random.Next(3) == 0 ? KvMedium.Cpu : KvMedium.Gpu;
+            Assert.Equal(i + 1, log.Append(type, hashes, parent, medium));
+            all.Add((type, hashes, parent, medium));
 
             var events = new List<KvEvent>();
             log.ReadAfter(0, events, out _);
             Assert.True(events.Count is >= 1 and <= 7);
-            Assert.True(events.Sum(e => e.BlockHashes.Length) <= 20);
+            Assert.True(events.Sum(e => e.BlockHashes!.Length) <= 20);
             Assert.Equal(i + 1, events[^1].Seq);
             foreach (var e in events)
             {
@@ -157,14 +160,14 @@ public class KvEventLogTests
                 Assert.Equal(expected.Type, e.Type);
                 Assert.Equal(expected.Hashes, e.BlockHashes);
                 Assert.Equal(expected.Parent, e.ParentBlockHash);
-                Assert.Equal(expected.Tier, e.Tier);
+                Assert.Equal(expected.Medium, e.Medium);
             }
 
             // The window is as long as fits: one more (older) event would break a bound.
             long before = events[0].Seq - 1;
             if (before >= 1)
             {
-                Assert.True(events.Count == 7 || events.Sum(e => e.BlockHashes.Length) + all[(int)before - 1].Hashes.Length > 20);
+                Assert.True(events.Count == 7 || events.Sum(e => e.BlockHashes!.Length) + all[(int)before - 1].Hashes.Length > 20);
             }
         }
     }

@@ -1,3 +1,4 @@
+using Worker.Contract;
 using Worker.Engine;
 using static Worker.Tests.Engine.EngineTestKit;
 
@@ -454,11 +455,11 @@ public class LlmEngineTests
         var events = new List<KvEvent>();
         engine.KvEvents.ReadAfter(0, events, out bool gap);
         Assert.False(gap);
-        var stored = events.Where(e => e.Type == KvEventType.Stored).SelectMany(e => e.BlockHashes).ToHashSet();
+        var stored = events.Where(e => e.Type == KvEventType.Stored).SelectMany(e => e.BlockHashes!).ToHashSet();
         Assert.Superset(Chain(1, 10).ToHashSet(), stored);
         Assert.Contains(events, e => e.Type == KvEventType.Removed);
         var snapshot = engine.KvEvents.Snapshot();
-        Assert.Equal(engine.GetState().KvBlocksCached, snapshot.BlockHashes.Length);
+        Assert.Equal(engine.GetState().KvBlocksCached, snapshot.BlockHashes!.Length);
         foreach (var h in snapshot.BlockHashes)
         {
             Assert.Equal(1, engine.CachedPrefixBlocks([h]));
