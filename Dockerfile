@@ -19,6 +19,7 @@ COPY src/Worker.Engine/Worker.Engine.csproj src/Worker.Engine/
 COPY src/Worker.Cpu/Worker.Cpu.csproj src/Worker.Cpu/
 COPY src/Worker.Gpu/Worker.Gpu.csproj src/Worker.Gpu/
 COPY src/Worker.Hosting/Worker.Hosting.csproj src/Worker.Hosting/
+COPY src/Cli/Cli.csproj src/Cli/
 COPY src/Worker/Worker.csproj src/Worker/
 COPY src/Gateway/Gateway.csproj src/Gateway/
 RUN dotnet restore src/Gateway/Gateway.csproj \

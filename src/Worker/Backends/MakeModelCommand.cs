@@ -1,4 +1,5 @@
-using System.Globalization;
+using System.CommandLine;
+using Cli;
 using Worker.Cpu;
 
 namespace Worker.Backends;
@@ -9,99 +10,73 @@ namespace Worker.Backends;
 /// </summary>
 internal static class MakeModelCommand
 {
-    public const string Usage =
-        """
-        usage: Worker make-model --out FILE.gguf [--dim 256] [--layers 4] [--heads 8] [--kv-heads 4] [--hidden 768]
-                                 [--vocab 512] [--max-context 4096] [--seed 1] [--type f32|f16|q8_0]
-          Writes a seeded random-weight Llama GGUF (vocabulary: 0 <unk>, 1 <s>, 2 </s>, 3..258 the bytes 0x00..0xFF,
-          then filler tokens up to --vocab). Serve it with: Worker --backend cpu --model FILE.gguf
-        """;
+    private sealed record Request(string Path, LlamaShape Shape, int Seed, GgufTensorType Type);
 
-    /// <summary>Runs the verb; returns the process exit code.</summary>
-    public static int Run(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr)
+    /// <summary>Adds the verb to the worker's command line; it reports to <paramref name="stdout"/> and <paramref name="stderr"/>.</summary>
+    public static void AddTo(CliApp app, TextWriter stdout, TextWriter stderr)
     {
-        var values = new Dictionary<string, string>(StringComparer.Ordinal);
-        var errors = new List<string>();
-        for (int i = 0; i < args.Count; i++)
+        var output = CliOptions.OptionalText("--out", "GGUF file to write (required)", "none");
+        var dim = CliOptions.Create("--dim", "model dimension", 256);
+        var layers = CliOptions.Create("--layers", "transformer layers", 4);
+        var heads = CliOptions.Create("--heads", "attention heads", 8);
+        var kvHeads = CliOptions.Create("--kv-heads", "key/value heads (grouped-query attention)", 4);
+        var hidden = CliOptions.Create("--hidden", "feed-forward hidden size", 768);
+        var vocab = CliOptions.Create("--vocab", "vocabulary: 0 <unk>, 1 <s>, 2 </s>, 3..258 the bytes 0x00..0xFF, then filler tokens", 512);
+        var maxContext = CliOptions.Create("--max-context", "longest context", 4096);
+        var seed = CliOptions.Create("--seed", "seed of the random weights", 1);
+        var type = CliOptions.Create("--type", "tensor type: f32, f16 or q8_0", "f32");
+        var command = new Command("make-model", "Writes a seeded random-weight Llama GGUF for the cpu backend. Serve it with: Worker --backend cpu --model FILE.gguf");
+        command.AddOptions(output, dim, layers, heads, kvHeads, hidden, vocab, maxContext, seed, type);
+        app.Root.Subcommands.Add(command);
+        app.Handle(
+            command,
+            input =>
+            {
+                var shape = new LlamaShape(
+                    Vocab: input.InRange(vocab, 1, int.MaxValue), Dim: input.InRange(dim, 1, int.MaxValue), Layers: input.InRange(layers, 1, int.MaxValue),
+                    Heads: input.InRange(heads, 1, int.MaxValue), KvHeads: input.InRange(kvHeads, 1, int.MaxValue), Hidden: input.InRange(hidden, 1, int.MaxValue),
+                    MaxContext: input.InRange(maxContext, 1, int.MaxValue));
+                string typeName = input.Get(type) ?? "f32";
+                GgufTensorType? tensorType = typeName.ToLowerInvariant() switch
+                {
+                    "f32" => GgufTensorType.F32,
+                    "f16" => GgufTensorType.F16,
+                    "q8_0" => GgufTensorType.Q8_0,
+                    _ => null,
+                };
+                if (tensorType is null)
+                {
+                    input.Error($"--type must be f32, f16 or q8_0, got '{typeName}'");
+                }
+
+                string? path = input.GetGiven(output);
+                if (string.IsNullOrEmpty(path))
+                {
+                    input.Error("--out FILE.gguf is required");
+                }
+
+                return new Request(path ?? "", shape, input.InRange(seed, 1, int.MaxValue), tensorType ?? GgufTensorType.F32);
+            },
+            r => Write(r, stdout, stderr));
+    }
+
+    /// <summary>Runs the verb with <paramref name="args"/> (what follows <c>make-model</c>); returns the process exit code.</summary>
+    public static int Run(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr) =>
+        WorkerCommandLine.Create(_ => 0, stdout, stderr).App.Invoke(["make-model", .. args], stdout, stderr);
+
+    private static int Write(Request r, TextWriter stdout, TextWriter stderr)
+    {
+        try
         {
-            if (args[i] is "--help" or "-h")
-            {
-                stdout.WriteLine(Usage);
-                return 0;
-            }
-
-            if (!args[i].StartsWith("--", StringComparison.Ordinal) || i + 1 >= args.Count)
-            {
-                errors.Add($"unexpected argument '{args[i]}'");
-                continue;
-            }
-
-            values[args[i][2..]] = args[++i];
+            RandomLlamaGguf.Write(r.Path, r.Shape, r.Seed, r.Type);
+        }
+        catch (Exception ex) when (ex is ArgumentException or IOException or UnauthorizedAccessException)
+        {
+            stderr.WriteLine("error: " + ex.Message);
+            return CliApp.UsageError;
         }
 
-        int Int(string name, int def)
-        {
-            if (!values.Remove(name, out var s))
-            {
-                return def;
-            }
-
-            if (!int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) || v < 1)
-            {
-                errors.Add($"--{name} must be a positive integer, got '{s}'");
-            }
-
-            return v;
-        }
-
-        values.Remove("out", out string? path);
-        values.Remove("type", out string? typeName);
-        var shape = new LlamaShape(
-            Vocab: Int("vocab", 512), Dim: Int("dim", 256), Layers: Int("layers", 4), Heads: Int("heads", 8),
-            KvHeads: Int("kv-heads", 4), Hidden: Int("hidden", 768), MaxContext: Int("max-context", 4096));
-        int seed = Int("seed", 1);
-        var type = (typeName ?? "f32").ToLowerInvariant() switch
-        {
-            "f32" => GgufTensorType.F32,
-            "f16" => GgufTensorType.F16,
-            "q8_0" => GgufTensorType.Q8_0,
-            _ => (GgufTensorType?)null,
-        };
-        if (type is null)
-        {
-            errors.Add($"--type must be f32, f16 or q8_0, got '{typeName}'");
-        }
-
-        if (string.IsNullOrEmpty(path))
-        {
-            errors.Add("--out FILE.gguf is required");
-        }
-
-        errors.AddRange(values.Keys.Select(k => $"unknown option --{k}"));
-        if (errors.Count == 0)
-        {
-            try
-            {
-                RandomLlamaGguf.Write(path!, shape, seed, type!.Value);
-            }
-            catch (Exception ex) when (ex is ArgumentException or IOException or UnauthorizedAccessException)
-            {
-                errors.Add(ex.Message);
-            }
-        }
-
-        if (errors.Count > 0)
-        {
-            foreach (var e in errors)
-            {
-                stderr.WriteLine("error: " + e);
-            }
-
-            stderr.WriteLine(Usage);
-            return 2;
-        }
-
-        stdout.WriteLine($"wrote {path} ({new FileInfo(path!).Length} bytes): {shape} seed {seed} {type}");
+        stdout.WriteLine($"wrote {r.Path} ({new FileInfo(r.Path).Length} bytes): {r.Shape} seed {r.Seed} {r.Type}");
         return 0;
     }
 }

@@ -21,7 +21,7 @@ public sealed class CpuBackendHostTests : IAsyncLifetime
         var stderr = new StringWriter();
         int rc = MakeModelCommand.Run(["--out", _model, "--dim", "64", "--layers", "2", "--heads", "4", "--kv-heads", "2", "--hidden", "128", "--vocab", "300", "--seed", "5"], stdout, stderr);
         Assert.True(rc == 0, stderr.ToString());
-        var options = WorkerOptions.Parse(["--urls", "http://127.0.0.1:0", "--backend", "cpu", "--model", _model, "--threads", "1", "--kv-blocks", "256"], out var errors, out _);
+        var options = WorkerCommandLine.Parse(["--urls", "http://127.0.0.1:0", "--backend", "cpu", "--model", _model, "--threads", "1", "--kv-blocks", "256"], out var errors, out _);
         Assert.Empty(errors);
         _host = await WorkerHost.StartAsync(options);
         _http = new HttpClient { BaseAddress = _host.BaseAddress };
@@ -161,13 +161,13 @@ public sealed class CpuBackendHostTests : IAsyncLifetime
     [Fact]
     public void Options_require_a_model_file_for_the_cpu_backend()
     {
-        WorkerOptions.Parse(["--backend", "cpu"], out var e1, out _);
+        WorkerCommandLine.Parse(["--backend", "cpu"], out var e1, out _);
         Assert.Contains(e1, e => e.Contains("--model", StringComparison.Ordinal));
-        WorkerOptions.Parse(["--backend", "cpu", "--model", Path.Combine(_dir, "missing.gguf")], out var e2, out _);
+        WorkerCommandLine.Parse(["--backend", "cpu", "--model", Path.Combine(_dir, "missing.gguf")], out var e2, out _);
         Assert.Contains(e2, e => e.Contains("does not exist", StringComparison.Ordinal));
-        WorkerOptions.Parse(["--backend", "tpu"], out var e3, out _);
+        WorkerCommandLine.Parse(["--backend", "tpu"], out var e3, out _);
         Assert.Contains(e3, e => e.Contains("unknown backend", StringComparison.Ordinal));
-        Assert.Equal("roofline", WorkerOptions.Parse([], out _, out _).Backend);
+        Assert.Equal("roofline", WorkerCommandLine.Parse([], out _, out _).Backend);
     }
 
     [Fact]

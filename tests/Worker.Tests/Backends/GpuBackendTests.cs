@@ -48,12 +48,12 @@ public sealed class GpuBackendTests(TinyLlamaFixture tiny) : IClassFixture<TinyL
             return; // a CUDA machine serves --backend gpu; this test is about refusing where there is none
         }
 
-        var options = WorkerOptions.Parse(["--urls", "http://127.0.0.1:0", "--backend", "gpu", "--model", tiny.Path, "--kv-blocks", "64"], out var errors, out _);
+        var options = WorkerCommandLine.Parse(["--urls", "http://127.0.0.1:0", "--backend", "gpu", "--model", tiny.Path, "--kv-blocks", "64"], out var errors, out _);
         Assert.Empty(errors);
         var e = await Assert.ThrowsAsync<NotSupportedException>(() => WorkerHost.StartAsync(options));
         Assert.Contains("gpu backend", e.Message, StringComparison.Ordinal);
         Assert.Contains("CUDA", e.Message, StringComparison.Ordinal);
-        WorkerOptions.Parse(["--backend", "gpu"], out var missing, out _);
+        WorkerCommandLine.Parse(["--backend", "gpu"], out var missing, out _);
         Assert.Contains(missing, m => m.Contains("the gpu backend needs --model", StringComparison.Ordinal));
     }
 

@@ -117,11 +117,11 @@ public class HostTierProtocolTests
     [Fact]
     public void HostKvBlocksOption_ParsesAutoAndRefusesTheGpuBackend()
     {
-        var auto = WorkerOptions.Parse(["--host-kv-blocks", "auto"], out var errors, out _);
+        var auto = WorkerCommandLine.Parse(["--host-kv-blocks", "auto"], out var errors, out _);
         Assert.Empty(errors);
         Assert.Equal(-1, auto.HostKvBlocks);
 
-        WorkerOptions.Parse(["--host-kv-blocks", "-5"], out errors, out _);
+        WorkerCommandLine.Parse(["--host-kv-blocks", "-5"], out errors, out _);
         Assert.NotEmpty(errors);
         Assert.Contains((new WorkerOptions { Backend = "gpu", HostKvBlocks = 10 }).Validate(), e => e.Contains("host-kv-blocks", StringComparison.Ordinal));
         Assert.DoesNotContain((new WorkerOptions { Backend = "cpu", HostKvBlocks = 10 }).Validate(), e => e.Contains("host-kv-blocks", StringComparison.Ordinal));
