@@ -1,11 +1,8 @@
-using System.Net;
 using System.Text.Json;
 using Gateway.Auth;
-using Gateway.Configuration;
 using Llm.Prompt.OpenAi;
 using Gateway.Fleet;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Options;
 using Worker.Contract;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -17,41 +14,31 @@ namespace Gateway.Proxy;
 /// then forwarded once, as is (the served name put in <c>model</c> when an alias was used), to the least busy eligible
 /// worker of that model's pool; the worker's answer is relayed unchanged. No fair queue, no retry, no usage accounting:
 /// the gateway does not know what such an endpoint costs. Without a JSON body naming a model the answer stays a 404
-/// <c>unknown_url</c>.
+/// <c>unknown_url</c>. It sends through the forwarding stage's pooled <see cref="Pipeline.WorkerConnections"/>; with no
+/// relay timers of its own, the worker's first-byte timeout is YARP's activity timeout here.
 /// </summary>
-public sealed class PassthroughHandler : IDisposable
+public sealed class PassthroughHandler
 {
     private readonly IHttpForwarder _forwarder;
     private readonly ApiKeyAuthenticator _auth;
     private readonly ModelCatalog _models;
     private readonly WorkerRegistry _registry;
     private readonly Pipeline.RequestBodyReader _bodies;
-    private readonly HttpMessageInvoker _invoker;
+    private readonly Pipeline.WorkerConnections _connections;
     private readonly ForwarderRequestConfig _config;
     private long _requests;
 
     /// <summary>Creates the handler (singleton).</summary>
-    public PassthroughHandler(IHttpForwarder forwarder, ApiKeyAuthenticator auth, ModelCatalog models, WorkerRegistry registry, Pipeline.RequestBodyReader bodies, IOptions<GatewayOptions> options)
+    public PassthroughHandler(IHttpForwarder forwarder, ApiKeyAuthenticator auth, ModelCatalog models, WorkerRegistry registry, Pipeline.RequestBodyReader bodies, Pipeline.WorkerConnections connections)
     {
         _forwarder = forwarder;
         _auth = auth;
         _models = models;
         _registry = registry;
         _bodies = bodies;
-        var o = options.Value;
-        _invoker = new HttpMessageInvoker(new SocketsHttpHandler
-        {
-            UseProxy = false,
-            AllowAutoRedirect = false,
-            AutomaticDecompression = DecompressionMethods.None,
-            UseCookies = false,
-            ConnectTimeout = o.Workers.ConnectTimeout,
-        });
-        _config = new ForwarderRequestConfig { ActivityTimeout = o.Resilience.FirstByteTimeout, Version = HttpVersion.Version11, VersionPolicy = HttpVersionPolicy.RequestVersionOrLower };
+        _connections = connections;
+        _config = connections.RequestConfig with { ActivityTimeout = connections.FirstByteTimeout };
     }
-
-    /// <inheritdoc />
-    public void Dispose() => _invoker.Dispose();
 
     /// <summary>Handles one request to an unmapped <c>/v1/*</c> path.</summary>
     public async Task HandleAsync(HttpContext context)
@@ -104,7 +91,7 @@ public sealed class PassthroughHandler : IDisposable
             ForwarderError sent;
             try
             {
-                sent = await _forwarder.SendAsync(context, worker.Prefix, _invoker, _config, new Transformer(forward, tenant.CacheSalt), context.RequestAborted).ConfigureAwait(false);
+                sent = await _forwarder.SendAsync(context, worker.Prefix, _connections.Invoker, _config, new Transformer(forward, tenant.CacheSalt), context.RequestAborted).ConfigureAwait(false);
             }
             finally
             {
