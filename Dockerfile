@@ -57,7 +57,10 @@ ENTRYPOINT ["dotnet", "Worker.dll", "--urls", "http://0.0.0.0:8000"]
 FROM runtime AS gateway
 COPY --from=publish-gateway /out .
 # The gateway binds Gateway:Listen (default 127.0.0.1:8080: loopback only), so the container sets all interfaces.
+# MALLOC_ARENA_MAX=2: glibc's default (8 malloc arenas a core, each keeping its peak) let the gateway's native memory
+# ratchet up with every burst of threads; two arenas hold it flat (docs/reliability.md, Soak).
 ENV ASPNETCORE_URLS=http://+:8080 \
+    MALLOC_ARENA_MAX=2 \
     Gateway__Listen=http://0.0.0.0:8080 \
     HEALTHCHECK_PORT=8080
 EXPOSE 8080

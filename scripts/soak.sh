@@ -36,7 +36,7 @@
 # names it), for another warm-up (the second argument) or WINDOW; give the same KV_BLOCKS and AGENTS for its header.
 # Report: soak-report.md (SOAK_OUT to change), also printed.
 # Environment: SAMPLE (60), WINDOW (60), SPIKE_EVERY (0: none), SPIKE_USERS, SPIKE_SECS, PORT (18480), TIME_SCALE (0.05, worker wall seconds per modelled second),
-# KV_BLOCKS (1024), AGENTS (Gateway:Agents:Mode; unset: the gateway's default), CONFIG (Release; Debug uses the build ./test.sh made), NO_BUILD=1, LIVE_HEAP, MAX_GROWTH.
+# KV_BLOCKS (1024), AGENTS (Gateway:Agents:Mode; unset: the gateway's default), MALLOC_ARENA_MAX (2, as the image), CONFIG (Release; Debug uses the build ./test.sh made), NO_BUILD=1, LIVE_HEAP, MAX_GROWTH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
@@ -74,7 +74,8 @@ fi
 gateway_dll=$(ls src/Gateway/bin/"$config"/net*/Gateway.dll | head -1)
 loadgen_dll=$(ls loadtests/LoadGen/bin/"$config"/net*/LoadGen.dll | head -1)
 
-env ${agents:+Gateway__Agents__Mode=$agents} Gateway__Listen=$url Gateway__Workers__Embedded__TimeScale=$scale Gateway__Workers__Embedded__KvBlocks=$kv_blocks \
+# MALLOC_ARENA_MAX=2 as the gateway's image sets it (glibc's default, 8 arenas a core, each keeping its peak: see docs/reliability.md)
+env MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}" ${agents:+Gateway__Agents__Mode=$agents} Gateway__Listen=$url Gateway__Workers__Embedded__TimeScale=$scale Gateway__Workers__Embedded__KvBlocks=$kv_blocks \
   Logging__LogLevel__Default=Warning dotnet "$gateway_dll" > "$work/gateway.log" 2>&1 &
 gw=$!; pids+=("$gw")
 for _ in $(seq 1 120); do curl -sf "$url/readyz" >/dev/null 2>&1 && break; sleep 1; done
@@ -236,7 +237,7 @@ def types(minute):
         m = re.match(r"\s*([\d,]+)\s+([\d,]+)\s+(.*?)\s+\[", line)
         if m:
             size, n, name = int(m.group(1).replace(",", "")), int(m.group(2).replace(",", "")), m.group(3)
-            total = size if "(Bytes >" in name else size * n  # bucketed rows give a total, the others a size per object
+            total = size * n  # every row gives the size of one object (bucketed rows: their mean), the count, the type
             name = re.sub(r" \(Bytes > \d+K\)", "", name)
             t, c = d.get(name, (0, 0))
             d[name] = (t + total, c + n)

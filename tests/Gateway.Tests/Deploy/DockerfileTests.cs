@@ -85,6 +85,8 @@ public partial class DockerfileTests
         // DOTNET_gcServer=1 would override.
         Assert.Contains(Lineage(stages, worker).SelectMany(s => s.Instructions), i => i.Keyword == "ENV" && i.Args.Contains("DOTNET_gcServer=1", StringComparison.Ordinal));
         Assert.DoesNotContain(Lineage(stages, gateway).SelectMany(s => s.Instructions), i => i.Keyword == "ENV" && i.Args.Contains("DOTNET_gcServer", StringComparison.Ordinal));
+        // Two malloc arenas: glibc's default (8 a core, each keeping its peak) let the gateway's native memory ratchet up.
+        Assert.Contains(Lineage(stages, gateway).SelectMany(s => s.Instructions), i => i.Keyword == "ENV" && i.Args.Contains("MALLOC_ARENA_MAX=2", StringComparison.Ordinal));
     }
 
     private static List<Stage> Lineage(List<Stage> stages, Stage s)
