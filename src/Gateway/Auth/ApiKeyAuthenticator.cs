@@ -11,13 +11,15 @@ namespace Gateway.Auth;
 /// Maps <c>Authorization: Bearer KEY</c> to a <see cref="Tenant"/>. Keys are held only as HMAC-SHA256(server secret,
 /// key) digests; a presented key is digested and compared with <see cref="CryptographicOperations.FixedTimeEquals"/>.
 /// The lookup buckets digests by their first 8 bytes (an HMAC output: leaks nothing about the key) and then compares
-/// the full 32 bytes in constant time. Keys are never logged.
+/// the full 32 bytes in constant time. A key that matched is remembered (<see cref="VerifiedKeyCache"/>, bounded, per key
+/// table) so that its next request is checked without the HMAC. Keys are never logged.
 /// </summary>
 public sealed class ApiKeyAuthenticator
 {
     private const int DigestBytes = 32;
     private readonly byte[] _secret;
-    private Dictionary<ulong, (byte[] Digest, Tenant Tenant)[]> _byPrefix;
+    private readonly long _cacheSeed = BinaryPrimitives.ReadInt64LittleEndian(RandomNumberGenerator.GetBytes(8));
+    private KeyTable _table;
 
     /// <summary>Builds the key table from options; generates a random secret when none is configured.</summary>
     public ApiKeyAuthenticator(IOptions<GatewayOptions> options)
@@ -25,7 +27,7 @@ public sealed class ApiKeyAuthenticator
         var auth = options.Value.Auth;
         GeneratedSecret = string.IsNullOrEmpty(auth.ServerSecret);
         _secret = GeneratedSecret ? RandomNumberGenerator.GetBytes(32) : Encoding.UTF8.GetBytes(auth.ServerSecret);
-        _byPrefix = BuildTable(auth, out int count);
+        _table = BuildTable(auth, out int count);
         KeyCount = count;
     }
 
@@ -43,7 +45,7 @@ public sealed class ApiKeyAuthenticator
     {
         ArgumentNullException.ThrowIfNull(auth);
         var table = BuildTable(auth, out int count);
-        Volatile.Write(ref _byPrefix, table);
+        Volatile.Write(ref _table, table);
         KeyCount = count;
     }
 
@@ -65,39 +67,37 @@ public sealed class ApiKeyAuthenticator
             return null;
         }
 
+        var table = Volatile.Read(ref _table);
         Span<byte> digest = stackalloc byte[DigestBytes];
         int max = Encoding.UTF8.GetMaxByteCount(key.Length);
         byte[]? rented = max > 1024 ? ArrayPool<byte>.Shared.Rent(max) : null;
         Span<byte> keyBytes = rented ?? stackalloc byte[1024];
+        int n = 0;
         try
         {
-            int n = Encoding.UTF8.GetBytes(key, keyBytes);
+            n = Encoding.UTF8.GetBytes(key, keyBytes);
+            if (table.Verified.Find(keyBytes[..n]) is { } known)
+            {
+                return known;
+            }
+
             HMACSHA256.HashData(_secret, keyBytes[..n], digest);
-            CryptographicOperations.ZeroMemory(keyBytes[..n]);
+            var found = table.Find(digest);
+            if (found is not null)
+            {
+                table.Verified.Add(keyBytes[..n], found);
+            }
+
+            return found;
         }
         finally
         {
+            CryptographicOperations.ZeroMemory(keyBytes[..n]);
             if (rented is not null)
             {
                 ArrayPool<byte>.Shared.Return(rented);
             }
         }
-
-        if (!Volatile.Read(ref _byPrefix).TryGetValue(BinaryPrimitives.ReadUInt64LittleEndian(digest), out var bucket))
-        {
-            return null;
-        }
-
-        Tenant? found = null;
-        foreach (var (d, t) in bucket)
-        {
-            if (CryptographicOperations.FixedTimeEquals(d, digest))
-            {
-                found = t;
-            }
-        }
-
-        return found;
     }
 
     /// <summary>Per-org cache salt: hex HMAC-SHA256(secret, "cache-salt:" + org).</summary>
@@ -109,7 +109,7 @@ public sealed class ApiKeyAuthenticator
 
     private static byte[] Digest(byte[] secret, string key) => HMACSHA256.HashData(secret, Encoding.UTF8.GetBytes(key));
 
-    private Dictionary<ulong, (byte[] Digest, Tenant Tenant)[]> BuildTable(AuthOptions auth, out int count)
+    private KeyTable BuildTable(AuthOptions auth, out int count)
     {
         var table = new Dictionary<ulong, (byte[] Digest, Tenant Tenant)[]>();
         count = 0;
@@ -125,12 +125,38 @@ public sealed class ApiKeyAuthenticator
             count++;
         }
 
-        return table;
+        return new KeyTable(table, new VerifiedKeyCache(_cacheSeed));
     }
 
     private static void Add(Dictionary<ulong, (byte[] Digest, Tenant Tenant)[]> table, byte[] digest, Tenant tenant)
     {
         ulong prefix = BinaryPrimitives.ReadUInt64LittleEndian(digest);
         table[prefix] = table.TryGetValue(prefix, out var b) ? [.. b, (digest, tenant)] : [(digest, tenant)];
+    }
+
+    /// <summary>The configured keys' digests (bucketed by their first 8 bytes) and the keys verified against them.</summary>
+    private sealed class KeyTable(Dictionary<ulong, (byte[] Digest, Tenant Tenant)[]> byPrefix, VerifiedKeyCache verified)
+    {
+        public VerifiedKeyCache Verified { get; } = verified;
+
+        /// <summary>The tenant whose digest is <paramref name="digest"/> (compared in full, in constant time), or null.</summary>
+        public Tenant? Find(ReadOnlySpan<byte> digest)
+        {
+            if (!byPrefix.TryGetValue(BinaryPrimitives.ReadUInt64LittleEndian(digest), out var bucket))
+            {
+                return null;
+            }
+
+            Tenant? found = null;
+            foreach (var (d, t) in bucket)
+            {
+                if (CryptographicOperations.FixedTimeEquals(d, digest))
+                {
+                    found = t;
+                }
+            }
+
+            return found;
+        }
     }
 }

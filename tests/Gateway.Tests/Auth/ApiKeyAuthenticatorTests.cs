@@ -53,4 +53,51 @@ public sealed class ApiKeyAuthenticatorTests
         Assert.NotEqual(t1.CacheSalt, t3.CacheSalt);
         Assert.NotEqual(t1.CacheSalt64, t3.CacheSalt64);
     }
+
+    [Fact]
+    public void Authenticate_RepeatedKey_SameTenantEveryTime_NearMissStillRefused()
+    {
+        var a = Create(("sk-a", "acme/search/a"), ("sk-b", "globex/ml/b"));
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.Equal("acme/search/a", a.Authenticate("Bearer sk-a")!.Path);
+            Assert.Equal("globex/ml/b", a.Authenticate("Bearer sk-b")!.Path);
+            Assert.Null(a.Authenticate("Bearer sk-ax"));
+            Assert.Null(a.Authenticate("Bearer sk-"));
+        }
+    }
+
+    [Fact]
+    public void Reload_KeyRemovedAfterItAuthenticated_RefusedAtOnce()
+    {
+        var a = Create(("sk-a", "acme/search/a"), ("sk-b", "globex/ml/b"));
+        Assert.NotNull(a.Authenticate("Bearer sk-a"));
+        var auth = new AuthOptions { ServerSecret = "s3cret" };
+        auth.DemoKey.Enabled = false;
+        auth.Keys.Add(new ApiKeyOptions { Hash = ApiKeyAuthenticator.HashKey("s3cret", "sk-b"), Tenant = "globex/ml/b2" });
+
+        a.Reload(auth);
+
+        Assert.Null(a.Authenticate("Bearer sk-a"));
+        Assert.Equal("globex/ml/b2", a.Authenticate("Bearer sk-b")!.Path);
+    }
+
+    [Fact]
+    public void VerifiedKeyCache_FindsOnlyTheSameBytes_AndStaysBounded()
+    {
+        var cache = new VerifiedKeyCache(seed: 42);
+        var tenant = new Tenant("acme/search/a", 1, [], 0, 0, "salt");
+        cache.Add("sk-a"u8, tenant);
+
+        Assert.Same(tenant, cache.Find("sk-a"u8));
+        Assert.Null(cache.Find("sk-b"u8));
+        Assert.Null(cache.Find("sk-a2"u8));
+        Assert.Null(cache.Find(""u8));
+
+        for (int i = 0; i < VerifiedKeyCache.Capacity + 10; i++)
+        {
+            cache.Add(System.Text.Encoding.UTF8.GetBytes($"sk-{i}"), tenant);
+            Assert.InRange(cache.Count, 1, VerifiedKeyCache.Capacity);
+        }
+    }
 }
