@@ -6,7 +6,7 @@ namespace Cli;
 /// <summary>
 /// Runs a tool's command line: <c>--help</c> and <c>--version</c> as System.CommandLine does; otherwise the command's
 /// binder reads the parse (<see cref="CliInput"/>), and when anything is wrong every error is written to stderr as
-/// <c>error: …</c> lines with exit code 2 — syntax errors and the binder's checks together, so one run shows them all.
+/// <c>error: …</c> lines with exit code 2 (or the tool's own, <see cref="ErrorExitCode"/>) — syntax errors and the binder's checks together, so one run shows them all.
 /// </summary>
 public sealed class CliApp
 {
@@ -15,13 +15,17 @@ public sealed class CliApp
 
     private readonly Dictionary<Command, Func<CliInput, Func<int>>> _handlers = [];
 
-    public CliApp(RootCommand root)
+    public CliApp(RootCommand root, int errorExitCode = UsageError)
     {
         ArgumentNullException.ThrowIfNull(root);
         Root = root;
+        ErrorExitCode = errorExitCode;
     }
 
     public RootCommand Root { get; }
+
+    /// <summary>Exit code of a command line with errors (2 unless the tool documents another).</summary>
+    public int ErrorExitCode { get; }
 
     /// <summary>
     /// Binds <paramref name="command"/>: <paramref name="bind"/> reads the options and records every problem on the input;
@@ -64,7 +68,7 @@ public sealed class CliApp
             }
 
             stderr.WriteLine("run with --help for every option and its default");
-            return UsageError;
+            return ErrorExitCode;
         }
 
         return run();

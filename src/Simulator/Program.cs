@@ -1,181 +1,178 @@
 using System.CommandLine;
+using System.Globalization;
+using Cli;
 using Simulator;
 using Simulator.Traces;
 
 // Simulator CLI: replays a trace through the gateway's policies and the worker's engine model in virtual time.
-// See docs/simulator.md for every flag and the model.
-var trace = new Option<string?>("--trace") { Description = "trace file, or a folder of session files (weka)" };
-var format = new Option<string?>("--format") { Description = "mooncake | weka | azure | canonical" };
-var scenarioFile = new Option<string?>("--scenario") { Description = "JSON scenario file (flags override it)" };
-var workers = new Option<int?>("--workers") { Description = "workers (one engine each), default 4" };
-var profile = new Option<string?>("--profile") { Description = "engine profile, default h100-llama3-8b" };
-var kvBlocks = new Option<int?>("--kv-blocks") { Description = "KV blocks per worker (0: profile default)" };
-var hostKvBlocks = new Option<int?>("--host-kv-blocks") { Description = "host-memory KV tier per worker in blocks, for every run of the invocation (0: none, default; -1: 2x the HBM pool, HiCache's ratio)" };
-var maxPinned = new Option<double?>("--max-pinned-fraction") { Description = "largest share of an engine's KV blocks pins may hold, default 0.5 (as the worker)" };
-var blockSize = new Option<int?>("--block-size") { Description = "engine block size in tokens, default 16" };
-var maxBatch = new Option<int?>("--max-batch-tokens") { Description = "per-step token budget, default 8192" };
-var longPrefill = new Option<int?>("--long-prefill-threshold") { Description = "engine caps a prefill chunk at N tokens while others want the step (vLLM long_prefill_token_threshold), default 0 = off" };
-var maxRunning = new Option<int?>("--max-running") { Description = "running sequences per engine, default 256" };
-var maxWaiting = new Option<int?>("--max-waiting") { Description = "capacity: requests waiting in an engine before the gateway holds more, default 4" };
-var maxPending = new Option<int?>("--max-pending-prefill") { Description = "capacity: prompt tokens sent to a worker and not yet prefilled before the gateway holds more, default 0 (off)" };
-var kvHigh = new Option<double?>("--kv-high-watermark") { Description = "capacity: a worker whose KV blocks in use reach this fraction takes no new request, default 0 (off)" };
-var capacity = new Option<string?>("--capacity") { Description = "dispatch capacity rule: engine (default: engine queue below --max-waiting) | slots (the gateway's: --max-in-flight slots per worker, only the used ones while saturated)" };
-var maxInFlight = new Option<int?>("--max-in-flight") { Description = "capacity slots: requests in flight per worker, default 32 (the gateway's MaxInFlightPerWorker)" };
-var maxModelLen = new Option<int?>("--max-model-length") { Description = "longest prompt+output an engine accepts, default 1048576" };
-var weights = new Option<string?>("--tenant-weights") { Description = "\"org-a=2,org-a/k1=1,org-b=1\"" };
-var rates = new Option<string?>("--tenant-rates") { Description = "arrival-rate multipliers, \"org-b=10\"" };
-var mix = new Option<string?>("--tenant-mix") { Description = "root sessions per synthetic tenant, \"tenant-0=10\" (default 1 each)" };
-var exclude = new Option<string?>("--exclude-tenants") { Description = "drop these tenants' requests after selection, \"tenant-0\"" };
-var locality = new Option<string?>("--locality") { Description = "on (default) | off: hfair's locality pick on dispatch" };
-var lagBound = new Option<double?>("--lag-bound") { Description = "hfair locality lag bound in cost units, default 4096" };
-var reserve = new Option<int?>("--reserve") { Description = "hfair: free dispatch slots held back for tenants not over their in-flight share, default 1 (0: off)" };
-var overShare = new Option<double?>("--over-share-factor") { Description = "hfair: a tenant holding this many times its weighted share of the in-flight requests may not take a reserved slot, default 1.5" };
-var underShare = new Option<int?>("--under-share-priority") { Description = "hfair: engine priority of a request dispatched within its tenant's share, default 1 (0: no hint)" };
-var overdraw = new Option<string?>("--overdraw") { Description = "on | off (default, as one gateway): with no slot free and none lent, an under-share request is released beyond capacity" };
-var exclusivePrefill = new Option<string?>("--exclusive-priority-prefill") { Description = "on (default) | off: an engine step's prefill tokens go only to its highest prefilling priority" };
-var lowPrefill = new Option<int?>("--low-priority-prefill") { Description = "engine: at most N prefill tokens per step for lower priorities while urgent work was submitted in the last 10 s, default 2048 (0: off)" };
-var serialPrefill = new Option<string?>("--serial-urgent-prefill") { Description = "on (default) | off: an engine step prefills at most one urgent (priority above 0) prompt" };
-var timeScale = new Option<double?>("--time-scale") { Description = "open-loop arrivals X times faster (start / X)" };
-var maxRequests = new Option<int?>("--max-requests") { Description = "keep the first N requests" };
-var maxSessions = new Option<int?>("--max-sessions") { Description = "keep the first N root sessions" };
-var sessionRate = new Option<double?>("--session-rate") { Description = "root sessions start as a Poisson process of R/s" };
-var mixTrace = new Option<string?>("--mix-trace") { Description = "second trace replayed as non-agent one-shot traffic (tenant non-agent)" };
-var mixFormat = new Option<string?>("--mix-format") { Description = "format of --mix-trace, default azure" };
-var mixRate = new Option<double?>("--mix-rate") { Description = "non-agent requests arrive as a Poisson process of R/s (0: recorded times)" };
-var mixMax = new Option<int?>("--mix-max-requests") { Description = "keep the first N non-agent requests" };
-var tenants = new Option<int?>("--tenants") { Description = "spread a tenant-less trace over N synthetic tenants" };
-var salt = new Option<string?>("--cache-salt") { Description = "tenant (default) | org | none" };
-var kvEvents = new Option<string?>("--kv-events") { Description = "on (default) | off: relay engine KV events to kv-aware's precise index" };
-var seed = new Option<int?>("--seed") { Description = "random seed, default 1" };
-var seeds = new Option<string?>("--seeds") { Description = "repeat every combination with these seeds (\"1-5\" or \"1,2,3\") and add aggregates across them to the reports" };
-var routing = new Option<string?>("--routing") { Description = "routing policies, comma separated" };
-var scheduling = new Option<string?>("--scheduling") { Description = "scheduling policies, comma separated" };
-var retention = new Option<string?>("--retention") { Description = "retention policies, comma separated: off, fixed:SECONDS, predictive, oracle[:SECONDS] (clairvoyant reference)" };
-var retentionCost = new Option<double?>("--retention-cost") { Description = "predictive: GPU-s per second of holding a whole pool, default 1" };
-var retentionBudget = new Option<double?>("--retention-budget") { Description = "predictive: share of a worker's blocks its pins may hold, default 0.4" };
-var retentionRenewals = new Option<int?>("--retention-renewals") { Description = "predictive: renewals of a pin whose TTL runs out before the session came back, by the conditional gap distribution; default 0 (none)" };
-var retentionEvictionAge = new Option<string?>("--retention-eviction-age") { Description = "predictive: price pins by the worker's measured eviction age (Che's characteristic time of its LRU): off (default) | cover | shift" };
-var retentionGuard = new Option<string?>("--retention-guard") { Description = "predictive: on (default) | off: the guard that stops HBM pins on a worker while its pin account says they are losing" };
-var retentionHbmPins = new Option<string?>("--retention-hbm-pins") { Description = "predictive: off (default) | on: pin idle contexts in HBM on workers without a host tier" };
-var programPriority = new Option<string?>("--program-priority") { Description = "off (default) | on | pinned: resumed agent turns (after a tool call; pinned: only while their pin holds) go ahead of fresh work in the gateway queue (within their tenant) and the engine's waiting queue" };
-var requestsOut = new Option<bool>("--requests-out") { Description = "also write every request's outcome and TTFT breakdown (gateway queue, step in progress, engine queue, prefill steps) to <result>.requests.jsonl" };
-var output = new Option<string?>("--out") { Description = "result.json path (.md and .svg next to it)" };
-var parallel = new Option<int?>("--parallel") { Description = "runs at once, default: processor count" };
-var strict = new Option<bool>("--strict") { Description = "stop at the first malformed trace line" };
+// See docs/simulator.md for every flag and the model. Flags override a --scenario file; every error is reported at once.
+var d = new Scenario(); // the defaults --help shows
+var trace = CliOptions.OptionalText("--trace", "trace file, or a folder of session files (weka)", "required (or the scenario file's)");
+var format = CliOptions.OptionalText("--format", "mooncake | weka | azure | canonical", d.Format.ToString().ToLowerInvariant());
+var scenarioFile = CliOptions.OptionalText("--scenario", "JSON scenario file (flags override it)", "none");
+var workers = CliOptions.OptionalValue<int>("--workers", "workers (one engine each)", Text(d.Workers));
+var profile = CliOptions.OptionalText("--profile", "engine profile", d.Profile);
+var kvBlocks = CliOptions.OptionalValue<int>("--kv-blocks", "KV blocks per worker (0: profile default)", "0 = the profile's");
+var hostKvBlocks = CliOptions.OptionalValue<int>("--host-kv-blocks", "host-memory KV tier per worker in blocks, for every run of the invocation (0: none; -1: 2x the HBM pool, HiCache's ratio)", Text(d.HostKvBlocks));
+var maxPinned = CliOptions.OptionalValue<double>("--max-pinned-fraction", "largest share of an engine's KV blocks pins may hold (as the worker)", Text(d.MaxPinnedFraction));
+var blockSize = CliOptions.OptionalValue<int>("--block-size", "engine block size in tokens", Text(d.BlockSize));
+var maxBatch = CliOptions.OptionalValue<int>("--max-batch-tokens", "per-step token budget", Text(d.MaxBatchTokens));
+var longPrefill = CliOptions.OptionalValue<int>("--long-prefill-threshold", "engine caps a prefill chunk at N tokens while others want the step (vLLM long_prefill_token_threshold)", "0 = off");
+var maxRunning = CliOptions.OptionalValue<int>("--max-running", "running sequences per engine", Text(d.MaxRunningSequences));
+var maxWaiting = CliOptions.OptionalValue<int>("--max-waiting", "capacity: requests waiting in an engine before the gateway holds more", Text(d.MaxWaitingPerWorker));
+var maxPending = CliOptions.OptionalValue<int>("--max-pending-prefill", "capacity: prompt tokens sent to a worker and not yet prefilled before the gateway holds more", "0 = off");
+var kvHigh = CliOptions.OptionalValue<double>("--kv-high-watermark", "capacity: a worker whose KV blocks in use reach this fraction takes no new request", "0 = off");
+var capacity = CliOptions.OptionalText("--capacity", "dispatch capacity rule: engine (engine queue below --max-waiting) | slots (the gateway's: --max-in-flight slots per worker, only the used ones while saturated)", d.Capacity);
+var maxInFlight = CliOptions.OptionalValue<int>("--max-in-flight", "capacity slots: requests in flight per worker (the gateway's MaxInFlightPerWorker)", Text(d.MaxInFlightPerWorker));
+var maxModelLen = CliOptions.OptionalValue<int>("--max-model-length", "longest prompt+output an engine accepts", Text(d.MaxModelLength));
+var weights = CliOptions.OptionalText("--tenant-weights", "\"org-a=2,org-a/k1=1,org-b=1\"", "all 1");
+var rates = CliOptions.OptionalText("--tenant-rates", "arrival-rate multipliers, \"org-b=10\"", "all 1");
+var mix = CliOptions.OptionalText("--tenant-mix", "root sessions per synthetic tenant, \"tenant-0=10\"", "all 1");
+var exclude = CliOptions.OptionalText("--exclude-tenants", "drop these tenants' requests after selection, \"tenant-0\"", "none");
+var locality = CliOptions.OptionalText("--locality", "on | off: hfair's locality pick on dispatch", OnOffText(d.Locality));
+var lagBound = CliOptions.OptionalValue<double>("--lag-bound", "hfair locality lag bound in cost units", Text(d.LagBound));
+var reserve = CliOptions.OptionalValue<int>("--reserve", "hfair: free dispatch slots held back for tenants not over their in-flight share (0: off)", Text(d.Reserve));
+var overShare = CliOptions.OptionalValue<double>("--over-share-factor", "hfair: a tenant holding this many times its weighted share of the in-flight requests may not take a reserved slot", Text(d.OverShareFactor));
+var underShare = CliOptions.OptionalValue<int>("--under-share-priority", "hfair: engine priority of a request dispatched within its tenant's share (0: no hint)", Text(d.UnderSharePriority));
+var overdraw = CliOptions.OptionalText("--overdraw", "on | off (off: as one gateway): with no slot free and none lent, an under-share request is released beyond capacity", OnOffText(d.Overdraw));
+var exclusivePrefill = CliOptions.OptionalText("--exclusive-priority-prefill", "on | off: an engine step's prefill tokens go only to its highest prefilling priority", OnOffText(d.ExclusivePriorityPrefill));
+var lowPrefill = CliOptions.OptionalValue<int>("--low-priority-prefill", "engine: at most N prefill tokens per step for lower priorities while urgent work was submitted in the last 10 s (0: off)", Text(d.LowPriorityPrefillTokens));
+var serialPrefill = CliOptions.OptionalText("--serial-urgent-prefill", "on | off: an engine step prefills at most one urgent (priority above 0) prompt", OnOffText(d.SerialUrgentPrefill));
+var timeScale = CliOptions.OptionalValue<double>("--time-scale", "open-loop arrivals X times faster (start / X)", Text(d.TimeScale));
+var maxRequests = CliOptions.OptionalValue<int>("--max-requests", "keep the first N requests", "all");
+var maxSessions = CliOptions.OptionalValue<int>("--max-sessions", "keep the first N root sessions", "all");
+var sessionRate = CliOptions.OptionalValue<double>("--session-rate", "root sessions start as a Poisson process of R/s", "the trace's start times");
+var mixTrace = CliOptions.OptionalText("--mix-trace", "second trace replayed as non-agent one-shot traffic (tenant non-agent)", "none");
+var mixFormat = CliOptions.OptionalText("--mix-format", "format of --mix-trace", d.MixFormat.ToString().ToLowerInvariant());
+var mixRate = CliOptions.OptionalValue<double>("--mix-rate", "non-agent requests arrive as a Poisson process of R/s (0: recorded times)", "0 = recorded times");
+var mixMax = CliOptions.OptionalValue<int>("--mix-max-requests", "keep the first N non-agent requests", "all");
+var tenants = CliOptions.OptionalValue<int>("--tenants", "spread a tenant-less trace over N synthetic tenants", "the trace's tenants");
+var salt = CliOptions.OptionalText("--cache-salt", "tenant | org | none", d.CacheSalt);
+var kvEvents = CliOptions.OptionalText("--kv-events", "on | off: relay engine KV events to kv-aware's precise index", OnOffText(d.KvEvents));
+var seed = CliOptions.OptionalValue<int>("--seed", "random seed", Text(d.Seed));
+var seeds = CliOptions.OptionalText("--seeds", "repeat every combination with these seeds (\"1-5\" or \"1,2,3\") and add aggregates across them to the reports", "--seed only");
+var routing = CliOptions.OptionalText("--routing", "routing policies, comma separated", string.Join(",", d.Routing));
+var scheduling = CliOptions.OptionalText("--scheduling", "scheduling policies, comma separated", string.Join(",", d.Scheduling));
+var retention = CliOptions.OptionalText("--retention", "retention policies, comma separated: off, fixed:SECONDS, predictive, oracle[:SECONDS] (clairvoyant reference)", string.Join(",", d.Retention));
+var retentionCost = CliOptions.OptionalValue<double>("--retention-cost", "predictive: GPU-s per second of holding a whole pool", Text(d.RetentionCostWeight));
+var retentionBudget = CliOptions.OptionalValue<double>("--retention-budget", "predictive: share of a worker's blocks its pins may hold", Text(d.RetentionPinBudget));
+var retentionRenewals = CliOptions.OptionalValue<int>("--retention-renewals", "predictive: renewals of a pin whose TTL runs out before the session came back, by the conditional gap distribution", Text(d.RetentionRenewals));
+var retentionEvictionAge = CliOptions.OptionalText("--retention-eviction-age", "predictive: price pins by the worker's measured eviction age (Che's characteristic time of its LRU): off | cover | shift", d.RetentionEvictionAge);
+var retentionGuard = CliOptions.OptionalText("--retention-guard", "predictive: on | off: the guard that stops HBM pins on a worker while its pin account says they are losing", d.RetentionGuard);
+var retentionHbmPins = CliOptions.OptionalText("--retention-hbm-pins", "predictive: off | on: pin idle contexts in HBM on workers without a host tier", d.RetentionHbmPins);
+var programPriority = CliOptions.OptionalText("--program-priority", "off | on | pinned: resumed agent turns (after a tool call; pinned: only while their pin holds) go ahead of fresh work in the gateway queue (within their tenant) and the engine's waiting queue", d.ProgramPriority);
+var requestsOut = CliOptions.Create("--requests-out", "also write every request's outcome and TTFT breakdown (gateway queue, step in progress, engine queue, prefill steps) to <result>.requests.jsonl", false);
+var output = CliOptions.OptionalText("--out", "result.json path (.md and .svg next to it)", d.Out);
+var parallel = CliOptions.OptionalValue<int>("--parallel", "runs at once", "the processor count");
+var strict = CliOptions.Create("--strict", "stop at the first malformed trace line", false);
 
 var root = new RootCommand("Replays LLM traces through the gateway's routing/scheduling policies and the worker engine model in virtual time.");
-foreach (var o in new Option[] { trace, format, scenarioFile, workers, profile, kvBlocks, hostKvBlocks, maxPinned, blockSize, maxBatch, longPrefill, maxRunning, maxWaiting, maxPending, kvHigh, capacity, maxInFlight, maxModelLen, weights, rates, mix, exclude, locality, lagBound, reserve, overShare, underShare, overdraw, exclusivePrefill, lowPrefill, serialPrefill, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, seeds, routing, scheduling, retention, retentionCost, retentionBudget, retentionRenewals, retentionEvictionAge, retentionGuard, retentionHbmPins, programPriority, requestsOut, output, parallel, strict })
-{
-    root.Options.Add(o);
-}
+root.AddOptions(trace, format, scenarioFile, workers, profile, kvBlocks, hostKvBlocks, maxPinned, blockSize, maxBatch, longPrefill, maxRunning, maxWaiting, maxPending, kvHigh, capacity, maxInFlight, maxModelLen, weights, rates, mix, exclude, locality, lagBound, reserve, overShare, underShare, overdraw, exclusivePrefill, lowPrefill, serialPrefill, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, seeds, routing, scheduling, retention, retentionCost, retentionBudget, retentionRenewals, retentionEvictionAge, retentionGuard, retentionHbmPins, programPriority, requestsOut, output, parallel, strict);
 
-root.SetAction(parse =>
+var app = new CliApp(root);
+app.Handle(root, input =>
+{
+    var s = new Scenario();
+    if (input.GetGiven(scenarioFile) is { } file)
+    {
+        try
+        {
+            s = Scenario.Load(file);
+        }
+        catch (Exception e) when (e is FormatException or IOException or System.Text.Json.JsonException or ArgumentException)
+        {
+            input.Error($"--scenario {file}: {e.Message}");
+        }
+    }
+
+    if (input.GetGiven(trace) is { } t) s.Trace = t;
+    if (FormatOf(input, format) is { } tf) s.Format = tf;
+
+    if (input.GetGiven(workers) is { } w) s.Workers = w;
+    if (input.GetGiven(profile) is { } p) s.Profile = p;
+    if (input.GetGiven(kvBlocks) is { } kb) s.KvBlocks = kb;
+    if (input.GetGiven(hostKvBlocks) is { } hkb) s.HostKvBlocks = hkb;
+    if (input.GetGiven(blockSize) is { } bs) s.BlockSize = bs;
+    if (input.GetGiven(maxPinned) is { } mp) s.MaxPinnedFraction = mp;
+    if (input.GetGiven(maxBatch) is { } mb) s.MaxBatchTokens = mb;
+    if (input.GetGiven(longPrefill) is { } lp) s.LongPrefillTokenThreshold = lp;
+    if (input.GetGiven(maxRunning) is { } mr) s.MaxRunningSequences = mr;
+    if (input.GetGiven(maxWaiting) is { } mw) s.MaxWaitingPerWorker = mw;
+    if (input.GetGiven(maxModelLen) is { } ml) s.MaxModelLength = ml;
+    if (input.GetGiven(maxPending) is { } mpp) s.MaxPendingPrefillTokens = mpp;
+    if (input.GetGiven(kvHigh) is { } kvh) s.KvHighWatermark = kvh;
+    if (input.GetGiven(capacity) is { } cap) s.Capacity = cap;
+    if (input.GetGiven(maxInFlight) is { } mif) s.MaxInFlightPerWorker = mif;
+    if (input.GetGiven(weights) is { } tw) s.TenantWeights = tw;
+    if (input.GetGiven(rates) is { } tr) s.TenantRates = tr;
+    if (input.GetGiven(mix) is { } tm) s.TenantMix = tm;
+    if (input.GetGiven(exclude) is { } ex) s.ExcludeTenants = ex;
+    if (input.GetGiven(lagBound) is { } lb) s.LagBound = lb;
+    if (input.GetGiven(reserve) is { } rs) s.Reserve = rs;
+    if (input.GetGiven(overShare) is { } osf) s.OverShareFactor = osf;
+    if (input.GetGiven(underShare) is { } usp) s.UnderSharePriority = usp;
+    if (input.OnOff(overdraw) is { } odOn) s.Overdraw = odOn;
+    if (input.OnOff(exclusivePrefill) is { } eppOn) s.ExclusivePriorityPrefill = eppOn;
+
+    if (input.OnOff(locality) is { } loOn) s.Locality = loOn;
+
+    if (input.GetGiven(lowPrefill) is { } lpp) s.LowPriorityPrefillTokens = lpp;
+    if (input.OnOff(serialPrefill) is { } supOn) s.SerialUrgentPrefill = supOn;
+
+    if (input.GetGiven(timeScale) is { } ts) s.TimeScale = ts;
+    if (input.GetGiven(maxRequests) is { } mq) s.MaxRequests = mq;
+    if (input.GetGiven(maxSessions) is { } ms) s.MaxSessions = ms;
+    if (input.GetGiven(sessionRate) is { } sr) s.SessionRate = sr;
+    if (input.GetGiven(tenants) is { } tn) s.Tenants = tn;
+    if (input.GetGiven(mixTrace) is { } mt) s.MixTrace = mt;
+    if (FormatOf(input, mixFormat) is { } mtf) s.MixFormat = mtf;
+
+    if (input.GetGiven(mixRate) is { } mxr) s.MixRate = mxr;
+    if (input.GetGiven(mixMax) is { } mxm) s.MixMaxRequests = mxm;
+    if (input.GetGiven(salt) is { } cs) s.CacheSalt = cs;
+    if (input.GetGiven(seed) is { } sd) s.Seed = sd;
+    if (input.GetGiven(seeds) is { } sds)
+    {
+        try
+        {
+            s.Seeds = Scenario.ParseSeeds(sds);
+        }
+        catch (FormatException e)
+        {
+            input.Error($"--seeds: {e.Message}");
+        }
+    }
+
+    if (input.OnOff(kvEvents) is { } keOn) s.KvEvents = keOn;
+
+    if (input.GetGiven(routing) is { } rt) s.Routing = Scenario.SplitList(rt);
+    if (input.GetGiven(scheduling) is { } sc) s.Scheduling = Scenario.SplitList(sc);
+    if (input.GetGiven(retention) is { } re) s.Retention = Scenario.SplitList(re);
+    if (input.GetGiven(retentionCost) is { } rc) s.RetentionCostWeight = rc;
+    if (input.GetGiven(retentionBudget) is { } rb) s.RetentionPinBudget = rb;
+    if (input.GetGiven(retentionRenewals) is { } rr) s.RetentionRenewals = rr;
+    if (input.GetGiven(retentionEvictionAge) is { } rea) s.RetentionEvictionAge = rea;
+    if (input.GetGiven(retentionGuard) is { } rg) s.RetentionGuard = rg;
+    if (input.GetGiven(retentionHbmPins) is { } rh) s.RetentionHbmPins = rh;
+
+    if (input.GetGiven(programPriority) is { } pp) s.ProgramPriority = pp;
+
+    if (input.GetGiven(output) is { } o) s.Out = o;
+    if (input.GetGiven(parallel) is { } pa) s.Parallelism = pa;
+    if (input.Get(strict)) s.Strict = true;
+    if (input.Get(requestsOut)) s.RequestsOut = true;
+
+    foreach (var e in s.Validate())
+    {
+        input.Error(e);
+    }
+
+    return s;
+},
+s =>
 {
     try
     {
-        var s = parse.GetValue(scenarioFile) is { } file ? Scenario.Load(file) : new Scenario();
-        if (parse.GetValue(trace) is { } t) s.Trace = t;
-        if (parse.GetValue(format) is { } f)
-        {
-            if (FormatOrError(f, "--format") is not { } tf) return 2;
-            s.Format = tf;
-        }
-
-        if (parse.GetValue(workers) is { } w) s.Workers = w;
-        if (parse.GetValue(profile) is { } p) s.Profile = p;
-        if (parse.GetValue(kvBlocks) is { } kb) s.KvBlocks = kb;
-        if (parse.GetValue(hostKvBlocks) is { } hkb) s.HostKvBlocks = hkb;
-        if (parse.GetValue(blockSize) is { } bs) s.BlockSize = bs;
-        if (parse.GetValue(maxPinned) is { } mp) s.MaxPinnedFraction = mp;
-        if (parse.GetValue(maxBatch) is { } mb) s.MaxBatchTokens = mb;
-        if (parse.GetValue(longPrefill) is { } lp) s.LongPrefillTokenThreshold = lp;
-        if (parse.GetValue(maxRunning) is { } mr) s.MaxRunningSequences = mr;
-        if (parse.GetValue(maxWaiting) is { } mw) s.MaxWaitingPerWorker = mw;
-        if (parse.GetValue(maxModelLen) is { } ml) s.MaxModelLength = ml;
-        if (parse.GetValue(maxPending) is { } mpp) s.MaxPendingPrefillTokens = mpp;
-        if (parse.GetValue(kvHigh) is { } kvh) s.KvHighWatermark = kvh;
-        if (parse.GetValue(capacity) is { } cap) s.Capacity = cap;
-        if (parse.GetValue(maxInFlight) is { } mif) s.MaxInFlightPerWorker = mif;
-        if (parse.GetValue(weights) is { } tw) s.TenantWeights = tw;
-        if (parse.GetValue(rates) is { } tr) s.TenantRates = tr;
-        if (parse.GetValue(mix) is { } tm) s.TenantMix = tm;
-        if (parse.GetValue(exclude) is { } ex) s.ExcludeTenants = ex;
-        if (parse.GetValue(lagBound) is { } lb) s.LagBound = lb;
-        if (parse.GetValue(reserve) is { } rs) s.Reserve = rs;
-        if (parse.GetValue(overShare) is { } osf) s.OverShareFactor = osf;
-        if (parse.GetValue(underShare) is { } usp) s.UnderSharePriority = usp;
-        if (!OnOff(parse.GetValue(overdraw), "--overdraw", out bool? od)) return 2;
-        if (od is { } odOn) s.Overdraw = odOn;
-        if (!OnOff(parse.GetValue(exclusivePrefill), "--exclusive-priority-prefill", out bool? epp)) return 2;
-        if (epp is { } eppOn) s.ExclusivePriorityPrefill = eppOn;
-
-        if (!OnOff(parse.GetValue(locality), "--locality", out bool? lo)) return 2;
-        if (lo is { } loOn) s.Locality = loOn;
-
-        if (parse.GetValue(lowPrefill) is { } lpp) s.LowPriorityPrefillTokens = lpp;
-        if (!OnOff(parse.GetValue(serialPrefill), "--serial-urgent-prefill", out bool? sup)) return 2;
-        if (sup is { } supOn) s.SerialUrgentPrefill = supOn;
-
-        if (parse.GetValue(timeScale) is { } ts) s.TimeScale = ts;
-        if (parse.GetValue(maxRequests) is { } mq) s.MaxRequests = mq;
-        if (parse.GetValue(maxSessions) is { } ms) s.MaxSessions = ms;
-        if (parse.GetValue(sessionRate) is { } sr) s.SessionRate = sr;
-        if (parse.GetValue(tenants) is { } tn) s.Tenants = tn;
-        if (parse.GetValue(mixTrace) is { } mt) s.MixTrace = mt;
-        if (parse.GetValue(mixFormat) is { } mf)
-        {
-            if (FormatOrError(mf, "--mix-format") is not { } mtf) return 2;
-            s.MixFormat = mtf;
-        }
-
-        if (parse.GetValue(mixRate) is { } mxr) s.MixRate = mxr;
-        if (parse.GetValue(mixMax) is { } mxm) s.MixMaxRequests = mxm;
-        if (parse.GetValue(salt) is { } cs) s.CacheSalt = cs;
-        if (parse.GetValue(seed) is { } sd) s.Seed = sd;
-        if (parse.GetValue(seeds) is { } sds)
-        {
-            try
-            {
-                s.Seeds = Scenario.ParseSeeds(sds);
-            }
-            catch (FormatException e)
-            {
-                Console.Error.WriteLine($"error: --seeds: {e.Message}");
-                return 2;
-            }
-        }
-
-        if (!OnOff(parse.GetValue(kvEvents), "--kv-events", out bool? ke)) return 2;
-        if (ke is { } keOn) s.KvEvents = keOn;
-
-        if (parse.GetValue(routing) is { } rt) s.Routing = Scenario.SplitList(rt);
-        if (parse.GetValue(scheduling) is { } sc) s.Scheduling = Scenario.SplitList(sc);
-        if (parse.GetValue(retention) is { } re) s.Retention = Scenario.SplitList(re);
-        if (parse.GetValue(retentionCost) is { } rc) s.RetentionCostWeight = rc;
-        if (parse.GetValue(retentionBudget) is { } rb) s.RetentionPinBudget = rb;
-        if (parse.GetValue(retentionRenewals) is { } rr) s.RetentionRenewals = rr;
-        if (parse.GetValue(retentionEvictionAge) is { } rea) s.RetentionEvictionAge = rea;
-        if (parse.GetValue(retentionGuard) is { } rg) s.RetentionGuard = rg;
-        if (parse.GetValue(retentionHbmPins) is { } rh) s.RetentionHbmPins = rh;
-
-        if (parse.GetValue(programPriority) is { } pp) s.ProgramPriority = pp;
-
-        if (parse.GetValue(output) is { } o) s.Out = o;
-        if (parse.GetValue(parallel) is { } pa) s.Parallelism = pa;
-        if (parse.GetValue(strict)) s.Strict = true;
-        if (parse.GetValue(requestsOut)) s.RequestsOut = true;
-
-        var errors = s.Validate();
-        if (errors.Count > 0)
-        {
-            foreach (var e in errors)
-            {
-                Console.Error.WriteLine("error: " + e);
-            }
-
-            return 2;
-        }
-
         SimulatorApp.Run(s, Console.Error, "simulator " + string.Join(' ', args));
         Console.Error.WriteLine($"wrote {s.Out} (+ .md, .svg)");
         return 0;
@@ -188,28 +185,41 @@ root.SetAction(parse =>
 });
 
 var convert = new Command("convert", "Converts a trace to canonical jsonl.");
-var cTrace = new Option<string>("--trace") { Description = "input trace file or folder", Required = true };
-var cFormat = new Option<string>("--format") { Description = "mooncake | weka | azure | canonical", Required = true };
-var cOut = new Option<string>("--out") { Description = "output .jsonl", Required = true };
-var cTenants = new Option<int?>("--tenants") { Description = "spread a tenant-less trace over N synthetic tenants" };
-var cStrict = new Option<bool>("--strict") { Description = "stop at the first malformed line" };
-foreach (var o in new Option[] { cTrace, cFormat, cOut, cTenants, cStrict })
+var cTrace = CliOptions.OptionalText("--trace", "input trace file or folder (required)", "none");
+var cFormat = CliOptions.OptionalText("--format", "mooncake | weka | azure | canonical (required)", "none");
+var cOut = CliOptions.OptionalText("--out", "output .jsonl (required)", "none");
+var cTenants = CliOptions.OptionalValue<int>("--tenants", "spread a tenant-less trace over N synthetic tenants", "the trace's tenants");
+var cStrict = CliOptions.Create("--strict", "stop at the first malformed line", false);
+convert.AddOptions(cTrace, cFormat, cOut, cTenants, cStrict);
+root.Subcommands.Add(convert);
+app.Handle(convert, input =>
 {
-    convert.Options.Add(o);
-}
+    string? path = input.GetGiven(cTrace), outPath = input.GetGiven(cOut);
+    var tf = FormatOf(input, cFormat);
+    foreach (var (value, flag) in new[] { (path, "--trace"), (input.GetGiven(cFormat), "--format"), (outPath, "--out") })
+    {
+        if (string.IsNullOrEmpty(value))
+        {
+            input.Error($"{flag} is required");
+        }
+    }
 
-convert.SetAction(parse =>
+    int n = input.GetGiven(cTenants) ?? 0;
+    if (n < 0)
+    {
+        input.Error($"--tenants must be >= 0, got {n}");
+    }
+
+    return (Scenario: new Scenario { Trace = path ?? "", Format = tf ?? TraceFormat.Canonical, Strict = input.Get(cStrict) }, Out: outPath ?? "", Tenants: n);
+},
+c =>
 {
     try
     {
-        if (FormatOrError(parse.GetValue(cFormat), "--format") is not { } tf) return 2;
-
-        var s = new Scenario { Trace = parse.GetValue(cTrace)!, Format = tf, Strict = parse.GetValue(cStrict) };
-        var load = SimulatorApp.LoadTrace(s, Console.Error);
-        int n = parse.GetValue(cTenants) ?? 0;
-        var requests = Converter.AssignTenants(load.Requests, n);
-        CanonicalFormat.Write(requests, parse.GetValue(cOut)!);
-        Console.Error.WriteLine($"wrote {requests.Count} requests to {parse.GetValue(cOut)}");
+        var load = SimulatorApp.LoadTrace(c.Scenario, Console.Error);
+        var requests = Converter.AssignTenants(load.Requests, c.Tenants);
+        CanonicalFormat.Write(requests, c.Out);
+        Console.Error.WriteLine($"wrote {requests.Count} requests to {c.Out}");
         return 0;
     }
     catch (Exception e) when (e is TraceFormatException or FormatException or IOException or System.Text.Json.JsonException)
@@ -218,32 +228,43 @@ convert.SetAction(parse =>
         return 1;
     }
 });
-root.Subcommands.Add(convert);
 
 var compare = new Command("compare", "Runs a comparison suite (traces x load levels x routing policies x seeds) and writes the tables and charts the docs quote.");
-var kSuite = new Option<string>("--suite") { Description = "suite file (JSON), e.g. bench/compare/routing-suite.json", Required = true };
-var kTraces = new Option<string?>("--traces") { Description = "trace folder (overrides the suite's \"traces\")" };
-var kOut = new Option<string?>("--out") { Description = "report folder (overrides the suite's \"out\")" };
-var kRaw = new Option<string?>("--raw") { Description = "folder for each cell's result.json/.md/.svg, default artifacts/compare" };
-var kParallel = new Option<int?>("--parallel") { Description = "runs at once, default: processor count" };
-foreach (var o in new Option[] { kSuite, kTraces, kOut, kRaw, kParallel })
+var kSuite = CliOptions.OptionalText("--suite", "suite file (JSON), e.g. bench/compare/routing-suite.json (required)", "none");
+var kTraces = CliOptions.OptionalText("--traces", "trace folder (overrides the suite's \"traces\")", "the suite's");
+var kOut = CliOptions.OptionalText("--out", "report folder (overrides the suite's \"out\")", "the suite's");
+var kRaw = CliOptions.Create("--raw", "folder for each cell's result.json/.md/.svg", "artifacts/compare");
+var kParallel = CliOptions.Create("--parallel", "runs at once", Environment.ProcessorCount);
+compare.AddOptions(kSuite, kTraces, kOut, kRaw, kParallel);
+root.Subcommands.Add(compare);
+app.Handle(compare, input =>
 {
-    compare.Options.Add(o);
-}
+    int par = input.InRange(kParallel, 1, 4096);
+    string? suitePath = input.GetGiven(kSuite);
+    Simulator.Compare.Suite? suite = null;
+    if (string.IsNullOrEmpty(suitePath))
+    {
+        input.Error("--suite is required");
+    }
+    else
+    {
+        try
+        {
+            suite = Simulator.Compare.Suite.Load(suitePath, input.GetGiven(kTraces), input.GetGiven(kOut));
+        }
+        catch (Exception e) when (e is FormatException or IOException or System.Text.Json.JsonException or ArgumentException)
+        {
+            input.Error($"--suite {suitePath}: {e.Message}");
+        }
+    }
 
-compare.SetAction(parse =>
+    return (Suite: suite!, Raw: input.Get(kRaw), Parallel: par);
+},
+k =>
 {
     try
     {
-        var suite = Simulator.Compare.Suite.Load(parse.GetValue(kSuite)!, parse.GetValue(kTraces), parse.GetValue(kOut));
-        int par = parse.GetValue(kParallel) ?? Environment.ProcessorCount;
-        if (par < 1)
-        {
-            Console.Error.WriteLine("error: --parallel must be >= 1");
-            return 2;
-        }
-
-        Simulator.Compare.CompareRunner.Run(suite, parse.GetValue(kRaw) ?? "artifacts/compare", par, Console.Error, "simulator " + string.Join(' ', args));
+        Simulator.Compare.CompareRunner.Run(k.Suite, k.Raw, k.Parallel, Console.Error, "simulator " + string.Join(' ', args));
         return 0;
     }
     catch (Exception e) when (e is TraceFormatException or FormatException or IOException or System.Text.Json.JsonException or ArgumentException)
@@ -252,31 +273,27 @@ compare.SetAction(parse =>
         return 1;
     }
 });
-root.Subcommands.Add(compare);
 
-return root.Parse(args).Invoke();
+return app.Invoke(args);
 
-// A trace format named on the command line, or null after printing which names are known.
-// An on|off flag: null when absent; false (with the error written) for any other value.
-static bool OnOff(string? value, string flag, out bool? on)
+static string Text(IFormattable value) => value.ToString(null, CultureInfo.InvariantCulture);
+
+static string OnOffText(bool on) => on ? "on" : "off";
+
+// A trace format named on the command line (null when absent, or unknown: then an error).
+static TraceFormat? FormatOf(CliInput input, Option<string?> option)
 {
-    on = value switch { null => null, "on" => true, "off" => false, _ => null };
-    if (value is null or "on" or "off")
+    string? name = input.GetGiven(option);
+    if (name is null)
     {
-        return true;
+        return null;
     }
 
-    Console.Error.WriteLine($"error: {flag} must be on or off");
-    return false;
-}
-
-static TraceFormat? FormatOrError(string? name, string flag)
-{
     if (TraceReader.TryParseFormat(name, out var format))
     {
         return format;
     }
 
-    Console.Error.WriteLine($"error: unknown {flag} '{name}' (mooncake, weka, azure, canonical)");
+    input.Error($"unknown {option.Name} '{name}' (mooncake, weka, azure, canonical)");
     return null;
 }

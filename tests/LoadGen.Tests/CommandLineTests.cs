@@ -60,4 +60,34 @@ public sealed class CommandLineTests : IDisposable
         Assert.Equal(10, cl.MaxRequests);
         Assert.Equal(TimeSpan.FromSeconds(30), cl.ScenarioOptions.Duration);
     }
+
+    [Fact]
+    public void Parse_TwoBadOptions_ReportsBoth()
+    {
+        var e = Assert.Throws<ArgumentException>(() => CommandLine.Parse(["--scenario", "overhead", "--rate", "-1", "--duration", "soon"]));
+        Assert.Contains("--rate must be a positive number, got -1", e.Message, StringComparison.Ordinal);
+        Assert.Contains("--duration: 'soon' is not a duration", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Invoke_TwoBadOptions_WritesBothAndExits1WithoutRunning()
+    {
+        bool ran = false;
+        var stderr = new StringWriter();
+        int rc = CommandLine.CreateApp((_, _) => { ran = true; return 0; }).Invoke(["--scenario", "overhead", "--warmup", "x", "--target", "ftp://x"], new StringWriter(), stderr);
+        Assert.Equal(1, rc);
+        Assert.False(ran);
+        Assert.Contains("--warmup", stderr.ToString(), StringComparison.Ordinal);
+        Assert.Contains("--target must be an http(s) URL", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Help_ListsEveryOptionWithItsDefault()
+    {
+        var stdout = new StringWriter();
+        Assert.Equal(0, CommandLine.CreateApp((_, _) => 0).Invoke(["--help"], stdout, new StringWriter()));
+        var entries = stdout.ToString().Split("\n  -").Skip(1).Where(e => !e.StartsWith("?, -h, --help", StringComparison.Ordinal) && !e.StartsWith("-version", StringComparison.Ordinal)).ToList();
+        Assert.True(entries.Count >= 40, stdout.ToString());
+        Assert.All(entries, e => Assert.Contains("[default: ", e, StringComparison.Ordinal));
+    }
 }

@@ -154,4 +154,44 @@ public class CliTests
         Assert.Equal(2, run.GetProperty("completed").GetInt32());
         Assert.True(run.GetProperty("prefix_hit_ratio").GetDouble() > 0.4); // turn 2 reuses turn 1's 320 cached tokens
     }
+
+    [Fact]
+    public void Cli_TwoBadOptions_ReportsBothAtOnceAndExits2()
+    {
+        var (rc, _, stderr) = RunCliCaptured("--workers", "0", "--locality", "maybe");
+        Assert.Equal(2, rc);
+        Assert.Contains("error: --workers must be 1..1024", stderr, StringComparison.Ordinal);
+        Assert.Contains("error: --locality must be one of on, off, got 'maybe'", stderr, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData]
+    [InlineData("convert")]
+    [InlineData("compare")]
+    public void Cli_Help_ListsEveryOptionWithItsDefault(params string[] verb)
+    {
+        var (rc, stdout, _) = RunCliCaptured([.. verb, "--help"]);
+        Assert.Equal(0, rc);
+        var entries = stdout.Split("\n  -").Skip(1).Where(e => !e.StartsWith("?, -h, --help", StringComparison.Ordinal) && !e.StartsWith("-version", StringComparison.Ordinal)).ToList();
+        Assert.True(entries.Count >= (verb.Length == 0 ? 50 : 5), stdout);
+        Assert.All(entries, e => Assert.Contains("[default: ", e, StringComparison.Ordinal));
+    }
+
+    // Runs the CLI with Console.Out/Error captured (synchronized: other tests may write progress meanwhile).
+    private static (int Rc, string Stdout, string Stderr) RunCliCaptured(params string[] args)
+    {
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        var (stdout, stderr) = (new StringWriter(), new StringWriter());
+        Console.SetOut(TextWriter.Synchronized(stdout));
+        Console.SetError(TextWriter.Synchronized(stderr));
+        try
+        {
+            return (RunCli(args), stdout.ToString(), stderr.ToString());
+        }
+        finally
+        {
+            Console.SetOut(oldOut);
+            Console.SetError(oldErr);
+        }
+    }
 }
