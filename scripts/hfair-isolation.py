@@ -30,6 +30,7 @@ VARIANTS = [
     ("no worker hint (`--under-share-priority 0`)", ["--under-share-priority", "0"]),
     ("urgent prefill shares the step (`--exclusive-priority-prefill off`)", ["--exclusive-priority-prefill", "off"]),
     ("urgent prompts batched together (`--serial-urgent-prefill off`)", ["--serial-urgent-prefill", "off"]),
+    ("2,048-token low-priority steps (`--low-priority-prefill 2048`)", ["--low-priority-prefill", "2048"]),
     ("full-budget low-priority steps (`--low-priority-prefill 0`)", ["--low-priority-prefill", "0"]),
 ]
 
@@ -182,8 +183,7 @@ def main():
         "* *Quiet p99 / alone*: TTFT p99 (nearest rank) of a quiet tenant over its own p99 alone, the worst of the three "
         "(about 120 requests each, so the p99 is the second-slowest); *pooled*: the three quiet tenants' requests together "
         f"(about 360). *After warm-up* leaves out the requests that arrived in the first {w} s, in every run alike (alone "
-        "too): at 0 s the flood starts on an empty worker together with the quiet tenants, and until it holds more than its "
-        "share its requests are not told apart from theirs.",
+        "too; at 0 s the flood starts on an empty worker together with the quiet tenants); the target is on all requests.",
         f"* *Shares*: worst |share / entitlement − 1| over the four tenants, service (uncached prompt + 2 x output) "
         f"delivered from {w} s to {a.duration:g} s; a quiet tenant is entitled to its demand (what it gets alone), the "
         "flood to the rest (max-min fair).",

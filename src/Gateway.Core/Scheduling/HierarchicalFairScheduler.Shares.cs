@@ -51,27 +51,77 @@ public sealed partial class HierarchicalFairScheduler
     }
 
     /// <summary>
-    /// Within <paramref name="factor"/> x its share at every level (other replicas' work included) and contended by a
-    /// tenant of this replica: other replicas' work alone does not count here, since it may be the tenant's own,
-    /// entering through another replica (two replicas would then together fill more than a worker's slots).
+    /// Within <paramref name="factor"/> x its share at every level (other replicas' work included) and contended on this
+    /// replica by a neighbour the hint ranks it above: one at least <paramref name="overShareFactor"/> x over its share
+    /// (<see cref="NeighbourShareRatio"/>), or, with other replicas' work in flight, any tenant of this replica. Other
+    /// replicas' work alone does not count here, since it may be the tenant's own, entering through another replica (two
+    /// replicas would then together fill more than a worker's slots).
     /// </summary>
-    private bool UrgentAt(Node? keyNode, double factor) =>
-        LocallyContended(keyNode) && PathWithinShare(keyNode, factor) && ShareRatioWithRemote(keyNode) < factor;
+    private bool UrgentAt(Node? keyNode, double factor, double overShareFactor) =>
+        LocallyContended(keyNode) && !Backlogged(keyNode, queuedBesideIt: 1) && (_remote > 0 || NeighbourShareRatio(keyNode) >= overShareFactor)
+        && PathWithinShare(keyNode, factor) && ShareRatioWithRemote(keyNode) < factor;
+
+    /// <summary>
+    /// Whether <paramref name="node"/> has more than <paramref name="queuedBesideIt"/> requests waiting here: backlogged
+    /// (more than one waiting, the one being released included). A backlogged tenant gets no hint, so two tenants that both
+    /// keep a backlog are never ranked apart inside the worker (there their fair split is the gateway's order).
+    /// </summary>
+    private static bool Backlogged(Node? node, int queuedBesideIt) =>
+        node is not null && node.Pending[0] + node.Pending[1] > queuedBesideIt;
+
+    /// <summary>
+    /// How far over its share the heaviest backlogged neighbour of <paramref name="node"/> is: the largest
+    /// <see cref="DemandRatioAt"/> over the siblings, at every level of its path, with more than one request waiting in
+    /// this queue (sessions of one key are not neighbours); with other replicas' work in flight, infinity (which tenants
+    /// it belongs to is not known, so it counts as over its share). One waiting request is what a quiet tenant's burst
+    /// leaves behind while the worker takes one request per step; a flood keeps a backlog.
+    /// </summary>
+    private double NeighbourShareRatio(Node? node)
+    {
+        if (_remote > 0)
+        {
+            return double.PositiveInfinity;
+        }
+
+        double ratio = 0;
+        for (var n = node; n is not null && n.Parent is not null; n = n.Parent)
+        {
+            for (var band = 0; band < Bands; band++)
+            {
+                if (n.Parent.ActiveCount(band) == 0)
+                {
+                    continue;
+                }
+
+                foreach (var sibling in n.Parent.ActiveSet(band))
+                {
+                    if (sibling != n && !sibling.IsLeaf && Backlogged(sibling, queuedBesideIt: 1))
+                    {
+                        ratio = Math.Max(ratio, DemandRatioAt(sibling));
+                    }
+                }
+            }
+        }
+
+        return ratio;
+    }
 
     /// <summary>
     /// The least-served queued request of a tenant within <paramref name="factor"/> x its in-flight share and contended
     /// by a tenant of this replica (a request the worker's priority hint will mark urgent), or null. Released beyond capacity
     /// with a factor of 1, under its share (<see cref="ReservedCapacity.Overdraw"/>).
     /// </summary>
-    public QueuedRequest? DequeueUrgent(double factor) => DequeueFirstFit(factor, urgent: true);
+    public QueuedRequest? DequeueUrgent(double factor, double overShareFactor = ReservedCapacity.DefaultOverShareFactor) =>
+        DequeueFirstFit(factor, overShareFactor);
 
     /// <summary>
     /// The plain fair pick when its tenant passes the test (within share, or urgent: within share and contended);
     /// otherwise the least-served request among paths that pass it (<see cref="FindWithinShare"/>), counted in
     /// <see cref="ShareOverrides"/>; null when none is queued.
     /// </summary>
-    private QueuedRequest? DequeueFirstFit(double factor, bool urgent)
+    private QueuedRequest? DequeueFirstFit(double factor, double urgentOver)
     {
+        bool urgent = urgentOver > 0;
         var band = FirstBand();
         if (band < 0)
         {
@@ -79,10 +129,10 @@ public sealed partial class HierarchicalFairScheduler
         }
 
         var leaf = StrictLeaf(_root, band);
-        if (!(urgent ? UrgentAt(leaf.Parent, factor) : PathWithinShare(leaf.Parent, factor)))
+        if (!(urgent ? UrgentAt(leaf.Parent, factor, urgentOver) : PathWithinShare(leaf.Parent, factor)))
         {
             var budget = Math.Max(1, _locality.MaxCandidates);
-            leaf = FindWithinShare(_root, band, factor, ref budget, urgent);
+            leaf = FindWithinShare(_root, band, factor, ref budget, urgentOver);
             if (leaf is null)
             {
                 return null;
@@ -121,16 +171,22 @@ public sealed partial class HierarchicalFairScheduler
     public bool WithinShare(string tenantPath, double factor = 1)
     {
         ArgumentNullException.ThrowIfNull(tenantPath);
-        // A path never seen has nothing in flight.
-        return !_nodes.TryGetValue(Normalize(tenantPath), out var node) || PathWithinShare(node, factor);
+        // Nodes never seen have no work; their nearest seen ancestor (its org, say) may still be over its share.
+        var path = Normalize(tenantPath);
+        while (!_nodes.ContainsKey(path) && path.LastIndexOf('/') is var slash and > 0)
+        {
+            path = path[..slash];
+        }
+
+        return !_nodes.TryGetValue(path, out var node) || PathWithinShare(node, factor);
     }
 
-    private Node? FindWithinShare(Node node, int band, double factor, ref int budget, bool urgent = false)
+    private Node? FindWithinShare(Node node, int band, double factor, ref int budget, double urgentOver = 0)
     {
         if (node.IsLeaf)
         {
             // Sessions of one key share its slot count; the key level decides.
-            return !urgent || UrgentAt(node.Parent, factor) ? node : null;
+            return urgentOver <= 0 || UrgentAt(node.Parent, factor, urgentOver) ? node : null;
         }
 
         foreach (var child in node.ActiveSet(band))
@@ -145,7 +201,7 @@ public sealed partial class HierarchicalFairScheduler
                 continue;
             }
 
-            if (FindWithinShare(child, band, factor, ref budget, urgent) is { } leaf)
+            if (FindWithinShare(child, band, factor, ref budget, urgentOver) is { } leaf)
             {
                 return leaf;
             }
@@ -154,23 +210,48 @@ public sealed partial class HierarchicalFairScheduler
         return null;
     }
 
-    /// <summary>Largest in-flight-to-share ratio on the path from <paramref name="node"/> up (see <see cref="QueuedRequest.ShareAtDispatch"/>).</summary>
+    /// <summary>Largest <see cref="ShareRatioAt"/> on the path from <paramref name="node"/> up (see <see cref="QueuedRequest.ShareAtDispatch"/>).</summary>
     private static double ShareRatio(Node? node)
     {
         double ratio = 0;
         for (var n = node; n is not null && n.Parent is not null; n = n.Parent)
         {
-            var parent = n.Parent;
-            var activeWeight = parent.ActiveWeight + (n.Work > 0 ? 0 : n.Weight);
-            if (activeWeight > 0 && n.Weight > 0)
-            {
-                ratio = Math.Max(ratio, n.InFlight / (n.Weight / activeWeight * (parent.InFlight + 1)));
-            }
+            ratio = Math.Max(ratio, ShareRatioAt(n));
         }
 
         return ratio;
     }
 
+    /// <summary>
+    /// How far <paramref name="n"/> is over its weighted share of its parent's requests in flight, counting one more:
+    /// <c>inFlight(n) / (weight(n) / activeWeight(parent) x (inFlight(parent) + 1))</c>, where activeWeight(parent) sums
+    /// the weights of the parent's children with work (queued or in flight), <paramref name="n"/> included.
+    /// </summary>
+    private static double ShareRatioAt(Node n)
+    {
+        var parent = n.Parent!;
+        var activeWeight = parent.ActiveWeight + (n.Work > 0 ? 0 : n.Weight);
+        return activeWeight > 0 && n.Weight > 0 ? n.InFlight / (n.Weight / activeWeight * (parent.InFlight + 1)) : 0;
+    }
+
+    /// <summary>
+    /// <see cref="ShareRatioAt"/>, or how far <paramref name="n"/>'s demand (queued + in flight) is over the same share of
+    /// its parent's demand, whichever is larger. A tenant that starts flooding next to quiet ones holds few requests in
+    /// flight for a while (one admission per engine step) but queues many: by demand it is over its share from its first
+    /// backlog, so the quiet tenants' requests get the hint at once. Used for neighbours only: a tenant's own place
+    /// (reserved slots) follows what it holds, or a backlogged tenant of small weight would never count as within its
+    /// share while its fair part is in flight.
+    /// </summary>
+    private static double DemandRatioAt(Node n)
+    {
+        var parent = n.Parent!;
+        var activeWeight = parent.ActiveWeight + (n.Work > 0 ? 0 : n.Weight);
+        return activeWeight > 0 && n.Weight > 0
+            ? Math.Max(ShareRatioAt(n), n.Work / (n.Weight / activeWeight * (parent.Work + 1)))
+            : 0;
+    }
+
+    /// <summary><see cref="ShareRatioAt"/> below <paramref name="factor"/>, multiplied out (no rounding at an exact share).</summary>
     private static bool WithinShareAt(Node n, double factor)
     {
         var parent = n.Parent!;
@@ -221,6 +302,5 @@ public sealed partial class HierarchicalFairScheduler
                 node.Parent!.ActiveWeight += node.Weight;
             }
         }
-
     }
 }

@@ -186,7 +186,7 @@ public sealed partial class HierarchicalFairScheduler : IRequestScheduler, IServ
     /// vruntime order and skipping over-share subtrees (at most <see cref="LocalityOptions.MaxCandidates"/> nodes looked
     /// at), counted in <see cref="ShareOverrides"/>; null when no within-share request is queued.
     /// </remarks>
-    public QueuedRequest? DequeueWithinShare(double factor) => DequeueFirstFit(factor, urgent: false);
+    public QueuedRequest? DequeueWithinShare(double factor) => DequeueFirstFit(factor, 0);
 
     /// <inheritdoc />
     /// <remarks>
@@ -308,6 +308,8 @@ public sealed partial class HierarchicalFairScheduler : IRequestScheduler, IServ
         Unqueue(leaf, band);
         request.ShareAtDispatch = ShareRatioWithRemote(leaf.Parent);
         request.ContendedAtDispatch = Contended(leaf.Parent);
+        request.NeighbourShareAtDispatch = request.ContendedAtDispatch ? NeighbourShareRatio(leaf.Parent) : 0;
+        request.BackloggedAtDispatch = Backlogged(leaf.Parent, queuedBesideIt: 0); // others of its tenant still wait
         for (var n = leaf; n is not null; n = n.Parent)
         {
             n.InFlight++; // work (queued + in flight) is unchanged: the request moved from one to the other

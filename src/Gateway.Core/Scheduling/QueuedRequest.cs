@@ -80,6 +80,23 @@ public sealed class QueuedRequest
     /// </summary>
     public bool ContendedAtDispatch { get; internal set; }
 
+    /// <summary>
+    /// How far over its share the heaviest backlogged other tenant was when this request was dispatched (the largest, over
+    /// the siblings with more than one request waiting at every level of the path, of the share ratio of
+    /// <see cref="ShareAtDispatch"/> or the same ratio of their queued + in-flight requests; infinity while other gateway
+    /// replicas have work in flight, whose tenants are not known). The urgency hint needs a neighbour over its share
+    /// (<see cref="ReservedCapacity.IsUrgent"/>): among tenants all within their shares it would only reorder peers. Set by
+    /// <c>hfair</c> at dispatch; 0 when not contended.
+    /// </summary>
+    public double NeighbourShareAtDispatch { get; internal set; }
+
+    /// <summary>
+    /// Whether other requests of this request's tenant (key) were still waiting in the queue when it was dispatched: a
+    /// backlogged tenant gets no urgency hint (<see cref="ReservedCapacity.IsUrgent"/>), so within-share tenants that keep a
+    /// backlog never starve an over-share one inside the worker. Set by <c>hfair</c> at dispatch.
+    /// </summary>
+    public bool BackloggedAtDispatch { get; internal set; }
+
     /// <summary>Released beyond the capacity rule by <see cref="ReservedCapacity.Overdraw"/> and not yet repaid.</summary>
     internal LinkedListNode<QueuedRequest>? OverdraftNode { get; set; }
 

@@ -67,16 +67,18 @@ public sealed class ReservedCapacity
     public bool IsReserved(int free) => free <= Reserve;
 
     /// <summary>
-    /// Whether <paramref name="request"/>, just dispatched by <paramref name="scheduler"/>, was within its share while
-    /// another tenant had work (the worker's urgency hint): under its share <em>while others contend</em>. A tenant alone
-    /// (a flood with nobody else queued or in flight) is within its share but gets no hint, so its requests never rank
-    /// with the quiet ones that arrive while they still run. Only policies with a notion of share (<c>hfair</c>) mark
-    /// requests; for the others this is false.
+    /// Whether <paramref name="request"/>, just dispatched by <paramref name="scheduler"/>, was within its share while a
+    /// neighbour was over its share (the worker's urgency hint). A tenant alone (a flood with nobody else queued or in
+    /// flight) is within its share but gets no hint, so its requests never rank with the quiet ones that arrive while they
+    /// still run; and among tenants that are all within their shares (no contention) nobody gets it, so the engine keeps
+    /// their arrival order, as under <c>fcfs</c>. Only policies with a notion of share (<c>hfair</c>) mark requests; for
+    /// the others this is false.
     /// </summary>
     public bool IsUrgent(IRequestScheduler scheduler, QueuedRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        return scheduler is HierarchicalFairScheduler && request.ShareAtDispatch < OverShareFactor && request.ContendedAtDispatch;
+        return scheduler is HierarchicalFairScheduler && request.ShareAtDispatch < OverShareFactor && request.ContendedAtDispatch
+            && !request.BackloggedAtDispatch && request.NeighbourShareAtDispatch >= OverShareFactor;
     }
 
     /// <summary>
@@ -105,9 +107,19 @@ public sealed class ReservedCapacity
         }
 
         var r = Pick(scheduler, OverShareFactor, locality, worker);
-        if (r is not null)
+        if (r is not null && (scheduler is not HierarchicalFairScheduler || (r.ContendedAtDispatch && !r.BackloggedAtDispatch)))
         {
             ReservedPicks++;
+            return r;
+        }
+
+        if (r is not null)
+        {
+            // A tenant alone, or one that keeps a backlog, is within its share but is not what the reserve is for: the slot
+            // is lent, so a quiet tenant that arrives beside it can take it back instead of waiting for the engine to admit
+            // it (a flood starting next to quiet tenants holds few requests in flight for a while but queues many).
+            Lent++;
+            r.ReserveNode = _borrowers.AddLast(r);
             return r;
         }
 
@@ -126,7 +138,7 @@ public sealed class ReservedCapacity
     /// running; the engine serves the urgent request first), or null when nothing is lent or no within-share request is
     /// queued. <paramref name="borrower"/>: the request whose lent slot was taken back (its worker is the natural target).
     /// </summary>
-    public QueuedRequest? Reclaim(IRequestScheduler scheduler, out QueuedRequest? borrower, LocalityPick? locality = null, WorkerInfo? worker = null)
+    public QueuedRequest? Reclaim(IRequestScheduler scheduler, out QueuedRequest? borrower)
     {
         ArgumentNullException.ThrowIfNull(scheduler);
         borrower = null;
@@ -135,7 +147,11 @@ public sealed class ReservedCapacity
             return null;
         }
 
-        var r = Pick(scheduler, OverShareFactor, locality, worker);
+        // hfair: only a request the hint will mark (a neighbour over its share) takes a slot back; among tenants that are all
+        // within their shares, releasing it beyond capacity would only batch its prefill with its peers' in the engine.
+        var r = scheduler is HierarchicalFairScheduler hfair
+            ? hfair.DequeueUrgent(OverShareFactor, OverShareFactor)
+            : scheduler.DequeueWithinShare(OverShareFactor);
         if (r is null)
         {
             return null;
@@ -172,7 +188,7 @@ public sealed class ReservedCapacity
             return null;
         }
 
-        var r = hfair.DequeueUrgent(1.0);
+        var r = hfair.DequeueUrgent(1.0, OverShareFactor);
         if (r is not null)
         {
             Overdrawn++;

@@ -85,7 +85,7 @@ public class DispatchDriverTests
         var driver = new DispatchDriver(DispatchDriver.Over(s), reserve);
         Dispatch(s, "noisy", 10);
         Dispatch(s, "quiet", 1); // quiet is active (in flight) with nothing queued
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < 4; i++)
         {
             s.Enqueue(Request("noisy"));
         }
@@ -96,7 +96,8 @@ public class DispatchDriverTests
         Assert.Equal(2, fill.Released.Count);
         Assert.Equal(1, reserve.LentOut);
 
-        // The fleet is full; quiet arrives within its share and takes the lent slot back; noisy's queued work waits.
+        // The fleet is full; quiet arrives within its share beside noisy's backlog and takes the lent slot back; noisy's
+        // queued work waits.
         s.Enqueue(Request("quiet"));
         var full = new Slots(0);
         driver.Pump(full);
@@ -104,7 +105,7 @@ public class DispatchDriverTests
         Assert.Equal("quiet", request.TenantPath);
         Assert.True(reclaimed);
         Assert.Equal(0, reserve.LentOut);
-        Assert.Equal(1, s.Count);
+        Assert.Equal(2, s.Count);
     }
 
     [Fact]
@@ -122,7 +123,8 @@ public class DispatchDriverTests
     public void Pump_WithOverdraw_NothingLent_NoSlotFree_UnderShareRequestGoesBeyondCapacity_FloodWaits()
     {
         var s = Hfair();
-        Dispatch(s, "flood", 3); // early in an overload: the flood holds every slot, none lent
+        Dispatch(s, "flood", 3); // early in an overload: the flood holds every slot, none lent, and keeps a backlog
+        s.Enqueue(Request("flood"));
         s.Enqueue(Request("flood"));
         var quiet = Request("quiet");
         s.Enqueue(quiet);
@@ -134,7 +136,7 @@ public class DispatchDriverTests
         Assert.Equal([(quiet, true)], target.Released);
         Assert.True(reserve.IsUrgent(s, quiet));
         Assert.Equal(1, reserve.Overdraft);
-        Assert.Equal(1, s.Count); // the flood's request waits for a free slot
+        Assert.Equal(2, s.Count); // the flood's requests wait for a free slot
     }
 
     [Fact]

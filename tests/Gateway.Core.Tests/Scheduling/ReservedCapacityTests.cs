@@ -66,7 +66,6 @@ public class ReservedCapacityTests
         InFlight(s, "a", 6);
         InFlight(s, "b", 2);
         s.Enqueue(Request("a"));
-        s.Enqueue(Request("b"));
         // a: 6 < 3/4 x 9, b: 2 < 1/4 x 9. With equal weights a would be over (6 >= 1/2 x 9).
         Assert.True(s.WithinShare("a"));
         Assert.True(s.WithinShare("b"));
@@ -163,10 +162,10 @@ public class ReservedCapacityTests
         var reserve = new ReservedCapacity(reserve: 1);
         Assert.Same(borrowed, reserve.Next(s, free: 1));
 
-        var waitingNoisy = Request("noisy");
         var q1 = Request("quiet");
-        var q2 = Request("quiet");
-        s.Enqueue(waitingNoisy);
+        var q2 = Request("quiet-2");
+        s.Enqueue(Request("noisy"));
+        s.Enqueue(Request("noisy")); // noisy keeps a backlog
         s.Enqueue(q1);
         s.Enqueue(q2);
 
@@ -202,7 +201,37 @@ public class ReservedCapacityTests
     }
 
     [Fact]
-    public void NoContention_TenantAloneIsNeverOverItsShare_NothingLentAndNoDispatchUrgent()
+    public void WithinShare_CountsWhatIsInFlight_ABackloggedTenantOfSmallWeightIsWithinWhileItHoldsItsPart()
+    {
+        var s = Create("a=1,b=3");
+        InFlight(s, "a", 1);
+        InFlight(s, "b", 3);
+        for (var i = 0; i < 6; i++)
+        {
+            s.Enqueue(Request("a"));
+            s.Enqueue(Request("b"));
+        }
+
+        // a wants 7 of 16 against a quarter share, but holds 1 of 4 in flight (1 < 1.5 x 1/4 x 5): within.
+        Assert.True(s.WithinShare("a", 1.5));
+        Assert.True(s.WithinShare("b", 1.5));
+    }
+
+    [Fact]
+    public void WithinShare_PathNeverSeen_IsJudgedAtItsNearestSeenAncestor()
+    {
+        var s = Create();
+        InFlight(s, "o1/k", 1);
+        InFlight(s, "o2/k", 6);
+
+        // o2 holds 6 of 7 (6 >= 1.5 x 1/2 x 8): a key of o2 never seen is over its share through its org.
+        Assert.False(s.WithinShare("o2/new", 1.5));
+        Assert.True(s.WithinShare("o1/new", 1.5));
+        Assert.True(s.WithinShare("o3/new", 1.5));
+    }
+
+    [Fact]
+    public void NoContention_TenantAloneIsNeverOverItsShare_ItsReservedSlotsAreLent_NoDispatchUrgent()
     {
         var s = Create();
         var reserve = new ReservedCapacity(reserve: 1);
@@ -218,7 +247,9 @@ public class ReservedCapacityTests
         }
 
         Assert.Equal(20, dispatched.Count);
-        Assert.Equal(0, reserve.Lent);
+        // Alone it needs no reserve: every reserved slot it takes is lent, for a tenant arriving beside it to take back.
+        Assert.Equal(20, reserve.Lent);
+        Assert.Equal(0, reserve.ReservedPicks);
         // Within its share (alone it holds all of it) but contending with nobody: no urgency hint.
         Assert.All(dispatched, r => Assert.True(r.ShareAtDispatch < reserve.OverShareFactor, $"share {r.ShareAtDispatch}"));
         Assert.All(dispatched, r => Assert.False(reserve.IsUrgent(s, r)));
@@ -234,13 +265,17 @@ public class ReservedCapacityTests
         var n = Request("noisy");
         s.Enqueue(q);
         s.Enqueue(n);
+        s.Enqueue(Request("noisy")); // noisy keeps a backlog
         var reserve = new ReservedCapacity();
 
         Assert.Same(q, s.DequeueWithinShare(1.5));
         Assert.Same(n, s.Dequeue());
 
-        Assert.Equal(0, q.ShareAtDispatch);                 // nothing of quiet's in flight
+        Assert.Equal(0, q.ShareAtDispatch);                  // nothing of quiet's in flight
         Assert.Equal(10 / (0.5 * 12), n.ShareAtDispatch, 6); // 10 in flight against half of 11 + 1
+        Assert.Equal(10 / (0.5 * 11), q.NeighbourShareAtDispatch, 6); // beside the backlogged flood holding 10 of 10
+        Assert.False(q.BackloggedAtDispatch);
+        Assert.True(n.BackloggedAtDispatch);
         Assert.True(reserve.IsUrgent(s, q));
         Assert.False(reserve.IsUrgent(s, n));
         Assert.True(noisy[0].ShareAtDispatch < 1);          // the first one was dispatched alone

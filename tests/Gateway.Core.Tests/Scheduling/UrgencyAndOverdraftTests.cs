@@ -3,7 +3,8 @@ using Gateway.Core.Scheduling;
 namespace Gateway.Core.Tests.Scheduling;
 
 /// <summary>
-/// The worker's urgency hint means "under its share while others contend", never "alone"; other gateway replicas' work
+/// The worker's urgency hint means "under its share while a neighbour is over its share with requests waiting", never
+/// "alone", and never among tenants that are all within their shares (no contention); other gateway replicas' work
 /// counts as a neighbour's; a replica at its slot limit overdraws it for urgent requests only, a bounded number at a time.
 /// </summary>
 public class UrgencyAndOverdraftTests
@@ -28,12 +29,19 @@ public class UrgencyAndOverdraftTests
         var s = Create();
         var alone = Enumerable.Range(0, 8).Select(_ => Dispatch(s, "org/flood/k")).ToList();
         Assert.All(alone, r => Assert.False(_reserve.IsUrgent(s, r)));
+        for (var i = 0; i < 4; i++)
+        {
+            s.Enqueue(Request("org/flood/k")); // the flood's backlog
+        }
 
-        var quiet = Dispatch(s, "org/quiet/k");
+        s.Enqueue(Request("org/quiet/k"));
+        var quiet = s.DequeueWithinShare(_reserve.OverShareFactor)!;
+        Assert.Equal("org/quiet/k", quiet.TenantPath);
         Assert.True(quiet.ContendedAtDispatch);
         Assert.True(_reserve.IsUrgent(s, quiet));
 
-        var floodBesideQuiet = Dispatch(s, "org/flood/k");
+        var floodBesideQuiet = s.Dequeue()!;
+        Assert.Equal("org/flood/k", floodBesideQuiet.TenantPath);
         Assert.True(floodBesideQuiet.ContendedAtDispatch);
         Assert.False(_reserve.IsUrgent(s, floodBesideQuiet)); // 8 of 9 in flight: over its share
     }
@@ -49,9 +57,22 @@ public class UrgencyAndOverdraftTests
         Assert.False(first.ContendedAtDispatch);
         Assert.False(otherSession.ContendedAtDispatch);
 
+        // b beside a, both within their shares (a holds 2 of 2 in flight, nothing waiting): contended, but no hint, so
+        // the worker keeps their arrival order as fcfs would.
         var sibling = Dispatch(s, "org/team/b");
         Assert.True(sibling.ContendedAtDispatch);
-        Assert.True(_reserve.IsUrgent(s, sibling));
+        Assert.False(_reserve.IsUrgent(s, sibling));
+
+        // a now has requests waiting and wants more than 1.5 x its half (10 of 12): b's next request goes out urgent.
+        for (var i = 0; i < 8; i++)
+        {
+            s.Enqueue(new QueuedRequest { Id = ++_id, TenantPath = "org/team/a", SessionId = "s1", PromptTokens = 10, ExpectedOutputTokens = 1 });
+        }
+
+        s.Enqueue(Request("org/team/b"));
+        var urgent = s.DequeueUrgent(_reserve.OverShareFactor)!;
+        Assert.Equal("org/team/b", urgent.TenantPath);
+        Assert.True(_reserve.IsUrgent(s, urgent));
     }
 
     [Fact]
@@ -90,8 +111,8 @@ public class UrgencyAndOverdraftTests
             Dispatch(s, "org/flood/k");
         }
 
-        var floodWaiting = Request("org/flood/k");
-        s.Enqueue(floodWaiting);
+        s.Enqueue(Request("org/flood/k"));
+        s.Enqueue(Request("org/flood/k"));
         Assert.Null(_reserve.Overdraw(s)); // only an over-share tenant waits
 
         var q1 = Request("org/quiet/k");
@@ -160,7 +181,13 @@ public class UrgencyAndOverdraftTests
 
         var off = new ReservedCapacity(reserve: 0);
         var s = Create();
-        Dispatch(s, "org/flood/k");
+        for (var i = 0; i < 5; i++)
+        {
+            Dispatch(s, "org/flood/k");
+        }
+
+        s.Enqueue(Request("org/flood/k"));
+        s.Enqueue(Request("org/flood/k"));
         s.Enqueue(Request("org/quiet/k"));
         Assert.Null(off.Overdraw(s));
         Assert.NotNull(_reserve.Overdraw(s));
