@@ -61,7 +61,7 @@ public sealed class DispatchDriver
     /// <summary>
     /// Creates the driver over <paramref name="queue"/> with the reserved-slot rule and an optional locality pick.
     /// <paramref name="overdraw"/>: with no slot free and no lent slot to take back, a request of a tenant under its share
-    /// while others contend is released beyond capacity (<see cref="ReservedCapacity.Overdraw"/>).
+    /// beside a backlogged neighbour over its share is released beyond capacity (<see cref="ReservedCapacity.Overdraw"/>).
     /// </summary>
     public DispatchDriver(IDispatchQueue queue, ReservedCapacity reserve, LocalityPick? locality = null, bool overdraw = false)
     {

@@ -51,15 +51,23 @@ public sealed partial class HierarchicalFairScheduler
     }
 
     /// <summary>
-    /// Within <paramref name="factor"/> x its share at every level (other replicas' work included) and contended on this
-    /// replica by a neighbour the hint ranks it above: one at least <paramref name="overShareFactor"/> x over its share
-    /// (<see cref="NeighbourShareRatio"/>), or, with other replicas' work in flight, any tenant of this replica. Other
-    /// replicas' work alone does not count here, since it may be the tenant's own, entering through another replica (two
-    /// replicas would then together fill more than a worker's slots).
+    /// Within <paramref name="factor"/> x its share at every level (other replicas' work included), not backlogged, and
+    /// beside a neighbour at least <paramref name="overShareFactor"/> x over its share (<see cref="NeighbourShareRatio"/>,
+    /// other replicas' work included) while a tenant of this replica has work too: other replicas' work alone does not
+    /// count here, since it may be the tenant's own, entering through another replica (two replicas would then together
+    /// fill more than a worker's slots).
     /// </summary>
     private bool UrgentAt(Node? keyNode, double factor, double overShareFactor) =>
-        LocallyContended(keyNode) && !Backlogged(keyNode, queuedBesideIt: 1) && (_remote > 0 || NeighbourShareRatio(keyNode) >= overShareFactor)
+        LocallyContended(keyNode) && !Backlogged(keyNode, queuedBesideIt: 1) && NeighbourShareRatio(keyNode) >= overShareFactor
         && PathWithinShare(keyNode, factor) && ShareRatioWithRemote(keyNode) < factor;
+
+    /// <summary>
+    /// Other replicas' requests in flight as one neighbour of weight 1 beside this replica's active orgs (which tenants
+    /// they belong to is not shared, nor their queues): their in-flight count over that share of the cluster's in flight,
+    /// counting one more; 0 without other replicas' work.
+    /// </summary>
+    private double RemoteShareRatio() =>
+        _remote > 0 ? _remote / (1.0 / (_root.ActiveWeight + 1) * (_root.InFlight + _remote + 1)) : 0;
 
     /// <summary>
     /// Whether <paramref name="node"/> has more than <paramref name="queuedBesideIt"/> requests waiting here: backlogged
@@ -72,18 +80,13 @@ public sealed partial class HierarchicalFairScheduler
     /// <summary>
     /// How far over its share the heaviest backlogged neighbour of <paramref name="node"/> is: the largest
     /// <see cref="DemandRatioAt"/> over the siblings, at every level of its path, with more than one request waiting in
-    /// this queue (sessions of one key are not neighbours); with other replicas' work in flight, infinity (which tenants
-    /// it belongs to is not known, so it counts as over its share). One waiting request is what a quiet tenant's burst
-    /// leaves behind while the worker takes one request per step; a flood keeps a backlog.
+    /// this queue (sessions of one key are not neighbours), and of other replicas' work in flight
+    /// (<see cref="RemoteShareRatio"/>). One waiting request is what a quiet tenant's burst leaves behind while the
+    /// worker takes one request per step; a flood keeps a backlog.
     /// </summary>
     private double NeighbourShareRatio(Node? node)
     {
-        if (_remote > 0)
-        {
-            return double.PositiveInfinity;
-        }
-
-        double ratio = 0;
+        double ratio = RemoteShareRatio();
         for (var n = node; n is not null && n.Parent is not null; n = n.Parent)
         {
             for (var band = 0; band < Bands; band++)

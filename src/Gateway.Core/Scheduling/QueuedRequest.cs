@@ -83,8 +83,8 @@ public sealed class QueuedRequest
     /// <summary>
     /// How far over its share the heaviest backlogged other tenant was when this request was dispatched (the largest, over
     /// the siblings with more than one request waiting at every level of the path, of the share ratio of
-    /// <see cref="ShareAtDispatch"/> or the same ratio of their queued + in-flight requests; infinity while other gateway
-    /// replicas have work in flight, whose tenants are not known). The urgency hint needs a neighbour over its share
+    /// <see cref="ShareAtDispatch"/> or the same ratio of their queued + in-flight requests; other gateway replicas' work
+    /// in flight counts as one more neighbour of weight 1). The urgency hint needs a neighbour over its share
     /// (<see cref="ReservedCapacity.IsUrgent"/>): among tenants all within their shares it would only reorder peers. Set by
     /// <c>hfair</c> at dispatch; 0 when not contended.
     /// </summary>

@@ -333,8 +333,9 @@ public sealed class GatewayFairQueueTests(Xunit.Abstractions.ITestOutputHelper o
     {
         // Four slots, equal weights, OverShareFactor 1. a holds one slot, b two; b's third request finds one slot free
         // while b holds 2 of the 3 requests in flight against a half share. Work-conserving: with nobody within its share
-        // waiting the reserved slot is lent to b, and a's next request takes it back at once (released beyond the four
-        // slots, with the urgency hint). Without the reserve a's request waits behind the long requests.
+        // waiting the reserved slot is lent to b, and b keeps two more requests waiting (a backlog); a's next request
+        // takes the slot back at once (released beyond the four slots, with the urgency hint). Without the reserve a's
+        // request waits behind the long requests.
         await using var gw = await StartGatewayAsync(perWorker: 4, extra: new()
         {
             ["Gateway:Scheduling:Tenants:1:Weight"] = "1",
@@ -363,6 +364,9 @@ public sealed class GatewayFairQueueTests(Xunit.Abstractions.ITestOutputHelper o
         {
             await WaitUntilAsync(() => sched.Dispatcher.InFlight == 4); // lent: the slot does not stay idle
             Assert.Equal(0, sched.Dispatcher.Queued);
+            running.Add(httpB.PostAsync("v1/chat/completions", TestGateway.Json(Body(6000)), longRun.Token));
+            running.Add(httpB.PostAsync("v1/chat/completions", TestGateway.Json(Body(6000)), longRun.Token));
+            await WaitUntilAsync(() => sched.Dispatcher.Queued == 2);
             using var a2 = await httpA.PostAsync("v1/chat/completions", TestGateway.Json(Body(2)));
             Assert.Equal(HttpStatusCode.OK, a2.StatusCode); // released at once, served while the long ones run
             Assert.False(b3.IsCompleted);
