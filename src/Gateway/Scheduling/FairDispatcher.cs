@@ -42,6 +42,7 @@ public sealed class FairDispatcher : IAsyncDisposable
     private readonly Prometheus.Counter? _service;
     private readonly Prometheus.Counter? _rejections;
     private readonly Dictionary<long, TaskCompletionSource<DispatchResult>> _waiting = [];
+    private readonly List<QueuedRequest> _shed = []; // victims of one admission, only used under the lock
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _ticker;
     private readonly Task? _kicker;
@@ -152,12 +153,15 @@ public sealed class FairDispatcher : IAsyncDisposable
         }
     }
 
-    /// <summary>Admits <paramref name="request"/> and waits for its turn (cancel = client went away).</summary>
+    /// <summary>
+    /// Admits <paramref name="request"/> and waits for its turn (cancel = client went away). A request released by the
+    /// pump of its own admission (a slot was free and nobody ahead of it) returns at once: no cancellation hook, no
+    /// continuation.
+    /// </summary>
     public async Task<DispatchResult> EnterAsync(QueuedRequest request, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(request);
         var tcs = new TaskCompletionSource<DispatchResult>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var shed = new List<QueuedRequest>();
         SharedQuotaReservation? shared = null;
         if (_sharedQuota is not null && _queue.Tree.Find(request.TenantPath) is { } node)
         {
@@ -175,6 +179,8 @@ public sealed class FairDispatcher : IAsyncDisposable
 
         lock (_lock)
         {
+            var shed = _shed;
+            shed.Clear();
             var admission = _queue.TryEnqueue(request, shed);
             if (!admission.Admitted)
             {
@@ -194,7 +200,13 @@ public sealed class FairDispatcher : IAsyncDisposable
                 Refuse(victim, AdmissionOutcome.Shed);
             }
 
+            shed.Clear();
             PumpLocked();
+        }
+
+        if (tcs.Task.IsCompleted)
+        {
+            return tcs.Task.Result; // released by its own admission's pump
         }
 
         using var reg = ct.Register(() =>

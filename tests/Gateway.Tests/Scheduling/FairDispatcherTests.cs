@@ -40,6 +40,28 @@ public class FairDispatcherTests
     }
 
     [Fact]
+    public async Task EnterAsync_FreeSlotNobodyAhead_ReleasedWithinTheCall()
+    {
+        await using var d = new FairDispatcher(Queue(), options: new FairDispatcherOptions { MaxInFlight = 2 });
+        using var cts = new CancellationTokenSource();
+        var first = d.EnterAsync(Req("a"), cts.Token);
+        var second = d.EnterAsync(Req("b"), cts.Token);
+        var third = d.EnterAsync(Req("a"), cts.Token);
+
+        Assert.True(first.IsCompletedSuccessfully); // no waiting, no continuation: the pump of its own admission released it
+        Assert.True(second.IsCompletedSuccessfully);
+        Assert.False(third.IsCompleted); // no slot left: it waits
+        Assert.Equal(2, d.InFlight);
+        (await first).Ticket!.Complete(0, 1);
+        Assert.NotNull((await third.WaitAsync(TimeSpan.FromSeconds(5))).Ticket);
+        await cts.CancelAsync(); // released requests are no longer tied to the client's token
+        Assert.Equal(2, d.InFlight);
+        (await second).Ticket!.Complete(0, 1);
+        (await third).Ticket!.Complete(0, 1);
+        Assert.Equal(0, d.InFlight);
+    }
+
+    [Fact]
     public async Task EnterAsync_QueueTimeout_RefusedWith429AndRetryAfter()
     {
         var tree = TenantTree.Build(new TenantTreeConfig
