@@ -30,7 +30,7 @@
 # which a single sample taken during a load spike (threads, sockets) cannot move.
 # RSS is read twice a sample: before the gcdump, and right after the full collection it makes. The second is taken at the
 # same point of the collector's cycle every time, so it does not swing with the garbage allocated since the last
-# collection (tens of MiB under Server GC): it is the one MAX_GROWTH checks.
+# collection (tens of MiB): it is the one MAX_GROWTH checks.
 # MAX_GROWTH=P: exit 3 unless RSS after a full GC and the live heap (window to window) grew less than P % (both need dotnet-gcdump).
 # REPORT_FROM=DIR: no run, only the report again from the samples and gcdumps an earlier run left in DIR (its last line
 # names it), for another warm-up (the second argument) or WINDOW; give the same KV_BLOCKS and AGENTS for its header.
