@@ -28,9 +28,11 @@ public sealed class AgentPrefetchTests
     }
 
     // The hint is decided once the answer is complete, just after the client has it.
-    private static async Task ScheduledAsync(AgentRetentionService service)
+    /// <summary>Waits (bounded) until <paramref name="count"/> prefetches were scheduled: a turn's observation is settled
+    /// after its answer reaches the client, so the schedule can trail the response.</summary>
+    private static async Task ScheduledAsync(AgentRetentionService service, long count = 1)
     {
-        for (int i = 0; i < 500 && service.Prefetches.Scheduled < 1; i++)
+        for (int i = 0; i < 500 && service.Prefetches.Scheduled < count; i++)
         {
             await Task.Delay(10);
         }
@@ -123,6 +125,7 @@ public sealed class AgentPrefetchTests
         await ScheduledAsync(service);
 
         await PostAsync(http, AgentRetentionTests.SecondTurn(id, args), "agent-early");
+        await ScheduledAsync(service, 2);
 
         // The tool gap's prefetch was cancelled unsent; the answer (no tool call: a human gap) scheduled the next one.
         var pf = service.Prefetches;

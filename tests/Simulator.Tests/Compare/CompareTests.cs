@@ -79,11 +79,11 @@ public class CompareTests
     }
 
     [Fact]
-    public void Cli_Compare_BadSuiteIsExitCode1()
+    public void Cli_Compare_BadSuiteIsAUsageError_ExitCode2()
     {
         using var f = new TestFiles();
         var path = f.Write("s.json", "{\"nonsense\": 1}");
         var entry = typeof(Scenario).Assembly.EntryPoint!;
-        Assert.Equal(1, (int)entry.Invoke(null, [new[] { "compare", "--suite", path }])!);
+        Assert.Equal(2, (int)entry.Invoke(null, [new[] { "compare", "--suite", path }])!); // reported with the other argument errors
     }
 }
