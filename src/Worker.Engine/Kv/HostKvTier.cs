@@ -229,19 +229,7 @@ public sealed class HostKvTier
             return;
         }
 
-        var next = DateTimeOffset.MaxValue;
-        List<HostPin>? expired = null;
-        foreach (var pin in _pins.Values)
-        {
-            if (pin.ExpiresAt <= now)
-            {
-                (expired ??= []).Add(pin);
-            }
-            else if (pin.ExpiresAt < next)
-            {
-                next = pin.ExpiresAt;
-            }
-        }
+        var expired = PinExpiry.Due(_pins.Values, static p => p.ExpiresAt, now, out var next);
 
         if (expired is not null)
         {

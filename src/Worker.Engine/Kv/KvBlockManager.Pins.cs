@@ -182,19 +182,7 @@ public sealed partial class KvBlockManager
             return;
         }
 
-        List<PinEntry>? expired = null;
-        var next = DateTimeOffset.MaxValue;
-        foreach (var pin in _pins.Values)
-        {
-            if (pin.ExpiresAt <= now)
-            {
-                (expired ??= []).Add(pin);
-            }
-            else if (pin.ExpiresAt < next)
-            {
-                next = pin.ExpiresAt;
-            }
-        }
+        var expired = PinExpiry.Due(_pins.Values, static p => p.ExpiresAt, now, out var next);
 
         if (expired is not null)
         {
