@@ -80,6 +80,7 @@ public sealed class GatewayScheduling : IAsyncDisposable
             SharedQuota = new SharedQuotaLedger(redis, ledger, o.State.Prefix, replica, o.State.QuotaFailMode, time);
             Slots = new SharedSlots(redis, o.State.Prefix, replica, o.State.SlotLeaseTtl);
             metrics.SetRedisHealthSource(() => Store.IsShared);
+            SharedSlotsMetrics.Register(metrics, Slots, registry, _options.MaxInFlightPerWorker);
         }
 
         SharedServiceSync? sync = null;

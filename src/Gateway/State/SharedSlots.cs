@@ -1,3 +1,4 @@
+using Gateway.Core.Scheduling;
 using StackExchange.Redis;
 
 namespace Gateway.State;
@@ -23,7 +24,7 @@ public readonly record struct SlotDemand(string WorkerId, int Slots, int InFligh
 /// while the script runs (its in-flight count, or its limit in force if higher: the queue keeps dispatching during
 /// the sync), so releasing an unused share takes two syncs.</item>
 /// </list>
-/// A replica dispatches to a worker up to min(grant, target) (<see cref="LimitOf"/>): a replica over its target stops
+/// A replica dispatches to a worker up to min(grant, target) (<see cref="LimitOf"/>, the pure rule in <see cref="ReplicaSlotShare"/>): a replica over its target stops
 /// taking new requests there and its grant falls as its requests finish, which frees slots the other replicas claim
 /// at their next sync. Before the first sync nothing is granted (the caller syncs at once); while Redis is away each
 /// replica keeps the larger of its last limit and an even split over the replicas it last saw (at least one slot),
@@ -147,11 +148,11 @@ public sealed class SharedSlots
     {
         lock (_lock)
         {
-            var known = _shares.TryGetValue(workerId, out var s);
+            ReplicaSlotShare? last = _shares.TryGetValue(workerId, out var s) ? s.Split : null;
             return _state switch
             {
-                State.Shared => known ? Math.Min(s.Grant, s.Target) : 0,
-                State.Away => Math.Min(slots, Math.Max(1, Math.Max(known ? Math.Min(s.Grant, s.Target) : 0, slots / Math.Max(1, _replicas)))),
+                State.Shared => last?.Limit ?? 0,
+                State.Away => ReplicaSlotShare.Fallback(last, slots, _replicas),
                 _ => 0,
             };
         }
@@ -232,7 +233,7 @@ public sealed class SharedSlots
             for (int i = 0; i < demands.Count; i++)
             {
                 long busy = (long)reply[i * 3 + 2];
-                shares[demands[i].WorkerId] = new Share((int)(long)reply[i * 3], (int)(long)reply[i * 3 + 1], busy, Math.Max(0, busy - Math.Max(0, demands[i].InFlight)));
+                shares[demands[i].WorkerId] = new Share(new ReplicaSlotShare((int)(long)reply[i * 3], (int)(long)reply[i * 3 + 1]), busy, Math.Max(0, busy - Math.Max(0, demands[i].InFlight)));
             }
 
             lock (_lock)
@@ -248,6 +249,6 @@ public sealed class SharedSlots
         }
     }
 
-    /// <summary>A grant, the fair target, the cluster's in-flight count and the other replicas' part of it on one worker.</summary>
-    private readonly record struct Share(int Grant, int Target, long ClusterInFlight, long Others);
+    /// <summary>A grant and the fair target, the cluster's in-flight count and the other replicas' part of it on one worker.</summary>
+    private readonly record struct Share(ReplicaSlotShare Split, long ClusterInFlight, long Others);
 }

@@ -4,6 +4,8 @@ using System.Text.Json;
 using Gateway.Auth;
 using Gateway.Hosting;
 using Gateway.Scheduling;
+using Gateway.Telemetry;
+using Gateway.Tests.Telemetry;
 using Gateway.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using Xunit.Abstractions;
@@ -14,7 +16,8 @@ namespace Gateway.Tests.State;
 /// Two real gateways (Kestrel on 127.0.0.1) over one real redis-server, behind a client that alternates between them
 /// on every request (a non-sticky balancer): a session's turns reach the same worker whichever replica takes them; the
 /// replicas together never run more requests on a worker than its slots, yet one replica alone may use all of them;
-/// with Redis killed mid-run, serving continues, and it is shared again when Redis returns.
+/// with Redis killed mid-run, serving continues on each replica's fallback share (<c>gateway_slots_shared</c> 0), and
+/// it is shared again when Redis returns.
 /// </summary>
 public sealed class TwoReplicaSharedStateTests(ITestOutputHelper output)
 {
@@ -160,12 +163,20 @@ public sealed class TwoReplicaSharedStateTests(ITestOutputHelper output)
         Assert.Equal(60, await before);
         await RedisServer.WaitUntilAsync(() => !s1.Slots!.IsShared && !s2.Slots!.IsShared, "both replicas notice Redis is gone");
         Assert.Equal(40, await AlternateAsync(clients, 40, 6, deadline.Token)); // outage: still served
+        var outage = await ScrapeAsync(gw1);
+        Assert.Equal(0, outage.Value("gateway_slots_shared"));          // the operator sees the fallback
+        Assert.Equal(2, outage.Value("gateway_slot_replicas"));         // it divides by the replicas last seen
+        Assert.InRange(outage.Value("gateway_worker_slot_limit", ("worker", worker.Url)), 1, Slots);
 
         await redis.RestartAsync();
         await RedisServer.WaitUntilAsync(() => s1.Slots!.IsShared && s2.Slots!.IsShared && s1.Store.IsShared && s2.Store.IsShared,
             "both replicas share state again", 30_000);
         Assert.Equal(40, await AlternateAsync(clients, 40, 6, deadline.Token));
         Assert.Equal(2, s1.Slots!.Replicas);
+        Assert.Equal(1, (await ScrapeAsync(gw1)).Value("gateway_slots_shared"));
         Assert.True(worker.MaxRunning <= 2 * Slots, $"max concurrent {worker.MaxRunning}");
     }
+
+    private static async Task<Exposition> ScrapeAsync(GatewayHost gateway) =>
+        Exposition.Parse(await gateway.Services.GetRequiredService<GatewayMetrics>().ScrapeAsync());
 }
