@@ -16,7 +16,13 @@ public readonly record struct GapDistribution(double Mu, double Sigma, double We
             return 0;
         }
 
-        double z = (Math.Log(seconds) - Mu) / (Sigma * Math.Sqrt(2));
+        return CdfOfLog(Math.Log(seconds));
+    }
+
+    /// <summary>P(gap ≤ e^<paramref name="logSeconds"/>): <see cref="Cdf"/> of a time whose logarithm is known already.</summary>
+    public double CdfOfLog(double logSeconds)
+    {
+        double z = (logSeconds - Mu) / (Sigma * Math.Sqrt(2));
         return 0.5 * (1 + Erf(z));
     }
 

@@ -26,6 +26,7 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
     private readonly RetentionOptions _o;
     private readonly TimeProvider _time;
     private readonly double[] _grid;
+    private readonly double[] _logGrid; // ln of each grid point: a fresh pin's CDF needs no logarithm per point
     private readonly List<GapBook.OpenGap> _expiring = [];
     private readonly PinGuard _guard;
 
@@ -42,10 +43,12 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
         _predictor = new GapPredictor(_o.Predictor, time, _o.MaxSessionIdle);
         const int points = 96;
         _grid = new double[points];
+        _logGrid = new double[points];
         double ratio = Math.Pow(_o.MaxTtlSeconds / _o.MinTtlSeconds, 1.0 / (points - 1));
         for (int i = 0; i < points; i++)
         {
             _grid[i] = _o.MinTtlSeconds * Math.Pow(ratio, i);
+            _logGrid[i] = Math.Log(_grid[i]);
         }
     }
 
@@ -118,18 +121,29 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
         };
         double fKept = mode == EvictionAgeMode.Off ? f0 : gap.Cdf(kept);
 
+        // No extension is credited more than pMax, and the charge only grows along the grid: once pMax·saved − charge
+        // cannot beat the best so far, no later point can either (the answer is the full scan's, found sooner).
+        double pMax = Math.Max(0, 1 - fKept) / survive;
+        bool prune = savedSeconds >= 0 && costPerSecond >= 0;
+        bool fresh = mode == EvictionAgeMode.Off && heldSeconds == 0; // until = t: its logarithm is precomputed
         double best = 0, bestT = 0, bestP = 0;
-        foreach (double t in _grid)
+        for (int i = 0; i < _grid.Length; i++)
         {
+            double t = _grid[i];
             if (t > maxExtraSeconds)
             {
                 break;
             }
 
             // With the pin the context stays to x + t (+ T_c under Shift); charged for the residency beyond `kept`.
-            double until = mode == EvictionAgeMode.Shift ? heldSeconds + t + tc : heldSeconds + t;
             double charged = mode == EvictionAgeMode.Cover ? Math.Max(0, heldSeconds + t - kept) : t;
-            double p = Math.Max(0, gap.Cdf(until) - fKept) / survive;
+            if (prune && pMax * savedSeconds - costPerSecond * charged <= best)
+            {
+                break;
+            }
+
+            double until = mode == EvictionAgeMode.Shift ? heldSeconds + t + tc : heldSeconds + t;
+            double p = Math.Max(0, (fresh ? gap.CdfOfLog(_logGrid[i]) : gap.Cdf(until)) - fKept) / survive;
             double net = p * savedSeconds - costPerSecond * charged;
             if (net > best)
             {

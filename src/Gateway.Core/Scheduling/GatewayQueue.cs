@@ -92,6 +92,7 @@ public sealed class GatewayQueue : IDispatchQueue
     private readonly OverloadOptions _options;
     private readonly TimeProvider _time;
     private readonly CostModel _cost;
+    private const int MaxIdlePrefixes = 1024;
     private readonly Dictionary<string, int> _queuedByPath = new(StringComparer.Ordinal);
     private readonly PriorityQueue<QueuedRequest, (long Deadline, long Id)> _deadlines = new();
     private readonly SortedSet<QueuedRequest> _sheddable = new(ById);
@@ -354,13 +355,16 @@ public sealed class GatewayQueue : IDispatchQueue
         return configured || QueuedUnder(path.Trim('/')) < _options.DefaultTenantMaxQueued;
     }
 
+    // Counts by span (the dictionary's alternate lookup), and a count that falls to zero is kept (up to MaxIdlePrefixes
+    // paths): a prefix is made a string once, not at every request that finds the queue empty.
     private void ForEachPrefix(string tenantPath, int delta)
     {
-        var path = tenantPath.Trim('/');
+        var counts = _queuedByPath.GetAlternateLookup<ReadOnlySpan<char>>();
+        var path = tenantPath.AsSpan().Trim('/');
         while (true)
         {
-            var v = QueuedUnder(path) + delta;
-            if (v <= 0) { _queuedByPath.Remove(path); } else { _queuedByPath[path] = v; }
+            var v = (counts.TryGetValue(path, out var n) ? n : 0) + delta;
+            if (v <= 0 && _queuedByPath.Count > MaxIdlePrefixes) { counts.Remove(path); } else { counts[path] = Math.Max(0, v); }
             var slash = path.LastIndexOf('/');
             if (slash < 0)
             {

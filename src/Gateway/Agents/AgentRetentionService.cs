@@ -34,6 +34,7 @@ public sealed partial class AgentRetentionService : IDisposable
     public static readonly TimeSpan RenewLead = TimeSpan.FromSeconds(1);
 
     private readonly object _lock = new();
+    private readonly List<RetentionAction> _actions = new(2); // one turn's decisions, used under _lock only
     private readonly AgentSessionTracker _tracker;
     private readonly IRetentionPolicy _policy;
     private readonly ResumedTurnPriority? _priority;
@@ -212,15 +213,16 @@ public sealed partial class AgentRetentionService : IDisposable
         // A program stream is (tenant, session, model): KV lives per model, and a client's side calls to another model in
         // the same session (Claude Code asks its small/fast model for titles and command checks while a tool runs) must
         // neither close the main model's gap nor open one that releases its pin.
-        string stream = "\u001f" + ctx.Request.Model;
+        const string Separator = "\u001f";
+        string model = ctx.Request.Model;
         if (explicitId is not null)
         {
-            explicitId += stream;
+            explicitId = string.Concat(explicitId, Separator, model);
         }
 
         lock (_lock)
         {
-            var id = _tracker.Resolve(path + stream, explicitId, parent, parent is null ? kind : "subagent", ctx.Route.BlockHashes);
+            var id = _tracker.Resolve(string.Concat(path, Separator, model), explicitId, parent, parent is null ? kind : "subagent", ctx.Route.BlockHashes);
             // A side call (id.Detached) leaves the session's gap open: the main line has not come back yet.
             var gap = id.Detached ? ClosedGap.None : _policy.OnTurnArrived(id.SessionId, ctx.Request.PriorTurns);
             if (!id.Detached)
@@ -252,30 +254,12 @@ public sealed partial class AgentRetentionService : IDisposable
         var info = worker.Info;
         var hashes = ctx.Route.BlockHashes;
         int prompt = ctx.UsageSeen ? ctx.PromptTokens : ctx.Route.PromptTokens;
-        var turn = new TurnCompletion
-        {
-            SessionId = id.SessionId,
-            Tenant = ctx.Tenant.Path,
-            AgentKind = id.AgentKind,
-            Outcome = TurnClassifier.Classify(ctx.FinishReason, ctx.ToolCalls),
-            Worker = 0,
-            Blocks = hashes.Length,
-            // Until the worker's state has been read, assume a large pool and a nominal prefill rate.
-            WorkerKvBlocks = info.KvBlocksTotal > 0 ? info.KvBlocksTotal : UnknownPoolBlocks,
-            PrefillSeconds = prompt / (info.PrefillTokensPerSecond > 0 ? info.PrefillTokensPerSecond : NominalPrefillTokensPerSecond),
-            EvictionAgeSeconds = info.KvEvictionAgeSeconds, // wall seconds (the worker's clock), as the gaps
-            PriorTurns = ctx.Request.PriorTurns,
-            WorkerHostKvBlocks = info.HostKvBlocksTotal,
-            ReloadSeconds = prompt * info.HostReloadSecondsPerToken,
-            WorkerPinCostBlocks = info.PinBlocksTotal.Cost,
-            WorkerPinSavedBlocks = info.PinBlocksTotal.Saved,
-        };
-        var actions = new List<RetentionAction>(2);
+        var outcome = TurnClassifier.Classify(ctx.FinishReason, ctx.ToolCalls);
         lock (_lock)
         {
             if (id.Detached)
             {
-                if (turn.Outcome.Gap != GapKind.Tool)
+                if (outcome.Gap != GapKind.Tool)
                 {
                     Interlocked.Increment(ref _sideCalls); // a side call's answer opens no gap and sends no hint
                     return;
@@ -291,7 +275,27 @@ public sealed partial class AgentRetentionService : IDisposable
                 index = _workers.Count - 1;
             }
 
-            _policy.OnTurnCompleted(turn with { Worker = index }, actions);
+            var turn = new TurnCompletion
+            {
+                SessionId = id.SessionId,
+                Tenant = ctx.Tenant.Path,
+                AgentKind = id.AgentKind,
+                Outcome = outcome,
+                Worker = index,
+                Blocks = hashes.Length,
+                // Until the worker's state has been read, assume a large pool and a nominal prefill rate.
+                WorkerKvBlocks = info.KvBlocksTotal > 0 ? info.KvBlocksTotal : UnknownPoolBlocks,
+                PrefillSeconds = prompt / (info.PrefillTokensPerSecond > 0 ? info.PrefillTokensPerSecond : NominalPrefillTokensPerSecond),
+                EvictionAgeSeconds = info.KvEvictionAgeSeconds, // wall seconds (the worker's clock), as the gaps
+                PriorTurns = ctx.Request.PriorTurns,
+                WorkerHostKvBlocks = info.HostKvBlocksTotal,
+                ReloadSeconds = prompt * info.HostReloadSecondsPerToken,
+                WorkerPinCostBlocks = info.PinBlocksTotal.Cost,
+                WorkerPinSavedBlocks = info.PinBlocksTotal.Saved,
+            };
+            var actions = _actions; // only used under the lock
+            actions.Clear();
+            _policy.OnTurnCompleted(turn, actions);
             foreach (var a in actions)
             {
                 Log.Decision(_logger, a.Kind.ToString(), a.TtlMs, a.Value, worker.Prefix, Enabled);

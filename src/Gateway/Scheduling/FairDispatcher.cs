@@ -209,7 +209,13 @@ public sealed class FairDispatcher : IAsyncDisposable
             return tcs.Task.Result; // released by its own admission's pump
         }
 
-        using var reg = ct.Register(() =>
+        using var reg = OnCancel(request, tcs, ct);
+        return await tcs.Task.ConfigureAwait(false);
+    }
+
+    // Its own method so that the closure is allocated only for a request that waits, not at every EnterAsync.
+    private CancellationTokenRegistration OnCancel(QueuedRequest request, TaskCompletionSource<DispatchResult> tcs, CancellationToken ct) =>
+        ct.Register(() =>
         {
             lock (_lock)
             {
@@ -221,8 +227,6 @@ public sealed class FairDispatcher : IAsyncDisposable
                 }
             }
         });
-        return await tcs.Task.ConfigureAwait(false);
-    }
 
     /// <summary>Dispatches waiting requests while there is capacity.</summary>
     public void Pump()
@@ -262,7 +266,7 @@ public sealed class FairDispatcher : IAsyncDisposable
             _reserve.Complete(r);
             var (tokens, cost) = _queue.UsageOf(r, cached, output);
             SettleShared(r.Id, tokens, cost);
-            _service?.WithLabels(_label(r.TenantPath)).Inc(Math.Max(0, r.ChargedCost));
+            _service?.WithLabels([_label(r.TenantPath)]).Inc(Math.Max(0, r.ChargedCost));
             Interlocked.Decrement(ref _inFlight);
             PumpLocked(worker);
         }
