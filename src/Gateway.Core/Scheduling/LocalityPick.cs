@@ -49,7 +49,11 @@ public sealed class LocalityPick
     /// <summary>
     /// Next request from <paramref name="scheduler"/> for <paramref name="worker"/>, which has free capacity; with
     /// <paramref name="withinShareFactor"/> above 0, only among tenants holding fewer than that factor x their weighted
-    /// share of the requests in flight (a reserved slot, <see cref="ReservedCapacity"/>), null when none is queued.
+    /// share of the requests in flight (a reserved slot, <see cref="ReservedCapacity"/>), null when none is queued. When
+    /// the scheduler chose by affinity (hfair; fcfs and vtc never ask) and the chosen request's affinity for
+    /// <paramref name="worker"/> is positive, the request is marked as picked for it (<see cref="QueuedRequest.PickedFor"/>):
+    /// its first attempt goes there. A request chosen with no affinity there was the fair order's choice, not the
+    /// worker's, and routing places it.
     /// </summary>
     public QueuedRequest? Next(IRequestScheduler scheduler, WorkerInfo worker, double withinShareFactor = 0)
     {
@@ -61,6 +65,37 @@ public sealed class LocalityPick
             return reserved ? scheduler.DequeueWithinShare(withinShareFactor) : scheduler.Dequeue();
         }
 
-        return reserved ? scheduler.DequeueWithinShare(r => Affinity(r, worker), withinShareFactor) : scheduler.Dequeue(r => Affinity(r, worker));
+        var scoring = new Scoring(this, worker);
+        var r = reserved ? scheduler.DequeueWithinShare(scoring.Score, withinShareFactor) : scheduler.Dequeue(scoring.Score);
+        if (r is not null)
+        {
+            r.PickedFor = scoring.Scored(r) > 0 ? worker : null;
+        }
+
+        return r;
+    }
+
+    /// <summary>One pick's affinity function: remembers whether the scheduler asked, and the best score it saw.</summary>
+    private sealed class Scoring(LocalityPick pick, WorkerInfo worker)
+    {
+        private QueuedRequest? _best;
+        private double _bestScore;
+        private bool _asked;
+
+        public double Score(QueuedRequest r)
+        {
+            var score = pick.Affinity(r, worker);
+            if (!_asked || score > _bestScore)
+            {
+                (_best, _bestScore) = (r, score);
+            }
+
+            _asked = true;
+            return score;
+        }
+
+        /// <summary>The affinity of <paramref name="chosen"/> if the scheduler chose by affinity, else 0.</summary>
+        public double Scored(QueuedRequest chosen) =>
+            !_asked ? 0 : ReferenceEquals(chosen, _best) ? _bestScore : pick.Affinity(chosen, worker);
     }
 }

@@ -56,6 +56,14 @@ public sealed class QueuedRequest
     /// </summary>
     public RouteRequest? Route { get; init; }
 
+    /// <summary>
+    /// The worker the locality pick chose this request for: the worker that freed the slot, when the scheduler chose
+    /// among requests by their affinity there and this one's was above <see cref="LocalityPick.MinCachedTokens"/>
+    /// (<see cref="LocalityPick.Next"/>). Null when it was released in plain fair order. Its first attempt goes to that
+    /// worker while it is eligible; retries route again (<see cref="DispatchRouting"/>).
+    /// </summary>
+    public WorkerInfo? PickedFor { get; internal set; }
+
     /// <summary>The host's own object for this request (HTTP context, simulator record).</summary>
     public object? Payload { get; init; }
 

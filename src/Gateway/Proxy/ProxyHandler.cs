@@ -102,7 +102,7 @@ public sealed class ProxyHandler
                 try
                 {
                     _telemetry.OnPlanned(ctx);
-                    var outcome = await _forwarding.SendAsync(context, ctx).ConfigureAwait(false);
+                    var outcome = await _forwarding.SendAsync(context, ctx, ticket?.PickedFor).ConfigureAwait(false);
                     _settlement.OnAttemptsEnded(ctx, outcome, agentTurn);
                     await _failures.WriteAsync(context, outcome, ctx.Request.Model).ConfigureAwait(false);
                 }

@@ -40,6 +40,12 @@ public sealed class DispatchTicket : IDisposable
     /// <summary>Released while its tenant was not over its share (hfair): send the worker the under-share priority hint.</summary>
     public bool Urgent { get; }
 
+    /// <summary>
+    /// The worker the request was released for (the one whose freed slot the locality pick filled), or null: the first
+    /// attempt goes there while it is eligible, retries route again (<see cref="DispatchRouting"/>).
+    /// </summary>
+    public WorkerInfo? PickedFor => Request.PickedFor;
+
     /// <summary>The request as the scheduler saw it.</summary>
     public QueuedRequest Request { get; }
 

@@ -56,9 +56,10 @@ internal sealed class SimDispatch : IDispatchTarget
     /// Dispatches at <paramref name="t"/> while some worker has capacity, through the gateway's loop
     /// (<see cref="DispatchDriver"/>). Each pick is made for one worker with capacity (the one that just finished a step,
     /// <paramref name="freed"/>, first, then in rotation) through <see cref="LocalityPick"/>: hfair prefers, among
-    /// requests within its lag bound, the one with the most tokens predicted cached on that worker. Routing then places
-    /// the request among the workers with capacity; a request that reclaims a lent slot goes to the worker with the
-    /// least prompt still to prefill. Idle workers with work then start a step.
+    /// requests within its lag bound, the one with the most tokens predicted cached on that worker, and that request goes
+    /// to that worker (<see cref="DispatchRouting"/>, as in the gateway); any other request is placed by routing among
+    /// the workers with capacity; a request that reclaims a lent slot goes to the worker with the least prompt still to
+    /// prefill. Idle workers with work then start a step.
     /// </summary>
     public void Run(double t, int freed = -1)
     {
@@ -145,7 +146,7 @@ internal sealed class SimDispatch : IDispatchTarget
             }
         }
 
-        var decision = _routing.Route(r.Route, _fleet.Infos);
+        var decision = DispatchRouting.Route(_routing, r.Route, _fleet.Infos, q.PickedFor);
         if (decision.WorkerIndex < 0)
         {
             _reject(r, t);

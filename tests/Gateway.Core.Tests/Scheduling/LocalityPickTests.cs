@@ -101,6 +101,33 @@ public class LocalityPickTests
     }
 
     [Fact]
+    public void Next_ChoiceByAffinity_MarksTheRequestPickedForTheFreedWorker_FairOrderChoiceIsNot()
+    {
+        var (policy, fleet) = FleetWithPrefixOnWorker1(Route(1000, 20));
+        var s = new HierarchicalFairScheduler();
+        var cold = Queued(1, "a", Route(5000, 20));
+        var warm = Queued(2, "b", Route(1000, 24));
+        s.Enqueue(cold);
+        s.Enqueue(warm);
+        var pick = new LocalityPick(policy);
+        Assert.Same(warm, pick.Next(s, fleet[1]));
+        Assert.Same(fleet[1], warm.PickedFor);
+        Assert.Same(cold, pick.Next(s, fleet[0])); // nothing cached on worker 0: the fair order chose it, routing places it
+        Assert.Null(cold.PickedFor);
+    }
+
+    [Fact]
+    public void Next_SchedulerWithoutLocality_NeverMarksAPickedWorker()
+    {
+        var (policy, fleet) = FleetWithPrefixOnWorker1(Route(1000, 20));
+        var s = new FcfsScheduler();
+        var warm = Queued(1, "b", Route(1000, 24)); // cached on worker 1, but fcfs takes the head without asking
+        s.Enqueue(warm);
+        Assert.Same(warm, new LocalityPick(policy).Next(s, fleet[1]));
+        Assert.Null(warm.PickedFor);
+    }
+
+    [Fact]
     public void FairHead_IsPassedOverAtMostMaxHeadSkipsTimes()
     {
         var s = new HierarchicalFairScheduler(locality: LocalityOptions.Default with { LagBound = 1e9, MaxHeadSkips = 3 });

@@ -15,8 +15,9 @@ using Yarp.ReverseProxy.Forwarder;
 namespace Gateway.Proxy.Pipeline;
 
 /// <summary>
-/// The fourth stage: attempts under the retry (<see cref="AttemptRetry"/>). Each attempt routes (a retry prefers a worker
-/// not tried yet), runs under the chosen worker's circuit breaker, forwards with YARP's <see cref="IHttpForwarder"/>
+/// The fourth stage: attempts under the retry (<see cref="AttemptRetry"/>). The first attempt goes to the worker the fair
+/// queue released the request for while that worker is eligible (<see cref="DispatchRouting"/>); otherwise, and on every
+/// retry, the attempt routes (a retry prefers a worker not tried yet), runs under the chosen worker's circuit breaker, forwards with YARP's <see cref="IHttpForwarder"/>
 /// through <see cref="GatewayTransformer"/> (5xx/429 held back so nothing reaches the client before a retry), and
 /// keeps the worker's load record, passive health, session binding and the routing policy's view up to date.
 /// </summary>
@@ -59,8 +60,11 @@ public sealed partial class ForwardingStage
         _scheduling = scheduling;
     }
 
-    /// <summary>Sends the request to workers until one answers or no retry is left; how the last attempt ended.</summary>
-    public async Task<AttemptOutcome> SendAsync(HttpContext context, GatewayRequestContext ctx)
+    /// <summary>
+    /// Sends the request to workers until one answers or no retry is left; how the last attempt ended.
+    /// <paramref name="pickedFor"/>: the worker the fair queue released it for (<see cref="DispatchTicket.PickedFor"/>).
+    /// </summary>
+    public async Task<AttemptOutcome> SendAsync(HttpContext context, GatewayRequestContext ctx, WorkerInfo? pickedFor = null)
     {
         if (ctx.SessionId is { } sessionId && _scheduling?.SharedSessions is { } sessions)
         {
@@ -68,7 +72,7 @@ public sealed partial class ForwardingStage
             ctx.Route.SharedBinding = await sessions.GetSessionAsync(sessionId, context.RequestAborted).ConfigureAwait(false);
         }
 
-        var state = new AttemptState(this, context, ctx);
+        var state = new AttemptState(this, context, ctx) { PickedFor = pickedFor };
         // One pooled Polly context for the retry and the worker's breaker, and the outcome-based calls: the
         // convenience overloads would rent a context per pipeline and box two more state machines per request.
         var resilience = ResilienceContextPool.Shared.Get(context.RequestAborted);
@@ -193,9 +197,23 @@ public sealed partial class ForwardingStage
         }
 
         long t0 = _time.GetTimestamp();
-        var decision = _policy.Route(route, candidates.Infos);
+        var decision = DispatchRouting.Route(_policy, route, candidates.Infos, tried.AnyTried ? null : BreakerClosed(candidates, tried.PickedFor));
         _metrics.RecordRoutingDecision(_policy.Name, _time.GetElapsedTime(t0));
         return decision.WorkerIndex < 0 ? (null, decision) : (candidates.Endpoints[decision.WorkerIndex], decision);
+    }
+
+    /// <summary><paramref name="worker"/> unless its circuit is open (the break may not yet show in its health), else null.</summary>
+    private static WorkerInfo? BreakerClosed(WorkerCandidates candidates, WorkerInfo? worker)
+    {
+        foreach (var e in candidates.Endpoints)
+        {
+            if (ReferenceEquals(e.Info, worker))
+            {
+                return e.CircuitOpen ? null : worker;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>Forwards once to the attempt's worker (under its breaker); an exception is returned, never thrown.</summary>
@@ -367,6 +385,9 @@ public sealed partial class ForwardingStage
         public bool ReachedDecode { get; private set; }
 
         public bool AnyTried => _first is not null;
+
+        /// <summary>The worker the fair queue released the request for (first attempt only).</summary>
+        public WorkerInfo? PickedFor { get; init; }
 
         public bool Tried(WorkerEndpoint e) => ReferenceEquals(_first, e) || (_more?.Contains(e) ?? false);
 
