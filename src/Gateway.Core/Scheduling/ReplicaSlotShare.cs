@@ -11,6 +11,23 @@ namespace Gateway.Core.Scheduling;
 /// <param name="Target">This replica's fair target on the worker at the last sync (its demand when nobody contends).</param>
 public readonly record struct ReplicaSlotShare(int Grant, int Target)
 {
+    /// <summary>Default standing slots per worker of a live replica (<see cref="Demand"/>): one.</summary>
+    public const int DefaultStandingSlots = 1;
+
+    /// <summary>
+    /// The demand a replica publishes for a worker: the requests it has in flight there (<paramref name="inFlight"/>)
+    /// plus those waiting in its queue (<paramref name="queued"/>), but at least <paramref name="standing"/> and at most
+    /// the worker's <paramref name="slots"/>. The standing part keeps a slot granted to a replica that is idle at the
+    /// moment, so the first request to reach it is released at once: a grant only grows into slots no replica holds,
+    /// so without it that request waits until one of the busy replicas' requests finishes and both re-sync (a quiet
+    /// tenant alone on its replica then queues behind a flood entering through another one).
+    /// </summary>
+    public static int Demand(int inFlight, int queued, int slots, int standing)
+    {
+        int want = (int)Math.Min(int.MaxValue, (long)Math.Max(0, inFlight) + Math.Max(0, queued));
+        return Math.Min(Math.Max(0, slots), Math.Max(Math.Max(0, standing), want));
+    }
+
     /// <summary>
     /// min(grant, target), never below 0: a replica over its target takes no new request there, so its grant falls
     /// as its requests finish and the slots it frees go to the replicas below theirs.

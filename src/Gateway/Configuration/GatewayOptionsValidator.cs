@@ -204,6 +204,11 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             errors.Add($"Gateway:Scheduling:Policy '{sch.Policy}' is unknown; known: {string.Join(", ", SchedulingPolicies.Names)}.");
         }
 
+        if (o.State.StandingSlots < 0)
+        {
+            errors.Add("Gateway:State: StandingSlots must not be negative.");
+        }
+
         if (sch.ReservedSlots < 0 || !(sch.OverShareFactor > 0) || double.IsInfinity(sch.OverShareFactor))
         {
             errors.Add("Gateway:Scheduling: ReservedSlots must not be negative and OverShareFactor must be a finite number above 0.");

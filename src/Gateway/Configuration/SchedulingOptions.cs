@@ -190,4 +190,13 @@ public sealed class StateOptions
     /// share heals away after this). Replicas sync every <c>Scheduling:TickInterval</c>.
     /// </summary>
     public TimeSpan SlotLeaseTtl { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// With Redis: slots of each worker a live replica keeps granted even while it has nothing to send there
+    /// (<c>ReplicaSlotShare.Demand</c>), so the first request to reach an idle replica is released at once instead of
+    /// waiting for the busy replicas' requests to finish and free a slot. These slots are not lent across replicas: a
+    /// replica alone in the cluster uses a worker's slots less this many per other live replica. 0: the split is fully
+    /// work-conserving.
+    /// </summary>
+    public int StandingSlots { get; set; } = Gateway.Core.Scheduling.ReplicaSlotShare.DefaultStandingSlots;
 }

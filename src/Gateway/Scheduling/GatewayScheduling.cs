@@ -30,6 +30,7 @@ public sealed class GatewayScheduling : IAsyncDisposable
     private readonly SlotCapacity _capacity;
     private readonly FairDispatcher _dispatcher;
     private readonly IServiceAccounting? _accounting;
+    private readonly int _standingSlots;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, double> _settled = new(StringComparer.Ordinal);
 
     /// <summary>Builds the queue and starts the dispatcher's tick.</summary>
@@ -79,6 +80,7 @@ public sealed class GatewayScheduling : IAsyncDisposable
             Store = new RedisStateStore(redis, new RedisStateStoreOptions { Prefix = o.State.Prefix, ReplicaId = replica }, time);
             SharedQuota = new SharedQuotaLedger(redis, ledger, o.State.Prefix, replica, o.State.QuotaFailMode, time);
             Slots = new SharedSlots(redis, o.State.Prefix, replica, o.State.SlotLeaseTtl);
+            _standingSlots = o.State.StandingSlots;
             metrics.SetRedisHealthSource(() => Store.IsShared);
             SharedSlotsMetrics.Register(metrics, Slots, registry, _options.MaxInFlightPerWorker);
         }
@@ -251,7 +253,10 @@ public sealed class GatewayScheduling : IAsyncDisposable
         return total - _dispatcher.InFlight;
     }
 
-    /// <summary>One slot-share sync: this replica's in-flight count and demand per worker, then its new grants.</summary>
+    /// <summary>
+    /// One slot-share sync: this replica's in-flight count and demand per worker (<see cref="ReplicaSlotShare.Demand"/>,
+    /// at least <c>Gateway:State:StandingSlots</c>), then its new grants.
+    /// </summary>
     private ValueTask ShareSlotsAsync(CancellationToken ct)
     {
         var workers = _registry.All;
@@ -270,7 +275,7 @@ public sealed class GatewayScheduling : IAsyncDisposable
         foreach (var w in workers)
         {
             int inFlight = w.Info.InFlight + transit;
-            demands.Add(new SlotDemand(w.Info.Id, slots, inFlight, Math.Min(slots, inFlight + queued)));
+            demands.Add(new SlotDemand(w.Info.Id, slots, inFlight, ReplicaSlotShare.Demand(inFlight, queued, slots, _standingSlots)));
         }
 
         return Slots!.SyncAsync(demands, ct);

@@ -3,12 +3,32 @@ using Gateway.Core.Scheduling;
 namespace Gateway.Core.Tests.Scheduling;
 
 /// <summary>
-/// One replica's share of a worker's slots: it dispatches up to the smaller of its grant and its fair target, and
+/// One replica's share of a worker's slots: it asks for what it runs and queues, but at least its standing slots (an
+/// idle replica keeps one, so its first request need not wait for a busy replica to give one back); it dispatches up
+/// to the smaller of its grant and its fair target, and
 /// while the shared state is away it keeps the larger of what it had and an even split over the replicas it last
 /// saw, never nothing and never more than the worker's slots.
 /// </summary>
 public class ReplicaSlotShareTests
 {
+    [Theory]
+    [InlineData(0, 0, 1, 1)]   // idle: keeps its standing slot
+    [InlineData(0, 0, 0, 0)]   // no standing slots: an idle replica asks for nothing (fully work-conserving)
+    [InlineData(3, 2, 1, 5)]   // busy: what it runs plus what waits
+    [InlineData(30, 9, 1, 32)] // never more than the worker's slots
+    [InlineData(0, 0, 40, 32)]
+    [InlineData(-2, 0, 0, 0)]
+    public void Demand_InFlightPlusQueued_AtLeastTheStandingSlots_AtMostTheWorkersSlots(int inFlight, int queued, int standing, int demand)
+    {
+        Assert.Equal(demand, ReplicaSlotShare.Demand(inFlight, queued, slots: 32, standing));
+    }
+
+    [Fact]
+    public void Demand_HugeQueue_DoesNotOverflow()
+    {
+        Assert.Equal(32, ReplicaSlotShare.Demand(int.MaxValue, int.MaxValue, slots: 32, standing: 1));
+    }
+
     [Theory]
     [InlineData(4, 4, 4)] // nobody contends: grant and target are the whole demand
     [InlineData(4, 2, 2)] // over its target: no new request until its grant has fallen

@@ -15,7 +15,8 @@ namespace Gateway.Tests.State;
 /// <summary>
 /// Two real gateways (Kestrel on 127.0.0.1) over one real redis-server, behind a client that alternates between them
 /// on every request (a non-sticky balancer): a session's turns reach the same worker whichever replica takes them; the
-/// replicas together never run more requests on a worker than its slots, yet one replica alone may use all of them;
+/// replicas together never run more requests on a worker than its slots, yet one replica alone may use all of them
+/// but the idle one's standing slot, which releases the idle replica's first request at once;
 /// with Redis killed mid-run, serving continues on each replica's fallback share (<c>gateway_slots_shared</c> 0), and
 /// it is shared again when Redis returns.
 /// </summary>
@@ -81,7 +82,7 @@ public sealed class TwoReplicaSharedStateTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task SlotsShared_TwoReplicasNeverExceedTheWorkersSlots_OneReplicaAloneUsesThemAll_LocalStateOverfills()
+    public async Task SlotsShared_TwoReplicasNeverExceedTheWorkersSlots_OneReplicaAloneUsesAllButTheIdleOnesStandingSlot_LocalStateOverfills()
     {
         await using var redis = await RedisServer.StartAsync();
         int shared = await MaxRunningAsync(redis, onlyFirst: false);
@@ -89,8 +90,59 @@ public sealed class TwoReplicaSharedStateTests(ITestOutputHelper output)
         int local = await MaxRunningAsync(null, onlyFirst: false);
         output.WriteLine($"max concurrent on the worker ({Slots} slots): shared {shared}, one replica alone {alone}, local state {local}");
         Assert.InRange(shared, 1, Slots);
-        Assert.Equal(Slots, alone);   // work-conserving: the idle replica's share is lent
+        Assert.Equal(Slots - 1, alone); // the idle replica's share is lent, all but its standing slot
         Assert.True(local > Slots, $"without Redis each replica fills the worker on its own: {local}");
+    }
+
+    /// <summary>
+    /// Replica 1 floods one worker (long streams) while replica 2 is idle; then one request reaches replica 2. Returns
+    /// how many of the flood's requests had finished when that request started on the worker, and the most requests
+    /// the worker ran at once.
+    /// </summary>
+    private static async Task<(int FinishedFirst, int MaxRunning)> IdleReplicaFirstRequestAsync(RedisServer redis, int standing)
+    {
+        await using var worker = await FakeWorker.StartAsync();
+        worker.StreamChunks = 40;
+        worker.ChunkDelay = TimeSpan.FromMilliseconds(50); // 2 s a request
+        var settings = Settings(redis, "gw2i:" + Guid.NewGuid().ToString("N")[..8] + ":");
+        settings["Gateway:State:StandingSlots"] = standing.ToString(CultureInfo.InvariantCulture);
+        await using var gw1 = await TestGateway.StartAsync([worker.Url], settings);
+        await using var gw2 = await TestGateway.StartAsync([worker.Url], settings);
+        var s1 = gw1.Services.GetRequiredService<GatewayScheduling>();
+        var s2 = gw2.Services.GetRequiredService<GatewayScheduling>();
+        await RedisServer.WaitUntilAsync(() => s1.Slots!.IsShared && s2.Slots!.IsShared && s1.Slots.Replicas == 2 && s2.Slots.Replicas == 2
+            && s2.Slots.LimitOf(worker.Url, Slots) == Math.Min(standing, Slots), "both replicas synced, the idle one holding its standing slots");
+
+        using var c1 = TestGateway.Client(gw1, Key);
+        using var c2 = TestGateway.Client(gw2, Key);
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        var flood = AlternateAsync([c1], 3 * Slots, 2 * Slots, deadline.Token);
+        await RedisServer.WaitUntilAsync(() => worker.Running == Slots - Math.Min(standing, Slots), "replica 1 fills the worker but the standing slots");
+        var quiet = c2.PostAsync("v1/chat/completions", Body("the idle replica's first request"), deadline.Token);
+        await RedisServer.WaitUntilAsync(() => worker.Requests.Any(r => r.Body.Contains("idle replica", StringComparison.Ordinal)),
+            "the idle replica's request reaches the worker", 60_000);
+        int finished = worker.InferenceCount - worker.Running; // flood requests done by now (a finished one is replaced)
+        using (var r = await quiet)
+        {
+            Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+            await r.Content.ReadAsStringAsync(deadline.Token);
+        }
+
+        Assert.Equal(3 * Slots, await flood);
+        return (finished, worker.MaxRunning);
+    }
+
+    [Fact]
+    public async Task IdleReplica_KeepsAStandingSlot_ItsFirstRequestStartsBeforeAnyOfTheFloodsFinishes()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        var (standing, max) = await IdleReplicaFirstRequestAsync(redis, standing: 1);
+        var (none, maxNone) = await IdleReplicaFirstRequestAsync(redis, standing: 0);
+        output.WriteLine($"flood requests finished before the idle replica's first request started: standing slot {standing}, none {none}; max concurrent {max}, {maxNone}");
+        Assert.Equal(0, standing);              // released at once into the slot replica 2 kept
+        Assert.True(none >= 1, $"without a standing slot it waits for a flood request to finish: {none}");
+        Assert.InRange(max, 1, Slots);          // and the replicas together never exceed the worker's slots
+        Assert.InRange(maxNone, 1, Slots);
     }
 
     [Fact]
