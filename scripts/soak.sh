@@ -6,7 +6,8 @@
 #   SAMPLE=30 WINDOW=120 SPIKE_EVERY=720 scripts/soak.sh 60m 10m   # the hour with a load spike every 12 minutes
 #   SAMPLE=20 MAX_GROWTH=5 scripts/soak.sh 5m 2m   # the short run ./test.sh makes: fails unless memory is flat
 #
-# Traffic (loadtests/LoadGen, three flows at once, demo key):
+# Traffic (loadtests/LoadGen, three flows at once on the demo key; the spikes on a key of their own, tenant soak/spike/spike-key,
+# so a burst queues under its own tenant and the steady flows keep their fair share instead of being refused 429):
 #   multi-turn  chat sessions that re-send their history (agent-like sessions, streamed), 1 session/s
 #   overhead    short streams, 10/s
 #   cancels     long streams (4000 tokens, --ignore-eos, about 1.6 s at time scale 0.05) cut by the client's 0.5 s
@@ -60,6 +61,10 @@ scale=${TIME_SCALE:-0.05}
 out=${SOAK_OUT:-$PWD/soak-report.md}
 work=${REPORT_FROM:-$(mktemp -d)}
 key=sk-demo-local-0000
+spike_key=sk-soak-spike-0000
+# A per-run server secret and the spike key's digest under it (Gateway:Auth:Keys holds digests, not keys).
+secret=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+spike_hash=$(python3 -c 'import hmac, hashlib, sys; print(hmac.new(sys.argv[1].encode(), sys.argv[2].encode(), hashlib.sha256).hexdigest())' "$secret" "$spike_key")
 url=http://127.0.0.1:$port
 
 pids=()
@@ -75,14 +80,15 @@ gateway_dll=$(ls src/Gateway/bin/"$config"/net*/Gateway.dll | head -1)
 loadgen_dll=$(ls loadtests/LoadGen/bin/"$config"/net*/LoadGen.dll | head -1)
 
 # MALLOC_ARENA_MAX=2 as the gateway's image sets it (glibc's default, 8 arenas a core, each keeping its peak: see docs/reliability.md)
-env MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}" ${agents:+Gateway__Agents__Mode=$agents} Gateway__Listen=$url Gateway__Workers__Embedded__TimeScale=$scale Gateway__Workers__Embedded__KvBlocks=$kv_blocks \
+env MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}" ${agents:+Gateway__Agents__Mode=$agents} Gateway__Listen=$url \
+  Gateway__Auth__ServerSecret="$secret" Gateway__Auth__Keys__0__Hash="$spike_hash" Gateway__Auth__Keys__0__Tenant=soak/spike/spike-key Gateway__Workers__Embedded__TimeScale=$scale Gateway__Workers__Embedded__KvBlocks=$kv_blocks \
   Logging__LogLevel__Default=Warning dotnet "$gateway_dll" > "$work/gateway.log" 2>&1 &
 gw=$!; pids+=("$gw")
 for _ in $(seq 1 120); do curl -sf "$url/readyz" >/dev/null 2>&1 && break; sleep 1; done
 curl -sf "$url/readyz" >/dev/null || { echo "gateway did not become ready" >&2; tail -20 "$work/gateway.log" >&2; exit 1; }
 echo "soak: gateway pid $gw on $url, ${duration}s, warm-up ${warmup}s, sample every ${sample}s, ${kv_blocks} KV blocks a worker${agents:+, agents $agents}" >&2
 
-lg() { dotnet "$loadgen_dll" --target "$url" --key "$key" --duration "${duration}s" --warmup 1 --plain "$@"; }
+lg() { dotnet "$loadgen_dll" --target "$url" --key "${lg_key:-$key}" --duration "${duration}s" --warmup 1 --plain "$@"; }
 lg --scenario multi-turn --rate 1 --out "$work/multi-turn.json" > "$work/multi-turn.log" 2>&1 & pids+=("$!")
 lg --scenario overhead --rate 10 --out "$work/overhead.json" > "$work/overhead.log" 2>&1 & pids+=("$!")
 lg --scenario overhead --rate 3 --max-tokens 4000 --ignore-eos --timeout 500ms --out "$work/cancels.json" > "$work/cancels.log" 2>&1 & pids+=("$!")
@@ -95,7 +101,7 @@ if [ "$spike_every" -gt 0 ]; then
    while [ $(( at + spike_secs )) -le "$duration" ]; do
      now=$(( $(date +%s) - t0 )); [ "$now" -lt "$at" ] && sleep $(( at - now ))
      echo "$at" >> "$work/spikes.txt"
-     lg --scenario overhead --concurrency "$spike_users" --duration "${spike_secs}s" --out "$work/spike-$n.json" > "$work/spike-$n.log" 2>&1 || true
+     lg_key=$spike_key lg --scenario overhead --concurrency "$spike_users" --duration "${spike_secs}s" --out "$work/spike-$n.json" > "$work/spike-$n.log" 2>&1 || true
      n=$(( n + 1 )); at=$(( at + spike_every ))
    done) & pids+=("$!")
 fi

@@ -16,6 +16,12 @@ public readonly record struct AgentIdentity(string SessionId, string? ParentSess
     /// (<see cref="AgentSessionTracker.Adopt"/>).
     /// </summary>
     public bool Detached { get; init; }
+
+    /// <summary>
+    /// The session's turns so far, this one included (a side call does not count; 0: unknown). A session on its first turn
+    /// is kept only for the tracker's single-turn idle time, so a one-shot request costs little for long.
+    /// </summary>
+    public int Turn { get; init; }
 }
 
 /// <summary>
@@ -27,26 +33,29 @@ public readonly record struct AgentIdentity(string SessionId, string? ParentSess
 /// latest turn's prompt (last block hash and length): a request that extends it continues the session, one that does not
 /// and is under half its length is a side call (<see cref="AgentIdentity.Detached"/>; checked in O(1): the previous
 /// prompt's last block must sit at the same index of the new chain). Memory is bounded: every map forgets its oldest
-/// entries first. Not thread-safe: the caller serialises.
+/// entries first, and with a single-turn idle time a session that has had one turn only is forgotten after that shorter
+/// time (a one-shot request never comes back; a second turn gives the session the full idle time). Not thread-safe: the
+/// caller serialises.
 /// </summary>
 public sealed class AgentSessionTracker
 {
     private readonly BoundedMap<(string Tenant, ulong Hash), string> _byLastHash;
     private readonly BoundedMap<string, string> _parents;
-    private readonly BoundedMap<string, (ulong Last, int Blocks)> _mainLine;
+    private readonly BoundedMap<string, (ulong Last, int Blocks, int Turns)> _mainLine;
     private long _next;
 
     /// <summary>
     /// Creates a tracker that remembers at most <paramref name="capacity"/> chains (and as many parent links), each for at
     /// most <paramref name="maxIdle"/> after its session's last turn (with <paramref name="time"/>; null: no age bound): a
-    /// session idle longer starts a new one when it comes back.
+    /// session idle longer starts a new one when it comes back. A session that has had a single turn is kept at most
+    /// <paramref name="singleTurnIdle"/> (null: as long as any other; at most <paramref name="maxIdle"/>).
     /// </summary>
-    public AgentSessionTracker(int capacity = 65536, TimeProvider? time = null, TimeSpan? maxIdle = null)
+    public AgentSessionTracker(int capacity = 65536, TimeProvider? time = null, TimeSpan? maxIdle = null, TimeSpan? singleTurnIdle = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
-        _byLastHash = new(capacity, time: time, maxIdle: maxIdle);
-        _parents = new(capacity, StringComparer.Ordinal, time: time, maxIdle: maxIdle);
-        _mainLine = new(capacity, StringComparer.Ordinal, time: time, maxIdle: maxIdle);
+        _byLastHash = new(capacity, time: time, maxIdle: maxIdle, briefIdle: singleTurnIdle);
+        _parents = new(capacity, StringComparer.Ordinal, time: time, maxIdle: maxIdle, briefIdle: singleTurnIdle);
+        _mainLine = new(capacity, StringComparer.Ordinal, time: time, maxIdle: maxIdle, briefIdle: singleTurnIdle);
     }
 
     /// <summary>Chains remembered now.</summary>
@@ -79,42 +88,58 @@ public sealed class AgentSessionTracker
         }
 
         bool detached = false;
+        int turns = 0;
         if (blockHashes.Length > 0)
         {
-            Remember(tenant, blockHashes[^1], id);
             if (_mainLine.TryGetValue(id, out var main))
             {
+                turns = main.Turns;
                 bool extends = blockHashes.Length >= main.Blocks && blockHashes[main.Blocks - 1] == main.Last;
                 detached = !extends && 2L * blockHashes.Length < main.Blocks;
             }
 
             if (!detached)
             {
-                _mainLine.Set(id, (blockHashes[^1], blockHashes.Length));
+                turns = turns == int.MaxValue ? turns : turns + 1;
+                _mainLine.Set(id, (blockHashes[^1], blockHashes.Length, turns), brief: turns <= 1);
             }
+
+            Remember(tenant, blockHashes[^1], id, brief: turns <= 1);
         }
 
         string? parent = parentSessionId;
         if (!string.IsNullOrEmpty(parent) && parent != id)
         {
-            _parents.Set(id, parent);
+            _parents.Set(id, parent, brief: turns <= 1);
         }
         else if (!_parents.TryGetValue(id, out parent))
         {
             parent = null;
         }
+        else if (turns == 2)
+        {
+            _parents.Set(id, parent); // the second turn: kept as long as the session
+        }
 
-        return new AgentIdentity(id, parent, kind, source) { Detached = detached };
+        return new AgentIdentity(id, parent, kind, source) { Detached = detached, Turn = turns };
     }
 
-    /// <summary>A detached request turned out to carry the session on (it ended with tool calls): its prompt becomes the main line.</summary>
-    public void Adopt(string sessionId, ReadOnlySpan<ulong> blockHashes)
+    /// <summary>
+    /// A detached request turned out to carry the session on (it ended with tool calls): its prompt becomes the main line,
+    /// as the session's next turn. Returns the session's turns, this one included (0: no block hashes, nothing changed).
+    /// </summary>
+    public int Adopt(string sessionId, ReadOnlySpan<ulong> blockHashes)
     {
         ArgumentNullException.ThrowIfNull(sessionId);
-        if (blockHashes.Length > 0)
+        if (blockHashes.Length == 0)
         {
-            _mainLine.Set(sessionId, (blockHashes[^1], blockHashes.Length));
+            return 0;
         }
+
+        int turns = _mainLine.TryGetValue(sessionId, out var main) ? main.Turns : 0;
+        turns = turns == int.MaxValue ? turns : turns + 1;
+        _mainLine.Set(sessionId, (blockHashes[^1], blockHashes.Length, turns), brief: turns <= 1);
+        return turns;
     }
 
     /// <summary>The parent session of <paramref name="sessionId"/>, if it is a known sub-agent.</summary>
@@ -134,5 +159,5 @@ public sealed class AgentSessionTracker
         return null;
     }
 
-    private void Remember(string tenant, ulong last, string id) => _byLastHash.Set((tenant, last), id);
+    private void Remember(string tenant, ulong last, string id, bool brief) => _byLastHash.Set((tenant, last), id, brief);
 }

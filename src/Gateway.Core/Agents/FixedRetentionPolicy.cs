@@ -15,11 +15,11 @@ public sealed class FixedRetentionPolicy : IRetentionPolicy
     private readonly double _ttl;
 
     /// <summary>Creates the policy.</summary>
-    public FixedRetentionPolicy(TimeProvider time, double ttlSeconds, int maxOpenGaps = 65_536, TimeSpan? maxSessionIdle = null)
+    public FixedRetentionPolicy(TimeProvider time, double ttlSeconds, int maxOpenGaps = 65_536, TimeSpan? maxSessionIdle = null, TimeSpan? maxSingleTurnIdle = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(ttlSeconds, 0.0);
         _ttl = ttlSeconds;
-        _book = new GapBook(time, 1.0, maxOpenGaps, maxGapAge: maxSessionIdle);
+        _book = new GapBook(time, 1.0, maxOpenGaps, maxGapAge: maxSessionIdle, singleTurnGapAge: maxSingleTurnIdle);
         Name = Prefix + ttlSeconds.ToString("G", CultureInfo.InvariantCulture);
     }
 

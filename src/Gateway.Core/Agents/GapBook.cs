@@ -7,7 +7,9 @@ namespace Gateway.Core.Agents;
 /// per-worker budget by value per block) and the shadow-mode score. Pins expire by their TTL on the worker; the book
 /// forgets them lazily at the same instant. Open gaps are bounded (<c>maxOpenGaps</c>): a session that never comes back
 /// (the client just stopped) is forgotten oldest first, scored like an abandoned gap, and with <c>maxGapAge</c> so is a
-/// gap open for longer than that. With <c>trackExpiry</c> the book
+/// gap open for longer than that; with <c>singleTurnGapAge</c> the gap after a session's first turn
+/// (<see cref="TurnCompletion.SessionTurn"/> = 1) is forgotten after that shorter age unless its pin lasts longer (a
+/// renewal past it gives the gap the full age). With <c>trackExpiry</c> the book
 /// also keeps its live pins ordered by expiry (<see cref="NextExpiry"/>, <see cref="TakeExpiring"/>) for a policy that
 /// renews pins; stale entries (released, re-opened or renewed gaps) are skipped lazily and the heap is rebuilt when they
 /// outnumber the open gaps, so it stays bounded.
@@ -21,14 +23,15 @@ internal sealed class GapBook
     private readonly List<OpenGap> _scratch = [];
     private readonly PriorityQueue<(OpenGap Gap, double Ttl), DateTimeOffset>? _expiry;
 
-    public GapBook(TimeProvider time, double budgetFraction, int maxOpenGaps = 65_536, bool trackExpiry = false, TimeSpan? maxGapAge = null)
+    public GapBook(TimeProvider time, double budgetFraction, int maxOpenGaps = 65_536, bool trackExpiry = false, TimeSpan? maxGapAge = null,
+        TimeSpan? singleTurnGapAge = null)
     {
         ArgumentNullException.ThrowIfNull(time);
         _time = time;
         _budgetFraction = budgetFraction;
         _expiry = trackExpiry ? new() : null;
         _open = new BoundedMap<string, OpenGap>(maxOpenGaps, StringComparer.Ordinal, evicted: (_, gap) => Abandon(gap, _time.GetUtcNow()),
-            time: time, maxIdle: maxGapAge);
+            time: time, maxIdle: maxGapAge, briefIdle: singleTurnGapAge);
     }
 
     public RetentionStats Stats { get; } = new();
@@ -66,7 +69,7 @@ internal sealed class GapBook
         }
 
         var gap = new OpenGap(turn, now, ttlSeconds, value, predictedMedian);
-        _open.Set(turn.SessionId, gap);
+        _open.Set(turn.SessionId, gap, Brief(gap));
         if (ttlSeconds > 0)
         {
             Stats.Retains++;
@@ -131,12 +134,23 @@ internal sealed class GapBook
     /// </summary>
     public void Renew(OpenGap gap, double ttlSeconds, double value)
     {
+        bool wasBrief = Brief(gap);
         gap.TtlSeconds = ttlSeconds;
         gap.Value = value;
         gap.Renewals++;
         Stats.Renewals++;
+        if (wasBrief && !Brief(gap) && IsPinned(gap))
+        {
+            _open.Set(gap.Turn.SessionId, gap); // the pin now outlasts the single-turn age: the gap keeps the full one
+        }
+
         TrackExpiry(gap);
     }
+
+    private static bool IsFirstTurn(OpenGap gap) => gap.Turn.SessionTurn == 1;
+
+    // A first turn's gap is kept the single-turn age, unless its pin lasts longer.
+    private bool Brief(OpenGap gap) => IsFirstTurn(gap) && _open.BriefIdle is { } brief && gap.TtlSeconds <= brief.TotalSeconds;
 
     private bool IsLive(OpenGap gap, double ttl) => gap.TtlSeconds == ttl && IsPinned(gap);
 
@@ -332,7 +346,8 @@ internal sealed class GapBook
             Abandon(gap, now);
         }
 
-        _open.Set(gap.Turn.SessionId, gap with { TtlSeconds = 0, Value = 0, OpenedAt = gap.OpenedAt });
+        var unpinned = gap with { TtlSeconds = 0, Value = 0, OpenedAt = gap.OpenedAt };
+        _open.Set(gap.Turn.SessionId, unpinned, Brief(unpinned));
     }
 
     private void Abandon(OpenGap gap, DateTimeOffset now)

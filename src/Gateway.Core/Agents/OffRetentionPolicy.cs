@@ -4,12 +4,12 @@ namespace Gateway.Core.Agents;
 /// Baseline: no retention hints (the engine's LRU prefix cache alone). Still scores gaps so shadow stats show how many
 /// tool gaps went uncovered.
 /// </summary>
-public sealed class OffRetentionPolicy(TimeProvider time, int maxOpenGaps = 65_536, TimeSpan? maxSessionIdle = null) : IRetentionPolicy
+public sealed class OffRetentionPolicy(TimeProvider time, int maxOpenGaps = 65_536, TimeSpan? maxSessionIdle = null, TimeSpan? maxSingleTurnIdle = null) : IRetentionPolicy
 {
     /// <summary>Policy name.</summary>
     public const string PolicyName = "off";
 
-    private readonly GapBook _book = new(time, 1.0, maxOpenGaps, maxGapAge: maxSessionIdle);
+    private readonly GapBook _book = new(time, 1.0, maxOpenGaps, maxGapAge: maxSessionIdle, singleTurnGapAge: maxSingleTurnIdle);
 
     /// <inheritdoc />
     public string Name => PolicyName;

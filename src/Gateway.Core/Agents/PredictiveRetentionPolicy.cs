@@ -39,7 +39,7 @@ public sealed class PredictiveRetentionPolicy : IRetentionPolicy
         ArgumentOutOfRangeException.ThrowIfNegative(_o.MaxRenewals);
         _time = time;
         _guard = new PinGuard(time);
-        _book = new GapBook(time, _o.PinBudgetFraction, _o.MaxOpenGaps, trackExpiry: _o.MaxRenewals > 0, maxGapAge: _o.MaxSessionIdle);
+        _book = new GapBook(time, _o.PinBudgetFraction, _o.MaxOpenGaps, trackExpiry: _o.MaxRenewals > 0, maxGapAge: _o.MaxSessionIdle, singleTurnGapAge: _o.MaxSingleTurnIdle);
         _predictor = new GapPredictor(_o.Predictor, time, _o.MaxSessionIdle);
         const int points = 96;
         _grid = new double[points];

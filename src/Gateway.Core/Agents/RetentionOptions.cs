@@ -33,6 +33,14 @@ public sealed record RetentionOptions
     public TimeSpan? MaxSessionIdle { get; init; }
 
     /// <summary>
+    /// Longest the gap after a session's first turn (<see cref="TurnCompletion.SessionTurn"/> = 1) is kept when no pin
+    /// holds it longer: most such sessions are one-shot requests that never come back, so a burst of them does not hold
+    /// memory for <see cref="MaxSessionIdle"/>. Null (the default): as long as any other gap. At most
+    /// <see cref="MaxSessionIdle"/>.
+    /// </summary>
+    public TimeSpan? MaxSingleTurnIdle { get; init; }
+
+    /// <summary>
     /// Renewals of one gap's pin (0: none, the default): when the TTL runs out before the session came back, re-decide
     /// with the gap distribution conditional on the gap having lasted that long
     /// (<see cref="PredictiveRetentionPolicy.BestRenewal"/>), under the same budget. Off by default: over 9 seeds it

@@ -34,6 +34,13 @@ public sealed record TurnCompletion
     /// </summary>
     public int PriorTurns { get; init; } = -1;
 
+    /// <summary>
+    /// The session's turns so far, this one included, as the host's session tracker counted them
+    /// (<see cref="AgentIdentity.Turn"/>; 0 = unknown). The gap after a session's first turn is kept only
+    /// <see cref="RetentionOptions.MaxSingleTurnIdle"/> unless a pin outlasts that.
+    /// </summary>
+    public int SessionTurn { get; init; }
+
     /// <summary>The host knows the session is over (no further turn): release.</summary>
     public bool SessionEnded { get; init; }
 

@@ -17,7 +17,7 @@ public static class RetentionPolicies
         ArgumentNullException.ThrowIfNull(time);
         if (name == OffRetentionPolicy.PolicyName)
         {
-            return new OffRetentionPolicy(time, options?.MaxOpenGaps ?? new RetentionOptions().MaxOpenGaps, options?.MaxSessionIdle);
+            return new OffRetentionPolicy(time, options?.MaxOpenGaps ?? new RetentionOptions().MaxOpenGaps, options?.MaxSessionIdle, options?.MaxSingleTurnIdle);
         }
 
         if (name == PredictiveRetentionPolicy.PolicyName)
@@ -27,7 +27,7 @@ public static class RetentionPolicies
 
         if (TryParseFixed(name, out double seconds))
         {
-            return new FixedRetentionPolicy(time, seconds, options?.MaxOpenGaps ?? new RetentionOptions().MaxOpenGaps, options?.MaxSessionIdle);
+            return new FixedRetentionPolicy(time, seconds, options?.MaxOpenGaps ?? new RetentionOptions().MaxOpenGaps, options?.MaxSessionIdle, options?.MaxSingleTurnIdle);
         }
 
         throw new ArgumentException($"unknown retention policy '{name}'; known: off, fixed:SECONDS (e.g. fixed:2), predictive", nameof(name));

@@ -49,10 +49,20 @@ public sealed class AgentRetentionOptions
     /// </summary>
     public TimeSpan SessionIdleTimeout { get; set; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>
+    /// Longest the gateway remembers a session that has had a single turn (its chain, main line and open gap;
+    /// <see cref="RetentionOptions.MaxSingleTurnIdle"/>), unless a pin of its context lasts longer; a second turn gives the
+    /// session the full <see cref="SessionIdleTimeout"/>. Every request with block hashes opens a session, and most that
+    /// stay at one turn are one-shot requests that never come back: a burst of them is forgotten after this instead of
+    /// being held for the full idle timeout. A session whose second turn comes later starts a new one (its first gap is
+    /// scored as abandoned). Default 60 s; more than 0 and at most <see cref="SessionIdleTimeout"/>.
+    /// </summary>
+    public TimeSpan SingleTurnIdleTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
     /// <summary>The policy knobs these settings give (defaults where unset).</summary>
     public RetentionOptions PolicyOptions()
     {
-        var o = new RetentionOptions { MaxSessionIdle = SessionIdleTimeout };
+        var o = new RetentionOptions { MaxSessionIdle = SessionIdleTimeout, MaxSingleTurnIdle = SingleTurnIdleTimeout };
         if (MaxRenewals is int renewals)
         {
             o = o with { MaxRenewals = renewals };

@@ -81,9 +81,15 @@ public sealed partial class AgentRetentionService : IDisposable
                 [$"Gateway:Agents:SessionIdleTimeout must be at least the longest pin ({retention.MaxTtlSeconds} s)"]);
         }
 
+        if (_options.SingleTurnIdleTimeout <= TimeSpan.Zero || _options.SingleTurnIdleTimeout > _options.SessionIdleTimeout)
+        {
+            throw new OptionsValidationException(AgentRetentionOptions.SectionName, typeof(AgentRetentionOptions),
+                ["Gateway:Agents:SingleTurnIdleTimeout must be more than 0 and at most Gateway:Agents:SessionIdleTimeout"]);
+        }
+
         _time = time;
         _policy = RetentionPolicies.Create(_options.Policy, time, retention);
-        _tracker = new AgentSessionTracker(time: time, maxIdle: _options.SessionIdleTimeout);
+        _tracker = new AgentSessionTracker(time: time, maxIdle: _options.SessionIdleTimeout, singleTurnIdle: _options.SingleTurnIdleTimeout);
         _lastHashes = new(MaxRememberedHashes, StringComparer.Ordinal, weight: static h => h.Hashes.Length, time: time, maxIdle: _options.SessionIdleTimeout);
         _pinByLastHash = new(MaxPinnedSessions, time: time, maxIdle: _options.SessionIdleTimeout);
         _http = new HttpClient(new SocketsHttpHandler { UseProxy = false, PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60) }) { Timeout = _options.HintTimeout };
@@ -257,6 +263,7 @@ public sealed partial class AgentRetentionService : IDisposable
         var outcome = TurnClassifier.Classify(ctx.FinishReason, ctx.ToolCalls);
         lock (_lock)
         {
+            int sessionTurn = id.Turn;
             if (id.Detached)
             {
                 if (outcome.Gap != GapKind.Tool)
@@ -265,7 +272,7 @@ public sealed partial class AgentRetentionService : IDisposable
                     return;
                 }
 
-                _tracker.Adopt(id.SessionId, hashes); // it ended with tool calls: the session goes on from here
+                sessionTurn = _tracker.Adopt(id.SessionId, hashes); // it ended with tool calls: the session goes on from here
             }
 
             int index = _workers.IndexOf(worker);
@@ -288,6 +295,7 @@ public sealed partial class AgentRetentionService : IDisposable
                 PrefillSeconds = prompt / (info.PrefillTokensPerSecond > 0 ? info.PrefillTokensPerSecond : NominalPrefillTokensPerSecond),
                 EvictionAgeSeconds = info.KvEvictionAgeSeconds, // wall seconds (the worker's clock), as the gaps
                 PriorTurns = ctx.Request.PriorTurns,
+                SessionTurn = sessionTurn,
                 WorkerHostKvBlocks = info.HostKvBlocksTotal,
                 ReloadSeconds = prompt * info.HostReloadSecondsPerToken,
                 WorkerPinCostBlocks = info.PinBlocksTotal.Cost,

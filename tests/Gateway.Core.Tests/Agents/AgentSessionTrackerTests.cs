@@ -53,9 +53,11 @@ public class AgentSessionTrackerTests
         var compacted = Chains.Of(3000, 40);
         Assert.True(t.Resolve("org-a", "s-1", null, null, compacted).Detached);
 
-        t.Adopt("s-1", compacted);
+        Assert.Equal(2, t.Adopt("s-1", compacted)); // the session's second turn
 
-        Assert.False(t.Resolve("org-a", "s-1", null, null, Chains.Extend(compacted, 4000, 10)).Detached);
+        var next = t.Resolve("org-a", "s-1", null, null, Chains.Extend(compacted, 4000, 10));
+        Assert.False(next.Detached);
+        Assert.Equal(3, next.Turn);
     }
 
     [Fact]
@@ -131,6 +133,75 @@ public class AgentSessionTrackerTests
         var back = t.Resolve("org-a", null, null, null, Chains.Extend(idle, 90_000, 3));
         Assert.NotEqual(idleId, back.SessionId);
         Assert.Equal("new", back.Source);
+    }
+
+    [Fact]
+    public void Resolve_ASingleTurnSession_IsForgottenAfterTheSingleTurnAge()
+    {
+        var time = new FakeTimeProvider();
+        var t = new AgentSessionTracker(time: time, maxIdle: TimeSpan.FromMinutes(10), singleTurnIdle: TimeSpan.FromMinutes(1));
+        var once = Chains.Of(1, 40);
+        var first = t.Resolve("org-a", null, null, null, once);
+        Assert.Equal(1, first.Turn);
+
+        time.Advance(TimeSpan.FromSeconds(61));
+        t.Resolve("org-a", null, null, null, Chains.Of(5000, 40)); // any later request: ages are checked on a write
+        var back = t.Resolve("org-a", null, null, null, Chains.Extend(once, 90_000, 3));
+
+        Assert.NotEqual(first.SessionId, back.SessionId);
+        Assert.Equal("new", back.Source);
+        Assert.Equal(1, back.Turn);
+    }
+
+    [Fact]
+    public void Resolve_ASecondTurn_GivesTheSessionTheFullAge()
+    {
+        var time = new FakeTimeProvider();
+        var t = new AgentSessionTracker(time: time, maxIdle: TimeSpan.FromMinutes(10), singleTurnIdle: TimeSpan.FromMinutes(1));
+        var chain = Chains.Of(1, 40);
+        string id = t.Resolve("org-a", null, "parent-1", null, chain).SessionId;
+        time.Advance(TimeSpan.FromSeconds(30));
+        chain = Chains.Extend(chain, 10_000, 3);
+        var second = t.Resolve("org-a", null, null, null, chain);
+        Assert.Equal((id, 2), (second.SessionId, second.Turn));
+
+        time.Advance(TimeSpan.FromMinutes(9));    // far past the single-turn age, within the full one
+        t.Resolve("org-a", null, null, null, Chains.Of(5000, 40));
+        var third = t.Resolve("org-a", null, null, null, Chains.Extend(chain, 20_000, 3));
+
+        Assert.Equal((id, "chain", 3), (third.SessionId, third.Source, third.Turn));
+        Assert.Equal("parent-1", third.ParentSessionId);
+    }
+
+    [Fact]
+    public void Resolve_AfterABurstOfOneShotRequests_MemoryFallsBackToTheMultiTurnSessions()
+    {
+        var time = new FakeTimeProvider();
+        var t = new AgentSessionTracker(time: time, maxIdle: TimeSpan.FromMinutes(10), singleTurnIdle: TimeSpan.FromMinutes(1));
+        var sessions = Enumerable.Range(0, 10).Select(i => Chains.Of(i * 1000L, 20)).ToArray();
+        for (int round = 0; round < 2; round++)
+        {
+            for (int i = 0; i < sessions.Length; i++)
+            {
+                sessions[i] = Chains.Extend(sessions[i], 500_000 + (round * 100) + (i * 10), 2);
+                t.Resolve("org-a", null, null, null, sessions[i]);
+            }
+        }
+
+        for (int i = 0; i < 5000; i++)
+        {
+            t.Resolve("org-b", null, null, null, Chains.Of(10_000_000L + (i * 100L), 3)); // one-shot requests
+        }
+
+        Assert.Equal(5020, t.Count);                  // each turn's last hash: 10 sessions x 2 turns, and the burst
+        time.Advance(TimeSpan.FromSeconds(61));
+        for (int i = 0; i < sessions.Length; i++)
+        {
+            sessions[i] = Chains.Extend(sessions[i], 900_000 + (i * 10), 2);
+            Assert.Equal("chain", t.Resolve("org-a", null, null, null, sessions[i]).Source);
+        }
+
+        Assert.True(t.Count <= 30, $"{t.Count} chains remembered"); // the sessions' last hashes, not the burst's
     }
 }
 

@@ -531,4 +531,52 @@ public class RetentionPoliciesTests
         book.TakeExpiring(time.GetUtcNow().AddSeconds(60), due);
         Assert.Equal(8, due.Count);
     }
+
+    [Theory]
+    [InlineData("off")]
+    [InlineData("fixed:30")]
+    [InlineData("predictive")]
+    public void TheGapAfterAFirstTurn_IsKeptTheSingleTurnAge_ALaterTurnsGapTheFullAge(string name)
+    {
+        var time = new FakeTimeProvider();
+        // No pin outlasts the single-turn age here (fixed:30 pins for 30 s; a longer pin: the next test).
+        var p = RetentionPolicies.Create(name, time, new RetentionOptions
+        {
+            MaxSessionIdle = TimeSpan.FromMinutes(10),
+            MaxSingleTurnIdle = TimeSpan.FromMinutes(1),
+        });
+        var actions = new List<RetentionAction>();
+        p.OnTurnCompleted(Tool("once", blocks: 10) with { SessionTurn = 1 }, actions);
+        p.OnTurnCompleted(Tool("agent", blocks: 10) with { SessionTurn = 2 }, actions);
+        p.OnTurnCompleted(Tool("unknown", blocks: 10), actions); // a host that does not count turns: the full age
+        time.Advance(TimeSpan.FromSeconds(61));
+        p.OnTurnCompleted(Tool("tick", blocks: 10) with { SessionTurn = 2 }, actions); // ages are checked on a write
+
+        Assert.DoesNotContain(actions, a => a.Kind == RetentionActionKind.Retain && a.TtlMs > 60_000);
+        Assert.False(p.OnTurnArrived("once").Closed);
+        Assert.Equal(61, p.OnTurnArrived("agent").Seconds, 6);
+        Assert.Equal(61, p.OnTurnArrived("unknown").Seconds, 6);
+    }
+
+    [Fact]
+    public void AFirstTurnsPinLongerThanTheSingleTurnAge_KeepsItsGapAsLongAsThePin()
+    {
+        var time = new FakeTimeProvider();
+        var p = RetentionPolicies.Create("fixed:120", time, new RetentionOptions
+        {
+            HbmPins = true,
+            MaxSessionIdle = TimeSpan.FromMinutes(10),
+            MaxSingleTurnIdle = TimeSpan.FromMinutes(1),
+        });
+        var actions = new List<RetentionAction>();
+        p.OnTurnCompleted(Tool("pinned", blocks: 10) with { SessionTurn = 1 }, actions);
+        Assert.Contains(actions, a => a.Kind == RetentionActionKind.Retain && a.SessionId == "pinned");
+        time.Advance(TimeSpan.FromSeconds(90));
+        p.OnTurnCompleted(Tool("tick", blocks: 10) with { SessionTurn = 2 }, actions);
+
+        var gap = p.OnTurnArrived("pinned");
+        Assert.True(gap.Closed);
+        Assert.True(gap.Pinned);
+        Assert.Equal(1, p.Stats.Hits);
+    }
 }

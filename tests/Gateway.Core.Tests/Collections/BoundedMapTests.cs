@@ -99,4 +99,113 @@ public class BoundedMapTests
     [Fact]
     public void MaxIdle_WithoutAClock_IsRefused() =>
         Assert.Throws<ArgumentNullException>(() => new BoundedMap<int, int>(10, maxIdle: TimeSpan.FromSeconds(1)));
+
+    [Fact]
+    public void BriefEntries_LeaveAfterTheBriefAge_PlainOnesAfterTheFullAge()
+    {
+        var time = new FakeTimeProvider();
+        var evicted = new List<string>();
+        var map = new BoundedMap<string, int>(1000, evicted: (k, _) => evicted.Add(k), time: time,
+            maxIdle: TimeSpan.FromMinutes(10), briefIdle: TimeSpan.FromMinutes(1));
+        map.Set("once", 1, brief: true);
+        map.Set("again", 1, brief: true);
+        map.Set("plain", 1);
+        time.Advance(TimeSpan.FromSeconds(30));
+        map.Set("again", 2);                      // written again, plainly: now kept the full age
+
+        time.Advance(TimeSpan.FromSeconds(31));
+        map.Set("tick", 0);                       // ages are checked on a write
+        Assert.Equal(["once"], evicted);
+        Assert.True(map.ContainsKey("again"));
+        Assert.True(map.ContainsKey("plain"));
+
+        time.Advance(TimeSpan.FromMinutes(9));    // 10 min 1 s after "plain" was written, 9 min 31 s after "again"
+        map.Set("tick", 0);
+        Assert.Equal(["once", "plain"], evicted);
+        Assert.True(map.ContainsKey("again"));
+    }
+
+    [Fact]
+    public void OverCapacity_TheOldestWriteGoes_WhetherBriefOrNot()
+    {
+        var time = new FakeTimeProvider();
+        var evicted = new List<string>();
+        var map = new BoundedMap<string, int>(3, evicted: (k, _) => evicted.Add(k), time: time,
+            maxIdle: TimeSpan.FromMinutes(10), briefIdle: TimeSpan.FromMinutes(1));
+        map.Set("p1", 1);
+        map.Set("b1", 1, brief: true);
+        map.Set("p2", 1);
+        map.Set("b2", 1, brief: true);            // over: p1 is the oldest write
+        map.Set("p3", 1);                         // over: b1
+
+        Assert.Equal(["p1", "b1"], evicted);
+        Assert.Equal(3, map.Count);
+    }
+
+    [Fact]
+    public void BriefWrites_WithoutABriefAge_ArePlainWrites()
+    {
+        var time = new FakeTimeProvider();
+        var map = new BoundedMap<string, int>(10, time: time, maxIdle: TimeSpan.FromMinutes(10));
+        map.Set("a", 1, brief: true);
+        time.Advance(TimeSpan.FromMinutes(5));
+        map.Set("b", 1);
+
+        Assert.True(map.ContainsKey("a"));
+        Assert.Null(map.BriefIdle);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new BoundedMap<string, int>(10, time: time, maxIdle: TimeSpan.FromMinutes(1), briefIdle: TimeSpan.FromMinutes(2)));
+    }
+
+    [Fact]
+    public void AfterABurst_TheStorageShrinksWithTheCount()
+    {
+        var time = new FakeTimeProvider();
+        var map = new BoundedMap<int, int>(1_000_000, time: time, maxIdle: TimeSpan.FromMinutes(10), briefIdle: TimeSpan.FromMinutes(1));
+        for (int i = 0; i < 100; i++)
+        {
+            map.Set(i, i);                        // the steady sessions
+        }
+
+        int steady = map.StorageCapacity;
+        for (int i = 0; i < 50_000; i++)
+        {
+            map.Set(1_000_000 + i, i, brief: true); // a burst of one-shot entries
+        }
+
+        int peak = map.StorageCapacity;
+        Assert.True(peak >= 50_100);
+        time.Advance(TimeSpan.FromSeconds(61));
+        for (int i = 0; i < 100; i++)
+        {
+            map.Set(i, i);                        // the steady sessions go on; the burst ages out
+        }
+
+        Assert.Equal(100, map.Count);
+        Assert.True(map.StorageCapacity < peak / 100, $"capacity {map.StorageCapacity} after a peak of {peak}");
+        Assert.True(map.StorageCapacity <= 4 * Math.Max(steady, 256));
+    }
+
+    [Fact]
+    public void RemovingMostEntries_ShrinksTheStorage()
+    {
+        var map = new BoundedMap<int, int>(100_000);
+        for (int i = 0; i < 10_000; i++)
+        {
+            map.Set(i, i);
+        }
+
+        int peak = map.StorageCapacity;
+        for (int i = 0; i < 9_990; i++)
+        {
+            Assert.True(map.Remove(i));
+        }
+
+        Assert.Equal(10, map.Count);
+        Assert.True(map.StorageCapacity < peak / 10, $"capacity {map.StorageCapacity} after a peak of {peak}");
+        for (int i = 9_990; i < 10_000; i++)
+        {
+            Assert.True(map.TryGetValue(i, out int v));
+            Assert.Equal(i, v);
+        }
+    }
 }
