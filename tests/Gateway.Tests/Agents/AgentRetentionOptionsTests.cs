@@ -30,6 +30,25 @@ public sealed class AgentRetentionOptionsTests
     }
 
     [Fact]
+    public void SingleTurnIdleTimeout_IsPassedToThePolicy_BesideTheSessionIdleTimeout()
+    {
+        var defaults = new AgentRetentionOptions().PolicyOptions();
+        Assert.Equal((TimeSpan.FromMinutes(10), TimeSpan.FromSeconds(60)), (defaults.MaxSessionIdle, defaults.MaxSingleTurnIdle));
+        var o = new AgentRetentionOptions { SingleTurnIdleTimeout = TimeSpan.FromSeconds(20) }.PolicyOptions();
+        Assert.Equal(TimeSpan.FromSeconds(20), o.MaxSingleTurnIdle);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-1)]
+    [InlineData(601)] // longer than the session idle timeout (600 s)
+    public void BadSingleTurnIdleTimeout_IsRejectedAtStart(int seconds)
+    {
+        var e = Assert.Throws<OptionsValidationException>(() => Create(new AgentRetentionOptions { SingleTurnIdleTimeout = TimeSpan.FromSeconds(seconds) }));
+        Assert.Contains("Gateway:Agents:SingleTurnIdleTimeout", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void NegativeMaxRenewals_IsRejectedAtStart()
     {
         var e = Assert.Throws<OptionsValidationException>(() => Create(new AgentRetentionOptions { MaxRenewals = -1 }));
