@@ -101,6 +101,8 @@ public sealed class GatewayMetrics : IDisposable
     private readonly Counter _requests, _queueRejections, _promptTokens, _predicted, _actual, _predictionError, _retries;
     private readonly Counter _pinsCreated, _pinsExpired, _pinsDropped, _circuitTransitions, _redisErrors, _overflow;
     private readonly Histogram _ttft, _itl, _e2e, _queueWait, _routing, _redisDuration;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, PolicySeries> _byPolicy = new(StringComparer.Ordinal);
+    private PolicySeries? _lastPolicy;
     private readonly Gauge _activePinsGauge, _redisUp, _gcHeap, _gcCommitted;
     private readonly ObservedGauge _inFlight, _kvUsage, _circuit, _draining;
     private readonly Counter.Child _overflowRequests, _overflowTtft, _overflowItl, _overflowE2e, _overflowQueueWait, _overflowRejections;
@@ -214,15 +216,16 @@ public sealed class GatewayMetrics : IDisposable
         _queueRejections.WithLabels([Tenant(tenantPath, _overflowRejections), reason]).Inc();
 
     /// <summary>Duration of one routing decision by <paramref name="policy"/>.</summary>
-    public void RecordRoutingDecision(string policy, TimeSpan duration) => _routing.WithLabels([policy]).Observe(duration.TotalSeconds);
+    public void RecordRoutingDecision(string policy, TimeSpan duration) => ByPolicy(policy).Routing.Observe(duration.TotalSeconds);
 
     /// <summary>Predicted vs actual prefix-cache hit of one routed request.</summary>
     public void RecordCachedTokens(string policy, long promptTokens, long predictedCachedTokens, long actualCachedTokens)
     {
-        _promptTokens.WithLabels([policy]).Inc(Math.Max(0, promptTokens));
-        _predicted.WithLabels([policy]).Inc(Math.Max(0, predictedCachedTokens));
-        _actual.WithLabels([policy]).Inc(Math.Max(0, actualCachedTokens));
-        _predictionError.WithLabels([policy]).Inc(Math.Abs(predictedCachedTokens - actualCachedTokens));
+        var series = ByPolicy(policy);
+        series.PromptTokens.Inc(Math.Max(0, promptTokens));
+        series.Predicted.Inc(Math.Max(0, predictedCachedTokens));
+        series.Actual.Inc(Math.Max(0, actualCachedTokens));
+        series.PredictionError.Inc(Math.Abs(predictedCachedTokens - actualCachedTokens));
     }
 
     /// <summary>An upstream attempt was retried (<paramref name="reason"/>: a small fixed vocabulary, e.g. connect, 503, timeout).</summary>
@@ -257,6 +260,24 @@ public sealed class GatewayMetrics : IDisposable
 
     private Histogram Histogram(string name, string help, double[] buckets, params string[] labels) =>
         Factory.CreateHistogram(name, help, labels, new HistogramConfiguration { Buckets = buckets });
+
+    // The policy-labelled series of each routing policy name (a handful per process), found once: a request records five.
+    private PolicySeries ByPolicy(string policy)
+    {
+        var last = _lastPolicy;
+        if (last is not null && ReferenceEquals(last.Policy, policy))
+        {
+            return last;
+        }
+
+        var series = _byPolicy.GetOrAdd(policy, p => new PolicySeries(p, _routing.WithLabels([p]), _promptTokens.WithLabels([p]),
+            _predicted.WithLabels([p]), _actual.WithLabels([p]), _predictionError.WithLabels([p])));
+        _lastPolicy = series;
+        return series;
+    }
+
+    private sealed record PolicySeries(string Policy, Histogram.Child Routing, Counter.Child PromptTokens, Counter.Child Predicted,
+        Counter.Child Actual, Counter.Child PredictionError);
 
     private string Tenant(string? tenantPath, Counter.Child overflow)
     {

@@ -102,6 +102,28 @@ public class GatewayMetricsTests
     }
 
     [Fact]
+    public async Task CachedTokens_TwoPoliciesInterleaved_EachSeriesGetsOnlyItsOwn()
+    {
+        using var sp = CreateServices();
+        var m = sp.GetRequiredService<GatewayMetrics>();
+        for (int i = 0; i < 3; i++)
+        {
+            m.RecordCachedTokens("kv-aware", promptTokens: 100, predictedCachedTokens: 64, actualCachedTokens: 48);
+            m.RecordCachedTokens(new string("round-robin".AsSpan()), promptTokens: 10, predictedCachedTokens: 0, actualCachedTokens: 5);
+            m.RecordRoutingDecision("kv-aware", TimeSpan.FromMicroseconds(20));
+        }
+
+        var e = Exposition.Parse(await m.ScrapeAsync());
+        Assert.Equal(300, e.Value(GatewayMetrics.Names.PromptTokens, ("policy", "kv-aware")));
+        Assert.Equal(192, e.Value(GatewayMetrics.Names.PredictedCachedTokens, ("policy", "kv-aware")));
+        Assert.Equal(144, e.Value(GatewayMetrics.Names.ActualCachedTokens, ("policy", "kv-aware")));
+        Assert.Equal(48, e.Value(GatewayMetrics.Names.CachePredictionError, ("policy", "kv-aware")));
+        Assert.Equal(30, e.Value(GatewayMetrics.Names.PromptTokens, ("policy", "round-robin")));
+        Assert.Equal(15, e.Value(GatewayMetrics.Names.CachePredictionError, ("policy", "round-robin")));
+        Assert.Equal(3, e.Value(GatewayMetrics.Names.RoutingDecision + "_count", ("policy", "kv-aware")));
+    }
+
+    [Fact]
     public async Task Observables_NoSourcesSet_NoSeries()
     {
         using var sp = CreateServices();
