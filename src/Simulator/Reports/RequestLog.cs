@@ -73,6 +73,16 @@ public static class RequestLog
                 w.WriteNumber("cached_tokens", r.CachedTokens);
                 w.WriteNumber("output_tokens", r.OutputTokens);
                 w.WriteNumber("worker", r.Worker);
+                w.WriteNumber("previous_worker", r.PreviousWorker);
+                w.WriteString("reason", r.Reason);
+                w.WriteNumber("predicted_cached_tokens", r.PredictedCachedTokens);
+                if (r.Turn > 0)
+                {
+                    w.WriteBoolean("after_tool_gap", r.AfterToolGap);
+                    w.WriteNumber("reusable_tokens", r.ReusableTokens);
+                    w.WriteNumber("cached_on_arrival", r.CachedOnArrival);
+                }
+
                 ResultWriter.Num(w, "arrival", r.Arrival);
                 ResultWriter.Num(w, "first_token", r.FirstToken);
                 ResultWriter.Num(w, "finish", r.Finish);

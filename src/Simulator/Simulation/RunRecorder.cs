@@ -73,6 +73,9 @@ internal sealed class RunRecorder
             Reason = r.Reason,
             QueuedPrefillAtDispatch = r.QueuedPrefillAtDispatch,
             PreviousWorker = r.PreviousWorker,
+            AfterToolGap = r.AfterToolGap,
+            ReusableTokens = r.ReusableTokens,
+            CachedOnArrival = r.CachedOnArrival,
             PredictedCachedTokens = r.Trace.In - r.PredictedUncached,
             Breakdown = breakdown ? r.Breakdown() : null,
         });

@@ -162,6 +162,15 @@ public sealed record RequestRecord(string Session, int Turn, string Tenant, doub
     /// <summary>Cached tokens the routing policy predicted on the chosen worker.</summary>
     public int PredictedCachedTokens { get; init; }
 
+    /// <summary>It resumed its session after a tool call (its previous turn ended in tool calls).</summary>
+    public bool AfterToolGap { get; init; }
+
+    /// <summary>Prompt tokens it shares with the session's previous turn (what a cache of that turn could serve).</summary>
+    public int ReusableTokens { get; init; }
+
+    /// <summary>Of those, tokens the previous turn's worker still held (either tier) when it arrived.</summary>
+    public int CachedOnArrival { get; init; }
+
     /// <summary>Where its time to first token went (<see cref="TtftBreakdown"/>); null unless the run recorded it.</summary>
     public TtftBreakdown? Breakdown { get; init; }
 }

@@ -24,7 +24,8 @@ namespace Gateway.Core.Routing.KvAware;
 /// SpillQueueSeconds of queued prefill, the request spills to the cheapest worker without the prefix (replicating it)
 /// if its time to first token is at most SpillMaxCostRatio times the holder's. Session affinity: a session
 /// seen within SessionTtl (or bound in shared state by another gateway replica: <see cref="RouteRequest.SharedBinding"/>)
-/// returns to its worker unless that worker costs SessionOverloadFactor times the best, and
+/// returns to its worker unless that worker's time-to-first-token estimate exceeds SessionOverloadFactor times the best
+/// one (decode is not compared), and
 /// is rebound when the worker is ineligible (failover). Load-spread guard (Preble): a worker whose recent work
 /// (decayed over LoadWindow) exceeds BalanceFactor x the least-loaded worker's (+ BalanceSlackTokens) is charged the
 /// excess, in seconds at its prefill rate, on top of its cost; it loses a request only when that charge outweighs the
@@ -582,8 +583,13 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity, IKvEventCon
 
         if (boundId is not null)
         {
+            // The holder is compared on time to first token only (queue, load charge, prefill or reload of what it
+            // lacks), against the best estimate anywhere: leaving costs a re-prefill, which the other workers' estimates
+            // count, and their decode is no reason to pay it. Comparing whole costs moved sessions whose context both
+            // workers held (best first token ~0) for any difference in the decode estimate, a projection of the decode
+            // batch at this instant over the whole answer; the next turn then re-prefilled its context where it had moved.
             int b = FindWorker(workers, boundId, boundIndex);
-            if (b >= 0 && workers[b].Eligible && cost[b] - min <= minFirstToken * (_options.SessionOverloadFactor - 1) + _options.TieAbsoluteSeconds)
+            if (b >= 0 && workers[b].Eligible && firstToken[b] <= BestFirstToken(firstToken) * _options.SessionOverloadFactor + _options.TieAbsoluteSeconds)
             {
                 chosen = b;
                 reason = "session";
@@ -685,6 +691,17 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity, IKvEventCon
         }
 
         return new RouteDecision(chosen, predicted, bestOther, reason);
+    }
+
+    private static double BestFirstToken(ReadOnlySpan<double> firstToken)
+    {
+        double best = double.PositiveInfinity;
+        foreach (double f in firstToken)
+        {
+            best = Math.Min(best, f);
+        }
+
+        return best;
     }
 
     private static int FindWorker(IReadOnlyList<WorkerInfo> workers, string id, int index)
