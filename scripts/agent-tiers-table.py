@@ -79,8 +79,9 @@ for host in hosts:
             print(f"| {host:,} | {o} | " + " | ".join(f"{by.get(s, float('nan')):,}" for s in seeds) + " |")
 
 print("\nWhere the re-prefill of resumed turns comes from (tokens summed over seeds). Moved = the turn was routed to "
-      "another worker than the one that served the session's previous turn (no retention on the holder can help it); "
-      "evicted = the context had left both tiers of the holding worker before the turn arrived (`reprefill_by_cause` in "
+      "another worker than the one that served the session's previous turn while that worker still held more of the "
+      "context than the turn found where it went (no retention on the holder can help it); evicted = the context had "
+      "left both tiers of the holding worker before the turn arrived, wherever the turn went (`reprefill_by_cause` in "
       "result.json). Resumed = after tool gaps plus after human gaps. Capture = the share of the clairvoyant's cut "
       "against `off` that the option achieves (only where the clairvoyant cuts anything).\n")
 print("| host tier | retention | after tool: moved / evicted | after human: moved / evicted | resumed total | vs `off` | capture of clairvoyant's cut |")

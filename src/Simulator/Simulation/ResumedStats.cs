@@ -3,10 +3,10 @@ namespace Simulator.Simulation;
 /// <summary>Why a resumed turn re-prefilled part of the context its previous turn left behind.</summary>
 public enum ReprefillCause
 {
-    /// <summary>Routed to a different worker than the previous turn's.</summary>
+    /// <summary>Routed to a different worker than the previous turn's, which still held more of the context than the turn found where it went.</summary>
     Moved,
 
-    /// <summary>Same worker, but the prefix was already evicted when the turn arrived.</summary>
+    /// <summary>The prefix had left the previous turn's worker (both tiers) when the turn arrived, wherever it was routed.</summary>
     EvictedBeforeArrival,
 
     /// <summary>Cached on arrival, evicted while the turn waited for admission.</summary>
@@ -37,6 +37,17 @@ public sealed class ResumedStats
 
     /// <summary>Re-prefill by <see cref="PinFate"/>.</summary>
     public long[] ByPinFate { get; } = new long[4];
+
+    /// <summary>
+    /// Why a resumed turn served on <paramref name="worker"/> with <paramref name="cached"/> tokens from cache lost part of
+    /// its <paramref name="reusable"/> prefix, which the previous turn's <paramref name="previousWorker"/> still held
+    /// <paramref name="cachedOnArrival"/> tokens of when it arrived: moved only where staying would have served more (a
+    /// turn routed elsewhere after its context had left the previous worker lost nothing to routing).
+    /// </summary>
+    public static ReprefillCause CauseOf(int worker, int previousWorker, int cachedOnArrival, int cached, int reusable) =>
+        worker != previousWorker && cachedOnArrival > cached ? ReprefillCause.Moved
+        : cachedOnArrival < reusable ? ReprefillCause.EvictedBeforeArrival
+        : ReprefillCause.EvictedAfterArrival;
 
     /// <summary>Counts one resumed turn.</summary>
     public void Add(long reusable, long reprefill, ReprefillCause cause, PinFate fate)

@@ -86,9 +86,7 @@ internal sealed class RunRecorder
         {
             int lost = Math.Max(0, r.ReusableTokens - r.Cached);
             ReprefillTokens += lost;
-            var cause = r.Worker != r.PreviousWorker ? ReprefillCause.Moved
-                : r.CachedOnArrival < r.ReusableTokens ? ReprefillCause.EvictedBeforeArrival
-                : ReprefillCause.EvictedAfterArrival;
+            var cause = ResumedStats.CauseOf(r.Worker, r.PreviousWorker, r.CachedOnArrival, r.Cached, r.ReusableTokens);
             (r.AfterToolGap ? ResumedTool : ResumedHuman).Add(r.ReusableTokens, lost, cause, r.PinFate);
         }
 
