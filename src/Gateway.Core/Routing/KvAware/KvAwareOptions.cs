@@ -90,8 +90,9 @@ public sealed record KvAwareOptions
     public int MaxSessions { get; init; } = 100_000;
 
     /// <summary>
-    /// A session leaves its worker when its time-to-first-token estimate there exceeds the best one by this factor
-    /// (decode, the same everywhere, is not scaled). Default 8.0: the best worker's estimate already includes
+    /// A session leaves its worker when its time-to-first-token estimate there exceeds the best one by this factor (a
+    /// worker with a host tier; decode is not compared) or its cost exceeds the best by this factor less one times the
+    /// best worker's time-to-first-token estimate (an HBM-only worker; decode is compared). Default 8.0: the best worker's estimate already includes
     /// re-prefilling the session's context there, but not what that re-prefill costs the sessions already queued on it
     /// nor the cache the session leaves behind, and the holder's queue is estimated pessimistically (it drains while a
     /// re-prefill elsewhere runs). At 2.0 agent sessions moved often enough to lose TTFT p90 on the WEKA agent trace.

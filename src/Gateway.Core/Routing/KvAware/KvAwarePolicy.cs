@@ -24,8 +24,9 @@ namespace Gateway.Core.Routing.KvAware;
 /// SpillQueueSeconds of queued prefill, the request spills to the cheapest worker without the prefix (replicating it)
 /// if its time to first token is at most SpillMaxCostRatio times the holder's. Session affinity: a session
 /// seen within SessionTtl (or bound in shared state by another gateway replica: <see cref="RouteRequest.SharedBinding"/>)
-/// returns to its worker unless that worker's time-to-first-token estimate exceeds SessionOverloadFactor times the best
-/// one (decode is not compared), and
+/// returns to its worker unless that worker is overloaded: on a worker with a host tier, its time-to-first-token
+/// estimate exceeds SessionOverloadFactor times the best one (decode is not compared); on an HBM-only worker, its cost
+/// exceeds the best by more than (SessionOverloadFactor − 1) times the best worker's time-to-first-token estimate; and
 /// is rebound when the worker is ineligible (failover). Load-spread guard (Preble): a worker whose recent work
 /// (decayed over LoadWindow) exceeds BalanceFactor x the least-loaded worker's (+ BalanceSlackTokens) is charged the
 /// excess, in seconds at its prefill rate, on top of its cost; it loses a request only when that charge outweighs the
@@ -583,13 +584,8 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity, IKvEventCon
 
         if (boundId is not null)
         {
-            // The holder is compared on time to first token only (queue, load charge, prefill or reload of what it
-            // lacks), against the best estimate anywhere: leaving costs a re-prefill, which the other workers' estimates
-            // count, and their decode is no reason to pay it. Comparing whole costs moved sessions whose context both
-            // workers held (best first token ~0) for any difference in the decode estimate, a projection of the decode
-            // batch at this instant over the whole answer; the next turn then re-prefilled its context where it had moved.
             int b = FindWorker(workers, boundId, boundIndex);
-            if (b >= 0 && workers[b].Eligible && firstToken[b] <= BestFirstToken(firstToken) * _options.SessionOverloadFactor + _options.TieAbsoluteSeconds)
+            if (b >= 0 && workers[b].Eligible && StaysOnHolder(workers[b], b, cost, firstToken, min, minFirstToken))
             {
                 chosen = b;
                 reason = "session";
@@ -691,6 +687,23 @@ public sealed class KvAwarePolicy : IRoutingPolicy, IPrefixAffinity, IKvEventCon
         }
 
         return new RouteDecision(chosen, predicted, bestOther, reason);
+    }
+
+    /// <summary>
+    /// Whether a session stays on the worker <paramref name="b"/> that holds it. A holder with a host tier is compared on
+    /// time to first token only (queue, load charge, prefill or reload of what it lacks) against the best estimate
+    /// anywhere: the tier keeps the session's context for long, and comparing whole costs moved sessions for
+    /// differences in the decode estimate (the decode batch of this instant projected over the whole answer) whenever
+    /// another worker's first token was near 0, so their later turns re-prefilled contexts the holder still had. An
+    /// HBM-only holder keeps the whole-cost rule (its decode batch also stands for memory it is short of): the first-token
+    /// rule re-prefilled more there on the WEKA agent trace (docs/policies/agent-retention.md, "Routing of resumed turns").
+    /// </summary>
+    private bool StaysOnHolder(WorkerInfo holder, int b, ReadOnlySpan<double> cost, ReadOnlySpan<double> firstToken, double min, double minFirstToken)
+    {
+        double slack = _options.TieAbsoluteSeconds;
+        return holder.HostReloadSecondsPerToken > 0 || holder.HostKvBlocksTotal > 0
+            ? firstToken[b] <= BestFirstToken(firstToken) * _options.SessionOverloadFactor + slack
+            : cost[b] - min <= minFirstToken * (_options.SessionOverloadFactor - 1) + slack;
     }
 
     private static double BestFirstToken(ReadOnlySpan<double> firstToken)
