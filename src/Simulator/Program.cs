@@ -30,6 +30,7 @@ var rates = CliOptions.OptionalText("--tenant-rates", "arrival-rate multipliers,
 var mix = CliOptions.OptionalText("--tenant-mix", "root sessions per synthetic tenant, \"tenant-0=10\"", "all 1");
 var exclude = CliOptions.OptionalText("--exclude-tenants", "drop these tenants' requests after selection, \"tenant-0\"", "none");
 var locality = CliOptions.OptionalText("--locality", "on | off: hfair's locality pick on dispatch", OnOffText(d.Locality));
+var pickedWorker = CliOptions.OptionalText("--picked-worker", "on | off: a request hfair's locality pick chose for a worker goes there (off: routing places it)", OnOffText(d.PickedWorker));
 var lagBound = CliOptions.OptionalValue<double>("--lag-bound", "hfair locality lag bound in cost units", Text(d.LagBound));
 var reserve = CliOptions.OptionalValue<int>("--reserve", "hfair: free dispatch slots held back for tenants not over their in-flight share (0: off)", Text(d.Reserve));
 var overShare = CliOptions.OptionalValue<double>("--over-share-factor", "hfair: a tenant holding this many times its weighted share of the in-flight requests may not take a reserved slot", Text(d.OverShareFactor));
@@ -67,7 +68,7 @@ var parallel = CliOptions.OptionalValue<int>("--parallel", "runs at once", "the 
 var strict = CliOptions.Create("--strict", "stop at the first malformed trace line", false);
 
 var root = new RootCommand("Replays LLM traces through the gateway's routing/scheduling policies and the worker engine model in virtual time.");
-root.AddOptions(trace, format, scenarioFile, workers, profile, kvBlocks, hostKvBlocks, maxPinned, blockSize, maxBatch, longPrefill, maxRunning, maxWaiting, maxPending, kvHigh, capacity, maxInFlight, maxModelLen, weights, rates, mix, exclude, locality, lagBound, reserve, overShare, underShare, overdraw, exclusivePrefill, lowPrefill, serialPrefill, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, seeds, routing, scheduling, retention, retentionCost, retentionBudget, retentionRenewals, retentionEvictionAge, retentionGuard, retentionHbmPins, programPriority, requestsOut, output, parallel, strict);
+root.AddOptions(trace, format, scenarioFile, workers, profile, kvBlocks, hostKvBlocks, maxPinned, blockSize, maxBatch, longPrefill, maxRunning, maxWaiting, maxPending, kvHigh, capacity, maxInFlight, maxModelLen, weights, rates, mix, exclude, locality, pickedWorker, lagBound, reserve, overShare, underShare, overdraw, exclusivePrefill, lowPrefill, serialPrefill, timeScale, maxRequests, maxSessions, sessionRate, mixTrace, mixFormat, mixRate, mixMax, tenants, salt, kvEvents, seed, seeds, routing, scheduling, retention, retentionCost, retentionBudget, retentionRenewals, retentionEvictionAge, retentionGuard, retentionHbmPins, programPriority, requestsOut, output, parallel, strict);
 
 var app = new CliApp(root);
 app.Handle(root, input =>
@@ -115,6 +116,7 @@ app.Handle(root, input =>
     if (input.OnOff(exclusivePrefill) is { } eppOn) s.ExclusivePriorityPrefill = eppOn;
 
     if (input.OnOff(locality) is { } loOn) s.Locality = loOn;
+    if (input.OnOff(pickedWorker) is { } pwOn) s.PickedWorker = pwOn;
 
     if (input.GetGiven(lowPrefill) is { } lpp) s.LowPriorityPrefillTokens = lpp;
     if (input.OnOff(serialPrefill) is { } supOn) s.SerialUrgentPrefill = supOn;

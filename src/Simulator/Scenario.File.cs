@@ -87,6 +87,7 @@ public sealed partial class Scenario
                     case "tenant_mix": s.TenantMix = StringOrMap(p.Value); break;
                     case "exclude_tenants": s.ExcludeTenants = string.Join(",", ListOf(p.Value)); break;
                     case "locality": s.Locality = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() != "off" : p.Value.GetBoolean(); break;
+                    case "picked_worker": s.PickedWorker = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() != "off" : p.Value.GetBoolean(); break;
                     case "lag_bound": s.LagBound = p.Value.GetDouble(); break;
                     case "reserve": s.Reserve = p.Value.GetInt32(); break;
                     case "over_share_factor": s.OverShareFactor = p.Value.GetDouble(); break;

@@ -132,6 +132,9 @@ public sealed partial class Scenario
     /// <summary>Locality pick on dispatch (hfair): prefer the fair-enough request with the best cache affinity for the worker with capacity.</summary>
     public bool Locality { get; set; } = true;
 
+    /// <summary>A request the locality pick chose for a worker is sent there (<see cref="LocalityPick.SendToPickedWorker"/>); off: routing places it.</summary>
+    public bool PickedWorker { get; set; }
+
     /// <summary>hfair's locality lag bound in cost units (<see cref="LocalityOptions.LagBound"/>).</summary>
     public double LagBound { get; set; } = LocalityOptions.Default.LagBound;
 

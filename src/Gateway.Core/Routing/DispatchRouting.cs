@@ -42,6 +42,13 @@ public static class DispatchRouting
             }
         }
 
+        if (predicted < bestOther)
+        {
+            // Another worker holds more of this prompt: the pick found the best fit among the queued requests for the
+            // freed slot, but not the best place for this one (an agent session's context lives elsewhere).
+            return policy.Route(request, candidates);
+        }
+
         var decision = new RouteDecision(at, predicted, bestOther, PickedWorkerReason);
         request.Decision = decision with { WorkerIndex = pickedFor.Index };
         return decision;

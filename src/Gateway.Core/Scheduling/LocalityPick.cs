@@ -19,13 +19,24 @@ public sealed class LocalityPick
 
     private readonly IPrefixAffinity? _affinity;
 
-    /// <summary>Creates the pick over <paramref name="routing"/>'s prefix knowledge (none when it keeps no index).</summary>
-    public LocalityPick(IRoutingPolicy routing, bool enabled = true, int minCachedTokens = DefaultMinCachedTokens)
+    /// <summary>
+    /// Creates the pick over <paramref name="routing"/>'s prefix knowledge (none when it keeps no index).
+    /// <paramref name="sendToPickedWorker"/>: mark a request chosen for a worker by affinity as picked for it
+    /// (<see cref="QueuedRequest.PickedFor"/>), so its first attempt goes there; off, routing places every request.
+    /// </summary>
+    public LocalityPick(IRoutingPolicy routing, bool enabled = true, int minCachedTokens = DefaultMinCachedTokens, bool sendToPickedWorker = false)
     {
         ArgumentNullException.ThrowIfNull(routing);
         _affinity = enabled ? routing as IPrefixAffinity : null;
         MinCachedTokens = Math.Max(0, minCachedTokens);
+        SendToPickedWorker = sendToPickedWorker;
     }
+
+    /// <summary>
+    /// Whether a request chosen by affinity is sent to the worker it was chosen for (<see cref="QueuedRequest.PickedFor"/>).
+    /// Off by default: on the WEKA agent trace under <c>hfair</c> it raised <c>kv-aware</c>'s TTFT p90 (docs/policies/hfair.md).
+    /// </summary>
+    public bool SendToPickedWorker { get; }
 
     /// <summary>Predicted cached tokens below this are scored 0 (ties keep the strict fair order).</summary>
     public int MinCachedTokens { get; }
@@ -50,8 +61,9 @@ public sealed class LocalityPick
     /// Next request from <paramref name="scheduler"/> for <paramref name="worker"/>, which has free capacity; with
     /// <paramref name="withinShareFactor"/> above 0, only among tenants holding fewer than that factor x their weighted
     /// share of the requests in flight (a reserved slot, <see cref="ReservedCapacity"/>), null when none is queued. When
-    /// the scheduler chose by affinity (hfair; fcfs and vtc never ask) and the chosen request's affinity for
-    /// <paramref name="worker"/> is positive, the request is marked as picked for it (<see cref="QueuedRequest.PickedFor"/>):
+    /// the scheduler chose by affinity (hfair; fcfs and vtc never ask), the chosen request's affinity for
+    /// <paramref name="worker"/> is positive and <see cref="SendToPickedWorker"/> is on, the request is marked as picked
+    /// for it (<see cref="QueuedRequest.PickedFor"/>):
     /// its first attempt goes there. A request chosen with no affinity there was the fair order's choice, not the
     /// worker's, and routing places it.
     /// </summary>
@@ -69,7 +81,7 @@ public sealed class LocalityPick
         var r = reserved ? scheduler.DequeueWithinShare(scoring.Score, withinShareFactor) : scheduler.Dequeue(scoring.Score);
         if (r is not null)
         {
-            r.PickedFor = scoring.Scored(r) > 0 ? worker : null;
+            r.PickedFor = SendToPickedWorker && scoring.Scored(r) > 0 ? worker : null;
         }
 
         return r;

@@ -93,7 +93,7 @@ public sealed class GatewayScheduling : IAsyncDisposable
         }
 
         Sync = sync;
-        Locality = new LocalityPick(routing, _options.Locality);
+        Locality = new LocalityPick(routing, _options.Locality, sendToPickedWorker: _options.SendToPickedWorker);
         Reserve = new ReservedCapacity(_options.ReservedSlots, _options.OverShareFactor);
         _dispatcher = new FairDispatcher(Queue, FreeCapacity, new FairDispatcherOptions { TickInterval = _options.TickInterval, Overdraw = _options.Overdraw }, time, sync, metrics, metrics.TenantLabel, Locality, SharedQuota, Reserve,
             Slots is null ? null : ShareSlotsAsync, Slots is null ? null : Slots.OthersInFlight);

@@ -59,7 +59,7 @@ public sealed class SimulationRun
         _weightOf = schedulingContext.WeightOf;
         _routing = RoutingPolicies.Create(routing, new RoutingPolicyContext { Time = _time, Seed = scenario.Seed, BlockSize = scenario.BlockSize });
         _scheduler = SchedulingPolicies.Create(scheduling, schedulingContext);
-        _pick = new LocalityPick(_routing, scenario.Locality);
+        _pick = new LocalityPick(_routing, scenario.Locality, sendToPickedWorker: scenario.PickedWorker);
         _reserve = new ReservedCapacity(scenario.Reserve, scenario.OverShareFactor);
         _retention = RetentionPlanners.Create(retention, _time, new Gateway.Core.Agents.RetentionOptions
         {

@@ -15,13 +15,18 @@ public class DispatchRoutingTests
         PromptTokens = blocks * 16,
     };
 
-    /// <summary>Three workers; the prefix is cached on worker 2 (so kv-aware alone would choose it), a shorter part on worker 0.</summary>
+    /// <summary>
+    /// Three workers; 40 blocks of the prefix cached on worker 2 and on worker 0, with worker 0 busier (its prefill
+    /// queue), so kv-aware alone chooses worker 2; 20 blocks on worker 1.
+    /// </summary>
     private (KvAwarePolicy Policy, WorkerInfo[] Fleet) Fleet()
     {
         var policy = new KvAwarePolicy(_time, new Random(1));
         var fleet = new[] { new WorkerInfo("w0", 0), new WorkerInfo("w1", 1), new WorkerInfo("w2", 2) };
         policy.OnRouted(Route(1000, 40), fleet[2]);
-        policy.OnRouted(Route(1000, 20), fleet[0]);
+        policy.OnRouted(Route(1000, 40), fleet[0]);
+        policy.OnRouted(Route(1000, 20), fleet[1]);
+        fleet[0].OnDispatched(50_000);
         return (policy, fleet);
     }
 
@@ -40,8 +45,17 @@ public class DispatchRoutingTests
         var (policy, fleet) = Fleet();
         var request = Route(1000, 48);
         var d = DispatchRouting.Route(policy, request, fleet, fleet[0]);
-        Assert.Equal(new RouteDecision(0, 20 * 16, 40 * 16, DispatchRouting.PickedWorkerReason), d);
+        Assert.Equal(new RouteDecision(0, 40 * 16, 40 * 16, DispatchRouting.PickedWorkerReason), d);
         Assert.Equal(d, request.Decision); // recorded as a policy records its own decisions (regret at completion)
+    }
+
+    [Fact]
+    public void AnotherWorkerHoldsMoreOfThePrompt_ThePolicyDecides()
+    {
+        var (policy, fleet) = Fleet();
+        var d = DispatchRouting.Route(policy, Route(1000, 48), fleet, fleet[1]); // 20 blocks there, 40 elsewhere
+        Assert.Equal(2, d.WorkerIndex);
+        Assert.NotEqual(DispatchRouting.PickedWorkerReason, d.Reason);
     }
 
     [Fact]

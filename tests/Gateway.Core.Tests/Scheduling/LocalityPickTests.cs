@@ -109,11 +109,25 @@ public class LocalityPickTests
         var warm = Queued(2, "b", Route(1000, 24));
         s.Enqueue(cold);
         s.Enqueue(warm);
-        var pick = new LocalityPick(policy);
+        var pick = new LocalityPick(policy, sendToPickedWorker: true);
         Assert.Same(warm, pick.Next(s, fleet[1]));
         Assert.Same(fleet[1], warm.PickedFor);
         Assert.Same(cold, pick.Next(s, fleet[0])); // nothing cached on worker 0: the fair order chose it, routing places it
         Assert.Null(cold.PickedFor);
+    }
+
+    [Fact]
+    public void Next_SendToPickedWorkerOff_TheDefault_NeverMarksAPickedWorker()
+    {
+        var (policy, fleet) = FleetWithPrefixOnWorker1(Route(1000, 20));
+        var s = new HierarchicalFairScheduler();
+        var warm = Queued(1, "b", Route(1000, 24));
+        s.Enqueue(Queued(0, "a", Route(5000, 20)));
+        s.Enqueue(warm);
+        var pick = new LocalityPick(policy);
+        Assert.False(pick.SendToPickedWorker);
+        Assert.Same(warm, pick.Next(s, fleet[1])); // still chosen for its cache there, but routing will place it
+        Assert.Null(warm.PickedFor);
     }
 
     [Fact]
@@ -123,7 +137,7 @@ public class LocalityPickTests
         var s = new FcfsScheduler();
         var warm = Queued(1, "b", Route(1000, 24)); // cached on worker 1, but fcfs takes the head without asking
         s.Enqueue(warm);
-        Assert.Same(warm, new LocalityPick(policy).Next(s, fleet[1]));
+        Assert.Same(warm, new LocalityPick(policy, sendToPickedWorker: true).Next(s, fleet[1]));
         Assert.Null(warm.PickedFor);
     }
 

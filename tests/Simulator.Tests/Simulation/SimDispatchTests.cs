@@ -64,12 +64,12 @@ public class SimDispatchTests
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
-    public void LocalityPick_RequestReleasedForTheFreedWorker_RunsThere_AsInTheGateway(bool locality)
+    public void LocalityPick_RequestReleasedForTheFreedWorker_RunsThere_AsInTheGateway(bool pickedWorker)
     {
         // Tenant a's requests share a 48-block prefix, tenant b's are cold; one slot per worker, so every dispatch after
         // the first two fills the slot a finished request freed. The pick for that worker prefers an a request once
         // the prefix is predicted there; that request goes to the worker it was picked for (reason "picked-worker")
-        // and finds the prefix in its engine's cache. Without the locality pick, routing places every request.
+        // and finds the prefix in its engine's cache. With --picked-worker off (the default), routing places every request.
         var burst = Enumerable.Range(0, 16).Select(i => new TraceRequest
         {
             T = i == 0 ? 0 : 0.001,
@@ -79,11 +79,11 @@ public class SimDispatchTests
             BlockSize = 16,
             HashIds = HashIds.Of([.. Enumerable.Range(0, 64).Select(b => i % 2 == 0 && b < 48 ? (long)b : (long)(i * 1000 + b))]),
         }).ToList();
-        var scenario = new Scenario { Workers = 2, Capacity = Scenario.SlotCapacityRule, MaxInFlightPerWorker = 1, Locality = locality };
+        var scenario = new Scenario { Workers = 2, Capacity = Scenario.SlotCapacityRule, MaxInFlightPerWorker = 1, PickedWorker = pickedWorker };
         var run = new SimulationRun(SimWorkload.Build(burst, scenario), scenario, "kv-aware", "hfair", "off").Run();
         Assert.Equal(16, run.Completed);
         var picked = run.Requests.Where(r => r.Reason == Gateway.Core.Routing.DispatchRouting.PickedWorkerReason).ToList();
-        if (!locality)
+        if (!pickedWorker)
         {
             Assert.Empty(picked);
             return;

@@ -12,7 +12,8 @@ namespace Gateway.Tests.Proxy.Pipeline;
 /// "Where" is decided once: a request the fair queue released for the worker that freed a slot is sent to that worker,
 /// not routed again from scratch; a retry after that worker fails routes again. Two fake workers on 127.0.0.1 with one
 /// slot each; a routing policy that sends its first request to worker A and every later one to worker B, and predicts
-/// the prompt cached on A only, so routing from scratch and the locality pick disagree.
+/// the prompt cached on A only, so routing from scratch and the locality pick disagree. The behaviour is
+/// <c>Gateway:Scheduling:SendToPickedWorker</c> (off by default: routing places every request).
 /// </summary>
 public sealed class ForwardingStageTests
 {
@@ -22,11 +23,11 @@ public sealed class ForwardingStageTests
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
-    public async Task ReleasedForTheFreedWorker_SentThere_WithoutLocalityRoutingDecides(bool locality)
+    public async Task ReleasedForTheFreedWorker_SentThere_SwitchedOffRoutingDecides(bool sendToPicked)
     {
         await using var a = await FakeWorker.StartAsync();
         await using var b = await FakeWorker.StartAsync();
-        await using var gw = await StartAsync(a, b, locality);
+        await using var gw = await StartAsync(a, b, sendToPicked);
         var (holdA, holdB) = await HoldBothSlotsAsync(gw, a, b);
         using var http = TestGateway.Client(gw);
         var queued = http.PostAsync("v1/chat/completions", TestGateway.Json(Chat));
@@ -36,7 +37,7 @@ public sealed class ForwardingStageTests
         holdA.Dispose(); // A's slot frees: the pick for A releases the queued request (its prompt is predicted cached there)
         using var resp = await queued;
         Assert.Equal(HttpStatusCode.OK, resp.StatusCode);
-        Assert.Equal(locality ? (2, 1) : (1, 2), (a.InferenceCount, b.InferenceCount)); // without the pick, routing's B
+        Assert.Equal(sendToPicked ? (2, 1) : (1, 2), (a.InferenceCount, b.InferenceCount)); // switched off: routing's B
         holdB.Dispose();
     }
 
@@ -45,7 +46,7 @@ public sealed class ForwardingStageTests
     {
         await using var a = await FakeWorker.StartAsync();
         await using var b = await FakeWorker.StartAsync();
-        await using var gw = await StartAsync(a, b, locality: true);
+        await using var gw = await StartAsync(a, b, sendToPicked: true);
         var (holdA, holdB) = await HoldBothSlotsAsync(gw, a, b);
         using var http = TestGateway.Client(gw);
         var queued = http.PostAsync("v1/chat/completions", TestGateway.Json(Chat));
@@ -60,12 +61,12 @@ public sealed class ForwardingStageTests
         holdB.Dispose();
     }
 
-    private static async Task<GatewayHost> StartAsync(FakeWorker a, FakeWorker b, bool locality)
+    private static async Task<GatewayHost> StartAsync(FakeWorker a, FakeWorker b, bool sendToPicked)
     {
         var gw = await TestGateway.StartAsync([a.Url, b.Url], new Dictionary<string, string?>
         {
             ["Gateway:Scheduling:MaxInFlightPerWorker"] = "1",
-            ["Gateway:Scheduling:Locality"] = locality ? "true" : "false",
+            ["Gateway:Scheduling:SendToPickedWorker"] = sendToPicked ? "true" : "false",
             ["Gateway:Health:Interval"] = "01:00:00",
         }, configureServices: s => s.AddSingleton<IRoutingPolicy>(new FirstToATheRestToB(a.Url, b.Url)));
         await WaitUntilAsync(() => gw.Workers.All.All(w => w.Models.Count > 0));
