@@ -352,12 +352,13 @@ public static class OpenAiRequestParser
             throw Fail($"Missing required parameter: '{name}'.", name, "missing_required_parameter");
         }
 
-        if (v.ValueKind != JsonValueKind.String || string.IsNullOrEmpty(v.GetString()))
+        string? value = v.ValueKind == JsonValueKind.String ? v.GetString() : null; // one string, not one to test and one to keep
+        if (string.IsNullOrEmpty(value))
         {
             throw Fail($"'{name}' must be a non-empty string.", name);
         }
 
-        return v.GetString()!;
+        return value;
     }
 
     private static string? OptionalString(JsonElement o, string name)
