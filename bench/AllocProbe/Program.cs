@@ -56,6 +56,7 @@ else
         await copy.ConfigureAwait(false);
     }
 
+    int innermost = int.TryParse(Environment.GetEnvironmentVariable("FRAMES"), out int n) ? n : 0;
     using var log = new TraceLog(TraceLog.CreateFromEventPipeDataFile(file));
     foreach (var ev in log.Events)
     {
@@ -72,7 +73,8 @@ else
 
         int first = frames.FindIndex(f => f.StartsWith("Gateway.", StringComparison.Ordinal) || f.StartsWith("Yarp", StringComparison.Ordinal)
             || f.StartsWith("Polly", StringComparison.Ordinal) || f.StartsWith("Prometheus", StringComparison.Ordinal));
-        var shown = first < 0 ? frames.Take(3) : frames.Skip(Math.Max(0, first - 1)).Take(3);
+        // FRAMES=n: the n innermost frames from the allocation itself (default: 3 frames around the first proxy frame).
+        var shown = innermost > 0 ? frames.Take(innermost) : first < 0 ? frames.Take(3) : frames.Skip(Math.Max(0, first - 1)).Take(3);
         Add((e.TypeName ?? "?") + " @ " + string.Join(" < ", shown), e.AllocationAmount64);
     }
 }

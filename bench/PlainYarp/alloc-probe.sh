@@ -3,7 +3,7 @@
 # a wrk warm-up, then D seconds of wrk (1 thread, C connections, bench/PlainYarp/post.lua) with bench/AllocProbe
 # attached, sampling GCAllocationTick events. Prints the requests served, the sampled bytes per request (and for the
 # gateway the exact figure from its /metrics), then the top allocations by type (MODE=types) or by type and
-# allocating frame (MODE=stacks). Allocation does not depend on the machine's other load.
+# allocating frame (MODE=stacks; FRAMES=n shows the n innermost frames of each allocation). Allocation does not depend on the machine's other load.
 # Needs Release builds of src/Gateway, src/Worker, bench/PlainYarp and bench/AllocProbe.
 # usage: [MODE=types|stacks] [TOP=40] bench/PlainYarp/alloc-probe.sh gateway|yarp [DURATION_S=8] [CONNECTIONS=16] [K=V gateway settings...]
 set -euo pipefail

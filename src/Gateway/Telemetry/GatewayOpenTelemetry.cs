@@ -8,8 +8,9 @@ namespace Gateway.Telemetry;
 
 /// <summary>
 /// The gateway's OpenTelemetry setup through the hosting package (<c>services.AddOpenTelemetry()</c>): the tracer
-/// provider with the ASP.NET Core (server spans) and HttpClient (client spans of YARP's forwarder to the workers)
-/// instrumentations and the gateway's own <see cref="GatewayTracing.Source"/>; when an OTLP endpoint is set, an OTLP
+/// provider listening to the ASP.NET Core (server spans), HttpClient (client spans of YARP's forwarder to the workers)
+/// and gateway (<see cref="GatewayTracing.Source"/>) sources, with the ASP.NET Core and HttpClient instrumentations
+/// (HTTP attributes) when something exports (<see cref="Exports"/>); when an OTLP endpoint is set, an OTLP
 /// trace exporter and a meter provider with the runtime, ASP.NET Core and HttpClient instruments exported the same
 /// way. The providers start and stop with the host; <c>/metrics</c> stays with prometheus-net
 /// (<see cref="GatewayMetrics"/>). The instrumentations' defaults keep secrets out of spans: no request or response
@@ -33,10 +34,16 @@ public static class GatewayOpenTelemetry
                 serviceVersion: typeof(GatewayOpenTelemetry).Assembly.GetName().Version?.ToString()))
             .WithTracing(t =>
             {
-                t.AddAspNetCoreInstrumentation()
-                    .AddHttpClientInstrumentation()
-                    .AddSource(options.Sources)
-                    .SetSampler(RootSampler(options));
+                if (Exports(options))
+                {
+                    // The instrumentations add the HTTP attributes to spans someone reads. With nothing exporting they
+                    // would only cost: their diagnostic-event handlers run for every request, and the HttpClient one
+                    // writes the traceparent header a second time (docs/benchmarks.md). Propagation needs neither: the
+                    // sources below are listened to, and HttpClient injects the client span's context itself.
+                    t.AddAspNetCoreInstrumentation().AddHttpClientInstrumentation();
+                }
+
+                t.AddSource(options.Sources).SetSampler(RootSampler(options));
                 if (otlp)
                 {
                     t.AddOtlpExporter(o => Otlp(o, options, "v1/traces"));
@@ -66,8 +73,14 @@ public static class GatewayOpenTelemetry
     public static Sampler RootSampler(TracingOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        bool exports = !string.IsNullOrWhiteSpace(options.OtlpEndpoint) || options.Configure is not null;
-        return new ParentBasedSampler(exports ? new TraceIdRatioBasedSampler(Math.Clamp(options.SampleRatio, 0, 1)) : new AlwaysOffSampler());
+        return new ParentBasedSampler(Exports(options) ? new TraceIdRatioBasedSampler(Math.Clamp(options.SampleRatio, 0, 1)) : new AlwaysOffSampler());
+    }
+
+    /// <summary>Whether something exports spans: an OTLP endpoint or a <see cref="TracingOptions.Configure"/> hook.</summary>
+    public static bool Exports(TracingOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return !string.IsNullOrWhiteSpace(options.OtlpEndpoint) || options.Configure is not null;
     }
 
     /// <summary>gRPC to the endpoint as given, or HTTP/protobuf with the signal's path added to a bare endpoint.</summary>

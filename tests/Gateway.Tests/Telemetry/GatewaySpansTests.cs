@@ -14,6 +14,33 @@ public sealed class GatewaySpansTests
 {
     private const string Prompt = "the secret plan is in the blue folder";
 
+    [Theory]
+    [InlineData("01")]
+    [InlineData("00")]
+    public async Task NoExporter_WorkerGetsTheCallersTraceAndSampledFlag_ThroughTheGatewaysClientSpan(string flags)
+    {
+        await using var worker = await FakeWorker.StartAsync();
+        await using var gateway = await TestGateway.StartAsync([worker.Url]); // tracing on, nothing exporting
+
+        var callerTrace = ActivityTraceId.CreateRandom();
+        var callerSpan = ActivitySpanId.CreateRandom();
+        using var http = TestGateway.Client(gateway);
+        using var request = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions")
+        {
+            Content = TestGateway.Json("{\"model\":\"llama3-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"),
+        };
+        request.Headers.Add("traceparent", $"00-{callerTrace.ToHexString()}-{callerSpan.ToHexString()}-{flags}");
+        using var response = await http.SendAsync(request);
+        response.EnsureSuccessStatusCode();
+
+        var (_, headers, _) = Assert.Single(worker.Requests, r => r.Path.EndsWith("/chat/completions", StringComparison.Ordinal));
+        var parts = headers["traceparent"].Split('-');
+        Assert.Equal(4, parts.Length);
+        Assert.Equal(callerTrace.ToHexString(), parts[1]);
+        Assert.NotEqual(callerSpan.ToHexString(), parts[2]); // a span of the gateway is the worker's parent
+        Assert.Equal(flags, parts[3]);
+    }
+
     [Fact]
     public async Task SampledCaller_ServerSpan_ParentsUpstreamSpan_ParentsHttpClientSpan()
     {
