@@ -10,6 +10,7 @@ public sealed class WorkerInfo
     private int _inFlight;
     private long _pendingPrefillTokens;
     private long _activeDecodeTokens;
+    private int _pendingPrefillRequests;
 
     /// <summary>Creates a worker record.</summary>
     public WorkerInfo(string id, int index)
@@ -38,6 +39,9 @@ public sealed class WorkerInfo
 
     /// <summary>Context tokens of requests here that are decoding.</summary>
     public long ActiveDecodeTokens => Volatile.Read(ref _activeDecodeTokens);
+
+    /// <summary>Requests dispatched here that have not reached their first token (their prompt is waiting or being prefilled).</summary>
+    public int PendingPrefillRequests => Volatile.Read(ref _pendingPrefillRequests);
 
     /// <summary>Worker-reported waiting requests (last poll).</summary>
     public int ReportedWaiting { get; set; }
@@ -109,12 +113,14 @@ public sealed class WorkerInfo
     public void OnDispatched(int uncachedPromptTokens)
     {
         Interlocked.Increment(ref _inFlight);
+        Interlocked.Increment(ref _pendingPrefillRequests);
         Interlocked.Add(ref _pendingPrefillTokens, uncachedPromptTokens);
     }
 
     /// <summary>The request's prefill finished (first token): its prefill charge moves to decode.</summary>
     public void OnFirstToken(int uncachedPromptTokens, int contextTokens)
     {
+        Interlocked.Decrement(ref _pendingPrefillRequests);
         Interlocked.Add(ref _pendingPrefillTokens, -uncachedPromptTokens);
         Interlocked.Add(ref _activeDecodeTokens, contextTokens);
     }
@@ -129,6 +135,7 @@ public sealed class WorkerInfo
         }
         else
         {
+            Interlocked.Decrement(ref _pendingPrefillRequests);
             Interlocked.Add(ref _pendingPrefillTokens, -uncachedPromptTokens);
         }
     }

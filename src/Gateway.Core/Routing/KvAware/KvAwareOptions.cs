@@ -114,6 +114,16 @@ public sealed record KvAwareOptions
     public double AttentionTokensPerDoubling { get; init; } = 30_000;
 
     /// <summary>
+    /// Delay a placement adds to the prompts already waiting on a worker: the engine packs waiting prompts into one
+    /// prefill step (chunked prefill), so a prompt sent to a worker where others wait for their first token lengthens
+    /// their step by its own prefill time. That delay, times the number of such requests
+    /// (<see cref="WorkerInfo.PendingPrefillRequests"/>) and this weight, is added to the worker's placement cost (not
+    /// to the request's own time to first token): the fleet's total time to first token, not only this request's, is
+    /// what placement minimises. Default 1 (the delay counted once); 0 = off.
+    /// </summary>
+    public double QueuedPrefillDelayWeight { get; init; } = 1;
+
+    /// <summary>
     /// Memory-aware placement: the KV blocks a request needs on a worker (its uncached prompt blocks + expected output
     /// blocks) beyond what the worker reports free (<see cref="WorkerInfo.KvBlocksFree"/>: total − live sequences' blocks
     /// − pinned idle blocks) must be taken from contexts the worker holds: retained (pinned) agent contexts or running
@@ -174,6 +184,7 @@ public sealed record KvAwareOptions
                 case "session_overload_factor": o = o with { SessionOverloadFactor = v }; break;
                 case "session_ttl_s": o = o with { SessionTtl = TimeSpan.FromSeconds(v) }; break;
                 case "memory_pressure_weight": o = o with { MemoryPressureWeight = v }; break;
+                case "queued_prefill_delay_weight": o = o with { QueuedPrefillDelayWeight = v }; break;
                 case "memory_hot_window_s": o = o with { MemoryHotWindow = TimeSpan.FromSeconds(v) }; break;
                 default: errors.Add($"unknown kv-aware knob '{key}'"); break;
             }
@@ -245,6 +256,11 @@ public sealed record KvAwareOptions
         if (!(MemoryPressureWeight >= 0) || double.IsInfinity(MemoryPressureWeight))
         {
             errors.Add("MemoryPressureWeight must be a finite number >= 0 (0 = off)");
+        }
+
+        if (!(QueuedPrefillDelayWeight >= 0) || double.IsInfinity(QueuedPrefillDelayWeight))
+        {
+            errors.Add("QueuedPrefillDelayWeight must be a finite number >= 0 (0 = off)");
         }
 
         if (MemoryHotWindow < TimeSpan.Zero)

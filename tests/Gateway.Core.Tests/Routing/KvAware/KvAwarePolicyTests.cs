@@ -680,11 +680,12 @@ public class KvAwarePolicyTests(ITestOutputHelper output)
     public void Route_Pressure_IsChargedInSecondsOfReprefill_NotAsAnExclusion()
     {
         // Worker 1 has room but 12 s of queued prefill; worker 0 would evict 5,800 blocks (9.3 s at 10k tok/s): the
-        // eviction is the cheaper harm, so the request still goes to worker 0. With weight 2 (18.6 s) it does not.
+        // eviction is the cheaper harm, so the request still goes to worker 0. With weight 2 (18.6 s) it does not. (The
+        // delay this request would add to the prompt queued on worker 1 is switched off to isolate the pressure term.)
         var fleet = PinnedFullAndEmpty();
         fleet[1].OnDispatched(120_000);
-        Assert.Equal(0, NewPolicy(new KvAwareOptions { MemoryPressureWeight = 1, BalanceFactor = 0 }).Route(Req(Chains.Of(1, 6_000)), fleet).WorkerIndex);
-        Assert.Equal(1, NewPolicy(new KvAwareOptions { MemoryPressureWeight = 2, BalanceFactor = 0 }).Route(Req(Chains.Of(1, 6_000)), fleet).WorkerIndex);
+        Assert.Equal(0, NewPolicy(new KvAwareOptions { MemoryPressureWeight = 1, BalanceFactor = 0, QueuedPrefillDelayWeight = 0 }).Route(Req(Chains.Of(1, 6_000)), fleet).WorkerIndex);
+        Assert.Equal(1, NewPolicy(new KvAwareOptions { MemoryPressureWeight = 2, BalanceFactor = 0, QueuedPrefillDelayWeight = 0 }).Route(Req(Chains.Of(1, 6_000)), fleet).WorkerIndex);
     }
 
     [Fact]

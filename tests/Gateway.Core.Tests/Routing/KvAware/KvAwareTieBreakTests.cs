@@ -8,7 +8,8 @@ public class KvAwareTieBreakTests
 {
     private readonly FakeTimeProvider _time = new();
 
-    private static RouteRequest Req(ulong first, int blocks) => new()
+    /// <summary>A prompt of <paramref name="blocks"/> 16-token blocks hashed from <paramref name="first"/> up, 8 output tokens.</summary>
+    internal static RouteRequest Req(ulong first, int blocks) => new()
     {
         TenantPath = "t",
         BlockHashes = [.. Enumerable.Range(0, blocks).Select(i => first + (ulong)i)],
