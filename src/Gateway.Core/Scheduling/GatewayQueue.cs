@@ -94,7 +94,11 @@ public sealed class GatewayQueue : IDispatchQueue
     private readonly CostModel _cost;
     private const int MaxIdlePrefixes = 1024;
     private readonly Dictionary<string, int> _queuedByPath = new(StringComparer.Ordinal);
+    // Deadlines of admitted requests, removed lazily when they fall due (a request dispatched before its deadline stays
+    // until then); after a burst the heap gives its spare capacity back (see ExpireDue).
     private readonly PriorityQueue<QueuedRequest, (long Deadline, long Id)> _deadlines = new();
+    private const int MinTrimPeak = 256;
+    private int _deadlinesPeak;
     private readonly SortedSet<QueuedRequest> _sheddable = new(ById);
     private TenantTree _tree;
 
@@ -185,6 +189,7 @@ public sealed class GatewayQueue : IDispatchQueue
         _scheduler.Enqueue(request);
         ForEachPrefix(request.TenantPath, +1);
         _deadlines.Enqueue(request, (deadline, request.Id));
+        _deadlinesPeak = Math.Max(_deadlinesPeak, _deadlines.Count);
         if (isBatch && request.Sheddable)
         {
             _sheddable.Add(request);
@@ -259,6 +264,9 @@ public sealed class GatewayQueue : IDispatchQueue
         return OnDequeued(pick.Next(_scheduler, worker));
     }
 
+    /// <summary>Slots the deadline heap holds now (its array's capacity, for the memory tests).</summary>
+    internal int DeadlineCapacity => _deadlines.EnsureCapacity(0);
+
     /// <summary>Removes every request whose queue timeout has passed; appends them to <paramref name="expired"/>.</summary>
     public int ExpireDue(List<QueuedRequest> expired)
     {
@@ -273,6 +281,12 @@ public sealed class GatewayQueue : IDispatchQueue
                 expired.Add(r);
                 n++;
             }
+        }
+
+        if (_deadlinesPeak >= MinTrimPeak && _deadlines.Count < _deadlinesPeak / 4)
+        {
+            _deadlines.TrimExcess();
+            _deadlinesPeak = _deadlines.Count;
         }
 
         return n;

@@ -129,6 +129,10 @@ public sealed class Suite
         {
             errors.Add($"reference '{suite.Reference}' is not in routing");
         }
+        else if (suite.Routing.All(n => n == suite.Reference))
+        {
+            errors.Add($"routing needs a policy besides the reference '{suite.Reference}' to compare it with");
+        }
 
         foreach (var name in suite.Scenarios.Concat(suite.Isolation).GroupBy(s => s.Name).Where(g => g.Count() > 1))
         {

@@ -55,6 +55,35 @@ public class GatewayQueueTests
     }
 
     [Fact]
+    public void ExpireDue_AfterABurst_GivesTheDeadlineHeapsCapacityBack()
+    {
+        var time = new FakeTimeProvider();
+        var tree = TenantTree.Build(new TenantTreeConfig
+        {
+            Tenants = [new TenantNodeConfig { Name = "t", Quota = new TenantQuota { QueueTimeout = TimeSpan.FromSeconds(2), MaxQueued = 5_000 } }],
+        });
+        var q = new GatewayQueue(new HierarchicalFairScheduler(), tree, new QuotaLedger(time), time: time);
+        for (int i = 0; i < 5_000; i++)
+        {
+            Assert.True(q.TryEnqueue(Req("t")).Admitted);
+        }
+
+        while (q.Dequeue() is not null)
+        {
+        }
+
+        int peak = q.DeadlineCapacity;
+        Assert.True(peak >= 5_000);
+        var expired = new List<QueuedRequest>();
+        time.Advance(TimeSpan.FromSeconds(3));
+        Assert.Equal(0, q.ExpireDue(expired)); // dispatched requests leave the heap when due, none of them expires
+        Assert.True(q.DeadlineCapacity < peak / 4, $"capacity {q.DeadlineCapacity} after a peak of {peak}");
+        Assert.True(q.TryEnqueue(Req("t")).Admitted); // still usable
+        time.Advance(TimeSpan.FromSeconds(3));
+        Assert.Equal(1, q.ExpireDue(expired));
+    }
+
+    [Fact]
     public void ExpireDue_AfterQueueTimeout_RemovesAndReleasesQuota()
     {
         var time = new FakeTimeProvider();

@@ -66,6 +66,19 @@ public class CompareTests
     }
 
     [Fact]
+    public void Load_RejectsASuiteWithNothingToCompareTheReferenceWith()
+    {
+        using var f = new TestFiles();
+        Trace(f);
+        var path = f.Write("alone.json", """
+            {"name": "alone", "seeds": [1], "loads": [1], "routing": ["kv-aware"],
+             "scenarios": [{"name": "a", "trace": "m.jsonl", "format": "mooncake", "workers": 2}]}
+            """);
+        var e = Assert.Throws<FormatException>(() => Simulator.Compare.Suite.Load(path, Path.Combine(f.Dir, "traces")));
+        Assert.Contains("routing needs a policy besides the reference 'kv-aware'", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void At_ScalesSessionRateForSessionTracesAndTimeScaleOtherwise()
     {
         var open = new SuiteScenario { Name = "o", Title = "o", LoadBy = "time_scale", Settings = new Scenario { TimeScale = 1.5 } };
