@@ -18,7 +18,6 @@ public sealed class BoundedMap<TKey, TValue>
     where TKey : notnull
 {
     private readonly Dictionary<TKey, (TValue Value, long Stamp, long Weight)> _map;
-    private const int MinTrimPeak = 256;
     private readonly Queue<(TKey Key, long Stamp, long WrittenAt)> _order = new();
     private readonly Queue<(TKey Key, long Stamp, long WrittenAt)> _brief = new();
     private readonly Func<TValue, long>? _weight;
@@ -27,7 +26,7 @@ public sealed class BoundedMap<TKey, TValue>
     private readonly long _maxIdleTicks;
     private readonly long _briefIdleTicks;
     private long _stamp;
-    private int _peak;
+    private PeakWatermark _peak;
 
     /// <summary>
     /// Creates the map. <paramref name="capacity"/>: the largest total weight kept; <paramref name="weight"/>: an entry's
@@ -125,7 +124,7 @@ public sealed class BoundedMap<TKey, TValue>
         long stamp = ++_stamp;
         _map[key] = (value, stamp, w);
         Weight += w;
-        _peak = Math.Max(_peak, _map.Count);
+        _peak.Observe(_map.Count);
         long now = _time?.GetTimestamp() ?? 0;
         (brief && BriefIdle is not null ? _brief : _order).Enqueue((key, stamp, now));
         while (NextVictim(now) is { } queue)
@@ -216,7 +215,7 @@ public sealed class BoundedMap<TKey, TValue>
     // After a burst: once the entries fall below a quarter of their peak, give the spare capacity back.
     private void TrimAfterPeak()
     {
-        if (_peak < MinTrimPeak || _map.Count >= _peak / 4)
+        if (!_peak.TrimNow(_map.Count))
         {
             return;
         }
@@ -226,6 +225,5 @@ public sealed class BoundedMap<TKey, TValue>
         Compact(_brief);
         _order.TrimExcess();
         _brief.TrimExcess();
-        _peak = _map.Count;
     }
 }

@@ -97,8 +97,7 @@ public sealed class GatewayQueue : IDispatchQueue
     // Deadlines of admitted requests, removed lazily when they fall due (a request dispatched before its deadline stays
     // until then); after a burst the heap gives its spare capacity back (see ExpireDue).
     private readonly PriorityQueue<QueuedRequest, (long Deadline, long Id)> _deadlines = new();
-    private const int MinTrimPeak = 256;
-    private int _deadlinesPeak;
+    private Collections.PeakWatermark _deadlinesPeak;
     private readonly SortedSet<QueuedRequest> _sheddable = new(ById);
     private TenantTree _tree;
 
@@ -189,7 +188,7 @@ public sealed class GatewayQueue : IDispatchQueue
         _scheduler.Enqueue(request);
         ForEachPrefix(request.TenantPath, +1);
         _deadlines.Enqueue(request, (deadline, request.Id));
-        _deadlinesPeak = Math.Max(_deadlinesPeak, _deadlines.Count);
+        _deadlinesPeak.Observe(_deadlines.Count);
         if (isBatch && request.Sheddable)
         {
             _sheddable.Add(request);
@@ -283,10 +282,9 @@ public sealed class GatewayQueue : IDispatchQueue
             }
         }
 
-        if (_deadlinesPeak >= MinTrimPeak && _deadlines.Count < _deadlinesPeak / 4)
+        if (_deadlinesPeak.TrimNow(_deadlines.Count))
         {
             _deadlines.TrimExcess();
-            _deadlinesPeak = _deadlines.Count;
         }
 
         return n;
